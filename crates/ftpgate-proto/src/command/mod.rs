@@ -1,0 +1,162 @@
+//! Commands: the typed [`Command`], the one command table, and the parser.
+//!
+//! Every verb has exactly one [`CommandSpec`] in [`table::COMMANDS`]: its argument parser,
+//! whether it needs a login, the permission letter it checks, whether it opens a data
+//! transfer, whether it is acted on while a transfer runs, its HELP text and its FEAT line.
+
+mod table;
+
+use std::fmt;
+use std::net::{SocketAddr, SocketAddrV4};
+use std::time::SystemTime;
+
+pub use table::{COMMANDS, lookup};
+
+use crate::perm::Perm;
+use crate::reply::{Reply, ReplyCode};
+
+/// A password as received; its `Debug` and `Display` never show it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Password(String);
+
+impl Password {
+    /// Wraps a password.
+    pub fn new(s: impl Into<String>) -> Self {
+        Password(s.into())
+    }
+
+    /// The password itself, for the authenticator.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Password {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("****")
+    }
+}
+
+impl fmt::Display for Password {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("****")
+    }
+}
+
+/// Representation type (RFC 959 section 3.1.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransferType {
+    /// TYPE A (or A N): text, CRLF on the wire.
+    Ascii,
+    /// TYPE I (or L 8): bytes as they are.
+    Binary,
+}
+
+/// Arguments of LIST and NLST: `ls`-style options, then an optional path.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ListArgs {
+    /// The path, if one was given.
+    pub path: Option<String>,
+    /// `-a`: include names starting with a dot.
+    pub all: bool,
+}
+
+/// The argument of EPSV (RFC 2428 section 3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EpsvArg {
+    /// No argument: the protocol of the control connection.
+    Any,
+    /// `1` (IPv4) or `2` (IPv6).
+    Protocol(u8),
+    /// `ALL`: from now on only EPSV may set up data connections.
+    All,
+}
+
+/// A parsed command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(missing_docs)] // each variant is its verb; see the command table for what it does
+pub enum Command {
+    User(String),
+    Pass(Password),
+    Acct,
+    Quit,
+    Rein,
+    Pwd,
+    Cwd(String),
+    Cdup,
+    Mkd(String),
+    Rmd(String),
+    Dele(String),
+    Rnfr(String),
+    Rnto(String),
+    Retr(String),
+    Stor(String),
+    Appe(String),
+    Stou(Option<String>),
+    List(ListArgs),
+    Nlst(ListArgs),
+    Mlsd(Option<String>),
+    Mlst(Option<String>),
+    Stat(Option<String>),
+    Syst,
+    Help(Option<String>),
+    Noop,
+    Feat,
+    Opts { name: String, value: String },
+    Type(TransferType),
+    Mode,
+    Stru,
+    Allo,
+    Abor,
+    Site(String),
+    Pasv,
+    Epsv(EpsvArg),
+    Port(SocketAddrV4),
+    Eprt(SocketAddr),
+    Size(String),
+    Mdtm(String),
+    Mfmt { time: SystemTime, path: String },
+    Rest(u64),
+    Clnt(String),
+}
+
+/// One entry of the command table.
+#[derive(Debug)]
+pub struct CommandSpec {
+    /// The verb, upper case.
+    pub verb: &'static str,
+    /// Refused with 530 before login.
+    pub needs_login: bool,
+    /// The permission checked on the command's path, if any.
+    pub perm: Option<Perm>,
+    /// Opens a data transfer.
+    pub transfer: bool,
+    /// Acted on while a transfer runs (ABOR, STAT, NOOP, QUIT).
+    pub during_transfer: bool,
+    /// The syntax shown by `HELP verb`.
+    pub help: &'static str,
+    /// The line this command adds to FEAT.
+    pub feat: Option<&'static str>,
+    parse: fn(&str) -> Result<Command, Reply>,
+}
+
+impl CommandSpec {
+    /// Parses the argument (everything after the verb and one space).
+    pub fn parse(&self, arg: &str) -> Result<Command, Reply> {
+        (self.parse)(arg)
+    }
+}
+
+/// Splits and parses a control line. Errors are the replies to send: 500 for an unknown verb,
+/// 501 for a bad argument, 504 for an unsupported parameter.
+pub fn parse_line(line: &str) -> Result<(&'static CommandSpec, Command), Reply> {
+    let (verb, arg) = match line.split_once(' ') {
+        Some((verb, arg)) => (verb, arg),
+        None => (line, ""),
+    };
+    let spec = lookup(verb).ok_or_else(|| {
+        let shown: String = crate::listing::display_name(verb).chars().take(32).collect();
+        Reply::new(ReplyCode::SyntaxError, format!("Unknown command {shown:?}"))
+    })?;
+    Ok((spec, spec.parse(arg)?))
+}

@@ -1,0 +1,382 @@
+//! The command table: one entry per verb.
+
+use std::time::SystemTime;
+
+use super::{Command, CommandSpec, EpsvArg, ListArgs, Password, TransferType};
+use crate::hostport::{parse_eprt, parse_port};
+use crate::listing::parse_timeval;
+use crate::path::is_forbidden_char;
+use crate::perm::Perm;
+use crate::reply::{Reply, ReplyCode};
+
+fn syntax(text: &str) -> Reply {
+    Reply::new(ReplyCode::ArgumentSyntaxError, text)
+}
+
+fn not_for_parameter(text: &str) -> Reply {
+    Reply::new(ReplyCode::ParameterNotImplemented, text)
+}
+
+fn checked_name(arg: &str) -> Result<String, Reply> {
+    if arg.chars().any(is_forbidden_char) {
+        return Err(syntax("Control characters are not allowed in names"));
+    }
+    Ok(arg.to_string())
+}
+
+fn path(arg: &str) -> Result<String, Reply> {
+    if arg.is_empty() {
+        return Err(syntax("A path is required"));
+    }
+    checked_name(arg)
+}
+
+fn optional_path(arg: &str) -> Result<Option<String>, Reply> {
+    if arg.is_empty() { Ok(None) } else { checked_name(arg).map(Some) }
+}
+
+/// `ls` options that clients send with LIST and NLST; `-R` is accepted and ignored
+/// (recursive listings are not served).
+const LIST_FLAGS: &str = "aAlRdFtrh1CSU";
+
+fn list_args(arg: &str) -> Result<ListArgs, Reply> {
+    let mut rest = arg.trim_start();
+    let mut args = ListArgs::default();
+    while let Some(opts) = rest.strip_prefix('-') {
+        let token = opts.split(' ').next().unwrap_or("");
+        if token.is_empty() || !token.chars().all(|c| LIST_FLAGS.contains(c)) {
+            break;
+        }
+        args.all |= token.contains('a') || token.contains('A');
+        rest = opts[token.len()..].trim_start();
+    }
+    args.path = optional_path(rest)?;
+    Ok(args)
+}
+
+fn parse_type(arg: &str) -> Result<Command, Reply> {
+    let arg = arg.trim().to_ascii_uppercase();
+    let mut words = arg.split_whitespace();
+    let kind = words.next().ok_or_else(|| syntax("TYPE needs an argument"))?;
+    let param = words.next();
+    if words.next().is_some() {
+        return Err(syntax("Too many arguments"));
+    }
+    match (kind, param) {
+        ("A", None | Some("N")) => Ok(Command::Type(TransferType::Ascii)),
+        ("I", None) | ("L", Some("8")) | ("L8", None) => Ok(Command::Type(TransferType::Binary)),
+        ("A", Some("T" | "C")) | ("E", _) | ("L", Some(_)) => Err(not_for_parameter("Type not supported")),
+        _ => Err(syntax("Unknown TYPE")),
+    }
+}
+
+fn one_letter(arg: &str, ok: &str, known: &str, cmd: Command) -> Result<Command, Reply> {
+    let arg = arg.trim().to_ascii_uppercase();
+    if arg == ok {
+        Ok(cmd)
+    } else if arg.len() == 1 && known.contains(arg.as_str()) {
+        Err(not_for_parameter("Parameter not supported"))
+    } else {
+        Err(syntax("Unknown parameter"))
+    }
+}
+
+fn parse_epsv(arg: &str) -> Result<Command, Reply> {
+    match arg.trim().to_ascii_uppercase().as_str() {
+        "" => Ok(Command::Epsv(EpsvArg::Any)),
+        "ALL" => Ok(Command::Epsv(EpsvArg::All)),
+        "1" => Ok(Command::Epsv(EpsvArg::Protocol(1))),
+        "2" => Ok(Command::Epsv(EpsvArg::Protocol(2))),
+        n if n.parse::<u32>().is_ok() => {
+            Err(Reply::new(ReplyCode::NetworkProtocolNotSupported, "Network protocol not supported, use (1,2)"))
+        }
+        _ => Err(syntax("Bad EPSV argument")),
+    }
+}
+
+fn parse_eprt_cmd(arg: &str) -> Result<Command, Reply> {
+    let arg = arg.trim();
+    if let Some(addr) = parse_eprt(arg) {
+        return Ok(Command::Eprt(addr));
+    }
+    let fields: Vec<&str> = arg.chars().next().map(|d| arg.split(d).collect()).unwrap_or_default();
+    if fields.len() == 5 && fields[1].parse::<u32>().is_ok_and(|af| af != 1 && af != 2) {
+        return Err(Reply::new(ReplyCode::NetworkProtocolNotSupported, "Network protocol not supported, use (1,2)"));
+    }
+    Err(syntax("Bad EPRT argument"))
+}
+
+fn parse_rest(arg: &str) -> Result<Command, Reply> {
+    let arg = arg.trim();
+    if arg.is_empty() || !arg.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(syntax("REST needs a non-negative byte offset"));
+    }
+    arg.parse::<u64>().map(Command::Rest).map_err(|_| syntax("REST offset too large"))
+}
+
+fn parse_mfmt(arg: &str) -> Result<Command, Reply> {
+    let (time, name) = arg.split_once(' ').ok_or_else(|| syntax("MFMT needs a time and a path"))?;
+    let time: SystemTime = parse_timeval(time).ok_or_else(|| syntax("Bad time, expected YYYYMMDDHHMMSS"))?;
+    Ok(Command::Mfmt { time, path: path(name)? })
+}
+
+fn parse_opts(arg: &str) -> Result<Command, Reply> {
+    let (name, value) = arg.trim_start().split_once(' ').unwrap_or((arg.trim(), ""));
+    if name.is_empty() {
+        return Err(syntax("OPTS needs an argument"));
+    }
+    Ok(Command::Opts { name: name.to_ascii_uppercase(), value: value.trim().to_string() })
+}
+
+macro_rules! spec {
+    ($verb:literal, login: $login:expr, perm: $perm:expr, transfer: $transfer:expr, during: $during:expr,
+     help: $help:literal, feat: $feat:expr, parse: $parse:expr) => {
+        CommandSpec {
+            verb: $verb,
+            needs_login: $login,
+            perm: $perm,
+            transfer: $transfer,
+            during_transfer: $during,
+            help: $help,
+            feat: $feat,
+            parse: $parse,
+        }
+    };
+}
+
+/// Every command ftpgate knows.
+pub static COMMANDS: &[CommandSpec] = &[
+    // Access control (RFC 959 section 4.1.1)
+    spec!("USER", login: false, perm: None, transfer: false, during: false, help: "USER <sp> username", feat: None,
+        parse: |a| if a.is_empty() { Err(syntax("USER needs a name")) } else { checked_name(a).map(Command::User) }),
+    spec!("PASS", login: false, perm: None, transfer: false, during: false, help: "PASS <sp> password", feat: None,
+        parse: |a| Ok(Command::Pass(Password::new(a)))),
+    spec!("ACCT", login: false, perm: None, transfer: false, during: false, help: "ACCT <sp> account (not needed)", feat: None,
+        parse: |_| Ok(Command::Acct)),
+    spec!("CWD", login: true, perm: Some(Perm::Cwd), transfer: false, during: false, help: "CWD <sp> pathname", feat: None,
+        parse: |a| path(a).map(Command::Cwd)),
+    spec!("XCWD", login: true, perm: Some(Perm::Cwd), transfer: false, during: false, help: "XCWD <sp> pathname", feat: None,
+        parse: |a| path(a).map(Command::Cwd)),
+    spec!("CDUP", login: true, perm: Some(Perm::Cwd), transfer: false, during: false, help: "CDUP", feat: None,
+        parse: |_| Ok(Command::Cdup)),
+    spec!("XCUP", login: true, perm: Some(Perm::Cwd), transfer: false, during: false, help: "XCUP", feat: None,
+        parse: |_| Ok(Command::Cdup)),
+    spec!("REIN", login: false, perm: None, transfer: false, during: false, help: "REIN", feat: None,
+        parse: |_| Ok(Command::Rein)),
+    spec!("QUIT", login: false, perm: None, transfer: false, during: true, help: "QUIT", feat: None,
+        parse: |_| Ok(Command::Quit)),
+    // Transfer parameters (RFC 959 section 4.1.2, RFC 2428)
+    spec!("PORT", login: true, perm: None, transfer: false, during: false, help: "PORT <sp> h1,h2,h3,h4,p1,p2", feat: None,
+        parse: |a| parse_port(a).map(Command::Port).ok_or_else(|| syntax("Bad PORT argument"))),
+    spec!("EPRT", login: true, perm: None, transfer: false, during: false, help: "EPRT <sp> |af|addr|port|", feat: Some("EPRT"),
+        parse: parse_eprt_cmd),
+    spec!("PASV", login: true, perm: None, transfer: false, during: false, help: "PASV", feat: None,
+        parse: |_| Ok(Command::Pasv)),
+    spec!("EPSV", login: true, perm: None, transfer: false, during: false, help: "EPSV [<sp> 1|2|ALL]", feat: Some("EPSV"),
+        parse: parse_epsv),
+    spec!("TYPE", login: false, perm: None, transfer: false, during: false, help: "TYPE <sp> A [N] | I | L 8", feat: None,
+        parse: parse_type),
+    spec!("STRU", login: false, perm: None, transfer: false, during: false, help: "STRU <sp> F", feat: None,
+        parse: |a| one_letter(a, "F", "RP", Command::Stru)),
+    spec!("MODE", login: false, perm: None, transfer: false, during: false, help: "MODE <sp> S", feat: None,
+        parse: |a| one_letter(a, "S", "BCZ", Command::Mode)),
+    // Service commands (RFC 959 section 4.1.3)
+    spec!("RETR", login: true, perm: Some(Perm::Retrieve), transfer: true, during: false, help: "RETR <sp> pathname", feat: None,
+        parse: |a| path(a).map(Command::Retr)),
+    spec!("STOR", login: true, perm: Some(Perm::Store), transfer: true, during: false, help: "STOR <sp> pathname", feat: None,
+        parse: |a| path(a).map(Command::Stor)),
+    spec!("STOU", login: true, perm: Some(Perm::Store), transfer: true, during: false, help: "STOU [<sp> name]", feat: None,
+        parse: |a| optional_path(a).map(Command::Stou)),
+    spec!("APPE", login: true, perm: Some(Perm::Append), transfer: true, during: false, help: "APPE <sp> pathname", feat: None,
+        parse: |a| path(a).map(Command::Appe)),
+    spec!("ALLO", login: true, perm: None, transfer: false, during: false, help: "ALLO <sp> size", feat: None,
+        parse: |_| Ok(Command::Allo)),
+    spec!("REST", login: true, perm: None, transfer: false, during: false, help: "REST <sp> offset", feat: Some("REST STREAM"),
+        parse: parse_rest),
+    spec!("RNFR", login: true, perm: Some(Perm::Rename), transfer: false, during: false, help: "RNFR <sp> pathname", feat: None,
+        parse: |a| path(a).map(Command::Rnfr)),
+    spec!("RNTO", login: true, perm: Some(Perm::Rename), transfer: false, during: false, help: "RNTO <sp> pathname", feat: None,
+        parse: |a| path(a).map(Command::Rnto)),
+    spec!("ABOR", login: false, perm: None, transfer: false, during: true, help: "ABOR", feat: None,
+        parse: |_| Ok(Command::Abor)),
+    spec!("DELE", login: true, perm: Some(Perm::Delete), transfer: false, during: false, help: "DELE <sp> pathname", feat: None,
+        parse: |a| path(a).map(Command::Dele)),
+    spec!("RMD", login: true, perm: Some(Perm::Delete), transfer: false, during: false, help: "RMD <sp> pathname", feat: None,
+        parse: |a| path(a).map(Command::Rmd)),
+    spec!("XRMD", login: true, perm: Some(Perm::Delete), transfer: false, during: false, help: "XRMD <sp> pathname", feat: None,
+        parse: |a| path(a).map(Command::Rmd)),
+    spec!("MKD", login: true, perm: Some(Perm::Mkdir), transfer: false, during: false, help: "MKD <sp> pathname", feat: None,
+        parse: |a| path(a).map(Command::Mkd)),
+    spec!("XMKD", login: true, perm: Some(Perm::Mkdir), transfer: false, during: false, help: "XMKD <sp> pathname", feat: None,
+        parse: |a| path(a).map(Command::Mkd)),
+    spec!("PWD", login: true, perm: None, transfer: false, during: false, help: "PWD", feat: None,
+        parse: |_| Ok(Command::Pwd)),
+    spec!("XPWD", login: true, perm: None, transfer: false, during: false, help: "XPWD", feat: None,
+        parse: |_| Ok(Command::Pwd)),
+    spec!("LIST", login: true, perm: Some(Perm::List), transfer: true, during: false, help: "LIST [<sp> -la] [<sp> pathname]", feat: None,
+        parse: |a| list_args(a).map(Command::List)),
+    spec!("NLST", login: true, perm: Some(Perm::List), transfer: true, during: false, help: "NLST [<sp> -a] [<sp> pathname]", feat: None,
+        parse: |a| list_args(a).map(Command::Nlst)),
+    spec!("SITE", login: true, perm: None, transfer: false, during: false, help: "SITE <sp> HELP", feat: None,
+        parse: |a| if a.trim().is_empty() { Err(syntax("SITE needs a command")) } else { Ok(Command::Site(a.trim().to_string())) }),
+    spec!("SYST", login: false, perm: None, transfer: false, during: false, help: "SYST", feat: None,
+        parse: |_| Ok(Command::Syst)),
+    spec!("STAT", login: false, perm: Some(Perm::List), transfer: false, during: true, help: "STAT [<sp> pathname]", feat: None,
+        parse: |a| optional_path(a).map(Command::Stat)),
+    spec!("HELP", login: false, perm: None, transfer: false, during: false, help: "HELP [<sp> command]", feat: None,
+        parse: |a| Ok(Command::Help(if a.trim().is_empty() { None } else { Some(a.trim().to_ascii_uppercase()) }))),
+    spec!("NOOP", login: false, perm: None, transfer: false, during: true, help: "NOOP", feat: None,
+        parse: |_| Ok(Command::Noop)),
+    // RFC 2389
+    spec!("FEAT", login: false, perm: None, transfer: false, during: false, help: "FEAT", feat: None,
+        parse: |_| Ok(Command::Feat)),
+    spec!("OPTS", login: false, perm: None, transfer: false, during: false, help: "OPTS <sp> UTF8 ON | MLST facts", feat: Some("UTF8"),
+        parse: parse_opts),
+    // RFC 3659 and friends
+    spec!("SIZE", login: true, perm: Some(Perm::List), transfer: false, during: false, help: "SIZE <sp> pathname", feat: Some("SIZE"),
+        parse: |a| path(a).map(Command::Size)),
+    spec!("MDTM", login: true, perm: Some(Perm::List), transfer: false, during: false, help: "MDTM <sp> pathname", feat: Some("MDTM"),
+        parse: |a| path(a).map(Command::Mdtm)),
+    spec!("MFMT", login: true, perm: Some(Perm::SetTime), transfer: false, during: false, help: "MFMT <sp> YYYYMMDDHHMMSS <sp> pathname", feat: Some("MFMT"),
+        parse: parse_mfmt),
+    spec!("MLST", login: true, perm: Some(Perm::List), transfer: false, during: false, help: "MLST [<sp> pathname]", feat: Some("MLST"),
+        parse: |a| optional_path(a).map(Command::Mlst)),
+    spec!("MLSD", login: true, perm: Some(Perm::List), transfer: true, during: false, help: "MLSD [<sp> pathname]", feat: None,
+        parse: |a| optional_path(a).map(Command::Mlsd)),
+    spec!("CLNT", login: false, perm: None, transfer: false, during: false, help: "CLNT <sp> client name", feat: Some("CLNT"),
+        parse: |a| Ok(Command::Clnt(a.chars().filter(|c| !c.is_control()).take(128).collect()))),
+];
+
+/// The entry for `verb` (any case).
+pub fn lookup(verb: &str) -> Option<&'static CommandSpec> {
+    if verb.len() > 4 {
+        return None;
+    }
+    COMMANDS.iter().find(|spec| spec.verb.eq_ignore_ascii_case(verb))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::parse_line;
+    use super::*;
+
+    fn parse(line: &str) -> Result<Command, u16> {
+        parse_line(line).map(|(_, c)| c).map_err(|r| r.code.number())
+    }
+
+    #[test]
+    fn verbs_are_case_insensitive() {
+        assert_eq!(parse("noop"), Ok(Command::Noop));
+        assert_eq!(parse("NoOp"), Ok(Command::Noop));
+    }
+
+    #[test]
+    fn unknown_verb_is_500() {
+        assert_eq!(parse("FOO bar"), Err(500));
+        assert_eq!(parse(""), Err(500));
+        assert_eq!(parse("RETRX a"), Err(500));
+    }
+
+    #[test]
+    fn x_aliases() {
+        assert_eq!(parse("XPWD"), Ok(Command::Pwd));
+        assert_eq!(parse("XCWD a"), Ok(Command::Cwd("a".into())));
+        assert_eq!(parse("XCUP"), Ok(Command::Cdup));
+        assert_eq!(parse("XMKD a"), Ok(Command::Mkd("a".into())));
+        assert_eq!(parse("XRMD a"), Ok(Command::Rmd("a".into())));
+    }
+
+    #[test]
+    fn path_argument_keeps_spaces_and_leading_dash() {
+        assert_eq!(parse("RETR  two  spaces "), Ok(Command::Retr(" two  spaces ".into())));
+        assert_eq!(parse("STOR -dash"), Ok(Command::Stor("-dash".into())));
+        assert_eq!(parse("RETR"), Err(501));
+    }
+
+    #[test]
+    fn nul_and_control_characters_are_501() {
+        assert_eq!(parse("STOR a\0b"), Err(501));
+        assert_eq!(parse("MKD a\x1bb"), Err(501));
+    }
+
+    #[test]
+    fn type_arguments() {
+        assert_eq!(parse("TYPE A"), Ok(Command::Type(TransferType::Ascii)));
+        assert_eq!(parse("TYPE A N"), Ok(Command::Type(TransferType::Ascii)));
+        assert_eq!(parse("TYPE a n"), Ok(Command::Type(TransferType::Ascii)));
+        assert_eq!(parse("TYPE I"), Ok(Command::Type(TransferType::Binary)));
+        assert_eq!(parse("TYPE L 8"), Ok(Command::Type(TransferType::Binary)));
+        assert_eq!(parse("TYPE A T"), Err(504));
+        assert_eq!(parse("TYPE E"), Err(504));
+        assert_eq!(parse("TYPE L 7"), Err(504));
+        assert_eq!(parse("TYPE X"), Err(501));
+        assert_eq!(parse("TYPE"), Err(501));
+    }
+
+    #[test]
+    fn mode_and_stru() {
+        assert_eq!(parse("MODE S"), Ok(Command::Mode));
+        assert_eq!(parse("MODE B"), Err(504));
+        assert_eq!(parse("MODE Q"), Err(501));
+        assert_eq!(parse("STRU F"), Ok(Command::Stru));
+        assert_eq!(parse("STRU R"), Err(504));
+    }
+
+    #[test]
+    fn list_options_then_path() {
+        assert_eq!(parse("LIST"), Ok(Command::List(ListArgs::default())));
+        assert_eq!(parse("LIST -la"), Ok(Command::List(ListArgs { path: None, all: true })));
+        assert_eq!(parse("LIST -l"), Ok(Command::List(ListArgs { path: None, all: false })));
+        assert_eq!(
+            parse("LIST -a -l my dir"),
+            Ok(Command::List(ListArgs { path: Some("my dir".into()), all: true }))
+        );
+        assert_eq!(parse("NLST -foo"), Ok(Command::Nlst(ListArgs { path: Some("-foo".into()), all: false })));
+    }
+
+    #[test]
+    fn rest_offsets() {
+        assert_eq!(parse("REST 0"), Ok(Command::Rest(0)));
+        assert_eq!(parse("REST 123"), Ok(Command::Rest(123)));
+        assert_eq!(parse("REST -1"), Err(501));
+        assert_eq!(parse("REST 99999999999999999999999"), Err(501));
+        assert_eq!(parse("REST"), Err(501));
+    }
+
+    #[test]
+    fn epsv_and_eprt() {
+        assert_eq!(parse("EPSV"), Ok(Command::Epsv(EpsvArg::Any)));
+        assert_eq!(parse("EPSV ALL"), Ok(Command::Epsv(EpsvArg::All)));
+        assert_eq!(parse("EPSV 2"), Ok(Command::Epsv(EpsvArg::Protocol(2))));
+        assert_eq!(parse("EPSV 3"), Err(522));
+        assert_eq!(parse("EPRT |1|127.0.0.1|2000|"), Ok(Command::Eprt("127.0.0.1:2000".parse().unwrap())));
+        assert_eq!(parse("EPRT |3|x|2000|"), Err(522));
+        assert_eq!(parse("EPRT junk"), Err(501));
+        assert_eq!(parse("PORT 1,2,3"), Err(501));
+    }
+
+    #[test]
+    fn mfmt_and_opts() {
+        assert!(matches!(parse("MFMT 20200101000000 a b"), Ok(Command::Mfmt { path, .. }) if path == "a b"));
+        assert_eq!(parse("MFMT 2020 a"), Err(501));
+        assert_eq!(parse("OPTS utf8 on"), Ok(Command::Opts { name: "UTF8".into(), value: "on".into() }));
+        assert_eq!(parse("OPTS MLST type;size;"), Ok(Command::Opts { name: "MLST".into(), value: "type;size;".into() }));
+    }
+
+    #[test]
+    fn table_has_unique_verbs_and_help() {
+        for (i, a) in COMMANDS.iter().enumerate() {
+            assert!(!a.help.is_empty());
+            assert_eq!(a.verb, a.verb.to_ascii_uppercase());
+            for b in &COMMANDS[i + 1..] {
+                assert_ne!(a.verb, b.verb);
+            }
+        }
+    }
+
+    #[test]
+    fn only_four_commands_run_during_a_transfer() {
+        let during: Vec<_> = COMMANDS.iter().filter(|c| c.during_transfer).map(|c| c.verb).collect();
+        assert_eq!(during, ["QUIT", "ABOR", "STAT", "NOOP"]);
+    }
+}

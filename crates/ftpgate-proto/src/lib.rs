@@ -1,0 +1,29 @@
+//! The FTP protocol as pure functions, with no sockets, files or clocks.
+//!
+//! Everything here can be tested and fuzzed without a network: the control-line decoder
+//! ([`line`]), the command table and parser ([`command`]), reply encoding ([`reply`]), client
+//! path normalisation ([`path`]), data-address arguments ([`hostport`]), listing formats
+//! ([`listing`]), permissions ([`perm`]), the error-to-reply map ([`reply_map`]) and the session
+//! state machine ([`session`]) that decides every reply. The engine in the `ftpgate` crate
+//! performs the effects the session asks for and feeds the results back.
+
+#![warn(missing_docs)]
+
+pub mod command;
+pub mod hostport;
+pub mod line;
+pub mod listing;
+pub mod path;
+pub mod perm;
+pub mod reply;
+pub mod reply_map;
+pub mod session;
+
+pub use command::{Command, CommandSpec, ListArgs, TransferType};
+pub use listing::{DirEntry, FileKind, Metadata};
+pub use path::{PathError, VirtualPath};
+pub use perm::{Perm, PermissionMap, Permissions};
+pub use reply::{Reply, ReplyCode};
+pub use reply_map::ErrorKind;
+pub use command::Password;
+pub use session::{Session, SessionConfig, Step};

@@ -1,0 +1,431 @@
+//! Directory listings: the `ls -l` form of LIST, NLST names, and RFC 3659 MLSD/MLST facts.
+//!
+//! Each function formats one entry, so a listing is streamed entry by entry whatever the size
+//! of the directory. Control characters in names (which may exist on disk, though clients here
+//! cannot create them) are replaced by `?` so one user cannot send terminal escapes to another.
+
+use std::borrow::Cow;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use time::{Date, Month, OffsetDateTime, PrimitiveDateTime, Time};
+
+use crate::perm::{Perm, Permissions};
+
+/// What kind of thing an entry is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileKind {
+    /// A regular file.
+    File,
+    /// A directory.
+    Dir,
+    /// A symbolic link that could not be followed inside the root.
+    Symlink,
+}
+
+/// What a backend knows about a file or directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Metadata {
+    /// File, directory or unfollowable link.
+    pub kind: FileKind,
+    /// Size in bytes (0 for directories where unknown).
+    pub size: u64,
+    /// Last modification time, if the backend keeps one.
+    pub modified: Option<SystemTime>,
+    /// Unix permission bits (`0o644`), if the backend has them.
+    pub mode: Option<u32>,
+    /// A stable identifier for the MLSx `unique` fact (device and inode on local disk).
+    pub unique: Option<String>,
+}
+
+impl Metadata {
+    /// Whether this is a directory.
+    pub fn is_dir(&self) -> bool {
+        self.kind == FileKind::Dir
+    }
+
+    /// Whether this is a regular file.
+    pub fn is_file(&self) -> bool {
+        self.kind == FileKind::File
+    }
+}
+
+/// One entry of a directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirEntry {
+    /// The entry's name (one component).
+    pub name: String,
+    /// Its metadata.
+    pub metadata: Metadata,
+}
+
+/// The MLSx facts a client asked for with `OPTS MLST` (RFC 3659 section 7.9).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Facts {
+    /// `type`
+    pub kind: bool,
+    /// `size`
+    pub size: bool,
+    /// `modify`
+    pub modify: bool,
+    /// `perm`
+    pub perm: bool,
+    /// `unique`
+    pub unique: bool,
+    /// `unix.mode`
+    pub unix_mode: bool,
+}
+
+impl Default for Facts {
+    fn default() -> Self {
+        Facts { kind: true, size: true, modify: true, perm: true, unique: true, unix_mode: true }
+    }
+}
+
+impl Facts {
+    /// Selects the facts named in an `OPTS MLST` argument such as `type;size;modify;`;
+    /// unknown names are ignored, as the RFC requires.
+    pub fn select(names: &str) -> Facts {
+        let mut facts = Facts { kind: false, size: false, modify: false, perm: false, unique: false, unix_mode: false };
+        for name in names.split(';').map(|n| n.trim().to_ascii_lowercase()) {
+            match name.as_str() {
+                "type" => facts.kind = true,
+                "size" => facts.size = true,
+                "modify" => facts.modify = true,
+                "perm" => facts.perm = true,
+                "unique" => facts.unique = true,
+                "unix.mode" => facts.unix_mode = true,
+                _ => {}
+            }
+        }
+        facts
+    }
+
+    /// The selected facts as `OPTS MLST` replies them, e.g. `type;size;`.
+    pub fn names(&self) -> String {
+        [
+            (self.kind, "type;"),
+            (self.size, "size;"),
+            (self.modify, "modify;"),
+            (self.perm, "perm;"),
+            (self.unique, "unique;"),
+            (self.unix_mode, "unix.mode;"),
+        ]
+        .iter()
+        .filter(|(on, _)| *on)
+        .map(|(_, n)| *n)
+        .collect()
+    }
+
+    /// The FEAT line for MLST: every supported fact, selected ones marked with `*`.
+    pub fn feat_line(&self) -> String {
+        let all = [
+            (self.kind, "type"),
+            (self.size, "size"),
+            (self.modify, "modify"),
+            (self.perm, "perm"),
+            (self.unique, "unique"),
+            (self.unix_mode, "unix.mode"),
+        ];
+        let mut line = String::from("MLST ");
+        for (on, name) in all {
+            line.push_str(name);
+            if on {
+                line.push('*');
+            }
+            line.push(';');
+        }
+        line
+    }
+}
+
+/// How a listing is formatted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListFormat {
+    /// LIST: `ls -l` lines.
+    Long,
+    /// NLST: names only.
+    Names,
+    /// MLSD: facts and name.
+    Facts(Facts),
+}
+
+/// Replaces control characters in a name so it cannot inject escapes or break the framing.
+pub fn display_name(name: &str) -> Cow<'_, str> {
+    if name.chars().any(|c| c.is_control()) {
+        Cow::Owned(name.chars().map(|c| if c.is_control() { '?' } else { c }).collect())
+    } else {
+        Cow::Borrowed(name)
+    }
+}
+
+const SIX_MONTHS: Duration = Duration::from_secs(182 * 24 * 3600);
+
+fn utc(t: SystemTime) -> OffsetDateTime {
+    let secs = match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        Err(e) => -i64::try_from(e.duration().as_secs()).unwrap_or(i64::MAX),
+    };
+    OffsetDateTime::from_unix_timestamp(secs).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+fn month_abbrev(m: Month) -> &'static str {
+    match m {
+        Month::January => "Jan",
+        Month::February => "Feb",
+        Month::March => "Mar",
+        Month::April => "Apr",
+        Month::May => "May",
+        Month::June => "Jun",
+        Month::July => "Jul",
+        Month::August => "Aug",
+        Month::September => "Sep",
+        Month::October => "Oct",
+        Month::November => "Nov",
+        Month::December => "Dec",
+    }
+}
+
+/// `YYYYMMDDHHMMSS` in UTC, as MDTM and the MLSx `modify` fact use (RFC 3659 section 2.3).
+pub fn format_timeval(t: SystemTime) -> String {
+    let d = utc(t);
+    format!("{:04}{:02}{:02}{:02}{:02}{:02}", d.year(), d.month() as u8, d.day(), d.hour(), d.minute(), d.second())
+}
+
+/// Parses `YYYYMMDDHHMMSS[.sss]` in UTC (MFMT, RFC draft-somers-ftp-mfxx).
+pub fn parse_timeval(s: &str) -> Option<SystemTime> {
+    let (main, _fraction) = s.split_once('.').unwrap_or((s, ""));
+    if main.len() != 14 || !main.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| main[r].parse::<u32>().ok();
+    let year = i32::try_from(num(0..4)?).ok()?;
+    let month = Month::try_from(u8::try_from(num(4..6)?).ok()?).ok()?;
+    let date = Date::from_calendar_date(year, month, u8::try_from(num(6..8)?).ok()?).ok()?;
+    let time = Time::from_hms(
+        u8::try_from(num(8..10)?).ok()?,
+        u8::try_from(num(10..12)?).ok()?,
+        u8::try_from(num(12..14)?).ok()?,
+    )
+    .ok()?;
+    let secs = PrimitiveDateTime::new(date, time).assume_utc().unix_timestamp();
+    if secs >= 0 {
+        Some(UNIX_EPOCH + Duration::from_secs(u64::try_from(secs).ok()?))
+    } else {
+        UNIX_EPOCH.checked_sub(Duration::from_secs(secs.unsigned_abs()))
+    }
+}
+
+fn mode_string(meta: &Metadata) -> String {
+    let (kind, default) = match meta.kind {
+        FileKind::Dir => ('d', 0o755),
+        FileKind::File => ('-', 0o644),
+        FileKind::Symlink => ('l', 0o777),
+    };
+    let mode = meta.mode.unwrap_or(default);
+    let mut s = String::with_capacity(10);
+    s.push(kind);
+    for shift in [6, 3, 0] {
+        let bits = (mode >> shift) & 7;
+        s.push(if bits & 4 != 0 { 'r' } else { '-' });
+        s.push(if bits & 2 != 0 { 'w' } else { '-' });
+        s.push(if bits & 1 != 0 { 'x' } else { '-' });
+    }
+    s
+}
+
+/// Appends one `ls -l` line (with CRLF): recent entries show the time, entries older than six
+/// months or in the future show the year, as `ls` does and client parsers expect.
+pub fn format_list_line(entry: &DirEntry, now: SystemTime, out: &mut Vec<u8>) {
+    let meta = &entry.metadata;
+    let modified = meta.modified.unwrap_or(UNIX_EPOCH);
+    let d = utc(modified);
+    let recent = modified <= now + Duration::from_secs(3600) && now.duration_since(modified).map(|a| a < SIX_MONTHS).unwrap_or(true);
+    let when = if recent {
+        format!("{} {:>2} {:02}:{:02}", month_abbrev(d.month()), d.day(), d.hour(), d.minute())
+    } else {
+        format!("{} {:>2}  {}", month_abbrev(d.month()), d.day(), d.year())
+    };
+    let line = format!(
+        "{} 1 ftp ftp {:>13} {} {}\r\n",
+        mode_string(meta),
+        meta.size,
+        when,
+        display_name(&entry.name)
+    );
+    out.extend_from_slice(line.as_bytes());
+}
+
+/// The MLSx `perm` fact for an entry given the user's permissions there (RFC 3659 section 7.5.5).
+pub fn perm_fact(kind: FileKind, perms: Permissions) -> String {
+    let table: &[(char, Perm)] = match kind {
+        FileKind::Dir => &[
+            ('c', Perm::Store),
+            ('d', Perm::Delete),
+            ('e', Perm::Cwd),
+            ('f', Perm::Rename),
+            ('l', Perm::List),
+            ('m', Perm::Mkdir),
+            ('p', Perm::Delete),
+        ],
+        FileKind::File | FileKind::Symlink => &[
+            ('a', Perm::Append),
+            ('d', Perm::Delete),
+            ('f', Perm::Rename),
+            ('r', Perm::Retrieve),
+            ('w', Perm::Store),
+        ],
+    };
+    table.iter().filter(|(_, p)| perms.allows(*p)).map(|(c, _)| *c).collect()
+}
+
+/// The facts of one entry followed by a space and `name`, without a line ending:
+/// `type=file;size=3;modify=20240101000000;perm=r; name`.
+pub fn format_facts(meta: &Metadata, name: &str, facts: Facts, perms: Permissions) -> String {
+    let mut s = String::new();
+    if facts.kind {
+        s.push_str(match meta.kind {
+            FileKind::Dir => "type=dir;",
+            FileKind::File => "type=file;",
+            FileKind::Symlink => "type=OS.unix=symlink;",
+        });
+    }
+    if facts.size {
+        s.push_str(&format!("size={};", meta.size));
+    }
+    if facts.modify {
+        if let Some(t) = meta.modified {
+            s.push_str(&format!("modify={};", format_timeval(t)));
+        }
+    }
+    if facts.perm {
+        s.push_str(&format!("perm={};", perm_fact(meta.kind, perms)));
+    }
+    if facts.unique {
+        if let Some(u) = &meta.unique {
+            s.push_str(&format!("unique={u};"));
+        }
+    }
+    if facts.unix_mode {
+        if let Some(m) = meta.mode {
+            s.push_str(&format!("unix.mode=0{:o};", m & 0o7777));
+        }
+    }
+    s.push(' ');
+    s.push_str(&display_name(name));
+    s
+}
+
+/// Appends one listing entry in `format` (with CRLF). `perms` are the user's permissions in the
+/// listed directory, for the MLSD `perm` fact.
+pub fn format_entry(format: ListFormat, entry: &DirEntry, perms: Permissions, now: SystemTime, out: &mut Vec<u8>) {
+    match format {
+        ListFormat::Long => format_list_line(entry, now, out),
+        ListFormat::Names => {
+            out.extend_from_slice(display_name(&entry.name).as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        ListFormat::Facts(facts) => {
+            out.extend_from_slice(format_facts(&entry.metadata, &entry.name, facts, perms).as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(secs: u64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(secs)
+    }
+
+    fn file(name: &str, size: u64, modified: SystemTime) -> DirEntry {
+        DirEntry {
+            name: name.to_string(),
+            metadata: Metadata { kind: FileKind::File, size, modified: Some(modified), mode: Some(0o644), unique: None },
+        }
+    }
+
+    fn list_line(entry: &DirEntry, now: SystemTime) -> String {
+        let mut out = Vec::new();
+        format_list_line(entry, now, &mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    // 2024-03-05 14:07:00 UTC
+    const MARCH_5_2024: u64 = 1_709_647_620;
+
+    #[test]
+    fn recent_file_shows_time() {
+        let now = at(MARCH_5_2024 + 86400);
+        assert_eq!(
+            list_line(&file("a.txt", 1234, at(MARCH_5_2024)), now),
+            "-rw-r--r-- 1 ftp ftp          1234 Mar  5 14:07 a.txt\r\n"
+        );
+    }
+
+    #[test]
+    fn old_file_shows_year() {
+        let now = at(MARCH_5_2024 + 400 * 86400);
+        assert_eq!(
+            list_line(&file("a.txt", 1, at(MARCH_5_2024)), now),
+            "-rw-r--r-- 1 ftp ftp             1 Mar  5  2024 a.txt\r\n"
+        );
+    }
+
+    #[test]
+    fn future_file_shows_year() {
+        let now = at(MARCH_5_2024 - 30 * 86400);
+        assert!(list_line(&file("a", 1, at(MARCH_5_2024)), now).contains("Mar  5  2024"));
+    }
+
+    #[test]
+    fn directory_line_and_spaces_in_names() {
+        let entry = DirEntry {
+            name: "my dir".into(),
+            metadata: Metadata { kind: FileKind::Dir, size: 4096, modified: Some(at(MARCH_5_2024)), mode: Some(0o755), unique: None },
+        };
+        let line = list_line(&entry, at(MARCH_5_2024));
+        assert!(line.starts_with("drwxr-xr-x 1 ftp ftp"), "{line}");
+        assert!(line.ends_with(" my dir\r\n"));
+    }
+
+    #[test]
+    fn control_characters_are_replaced_in_listings() {
+        let line = list_line(&file("evil\x1b[2J\r\nx", 1, at(0)), at(0));
+        assert!(line.ends_with("evil?[2J??x\r\n"), "{line:?}");
+    }
+
+    #[test]
+    fn timeval_round_trip() {
+        assert_eq!(format_timeval(at(MARCH_5_2024)), "20240305140700");
+        assert_eq!(parse_timeval("20240305140700"), Some(at(MARCH_5_2024)));
+        assert_eq!(parse_timeval("20240305140700.123"), Some(at(MARCH_5_2024)));
+        assert_eq!(parse_timeval("19700101000000"), Some(UNIX_EPOCH));
+        assert_eq!(parse_timeval("20241305140700"), None);
+        assert_eq!(parse_timeval("2024030514070"), None);
+        assert_eq!(parse_timeval("2024030514070x"), None);
+    }
+
+    #[test]
+    fn facts_line() {
+        let e = file("b c", 3, at(MARCH_5_2024));
+        let line = format_facts(&e.metadata, &e.name, Facts::default(), Permissions::ALL);
+        assert_eq!(line, "type=file;size=3;modify=20240305140700;perm=adfrw;unix.mode=0644; b c");
+        let only = Facts::select("type;SIZE;bogus;");
+        assert_eq!(format_facts(&e.metadata, &e.name, only, Permissions::ALL), "type=file;size=3; b c");
+        assert_eq!(only.names(), "type;size;");
+    }
+
+    #[test]
+    fn perm_fact_follows_permissions() {
+        assert_eq!(perm_fact(FileKind::File, Permissions::READ_ONLY), "r");
+        assert_eq!(perm_fact(FileKind::Dir, Permissions::READ_ONLY), "el");
+        assert_eq!(perm_fact(FileKind::Dir, Permissions::ALL), "cdeflmp");
+    }
+
+    #[test]
+    fn feat_line_marks_selected_facts() {
+        assert_eq!(Facts::select("size").feat_line(), "MLST type;size*;modify;perm;unique;unix.mode;");
+    }
+}

@@ -1,0 +1,966 @@
+//! The session state machine: every protocol decision, no I/O.
+//!
+//! The engine feeds it control lines ([`Session::handle_line`]) and the results of the effects
+//! it asked for ([`Session::handle_auth_result`], [`Session::handle_storage_result`],
+//! [`Session::passive_opened`], [`Session::handle_transfer_done`]); each returns a [`Step`]:
+//! a reply to send, or an effect to perform (authenticate, a storage call, open a passive
+//! listener, run a transfer). Login sequence, RNFR/RNTO pairing, REST, TYPE, data-connection
+//! setup, permissions and FEAT are all decided here, so the whole dialogue is testable without
+//! a network.
+
+#[cfg(test)]
+mod tests;
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::SystemTime;
+
+use crate::command::{COMMANDS, Command, CommandSpec, EpsvArg, ListArgs, Password, TransferType, parse_line};
+use crate::hostport::{canonical, format_epsv, format_pasv, same_host};
+use crate::line::Decoded;
+use crate::listing::{Facts, ListFormat, Metadata, format_facts, format_timeval};
+use crate::path::{VirtualPath, quote_for_257};
+use crate::perm::{Perm, PermissionMap, Permissions};
+use crate::reply::{Reply, ReplyCode};
+use crate::reply_map::{ErrorKind, reply_for};
+
+/// Settings that shape the dialogue.
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    /// Whether PORT and EPRT are accepted.
+    pub active_mode: bool,
+    /// The lowest port PORT/EPRT may name (1024 keeps the server from being a bounce to
+    /// privileged services).
+    pub min_active_port: u16,
+    /// Failed logins before the connection is closed.
+    pub max_login_failures: u32,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        SessionConfig { active_mode: true, min_active_port: 1024, max_login_failures: 3 }
+    }
+}
+
+/// A logged-in user, as far as the protocol needs to know.
+#[derive(Debug, Clone)]
+pub struct SessionUser {
+    /// The login name.
+    pub name: String,
+    /// What the user may do where.
+    pub permissions: PermissionMap,
+}
+
+/// A storage call the engine performs for the session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StorageOp {
+    /// Look up a file or directory.
+    Metadata(VirtualPath),
+    /// Create a directory.
+    MakeDir(VirtualPath),
+    /// Remove an empty directory.
+    RemoveDir(VirtualPath),
+    /// Remove a file.
+    Delete(VirtualPath),
+    /// Rename a file or directory.
+    Rename {
+        /// The existing name.
+        from: VirtualPath,
+        /// The new name.
+        to: VirtualPath,
+    },
+    /// Set a file's modification time.
+    SetModified {
+        /// The file.
+        path: VirtualPath,
+        /// The new time.
+        time: SystemTime,
+    },
+}
+
+/// What a successful storage call produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StorageOutcome {
+    /// The result of [`StorageOp::Metadata`].
+    Metadata(Metadata),
+    /// Any other call succeeded.
+    Done,
+}
+
+/// Where an upload starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteStart {
+    /// A new file replaces any previous one when the upload completes.
+    Truncate,
+    /// Bytes are added at the end of the existing file (APPE).
+    Append,
+    /// Bytes are written from this offset of the existing file (REST then STOR or APPE).
+    At(u64),
+}
+
+/// What a transfer moves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TransferKind {
+    /// RETR: send a file from `offset`.
+    Retrieve {
+        /// The file.
+        path: VirtualPath,
+        /// REST offset.
+        offset: u64,
+    },
+    /// STOR or APPE: receive a file.
+    Store {
+        /// The file.
+        path: VirtualPath,
+        /// Where writing starts.
+        start: WriteStart,
+    },
+    /// STOU: receive a file under a new unique name in `dir`.
+    StoreUnique {
+        /// The directory.
+        dir: VirtualPath,
+        /// The name to derive the unique name from.
+        base: String,
+    },
+    /// LIST, NLST or MLSD: send a listing of a directory, or of one file.
+    List {
+        /// The directory or file.
+        path: VirtualPath,
+        /// The format.
+        format: ListFormat,
+        /// Include names starting with a dot.
+        all: bool,
+        /// The user's permissions in that directory (for the MLSD `perm` fact).
+        permissions: Permissions,
+    },
+}
+
+/// How the data connection is made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DataEndpoint {
+    /// The client connects to the passive listener opened by PASV/EPSV.
+    Passive,
+    /// The server connects to this address (PORT/EPRT).
+    Active(SocketAddr),
+}
+
+/// A transfer to run: everything the engine needs, decided by the session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransferPlan {
+    /// What moves.
+    pub kind: TransferKind,
+    /// TYPE A: convert line endings.
+    pub ascii: bool,
+    /// How to reach the client.
+    pub data: DataEndpoint,
+}
+
+/// How a transfer ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TransferOutcome {
+    /// All bytes moved (and an upload was committed).
+    Complete {
+        /// Bytes sent or received on the data connection.
+        bytes: u64,
+    },
+    /// Stopped by ABOR.
+    Aborted,
+    /// The data connection could not be made.
+    NoDataConnection,
+    /// The data connection broke during the transfer.
+    ConnectionLost,
+    /// The storage failed.
+    Failed(ErrorKind),
+}
+
+/// Facts known when a transfer's data connection is open, for the 150 reply.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StartInfo {
+    /// Bytes that will be sent, if known.
+    pub size: Option<u64>,
+    /// The name STOU chose.
+    pub unique_name: Option<String>,
+}
+
+/// What the engine should do next.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Step {
+    /// Send this reply.
+    Reply(Reply),
+    /// Check these credentials, then call [`Session::handle_auth_result`].
+    Authenticate {
+        /// The name from USER.
+        user: String,
+        /// The password from PASS.
+        password: Password,
+    },
+    /// Perform a storage call, then call [`Session::handle_storage_result`].
+    Storage(StorageOp),
+    /// Open a passive listener, then call [`Session::passive_opened`].
+    OpenPassive {
+        /// EPSV (229) rather than PASV (227).
+        extended: bool,
+    },
+    /// Run a transfer: open storage, make the data connection, send
+    /// [`Session::transfer_started`], move the bytes, then call [`Session::handle_transfer_done`].
+    Transfer(TransferPlan),
+    /// STAT with a path: send this listing over the control connection as a 213 reply.
+    StatListing {
+        /// The directory or file.
+        path: VirtualPath,
+    },
+    /// Stop the running transfer, then report it to [`Session::handle_transfer_done`].
+    AbortTransfer,
+    /// STAT during a transfer: call [`Session::status_reply`] with the bytes moved so far.
+    TransferStatus,
+    /// REIN: forget the user (and its storage), then send this reply.
+    Logout(Reply),
+    /// Nothing to send now (QUIT during a transfer waits for it to end).
+    Nothing,
+}
+
+enum Login {
+    AwaitingUser,
+    AwaitingPassword { user: String },
+    Authenticating,
+    LoggedIn(SessionUser),
+}
+
+enum Pending {
+    None,
+    Cwd(VirtualPath),
+    Size(VirtualPath),
+    Mdtm(VirtualPath),
+    Mlst(VirtualPath),
+    Rnfr(VirtualPath),
+    Rnto(VirtualPath),
+    Mkd(VirtualPath),
+    Done(VirtualPath, &'static str),
+    Mfmt(VirtualPath, SystemTime),
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum DataSetup {
+    None,
+    Passive,
+    Active(SocketAddr),
+}
+
+/// One control connection's protocol state.
+pub struct Session {
+    config: SessionConfig,
+    peer: SocketAddr,
+    local: SocketAddr,
+    login: Login,
+    login_failures: u32,
+    cwd: VirtualPath,
+    transfer_type: TransferType,
+    rest: u64,
+    rename_from: Option<VirtualPath>,
+    facts: Facts,
+    data: DataSetup,
+    epsv_all: bool,
+    pending: Pending,
+    transfer: Option<TransferPlan>,
+    abort_requested: bool,
+    quit_requested: bool,
+    closing: bool,
+    client_name: Option<String>,
+}
+
+fn reply(code: ReplyCode, text: impl Into<String>) -> Step {
+    Step::Reply(Reply::new(code, text))
+}
+
+impl Session {
+    /// A new session for a client at `peer` connected to our `local` address.
+    pub fn new(config: SessionConfig, peer: SocketAddr, local: SocketAddr) -> Self {
+        Session {
+            config,
+            peer,
+            local,
+            login: Login::AwaitingUser,
+            login_failures: 0,
+            cwd: VirtualPath::root(),
+            transfer_type: TransferType::Ascii,
+            rest: 0,
+            rename_from: None,
+            facts: Facts::default(),
+            data: DataSetup::None,
+            epsv_all: false,
+            pending: Pending::None,
+            transfer: None,
+            abort_requested: false,
+            quit_requested: false,
+            closing: false,
+            client_name: None,
+        }
+    }
+
+    /// Whether the engine should close the connection after sending what it has.
+    pub fn wants_close(&self) -> bool {
+        self.closing
+    }
+
+    /// The logged-in user's name.
+    pub fn user_name(&self) -> Option<&str> {
+        match &self.login {
+            Login::LoggedIn(user) => Some(&user.name),
+            _ => None,
+        }
+    }
+
+    /// Whether a user is logged in.
+    pub fn is_logged_in(&self) -> bool {
+        matches!(self.login, Login::LoggedIn(_))
+    }
+
+    /// Whether a transfer is running.
+    pub fn in_transfer(&self) -> bool {
+        self.transfer.is_some()
+    }
+
+    /// Whether the next transfer uses a passive listener (so the engine keeps one open).
+    pub fn expects_passive(&self) -> bool {
+        self.data == DataSetup::Passive
+    }
+
+    /// The current directory.
+    pub fn cwd(&self) -> &VirtualPath {
+        &self.cwd
+    }
+
+    /// The name the client gave with CLNT.
+    pub fn client_name(&self) -> Option<&str> {
+        self.client_name.as_deref()
+    }
+
+    /// Handles one decoded control line.
+    pub fn handle_decoded(&mut self, decoded: Decoded) -> Step {
+        match decoded {
+            Decoded::Line(bytes) => self.handle_line(&bytes),
+            Decoded::TooLong => reply(ReplyCode::SyntaxError, "Command line too long"),
+        }
+    }
+
+    /// Handles one control line (without its line ending).
+    pub fn handle_line(&mut self, line: &[u8]) -> Step {
+        let Ok(line) = std::str::from_utf8(line) else {
+            return reply(ReplyCode::ArgumentSyntaxError, "Invalid UTF-8 in command");
+        };
+        let (spec, command) = match parse_line(line) {
+            Ok(parsed) => parsed,
+            Err(error) => return Step::Reply(error),
+        };
+        self.handle_command(spec, command)
+    }
+
+    /// Handles a parsed command.
+    pub fn handle_command(&mut self, spec: &'static CommandSpec, command: Command) -> Step {
+        if self.transfer.is_some() && !spec.during_transfer {
+            return reply(ReplyCode::BadSequence, "Transfer in progress; only ABOR, STAT, NOOP and QUIT are accepted");
+        }
+        if matches!(self.login, Login::Authenticating) {
+            return reply(ReplyCode::BadSequence, "Login in progress");
+        }
+        if spec.needs_login && !self.is_logged_in() {
+            return reply(ReplyCode::NotLoggedIn, "Please log in with USER and PASS first");
+        }
+        // RFC 959: RNTO must immediately follow RNFR.
+        let rename_from = self.rename_from.take();
+        match command {
+            Command::User(name) => self.user(name),
+            Command::Pass(password) => self.pass(password),
+            Command::Acct => reply(ReplyCode::Superfluous, "ACCT not needed"),
+            Command::Quit => self.quit(),
+            Command::Rein => self.rein(),
+            Command::Pwd => reply(ReplyCode::PathCreated, format!("{} is the current directory", quote_for_257(self.cwd.as_str()))),
+            Command::Cwd(arg) => self.with_path(spec, &arg, |_, path| (Pending::Cwd(path.clone()), StorageOp::Metadata(path))),
+            Command::Cdup => {
+                let parent = self.cwd.parent();
+                self.with_resolved(spec, parent, |_, path| (Pending::Cwd(path.clone()), StorageOp::Metadata(path)))
+            }
+            Command::Mkd(arg) => self.with_path(spec, &arg, |_, path| (Pending::Mkd(path.clone()), StorageOp::MakeDir(path))),
+            Command::Rmd(arg) => self.rmd(spec, &arg),
+            Command::Dele(arg) => {
+                self.with_path(spec, &arg, |_, path| (Pending::Done(path.clone(), "File deleted"), StorageOp::Delete(path)))
+            }
+            Command::Rnfr(arg) => self.with_path(spec, &arg, |_, path| (Pending::Rnfr(path.clone()), StorageOp::Metadata(path))),
+            Command::Rnto(arg) => self.rnto(spec, &arg, rename_from),
+            Command::Retr(arg) => self.retr(spec, &arg),
+            Command::Stor(arg) => self.store(spec, &arg, false),
+            Command::Appe(arg) => self.store(spec, &arg, true),
+            Command::Stou(arg) => self.stou(spec, arg),
+            Command::List(args) => self.list(spec, args, ListFormat::Long),
+            Command::Nlst(args) => self.list(spec, args, ListFormat::Names),
+            Command::Mlsd(path) => self.list(spec, ListArgs { path, all: true }, ListFormat::Facts(self.facts)),
+            Command::Mlst(arg) => {
+                let arg = arg.unwrap_or_default();
+                self.with_path(spec, &arg, |_, path| (Pending::Mlst(path.clone()), StorageOp::Metadata(path)))
+            }
+            Command::Stat(arg) => self.stat(spec, arg),
+            Command::Syst => reply(ReplyCode::SystemType, "UNIX Type: L8"),
+            Command::Help(topic) => self.help(topic),
+            Command::Noop => reply(ReplyCode::CommandOk, "NOOP ok"),
+            Command::Feat => self.feat(),
+            Command::Opts { name, value } => self.opts(&name, &value),
+            Command::Type(t) => {
+                self.transfer_type = t;
+                match t {
+                    TransferType::Ascii => reply(ReplyCode::CommandOk, "Type set to A"),
+                    TransferType::Binary => reply(ReplyCode::CommandOk, "Type set to I"),
+                }
+            }
+            Command::Mode => reply(ReplyCode::CommandOk, "Mode set to S"),
+            Command::Stru => reply(ReplyCode::CommandOk, "Structure set to F"),
+            Command::Allo => reply(ReplyCode::Superfluous, "ALLO not needed"),
+            Command::Abor => self.abor(),
+            Command::Site(arg) => self.site(&arg),
+            Command::Pasv => self.pasv(false),
+            Command::Epsv(arg) => self.epsv(arg),
+            Command::Port(addr) => self.active(SocketAddr::V4(addr)),
+            Command::Eprt(addr) => self.active(addr),
+            Command::Size(arg) => {
+                if self.transfer_type == TransferType::Ascii {
+                    return reply(ReplyCode::FileUnavailable, "SIZE not allowed in ASCII mode; use TYPE I");
+                }
+                self.with_path(spec, &arg, |_, path| (Pending::Size(path.clone()), StorageOp::Metadata(path)))
+            }
+            Command::Mdtm(arg) => self.with_path(spec, &arg, |_, path| (Pending::Mdtm(path.clone()), StorageOp::Metadata(path))),
+            Command::Mfmt { time, path } => self.with_path(spec, &path, |_, path| {
+                (Pending::Mfmt(path.clone(), time), StorageOp::SetModified { path, time })
+            }),
+            Command::Rest(offset) => {
+                if offset > 0 && self.transfer_type == TransferType::Ascii {
+                    return reply(ReplyCode::ParameterNotImplemented, "REST is only supported in binary mode; use TYPE I");
+                }
+                self.rest = offset;
+                reply(ReplyCode::PendingFurtherInformation, format!("Restarting at {offset}; send STOR, APPE or RETR"))
+            }
+            Command::Clnt(name) => {
+                self.client_name = Some(name);
+                reply(ReplyCode::CommandOk, "Noted")
+            }
+        }
+    }
+
+    fn user_perms(&self) -> Option<&PermissionMap> {
+        match &self.login {
+            Login::LoggedIn(user) => Some(&user.permissions),
+            _ => None,
+        }
+    }
+
+    fn permits(&self, perm: Option<Perm>, path: &VirtualPath) -> bool {
+        match (perm, self.user_perms()) {
+            (None, _) => true,
+            (Some(perm), Some(map)) => map.allows(perm, path),
+            (Some(_), None) => false,
+        }
+    }
+
+    /// Resolves `arg`, checks the command's permission there, and asks for a storage call.
+    fn with_path(
+        &mut self,
+        spec: &'static CommandSpec,
+        arg: &str,
+        then: impl FnOnce(&Self, VirtualPath) -> (Pending, StorageOp),
+    ) -> Step {
+        match self.cwd.resolve(arg) {
+            Ok(path) => self.with_resolved(spec, path, then),
+            Err(e) => reply(ReplyCode::ArgumentSyntaxError, e.to_string()),
+        }
+    }
+
+    fn with_resolved(
+        &mut self,
+        spec: &'static CommandSpec,
+        path: VirtualPath,
+        then: impl FnOnce(&Self, VirtualPath) -> (Pending, StorageOp),
+    ) -> Step {
+        if !self.permits(spec.perm, &path) {
+            return Step::Reply(reply_for(ErrorKind::PermissionDenied, path.as_str()));
+        }
+        let (pending, op) = then(self, path);
+        self.pending = pending;
+        Step::Storage(op)
+    }
+
+    // --- Access control -------------------------------------------------------------------
+
+    /// RFC 959 USER: the reply is the same for every name, so names cannot be probed.
+    fn user(&mut self, name: String) -> Step {
+        if self.is_logged_in() {
+            return reply(ReplyCode::NotLoggedIn, "Already logged in; use REIN to change user");
+        }
+        self.login = Login::AwaitingPassword { user: name };
+        reply(ReplyCode::NeedPassword, "Password required")
+    }
+
+    /// RFC 959 PASS.
+    fn pass(&mut self, password: Password) -> Step {
+        match std::mem::replace(&mut self.login, Login::Authenticating) {
+            Login::AwaitingPassword { user } => Step::Authenticate { user, password },
+            Login::LoggedIn(user) => {
+                self.login = Login::LoggedIn(user);
+                reply(ReplyCode::BadSequence, "Already logged in")
+            }
+            Login::AwaitingUser | Login::Authenticating => {
+                self.login = Login::AwaitingUser;
+                reply(ReplyCode::BadSequence, "Send USER first")
+            }
+        }
+    }
+
+    /// The authenticator's answer to [`Step::Authenticate`]. Failures give the same reply
+    /// whatever the reason (unknown user or wrong password).
+    pub fn handle_auth_result(&mut self, result: Result<SessionUser, ()>) -> Step {
+        match result {
+            Ok(user) => {
+                let text = format!("User {} logged in", crate::listing::display_name(&user.name));
+                self.login = Login::LoggedIn(user);
+                self.cwd = VirtualPath::root();
+                reply(ReplyCode::LoggedIn, text)
+            }
+            Err(()) => {
+                self.login = Login::AwaitingUser;
+                self.login_failures += 1;
+                if self.login_failures >= self.config.max_login_failures {
+                    self.closing = true;
+                    reply(ReplyCode::ServiceNotAvailable, "Too many failed logins; closing connection")
+                } else {
+                    reply(ReplyCode::NotLoggedIn, "Login incorrect")
+                }
+            }
+        }
+    }
+
+    /// RFC 959 QUIT: if a transfer runs, its reply comes first, then 221.
+    fn quit(&mut self) -> Step {
+        if self.transfer.is_some() {
+            self.quit_requested = true;
+            return Step::Nothing;
+        }
+        self.closing = true;
+        reply(ReplyCode::ClosingControl, "Goodbye")
+    }
+
+    /// RFC 959 REIN: back to the state right after connecting.
+    fn rein(&mut self) -> Step {
+        self.login = Login::AwaitingUser;
+        self.cwd = VirtualPath::root();
+        self.transfer_type = TransferType::Ascii;
+        self.rest = 0;
+        self.data = DataSetup::None;
+        self.epsv_all = false;
+        self.facts = Facts::default();
+        Step::Logout(Reply::new(ReplyCode::ServiceReady, "Service ready for new user"))
+    }
+
+    // --- Data connection setup --------------------------------------------------------------
+
+    fn pasv(&mut self, extended: bool) -> Step {
+        if !extended && self.epsv_all {
+            return reply(ReplyCode::BadSequence, "EPSV ALL in effect; use EPSV");
+        }
+        self.data = DataSetup::None;
+        Step::OpenPassive { extended }
+    }
+
+    /// RFC 2428 EPSV.
+    fn epsv(&mut self, arg: EpsvArg) -> Step {
+        match arg {
+            EpsvArg::All => {
+                self.epsv_all = true;
+                reply(ReplyCode::CommandOk, "EPSV ALL ok")
+            }
+            EpsvArg::Protocol(proto) => {
+                let local_is_v4 = canonical(self.local.ip()).is_ipv4();
+                if (proto == 1) != local_is_v4 {
+                    return reply(ReplyCode::NetworkProtocolNotSupported, "Network protocol not supported, use the control connection's");
+                }
+                self.pasv(true)
+            }
+            EpsvArg::Any => self.pasv(true),
+        }
+    }
+
+    /// The engine opened the passive listener for [`Step::OpenPassive`]: `port` is where it
+    /// listens and `advertised` the IPv4 address to announce in a 227 reply (the masquerade
+    /// address, or the control connection's own).
+    pub fn passive_opened(&mut self, extended: bool, result: Result<(Option<Ipv4Addr>, u16), ()>) -> Step {
+        match result {
+            Ok((advertised, port)) => {
+                if extended {
+                    self.data = DataSetup::Passive;
+                    return reply(ReplyCode::EnteringExtendedPassiveMode, format_epsv(port));
+                }
+                match advertised {
+                    Some(ip) => {
+                        self.data = DataSetup::Passive;
+                        reply(ReplyCode::EnteringPassiveMode, format_pasv(ip, port))
+                    }
+                    None => reply(ReplyCode::NetworkProtocolNotSupported, "PASV needs IPv4; use EPSV"),
+                }
+            }
+            Err(()) => reply(ReplyCode::CantOpenDataConnection, "Cannot open a passive port; try again"),
+        }
+    }
+
+    /// PORT and EPRT: only to the control connection's own host, and not to privileged ports,
+    /// so the server cannot be used to bounce connections elsewhere.
+    fn active(&mut self, addr: SocketAddr) -> Step {
+        if !self.config.active_mode {
+            return reply(ReplyCode::NotImplemented, "Active mode is disabled; use PASV or EPSV");
+        }
+        if self.epsv_all {
+            return reply(ReplyCode::BadSequence, "EPSV ALL in effect; use EPSV");
+        }
+        if !same_host(addr.ip(), self.peer.ip()) {
+            return reply(ReplyCode::ArgumentSyntaxError, "Refusing a data connection to a foreign address");
+        }
+        if addr.port() < self.config.min_active_port {
+            return reply(ReplyCode::ArgumentSyntaxError, "Refusing a data connection to a privileged port");
+        }
+        // Connect to the address family the socket really uses.
+        let addr = SocketAddr::new(if self.peer.is_ipv6() && addr.is_ipv4() { self.peer.ip() } else { addr.ip() }, addr.port());
+        self.data = DataSetup::Active(addr);
+        reply(ReplyCode::CommandOk, "Active data connection set up")
+    }
+
+    // --- Transfers ----------------------------------------------------------------------------
+
+    fn start_transfer(&mut self, kind: TransferKind) -> Step {
+        let data = match self.data {
+            DataSetup::None => {
+                return reply(ReplyCode::CantOpenDataConnection, "Use PASV, EPSV, PORT or EPRT first");
+            }
+            DataSetup::Passive => DataEndpoint::Passive,
+            DataSetup::Active(addr) => DataEndpoint::Active(addr),
+        };
+        self.data = DataSetup::None;
+        let plan = TransferPlan { kind, ascii: self.transfer_type == TransferType::Ascii, data };
+        self.transfer = Some(plan.clone());
+        self.abort_requested = false;
+        Step::Transfer(plan)
+    }
+
+    fn take_rest(&mut self) -> Result<u64, Step> {
+        let offset = std::mem::take(&mut self.rest);
+        if offset > 0 && self.transfer_type == TransferType::Ascii {
+            return Err(reply(ReplyCode::ParameterNotImplemented, "REST is only supported in binary mode; use TYPE I"));
+        }
+        Ok(offset)
+    }
+
+    fn resolve_checked(&self, spec: &'static CommandSpec, arg: &str) -> Result<VirtualPath, Step> {
+        let path = self.cwd.resolve(arg).map_err(|e| reply(ReplyCode::ArgumentSyntaxError, e.to_string()))?;
+        if !self.permits(spec.perm, &path) {
+            return Err(Step::Reply(reply_for(ErrorKind::PermissionDenied, path.as_str())));
+        }
+        Ok(path)
+    }
+
+    /// RFC 959 RETR, from the REST offset if one was given.
+    fn retr(&mut self, spec: &'static CommandSpec, arg: &str) -> Step {
+        let offset = match self.take_rest() {
+            Ok(o) => o,
+            Err(step) => return step,
+        };
+        match self.resolve_checked(spec, arg) {
+            Ok(path) => self.start_transfer(TransferKind::Retrieve { path, offset }),
+            Err(step) => step,
+        }
+    }
+
+    /// RFC 959 STOR and APPE. Writing from a REST offset needs the append permission too,
+    /// since it keeps what the file already holds.
+    fn store(&mut self, spec: &'static CommandSpec, arg: &str, append: bool) -> Step {
+        let offset = match self.take_rest() {
+            Ok(o) => o,
+            Err(step) => return step,
+        };
+        let path = match self.resolve_checked(spec, arg) {
+            Ok(path) => path,
+            Err(step) => return step,
+        };
+        if path.is_root() {
+            return Step::Reply(reply_for(ErrorKind::IsADirectory, path.as_str()));
+        }
+        let start = match offset {
+            0 if append => WriteStart::Append,
+            0 => WriteStart::Truncate,
+            n => {
+                if !self.permits(Some(Perm::Append), &path) {
+                    return Step::Reply(reply_for(ErrorKind::PermissionDenied, path.as_str()));
+                }
+                WriteStart::At(n)
+            }
+        };
+        self.start_transfer(TransferKind::Store { path, start })
+    }
+
+    /// RFC 959 STOU: store under a name the server makes unique.
+    fn stou(&mut self, spec: &'static CommandSpec, arg: Option<String>) -> Step {
+        self.rest = 0;
+        let (dir, base) = match arg {
+            Some(arg) => match self.resolve_checked(spec, &arg) {
+                Ok(path) => {
+                    let base = path.file_name().unwrap_or("file").to_string();
+                    (path.parent(), base)
+                }
+                Err(step) => return step,
+            },
+            None => (self.cwd.clone(), "file".to_string()),
+        };
+        if !self.permits(spec.perm, &dir.join(&base)) {
+            return Step::Reply(reply_for(ErrorKind::PermissionDenied, dir.as_str()));
+        }
+        self.start_transfer(TransferKind::StoreUnique { dir, base })
+    }
+
+    /// LIST, NLST and MLSD.
+    fn list(&mut self, spec: &'static CommandSpec, args: ListArgs, format: ListFormat) -> Step {
+        self.rest = 0;
+        let path = match self.resolve_checked(spec, args.path.as_deref().unwrap_or("")) {
+            Ok(path) => path,
+            Err(step) => return step,
+        };
+        let permissions = self.user_perms().map(|m| m.at(&path)).unwrap_or_default();
+        self.start_transfer(TransferKind::List { path, format, all: args.all, permissions })
+    }
+
+    /// The 150 reply once the data connection is open.
+    pub fn transfer_started(&self, info: &StartInfo) -> Reply {
+        let mode = if self.transfer.as_ref().is_some_and(|t| t.ascii) { "ASCII" } else { "BINARY" };
+        let text = match (&self.transfer, info) {
+            (Some(TransferPlan { kind: TransferKind::StoreUnique { .. }, .. }), StartInfo { unique_name: Some(name), .. }) => {
+                format!("FILE: {}", crate::listing::display_name(name))
+            }
+            (Some(TransferPlan { kind: TransferKind::List { .. }, .. }), _) => "Here comes the directory listing".to_string(),
+            (Some(TransferPlan { kind: TransferKind::Retrieve { path, .. }, .. }), StartInfo { size: Some(size), .. }) => {
+                format!("Opening {mode} mode data connection for {} ({size} bytes)", crate::listing::display_name(path.as_str()))
+            }
+            (Some(plan), _) => format!("Opening {mode} mode data connection for {}", describe(&plan.kind)),
+            (None, _) => "Opening data connection".to_string(),
+        };
+        Reply::new(ReplyCode::FileStatusOk, text)
+    }
+
+    /// The transfer ended: the replies to send, in order.
+    pub fn handle_transfer_done(&mut self, outcome: TransferOutcome) -> Vec<Reply> {
+        let plan = self.transfer.take();
+        let subject = plan.as_ref().map(|p| describe(&p.kind)).unwrap_or_default();
+        let mut replies = vec![match outcome {
+            TransferOutcome::Complete { .. } => Reply::new(ReplyCode::ClosingDataConnection, "Transfer complete"),
+            TransferOutcome::Aborted => Reply::new(ReplyCode::TransferAborted, "Transfer aborted"),
+            TransferOutcome::NoDataConnection => Reply::new(ReplyCode::CantOpenDataConnection, "Cannot open data connection"),
+            TransferOutcome::ConnectionLost => Reply::new(ReplyCode::TransferAborted, "Data connection lost; transfer aborted"),
+            TransferOutcome::Failed(kind) => reply_for(kind, &subject),
+        }];
+        if std::mem::take(&mut self.abort_requested) {
+            replies.push(Reply::new(ReplyCode::ClosingDataConnection, "ABOR successful"));
+        }
+        if std::mem::take(&mut self.quit_requested) {
+            self.closing = true;
+            replies.push(Reply::new(ReplyCode::ClosingControl, "Goodbye"));
+        }
+        replies
+    }
+
+    /// RFC 959 ABOR.
+    fn abor(&mut self) -> Step {
+        if self.transfer.is_some() {
+            self.abort_requested = true;
+            return Step::AbortTransfer;
+        }
+        self.data = DataSetup::None;
+        reply(ReplyCode::DataConnectionOpen, "No transfer to abort")
+    }
+
+    // --- Results of storage calls --------------------------------------------------------------
+
+    /// The result of a [`Step::Storage`] call.
+    pub fn handle_storage_result(&mut self, result: Result<StorageOutcome, ErrorKind>) -> Step {
+        let pending = std::mem::replace(&mut self.pending, Pending::None);
+        let meta = match result {
+            Err(kind) => return Step::Reply(reply_for(kind, pending_path(&pending).map(|p| p.as_str()).unwrap_or(""))),
+            Ok(StorageOutcome::Metadata(meta)) => Some(meta),
+            Ok(StorageOutcome::Done) => None,
+        };
+        match (pending, meta) {
+            (Pending::Cwd(path), Some(meta)) => {
+                if !meta.is_dir() {
+                    return Step::Reply(reply_for(ErrorKind::NotADirectory, path.as_str()));
+                }
+                let text = format!("Directory changed to {}", quote_for_257(path.as_str()));
+                self.cwd = path;
+                reply(ReplyCode::FileActionOk, text)
+            }
+            (Pending::Size(path), Some(meta)) => {
+                if !meta.is_file() {
+                    return reply(ReplyCode::FileUnavailable, format!("{}: not a regular file", path));
+                }
+                reply(ReplyCode::FileStatus, meta.size.to_string())
+            }
+            (Pending::Mdtm(path), Some(meta)) => match meta.modified {
+                Some(t) if meta.is_file() => reply(ReplyCode::FileStatus, format_timeval(t)),
+                _ => reply(ReplyCode::FileUnavailable, format!("{}: no modification time", path)),
+            },
+            (Pending::Mlst(path), Some(meta)) => {
+                let perms = self.user_perms().map(|m| m.at(&path)).unwrap_or_default();
+                let line = format_facts(&meta, path.as_str(), self.facts, perms);
+                Step::Reply(Reply::multiline(ReplyCode::FileActionOk, format!("Listing {path}"), [line], "End"))
+            }
+            (Pending::Rnfr(path), Some(_)) => {
+                self.rename_from = Some(path);
+                reply(ReplyCode::PendingFurtherInformation, "Ready for RNTO")
+            }
+            (Pending::Rnto(path), _) => reply(ReplyCode::FileActionOk, format!("Renamed to {path}")),
+            (Pending::Mkd(path), _) => reply(ReplyCode::PathCreated, format!("{} created", quote_for_257(path.as_str()))),
+            (Pending::Done(_, text), _) => reply(ReplyCode::FileActionOk, text),
+            (Pending::Mfmt(path, time), _) => reply(ReplyCode::FileStatus, format!("Modify={}; {}", format_timeval(time), path)),
+            (_, _) => reply(ReplyCode::LocalError, "Unexpected storage result"),
+        }
+    }
+
+    fn rmd(&mut self, spec: &'static CommandSpec, arg: &str) -> Step {
+        let path = match self.resolve_checked(spec, arg) {
+            Ok(path) => path,
+            Err(step) => return step,
+        };
+        if path.is_root() {
+            return Step::Reply(reply_for(ErrorKind::PermissionDenied, path.as_str()));
+        }
+        self.pending = Pending::Done(path.clone(), "Directory removed");
+        Step::Storage(StorageOp::RemoveDir(path))
+    }
+
+    fn rnto(&mut self, spec: &'static CommandSpec, arg: &str, from: Option<VirtualPath>) -> Step {
+        let Some(from) = from else {
+            return reply(ReplyCode::BadSequence, "RNTO must follow RNFR");
+        };
+        let to = match self.resolve_checked(spec, arg) {
+            Ok(path) => path,
+            Err(step) => return step,
+        };
+        if from.is_root() || to.is_root() {
+            return Step::Reply(reply_for(ErrorKind::PermissionDenied, "/"));
+        }
+        self.pending = Pending::Rnto(to.clone());
+        Step::Storage(StorageOp::Rename { from, to })
+    }
+
+    // --- Informational ----------------------------------------------------------------------
+
+    fn stat(&mut self, spec: &'static CommandSpec, arg: Option<String>) -> Step {
+        if self.transfer.is_some() {
+            return Step::TransferStatus;
+        }
+        let Some(arg) = arg else {
+            return Step::Reply(self.status_reply(None));
+        };
+        if !self.is_logged_in() {
+            return reply(ReplyCode::NotLoggedIn, "Please log in with USER and PASS first");
+        }
+        match self.resolve_checked(spec, &arg) {
+            Ok(path) => Step::StatListing { path },
+            Err(step) => step,
+        }
+    }
+
+    /// The 211 reply to STAT without a path; during a transfer, `progress` is the bytes moved.
+    pub fn status_reply(&self, progress: Option<u64>) -> Reply {
+        let mut lines = vec![format!("Connected to {}", self.peer.ip())];
+        match &self.login {
+            Login::LoggedIn(user) => lines.push(format!("Logged in as {}", crate::listing::display_name(&user.name))),
+            _ => lines.push("Not logged in".to_string()),
+        }
+        lines.push(format!(
+            "TYPE: {}, STRUcture: File, MODE: Stream",
+            if self.transfer_type == TransferType::Ascii { "ASCII" } else { "BINARY" }
+        ));
+        match (&self.transfer, progress) {
+            (Some(plan), bytes) => lines.push(format!("Transfer in progress: {}, {} bytes so far", describe(&plan.kind), bytes.unwrap_or(0))),
+            (None, _) => lines.push("No data connection".to_string()),
+        }
+        Reply::multiline(ReplyCode::SystemStatus, "ftpgate status:", lines, "End of status")
+    }
+
+    fn help(&self, topic: Option<String>) -> Step {
+        match topic {
+            Some(verb) => match crate::command::lookup(&verb) {
+                Some(spec) => reply(ReplyCode::HelpMessage, format!("Syntax: {}", spec.help)),
+                None => reply(ReplyCode::ArgumentSyntaxError, "Unknown command"),
+            },
+            None => {
+                let verbs: Vec<&str> = COMMANDS.iter().map(|c| c.verb).collect();
+                let lines = verbs.chunks(8).map(|chunk| chunk.iter().map(|v| format!("{v:<5}")).collect::<Vec<_>>().join(" "));
+                Step::Reply(Reply::multiline(ReplyCode::HelpMessage, "The following commands are recognized:", lines, "Help OK"))
+            }
+        }
+    }
+
+    /// RFC 2389 FEAT: one line per extension, from the command table.
+    fn feat(&self) -> Step {
+        let mut lines: Vec<String> = COMMANDS
+            .iter()
+            .filter_map(|c| c.feat)
+            .map(|f| if f == "MLST" { self.facts.feat_line() } else { f.to_string() })
+            .collect();
+        lines.push("TVFS".to_string());
+        lines.sort();
+        Step::Reply(Reply::multiline(ReplyCode::SystemStatus, "Features:", lines, "End"))
+    }
+
+    /// RFC 2389 OPTS.
+    fn opts(&mut self, name: &str, value: &str) -> Step {
+        match name {
+            "UTF8" | "UTF-8" => match value.to_ascii_uppercase().as_str() {
+                "" | "ON" => reply(ReplyCode::CommandOk, "Always in UTF8 mode"),
+                "OFF" => reply(ReplyCode::ParameterNotImplemented, "UTF8 cannot be turned off"),
+                _ => reply(ReplyCode::ArgumentSyntaxError, "Use OPTS UTF8 ON"),
+            },
+            "MLST" => {
+                self.facts = Facts::select(value);
+                reply(ReplyCode::CommandOk, format!("MLST OPTS {}", self.facts.names()))
+            }
+            _ => reply(ReplyCode::ArgumentSyntaxError, "Unknown option"),
+        }
+    }
+
+    fn site(&self, arg: &str) -> Step {
+        let (sub, _) = arg.split_once(' ').unwrap_or((arg, ""));
+        match sub.to_ascii_uppercase().as_str() {
+            "HELP" => Step::Reply(Reply::multiline(
+                ReplyCode::HelpMessage,
+                "The following SITE commands are recognized:",
+                ["HELP".to_string()],
+                "Help OK",
+            )),
+            _ => reply(ReplyCode::ParameterNotImplemented, "Unknown SITE command"),
+        }
+    }
+}
+
+fn describe(kind: &TransferKind) -> String {
+    let path = match kind {
+        TransferKind::Retrieve { path, .. } | TransferKind::Store { path, .. } | TransferKind::List { path, .. } => path.clone(),
+        TransferKind::StoreUnique { dir, base } => dir.join(base),
+    };
+    crate::listing::display_name(path.as_str()).into_owned()
+}
+
+fn pending_path(pending: &Pending) -> Option<&VirtualPath> {
+    match pending {
+        Pending::None => None,
+        Pending::Cwd(p)
+        | Pending::Size(p)
+        | Pending::Mdtm(p)
+        | Pending::Mlst(p)
+        | Pending::Rnfr(p)
+        | Pending::Rnto(p)
+        | Pending::Mkd(p)
+        | Pending::Done(p, _)
+        | Pending::Mfmt(p, _) => Some(p),
+    }
+}

@@ -1,0 +1,246 @@
+"""Fixtures for the end-to-end suite.
+
+Each test that asks for ``ftp_server`` gets a fresh ``ftpgate serve`` process
+listening on a free loopback port, serving a fresh temporary root directory,
+with one user and its own passive port range.
+
+Environment:
+
+``FTPGATE_BIN``
+    Path of the ftpgate binary (default: ``target/debug/ftpgate`` under the
+    repository root).
+``FTPGATE_E2E_SERVER``
+    ``ftpgate`` (default) or ``pyftpdlib``. The latter runs the same suite
+    against ``python3 -m pyftpdlib`` as a reference server, to check the tests
+    themselves; pyftpdlib is not needed for the normal run.
+``FTPGATE_E2E_REQUIRE_TOOLS``
+    When set to a non-empty value other than ``0`` (``scripts/test.sh`` sets
+    it, and so does ``CI``), a missing client program (curl, lftp, rclone)
+    fails the test instead of skipping it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import pathlib
+import random
+import signal
+import socket
+import subprocess
+import sys
+import time
+from typing import Iterator, Optional
+
+import pytest
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+STARTUP_TIMEOUT = 15.0
+SHUTDOWN_GRACE = 5.0
+PASSIVE_RANGE_SIZE = 20
+
+TEST_USER = "gateuser"
+TEST_PASSWORD = "Pa55-word_e2e"
+
+
+@dataclasses.dataclass
+class FtpServer:
+    """A running FTP server under test."""
+
+    kind: str  # "ftpgate" or "pyftpdlib"
+    host: str
+    port: int
+    user: str
+    password: str
+    root: pathlib.Path
+    passive_ports: tuple[int, int]
+    log_path: pathlib.Path
+    proc: subprocess.Popen
+
+    @property
+    def is_ftpgate(self) -> bool:
+        return self.kind == "ftpgate"
+
+    def url(self, path: str = "") -> str:
+        """``ftp://host:port/`` followed by ``path`` (already URL-encoded)."""
+        return f"ftp://{self.host}:{self.port}/{path.lstrip('/')}"
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(encoding="utf-8", errors="replace")
+        except OSError as exc:  # pragma: no cover - diagnostics only
+            return f"<could not read server log: {exc}>"
+
+
+def _port_is_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _free_control_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _free_passive_range(exclude: int, size: int = PASSIVE_RANGE_SIZE) -> tuple[int, int]:
+    """A run of ``size`` consecutive bindable ports below the ephemeral range."""
+    rng = random.Random()
+    for _ in range(200):
+        lo = rng.randrange(20000, 32000 - size)
+        hi = lo + size - 1
+        if lo <= exclude <= hi:
+            continue
+        if all(_port_is_free(p) for p in range(lo, hi + 1)):
+            return lo, hi
+    raise RuntimeError("could not find a free passive port range")
+
+
+def _server_kind() -> str:
+    kind = os.environ.get("FTPGATE_E2E_SERVER", "ftpgate").strip().lower() or "ftpgate"
+    if kind not in ("ftpgate", "pyftpdlib"):
+        raise pytest.UsageError(f"FTPGATE_E2E_SERVER must be ftpgate or pyftpdlib, not {kind!r}")
+    return kind
+
+
+def _ftpgate_bin() -> pathlib.Path:
+    raw = os.environ.get("FTPGATE_BIN")
+    path = pathlib.Path(raw) if raw else REPO_ROOT / "target" / "debug" / "ftpgate"
+    if not path.is_absolute():
+        path = REPO_ROOT / path
+    return path
+
+
+def _command(kind: str, root: pathlib.Path, port: int, prange: tuple[int, int]) -> list[str]:
+    lo, hi = prange
+    if kind == "pyftpdlib":
+        return [
+            sys.executable, "-m", "pyftpdlib",
+            "-i", "127.0.0.1",
+            "-p", str(port),
+            "-d", str(root),
+            "-u", TEST_USER,
+            "-P", TEST_PASSWORD,
+            "-w",
+            "-r", f"{lo}-{hi}",
+        ]
+    binary = _ftpgate_bin()
+    if not binary.is_file():
+        pytest.fail(
+            f"ftpgate binary not found at {binary}; build it with "
+            "`cargo build --workspace --bins` or set FTPGATE_BIN",
+            pytrace=False,
+        )
+    return [
+        str(binary), "serve",
+        "--root", str(root),
+        "--listen", f"127.0.0.1:{port}",
+        "--user", TEST_USER,
+        "--password", TEST_PASSWORD,
+        "--passive-ports", f"{lo}-{hi}",
+    ]
+
+
+def _wait_until_ready(proc: subprocess.Popen, port: int, log_path: pathlib.Path) -> None:
+    """Wait until the control port answers with a 220 greeting."""
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    last_error: Optional[BaseException] = None
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited early with status {proc.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1.0) as s:
+                s.settimeout(2.0)
+                greeting = s.recv(512)
+                if greeting.startswith(b"220"):
+                    try:
+                        s.sendall(b"QUIT\r\n")
+                        s.recv(512)
+                    except OSError:
+                        pass
+                    return
+                last_error = RuntimeError(f"unexpected greeting {greeting!r}")
+        except OSError as exc:
+            last_error = exc
+        time.sleep(0.1)
+    raise RuntimeError(
+        f"server did not accept connections on 127.0.0.1:{port} within "
+        f"{STARTUP_TIMEOUT:.0f}s (last error: {last_error})"
+    )
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=SHUTDOWN_GRACE)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=SHUTDOWN_GRACE)
+
+
+@pytest.fixture
+def ftp_server(tmp_path: pathlib.Path) -> Iterator[FtpServer]:
+    kind = _server_kind()
+    root = tmp_path / "ftproot"
+    root.mkdir()
+    port = _free_control_port()
+    prange = _free_passive_range(exclude=port)
+    cmd = _command(kind, root, port, prange)
+    log_path = tmp_path / "server.log"
+
+    env = dict(os.environ)
+    env.setdefault("RUST_LOG", "info")
+    env.setdefault("RUST_BACKTRACE", "1")
+
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=tmp_path,
+            env=env,
+        )
+    server = FtpServer(
+        kind=kind,
+        host="127.0.0.1",
+        port=port,
+        user=TEST_USER,
+        password=TEST_PASSWORD,
+        root=root,
+        passive_ports=prange,
+        log_path=log_path,
+        proc=proc,
+    )
+    try:
+        _wait_until_ready(proc, port, log_path)
+    except RuntimeError as exc:
+        _stop(proc)
+        pytest.fail(
+            f"{kind} did not come up: {exc}\ncommand: {' '.join(cmd)}\n"
+            f"--- server output ---\n{server.log()}",
+            pytrace=False,
+        )
+
+    try:
+        yield server
+    finally:
+        _stop(proc)
+        # Shown by pytest only when the test failed.
+        tail = server.log()[-20000:]
+        print(f"--- {kind} output (exit status {proc.returncode}) ---\n{tail}")
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    kind = os.environ.get("FTPGATE_E2E_SERVER", "ftpgate") or "ftpgate"
+    lines = [f"e2e server: {kind}"]
+    if kind == "ftpgate":
+        lines.append(f"ftpgate binary: {_ftpgate_bin()}")
+    return lines
