@@ -1,1 +1,176 @@
-//! stub
+//! Users with password hashes, homes and permissions, checked in memory.
+//!
+//! Passwords are stored as argon2id (recommended) or bcrypt hashes in PHC / modular-crypt form;
+//! [`hash_password`] makes one. An unknown user costs the same hash verification as a wrong
+//! password, so timing does not tell which names exist. Anonymous login (names `anonymous` and
+//! `ftp`, any password) is off unless configured, and read-only unless configured otherwise.
+
+#![warn(missing_docs)]
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use rand::rngs::OsRng;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use async_trait::async_trait;
+use ftpgate_core::{AuthError, Authenticator, Password, PermissionMap, User};
+
+/// A configured user.
+#[derive(Debug, Clone)]
+pub struct UserEntry {
+    /// Login name.
+    pub name: String,
+    /// argon2id or bcrypt hash of the password.
+    pub password_hash: String,
+    /// Home directory (in the storage factory's terms).
+    pub home: String,
+    /// Permissions.
+    pub permissions: PermissionMap,
+}
+
+/// Anonymous access.
+#[derive(Debug, Clone)]
+pub struct AnonymousEntry {
+    /// Home directory.
+    pub home: String,
+    /// Permissions (read-only unless configured otherwise).
+    pub permissions: PermissionMap,
+}
+
+/// A hash that is neither argon2 nor bcrypt, or is malformed.
+#[derive(Debug, thiserror::Error)]
+#[error("user {user:?}: password hash is not a valid argon2 or bcrypt hash")]
+pub struct BadHash {
+    /// The user whose hash is bad.
+    pub user: String,
+}
+
+/// Authenticates against a fixed list of users.
+#[derive(Debug, Clone)]
+pub struct FileAuthenticator {
+    users: Arc<HashMap<String, UserEntry>>,
+    anonymous: Option<AnonymousEntry>,
+    dummy_hash: Arc<String>,
+}
+
+/// The login names that mean anonymous access.
+pub const ANONYMOUS_NAMES: [&str; 2] = ["anonymous", "ftp"];
+
+/// Hashes a password with argon2id and a random salt, in PHC string form.
+pub fn hash_password(password: &str) -> String {
+    let salt = SaltString::generate(&mut OsRng);
+    match Argon2::default().hash_password(password.as_bytes(), &salt) {
+        Ok(hash) => hash.to_string(),
+        // Only reachable with invalid parameters, which the defaults are not.
+        Err(e) => panic!("argon2 hashing failed: {e}"),
+    }
+}
+
+/// Whether `hash` is a supported, well-formed password hash.
+pub fn is_valid_hash(hash: &str) -> bool {
+    if is_bcrypt(hash) {
+        hash.len() == 60
+    } else {
+        PasswordHash::new(hash).is_ok_and(|h| h.algorithm.as_str().starts_with("argon2"))
+    }
+}
+
+fn is_bcrypt(hash: &str) -> bool {
+    ["$2a$", "$2b$", "$2y$", "$2x$"].iter().any(|p| hash.starts_with(p))
+}
+
+/// Checks `password` against `hash` (argon2 or bcrypt).
+pub fn verify_password(hash: &str, password: &str) -> bool {
+    if is_bcrypt(hash) {
+        return bcrypt::verify(password, hash).unwrap_or(false);
+    }
+    match PasswordHash::new(hash) {
+        Ok(parsed) => Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok(),
+        Err(_) => false,
+    }
+}
+
+impl FileAuthenticator {
+    /// An authenticator for `users`, with optional anonymous access.
+    pub fn new(users: Vec<UserEntry>, anonymous: Option<AnonymousEntry>) -> Result<Self, BadHash> {
+        let mut map = HashMap::new();
+        for user in users {
+            if !is_valid_hash(&user.password_hash) {
+                return Err(BadHash { user: user.name });
+            }
+            map.insert(user.name.clone(), user);
+        }
+        Ok(FileAuthenticator {
+            users: Arc::new(map),
+            anonymous,
+            dummy_hash: Arc::new(hash_password("ftpgate dummy password for unknown users")),
+        })
+    }
+
+    /// The configured user names.
+    pub fn user_names(&self) -> impl Iterator<Item = &str> {
+        self.users.keys().map(String::as_str)
+    }
+}
+
+#[async_trait]
+impl Authenticator for FileAuthenticator {
+    async fn authenticate(&self, username: &str, password: &Password) -> Result<User, AuthError> {
+        if let Some(anon) = &self.anonymous {
+            if ANONYMOUS_NAMES.contains(&username.to_ascii_lowercase().as_str()) && !self.users.contains_key(username) {
+                return Ok(User { name: username.to_string(), home: anon.home.clone(), permissions: anon.permissions.clone() });
+            }
+        }
+        let entry = self.users.get(username).cloned();
+        let hash = entry.as_ref().map(|e| e.password_hash.clone()).unwrap_or_else(|| self.dummy_hash.to_string());
+        let password = password.expose().to_string();
+        let ok = tokio::task::spawn_blocking(move || verify_password(&hash, &password))
+            .await
+            .map_err(|e| AuthError::Unavailable(e.to_string()))?;
+        match (entry, ok) {
+            (Some(entry), true) => Ok(User { name: entry.name, home: entry.home, permissions: entry.permissions }),
+            _ => Err(AuthError::InvalidCredentials),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ftpgate_core::Permissions;
+
+    fn user(name: &str, hash: String) -> UserEntry {
+        UserEntry { name: name.into(), password_hash: hash, home: "/tmp".into(), permissions: PermissionMap::uniform(Permissions::ALL) }
+    }
+
+    #[tokio::test]
+    async fn argon2_and_bcrypt_users() {
+        let bcrypt_hash = bcrypt::hash("pw2", 4).unwrap();
+        let auth = FileAuthenticator::new(vec![user("a", hash_password("pw1")), user("b", bcrypt_hash)], None).unwrap();
+        assert!(auth.authenticate("a", &Password::new("pw1")).await.is_ok());
+        assert!(auth.authenticate("a", &Password::new("pw2")).await.is_err());
+        assert!(auth.authenticate("b", &Password::new("pw2")).await.is_ok());
+        assert!(auth.authenticate("b", &Password::new("pw1")).await.is_err());
+        assert!(auth.authenticate("nobody", &Password::new("pw1")).await.is_err());
+        assert!(auth.authenticate("anonymous", &Password::new("x@y")).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn anonymous_when_enabled() {
+        let anon = AnonymousEntry { home: "/pub".into(), permissions: PermissionMap::uniform(Permissions::READ_ONLY) };
+        let auth = FileAuthenticator::new(vec![], Some(anon)).unwrap();
+        let user = auth.authenticate("anonymous", &Password::new("me@example.com")).await.unwrap();
+        assert_eq!(user.home, "/pub");
+        assert_eq!(user.permissions, PermissionMap::uniform(Permissions::READ_ONLY));
+        assert!(auth.authenticate("FTP", &Password::new("")).await.is_ok());
+    }
+
+    #[test]
+    fn bad_hashes_are_refused() {
+        assert!(FileAuthenticator::new(vec![user("a", "plaintext".into())], None).is_err());
+        assert!(!is_valid_hash("$2b$short"));
+        assert!(is_valid_hash(&hash_password("x")));
+        assert!(hash_password("x").starts_with("$argon2id$"));
+    }
+}

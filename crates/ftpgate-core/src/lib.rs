@@ -1,1 +1,14 @@
-//! stub
+//! The traits ftpgate backends implement: [`Storage`] for files and [`Authenticator`] for users.
+//!
+//! A backend depends on this small crate only, never on the engine. Paths reach a backend as
+//! [`VirtualPath`]s, already normalised inside the user's root; the backend maps them to its own
+//! keys and must keep every access beneath that root.
+
+#![warn(missing_docs)]
+
+pub mod auth;
+pub mod storage;
+
+pub use auth::{AuthError, Authenticator, User};
+pub use ftpgate_proto::{DirEntry, ErrorKind, FileKind, Metadata, Password, PermissionMap, Permissions, VirtualPath};
+pub use storage::{EntryStream, ReadStream, Storage, StorageError, StorageFactory, Upload, WriteStart};

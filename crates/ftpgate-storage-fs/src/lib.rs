@@ -1,1 +1,283 @@
-//! stub
+//! Local-disk storage for ftpgate.
+//!
+//! Every access goes through a [`cap_std::fs::Dir`] opened at the user's home, so the kernel
+//! (openat2 `RESOLVE_BENEATH` where available) keeps it beneath that directory: `..`, absolute
+//! symlinks, dangling links and a directory swapped for a link mid-way all fail instead of
+//! escaping.
+//!
+//! Uploads that replace a file are written to a hidden temporary file in the same directory and
+//! renamed into place when the transfer completes, so a failed or aborted upload never leaves a
+//! truncated file under the real name. APPE and REST+STOR continue the existing file in place,
+//! since keeping the bytes already there is their purpose. With `keep_partial_uploads`, an
+//! interrupted upload is moved into place as it is, so the client can resume it with REST.
+
+#![warn(missing_docs)]
+
+mod upload;
+
+use std::io::{self, Seek, SeekFrom};
+use cap_std::fs::MetadataExt as _;
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::SystemTime;
+
+use async_trait::async_trait;
+use cap_std::ambient_authority;
+use cap_std::fs::Dir;
+use ftpgate_core::{
+    DirEntry, EntryStream, ErrorKind, FileKind, Metadata, ReadStream, Storage, StorageError, StorageFactory, Upload, User,
+    VirtualPath, WriteStart,
+};
+use futures_core::Stream;
+use tokio::sync::mpsc;
+
+pub use upload::TEMP_PREFIX;
+use upload::FsUpload;
+
+/// Opens a [`FsStorage`] at each user's home directory.
+#[derive(Debug, Clone, Default)]
+pub struct FsStorageFactory {
+    /// Keep interrupted uploads under their real name, so they can be resumed.
+    pub keep_partial_uploads: bool,
+}
+
+impl StorageFactory for FsStorageFactory {
+    fn open(&self, user: &User) -> Result<Arc<dyn Storage>, StorageError> {
+        let storage = FsStorage::open(Path::new(&user.home), self.keep_partial_uploads).map_err(io_error)?;
+        Ok(Arc::new(storage))
+    }
+}
+
+/// A directory on the local disk, served as the root of a user's tree.
+#[derive(Debug, Clone)]
+pub struct FsStorage {
+    root: Arc<Dir>,
+    keep_partial_uploads: bool,
+}
+
+/// Maps an I/O error to a storage error of the right kind.
+pub fn io_error(e: io::Error) -> StorageError {
+    use io::ErrorKind as K;
+    let kind = match e.kind() {
+        K::NotFound => ErrorKind::NotFound,
+        K::PermissionDenied => ErrorKind::PermissionDenied,
+        K::AlreadyExists => ErrorKind::AlreadyExists,
+        K::NotADirectory => ErrorKind::NotADirectory,
+        K::IsADirectory => ErrorKind::IsADirectory,
+        K::DirectoryNotEmpty => ErrorKind::DirectoryNotEmpty,
+        K::StorageFull => ErrorKind::InsufficientStorage,
+        K::QuotaExceeded | K::FileTooLarge => ErrorKind::ExceededStorage,
+        K::InvalidFilename => ErrorKind::InvalidName,
+        K::ResourceBusy | K::ExecutableFileBusy => ErrorKind::Busy,
+        K::Interrupted | K::WouldBlock | K::TimedOut => ErrorKind::Transient,
+        _ => match e.raw_os_error() {
+            // ELOOP: a symlink loop, or a link cap-std refused to follow out of the root.
+            Some(40) => ErrorKind::PermissionDenied,
+            // ENAMETOOLONG
+            Some(36) => ErrorKind::InvalidName,
+            _ => ErrorKind::Local,
+        },
+    };
+    StorageError::new(kind, e)
+}
+
+fn storage_error(kind: ErrorKind, message: &str) -> StorageError {
+    StorageError::new(kind, message.to_string())
+}
+
+/// The path relative to the root, as cap-std wants it.
+fn rel(path: &VirtualPath) -> &str {
+    if path.is_root() { "." } else { path.relative() }
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> io::Result<T> + Send + 'static) -> Result<T, StorageError> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(result) => result.map_err(io_error),
+        Err(e) => Err(StorageError::new(ErrorKind::Local, e)),
+    }
+}
+
+fn to_metadata(meta: &cap_std::fs::Metadata) -> Metadata {
+    let kind = if meta.is_dir() {
+        FileKind::Dir
+    } else if meta.is_symlink() {
+        FileKind::Symlink
+    } else {
+        FileKind::File
+    };
+    Metadata {
+        kind,
+        size: if kind == FileKind::File { meta.len() } else { 0 },
+        modified: meta.modified().ok().map(|t| t.into_std()),
+        mode: Some(meta.mode() & 0o7777),
+        unique: Some(format!("{:x}U{:x}", meta.dev(), meta.ino())),
+    }
+}
+
+impl FsStorage {
+    /// Opens `home` as a root.
+    pub fn open(home: &Path, keep_partial_uploads: bool) -> io::Result<FsStorage> {
+        let root = Dir::open_ambient_dir(home, ambient_authority())?;
+        Ok(FsStorage { root: Arc::new(root), keep_partial_uploads })
+    }
+
+    /// Opens the parent directory of `path` and returns it with the file name.
+    fn parent_of(root: &Dir, path: &VirtualPath) -> io::Result<(Dir, String)> {
+        let name = path.file_name().ok_or_else(|| io::Error::from(io::ErrorKind::IsADirectory))?.to_string();
+        let parent = root.open_dir(rel(&path.parent()))?;
+        Ok((parent, name))
+    }
+}
+
+/// Streams entries produced by a blocking directory walk.
+struct ChannelStream(mpsc::Receiver<Result<DirEntry, StorageError>>);
+
+impl Stream for ChannelStream {
+    type Item = Result<DirEntry, StorageError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.0.poll_recv(cx)
+    }
+}
+
+/// Entries buffered between the directory walk and the data connection.
+const LIST_BUFFER: usize = 256;
+
+fn walk(dir: Dir, tx: mpsc::Sender<Result<DirEntry, StorageError>>) {
+    let entries = match dir.entries() {
+        Ok(entries) => entries,
+        Err(e) => {
+            let _ = tx.blocking_send(Err(io_error(e)));
+            return;
+        }
+    };
+    for entry in entries {
+        let item = entry.and_then(|entry| {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let mut meta = entry.metadata()?;
+            if meta.is_symlink() {
+                // Follow links that stay inside the root; show the others as links.
+                if let Ok(target) = dir.metadata(&name) {
+                    meta = target;
+                }
+            }
+            Ok(DirEntry { name, metadata: to_metadata(&meta) })
+        });
+        let item = match item {
+            Ok(entry) if entry.name.starts_with(TEMP_PREFIX) => continue,
+            Ok(entry) => Ok(entry),
+            // An entry removed while listing is simply not listed.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => Err(io_error(e)),
+        };
+        if tx.blocking_send(item).is_err() {
+            return; // The transfer was aborted.
+        }
+    }
+}
+
+#[async_trait]
+impl Storage for FsStorage {
+    async fn metadata(&self, path: &VirtualPath) -> Result<Metadata, StorageError> {
+        let root = self.root.clone();
+        let path = path.clone();
+        blocking(move || root.metadata(rel(&path)).map(|m| to_metadata(&m))).await
+    }
+
+    async fn list(&self, path: &VirtualPath) -> Result<EntryStream, StorageError> {
+        let root = self.root.clone();
+        let path = path.clone();
+        let dir = blocking(move || root.open_dir(rel(&path))).await?;
+        let (tx, rx) = mpsc::channel(LIST_BUFFER);
+        tokio::task::spawn_blocking(move || walk(dir, tx));
+        Ok(Box::pin(ChannelStream(rx)))
+    }
+
+    async fn read(&self, path: &VirtualPath, offset: u64) -> Result<ReadStream, StorageError> {
+        let root = self.root.clone();
+        let path = path.clone();
+        let file = blocking(move || {
+            let file = root.open(rel(&path))?;
+            let meta = file.metadata()?;
+            if meta.is_dir() {
+                return Err(io::Error::from(io::ErrorKind::IsADirectory));
+            }
+            let mut file = file.into_std();
+            if offset > meta.len() {
+                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "offset beyond end of file"));
+            }
+            file.seek(SeekFrom::Start(offset))?;
+            Ok(file)
+        })
+        .await
+        .map_err(|e| match e.source.downcast_ref::<io::Error>() {
+            Some(io) if io.kind() == io::ErrorKind::UnexpectedEof => storage_error(ErrorKind::InvalidOffset, "offset beyond end of file"),
+            _ => e,
+        })?;
+        Ok(Box::new(tokio::fs::File::from_std(file)))
+    }
+
+    async fn write(&self, path: &VirtualPath, start: WriteStart) -> Result<Box<dyn Upload>, StorageError> {
+        let root = self.root.clone();
+        let path = path.clone();
+        let keep_partial = self.keep_partial_uploads;
+        let upload = blocking(move || {
+            let (parent, name) = FsStorage::parent_of(&root, &path)?;
+            FsUpload::start(parent, name, start, keep_partial)
+        })
+        .await?;
+        Ok(Box::new(upload))
+    }
+
+    async fn write_unique(&self, dir: &VirtualPath, base: &str) -> Result<Box<dyn Upload>, StorageError> {
+        let root = self.root.clone();
+        let dir = dir.clone();
+        let base = base.to_string();
+        let upload = blocking(move || {
+            let parent = root.open_dir(rel(&dir))?;
+            FsUpload::start_unique(parent, &base)
+        })
+        .await?;
+        Ok(Box::new(upload))
+    }
+
+    async fn make_dir(&self, path: &VirtualPath) -> Result<(), StorageError> {
+        let root = self.root.clone();
+        let path = path.clone();
+        blocking(move || root.create_dir(rel(&path))).await
+    }
+
+    async fn remove_dir(&self, path: &VirtualPath) -> Result<(), StorageError> {
+        let root = self.root.clone();
+        let path = path.clone();
+        blocking(move || root.remove_dir(rel(&path))).await
+    }
+
+    async fn remove_file(&self, path: &VirtualPath) -> Result<(), StorageError> {
+        let root = self.root.clone();
+        let path = path.clone();
+        blocking(move || root.remove_file(rel(&path))).await
+    }
+
+    async fn rename(&self, from: &VirtualPath, to: &VirtualPath) -> Result<(), StorageError> {
+        let root = self.root.clone();
+        let (from, to) = (from.clone(), to.clone());
+        blocking(move || root.rename(rel(&from), &root, rel(&to))).await
+    }
+
+    async fn set_modified(&self, path: &VirtualPath, time: SystemTime) -> Result<(), StorageError> {
+        let root = self.root.clone();
+        let path = path.clone();
+        blocking(move || {
+            let file = match root.open(rel(&path)) {
+                Ok(file) => file.into_std(),
+                Err(e) if e.kind() == io::ErrorKind::IsADirectory => root.open_dir(rel(&path))?.into_std_file(),
+                Err(e) => return Err(e),
+            };
+            file.set_modified(time)
+        })
+        .await
+    }
+}

@@ -1,0 +1,35 @@
+//! The `Authenticator` trait: who may log in, where their home is, and what they may do.
+
+use async_trait::async_trait;
+use ftpgate_proto::{Password, PermissionMap};
+
+/// A user who logged in.
+#[derive(Debug, Clone)]
+pub struct User {
+    /// The login name.
+    pub name: String,
+    /// The home, in the storage factory's terms (a directory on disk, a bucket prefix, ...).
+    pub home: String,
+    /// What the user may do where.
+    pub permissions: PermissionMap,
+}
+
+/// Why a login failed. The client is told the same in every case.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuthError {
+    /// Unknown user or wrong password.
+    #[error("invalid credentials")]
+    InvalidCredentials,
+    /// The authenticator could not decide (a backend was unreachable).
+    #[error("authentication unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// Checks credentials.
+#[async_trait]
+pub trait Authenticator: Send + Sync + 'static {
+    /// The user for these credentials. Implementations should take the same time for an
+    /// unknown user as for a wrong password.
+    async fn authenticate(&self, username: &str, password: &Password) -> Result<User, AuthError>;
+}

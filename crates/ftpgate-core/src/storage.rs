@@ -1,0 +1,96 @@
+//! The `Storage` trait: what a backend must do to serve files over FTP.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use async_trait::async_trait;
+use futures_core::Stream;
+use tokio::io::{AsyncRead, AsyncWrite};
+
+pub use ftpgate_proto::session::WriteStart;
+use ftpgate_proto::{DirEntry, ErrorKind, Metadata, VirtualPath};
+
+use crate::auth::User;
+
+/// A storage failure: what kind (which decides the FTP reply) and the cause (for the log).
+#[derive(Debug, thiserror::Error)]
+#[error("{kind:?}: {source}")]
+pub struct StorageError {
+    /// The kind, which maps to the reply.
+    pub kind: ErrorKind,
+    /// The underlying error.
+    #[source]
+    pub source: Box<dyn std::error::Error + Send + Sync>,
+}
+
+impl StorageError {
+    /// An error of `kind` caused by `source`.
+    pub fn new(kind: ErrorKind, source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        StorageError { kind, source: source.into() }
+    }
+}
+
+/// A directory listing, entry by entry.
+pub type EntryStream = Pin<Box<dyn Stream<Item = Result<DirEntry, StorageError>> + Send>>;
+
+/// A file being read.
+pub type ReadStream = Box<dyn AsyncRead + Send + Unpin>;
+
+/// A file being written. Bytes written are not visible under the file's name until
+/// [`Upload::commit`]; dropping an upload without committing it aborts it.
+#[async_trait]
+pub trait Upload: AsyncWrite + Send + Unpin {
+    /// Makes the upload visible as the complete file; returns the file's size.
+    async fn commit(self: Box<Self>) -> Result<u64, StorageError>;
+
+    /// Discards the upload, leaving any previous version of the file as it was (or, where the
+    /// backend keeps partial uploads for resuming, keeping what arrived).
+    async fn abort(self: Box<Self>);
+
+    /// The name the upload will have, for STOU.
+    fn name(&self) -> Option<&str> {
+        None
+    }
+}
+
+/// A file system as FTP sees it, rooted at one user's home.
+#[async_trait]
+pub trait Storage: Send + Sync + 'static {
+    /// Metadata of a file or directory.
+    async fn metadata(&self, path: &VirtualPath) -> Result<Metadata, StorageError>;
+
+    /// The entries of a directory, streamed; memory must not grow with the directory's size.
+    async fn list(&self, path: &VirtualPath) -> Result<EntryStream, StorageError>;
+
+    /// Opens a file for reading from `offset`.
+    async fn read(&self, path: &VirtualPath, offset: u64) -> Result<ReadStream, StorageError>;
+
+    /// Starts an upload to `path`.
+    async fn write(&self, path: &VirtualPath, start: WriteStart) -> Result<Box<dyn Upload>, StorageError>;
+
+    /// Starts an upload under a new name in `dir` derived from `base` (STOU).
+    async fn write_unique(&self, dir: &VirtualPath, base: &str) -> Result<Box<dyn Upload>, StorageError>;
+
+    /// Creates a directory.
+    async fn make_dir(&self, path: &VirtualPath) -> Result<(), StorageError>;
+
+    /// Removes an empty directory.
+    async fn remove_dir(&self, path: &VirtualPath) -> Result<(), StorageError>;
+
+    /// Removes a file.
+    async fn remove_file(&self, path: &VirtualPath) -> Result<(), StorageError>;
+
+    /// Renames a file or directory.
+    async fn rename(&self, from: &VirtualPath, to: &VirtualPath) -> Result<(), StorageError>;
+
+    /// Sets a file's modification time.
+    async fn set_modified(&self, path: &VirtualPath, time: SystemTime) -> Result<(), StorageError>;
+}
+
+/// Makes the storage for a user who just logged in (for example a directory rooted at the
+/// user's home).
+pub trait StorageFactory: Send + Sync + 'static {
+    /// The storage rooted at `user`'s home.
+    fn open(&self, user: &User) -> Result<Arc<dyn Storage>, StorageError>;
+}

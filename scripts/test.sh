@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# The one test command: installs the client programs the end-to-end suite
+# drives, builds the workspace, runs the Rust tests, then the end-to-end suite
+# against the freshly built ftpgate binary.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+REPO_ROOT="$PWD"
+
+step() {
+    printf '\n==> %s\n' "$*"
+}
+
+SUDO=()
+if [ "$(id -u)" -ne 0 ]; then
+    SUDO=(sudo)
+fi
+
+APT_UPDATED=0
+apt_install() {
+    if ! command -v apt-get >/dev/null 2>&1; then
+        echo "error: need to install $* but apt-get is not available" >&2
+        exit 1
+    fi
+    if [ "$APT_UPDATED" -eq 0 ]; then
+        "${SUDO[@]}" apt-get update -qq
+        APT_UPDATED=1
+    fi
+    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive \
+        apt-get install -y -qq --no-install-recommends "$@"
+}
+
+step "Installing missing test tools"
+missing=()
+command -v curl >/dev/null 2>&1 || missing+=(curl)
+command -v lftp >/dev/null 2>&1 || missing+=(lftp)
+command -v rclone >/dev/null 2>&1 || missing+=(rclone)
+command -v python3 >/dev/null 2>&1 || missing+=(python3 python3-pip)
+if [ "${#missing[@]}" -gt 0 ]; then
+    echo "installing: ${missing[*]}"
+    apt_install ca-certificates "${missing[@]}"
+fi
+
+if ! python3 -c 'import pytest' >/dev/null 2>&1; then
+    echo "installing: pytest"
+    if ! python3 -m pip --version >/dev/null 2>&1; then
+        apt_install python3-pip
+    fi
+    python3 -m pip install --quiet pytest \
+        || python3 -m pip install --quiet --break-system-packages pytest \
+        || apt_install python3-pytest
+    python3 -c 'import pytest' || { echo "error: pytest could not be installed" >&2; exit 1; }
+fi
+echo "curl:   $(curl --version | head -n1)"
+echo "lftp:   $(lftp --version | head -n1)"
+echo "rclone: $(rclone version 2>/dev/null | head -n1)"
+echo "pytest: $(python3 -m pytest --version 2>&1 | head -n1)"
+
+step "cargo build --workspace --bins"
+cargo build --workspace --bins
+
+step "cargo test --workspace"
+cargo test --workspace
+
+step "End-to-end tests (tests/e2e)"
+export FTPGATE_BIN="$REPO_ROOT/target/debug/ftpgate"
+export FTPGATE_E2E_REQUIRE_TOOLS=1
+python3 -m pytest tests/e2e -q
+
+step "All tests passed"
