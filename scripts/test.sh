@@ -38,7 +38,7 @@ command -v rclone >/dev/null 2>&1 || missing+=(rclone)
 command -v python3 >/dev/null 2>&1 || missing+=(python3 python3-pip)
 if [ "${#missing[@]}" -gt 0 ]; then
     echo "installing: ${missing[*]}"
-    apt_install ca-certificates "${missing[@]}"
+    apt_install "${missing[@]}"
 fi
 
 if ! python3 -c 'import pytest' >/dev/null 2>&1; then

@@ -39,6 +39,7 @@ REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 STARTUP_TIMEOUT = 15.0
 SHUTDOWN_GRACE = 5.0
 PASSIVE_RANGE_SIZE = 20
+MAX_STARTUP_FAILURES = 2
 
 TEST_USER = "gateuser"
 TEST_PASSWORD = "Pa55-word_e2e"
@@ -71,6 +72,9 @@ class FtpServer:
             return self.log_path.read_text(encoding="utf-8", errors="replace")
         except OSError as exc:  # pragma: no cover - diagnostics only
             return f"<could not read server log: {exc}>"
+
+
+_startup_failures: list[str] = []
 
 
 def _port_is_free(port: int) -> bool:
@@ -188,6 +192,13 @@ def _stop(proc: subprocess.Popen) -> None:
 @pytest.fixture
 def ftp_server(tmp_path: pathlib.Path) -> Iterator[FtpServer]:
     kind = _server_kind()
+    if len(_startup_failures) >= MAX_STARTUP_FAILURES:
+        # Do not spend the startup timeout again on every remaining test.
+        pytest.fail(
+            f"{kind} failed to start {len(_startup_failures)} times already "
+            f"(last: {_startup_failures[-1]}); not trying again",
+            pytrace=False,
+        )
     root = tmp_path / "ftproot"
     root.mkdir()
     port = _free_control_port()
@@ -219,12 +230,16 @@ def ftp_server(tmp_path: pathlib.Path) -> Iterator[FtpServer]:
         log_path=log_path,
         proc=proc,
     )
+    startup_error: Optional[str] = None
     try:
         _wait_until_ready(proc, port, log_path)
     except RuntimeError as exc:
+        startup_error = str(exc)
+    if startup_error is not None:
         _stop(proc)
+        _startup_failures.append(startup_error)
         pytest.fail(
-            f"{kind} did not come up: {exc}\ncommand: {' '.join(cmd)}\n"
+            f"{kind} did not come up: {startup_error}\ncommand: {' '.join(cmd)}\n"
             f"--- server output ---\n{server.log()}",
             pytrace=False,
         )

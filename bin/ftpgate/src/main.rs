@@ -1,1 +1,202 @@
-fn main() {}
+//! `ftpgate`: the FTP server daemon.
+//!
+//! `ftpgate serve` runs the server from a TOML config and/or quick-start flags;
+//! `ftpgate check-config FILE` validates a config; `ftpgate hash-password` prints a password
+//! hash for the config.
+
+mod config;
+
+use std::io::{BufRead, IsTerminal};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use ftpgate::{CancellationToken, Server};
+use ftpgate_auth_file::{FileAuthenticator, UserEntry, hash_password};
+use ftpgate_core::{PermissionMap, Permissions};
+use ftpgate_storage_fs::FsStorageFactory;
+use rand::Rng;
+use rand::distributions::Alphanumeric;
+use tracing::info;
+
+use crate::config::{ConfigFile, parse_listen, parse_port_range};
+
+/// An FTP server for local disks, with per-user homes and permissions.
+#[derive(Parser, Debug)]
+#[command(name = "ftpgate", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the server. With no config and no flags, serves ./data on 127.0.0.1:2121 as user
+    /// "ftpgate" with a generated password, printed at start.
+    Serve(ServeArgs),
+    /// Validate a config file; names the bad key if there is one.
+    CheckConfig {
+        /// The TOML config file.
+        file: PathBuf,
+    },
+    /// Print an argon2id hash of a password for the config's `password_hash`. Reads the
+    /// password from --password, FTPGATE_PASSWORD, or the first line of standard input.
+    HashPassword {
+        /// The password to hash.
+        #[arg(long, env = "FTPGATE_PASSWORD", hide_env_values = true)]
+        password: Option<String>,
+    },
+}
+
+#[derive(clap::Args, Debug)]
+struct ServeArgs {
+    /// TOML config file. Flags below override it.
+    #[arg(long, short = 'c', value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Directory to serve for the quick-start user (created if missing; default ./data).
+    #[arg(long, value_name = "DIR")]
+    root: Option<PathBuf>,
+    /// Address to listen on, e.g. 0.0.0.0:21 or [::]:21; repeat for several (default 127.0.0.1:2121).
+    #[arg(long, value_name = "ADDR:PORT")]
+    listen: Vec<String>,
+    /// Quick-start user name (default "ftpgate").
+    #[arg(long, value_name = "NAME")]
+    user: Option<String>,
+    /// Quick-start user's password (default: generated and printed).
+    #[arg(long, env = "FTPGATE_PASSWORD", hide_env_values = true, value_name = "PASS")]
+    password: Option<String>,
+    /// Quick-start user's permissions, as pyftpdlib's letters elradfmwMT (default: all).
+    #[arg(long, value_name = "LETTERS")]
+    permissions: Option<String>,
+    /// Port range for passive data connections, e.g. 50000-50100.
+    #[arg(long, value_name = "LO-HI")]
+    passive_ports: Option<String>,
+    /// Address announced in PASV replies (IPv4 or host name), for servers behind NAT.
+    #[arg(long, value_name = "HOST")]
+    public_host: Option<String>,
+    /// Log level or filter (trace, debug, info, warn, error); RUST_LOG overrides it.
+    #[arg(long, value_name = "LEVEL")]
+    log_level: Option<String>,
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => serve(args),
+        Command::CheckConfig { file } => {
+            let config = ConfigFile::load(&file)?;
+            let warnings = config.check().with_context(|| format!("invalid config {}", file.display()))?;
+            for warning in &warnings {
+                eprintln!("warning: {warning}");
+            }
+            println!("{}: OK ({} users)", file.display(), config.users.len());
+            Ok(())
+        }
+        Command::HashPassword { password } => {
+            let password = match password {
+                Some(p) => p,
+                None => {
+                    if std::io::stdin().is_terminal() {
+                        eprintln!("Password (input is shown):");
+                    }
+                    let mut line = String::new();
+                    std::io::stdin().lock().read_line(&mut line)?;
+                    line.trim_end_matches(['\r', '\n']).to_string()
+                }
+            };
+            if password.is_empty() {
+                bail!("empty password");
+            }
+            println!("{}", hash_password(&password));
+            Ok(())
+        }
+    }
+}
+
+fn init_logging(level: &str) -> Result<()> {
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(env) if !env.is_empty() => tracing_subscriber::EnvFilter::try_new(env)?,
+        _ => tracing_subscriber::EnvFilter::try_new(level)?,
+    };
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(std::io::stderr().is_terminal()).init();
+    Ok(())
+}
+
+fn serve(args: ServeArgs) -> Result<()> {
+    let file = match &args.config {
+        Some(path) => ConfigFile::load(path)?,
+        None => ConfigFile::default(),
+    };
+    init_logging(args.log_level.as_deref().unwrap_or(&file.log.level))?;
+
+    let mut server_config = file.server.to_server_config()?;
+    if !args.listen.is_empty() {
+        server_config.listen.clear();
+        for text in &args.listen {
+            server_config.listen.extend(parse_listen(text).context("--listen")?);
+        }
+    }
+    if let Some(text) = &args.passive_ports {
+        server_config.passive_ports = Some(parse_port_range(text).context("--passive-ports")?);
+    }
+    if let Some(host) = &args.public_host {
+        server_config.public_host = Some(host.clone());
+    }
+
+    let mut users = file.user_entries()?;
+    let anonymous = file.anonymous_entry()?;
+    let quick_start = args.user.is_some() || args.password.is_some() || args.root.is_some() || (users.is_empty() && anonymous.is_none());
+    if quick_start {
+        let name = args.user.clone().unwrap_or_else(|| "ftpgate".to_string());
+        let root = args.root.clone().unwrap_or_else(|| PathBuf::from("data"));
+        std::fs::create_dir_all(&root).with_context(|| format!("cannot create {}", root.display()))?;
+        let root = root.canonicalize().with_context(|| format!("cannot open {}", root.display()))?;
+        let permissions = match &args.permissions {
+            Some(letters) => Permissions::parse(letters).context("--permissions")?,
+            None => Permissions::ALL,
+        };
+        let (password, generated) = match &args.password {
+            Some(p) => (p.clone(), false),
+            None => (rand::thread_rng().sample_iter(&Alphanumeric).take(16).map(char::from).collect(), true),
+        };
+        users.retain(|u| u.name != name);
+        users.push(UserEntry {
+            name: name.clone(),
+            password_hash: hash_password(&password),
+            home: root.to_string_lossy().into_owned(),
+            permissions: PermissionMap::uniform(permissions),
+        });
+        println!("ftpgate: serving {} as user {name:?} ({permissions})", root.display());
+        if generated {
+            println!("ftpgate: password for {name:?}: {password}");
+        } else {
+            println!("ftpgate: password for {name:?} as given");
+        }
+    }
+
+    let auth = FileAuthenticator::new(users, anonymous)?;
+    let storage = FsStorageFactory { keep_partial_uploads: file.storage.keep_partial_uploads };
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        let server = Server::new(server_config, Arc::new(auth), Arc::new(storage)).bind().await?;
+        for addr in server.local_addrs() {
+            println!("ftpgate: listening on {addr}");
+            info!(%addr, "listening");
+        }
+        let shutdown = CancellationToken::new();
+        tokio::spawn(wait_for_signal(shutdown.clone()));
+        server.run(shutdown).await;
+        Ok(())
+    })
+}
+
+async fn wait_for_signal(shutdown: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut term) = signal(SignalKind::terminate()) else { return };
+    tokio::select! {
+        _ = term.recv() => info!("SIGTERM received"),
+        _ = tokio::signal::ctrl_c() => info!("SIGINT received"),
+    }
+    shutdown.cancel();
+}

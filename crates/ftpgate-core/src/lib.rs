@@ -11,4 +11,4 @@ pub mod storage;
 
 pub use auth::{AuthError, Authenticator, User};
 pub use ftpgate_proto::{DirEntry, ErrorKind, FileKind, Metadata, Password, PermissionMap, Permissions, VirtualPath};
-pub use storage::{EntryStream, ReadStream, Storage, StorageError, StorageFactory, Upload, WriteStart};
+pub use storage::{error_kind_of, EntryStream, ReadStream, Storage, StorageError, StorageFactory, Upload, WriteStart};

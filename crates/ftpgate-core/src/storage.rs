@@ -31,6 +31,37 @@ impl StorageError {
     }
 }
 
+impl From<std::io::Error> for StorageError {
+    fn from(e: std::io::Error) -> Self {
+        StorageError { kind: error_kind_of(&e), source: Box::new(e) }
+    }
+}
+
+/// The kind of an I/O error, for backends built on files and sockets.
+pub fn error_kind_of(e: &std::io::Error) -> ErrorKind {
+    use std::io::ErrorKind as K;
+    match e.kind() {
+        K::NotFound => ErrorKind::NotFound,
+        K::PermissionDenied => ErrorKind::PermissionDenied,
+        K::AlreadyExists => ErrorKind::AlreadyExists,
+        K::NotADirectory => ErrorKind::NotADirectory,
+        K::IsADirectory => ErrorKind::IsADirectory,
+        K::DirectoryNotEmpty => ErrorKind::DirectoryNotEmpty,
+        K::StorageFull => ErrorKind::InsufficientStorage,
+        K::QuotaExceeded | K::FileTooLarge => ErrorKind::ExceededStorage,
+        K::InvalidFilename => ErrorKind::InvalidName,
+        K::ResourceBusy | K::ExecutableFileBusy => ErrorKind::Busy,
+        K::Interrupted | K::WouldBlock | K::TimedOut => ErrorKind::Transient,
+        _ => match e.raw_os_error() {
+            // ELOOP: a symlink loop, or a link that would lead out of the root.
+            Some(40) => ErrorKind::PermissionDenied,
+            // ENAMETOOLONG
+            Some(36) => ErrorKind::InvalidName,
+            _ => ErrorKind::Local,
+        },
+    }
+}
+
 /// A directory listing, entry by entry.
 pub type EntryStream = Pin<Box<dyn Stream<Item = Result<DirEntry, StorageError>> + Send>>;
 

@@ -9,6 +9,7 @@
 
 #![warn(missing_docs)]
 
+pub mod ascii;
 pub mod command;
 pub mod hostport;
 pub mod line;

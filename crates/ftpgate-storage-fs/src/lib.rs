@@ -58,29 +58,8 @@ pub struct FsStorage {
 }
 
 /// Maps an I/O error to a storage error of the right kind.
-pub fn io_error(e: io::Error) -> StorageError {
-    use io::ErrorKind as K;
-    let kind = match e.kind() {
-        K::NotFound => ErrorKind::NotFound,
-        K::PermissionDenied => ErrorKind::PermissionDenied,
-        K::AlreadyExists => ErrorKind::AlreadyExists,
-        K::NotADirectory => ErrorKind::NotADirectory,
-        K::IsADirectory => ErrorKind::IsADirectory,
-        K::DirectoryNotEmpty => ErrorKind::DirectoryNotEmpty,
-        K::StorageFull => ErrorKind::InsufficientStorage,
-        K::QuotaExceeded | K::FileTooLarge => ErrorKind::ExceededStorage,
-        K::InvalidFilename => ErrorKind::InvalidName,
-        K::ResourceBusy | K::ExecutableFileBusy => ErrorKind::Busy,
-        K::Interrupted | K::WouldBlock | K::TimedOut => ErrorKind::Transient,
-        _ => match e.raw_os_error() {
-            // ELOOP: a symlink loop, or a link cap-std refused to follow out of the root.
-            Some(40) => ErrorKind::PermissionDenied,
-            // ENAMETOOLONG
-            Some(36) => ErrorKind::InvalidName,
-            _ => ErrorKind::Local,
-        },
-    };
-    StorageError::new(kind, e)
+pub(crate) fn io_error(e: io::Error) -> StorageError {
+    StorageError::from(e)
 }
 
 fn storage_error(kind: ErrorKind, message: &str) -> StorageError {

@@ -1,1 +1,33 @@
-//! stub
+//! ftpgate: an FTP server engine on tokio.
+//!
+//! Build a [`Server`] from a [`ServerConfig`], an [`Authenticator`](ftpgate_core::Authenticator)
+//! and a [`StorageFactory`](ftpgate_core::StorageFactory), bind it, and run it until a
+//! cancellation token fires:
+//!
+//! ```no_run
+//! # async fn demo(auth: std::sync::Arc<dyn ftpgate_core::Authenticator>,
+//! #               storage: std::sync::Arc<dyn ftpgate_core::StorageFactory>) -> std::io::Result<()> {
+//! use ftpgate::{Server, ServerConfig};
+//! let config = ServerConfig { listen: vec!["127.0.0.1:2121".parse().unwrap()], ..ServerConfig::default() };
+//! let server = Server::new(config, auth, storage).bind().await?;
+//! let shutdown = tokio_util::sync::CancellationToken::new();
+//! server.run(shutdown).await;
+//! # Ok(()) }
+//! ```
+//!
+//! Each control connection is one task that owns its [`Session`](ftpgate_proto::Session) (the
+//! protocol state machine) and performs the effects it asks for; each transfer is a task that
+//! gets an immutable plan and reports back over a channel.
+
+#![warn(missing_docs)]
+
+mod config;
+mod control;
+mod data;
+mod server;
+
+pub use config::{ConfigError, ServerConfig};
+pub use ftpgate_core as core;
+pub use ftpgate_proto as proto;
+pub use server::{BoundServer, Server};
+pub use tokio_util::sync::CancellationToken;

@@ -1,0 +1,371 @@
+//! The control connection: one task per client, owning its [`Session`].
+//!
+//! The driver reads lines, hands them to the session, and performs the [`Step`] it returns:
+//! send a reply, authenticate, call the storage, open a passive listener, start a transfer
+//! task. While a transfer runs it keeps reading commands (the session accepts only ABOR, STAT,
+//! NOOP and QUIT then) and relays the transfer's events as replies.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use ftpgate_core::{ErrorKind, Storage};
+use ftpgate_proto::line::{Decoded, LineDecoder};
+use ftpgate_proto::listing::{DirEntry, format_list_line};
+use ftpgate_proto::reply_map::reply_for;
+use ftpgate_proto::session::{SessionUser, StorageOp, StorageOutcome, TransferPlan};
+use ftpgate_proto::{Reply, ReplyCode, Session, SessionConfig, Step, VirtualPath};
+use futures_util::StreamExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, debug, error, info, info_span, warn};
+
+use crate::data::{self, TransferContext, TransferEvent};
+use crate::server::Shared;
+
+struct RunningTransfer {
+    cancel: CancellationToken,
+    progress: Arc<AtomicU64>,
+    handle: JoinHandle<()>,
+}
+
+struct Control {
+    shared: Arc<Shared>,
+    reader: OwnedReadHalf,
+    writer: OwnedWriteHalf,
+    decoder: LineDecoder,
+    session: Session,
+    peer: SocketAddr,
+    local: SocketAddr,
+    storage: Option<Arc<dyn Storage>>,
+    passive: Option<TcpListener>,
+    transfer: Option<RunningTransfer>,
+    events_tx: mpsc::Sender<TransferEvent>,
+    events_rx: mpsc::Receiver<TransferEvent>,
+    login_started: Instant,
+    last_activity: Instant,
+    shutting_down: bool,
+}
+
+enum Wake {
+    Read(io::Result<usize>),
+    Event(Option<TransferEvent>),
+    Shutdown,
+    Timeout,
+}
+
+/// Serves one control connection to its end.
+pub(crate) async fn run(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
+    let Ok(local) = stream.local_addr() else { return };
+    let _ = stream.set_nodelay(true);
+    let span = info_span!("session", client = %peer);
+    async move {
+        info!("connected");
+        let (reader, writer) = stream.into_split();
+        let (events_tx, events_rx) = mpsc::channel(4);
+        let config = SessionConfig {
+            active_mode: shared.config.active_mode,
+            min_active_port: shared.config.min_active_port,
+            max_login_failures: shared.config.max_login_failures,
+        };
+        let now = Instant::now();
+        let mut control = Control {
+            decoder: LineDecoder::new(shared.config.max_line_length),
+            session: Session::new(config, peer, local),
+            shared,
+            reader,
+            writer,
+            peer,
+            local,
+            storage: None,
+            passive: None,
+            transfer: None,
+            events_tx,
+            events_rx,
+            login_started: now,
+            last_activity: now,
+            shutting_down: false,
+        };
+        if let Err(e) = control.serve().await {
+            debug!(error = %e, "control connection ended with an error");
+        }
+        control.finish().await;
+        info!("disconnected");
+    }
+    .instrument(span)
+    .await
+}
+
+/// The line as it may be logged: the password of PASS is never written out.
+fn loggable(line: &[u8]) -> String {
+    let text = String::from_utf8_lossy(line);
+    if text.len() >= 4 && text[..4].eq_ignore_ascii_case("PASS") {
+        return "PASS ****".to_string();
+    }
+    text.escape_debug().to_string()
+}
+
+impl Control {
+    async fn serve(&mut self) -> io::Result<()> {
+        let banner = Reply::new(ReplyCode::ServiceReady, self.shared.config.banner.clone());
+        self.send(&[banner]).await?;
+        let mut buf = vec![0u8; 4096];
+        loop {
+            if self.session.wants_close() {
+                return Ok(());
+            }
+            // Commands already received run first, in order.
+            if let Some(decoded) = self.decoder.next_line() {
+                self.last_activity = Instant::now();
+                if let Decoded::Line(line) = &decoded {
+                    debug!(command = %loggable(line), "command");
+                }
+                let step = self.session.handle_decoded(decoded);
+                self.perform(step).await?;
+                if !self.session.expects_passive() {
+                    self.passive = None;
+                }
+                continue;
+            }
+            if self.shutting_down && self.transfer.is_none() {
+                let reply = Reply::new(ReplyCode::ServiceNotAvailable, "Server shutting down; closing connection");
+                return self.send(&[reply]).await;
+            }
+            let deadline = self.deadline();
+            let wake = tokio::select! {
+                read = self.reader.read(&mut buf) => Wake::Read(read),
+                event = self.events_rx.recv(), if self.transfer.is_some() => Wake::Event(event),
+                _ = self.shared.graceful.cancelled(), if !self.shutting_down => Wake::Shutdown,
+                _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => Wake::Timeout,
+            };
+            match wake {
+                Wake::Read(Ok(0)) => return Ok(()),
+                Wake::Read(Ok(n)) => self.decoder.feed(&buf[..n]),
+                Wake::Read(Err(e)) => return Err(e),
+                Wake::Event(Some(event)) => self.on_transfer_event(event).await?,
+                Wake::Event(None) => self.transfer = None,
+                Wake::Shutdown => self.shutting_down = true,
+                Wake::Timeout => {
+                    let text = if self.session.is_logged_in() { "Idle timeout; closing connection" } else { "Login timeout; closing connection" };
+                    info!("{}", text);
+                    return self.send(&[Reply::new(ReplyCode::ServiceNotAvailable, text)]).await;
+                }
+            }
+        }
+    }
+
+    /// When the session times out: never during a transfer; before login, at the login
+    /// deadline at the latest.
+    fn deadline(&self) -> Option<Instant> {
+        if self.transfer.is_some() {
+            return None;
+        }
+        let idle = self.last_activity + self.shared.config.idle_timeout;
+        if self.session.is_logged_in() {
+            Some(idle)
+        } else {
+            Some(idle.min(self.login_started + self.shared.config.login_timeout))
+        }
+    }
+
+    async fn send(&mut self, replies: &[Reply]) -> io::Result<()> {
+        let mut out = Vec::with_capacity(128);
+        for reply in replies {
+            reply.encode_into(&mut out);
+        }
+        // One write per batch of replies, so a reply never leaves in pieces (Nagle and delayed
+        // ACK would otherwise add tens of milliseconds).
+        self.writer.write_all(&out).await
+    }
+
+    async fn perform(&mut self, mut step: Step) -> io::Result<()> {
+        loop {
+            step = match step {
+                Step::Reply(reply) => return self.send(&[reply]).await,
+                Step::Nothing => return Ok(()),
+                Step::Authenticate { user, password } => {
+                    let result = self.authenticate(&user, &password).await;
+                    self.session.handle_auth_result(result)
+                }
+                Step::Storage(op) => {
+                    let result = self.storage_call(op).await;
+                    self.session.handle_storage_result(result)
+                }
+                Step::OpenPassive { extended } => {
+                    self.passive = None;
+                    let result = match data::open_passive(&self.shared.config, self.local.ip()).and_then(|l| {
+                        let port = l.local_addr()?.port();
+                        Ok((l, port))
+                    }) {
+                        Ok((listener, port)) => {
+                            self.passive = Some(listener);
+                            Ok((self.shared.advertised_ipv4(self.local.ip()).await, port))
+                        }
+                        Err(e) => {
+                            warn!(error = %e, "cannot open a passive port");
+                            Err(())
+                        }
+                    };
+                    self.session.passive_opened(extended, result)
+                }
+                Step::Transfer(plan) => {
+                    self.start_transfer(plan);
+                    return Ok(());
+                }
+                Step::StatListing { path } => return self.stat_listing(&path).await,
+                Step::AbortTransfer => {
+                    if let Some(transfer) = &self.transfer {
+                        transfer.cancel.cancel();
+                    }
+                    return Ok(());
+                }
+                Step::TransferStatus => {
+                    let progress = self.transfer.as_ref().map(|t| t.progress.load(Ordering::Relaxed));
+                    let reply = self.session.status_reply(progress);
+                    return self.send(&[reply]).await;
+                }
+                Step::Logout(reply) => {
+                    if let Some(user) = self.session.user_name() {
+                        info!(user, "logout");
+                    }
+                    self.storage = None;
+                    self.passive = None;
+                    self.login_started = Instant::now();
+                    return self.send(&[reply]).await;
+                }
+            };
+        }
+    }
+
+    async fn authenticate(&mut self, user: &str, password: &ftpgate_proto::Password) -> Result<SessionUser, ()> {
+        match self.shared.auth.authenticate(user, password).await {
+            Ok(found) => match self.shared.storage.open(&found) {
+                Ok(storage) => {
+                    info!(user = ?found.name, "login");
+                    self.storage = Some(storage);
+                    Ok(SessionUser { name: found.name, permissions: found.permissions })
+                }
+                Err(e) => {
+                    error!(user = ?found.name, home = ?found.home, error = %e, "cannot open the user's home");
+                    Err(())
+                }
+            },
+            Err(e) => {
+                warn!(user = ?user, reason = %e, "login failed");
+                Err(())
+            }
+        }
+    }
+
+    async fn storage_call(&mut self, op: StorageOp) -> Result<StorageOutcome, ErrorKind> {
+        let Some(storage) = &self.storage else {
+            return Err(ErrorKind::Local);
+        };
+        let user = self.session.user_name().unwrap_or("");
+        let result = match &op {
+            StorageOp::Metadata(path) => storage.metadata(path).await.map(StorageOutcome::Metadata),
+            StorageOp::MakeDir(path) => storage.make_dir(path).await.map(|()| StorageOutcome::Done),
+            StorageOp::RemoveDir(path) => storage.remove_dir(path).await.map(|()| StorageOutcome::Done),
+            StorageOp::Delete(path) => storage.remove_file(path).await.map(|()| StorageOutcome::Done),
+            StorageOp::Rename { from, to } => storage.rename(from, to).await.map(|()| StorageOutcome::Done),
+            StorageOp::SetModified { path, time } => storage.set_modified(path, *time).await.map(|()| StorageOutcome::Done),
+        };
+        match (&result, &op) {
+            (Err(e), _) => debug!(op = ?op, error = %e, "storage call failed"),
+            (Ok(_), StorageOp::Metadata(_)) => {}
+            (Ok(_), op) => info!(user, client = %self.peer.ip(), op = ?op, "file operation"),
+        }
+        result.map_err(|e| e.kind)
+    }
+
+    fn start_transfer(&mut self, plan: TransferPlan) {
+        let Some(storage) = self.storage.clone() else { return };
+        let cancel = self.shared.hard.child_token();
+        let progress = Arc::new(AtomicU64::new(0));
+        let ctx = TransferContext {
+            storage,
+            passive: self.passive.take(),
+            peer_ip: self.peer.ip(),
+            local_ip: self.local.ip(),
+            data_timeout: self.shared.config.data_timeout,
+            user: self.session.user_name().unwrap_or("").to_string(),
+            events: self.events_tx.clone(),
+            cancel: cancel.clone(),
+            progress: progress.clone(),
+        };
+        let handle = self.shared.tasks.spawn(data::run_transfer(plan, ctx).in_current_span());
+        self.transfer = Some(RunningTransfer { cancel, progress, handle });
+    }
+
+    async fn on_transfer_event(&mut self, event: TransferEvent) -> io::Result<()> {
+        match event {
+            TransferEvent::Started(info) => {
+                let reply = self.session.transfer_started(&info);
+                self.send(&[reply]).await
+            }
+            TransferEvent::Done(outcome) => {
+                self.transfer = None;
+                self.last_activity = Instant::now();
+                let replies = self.session.handle_transfer_done(outcome);
+                self.send(&replies).await
+            }
+        }
+    }
+
+    /// STAT with a path: the listing goes over the control connection as one 213 reply,
+    /// streamed entry by entry.
+    async fn stat_listing(&mut self, path: &VirtualPath) -> io::Result<()> {
+        let Some(storage) = self.storage.clone() else { return Ok(()) };
+        let meta = match storage.metadata(path).await {
+            Ok(meta) => meta,
+            Err(e) => return self.send(&[reply_for(e.kind, path.as_str())]).await,
+        };
+        let now = std::time::SystemTime::now();
+        let mut out = format!("213-Status of {}:\r\n", ftpgate_proto::listing::display_name(path.as_str())).into_bytes();
+        if meta.is_dir() {
+            let mut entries = match storage.list(path).await {
+                Ok(entries) => entries,
+                Err(e) => return self.send(&[reply_for(e.kind, path.as_str())]).await,
+            };
+            while let Some(entry) = entries.next().await {
+                match entry {
+                    Ok(entry) => {
+                        out.push(b' ');
+                        format_list_line(&entry, now, &mut out);
+                    }
+                    Err(e) => {
+                        warn!(error = %e, "listing failed");
+                        break;
+                    }
+                }
+                if out.len() >= 64 * 1024 {
+                    self.writer.write_all(&out).await?;
+                    out.clear();
+                }
+            }
+        } else {
+            let name = path.file_name().unwrap_or("").to_string();
+            out.push(b' ');
+            format_list_line(&DirEntry { name, metadata: meta }, now, &mut out);
+        }
+        out.extend_from_slice(b"213 End of status\r\n");
+        self.writer.write_all(&out).await
+    }
+
+    /// The connection is over: stop any transfer (aborting an upload) and wait for it.
+    async fn finish(&mut self) {
+        if let Some(transfer) = self.transfer.take() {
+            transfer.cancel.cancel();
+            let _ = tokio::time::timeout(Duration::from_secs(10), transfer.handle).await;
+        }
+        let _ = self.writer.shutdown().await;
+    }
+}

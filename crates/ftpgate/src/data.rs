@@ -1,0 +1,374 @@
+//! Data connections and transfers.
+//!
+//! A transfer runs as its own task with an immutable [`TransferPlan`]: it opens the storage
+//! side first (so a missing file is refused before any data connection), makes the data
+//! connection (accepting only the control connection's own host), reports `Started` so the
+//! control task can send 150, moves the bytes with a bounded buffer, closes the data
+//! connection, and reports `Done`. ABOR (cancellation), a stalled or broken data connection and
+//! storage errors all end an upload with an abort, never a commit.
+
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use ftpgate_core::{DirEntry, ErrorKind, Storage, Upload, error_kind_of};
+use ftpgate_proto::ascii::{AsciiDecoder, AsciiEncoder};
+use ftpgate_proto::hostport::{canonical, same_host};
+use ftpgate_proto::listing::{ListFormat, format_entry};
+use ftpgate_proto::session::{DataEndpoint, StartInfo, TransferKind, TransferOutcome, TransferPlan};
+use futures_util::StreamExt;
+use rand::Rng;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::config::ServerConfig;
+
+/// Bytes moved per read and write on the data connection.
+const TRANSFER_BUFFER: usize = 256 * 1024;
+/// Listing bytes gathered before a write.
+const LISTING_BUFFER: usize = 64 * 1024;
+
+/// What a transfer task tells its control task.
+#[derive(Debug)]
+pub(crate) enum TransferEvent {
+    /// The data connection is open: send 150.
+    Started(StartInfo),
+    /// The transfer ended.
+    Done(TransferOutcome),
+}
+
+/// What a transfer task is given besides its plan.
+pub(crate) struct TransferContext {
+    pub(crate) storage: Arc<dyn Storage>,
+    pub(crate) passive: Option<TcpListener>,
+    pub(crate) peer_ip: IpAddr,
+    pub(crate) local_ip: IpAddr,
+    pub(crate) data_timeout: Duration,
+    pub(crate) user: String,
+    pub(crate) events: mpsc::Sender<TransferEvent>,
+    pub(crate) cancel: CancellationToken,
+    pub(crate) progress: Arc<AtomicU64>,
+}
+
+fn bind_listener(ip: IpAddr, port: u16) -> io::Result<TcpListener> {
+    let socket = if ip.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+    socket.bind(SocketAddr::new(ip, port))?;
+    socket.listen(8)
+}
+
+/// Opens a passive listener on the control connection's local address, on a random free port
+/// of the configured range (or any port if no range is set).
+pub(crate) fn open_passive(config: &ServerConfig, local_ip: IpAddr) -> io::Result<TcpListener> {
+    let Some(range) = &config.passive_ports else {
+        return bind_listener(local_ip, 0);
+    };
+    let (start, end) = (u32::from(*range.start()), u32::from(*range.end()));
+    let span = end - start + 1;
+    let first = rand::thread_rng().gen_range(0..span);
+    for i in 0..span {
+        let port = u16::try_from(start + (first + i) % span).unwrap_or(*range.start());
+        match bind_listener(local_ip, port) {
+            Ok(listener) => return Ok(listener),
+            Err(e) if e.kind() == io::ErrorKind::AddrInUse => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(io::Error::new(io::ErrorKind::AddrInUse, "no free port in the passive range"))
+}
+
+/// Accepts the first connection from the client's own host; connections from anyone else are
+/// closed and the listener keeps waiting for the real client.
+async fn accept_from(listener: &TcpListener, peer_ip: IpAddr) -> io::Result<TcpStream> {
+    loop {
+        let (stream, from) = listener.accept().await?;
+        if same_host(from.ip(), peer_ip) {
+            return Ok(stream);
+        }
+        warn!(%from, expected = %peer_ip, "refused a data connection from a foreign address");
+    }
+}
+
+/// Connects to the client for PORT/EPRT, from the control connection's local address.
+async fn connect_to(local_ip: IpAddr, addr: SocketAddr) -> io::Result<TcpStream> {
+    let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+    let local = canonical(local_ip);
+    if local.is_ipv4() == addr.is_ipv4() {
+        socket.bind(SocketAddr::new(local, 0))?;
+    }
+    socket.connect(addr).await
+}
+
+enum Guarded<T> {
+    Done(T),
+    Stalled,
+    Cancelled,
+}
+
+/// Runs one I/O step, giving up if the transfer is cancelled or the step stalls.
+async fn guarded<T>(ctx: &TransferContext, step: impl Future<Output = T>) -> Guarded<T> {
+    tokio::select! {
+        biased;
+        _ = ctx.cancel.cancelled() => Guarded::Cancelled,
+        result = tokio::time::timeout(ctx.data_timeout, step) => match result {
+            Ok(value) => Guarded::Done(value),
+            Err(_) => Guarded::Stalled,
+        },
+    }
+}
+
+async fn data_connection(plan: &TransferPlan, ctx: &mut TransferContext) -> Result<TcpStream, TransferOutcome> {
+    let passive = ctx.passive.take();
+    let (peer_ip, local_ip) = (ctx.peer_ip, ctx.local_ip);
+    let connect = async move {
+        match (plan.data, passive) {
+            (DataEndpoint::Passive, Some(listener)) => accept_from(&listener, peer_ip).await,
+            (DataEndpoint::Passive, None) => Err(io::Error::new(io::ErrorKind::NotConnected, "no passive listener")),
+            (DataEndpoint::Active(addr), _) => connect_to(local_ip, addr).await,
+        }
+    };
+    match guarded(ctx, connect).await {
+        Guarded::Done(Ok(stream)) => Ok(stream),
+        Guarded::Done(Err(e)) => {
+            warn!(error = %e, "data connection failed");
+            Err(TransferOutcome::NoDataConnection)
+        }
+        Guarded::Stalled => {
+            warn!("data connection timed out");
+            Err(TransferOutcome::NoDataConnection)
+        }
+        Guarded::Cancelled => Err(TransferOutcome::Aborted),
+    }
+}
+
+async fn started(ctx: &TransferContext, info: StartInfo) -> Result<(), TransferOutcome> {
+    ctx.events.send(TransferEvent::Started(info)).await.map_err(|_| TransferOutcome::Aborted)
+}
+
+/// Runs a transfer to its end and reports it.
+pub(crate) async fn run_transfer(plan: TransferPlan, mut ctx: TransferContext) {
+    let began = Instant::now();
+    let outcome = match transfer(&plan, &mut ctx).await {
+        Ok(outcome) | Err(outcome) => outcome,
+    };
+    let bytes = ctx.progress.load(Ordering::Relaxed);
+    let (verb, path) = match &plan.kind {
+        TransferKind::Retrieve { path, .. } => ("RETR", path.to_string()),
+        TransferKind::Store { path, .. } => ("STOR", path.to_string()),
+        TransferKind::StoreUnique { dir, base } => ("STOU", dir.join(base).to_string()),
+        TransferKind::List { path, .. } => ("LIST", path.to_string()),
+    };
+    info!(
+        user = %ctx.user,
+        client = %ctx.peer_ip,
+        command = verb,
+        path = ?path,
+        bytes,
+        duration_ms = began.elapsed().as_millis() as u64,
+        result = ?outcome,
+        "transfer"
+    );
+    let _ = ctx.events.send(TransferEvent::Done(outcome)).await;
+}
+
+async fn transfer(plan: &TransferPlan, ctx: &mut TransferContext) -> Result<TransferOutcome, TransferOutcome> {
+    let failed = |e: ftpgate_core::StorageError| {
+        warn!(error = %e, "storage error");
+        TransferOutcome::Failed(e.kind)
+    };
+    match &plan.kind {
+        TransferKind::Retrieve { path, offset } => {
+            let meta = ctx.storage.metadata(path).await.map_err(failed)?;
+            if meta.is_dir() {
+                return Err(TransferOutcome::Failed(ErrorKind::IsADirectory));
+            }
+            let reader = ctx.storage.read(path, *offset).await.map_err(failed)?;
+            let data = data_connection(plan, ctx).await?;
+            let size = if plan.ascii { None } else { Some(meta.size.saturating_sub(*offset)) };
+            started(ctx, StartInfo { size, unique_name: None }).await?;
+            Ok(send_file(reader, data, plan.ascii, ctx).await)
+        }
+        TransferKind::Store { path, start } => {
+            let upload = ctx.storage.write(path, *start).await.map_err(failed)?;
+            receive_upload(plan, upload, ctx).await
+        }
+        TransferKind::StoreUnique { dir, base } => {
+            let upload = ctx.storage.write_unique(dir, base).await.map_err(failed)?;
+            receive_upload(plan, upload, ctx).await
+        }
+        TransferKind::List { path, format, all, permissions } => {
+            let meta = ctx.storage.metadata(path).await.map_err(failed)?;
+            let mut entries = if meta.is_dir() {
+                ctx.storage.list(path).await.map_err(failed)?
+            } else if matches!(format, ListFormat::Facts(_)) {
+                return Err(TransferOutcome::Failed(ErrorKind::NotADirectory));
+            } else {
+                let name = path.file_name().unwrap_or("").to_string();
+                Box::pin(futures_util::stream::iter([Ok(DirEntry { name, metadata: meta })]))
+            };
+            let mut data = data_connection(plan, ctx).await?;
+            started(ctx, StartInfo::default()).await?;
+            let now = SystemTime::now();
+            let show_hidden = *all || matches!(format, ListFormat::Facts(_));
+            let mut out = Vec::with_capacity(LISTING_BUFFER + 1024);
+            loop {
+                let entry = match guarded(ctx, entries.next()).await {
+                    Guarded::Done(Some(Ok(entry))) => entry,
+                    Guarded::Done(None) => break,
+                    Guarded::Done(Some(Err(e))) => return Err(failed(e)),
+                    Guarded::Stalled => return Err(TransferOutcome::Failed(ErrorKind::Transient)),
+                    Guarded::Cancelled => return Err(TransferOutcome::Aborted),
+                };
+                if !show_hidden && entry.name.starts_with('.') {
+                    continue;
+                }
+                format_entry(*format, &entry, *permissions, now, &mut out);
+                if out.len() >= LISTING_BUFFER {
+                    write_data(&mut data, &out, ctx).await?;
+                    out.clear();
+                }
+            }
+            write_data(&mut data, &out, ctx).await?;
+            close_data(data, ctx).await
+        }
+    }
+}
+
+async fn write_data(data: &mut TcpStream, bytes: &[u8], ctx: &TransferContext) -> Result<(), TransferOutcome> {
+    match guarded(ctx, data.write_all(bytes)).await {
+        Guarded::Done(Ok(())) => {
+            ctx.progress.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+            Ok(())
+        }
+        Guarded::Done(Err(_)) | Guarded::Stalled => Err(TransferOutcome::ConnectionLost),
+        Guarded::Cancelled => Err(TransferOutcome::Aborted),
+    }
+}
+
+/// Closes the data connection cleanly (FIN after the last byte), before 226 is sent.
+async fn close_data(mut data: TcpStream, ctx: &TransferContext) -> Result<TransferOutcome, TransferOutcome> {
+    match guarded(ctx, data.shutdown()).await {
+        Guarded::Done(Ok(())) => Ok(TransferOutcome::Complete { bytes: ctx.progress.load(Ordering::Relaxed) }),
+        Guarded::Done(Err(_)) | Guarded::Stalled => Err(TransferOutcome::ConnectionLost),
+        Guarded::Cancelled => Err(TransferOutcome::Aborted),
+    }
+}
+
+async fn send_file(
+    mut reader: impl AsyncRead + Unpin,
+    mut data: TcpStream,
+    ascii: bool,
+    ctx: &TransferContext,
+) -> TransferOutcome {
+    let mut buf = vec![0u8; TRANSFER_BUFFER];
+    let mut encoder = AsciiEncoder::default();
+    let mut encoded = Vec::new();
+    loop {
+        let n = match guarded(ctx, reader.read(&mut buf)).await {
+            Guarded::Done(Ok(0)) => break,
+            Guarded::Done(Ok(n)) => n,
+            Guarded::Done(Err(e)) => {
+                warn!(error = %e, "read from storage failed");
+                return TransferOutcome::Failed(error_kind_of(&e));
+            }
+            Guarded::Stalled => return TransferOutcome::Failed(ErrorKind::Transient),
+            Guarded::Cancelled => return TransferOutcome::Aborted,
+        };
+        let chunk = if ascii {
+            encoded.clear();
+            encoder.encode(&buf[..n], &mut encoded);
+            &encoded[..]
+        } else {
+            &buf[..n]
+        };
+        if let Err(outcome) = write_data(&mut data, chunk, ctx).await {
+            return outcome;
+        }
+    }
+    match close_data(data, ctx).await {
+        Ok(outcome) | Err(outcome) => outcome,
+    }
+}
+
+async fn receive_upload(
+    plan: &TransferPlan,
+    mut upload: Box<dyn Upload>,
+    ctx: &mut TransferContext,
+) -> Result<TransferOutcome, TransferOutcome> {
+    let mut data = match data_connection(plan, ctx).await {
+        Ok(data) => data,
+        Err(outcome) => {
+            upload.abort().await;
+            return Err(outcome);
+        }
+    };
+    let unique_name = match plan.kind {
+        TransferKind::StoreUnique { .. } => upload.name().map(str::to_string),
+        _ => None,
+    };
+    if let Err(outcome) = started(ctx, StartInfo { size: None, unique_name }).await {
+        upload.abort().await;
+        return Err(outcome);
+    }
+    let mut buf = vec![0u8; TRANSFER_BUFFER];
+    let mut decoder = AsciiDecoder::default();
+    let mut decoded = Vec::new();
+    loop {
+        let n = match guarded(ctx, data.read(&mut buf)).await {
+            Guarded::Done(Ok(n)) => n,
+            Guarded::Done(Err(_)) | Guarded::Stalled => {
+                upload.abort().await;
+                return Err(TransferOutcome::ConnectionLost);
+            }
+            Guarded::Cancelled => {
+                upload.abort().await;
+                return Err(TransferOutcome::Aborted);
+            }
+        };
+        let chunk = if plan.ascii {
+            decoded.clear();
+            if n == 0 {
+                decoder.finish(&mut decoded);
+            } else {
+                decoder.decode(&buf[..n], &mut decoded);
+            }
+            &decoded[..]
+        } else {
+            &buf[..n]
+        };
+        if !chunk.is_empty() {
+            match guarded(ctx, upload.write_all(chunk)).await {
+                Guarded::Done(Ok(())) => {}
+                Guarded::Done(Err(e)) => {
+                    warn!(error = %e, "write to storage failed");
+                    upload.abort().await;
+                    return Err(TransferOutcome::Failed(error_kind_of(&e)));
+                }
+                Guarded::Stalled => {
+                    upload.abort().await;
+                    return Err(TransferOutcome::Failed(ErrorKind::Transient));
+                }
+                Guarded::Cancelled => {
+                    upload.abort().await;
+                    return Err(TransferOutcome::Aborted);
+                }
+            }
+        }
+        if n == 0 {
+            break;
+        }
+        ctx.progress.fetch_add(n as u64, Ordering::Relaxed);
+    }
+    match upload.commit().await {
+        Ok(_) => Ok(TransferOutcome::Complete { bytes: ctx.progress.load(Ordering::Relaxed) }),
+        Err(e) => {
+            warn!(error = %e, "commit failed");
+            Err(TransferOutcome::Failed(e.kind))
+        }
+    }
+}
+

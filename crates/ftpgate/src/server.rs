@@ -1,0 +1,222 @@
+//! Listeners, connection limits and shutdown.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use ftpgate_core::{Authenticator, StorageFactory};
+use ftpgate_proto::Reply;
+use ftpgate_proto::hostport::canonical;
+use ftpgate_proto::reply::ReplyCode;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{info, warn};
+
+use crate::config::{ConfigError, ServerConfig};
+use crate::control;
+
+/// What every session shares.
+pub(crate) struct Shared {
+    pub(crate) config: ServerConfig,
+    pub(crate) auth: Arc<dyn Authenticator>,
+    pub(crate) storage: Arc<dyn StorageFactory>,
+    connections: Arc<Semaphore>,
+    per_ip: Mutex<HashMap<IpAddr, usize>>,
+    /// Cancelled when shutdown starts: stop accepting, close idle sessions.
+    pub(crate) graceful: CancellationToken,
+    /// Cancelled when the grace period ends: abort running transfers.
+    pub(crate) hard: CancellationToken,
+    pub(crate) tasks: TaskTracker,
+    public_ip: Mutex<Option<(Instant, Ipv4Addr)>>,
+}
+
+/// How long a resolved public host name is trusted before it is looked up again.
+const PUBLIC_HOST_TTL: Duration = Duration::from_secs(60);
+
+impl Shared {
+    /// The IPv4 address to announce in a 227 reply for a control connection on `local`.
+    pub(crate) async fn advertised_ipv4(&self, local: IpAddr) -> Option<Ipv4Addr> {
+        let Some(host) = &self.config.public_host else {
+            return match canonical(local) {
+                IpAddr::V4(v4) => Some(v4),
+                IpAddr::V6(_) => None,
+            };
+        };
+        if let Ok(ip) = host.parse::<Ipv4Addr>() {
+            return Some(ip);
+        }
+        if let Ok(guard) = self.public_ip.lock() {
+            if let Some((at, ip)) = *guard {
+                if at.elapsed() < PUBLIC_HOST_TTL {
+                    return Some(ip);
+                }
+            }
+        }
+        let resolved = tokio::net::lookup_host((host.as_str(), 0)).await.ok().and_then(|mut addrs| {
+            addrs.find_map(|a| match a.ip() {
+                IpAddr::V4(v4) => Some(v4),
+                IpAddr::V6(_) => None,
+            })
+        });
+        match resolved {
+            Some(ip) => {
+                if let Ok(mut guard) = self.public_ip.lock() {
+                    *guard = Some((Instant::now(), ip));
+                }
+                Some(ip)
+            }
+            None => {
+                warn!(host = %host, "cannot resolve public_host to an IPv4 address");
+                self.public_ip.lock().ok().and_then(|g| g.map(|(_, ip)| ip))
+            }
+        }
+    }
+}
+
+/// Holds one per-IP connection slot; frees it when dropped.
+pub(crate) struct IpSlot {
+    shared: Arc<Shared>,
+    ip: IpAddr,
+}
+
+impl Drop for IpSlot {
+    fn drop(&mut self) {
+        if let Ok(mut map) = self.shared.per_ip.lock() {
+            if let Some(count) = map.get_mut(&self.ip) {
+                *count -= 1;
+                if *count == 0 {
+                    map.remove(&self.ip);
+                }
+            }
+        }
+    }
+}
+
+fn take_ip_slot(shared: &Arc<Shared>, ip: IpAddr) -> Option<IpSlot> {
+    let mut map = shared.per_ip.lock().ok()?;
+    let count = map.entry(ip).or_insert(0);
+    if *count >= shared.config.max_connections_per_ip {
+        return None;
+    }
+    *count += 1;
+    Some(IpSlot { shared: shared.clone(), ip })
+}
+
+/// An FTP server, configured but not yet listening.
+pub struct Server {
+    config: ServerConfig,
+    auth: Arc<dyn Authenticator>,
+    storage: Arc<dyn StorageFactory>,
+}
+
+impl Server {
+    /// A server with these settings, users and storage.
+    pub fn new(config: ServerConfig, auth: Arc<dyn Authenticator>, storage: Arc<dyn StorageFactory>) -> Self {
+        Server { config, auth, storage }
+    }
+
+    /// Validates the settings and binds every listen address.
+    pub async fn bind(self) -> io::Result<BoundServer> {
+        self.config.validate().map_err(|e: ConfigError| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        let mut listeners = Vec::new();
+        for addr in &self.config.listen {
+            let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+            socket.set_reuseaddr(true)?;
+            socket.bind(*addr).map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
+            listeners.push(socket.listen(1024)?);
+        }
+        let shared = Arc::new(Shared {
+            connections: Arc::new(Semaphore::new(self.config.max_connections)),
+            config: self.config,
+            auth: self.auth,
+            storage: self.storage,
+            per_ip: Mutex::new(HashMap::new()),
+            graceful: CancellationToken::new(),
+            hard: CancellationToken::new(),
+            tasks: TaskTracker::new(),
+            public_ip: Mutex::new(None),
+        });
+        Ok(BoundServer { listeners, shared })
+    }
+}
+
+/// A server whose listeners are bound.
+pub struct BoundServer {
+    listeners: Vec<TcpListener>,
+    shared: Arc<Shared>,
+}
+
+impl BoundServer {
+    /// The addresses actually bound (useful with port 0).
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.listeners.iter().filter_map(|l| l.local_addr().ok()).collect()
+    }
+
+    /// Serves until `shutdown` is cancelled, then stops accepting, closes idle sessions with
+    /// 421, lets running transfers finish within the grace period, aborts the rest, and returns.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let shared = self.shared;
+        let mut accept_tasks = Vec::new();
+        for listener in self.listeners {
+            accept_tasks.push(tokio::spawn(accept_loop(listener, shared.clone())));
+        }
+        shutdown.cancelled().await;
+        info!("shutting down: no new connections; waiting for transfers to finish");
+        shared.graceful.cancel();
+        for task in accept_tasks {
+            task.abort();
+        }
+        shared.tasks.close();
+        if tokio::time::timeout(shared.config.shutdown_grace, shared.tasks.wait()).await.is_err() {
+            warn!("grace period over; aborting remaining transfers");
+            shared.hard.cancel();
+            let _ = tokio::time::timeout(Duration::from_secs(5), shared.tasks.wait()).await;
+        }
+        info!("shutdown complete");
+    }
+}
+
+async fn refuse(mut stream: TcpStream, text: &str) {
+    let reply = Reply::new(ReplyCode::ServiceNotAvailable, text).encode();
+    let _ = tokio::time::timeout(Duration::from_secs(2), stream.write_all(&reply)).await;
+}
+
+async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+    let mut backoff = Duration::from_millis(10);
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(conn) => {
+                backoff = Duration::from_millis(10);
+                conn
+            }
+            Err(e) => {
+                // Out of file descriptors and the like: wait, then try again.
+                warn!(error = %e, "accept failed");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+                continue;
+            }
+        };
+        let Ok(permit) = shared.connections.clone().try_acquire_owned() else {
+            warn!(%peer, "connection refused: server full");
+            tokio::spawn(refuse(stream, "Too many connections; try again later"));
+            continue;
+        };
+        let Some(slot) = take_ip_slot(&shared, canonical(peer.ip())) else {
+            warn!(%peer, "connection refused: too many connections from this address");
+            tokio::spawn(refuse(stream, "Too many connections from your address"));
+            continue;
+        };
+        let shared2 = shared.clone();
+        shared.tasks.spawn(async move {
+            control::run(shared2, stream, peer).await;
+            drop(slot);
+            drop(permit);
+        });
+    }
+}
