@@ -1,0 +1,263 @@
+//! Test support: a real server on 127.0.0.1:0 per test, and a raw control-connection client
+//! for the exchanges a client library hides.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ftpgate::{CancellationToken, Server, ServerConfig};
+use ftpgate_auth_file::{AnonymousEntry, FileAuthenticator, UserEntry, hash_password};
+use ftpgate_core::{PermissionMap, Permissions};
+use ftpgate_storage_fs::FsStorageFactory;
+use suppaftp::FtpStream;
+
+pub const USER: &str = "alice";
+pub const PASS: &str = "secret";
+pub const READER: &str = "reader";
+
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub root: tempfile::TempDir,
+    pub shutdown: CancellationToken,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+pub struct Options {
+    pub config: ServerConfig,
+    pub anonymous: bool,
+    pub keep_partial_uploads: bool,
+    pub alice_permissions: PermissionMap,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            config: ServerConfig {
+                listen: vec!["127.0.0.1:0".parse().unwrap()],
+                data_timeout: Duration::from_secs(5),
+                shutdown_grace: Duration::from_secs(10),
+                ..ServerConfig::default()
+            },
+            anonymous: false,
+            keep_partial_uploads: false,
+            alice_permissions: PermissionMap::uniform(Permissions::ALL),
+        }
+    }
+}
+
+impl TestServer {
+    pub fn start() -> TestServer {
+        Self::start_with(Options::default())
+    }
+
+    pub fn start_with(options: Options) -> TestServer {
+        let root = tempfile::tempdir().unwrap();
+        let home = root.path().to_string_lossy().into_owned();
+        std::fs::create_dir_all(root.path().join("pub")).unwrap();
+        let hash = hash_password(PASS);
+        let users = vec![
+            UserEntry { name: USER.into(), password_hash: hash.clone(), home: home.clone(), permissions: options.alice_permissions },
+            UserEntry { name: READER.into(), password_hash: hash, home: home.clone(), permissions: PermissionMap::uniform(Permissions::READ_ONLY) },
+        ];
+        let anonymous = options.anonymous.then(|| AnonymousEntry {
+            home: root.path().join("pub").to_string_lossy().into_owned(),
+            permissions: PermissionMap::uniform(Permissions::READ_ONLY),
+        });
+        let auth = FileAuthenticator::new(users, anonymous).unwrap();
+        let storage = FsStorageFactory { keep_partial_uploads: options.keep_partial_uploads };
+        let shutdown = CancellationToken::new();
+        let token = shutdown.clone();
+        let config = options.config;
+        let (tx, rx) = std::sync::mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+            runtime.block_on(async move {
+                let server = Server::new(config, Arc::new(auth), Arc::new(storage)).bind().await.unwrap();
+                tx.send(server.local_addrs()[0]).unwrap();
+                server.run(token).await;
+            });
+        });
+        let addr = rx.recv().unwrap();
+        TestServer { addr, root, shutdown, thread: Some(thread) }
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.root.path().join(rel)
+    }
+
+    pub fn client(&self) -> FtpStream {
+        let mut ftp = FtpStream::connect(self.addr).unwrap();
+        ftp.login(USER, PASS).unwrap();
+        ftp.transfer_type(suppaftp::types::FileType::Binary).unwrap();
+        ftp
+    }
+
+    pub fn raw(&self) -> Raw {
+        Raw::connect(self.addr)
+    }
+
+    pub fn raw_logged_in(&self) -> Raw {
+        let mut raw = self.raw();
+        raw.login(USER, PASS);
+        raw
+    }
+
+    /// Stops the server and waits for `run` to return.
+    pub fn stop(&mut self) {
+        self.shutdown.cancel();
+        if let Some(thread) = self.thread.take() {
+            thread.join().unwrap();
+        }
+    }
+
+    /// Files in a directory of the root, temporary upload files included.
+    pub fn names_in(&self, rel: &str) -> Vec<String> {
+        let mut names: Vec<String> =
+            std::fs::read_dir(self.path(rel)).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        names.sort();
+        names
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// A control connection spoken by hand.
+pub struct Raw {
+    reader: BufReader<TcpStream>,
+    pub stream: TcpStream,
+}
+
+impl Raw {
+    pub fn connect(addr: SocketAddr) -> Raw {
+        let stream = TcpStream::connect(addr).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let mut raw = Raw { reader: BufReader::new(stream.try_clone().unwrap()), stream };
+        let (code, _) = raw.reply();
+        assert_eq!(code, 220);
+        raw
+    }
+
+    pub fn send(&mut self, line: &str) {
+        self.send_bytes(format!("{line}\r\n").as_bytes());
+    }
+
+    pub fn send_bytes(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).unwrap();
+    }
+
+    /// Reads one whole reply (multi-line aware): the code and all its text.
+    pub fn reply(&mut self) -> (u16, String) {
+        let mut line = String::new();
+        self.reader.read_line(&mut line).unwrap();
+        assert!(line.len() >= 4, "short reply line {line:?}");
+        let code: u16 = line[..3].parse().unwrap_or_else(|_| panic!("bad reply {line:?}"));
+        let mut text = line.clone();
+        if line.as_bytes()[3] == b'-' {
+            let end = format!("{code} ");
+            loop {
+                let mut next = String::new();
+                if self.reader.read_line(&mut next).unwrap() == 0 {
+                    panic!("connection closed inside a multi-line reply");
+                }
+                text.push_str(&next);
+                if next.starts_with(&end) {
+                    break;
+                }
+            }
+        }
+        (code, text)
+    }
+
+    /// Whether the server closed the connection (reads nothing more).
+    pub fn is_closed(&mut self) -> bool {
+        let mut buf = [0u8; 1];
+        matches!(self.reader.read(&mut buf), Ok(0) | Err(_))
+    }
+
+    pub fn cmd(&mut self, line: &str) -> (u16, String) {
+        self.send(line);
+        self.reply()
+    }
+
+    pub fn code(&mut self, line: &str) -> u16 {
+        self.cmd(line).0
+    }
+
+    pub fn login(&mut self, user: &str, pass: &str) {
+        assert_eq!(self.code(&format!("USER {user}")), 331);
+        assert_eq!(self.code(&format!("PASS {pass}")), 230);
+    }
+
+    /// EPSV, returning the data address.
+    pub fn epsv(&mut self) -> SocketAddr {
+        let (code, text) = self.cmd("EPSV");
+        assert_eq!(code, 229, "{text}");
+        let port: u16 = text.split("|||").nth(1).unwrap().trim_end().trim_end_matches(")").trim_end_matches('|').parse().unwrap();
+        SocketAddr::new(self.stream.peer_addr().unwrap().ip(), port)
+    }
+
+    /// Runs a data command in passive mode and returns (final code, bytes received).
+    pub fn download(&mut self, command: &str) -> (u16, Vec<u8>) {
+        let addr = self.epsv();
+        let mut data = TcpStream::connect(addr).unwrap();
+        let (code, text) = self.cmd(command);
+        if code != 150 {
+            return (code, text.into_bytes());
+        }
+        let mut bytes = Vec::new();
+        data.read_to_end(&mut bytes).unwrap();
+        (self.reply().0, bytes)
+    }
+
+    /// STOR-like command in passive mode with these bytes; returns the final code.
+    pub fn upload(&mut self, command: &str, bytes: &[u8]) -> u16 {
+        let addr = self.epsv();
+        let mut data = TcpStream::connect(addr).unwrap();
+        let (code, text) = self.cmd(command);
+        if code != 150 {
+            return code;
+        }
+        let _ = text;
+        data.write_all(bytes).unwrap();
+        drop(data);
+        self.reply().0
+    }
+}
+
+pub fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E3779B97F4A7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+pub fn write_file(path: &Path, bytes: &[u8]) {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).unwrap();
+    }
+    std::fs::write(path, bytes).unwrap();
+}
+
+/// The reply code of a failed suppaftp call.
+pub fn code_of<T: std::fmt::Debug>(result: suppaftp::FtpResult<T>) -> u32 {
+    match result {
+        Err(suppaftp::FtpError::UnexpectedResponse(response)) => response.status.code(),
+        other => panic!("expected an FTP error reply, got {other:?}"),
+    }
+}
