@@ -57,6 +57,9 @@ pub(crate) struct TransferContext {
 
 fn bind_listener(ip: IpAddr, port: u16) -> io::Result<TcpListener> {
     let socket = if ip.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+    // A port of a small range is reused at once, while its last data connection may still be in
+    // TIME_WAIT. (On Linux this never lets two listeners share a port; that is SO_REUSEPORT.)
+    socket.set_reuseaddr(true)?;
     socket.bind(SocketAddr::new(ip, port))?;
     socket.listen(8)
 }

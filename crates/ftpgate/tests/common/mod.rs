@@ -21,6 +21,7 @@ pub const READER: &str = "reader";
 
 pub struct TestServer {
     pub addr: SocketAddr,
+    pub addrs: Vec<SocketAddr>,
     pub root: tempfile::TempDir,
     pub shutdown: CancellationToken,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -77,12 +78,12 @@ impl TestServer {
             let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
             runtime.block_on(async move {
                 let server = Server::new(config, Arc::new(auth), Arc::new(storage)).bind().await.unwrap();
-                tx.send(server.local_addrs()[0]).unwrap();
+                tx.send(server.local_addrs()).unwrap();
                 server.run(token).await;
             });
         });
-        let addr = rx.recv().unwrap();
-        TestServer { addr, root, shutdown, thread: Some(thread) }
+        let addrs = rx.recv().unwrap();
+        TestServer { addr: addrs[0], addrs, root, shutdown, thread: Some(thread) }
     }
 
     pub fn path(&self, rel: &str) -> PathBuf {
