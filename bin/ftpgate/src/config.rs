@@ -120,7 +120,9 @@ pub(crate) struct LogSection {
 
 impl Default for LogSection {
     fn default() -> Self {
-        LogSection { level: "info".to_string() }
+        LogSection {
+            level: "info".to_string(),
+        }
     }
 }
 
@@ -135,7 +137,8 @@ fn read_only_permissions() -> String {
 impl ConfigFile {
     /// Reads and parses a file; the error names the file and the bad key.
     pub(crate) fn load(path: &Path) -> Result<ConfigFile> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
         Self::parse(&text).with_context(|| format!("invalid config {}", path.display()))
     }
 
@@ -147,9 +150,17 @@ impl ConfigFile {
 
 /// Parses `LO-HI`.
 pub(crate) fn parse_port_range(text: &str) -> Result<std::ops::RangeInclusive<u16>> {
-    let (lo, hi) = text.split_once('-').ok_or_else(|| anyhow!("expected LO-HI, got {text:?}"))?;
-    let lo: u16 = lo.trim().parse().with_context(|| format!("bad port {lo:?}"))?;
-    let hi: u16 = hi.trim().parse().with_context(|| format!("bad port {hi:?}"))?;
+    let (lo, hi) = text
+        .split_once('-')
+        .ok_or_else(|| anyhow!("expected LO-HI, got {text:?}"))?;
+    let lo: u16 = lo
+        .trim()
+        .parse()
+        .with_context(|| format!("bad port {lo:?}"))?;
+    let hi: u16 = hi
+        .trim()
+        .parse()
+        .with_context(|| format!("bad port {hi:?}"))?;
     if lo == 0 || lo > hi {
         bail!("port range {lo}-{hi} is empty");
     }
@@ -158,7 +169,10 @@ pub(crate) fn parse_port_range(text: &str) -> Result<std::ops::RangeInclusive<u1
 
 /// Resolves `ADDR:PORT` (IPv6 in brackets, or a host name).
 pub(crate) fn parse_listen(text: &str) -> Result<Vec<SocketAddr>> {
-    let addrs: Vec<SocketAddr> = text.to_socket_addrs().with_context(|| format!("bad listen address {text:?}"))?.collect();
+    let addrs: Vec<SocketAddr> = text
+        .to_socket_addrs()
+        .with_context(|| format!("bad listen address {text:?}"))?
+        .collect();
     if addrs.is_empty() {
         bail!("listen address {text:?} resolves to nothing");
     }
@@ -169,8 +183,10 @@ fn permission_map(key: &str, letters: &str, dirs: &[DirSection]) -> Result<Permi
     let default = Permissions::parse(letters).map_err(|e| anyhow!("{key}.permissions: {e}"))?;
     let mut map = PermissionMap::uniform(default);
     for (i, dir) in dirs.iter().enumerate() {
-        let perms = Permissions::parse(&dir.permissions).map_err(|e| anyhow!("{key}.dirs[{i}].permissions: {e}"))?;
-        let path = VirtualPath::parse_absolute(&dir.path).map_err(|e| anyhow!("{key}.dirs[{i}].path: {e}"))?;
+        let perms = Permissions::parse(&dir.permissions)
+            .map_err(|e| anyhow!("{key}.dirs[{i}].permissions: {e}"))?;
+        let path = VirtualPath::parse_absolute(&dir.path)
+            .map_err(|e| anyhow!("{key}.dirs[{i}].path: {e}"))?;
         map = map.with_override(path, perms);
     }
     Ok(map)
@@ -224,7 +240,9 @@ impl ConfigFile {
                 bail!("{key}.name: user {:?} is defined twice", user.name);
             }
             if !is_valid_hash(&user.password_hash) {
-                bail!("{key}.password_hash: not an argon2 or bcrypt hash (make one with `ftpgate hash-password`)");
+                bail!(
+                    "{key}.password_hash: not an argon2 or bcrypt hash (make one with `ftpgate hash-password`)"
+                );
             }
             entries.push(UserEntry {
                 name: user.name.clone(),
@@ -256,7 +274,10 @@ impl ConfigFile {
         let mut warnings = Vec::new();
         for user in &users {
             if !Path::new(&user.home).is_dir() {
-                warnings.push(format!("home of user {:?} does not exist: {}", user.name, user.home));
+                warnings.push(format!(
+                    "home of user {:?} does not exist: {}",
+                    user.name, user.home
+                ));
             }
         }
         if let Some(anon) = &anon {
@@ -264,7 +285,8 @@ impl ConfigFile {
                 warnings.push(format!("anonymous home does not exist: {}", anon.home));
             }
         }
-        tracing_subscriber::EnvFilter::try_new(&self.log.level).map_err(|e| anyhow!("log.level: {e}"))?;
+        tracing_subscriber::EnvFilter::try_new(&self.log.level)
+            .map_err(|e| anyhow!("log.level: {e}"))?;
         Ok(warnings)
     }
 }
@@ -281,7 +303,9 @@ mod tests {
             let path = entry.unwrap().path();
             if path.extension().is_some_and(|e| e == "toml") {
                 let config = ConfigFile::load(&path).unwrap();
-                config.check().unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
+                config
+                    .check()
+                    .unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
                 count += 1;
             }
         }
@@ -290,7 +314,9 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_named() {
-        let err = ConfigFile::parse("[server]\nlisten = []\nbogus_key = 1\n").unwrap_err().to_string();
+        let err = ConfigFile::parse("[server]\nlisten = []\nbogus_key = 1\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("bogus_key"), "{err}");
         let err = ConfigFile::parse("[serverr]\n").unwrap_err().to_string();
         assert!(err.contains("serverr"), "{err}");
@@ -302,26 +328,44 @@ mod tests {
             "[[users]]\nname = \"a\"\npassword_hash = \"{}\"\nhome = \"/tmp\"\npermissions = \"elrx\"\n",
             ftpgate_auth_file::hash_password("p")
         );
-        let err = ConfigFile::parse(&text).unwrap().check().unwrap_err().to_string();
+        let err = ConfigFile::parse(&text)
+            .unwrap()
+            .check()
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("users[0].permissions"), "{err}");
     }
 
     #[test]
     fn bad_hash_and_ports_are_named() {
-        let err = ConfigFile::parse("[[users]]\nname = \"a\"\npassword_hash = \"secret\"\nhome = \"/tmp\"\n")
-            .unwrap()
-            .check()
-            .unwrap_err()
-            .to_string();
+        let err = ConfigFile::parse(
+            "[[users]]\nname = \"a\"\npassword_hash = \"secret\"\nhome = \"/tmp\"\n",
+        )
+        .unwrap()
+        .check()
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("users[0].password_hash"), "{err}");
-        let err = format!("{:#}", ConfigFile::parse("[server]\npassive_ports = \"9-1\"\n").unwrap().check().unwrap_err());
+        let err = format!(
+            "{:#}",
+            ConfigFile::parse("[server]\npassive_ports = \"9-1\"\n")
+                .unwrap()
+                .check()
+                .unwrap_err()
+        );
         assert!(err.contains("server.passive_ports"), "{err}");
     }
 
     #[test]
     fn listen_addresses() {
-        assert_eq!(parse_listen("[::1]:21").unwrap(), vec!["[::1]:21".parse::<SocketAddr>().unwrap()]);
-        assert_eq!(parse_listen("127.0.0.1:2121").unwrap(), vec!["127.0.0.1:2121".parse::<SocketAddr>().unwrap()]);
+        assert_eq!(
+            parse_listen("[::1]:21").unwrap(),
+            vec!["[::1]:21".parse::<SocketAddr>().unwrap()]
+        );
+        assert_eq!(
+            parse_listen("127.0.0.1:2121").unwrap(),
+            vec!["127.0.0.1:2121".parse::<SocketAddr>().unwrap()]
+        );
         assert!(parse_listen("nonsense").is_err());
         assert_eq!(parse_port_range("50000-50010").unwrap(), 50000..=50010);
         assert!(parse_port_range("5-").is_err());

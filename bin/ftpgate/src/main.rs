@@ -64,7 +64,12 @@ struct ServeArgs {
     #[arg(long, value_name = "NAME")]
     user: Option<String>,
     /// Quick-start user's password (default: generated and printed).
-    #[arg(long, env = "FTPGATE_PASSWORD", hide_env_values = true, value_name = "PASS")]
+    #[arg(
+        long,
+        env = "FTPGATE_PASSWORD",
+        hide_env_values = true,
+        value_name = "PASS"
+    )]
     password: Option<String>,
     /// Quick-start user's permissions, as pyftpdlib's letters elradfmwMT (default: all).
     #[arg(long, value_name = "LETTERS")]
@@ -86,7 +91,9 @@ fn main() -> Result<()> {
         Command::Serve(args) => serve(args),
         Command::CheckConfig { file } => {
             let config = ConfigFile::load(&file)?;
-            let warnings = config.check().with_context(|| format!("invalid config {}", file.display()))?;
+            let warnings = config
+                .check()
+                .with_context(|| format!("invalid config {}", file.display()))?;
             for warning in &warnings {
                 eprintln!("warning: {warning}");
             }
@@ -119,7 +126,11 @@ fn init_logging(level: &str) -> Result<()> {
         Ok(env) if !env.is_empty() => tracing_subscriber::EnvFilter::try_new(env)?,
         _ => tracing_subscriber::EnvFilter::try_new(level)?,
     };
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(std::io::stderr().is_terminal()).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
     Ok(())
 }
 
@@ -134,7 +145,9 @@ fn serve(args: ServeArgs) -> Result<()> {
     if !args.listen.is_empty() {
         server_config.listen.clear();
         for text in &args.listen {
-            server_config.listen.extend(parse_listen(text).context("--listen")?);
+            server_config
+                .listen
+                .extend(parse_listen(text).context("--listen")?);
         }
     }
     if let Some(text) = &args.passive_ports {
@@ -146,19 +159,32 @@ fn serve(args: ServeArgs) -> Result<()> {
 
     let mut users = file.user_entries()?;
     let anonymous = file.anonymous_entry()?;
-    let quick_start = args.user.is_some() || args.password.is_some() || args.root.is_some() || (users.is_empty() && anonymous.is_none());
+    let quick_start = args.user.is_some()
+        || args.password.is_some()
+        || args.root.is_some()
+        || (users.is_empty() && anonymous.is_none());
     if quick_start {
         let name = args.user.clone().unwrap_or_else(|| "ftpgate".to_string());
         let root = args.root.clone().unwrap_or_else(|| PathBuf::from("data"));
-        std::fs::create_dir_all(&root).with_context(|| format!("cannot create {}", root.display()))?;
-        let root = root.canonicalize().with_context(|| format!("cannot open {}", root.display()))?;
+        std::fs::create_dir_all(&root)
+            .with_context(|| format!("cannot create {}", root.display()))?;
+        let root = root
+            .canonicalize()
+            .with_context(|| format!("cannot open {}", root.display()))?;
         let permissions = match &args.permissions {
             Some(letters) => Permissions::parse(letters).context("--permissions")?,
             None => Permissions::ALL,
         };
         let (password, generated) = match &args.password {
             Some(p) => (p.clone(), false),
-            None => (rand::thread_rng().sample_iter(&Alphanumeric).take(16).map(char::from).collect(), true),
+            None => (
+                rand::thread_rng()
+                    .sample_iter(&Alphanumeric)
+                    .take(16)
+                    .map(char::from)
+                    .collect(),
+                true,
+            ),
         };
         users.retain(|u| u.name != name);
         users.push(UserEntry {
@@ -167,7 +193,10 @@ fn serve(args: ServeArgs) -> Result<()> {
             home: root.to_string_lossy().into_owned(),
             permissions: PermissionMap::uniform(permissions),
         });
-        println!("ftpgate: serving {} as user {name:?} ({permissions})", root.display());
+        println!(
+            "ftpgate: serving {} as user {name:?} ({permissions})",
+            root.display()
+        );
         if generated {
             println!("ftpgate: password for {name:?}: {password}");
         } else {
@@ -176,10 +205,16 @@ fn serve(args: ServeArgs) -> Result<()> {
     }
 
     let auth = FileAuthenticator::new(users, anonymous)?;
-    let storage = FsStorageFactory { keep_partial_uploads: file.storage.keep_partial_uploads };
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let storage = FsStorageFactory {
+        keep_partial_uploads: file.storage.keep_partial_uploads,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(async move {
-        let server = Server::new(server_config, Arc::new(auth), Arc::new(storage)).bind().await?;
+        let server = Server::new(server_config, Arc::new(auth), Arc::new(storage))
+            .bind()
+            .await?;
         for addr in server.local_addrs() {
             println!("ftpgate: listening on {addr}");
             info!(%addr, "listening");
@@ -193,7 +228,9 @@ fn serve(args: ServeArgs) -> Result<()> {
 
 async fn wait_for_signal(shutdown: CancellationToken) {
     use tokio::signal::unix::{SignalKind, signal};
-    let Ok(mut term) = signal(SignalKind::terminate()) else { return };
+    let Ok(mut term) = signal(SignalKind::terminate()) else {
+        return;
+    };
     tokio::select! {
         _ = term.recv() => info!("SIGTERM received"),
         _ = tokio::signal::ctrl_c() => info!("SIGINT received"),

@@ -10,11 +10,11 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use rand::rngs::OsRng;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use async_trait::async_trait;
 use ftpgate_core::{AuthError, Authenticator, Password, PermissionMap, User};
+use rand::rngs::OsRng;
 
 /// A configured user.
 #[derive(Debug, Clone)]
@@ -77,7 +77,9 @@ pub fn is_valid_hash(hash: &str) -> bool {
 }
 
 fn is_bcrypt(hash: &str) -> bool {
-    ["$2a$", "$2b$", "$2y$", "$2x$"].iter().any(|p| hash.starts_with(p))
+    ["$2a$", "$2b$", "$2y$", "$2x$"]
+        .iter()
+        .any(|p| hash.starts_with(p))
 }
 
 /// Checks `password` against `hash` (argon2 or bcrypt).
@@ -86,7 +88,9 @@ pub fn verify_password(hash: &str, password: &str) -> bool {
         return bcrypt::verify(password, hash).unwrap_or(false);
     }
     match PasswordHash::new(hash) {
-        Ok(parsed) => Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok(),
+        Ok(parsed) => Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok(),
         Err(_) => false,
     }
 }
@@ -118,18 +122,31 @@ impl FileAuthenticator {
 impl Authenticator for FileAuthenticator {
     async fn authenticate(&self, username: &str, password: &Password) -> Result<User, AuthError> {
         if let Some(anon) = &self.anonymous {
-            if ANONYMOUS_NAMES.contains(&username.to_ascii_lowercase().as_str()) && !self.users.contains_key(username) {
-                return Ok(User { name: username.to_string(), home: anon.home.clone(), permissions: anon.permissions.clone() });
+            if ANONYMOUS_NAMES.contains(&username.to_ascii_lowercase().as_str())
+                && !self.users.contains_key(username)
+            {
+                return Ok(User {
+                    name: username.to_string(),
+                    home: anon.home.clone(),
+                    permissions: anon.permissions.clone(),
+                });
             }
         }
         let entry = self.users.get(username).cloned();
-        let hash = entry.as_ref().map(|e| e.password_hash.clone()).unwrap_or_else(|| self.dummy_hash.to_string());
+        let hash = entry
+            .as_ref()
+            .map(|e| e.password_hash.clone())
+            .unwrap_or_else(|| self.dummy_hash.to_string());
         let password = password.expose().to_string();
         let ok = tokio::task::spawn_blocking(move || verify_password(&hash, &password))
             .await
             .map_err(|e| AuthError::Unavailable(e.to_string()))?;
         match (entry, ok) {
-            (Some(entry), true) => Ok(User { name: entry.name, home: entry.home, permissions: entry.permissions }),
+            (Some(entry), true) => Ok(User {
+                name: entry.name,
+                home: entry.home,
+                permissions: entry.permissions,
+            }),
             _ => Err(AuthError::InvalidCredentials),
         }
     }
@@ -141,28 +158,54 @@ mod tests {
     use ftpgate_core::Permissions;
 
     fn user(name: &str, hash: String) -> UserEntry {
-        UserEntry { name: name.into(), password_hash: hash, home: "/tmp".into(), permissions: PermissionMap::uniform(Permissions::ALL) }
+        UserEntry {
+            name: name.into(),
+            password_hash: hash,
+            home: "/tmp".into(),
+            permissions: PermissionMap::uniform(Permissions::ALL),
+        }
     }
 
     #[tokio::test]
     async fn argon2_and_bcrypt_users() {
         let bcrypt_hash = bcrypt::hash("pw2", 4).unwrap();
-        let auth = FileAuthenticator::new(vec![user("a", hash_password("pw1")), user("b", bcrypt_hash)], None).unwrap();
+        let auth = FileAuthenticator::new(
+            vec![user("a", hash_password("pw1")), user("b", bcrypt_hash)],
+            None,
+        )
+        .unwrap();
         assert!(auth.authenticate("a", &Password::new("pw1")).await.is_ok());
         assert!(auth.authenticate("a", &Password::new("pw2")).await.is_err());
         assert!(auth.authenticate("b", &Password::new("pw2")).await.is_ok());
         assert!(auth.authenticate("b", &Password::new("pw1")).await.is_err());
-        assert!(auth.authenticate("nobody", &Password::new("pw1")).await.is_err());
-        assert!(auth.authenticate("anonymous", &Password::new("x@y")).await.is_err());
+        assert!(
+            auth.authenticate("nobody", &Password::new("pw1"))
+                .await
+                .is_err()
+        );
+        assert!(
+            auth.authenticate("anonymous", &Password::new("x@y"))
+                .await
+                .is_err()
+        );
     }
 
     #[tokio::test]
     async fn anonymous_when_enabled() {
-        let anon = AnonymousEntry { home: "/pub".into(), permissions: PermissionMap::uniform(Permissions::READ_ONLY) };
+        let anon = AnonymousEntry {
+            home: "/pub".into(),
+            permissions: PermissionMap::uniform(Permissions::READ_ONLY),
+        };
         let auth = FileAuthenticator::new(vec![], Some(anon)).unwrap();
-        let user = auth.authenticate("anonymous", &Password::new("me@example.com")).await.unwrap();
+        let user = auth
+            .authenticate("anonymous", &Password::new("me@example.com"))
+            .await
+            .unwrap();
         assert_eq!(user.home, "/pub");
-        assert_eq!(user.permissions, PermissionMap::uniform(Permissions::READ_ONLY));
+        assert_eq!(
+            user.permissions,
+            PermissionMap::uniform(Permissions::READ_ONLY)
+        );
         assert!(auth.authenticate("FTP", &Password::new("")).await.is_ok());
     }
 

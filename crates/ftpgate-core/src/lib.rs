@@ -10,5 +10,10 @@ pub mod auth;
 pub mod storage;
 
 pub use auth::{AuthError, Authenticator, User};
-pub use ftpgate_proto::{DirEntry, ErrorKind, FileKind, Metadata, Password, PermissionMap, Permissions, VirtualPath};
-pub use storage::{error_kind_of, EntryStream, ReadStream, Storage, StorageError, StorageFactory, Upload, WriteStart};
+pub use ftpgate_proto::{
+    DirEntry, ErrorKind, FileKind, Metadata, Password, PermissionMap, Permissions, VirtualPath,
+};
+pub use storage::{
+    EntryStream, ReadStream, Storage, StorageError, StorageFactory, Upload, WriteStart,
+    error_kind_of,
+};

@@ -26,14 +26,23 @@ pub struct StorageError {
 
 impl StorageError {
     /// An error of `kind` caused by `source`.
-    pub fn new(kind: ErrorKind, source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
-        StorageError { kind, source: source.into() }
+    pub fn new(
+        kind: ErrorKind,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        StorageError {
+            kind,
+            source: source.into(),
+        }
     }
 }
 
 impl From<std::io::Error> for StorageError {
     fn from(e: std::io::Error) -> Self {
-        StorageError { kind: error_kind_of(&e), source: Box::new(e) }
+        StorageError {
+            kind: error_kind_of(&e),
+            source: Box::new(e),
+        }
     }
 }
 
@@ -98,10 +107,18 @@ pub trait Storage: Send + Sync + 'static {
     async fn read(&self, path: &VirtualPath, offset: u64) -> Result<ReadStream, StorageError>;
 
     /// Starts an upload to `path`.
-    async fn write(&self, path: &VirtualPath, start: WriteStart) -> Result<Box<dyn Upload>, StorageError>;
+    async fn write(
+        &self,
+        path: &VirtualPath,
+        start: WriteStart,
+    ) -> Result<Box<dyn Upload>, StorageError>;
 
     /// Starts an upload under a new name in `dir` derived from `base` (STOU).
-    async fn write_unique(&self, dir: &VirtualPath, base: &str) -> Result<Box<dyn Upload>, StorageError>;
+    async fn write_unique(
+        &self,
+        dir: &VirtualPath,
+        base: &str,
+    ) -> Result<Box<dyn Upload>, StorageError>;
 
     /// Creates a directory.
     async fn make_dir(&self, path: &VirtualPath) -> Result<(), StorageError>;

@@ -17,7 +17,10 @@ pub fn parse_port(arg: &str) -> Option<SocketAddrV4> {
         return None;
     }
     let ip = Ipv4Addr::new(nums[0], nums[1], nums[2], nums[3]);
-    Some(SocketAddrV4::new(ip, u16::from(nums[4]) << 8 | u16::from(nums[5])))
+    Some(SocketAddrV4::new(
+        ip,
+        u16::from(nums[4]) << 8 | u16::from(nums[5]),
+    ))
 }
 
 /// Parses an EPRT argument `<d>af<d>addr<d>port<d>` (RFC 2428 section 2); `af` 1 is IPv4, 2 is IPv6.
@@ -43,7 +46,11 @@ pub fn parse_eprt(arg: &str) -> Option<SocketAddr> {
 /// The text of a 227 reply for `ip:port`.
 pub fn format_pasv(ip: Ipv4Addr, port: u16) -> String {
     let [a, b, c, d] = ip.octets();
-    format!("Entering Passive Mode ({a},{b},{c},{d},{},{}).", port >> 8, port & 0xff)
+    format!(
+        "Entering Passive Mode ({a},{b},{c},{d},{},{}).",
+        port >> 8,
+        port & 0xff
+    )
 }
 
 /// The text of a 229 reply for `port`.
@@ -70,8 +77,14 @@ mod tests {
 
     #[test]
     fn port_argument() {
-        assert_eq!(parse_port("127,0,0,1,4,1"), Some("127.0.0.1:1025".parse().unwrap()));
-        assert_eq!(parse_port(" 10,0,0,2,255,255 "), Some("10.0.0.2:65535".parse().unwrap()));
+        assert_eq!(
+            parse_port("127,0,0,1,4,1"),
+            Some("127.0.0.1:1025".parse().unwrap())
+        );
+        assert_eq!(
+            parse_port(" 10,0,0,2,255,255 "),
+            Some("10.0.0.2:65535".parse().unwrap())
+        );
         assert_eq!(parse_port("127,0,0,1,4"), None);
         assert_eq!(parse_port("127,0,0,1,4,1,1"), None);
         assert_eq!(parse_port("256,0,0,1,4,1"), None);
@@ -81,9 +94,18 @@ mod tests {
 
     #[test]
     fn eprt_argument() {
-        assert_eq!(parse_eprt("|1|132.235.1.2|6275|"), Some("132.235.1.2:6275".parse().unwrap()));
-        assert_eq!(parse_eprt("|2|::1|5282|"), Some("[::1]:5282".parse().unwrap()));
-        assert_eq!(parse_eprt("!1!127.0.0.1!2000!"), Some("127.0.0.1:2000".parse().unwrap()));
+        assert_eq!(
+            parse_eprt("|1|132.235.1.2|6275|"),
+            Some("132.235.1.2:6275".parse().unwrap())
+        );
+        assert_eq!(
+            parse_eprt("|2|::1|5282|"),
+            Some("[::1]:5282".parse().unwrap())
+        );
+        assert_eq!(
+            parse_eprt("!1!127.0.0.1!2000!"),
+            Some("127.0.0.1:2000".parse().unwrap())
+        );
         assert_eq!(parse_eprt("|1|::1|5282|"), None);
         assert_eq!(parse_eprt("|3|1.2.3.4|5|"), None);
         assert_eq!(parse_eprt("|1|1.2.3.4|70000|"), None);
@@ -93,13 +115,25 @@ mod tests {
 
     #[test]
     fn passive_replies() {
-        assert_eq!(format_pasv(Ipv4Addr::new(127, 0, 0, 1), 1025), "Entering Passive Mode (127,0,0,1,4,1).");
-        assert_eq!(format_epsv(50000), "Entering Extended Passive Mode (|||50000|)");
+        assert_eq!(
+            format_pasv(Ipv4Addr::new(127, 0, 0, 1), 1025),
+            "Entering Passive Mode (127,0,0,1,4,1)."
+        );
+        assert_eq!(
+            format_epsv(50000),
+            "Entering Extended Passive Mode (|||50000|)"
+        );
     }
 
     #[test]
     fn mapped_addresses_are_the_same_host() {
-        assert!(same_host("::ffff:127.0.0.1".parse().unwrap(), "127.0.0.1".parse().unwrap()));
-        assert!(!same_host("127.0.0.2".parse().unwrap(), "127.0.0.1".parse().unwrap()));
+        assert!(same_host(
+            "::ffff:127.0.0.1".parse().unwrap(),
+            "127.0.0.1".parse().unwrap()
+        ));
+        assert!(!same_host(
+            "127.0.0.2".parse().unwrap(),
+            "127.0.0.1".parse().unwrap()
+        ));
     }
 }

@@ -20,11 +20,11 @@ pub mod reply;
 pub mod reply_map;
 pub mod session;
 
+pub use command::Password;
 pub use command::{Command, CommandSpec, ListArgs, TransferType};
 pub use listing::{DirEntry, FileKind, Metadata};
 pub use path::{PathError, VirtualPath};
 pub use perm::{Perm, PermissionMap, Permissions};
 pub use reply::{Reply, ReplyCode};
 pub use reply_map::ErrorKind;
-pub use command::Password;
 pub use session::{Session, SessionConfig, Step};

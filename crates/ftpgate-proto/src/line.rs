@@ -137,7 +137,10 @@ mod tests {
 
     #[test]
     fn crlf_and_bare_lf_both_end_a_line() {
-        assert_eq!(decode_all(100, b"USER a\r\nPASS b\n"), vec![line("USER a"), line("PASS b")]);
+        assert_eq!(
+            decode_all(100, b"USER a\r\nPASS b\n"),
+            vec![line("USER a"), line("PASS b")]
+        );
     }
 
     #[test]
@@ -156,7 +159,10 @@ mod tests {
         let mut input = b"STOR ".to_vec();
         input.extend(std::iter::repeat_n(b'a', 50));
         input.extend(b"\r\nDELE x\r\nNOOP\r\n");
-        assert_eq!(decode_all(20, &input), vec![Decoded::TooLong, line("DELE x"), line("NOOP")]);
+        assert_eq!(
+            decode_all(20, &input),
+            vec![Decoded::TooLong, line("DELE x"), line("NOOP")]
+        );
     }
 
     #[test]
@@ -180,7 +186,10 @@ mod tests {
     #[test]
     fn telnet_interrupt_and_synch_before_abor_are_removed() {
         // IAC IP IAC DM ABOR, as clients send it (RFC 959 section 4.1.3).
-        assert_eq!(decode_all(100, b"\xff\xf4\xff\xf2ABOR\r\n"), vec![line("ABOR")]);
+        assert_eq!(
+            decode_all(100, b"\xff\xf4\xff\xf2ABOR\r\n"),
+            vec![line("ABOR")]
+        );
     }
 
     #[test]

@@ -77,7 +77,14 @@ pub struct Facts {
 
 impl Default for Facts {
     fn default() -> Self {
-        Facts { kind: true, size: true, modify: true, perm: true, unique: true, unix_mode: true }
+        Facts {
+            kind: true,
+            size: true,
+            modify: true,
+            perm: true,
+            unique: true,
+            unix_mode: true,
+        }
     }
 }
 
@@ -85,7 +92,14 @@ impl Facts {
     /// Selects the facts named in an `OPTS MLST` argument such as `type;size;modify;`;
     /// unknown names are ignored, as the RFC requires.
     pub fn select(names: &str) -> Facts {
-        let mut facts = Facts { kind: false, size: false, modify: false, perm: false, unique: false, unix_mode: false };
+        let mut facts = Facts {
+            kind: false,
+            size: false,
+            modify: false,
+            perm: false,
+            unique: false,
+            unix_mode: false,
+        };
         for name in names.split(';').map(|n| n.trim().to_ascii_lowercase()) {
             match name.as_str() {
                 "type" => facts.kind = true,
@@ -152,7 +166,11 @@ pub enum ListFormat {
 /// Replaces control characters in a name so it cannot inject escapes or break the framing.
 pub fn display_name(name: &str) -> Cow<'_, str> {
     if name.chars().any(|c| c.is_control()) {
-        Cow::Owned(name.chars().map(|c| if c.is_control() { '?' } else { c }).collect())
+        Cow::Owned(
+            name.chars()
+                .map(|c| if c.is_control() { '?' } else { c })
+                .collect(),
+        )
     } else {
         Cow::Borrowed(name)
     }
@@ -188,7 +206,15 @@ fn month_abbrev(m: Month) -> &'static str {
 /// `YYYYMMDDHHMMSS` in UTC, as MDTM and the MLSx `modify` fact use (RFC 3659 section 2.3).
 pub fn format_timeval(t: SystemTime) -> String {
     let d = utc(t);
-    format!("{:04}{:02}{:02}{:02}{:02}{:02}", d.year(), d.month() as u8, d.day(), d.hour(), d.minute(), d.second())
+    format!(
+        "{:04}{:02}{:02}{:02}{:02}{:02}",
+        d.year(),
+        d.month() as u8,
+        d.day(),
+        d.hour(),
+        d.minute(),
+        d.second()
+    )
 }
 
 /// Parses `YYYYMMDDHHMMSS[.sss]` in UTC (MFMT, RFC draft-somers-ftp-mfxx).
@@ -207,7 +233,9 @@ pub fn parse_timeval(s: &str) -> Option<SystemTime> {
         u8::try_from(num(12..14)?).ok()?,
     )
     .ok()?;
-    let secs = PrimitiveDateTime::new(date, time).assume_utc().unix_timestamp();
+    let secs = PrimitiveDateTime::new(date, time)
+        .assume_utc()
+        .unix_timestamp();
     if secs >= 0 {
         Some(UNIX_EPOCH + Duration::from_secs(u64::try_from(secs).ok()?))
     } else {
@@ -239,9 +267,19 @@ pub fn format_list_line(entry: &DirEntry, now: SystemTime, out: &mut Vec<u8>) {
     let meta = &entry.metadata;
     let modified = meta.modified.unwrap_or(UNIX_EPOCH);
     let d = utc(modified);
-    let recent = modified <= now + Duration::from_secs(3600) && now.duration_since(modified).map(|a| a < SIX_MONTHS).unwrap_or(true);
+    let recent = modified <= now + Duration::from_secs(3600)
+        && now
+            .duration_since(modified)
+            .map(|a| a < SIX_MONTHS)
+            .unwrap_or(true);
     let when = if recent {
-        format!("{} {:>2} {:02}:{:02}", month_abbrev(d.month()), d.day(), d.hour(), d.minute())
+        format!(
+            "{} {:>2} {:02}:{:02}",
+            month_abbrev(d.month()),
+            d.day(),
+            d.hour(),
+            d.minute()
+        )
     } else {
         format!("{} {:>2}  {}", month_abbrev(d.month()), d.day(), d.year())
     };
@@ -275,7 +313,11 @@ pub fn perm_fact(kind: FileKind, perms: Permissions) -> String {
             ('w', Perm::Store),
         ],
     };
-    table.iter().filter(|(_, p)| perms.allows(*p)).map(|(c, _)| *c).collect()
+    table
+        .iter()
+        .filter(|(_, p)| perms.allows(*p))
+        .map(|(c, _)| *c)
+        .collect()
 }
 
 /// The facts of one entry followed by a space and `name`, without a line ending:
@@ -317,7 +359,13 @@ pub fn format_facts(meta: &Metadata, name: &str, facts: Facts, perms: Permission
 
 /// Appends one listing entry in `format` (with CRLF). `perms` are the user's permissions in the
 /// listed directory, for the MLSD `perm` fact.
-pub fn format_entry(format: ListFormat, entry: &DirEntry, perms: Permissions, now: SystemTime, out: &mut Vec<u8>) {
+pub fn format_entry(
+    format: ListFormat,
+    entry: &DirEntry,
+    perms: Permissions,
+    now: SystemTime,
+    out: &mut Vec<u8>,
+) {
     match format {
         ListFormat::Long => format_list_line(entry, now, out),
         ListFormat::Names => {
@@ -325,7 +373,9 @@ pub fn format_entry(format: ListFormat, entry: &DirEntry, perms: Permissions, no
             out.extend_from_slice(b"\r\n");
         }
         ListFormat::Facts(facts) => {
-            out.extend_from_slice(format_facts(&entry.metadata, &entry.name, facts, perms).as_bytes());
+            out.extend_from_slice(
+                format_facts(&entry.metadata, &entry.name, facts, perms).as_bytes(),
+            );
             out.extend_from_slice(b"\r\n");
         }
     }
@@ -342,7 +392,13 @@ mod tests {
     fn file(name: &str, size: u64, modified: SystemTime) -> DirEntry {
         DirEntry {
             name: name.to_string(),
-            metadata: Metadata { kind: FileKind::File, size, modified: Some(modified), mode: Some(0o644), unique: None },
+            metadata: Metadata {
+                kind: FileKind::File,
+                size,
+                modified: Some(modified),
+                mode: Some(0o644),
+                unique: None,
+            },
         }
     }
 
@@ -383,7 +439,13 @@ mod tests {
     fn directory_line_and_spaces_in_names() {
         let entry = DirEntry {
             name: "my dir".into(),
-            metadata: Metadata { kind: FileKind::Dir, size: 4096, modified: Some(at(MARCH_5_2024)), mode: Some(0o755), unique: None },
+            metadata: Metadata {
+                kind: FileKind::Dir,
+                size: 4096,
+                modified: Some(at(MARCH_5_2024)),
+                mode: Some(0o755),
+                unique: None,
+            },
         };
         let line = list_line(&entry, at(MARCH_5_2024));
         assert!(line.starts_with("drwxr-xr-x 1 ftp ftp"), "{line}");
@@ -411,9 +473,15 @@ mod tests {
     fn facts_line() {
         let e = file("b c", 3, at(MARCH_5_2024));
         let line = format_facts(&e.metadata, &e.name, Facts::default(), Permissions::ALL);
-        assert_eq!(line, "type=file;size=3;modify=20240305140700;perm=adfrw;unix.mode=0644; b c");
+        assert_eq!(
+            line,
+            "type=file;size=3;modify=20240305140700;perm=adfrw;unix.mode=0644; b c"
+        );
         let only = Facts::select("type;SIZE;bogus;");
-        assert_eq!(format_facts(&e.metadata, &e.name, only, Permissions::ALL), "type=file;size=3; b c");
+        assert_eq!(
+            format_facts(&e.metadata, &e.name, only, Permissions::ALL),
+            "type=file;size=3; b c"
+        );
         assert_eq!(only.names(), "type;size;");
     }
 
@@ -426,6 +494,9 @@ mod tests {
 
     #[test]
     fn feat_line_marks_selected_facts() {
-        assert_eq!(Facts::select("size").feat_line(), "MLST type;size*;modify;perm;unique;unix.mode;");
+        assert_eq!(
+            Facts::select("size").feat_line(),
+            "MLST type;size*;modify;perm;unique;unix.mode;"
+        );
     }
 }

@@ -20,7 +20,9 @@ pub enum PathError {
 impl fmt::Display for PathError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            PathError::ControlCharacter => f.write_str("control characters are not allowed in names"),
+            PathError::ControlCharacter => {
+                f.write_str("control characters are not allowed in names")
+            }
             PathError::Empty => f.write_str("a file name is required"),
         }
     }
@@ -49,7 +51,11 @@ impl VirtualPath {
         if arg.chars().any(is_forbidden_char) {
             return Err(PathError::ControlCharacter);
         }
-        let mut parts: Vec<&str> = if arg.starts_with('/') { Vec::new() } else { self.components().collect() };
+        let mut parts: Vec<&str> = if arg.starts_with('/') {
+            Vec::new()
+        } else {
+            self.components().collect()
+        };
         for part in arg.split('/') {
             match part {
                 "" | "." => {}
@@ -102,7 +108,11 @@ impl VirtualPath {
 
     /// The last name, or `None` for the root.
     pub fn file_name(&self) -> Option<&str> {
-        if self.is_root() { None } else { self.0.rsplit('/').next() }
+        if self.is_root() {
+            None
+        } else {
+            self.0.rsplit('/').next()
+        }
     }
 
     /// The parent directory; the root is its own parent.
@@ -115,12 +125,18 @@ impl VirtualPath {
 
     /// This directory joined with one name (which must not contain `/`).
     pub fn join(&self, name: &str) -> VirtualPath {
-        if self.is_root() { VirtualPath(format!("/{name}")) } else { VirtualPath(format!("{}/{name}", self.0)) }
+        if self.is_root() {
+            VirtualPath(format!("/{name}"))
+        } else {
+            VirtualPath(format!("{}/{name}", self.0))
+        }
     }
 
     /// Whether `self` is `base` or lies beneath it, component-wise.
     pub fn starts_with(&self, base: &VirtualPath) -> bool {
-        base.is_root() || self.0 == base.0 || (self.0.starts_with(&base.0) && self.0.as_bytes().get(base.0.len()) == Some(&b'/'))
+        base.is_root()
+            || self.0 == base.0
+            || (self.0.starts_with(&base.0) && self.0.as_bytes().get(base.0.len()) == Some(&b'/'))
     }
 }
 
@@ -146,7 +162,11 @@ mod tests {
     use super::*;
 
     fn at(dir: &str, arg: &str) -> String {
-        VirtualPath::parse_absolute(dir).unwrap().resolve(arg).unwrap().to_string()
+        VirtualPath::parse_absolute(dir)
+            .unwrap()
+            .resolve(arg)
+            .unwrap()
+            .to_string()
     }
 
     #[test]
@@ -209,7 +229,11 @@ mod tests {
         let ab = VirtualPath::parse_absolute("/a/b").unwrap();
         assert!(ab.starts_with(&VirtualPath::parse_absolute("/a").unwrap()));
         assert!(ab.starts_with(&VirtualPath::root()));
-        assert!(!VirtualPath::parse_absolute("/ab").unwrap().starts_with(&VirtualPath::parse_absolute("/a").unwrap()));
+        assert!(
+            !VirtualPath::parse_absolute("/ab")
+                .unwrap()
+                .starts_with(&VirtualPath::parse_absolute("/a").unwrap())
+        );
     }
 
     #[test]
@@ -225,9 +249,16 @@ mod tests {
             for b in pieces {
                 for c in pieces {
                     let arg = format!("{a}/{b}/{c}");
-                    let p = VirtualPath::parse_absolute("/x/y").unwrap().resolve(&arg).unwrap();
+                    let p = VirtualPath::parse_absolute("/x/y")
+                        .unwrap()
+                        .resolve(&arg)
+                        .unwrap();
                     assert!(p.as_str().starts_with('/'));
-                    assert!(p.components().all(|c| c != ".." && c != "." && !c.is_empty()), "{arg} -> {p}");
+                    assert!(
+                        p.components()
+                            .all(|c| c != ".." && c != "." && !c.is_empty()),
+                        "{arg} -> {p}"
+                    );
                 }
             }
         }

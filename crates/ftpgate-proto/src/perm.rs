@@ -53,7 +53,10 @@ impl Perm {
 
     /// The permission's letter.
     pub fn letter(self) -> char {
-        ALL.iter().find(|(p, _)| *p == self).map(|(_, c)| *c).unwrap_or('?')
+        ALL.iter()
+            .find(|(p, _)| *p == self)
+            .map(|(_, c)| *c)
+            .unwrap_or('?')
     }
 }
 
@@ -67,7 +70,11 @@ pub struct UnknownPermission(pub char);
 
 impl fmt::Display for UnknownPermission {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "unknown permission letter {:?} (allowed: elradfmwMT)", self.0)
+        write!(
+            f,
+            "unknown permission letter {:?} (allowed: elradfmwMT)",
+            self.0
+        )
     }
 }
 
@@ -83,7 +90,10 @@ impl Permissions {
     pub fn parse(letters: &str) -> Result<Permissions, UnknownPermission> {
         let mut set = 0;
         for c in letters.chars() {
-            let (perm, _) = ALL.iter().find(|(_, l)| *l == c).ok_or(UnknownPermission(c))?;
+            let (perm, _) = ALL
+                .iter()
+                .find(|(_, l)| *l == c)
+                .ok_or(UnknownPermission(c))?;
             set |= perm.bit();
         }
         Ok(Permissions(set))
@@ -123,14 +133,18 @@ pub struct PermissionMap {
 impl PermissionMap {
     /// The same permissions everywhere.
     pub fn uniform(default: Permissions) -> Self {
-        PermissionMap { default, overrides: Vec::new() }
+        PermissionMap {
+            default,
+            overrides: Vec::new(),
+        }
     }
 
     /// Adds an override for `dir` and everything beneath it.
     pub fn with_override(mut self, dir: VirtualPath, perms: Permissions) -> Self {
         self.overrides.retain(|(d, _)| *d != dir);
         self.overrides.push((dir, perms));
-        self.overrides.sort_by_key(|(d, _)| std::cmp::Reverse(d.components().count()));
+        self.overrides
+            .sort_by_key(|(d, _)| std::cmp::Reverse(d.components().count()));
         self
     }
 
@@ -172,8 +186,14 @@ mod tests {
     #[test]
     fn deepest_override_wins() {
         let map = PermissionMap::uniform(Permissions::ALL)
-            .with_override(VirtualPath::parse_absolute("/pub").unwrap(), Permissions::READ_ONLY)
-            .with_override(VirtualPath::parse_absolute("/pub/incoming").unwrap(), Permissions::parse("elw").unwrap());
+            .with_override(
+                VirtualPath::parse_absolute("/pub").unwrap(),
+                Permissions::READ_ONLY,
+            )
+            .with_override(
+                VirtualPath::parse_absolute("/pub/incoming").unwrap(),
+                Permissions::parse("elw").unwrap(),
+            );
         let at = |p: &str| map.at(&VirtualPath::parse_absolute(p).unwrap());
         assert_eq!(at("/home"), Permissions::ALL);
         assert_eq!(at("/pub"), Permissions::READ_ONLY);

@@ -109,7 +109,10 @@ pub struct Reply {
 impl Reply {
     /// A one-line reply.
     pub fn new(code: ReplyCode, text: impl Into<String>) -> Self {
-        Reply { code, lines: vec![text.into()] }
+        Reply {
+            code,
+            lines: vec![text.into()],
+        }
     }
 
     /// A multi-line reply: `first`, then each of `middle`, then `last`.
@@ -172,7 +175,10 @@ mod tests {
 
     #[test]
     fn single_line() {
-        assert_eq!(Reply::new(ReplyCode::CommandOk, "OK").encode(), b"200 OK\r\n");
+        assert_eq!(
+            Reply::new(ReplyCode::CommandOk, "OK").encode(),
+            b"200 OK\r\n"
+        );
     }
 
     #[test]
@@ -183,7 +189,10 @@ mod tests {
             ["UTF8".to_string(), "211 looks like an end".to_string()],
             "End",
         );
-        assert_eq!(r.encode(), b"211-Features:\r\n UTF8\r\n 211 looks like an end\r\n211 End\r\n");
+        assert_eq!(
+            r.encode(),
+            b"211-Features:\r\n UTF8\r\n 211 looks like an end\r\n211 End\r\n"
+        );
     }
 
     #[test]

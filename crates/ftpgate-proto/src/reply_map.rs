@@ -44,7 +44,13 @@ pub enum ErrorKind {
 impl ErrorKind {
     /// Whether a retry may succeed (4xx) rather than not (5xx).
     pub fn is_transient(self) -> bool {
-        matches!(self, ErrorKind::InsufficientStorage | ErrorKind::Busy | ErrorKind::Transient | ErrorKind::Local)
+        matches!(
+            self,
+            ErrorKind::InsufficientStorage
+                | ErrorKind::Busy
+                | ErrorKind::Transient
+                | ErrorKind::Local
+        )
     }
 }
 
@@ -58,15 +64,27 @@ pub fn reply_for(kind: ErrorKind, subject: &str) -> Reply {
         ErrorKind::IsADirectory => (ReplyCode::FileUnavailable, "Is a directory"),
         ErrorKind::DirectoryNotEmpty => (ReplyCode::FileUnavailable, "Directory not empty"),
         ErrorKind::InvalidName => (ReplyCode::FileNameNotAllowed, "File name not allowed"),
-        ErrorKind::InsufficientStorage => (ReplyCode::InsufficientStorage, "Insufficient storage space"),
+        ErrorKind::InsufficientStorage => {
+            (ReplyCode::InsufficientStorage, "Insufficient storage space")
+        }
         ErrorKind::ExceededStorage => (ReplyCode::ExceededStorage, "Exceeded storage allocation"),
         ErrorKind::InvalidOffset => (ReplyCode::InvalidRestParameter, "Invalid REST parameter"),
         ErrorKind::Busy => (ReplyCode::FileBusy, "File busy, try again later"),
-        ErrorKind::Transient => (ReplyCode::FileBusy, "Temporary storage failure, try again later"),
+        ErrorKind::Transient => (
+            ReplyCode::FileBusy,
+            "Temporary storage failure, try again later",
+        ),
         ErrorKind::Unsupported => (ReplyCode::NotImplemented, "Not supported by this storage"),
         ErrorKind::Local => (ReplyCode::LocalError, "Local error in processing"),
     };
-    if subject.is_empty() { Reply::new(code, text) } else { Reply::new(code, format!("{}: {text}", crate::listing::display_name(subject))) }
+    if subject.is_empty() {
+        Reply::new(code, text)
+    } else {
+        Reply::new(
+            code,
+            format!("{}: {text}", crate::listing::display_name(subject)),
+        )
+    }
 }
 
 #[cfg(test)]
@@ -100,6 +118,9 @@ mod tests {
 
     #[test]
     fn subject_is_named_and_sanitised() {
-        assert_eq!(reply_for(ErrorKind::NotFound, "/a\x1bb").lines[0], "/a?b: No such file or directory");
+        assert_eq!(
+            reply_for(ErrorKind::NotFound, "/a\x1bb").lines[0],
+            "/a?b: No such file or directory"
+        );
     }
 }

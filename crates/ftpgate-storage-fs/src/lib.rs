@@ -15,8 +15,8 @@
 
 mod upload;
 
-use std::io::{self, Seek, SeekFrom};
 use cap_std::fs::MetadataExt as _;
+use std::io::{self, Seek, SeekFrom};
 use std::path::Path;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -27,14 +27,14 @@ use async_trait::async_trait;
 use cap_std::ambient_authority;
 use cap_std::fs::Dir;
 use ftpgate_core::{
-    DirEntry, EntryStream, ErrorKind, FileKind, Metadata, ReadStream, Storage, StorageError, StorageFactory, Upload, User,
-    VirtualPath, WriteStart,
+    DirEntry, EntryStream, ErrorKind, FileKind, Metadata, ReadStream, Storage, StorageError,
+    StorageFactory, Upload, User, VirtualPath, WriteStart,
 };
 use futures_core::Stream;
 use tokio::sync::mpsc;
 
-pub use upload::TEMP_PREFIX;
 use upload::FsUpload;
+pub use upload::TEMP_PREFIX;
 
 /// Opens a [`FsStorage`] at each user's home directory.
 #[derive(Debug, Clone, Default)]
@@ -45,7 +45,8 @@ pub struct FsStorageFactory {
 
 impl StorageFactory for FsStorageFactory {
     fn open(&self, user: &User) -> Result<Arc<dyn Storage>, StorageError> {
-        let storage = FsStorage::open(Path::new(&user.home), self.keep_partial_uploads).map_err(io_error)?;
+        let storage =
+            FsStorage::open(Path::new(&user.home), self.keep_partial_uploads).map_err(io_error)?;
         Ok(Arc::new(storage))
     }
 }
@@ -71,7 +72,9 @@ fn rel(path: &VirtualPath) -> &str {
     if path.is_root() { "." } else { path.relative() }
 }
 
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> io::Result<T> + Send + 'static) -> Result<T, StorageError> {
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> io::Result<T> + Send + 'static,
+) -> Result<T, StorageError> {
     match tokio::task::spawn_blocking(f).await {
         Ok(result) => result.map_err(io_error),
         Err(e) => Err(StorageError::new(ErrorKind::Local, e)),
@@ -88,7 +91,11 @@ fn to_metadata(meta: &cap_std::fs::Metadata) -> Metadata {
     };
     Metadata {
         kind,
-        size: if kind == FileKind::File { meta.len() } else { 0 },
+        size: if kind == FileKind::File {
+            meta.len()
+        } else {
+            0
+        },
         modified: meta.modified().ok().map(|t| t.into_std()),
         mode: Some(meta.mode() & 0o7777),
         unique: Some(format!("{:x}U{:x}", meta.dev(), meta.ino())),
@@ -99,12 +106,18 @@ impl FsStorage {
     /// Opens `home` as a root.
     pub fn open(home: &Path, keep_partial_uploads: bool) -> io::Result<FsStorage> {
         let root = Dir::open_ambient_dir(home, ambient_authority())?;
-        Ok(FsStorage { root: Arc::new(root), keep_partial_uploads })
+        Ok(FsStorage {
+            root: Arc::new(root),
+            keep_partial_uploads,
+        })
     }
 
     /// Opens the parent directory of `path` and returns it with the file name.
     fn parent_of(root: &Dir, path: &VirtualPath) -> io::Result<(Dir, String)> {
-        let name = path.file_name().ok_or_else(|| io::Error::from(io::ErrorKind::IsADirectory))?.to_string();
+        let name = path
+            .file_name()
+            .ok_or_else(|| io::Error::from(io::ErrorKind::IsADirectory))?
+            .to_string();
         let parent = root.open_dir(rel(&path.parent()))?;
         Ok((parent, name))
     }
@@ -142,7 +155,10 @@ fn walk(dir: Dir, tx: mpsc::Sender<Result<DirEntry, StorageError>>) {
                     meta = target;
                 }
             }
-            Ok(DirEntry { name, metadata: to_metadata(&meta) })
+            Ok(DirEntry {
+                name,
+                metadata: to_metadata(&meta),
+            })
         });
         let item = match item {
             Ok(entry) if entry.name.starts_with(TEMP_PREFIX) => continue,
@@ -185,20 +201,29 @@ impl Storage for FsStorage {
             }
             let mut file = file.into_std();
             if offset > meta.len() {
-                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "offset beyond end of file"));
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "offset beyond end of file",
+                ));
             }
             file.seek(SeekFrom::Start(offset))?;
             Ok(file)
         })
         .await
         .map_err(|e| match e.source.downcast_ref::<io::Error>() {
-            Some(io) if io.kind() == io::ErrorKind::UnexpectedEof => storage_error(ErrorKind::InvalidOffset, "offset beyond end of file"),
+            Some(io) if io.kind() == io::ErrorKind::UnexpectedEof => {
+                storage_error(ErrorKind::InvalidOffset, "offset beyond end of file")
+            }
             _ => e,
         })?;
         Ok(Box::new(tokio::fs::File::from_std(file)))
     }
 
-    async fn write(&self, path: &VirtualPath, start: WriteStart) -> Result<Box<dyn Upload>, StorageError> {
+    async fn write(
+        &self,
+        path: &VirtualPath,
+        start: WriteStart,
+    ) -> Result<Box<dyn Upload>, StorageError> {
         let root = self.root.clone();
         let path = path.clone();
         let keep_partial = self.keep_partial_uploads;
@@ -210,7 +235,11 @@ impl Storage for FsStorage {
         Ok(Box::new(upload))
     }
 
-    async fn write_unique(&self, dir: &VirtualPath, base: &str) -> Result<Box<dyn Upload>, StorageError> {
+    async fn write_unique(
+        &self,
+        dir: &VirtualPath,
+        base: &str,
+    ) -> Result<Box<dyn Upload>, StorageError> {
         let root = self.root.clone();
         let dir = dir.clone();
         let base = base.to_string();
@@ -252,7 +281,9 @@ impl Storage for FsStorage {
         blocking(move || {
             let file = match root.open(rel(&path)) {
                 Ok(file) => file.into_std(),
-                Err(e) if e.kind() == io::ErrorKind::IsADirectory => root.open_dir(rel(&path))?.into_std_file(),
+                Err(e) if e.kind() == io::ErrorKind::IsADirectory => {
+                    root.open_dir(rel(&path))?.into_std_file()
+                }
                 Err(e) => return Err(e),
             };
             file.set_modified(time)

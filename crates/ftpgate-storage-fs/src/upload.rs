@@ -49,11 +49,19 @@ fn create_temp(dir: &Dir) -> io::Result<(String, std::fs::File)> {
             Err(e) => return Err(e),
         }
     }
-    Err(io::Error::new(io::ErrorKind::AlreadyExists, "no free temporary name"))
+    Err(io::Error::new(
+        io::ErrorKind::AlreadyExists,
+        "no free temporary name",
+    ))
 }
 
 impl FsUpload {
-    pub(crate) fn start(dir: Dir, name: String, start: WriteStart, keep_partial: bool) -> io::Result<FsUpload> {
+    pub(crate) fn start(
+        dir: Dir,
+        name: String,
+        start: WriteStart,
+        keep_partial: bool,
+    ) -> io::Result<FsUpload> {
         if let Ok(meta) = dir.metadata(&name) {
             if meta.is_dir() {
                 return Err(io::Error::from(io::ErrorKind::IsADirectory));
@@ -62,7 +70,13 @@ impl FsUpload {
         let (file, target) = match start {
             WriteStart::Truncate => {
                 let (temp, file) = create_temp(&dir)?;
-                (file, Target::Temp { temp, reserved: false })
+                (
+                    file,
+                    Target::Temp {
+                        temp,
+                        reserved: false,
+                    },
+                )
             }
             WriteStart::Append => {
                 let file = dir.open_with(&name, OpenOptions::new().append(true).create(true))?;
@@ -72,19 +86,32 @@ impl FsUpload {
                 let file = dir.open_with(&name, OpenOptions::new().write(true))?;
                 let mut file = file.into_std();
                 if offset > file.metadata()?.len() {
-                    return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "offset beyond end of file"));
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "offset beyond end of file",
+                    ));
                 }
                 file.set_len(offset)?;
                 file.seek(SeekFrom::Start(offset))?;
                 (file, Target::InPlace)
             }
         };
-        Ok(FsUpload { file: tokio::fs::File::from_std(file), dir: Some(dir), name, target, keep_partial })
+        Ok(FsUpload {
+            file: tokio::fs::File::from_std(file),
+            dir: Some(dir),
+            name,
+            target,
+            keep_partial,
+        })
     }
 
     pub(crate) fn start_unique(dir: Dir, base: &str) -> io::Result<FsUpload> {
         for n in 0..1000u32 {
-            let name = if n == 0 { base.to_string() } else { format!("{base}.{n}") };
+            let name = if n == 0 {
+                base.to_string()
+            } else {
+                format!("{base}.{n}")
+            };
             match dir.open_with(&name, OpenOptions::new().write(true).create_new(true)) {
                 Ok(_) => {
                     let (temp, file) = create_temp(&dir)?;
@@ -92,7 +119,10 @@ impl FsUpload {
                         file: tokio::fs::File::from_std(file),
                         dir: Some(dir),
                         name,
-                        target: Target::Temp { temp, reserved: true },
+                        target: Target::Temp {
+                            temp,
+                            reserved: true,
+                        },
                         keep_partial: false,
                     });
                 }
@@ -100,7 +130,10 @@ impl FsUpload {
                 Err(e) => return Err(e),
             }
         }
-        Err(io::Error::new(io::ErrorKind::AlreadyExists, "no free unique name"))
+        Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            "no free unique name",
+        ))
     }
 
     /// Removes (or, keeping partial uploads, moves into place) what was written.
@@ -169,7 +202,11 @@ impl Drop for FsUpload {
 }
 
 impl AsyncWrite for FsUpload {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.file).poll_write(cx, buf)
     }
 

@@ -97,9 +97,11 @@ impl ServerConfig {
                 return Err(ConfigError::Zero(name));
             }
         }
-        for (value, name) in
-            [(self.idle_timeout, "idle_timeout"), (self.login_timeout, "login_timeout"), (self.data_timeout, "data_timeout")]
-        {
+        for (value, name) in [
+            (self.idle_timeout, "idle_timeout"),
+            (self.login_timeout, "login_timeout"),
+            (self.data_timeout, "data_timeout"),
+        ] {
             if value.is_zero() {
                 return Err(ConfigError::Zero(name));
             }
@@ -122,11 +124,23 @@ mod tests {
 
     #[test]
     fn bad_settings_are_named() {
-        let bad = ServerConfig { passive_ports: Some(50010..=50000), ..ServerConfig::default() };
-        assert_eq!(bad.validate(), Err(ConfigError::EmptyPassiveRange(50010, 50000)));
-        let bad = ServerConfig { max_connections: 0, ..ServerConfig::default() };
+        let bad = ServerConfig {
+            passive_ports: Some(RangeInclusive::new(50010, 50000)),
+            ..ServerConfig::default()
+        };
+        assert_eq!(
+            bad.validate(),
+            Err(ConfigError::EmptyPassiveRange(50010, 50000))
+        );
+        let bad = ServerConfig {
+            max_connections: 0,
+            ..ServerConfig::default()
+        };
         assert_eq!(bad.validate(), Err(ConfigError::Zero("max_connections")));
-        let bad = ServerConfig { listen: vec![], ..ServerConfig::default() };
+        let bad = ServerConfig {
+            listen: vec![],
+            ..ServerConfig::default()
+        };
         assert_eq!(bad.validate(), Err(ConfigError::NoListenAddress));
     }
 }

@@ -64,7 +64,9 @@ enum Wake {
 
 /// Serves one control connection to its end.
 pub(crate) async fn run(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
-    let Ok(local) = stream.local_addr() else { return };
+    let Ok(local) = stream.local_addr() else {
+        return;
+    };
     let _ = stream.set_nodelay(true);
     let span = info_span!("session", client = %peer);
     async move {
@@ -136,7 +138,10 @@ impl Control {
                 continue;
             }
             if self.shutting_down && self.transfer.is_none() {
-                let reply = Reply::new(ReplyCode::ServiceNotAvailable, "Server shutting down; closing connection");
+                let reply = Reply::new(
+                    ReplyCode::ServiceNotAvailable,
+                    "Server shutting down; closing connection",
+                );
                 return self.send(&[reply]).await;
             }
             let deadline = self.deadline();
@@ -154,9 +159,15 @@ impl Control {
                 Wake::Event(None) => self.transfer = None,
                 Wake::Shutdown => self.shutting_down = true,
                 Wake::Timeout => {
-                    let text = if self.session.is_logged_in() { "Idle timeout; closing connection" } else { "Login timeout; closing connection" };
+                    let text = if self.session.is_logged_in() {
+                        "Idle timeout; closing connection"
+                    } else {
+                        "Login timeout; closing connection"
+                    };
                     info!("{}", text);
-                    return self.send(&[Reply::new(ReplyCode::ServiceNotAvailable, text)]).await;
+                    return self
+                        .send(&[Reply::new(ReplyCode::ServiceNotAvailable, text)])
+                        .await;
                 }
             }
         }
@@ -201,10 +212,11 @@ impl Control {
                 }
                 Step::OpenPassive { extended } => {
                     self.passive = None;
-                    let result = match data::open_passive(&self.shared.config, self.local.ip()).and_then(|l| {
-                        let port = l.local_addr()?.port();
-                        Ok((l, port))
-                    }) {
+                    let result = match data::open_passive(&self.shared.config, self.local.ip())
+                        .and_then(|l| {
+                            let port = l.local_addr()?.port();
+                            Ok((l, port))
+                        }) {
                         Ok((listener, port)) => {
                             self.passive = Some(listener);
                             Ok((self.shared.advertised_ipv4(self.local.ip()).await, port))
@@ -228,7 +240,10 @@ impl Control {
                     return Ok(());
                 }
                 Step::TransferStatus => {
-                    let progress = self.transfer.as_ref().map(|t| t.progress.load(Ordering::Relaxed));
+                    let progress = self
+                        .transfer
+                        .as_ref()
+                        .map(|t| t.progress.load(Ordering::Relaxed));
                     let reply = self.session.status_reply(progress);
                     return self.send(&[reply]).await;
                 }
@@ -245,13 +260,20 @@ impl Control {
         }
     }
 
-    async fn authenticate(&mut self, user: &str, password: &ftpgate_proto::Password) -> Result<SessionUser, ()> {
+    async fn authenticate(
+        &mut self,
+        user: &str,
+        password: &ftpgate_proto::Password,
+    ) -> Result<SessionUser, ()> {
         match self.shared.auth.authenticate(user, password).await {
             Ok(found) => match self.shared.storage.open(&found) {
                 Ok(storage) => {
                     info!(user = ?found.name, "login");
                     self.storage = Some(storage);
-                    Ok(SessionUser { name: found.name, permissions: found.permissions })
+                    Ok(SessionUser {
+                        name: found.name,
+                        permissions: found.permissions,
+                    })
                 }
                 Err(e) => {
                     error!(user = ?found.name, home = ?found.home, error = %e, "cannot open the user's home");
@@ -273,10 +295,22 @@ impl Control {
         let result = match &op {
             StorageOp::Metadata(path) => storage.metadata(path).await.map(StorageOutcome::Metadata),
             StorageOp::MakeDir(path) => storage.make_dir(path).await.map(|()| StorageOutcome::Done),
-            StorageOp::RemoveDir(path) => storage.remove_dir(path).await.map(|()| StorageOutcome::Done),
-            StorageOp::Delete(path) => storage.remove_file(path).await.map(|()| StorageOutcome::Done),
-            StorageOp::Rename { from, to } => storage.rename(from, to).await.map(|()| StorageOutcome::Done),
-            StorageOp::SetModified { path, time } => storage.set_modified(path, *time).await.map(|()| StorageOutcome::Done),
+            StorageOp::RemoveDir(path) => storage
+                .remove_dir(path)
+                .await
+                .map(|()| StorageOutcome::Done),
+            StorageOp::Delete(path) => storage
+                .remove_file(path)
+                .await
+                .map(|()| StorageOutcome::Done),
+            StorageOp::Rename { from, to } => storage
+                .rename(from, to)
+                .await
+                .map(|()| StorageOutcome::Done),
+            StorageOp::SetModified { path, time } => storage
+                .set_modified(path, *time)
+                .await
+                .map(|()| StorageOutcome::Done),
         };
         match (&result, &op) {
             (Err(e), _) => debug!(op = ?op, error = %e, "storage call failed"),
@@ -287,7 +321,9 @@ impl Control {
     }
 
     fn start_transfer(&mut self, plan: TransferPlan) {
-        let Some(storage) = self.storage.clone() else { return };
+        let Some(storage) = self.storage.clone() else {
+            return;
+        };
         let cancel = self.shared.hard.child_token();
         let progress = Arc::new(AtomicU64::new(0));
         let ctx = TransferContext {
@@ -301,8 +337,15 @@ impl Control {
             cancel: cancel.clone(),
             progress: progress.clone(),
         };
-        let handle = self.shared.tasks.spawn(data::run_transfer(plan, ctx).in_current_span());
-        self.transfer = Some(RunningTransfer { cancel, progress, handle });
+        let handle = self
+            .shared
+            .tasks
+            .spawn(data::run_transfer(plan, ctx).in_current_span());
+        self.transfer = Some(RunningTransfer {
+            cancel,
+            progress,
+            handle,
+        });
     }
 
     async fn on_transfer_event(&mut self, event: TransferEvent) -> io::Result<()> {
@@ -323,13 +366,19 @@ impl Control {
     /// STAT with a path: the listing goes over the control connection as one 213 reply,
     /// streamed entry by entry.
     async fn stat_listing(&mut self, path: &VirtualPath) -> io::Result<()> {
-        let Some(storage) = self.storage.clone() else { return Ok(()) };
+        let Some(storage) = self.storage.clone() else {
+            return Ok(());
+        };
         let meta = match storage.metadata(path).await {
             Ok(meta) => meta,
             Err(e) => return self.send(&[reply_for(e.kind, path.as_str())]).await,
         };
         let now = std::time::SystemTime::now();
-        let mut out = format!("213-Status of {}:\r\n", ftpgate_proto::listing::display_name(path.as_str())).into_bytes();
+        let mut out = format!(
+            "213-Status of {}:\r\n",
+            ftpgate_proto::listing::display_name(path.as_str())
+        )
+        .into_bytes();
         if meta.is_dir() {
             let mut entries = match storage.list(path).await {
                 Ok(entries) => entries,
@@ -354,7 +403,14 @@ impl Control {
         } else {
             let name = path.file_name().unwrap_or("").to_string();
             out.push(b' ');
-            format_list_line(&DirEntry { name, metadata: meta }, now, &mut out);
+            format_list_line(
+                &DirEntry {
+                    name,
+                    metadata: meta,
+                },
+                now,
+                &mut out,
+            );
         }
         out.extend_from_slice(b"213 End of status\r\n");
         self.writer.write_all(&out).await

@@ -17,7 +17,9 @@ use ftpgate_core::{DirEntry, ErrorKind, Storage, Upload, error_kind_of};
 use ftpgate_proto::ascii::{AsciiDecoder, AsciiEncoder};
 use ftpgate_proto::hostport::{canonical, same_host};
 use ftpgate_proto::listing::{ListFormat, format_entry};
-use ftpgate_proto::session::{DataEndpoint, StartInfo, TransferKind, TransferOutcome, TransferPlan};
+use ftpgate_proto::session::{
+    DataEndpoint, StartInfo, TransferKind, TransferOutcome, TransferPlan,
+};
 use futures_util::StreamExt;
 use rand::Rng;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
@@ -56,7 +58,11 @@ pub(crate) struct TransferContext {
 }
 
 fn bind_listener(ip: IpAddr, port: u16) -> io::Result<TcpListener> {
-    let socket = if ip.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+    let socket = if ip.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
     // A port of a small range is reused at once, while its last data connection may still be in
     // TIME_WAIT. (On Linux this never lets two listeners share a port; that is SO_REUSEPORT.)
     socket.set_reuseaddr(true)?;
@@ -81,7 +87,10 @@ pub(crate) fn open_passive(config: &ServerConfig, local_ip: IpAddr) -> io::Resul
             Err(e) => return Err(e),
         }
     }
-    Err(io::Error::new(io::ErrorKind::AddrInUse, "no free port in the passive range"))
+    Err(io::Error::new(
+        io::ErrorKind::AddrInUse,
+        "no free port in the passive range",
+    ))
 }
 
 /// Accepts the first connection from the client's own host; connections from anyone else are
@@ -98,7 +107,11 @@ async fn accept_from(listener: &TcpListener, peer_ip: IpAddr) -> io::Result<TcpS
 
 /// Connects to the client for PORT/EPRT, from the control connection's local address.
 async fn connect_to(local_ip: IpAddr, addr: SocketAddr) -> io::Result<TcpStream> {
-    let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
     let local = canonical(local_ip);
     if local.is_ipv4() == addr.is_ipv4() {
         socket.bind(SocketAddr::new(local, 0))?;
@@ -124,13 +137,19 @@ async fn guarded<T>(ctx: &TransferContext, step: impl Future<Output = T>) -> Gua
     }
 }
 
-async fn data_connection(plan: &TransferPlan, ctx: &mut TransferContext) -> Result<TcpStream, TransferOutcome> {
+async fn data_connection(
+    plan: &TransferPlan,
+    ctx: &mut TransferContext,
+) -> Result<TcpStream, TransferOutcome> {
     let passive = ctx.passive.take();
     let (peer_ip, local_ip) = (ctx.peer_ip, ctx.local_ip);
     let connect = async move {
         match (plan.data, passive) {
             (DataEndpoint::Passive, Some(listener)) => accept_from(&listener, peer_ip).await,
-            (DataEndpoint::Passive, None) => Err(io::Error::new(io::ErrorKind::NotConnected, "no passive listener")),
+            (DataEndpoint::Passive, None) => Err(io::Error::new(
+                io::ErrorKind::NotConnected,
+                "no passive listener",
+            )),
             (DataEndpoint::Active(addr), _) => connect_to(local_ip, addr).await,
         }
     };
@@ -149,7 +168,10 @@ async fn data_connection(plan: &TransferPlan, ctx: &mut TransferContext) -> Resu
 }
 
 async fn started(ctx: &TransferContext, info: StartInfo) -> Result<(), TransferOutcome> {
-    ctx.events.send(TransferEvent::Started(info)).await.map_err(|_| TransferOutcome::Aborted)
+    ctx.events
+        .send(TransferEvent::Started(info))
+        .await
+        .map_err(|_| TransferOutcome::Aborted)
 }
 
 /// Runs a transfer to its end and reports it.
@@ -178,7 +200,10 @@ pub(crate) async fn run_transfer(plan: TransferPlan, mut ctx: TransferContext) {
     let _ = ctx.events.send(TransferEvent::Done(outcome)).await;
 }
 
-async fn transfer(plan: &TransferPlan, ctx: &mut TransferContext) -> Result<TransferOutcome, TransferOutcome> {
+async fn transfer(
+    plan: &TransferPlan,
+    ctx: &mut TransferContext,
+) -> Result<TransferOutcome, TransferOutcome> {
     let failed = |e: ftpgate_core::StorageError| {
         warn!(error = %e, "storage error");
         TransferOutcome::Failed(e.kind)
@@ -191,8 +216,19 @@ async fn transfer(plan: &TransferPlan, ctx: &mut TransferContext) -> Result<Tran
             }
             let reader = ctx.storage.read(path, *offset).await.map_err(failed)?;
             let data = data_connection(plan, ctx).await?;
-            let size = if plan.ascii { None } else { Some(meta.size.saturating_sub(*offset)) };
-            started(ctx, StartInfo { size, unique_name: None }).await?;
+            let size = if plan.ascii {
+                None
+            } else {
+                Some(meta.size.saturating_sub(*offset))
+            };
+            started(
+                ctx,
+                StartInfo {
+                    size,
+                    unique_name: None,
+                },
+            )
+            .await?;
             Ok(send_file(reader, data, plan.ascii, ctx).await)
         }
         TransferKind::Store { path, start } => {
@@ -203,7 +239,12 @@ async fn transfer(plan: &TransferPlan, ctx: &mut TransferContext) -> Result<Tran
             let upload = ctx.storage.write_unique(dir, base).await.map_err(failed)?;
             receive_upload(plan, upload, ctx).await
         }
-        TransferKind::List { path, format, all, permissions } => {
+        TransferKind::List {
+            path,
+            format,
+            all,
+            permissions,
+        } => {
             let meta = ctx.storage.metadata(path).await.map_err(failed)?;
             let mut entries = if meta.is_dir() {
                 ctx.storage.list(path).await.map_err(failed)?
@@ -211,7 +252,10 @@ async fn transfer(plan: &TransferPlan, ctx: &mut TransferContext) -> Result<Tran
                 return Err(TransferOutcome::Failed(ErrorKind::NotADirectory));
             } else {
                 let name = path.file_name().unwrap_or("").to_string();
-                Box::pin(futures_util::stream::iter([Ok(DirEntry { name, metadata: meta })]))
+                Box::pin(futures_util::stream::iter([Ok(DirEntry {
+                    name,
+                    metadata: meta,
+                })]))
             };
             let mut data = data_connection(plan, ctx).await?;
             started(ctx, StartInfo::default()).await?;
@@ -241,10 +285,15 @@ async fn transfer(plan: &TransferPlan, ctx: &mut TransferContext) -> Result<Tran
     }
 }
 
-async fn write_data(data: &mut TcpStream, bytes: &[u8], ctx: &TransferContext) -> Result<(), TransferOutcome> {
+async fn write_data(
+    data: &mut TcpStream,
+    bytes: &[u8],
+    ctx: &TransferContext,
+) -> Result<(), TransferOutcome> {
     match guarded(ctx, data.write_all(bytes)).await {
         Guarded::Done(Ok(())) => {
-            ctx.progress.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+            ctx.progress
+                .fetch_add(bytes.len() as u64, Ordering::Relaxed);
             Ok(())
         }
         Guarded::Done(Err(_)) | Guarded::Stalled => Err(TransferOutcome::ConnectionLost),
@@ -253,9 +302,14 @@ async fn write_data(data: &mut TcpStream, bytes: &[u8], ctx: &TransferContext) -
 }
 
 /// Closes the data connection cleanly (FIN after the last byte), before 226 is sent.
-async fn close_data(mut data: TcpStream, ctx: &TransferContext) -> Result<TransferOutcome, TransferOutcome> {
+async fn close_data(
+    mut data: TcpStream,
+    ctx: &TransferContext,
+) -> Result<TransferOutcome, TransferOutcome> {
     match guarded(ctx, data.shutdown()).await {
-        Guarded::Done(Ok(())) => Ok(TransferOutcome::Complete { bytes: ctx.progress.load(Ordering::Relaxed) }),
+        Guarded::Done(Ok(())) => Ok(TransferOutcome::Complete {
+            bytes: ctx.progress.load(Ordering::Relaxed),
+        }),
         Guarded::Done(Err(_)) | Guarded::Stalled => Err(TransferOutcome::ConnectionLost),
         Guarded::Cancelled => Err(TransferOutcome::Aborted),
     }
@@ -313,7 +367,15 @@ async fn receive_upload(
         TransferKind::StoreUnique { .. } => upload.name().map(str::to_string),
         _ => None,
     };
-    if let Err(outcome) = started(ctx, StartInfo { size: None, unique_name }).await {
+    if let Err(outcome) = started(
+        ctx,
+        StartInfo {
+            size: None,
+            unique_name,
+        },
+    )
+    .await
+    {
         upload.abort().await;
         return Err(outcome);
     }
@@ -367,11 +429,12 @@ async fn receive_upload(
         ctx.progress.fetch_add(n as u64, Ordering::Relaxed);
     }
     match upload.commit().await {
-        Ok(_) => Ok(TransferOutcome::Complete { bytes: ctx.progress.load(Ordering::Relaxed) }),
+        Ok(_) => Ok(TransferOutcome::Complete {
+            bytes: ctx.progress.load(Ordering::Relaxed),
+        }),
         Err(e) => {
             warn!(error = %e, "commit failed");
             Err(TransferOutcome::Failed(e.kind))
         }
     }
 }
-

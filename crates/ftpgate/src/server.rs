@@ -57,12 +57,15 @@ impl Shared {
                 }
             }
         }
-        let resolved = tokio::net::lookup_host((host.as_str(), 0)).await.ok().and_then(|mut addrs| {
-            addrs.find_map(|a| match a.ip() {
-                IpAddr::V4(v4) => Some(v4),
-                IpAddr::V6(_) => None,
-            })
-        });
+        let resolved = tokio::net::lookup_host((host.as_str(), 0))
+            .await
+            .ok()
+            .and_then(|mut addrs| {
+                addrs.find_map(|a| match a.ip() {
+                    IpAddr::V4(v4) => Some(v4),
+                    IpAddr::V6(_) => None,
+                })
+            });
         match resolved {
             Some(ip) => {
                 if let Ok(mut guard) = self.public_ip.lock() {
@@ -104,7 +107,10 @@ fn take_ip_slot(shared: &Arc<Shared>, ip: IpAddr) -> Option<IpSlot> {
         return None;
     }
     *count += 1;
-    Some(IpSlot { shared: shared.clone(), ip })
+    Some(IpSlot {
+        shared: shared.clone(),
+        ip,
+    })
 }
 
 /// An FTP server, configured but not yet listening.
@@ -116,18 +122,34 @@ pub struct Server {
 
 impl Server {
     /// A server with these settings, users and storage.
-    pub fn new(config: ServerConfig, auth: Arc<dyn Authenticator>, storage: Arc<dyn StorageFactory>) -> Self {
-        Server { config, auth, storage }
+    pub fn new(
+        config: ServerConfig,
+        auth: Arc<dyn Authenticator>,
+        storage: Arc<dyn StorageFactory>,
+    ) -> Self {
+        Server {
+            config,
+            auth,
+            storage,
+        }
     }
 
     /// Validates the settings and binds every listen address.
     pub async fn bind(self) -> io::Result<BoundServer> {
-        self.config.validate().map_err(|e: ConfigError| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        self.config
+            .validate()
+            .map_err(|e: ConfigError| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         let mut listeners = Vec::new();
         for addr in &self.config.listen {
-            let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+            let socket = if addr.is_ipv4() {
+                TcpSocket::new_v4()?
+            } else {
+                TcpSocket::new_v6()?
+            };
             socket.set_reuseaddr(true)?;
-            socket.bind(*addr).map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
+            socket
+                .bind(*addr)
+                .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
             listeners.push(socket.listen(1024)?);
         }
         let shared = Arc::new(Shared {
@@ -154,7 +176,10 @@ pub struct BoundServer {
 impl BoundServer {
     /// The addresses actually bound (useful with port 0).
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
-        self.listeners.iter().filter_map(|l| l.local_addr().ok()).collect()
+        self.listeners
+            .iter()
+            .filter_map(|l| l.local_addr().ok())
+            .collect()
     }
 
     /// Serves until `shutdown` is cancelled, then stops accepting, closes idle sessions with
@@ -172,7 +197,10 @@ impl BoundServer {
             task.abort();
         }
         shared.tasks.close();
-        if tokio::time::timeout(shared.config.shutdown_grace, shared.tasks.wait()).await.is_err() {
+        if tokio::time::timeout(shared.config.shutdown_grace, shared.tasks.wait())
+            .await
+            .is_err()
+        {
             warn!("grace period over; aborting remaining transfers");
             shared.hard.cancel();
             let _ = tokio::time::timeout(Duration::from_secs(5), shared.tasks.wait()).await;

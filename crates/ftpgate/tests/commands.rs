@@ -1,6 +1,8 @@
 //! Every command, driven through a real FTP client library (suppaftp) and, where a library
 //! hides the exchange, by hand.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 mod common;
 
 use std::io::Cursor;
@@ -47,7 +49,19 @@ fn too_many_failed_logins_close_the_connection() {
 fn commands_before_login_are_refused() {
     let server = TestServer::start();
     let mut raw = server.raw();
-    for cmd in ["PWD", "CWD /", "LIST", "RETR a", "STOR a", "MKD a", "PASV", "EPSV", "PORT 127,0,0,1,4,1", "SIZE a", "MLSD"] {
+    for cmd in [
+        "PWD",
+        "CWD /",
+        "LIST",
+        "RETR a",
+        "STOR a",
+        "MKD a",
+        "PASV",
+        "EPSV",
+        "PORT 127,0,0,1,4,1",
+        "SIZE a",
+        "MLSD",
+    ] {
         assert_eq!(raw.code(cmd), 530, "{cmd}");
     }
     assert_eq!(raw.code("SYST"), 215);
@@ -96,7 +110,10 @@ fn store_retrieve_delete_rename() {
     let server = TestServer::start();
     let mut ftp = server.client();
     let data = random_bytes(3 * 1024 * 1024 + 17, 1);
-    assert_eq!(ftp.put_file("f.bin", &mut Cursor::new(&data)).unwrap(), data.len() as u64);
+    assert_eq!(
+        ftp.put_file("f.bin", &mut Cursor::new(&data)).unwrap(),
+        data.len() as u64
+    );
     assert_eq!(std::fs::read(server.path("f.bin")).unwrap(), data);
     assert_eq!(ftp.retr_as_buffer("f.bin").unwrap().into_inner(), data);
     assert_eq!(ftp.size("f.bin").unwrap(), data.len());
@@ -147,15 +164,36 @@ fn rnto_requires_rnfr_immediately_before() {
 fn special_and_utf8_names() {
     let server = TestServer::start();
     let mut ftp = server.client();
-    let names = ["with space.txt", "quote\"d'.txt", "hash#1.txt", "100%.txt", "-dash.txt", "Grüße 日本.txt", "back\\slash"];
+    let names = [
+        "with space.txt",
+        "quote\"d'.txt",
+        "hash#1.txt",
+        "100%.txt",
+        "-dash.txt",
+        "Grüße 日本.txt",
+        "back\\slash",
+    ];
     for (i, name) in names.iter().enumerate() {
-        ftp.put_file(name, &mut Cursor::new(vec![i as u8; i + 1])).unwrap();
-        assert_eq!(std::fs::read(server.path(name)).unwrap(), vec![i as u8; i + 1], "{name}");
-        assert_eq!(ftp.retr_as_buffer(name).unwrap().into_inner(), vec![i as u8; i + 1], "{name}");
+        ftp.put_file(name, &mut Cursor::new(vec![i as u8; i + 1]))
+            .unwrap();
+        assert_eq!(
+            std::fs::read(server.path(name)).unwrap(),
+            vec![i as u8; i + 1],
+            "{name}"
+        );
+        assert_eq!(
+            ftp.retr_as_buffer(name).unwrap().into_inner(),
+            vec![i as u8; i + 1],
+            "{name}"
+        );
     }
     let mut listed = ftp.nlst(None).unwrap();
     listed.sort();
-    let mut expected: Vec<String> = names.iter().map(|s| s.to_string()).chain(["pub".to_string()]).collect();
+    let mut expected: Vec<String> = names
+        .iter()
+        .map(|s| s.to_string())
+        .chain(["pub".to_string()])
+        .collect();
     expected.sort();
     assert_eq!(listed, expected);
 }
@@ -165,7 +203,8 @@ fn list_is_parseable_ls_format() {
     let server = TestServer::start();
     let mut ftp = server.client();
     ftp.mkdir("dir").unwrap();
-    ftp.put_file("file one.txt", &mut Cursor::new(vec![0u8; 1234])).unwrap();
+    ftp.put_file("file one.txt", &mut Cursor::new(vec![0u8; 1234]))
+        .unwrap();
     let old = server.path("old.txt");
     write_file(&old, b"12");
     std::fs::File::options()
@@ -175,8 +214,16 @@ fn list_is_parseable_ls_format() {
         .set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_262_304_000))
         .unwrap();
     let lines = ftp.list(None).unwrap();
-    let files: Vec<File> = lines.iter().map(|l| ListParser::parse_posix(l).unwrap_or_else(|e| panic!("{l:?}: {e:?}"))).collect();
-    let by_name = |n: &str| files.iter().find(|f| f.name() == n).unwrap_or_else(|| panic!("{n} missing from {lines:?}"));
+    let files: Vec<File> = lines
+        .iter()
+        .map(|l| ListParser::parse_posix(l).unwrap_or_else(|e| panic!("{l:?}: {e:?}")))
+        .collect();
+    let by_name = |n: &str| {
+        files
+            .iter()
+            .find(|f| f.name() == n)
+            .unwrap_or_else(|| panic!("{n} missing from {lines:?}"))
+    };
     assert!(by_name("dir").is_directory());
     assert_eq!(by_name("file one.txt").size(), 1234);
     assert!(by_name("file one.txt").is_file());
@@ -195,7 +242,10 @@ fn list_options_and_hidden_files() {
     let (code, plain) = raw.download("LIST");
     assert_eq!(code, 226);
     let plain = String::from_utf8(plain).unwrap();
-    assert!(plain.contains("shown") && !plain.contains(".hidden"), "{plain}");
+    assert!(
+        plain.contains("shown") && !plain.contains(".hidden"),
+        "{plain}"
+    );
     for cmd in ["LIST -a", "LIST -la", "LIST -al", "NLST -a"] {
         let (code, all) = raw.download(cmd);
         assert_eq!(code, 226);
@@ -213,7 +263,10 @@ fn nlst_of_a_file_answers_its_name() {
     let server = TestServer::start();
     write_file(&server.path("sub/f.txt"), b"x");
     let mut ftp = server.client();
-    assert_eq!(ftp.nlst(Some("sub/f.txt")).unwrap(), vec!["f.txt".to_string()]);
+    assert_eq!(
+        ftp.nlst(Some("sub/f.txt")).unwrap(),
+        vec!["f.txt".to_string()]
+    );
     assert_eq!(ftp.nlst(Some("sub")).unwrap(), vec!["f.txt".to_string()]);
     assert_eq!(code_of(ftp.nlst(Some("missing"))), 550);
 }
@@ -226,21 +279,41 @@ fn mlsd_and_mlst_facts() {
     let lines = ftp.mlsd(Some("d")).unwrap();
     assert_eq!(lines.len(), 1, "{lines:?}");
     let line = &lines[0];
-    for fact in ["type=file;", "size=5;", "modify=", "perm=adfrw;", "unique=", "unix.mode=0644;"] {
+    for fact in [
+        "type=file;",
+        "size=5;",
+        "modify=",
+        "perm=adfrw;",
+        "unique=",
+        "unix.mode=0644;",
+    ] {
         assert!(line.contains(fact), "{fact} missing in {line}");
     }
     assert!(line.ends_with(" f.txt"));
     let file = ListParser::parse_mlsd(line).unwrap();
     assert_eq!(file.size(), 5);
     let dir = ftp.mlsd(None).unwrap();
-    assert!(dir.iter().any(|l| l.starts_with("type=dir;") && l.ends_with(" d")), "{dir:?}");
+    assert!(
+        dir.iter()
+            .any(|l| l.starts_with("type=dir;") && l.ends_with(" d")),
+        "{dir:?}"
+    );
     let mlst = ftp.mlst(Some("d/f.txt")).unwrap();
-    assert!(mlst.contains("type=file;size=5;") && mlst.ends_with("/d/f.txt"), "{mlst}");
+    assert!(
+        mlst.contains("type=file;size=5;") && mlst.ends_with("/d/f.txt"),
+        "{mlst}"
+    );
 
     let mut raw = server.raw_logged_in();
-    assert_eq!(raw.cmd("OPTS MLST type;size;").1.trim_end(), "200 MLST OPTS type;size;");
+    assert_eq!(
+        raw.cmd("OPTS MLST type;size;").1.trim_end(),
+        "200 MLST OPTS type;size;"
+    );
     let (_, text) = raw.cmd("MLST /d/f.txt");
-    assert!(text.contains("\r\n type=file;size=5; /d/f.txt\r\n"), "{text}");
+    assert!(
+        text.contains("\r\n type=file;size=5; /d/f.txt\r\n"),
+        "{text}"
+    );
     let (code, _) = raw.download("MLSD d/f.txt");
     assert_eq!(code, 550);
 }
@@ -254,10 +327,19 @@ fn size_mdtm_mfmt() {
     raw.cmd("TYPE I");
     assert_eq!(raw.cmd("SIZE f").1.trim_end(), "213 10");
     assert_eq!(raw.code("SIZE missing"), 550);
-    assert_eq!(raw.cmd("MFMT 20200102030405 f").1.trim_end(), "213 Modify=20200102030405; /f");
+    assert_eq!(
+        raw.cmd("MFMT 20200102030405 f").1.trim_end(),
+        "213 Modify=20200102030405; /f"
+    );
     assert_eq!(raw.cmd("MDTM f").1.trim_end(), "213 20200102030405");
-    let mtime = std::fs::metadata(server.path("f")).unwrap().modified().unwrap();
-    assert_eq!(mtime, std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_577_934_245));
+    let mtime = std::fs::metadata(server.path("f"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    assert_eq!(
+        mtime,
+        std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_577_934_245)
+    );
     assert_eq!(raw.code("MFMT 2020 f"), 501);
     assert_eq!(raw.code("MDTM missing"), 550);
 }
@@ -269,7 +351,17 @@ fn informational_commands() {
     assert_eq!(raw.cmd("SYST").1.trim_end(), "215 UNIX Type: L8");
     let (code, feat) = raw.cmd("FEAT");
     assert_eq!(code, 211);
-    for f in [" UTF8\r\n", " EPSV\r\n", " EPRT\r\n", " SIZE\r\n", " MDTM\r\n", " MFMT\r\n", " REST STREAM\r\n", " MLST type*;", " CLNT\r\n"] {
+    for f in [
+        " UTF8\r\n",
+        " EPSV\r\n",
+        " EPRT\r\n",
+        " SIZE\r\n",
+        " MDTM\r\n",
+        " MFMT\r\n",
+        " REST STREAM\r\n",
+        " MLST type*;",
+        " CLNT\r\n",
+    ] {
         assert!(feat.contains(f), "{f:?} missing in {feat}");
     }
     let (code, help) = raw.cmd("HELP");
@@ -306,7 +398,12 @@ fn stat_path_lists_over_the_control_connection() {
     let (code, text) = raw.cmd("STAT d");
     assert_eq!(code, 213);
     assert!(text.starts_with("213-Status of /d:\r\n"), "{text}");
-    assert!(text.contains(" one\r\n") && text.contains(" two\r\n") && text.ends_with("213 End of status\r\n"), "{text}");
+    assert!(
+        text.contains(" one\r\n")
+            && text.contains(" two\r\n")
+            && text.ends_with("213 End of status\r\n"),
+        "{text}"
+    );
     assert_eq!(raw.code("STAT missing"), 550);
     let (code, text) = raw.cmd("STAT d/two");
     assert_eq!(code, 213);
@@ -361,9 +458,17 @@ fn quit_says_goodbye_and_closes() {
 fn ascii_mode_converts_line_endings_both_ways() {
     let server = TestServer::start();
     let mut ftp = server.client();
-    ftp.transfer_type(FileType::Ascii(suppaftp::types::FormatControl::Default)).unwrap();
-    ftp.put_file("text.txt", &mut Cursor::new(b"one\r\ntwo\r\nthree".to_vec())).unwrap();
-    assert_eq!(std::fs::read(server.path("text.txt")).unwrap(), b"one\ntwo\nthree");
+    ftp.transfer_type(FileType::Ascii(suppaftp::types::FormatControl::Default))
+        .unwrap();
+    ftp.put_file(
+        "text.txt",
+        &mut Cursor::new(b"one\r\ntwo\r\nthree".to_vec()),
+    )
+    .unwrap();
+    assert_eq!(
+        std::fs::read(server.path("text.txt")).unwrap(),
+        b"one\ntwo\nthree"
+    );
     write_file(&server.path("unix.txt"), b"a\nb\n");
     let mut raw = server.raw_logged_in();
     raw.cmd("TYPE A");
@@ -382,7 +487,10 @@ fn anonymous_login_is_off_by_default_and_read_only_when_on() {
     raw.cmd("USER anonymous");
     assert_eq!(raw.code("PASS guest@example.com"), 530);
 
-    let server = TestServer::start_with(Options { anonymous: true, ..Options::default() });
+    let server = TestServer::start_with(Options {
+        anonymous: true,
+        ..Options::default()
+    });
     write_file(&server.path("pub/readme"), b"hello");
     let mut raw = server.raw();
     raw.login("anonymous", "guest@example.com");

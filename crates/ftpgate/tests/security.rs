@@ -1,6 +1,8 @@
 //! Bad input and attacks: traversal, symlinks, NUL bytes, overlong lines, data-connection
 //! hijacking and bouncing, connection limits, timeouts, permissions.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 mod common;
 
 use std::io::{Read, Write};
@@ -25,7 +27,10 @@ fn dot_dot_and_absolute_paths_stay_inside_the_home() {
     assert_eq!(raw.upload("STOR ..\\x", b"b"), 226);
     assert!(server.path("..\\x").exists());
     assert_eq!(raw.upload("STOR ../../escape", b"e"), 226);
-    assert!(server.path("escape").exists(), "the write landed inside the root");
+    assert!(
+        server.path("escape").exists(),
+        "the write landed inside the root"
+    );
 }
 
 #[test]
@@ -51,14 +56,22 @@ fn symlinks_cannot_lead_out_of_the_home() {
     assert_eq!(raw.code("RNFR dirlink/secret"), 550);
     assert!(!outside.path().join("planted").exists());
     assert!(!outside.path().join("newdir").exists());
-    assert_eq!(std::fs::read(outside.path().join("secret")).unwrap(), b"outside");
+    assert_eq!(
+        std::fs::read(outside.path().join("secret")).unwrap(),
+        b"outside"
+    );
     // A link that stays inside the home works.
     let (code, bytes) = raw.download("RETR goodlink");
     assert_eq!((code, bytes.as_slice()), (226, &b"inside"[..]));
     // Listings show escaping links as links, without following them.
     let (_, listing) = raw.download("LIST");
     let listing = String::from_utf8(listing).unwrap();
-    assert!(listing.lines().any(|l| l.starts_with('l') && l.ends_with("filelink")), "{listing}");
+    assert!(
+        listing
+            .lines()
+            .any(|l| l.starts_with('l') && l.ends_with("filelink")),
+        "{listing}"
+    );
 }
 
 #[test]
@@ -102,12 +115,17 @@ fn passive_connection_from_a_foreign_address_is_refused_and_the_client_still_get
     let mut raw = server.raw_logged_in();
     let addr = raw.epsv();
     // An attacker on another address connects first.
-    let attacker = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-    attacker.bind(&"127.0.0.2:0".parse::<SocketAddr>().unwrap().into()).unwrap();
+    let attacker =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    attacker
+        .bind(&"127.0.0.2:0".parse::<SocketAddr>().unwrap().into())
+        .unwrap();
     attacker.connect(&addr.into()).unwrap();
     let mut attacker: TcpStream = attacker.into();
     raw.send("RETR f");
-    attacker.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    attacker
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
     let mut stolen = Vec::new();
     let _ = attacker.read_to_end(&mut stolen);
     assert!(stolen.is_empty(), "the attacker received {stolen:?}");
@@ -166,7 +184,9 @@ fn connection_limits_answer_421() {
     assert!(reply.starts_with("421 "), "{reply}");
     // Another address is not affected.
     let other = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-    other.bind(&"127.0.0.3:0".parse::<SocketAddr>().unwrap().into()).unwrap();
+    other
+        .bind(&"127.0.0.3:0".parse::<SocketAddr>().unwrap().into())
+        .unwrap();
     other.connect(&server.addr.into()).unwrap();
     let mut other: TcpStream = other.into();
     let mut buf = [0u8; 4];
@@ -246,9 +266,18 @@ fn read_only_user_cannot_change_anything() {
 #[test]
 fn per_directory_permissions() {
     let permissions = PermissionMap::uniform(Permissions::ALL)
-        .with_override(VirtualPath::parse_absolute("/archive").unwrap(), Permissions::READ_ONLY)
-        .with_override(VirtualPath::parse_absolute("/archive/inbox").unwrap(), Permissions::parse("elw").unwrap());
-    let server = TestServer::start_with(Options { alice_permissions: permissions, ..Options::default() });
+        .with_override(
+            VirtualPath::parse_absolute("/archive").unwrap(),
+            Permissions::READ_ONLY,
+        )
+        .with_override(
+            VirtualPath::parse_absolute("/archive/inbox").unwrap(),
+            Permissions::parse("elw").unwrap(),
+        );
+    let server = TestServer::start_with(Options {
+        alice_permissions: permissions,
+        ..Options::default()
+    });
     write_file(&server.path("archive/old"), b"old");
     std::fs::create_dir(server.path("archive/inbox")).unwrap();
     let mut raw = server.raw_logged_in();
@@ -283,7 +312,9 @@ fn data_port_listener_is_closed_after_use() {
     // A connection attempt to the old passive port fails (or is never served).
     let stale = TcpStream::connect_timeout(&addr, Duration::from_millis(500));
     if let Ok(mut stale) = stale {
-        stale.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+        stale
+            .set_read_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
         let mut buf = [0u8; 1];
         assert!(!matches!(stale.read(&mut buf), Ok(1)));
     }

@@ -1,6 +1,8 @@
 //! Data connections and transfers: both modes, IPv6, resume, ABOR, integrity of interrupted
 //! uploads, shutdown.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 mod common;
 
 use std::io::{Cursor, Read, Write};
@@ -14,12 +16,19 @@ use suppaftp::types::Mode;
 fn passive_extended_passive_and_active_modes() {
     let server = TestServer::start();
     let data = random_bytes(512 * 1024, 2);
-    for (i, mode) in [Mode::Passive, Mode::ExtendedPassive, Mode::Active].into_iter().enumerate() {
+    for (i, mode) in [Mode::Passive, Mode::ExtendedPassive, Mode::Active]
+        .into_iter()
+        .enumerate()
+    {
         let mut ftp = server.client();
         ftp.set_mode(mode);
         let name = format!("f{i}");
         ftp.put_file(&name, &mut Cursor::new(&data)).unwrap();
-        assert_eq!(ftp.retr_as_buffer(&name).unwrap().into_inner(), data, "{mode:?}");
+        assert_eq!(
+            ftp.retr_as_buffer(&name).unwrap().into_inner(),
+            data,
+            "{mode:?}"
+        );
         assert_eq!(ftp.list(None).unwrap().len(), i + 2, "{mode:?}");
     }
 }
@@ -36,7 +45,12 @@ fn pasv_reply_names_the_control_address() {
 #[test]
 fn passive_ports_come_from_the_configured_range() {
     let probe = TcpListener::bind("127.0.0.1:0").unwrap();
-    let base = probe.local_addr().unwrap().port().saturating_sub(200).max(20000);
+    let base = probe
+        .local_addr()
+        .unwrap()
+        .port()
+        .saturating_sub(200)
+        .max(20000);
     drop(probe);
     let mut options = Options::default();
     options.config.passive_ports = Some(base..=base + 9);
@@ -74,7 +88,11 @@ fn ipv6_control_and_data() {
         let mut ftp = server.client();
         ftp.set_mode(mode);
         ftp.put_file("v6", &mut Cursor::new(&data)).unwrap();
-        assert_eq!(ftp.retr_as_buffer("v6").unwrap().into_inner(), data, "{mode:?}");
+        assert_eq!(
+            ftp.retr_as_buffer("v6").unwrap().into_inner(),
+            data,
+            "{mode:?}"
+        );
     }
     let mut raw = server.raw_logged_in();
     assert_eq!(raw.code("PASV"), 522, "PASV cannot express IPv6");
@@ -87,7 +105,10 @@ fn ipv6_control_and_data() {
 #[test]
 fn several_listen_addresses() {
     let mut options = Options::default();
-    options.config.listen = vec!["127.0.0.1:0".parse().unwrap(), "127.0.0.2:0".parse().unwrap()];
+    options.config.listen = vec![
+        "127.0.0.1:0".parse().unwrap(),
+        "127.0.0.2:0".parse().unwrap(),
+    ];
     let server = TestServer::start_with(options);
     assert_eq!(server.addrs.len(), 2);
     for addr in &server.addrs {
@@ -104,21 +125,26 @@ fn rest_resumes_downloads_and_uploads() {
     write_file(&server.path("big"), &data);
     let mut ftp = server.client();
     ftp.resume_transfer(150_000).unwrap();
-    assert_eq!(ftp.retr_as_buffer("big").unwrap().into_inner(), &data[150_000..]);
+    assert_eq!(
+        ftp.retr_as_buffer("big").unwrap().into_inner(),
+        &data[150_000..]
+    );
     // The offset is used once.
     assert_eq!(ftp.retr_as_buffer("big").unwrap().into_inner(), data);
 
     // Upload resume: the server holds the first part; REST + STOR sends the rest.
     write_file(&server.path("up"), &data[..120_000]);
     ftp.resume_transfer(120_000).unwrap();
-    ftp.put_file("up", &mut Cursor::new(&data[120_000..])).unwrap();
+    ftp.put_file("up", &mut Cursor::new(&data[120_000..]))
+        .unwrap();
     assert_eq!(std::fs::read(server.path("up")).unwrap(), data);
 
     // APPE adds to the end.
     write_file(&server.path("log"), b"one\n");
     ftp.append_file("log", &mut Cursor::new(b"two\n")).unwrap();
     assert_eq!(std::fs::read(server.path("log")).unwrap(), b"one\ntwo\n");
-    ftp.append_file("newlog", &mut Cursor::new(b"first\n")).unwrap();
+    ftp.append_file("newlog", &mut Cursor::new(b"first\n"))
+        .unwrap();
     assert_eq!(std::fs::read(server.path("newlog")).unwrap(), b"first\n");
 }
 
@@ -202,8 +228,15 @@ fn abor_during_an_upload_keeps_nothing() {
     assert_eq!(raw.reply().0, 426);
     assert_eq!(raw.reply().0, 226);
     drop(data);
-    assert_eq!(std::fs::read(server.path("keep")).unwrap(), b"previous version");
-    assert_eq!(server.names_in(""), ["keep", "pub"], "no temporary file is left");
+    assert_eq!(
+        std::fs::read(server.path("keep")).unwrap(),
+        b"previous version"
+    );
+    assert_eq!(
+        server.names_in(""),
+        ["keep", "pub"],
+        "no temporary file is left"
+    );
 }
 
 #[test]
@@ -218,11 +251,16 @@ fn upload_cut_by_a_reset_keeps_the_previous_version() {
     (&data).write_all(&random_bytes(100_000, 6)).unwrap();
     std::thread::sleep(Duration::from_millis(100));
     // SO_LINGER 0: close with RST, as a crashed client or a cut network would.
-    socket2::SockRef::from(&data).set_linger(Some(Duration::ZERO)).unwrap();
+    socket2::SockRef::from(&data)
+        .set_linger(Some(Duration::ZERO))
+        .unwrap();
     drop(data);
     let code = raw.reply().0;
     assert!(code == 426 || code == 451, "{code}");
-    assert_eq!(std::fs::read(server.path("keep")).unwrap(), b"previous version");
+    assert_eq!(
+        std::fs::read(server.path("keep")).unwrap(),
+        b"previous version"
+    );
     assert_eq!(server.names_in(""), ["keep", "pub"]);
 }
 
@@ -239,7 +277,8 @@ fn control_connection_dropped_during_upload_keeps_nothing() {
     // The server aborts the upload when the control connection goes; the data connection
     // is closed by it.
     let mut rest = Vec::new();
-    data.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    data.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     let _ = data.read_to_end(&mut rest);
     for _ in 0..50 {
         if server.names_in("") == ["pub"] {
@@ -252,7 +291,10 @@ fn control_connection_dropped_during_upload_keeps_nothing() {
 
 #[test]
 fn keep_partial_uploads_leaves_what_arrived_for_resume() {
-    let server = TestServer::start_with(Options { keep_partial_uploads: true, ..Options::default() });
+    let server = TestServer::start_with(Options {
+        keep_partial_uploads: true,
+        ..Options::default()
+    });
     let mut raw = server.raw_logged_in();
     raw.cmd("TYPE I");
     let addr = raw.epsv();
@@ -308,7 +350,10 @@ fn graceful_shutdown_lets_transfers_finish_and_closes_idle_sessions() {
     assert_eq!(busy.reply().0, 226);
     assert_eq!(busy.reply().0, 421);
     server.stop();
-    assert!(TcpStream::connect(server.addr).is_err(), "no longer accepting");
+    assert!(
+        TcpStream::connect(server.addr).is_err(),
+        "no longer accepting"
+    );
 }
 
 #[test]
@@ -345,7 +390,10 @@ fn active_mode_connects_back_to_the_client() {
     let mut raw = server.raw_logged_in();
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
-    assert_eq!(raw.code(&format!("PORT 127,0,0,1,{},{}", port >> 8, port & 0xff)), 200);
+    assert_eq!(
+        raw.code(&format!("PORT 127,0,0,1,{},{}", port >> 8, port & 0xff)),
+        200
+    );
     raw.send("RETR f");
     let (mut data, from): (TcpStream, SocketAddr) = listener.accept().unwrap();
     assert_eq!(from.ip(), server.addr.ip());

@@ -155,7 +155,10 @@ pub fn parse_line(line: &str) -> Result<(&'static CommandSpec, Command), Reply> 
         None => (line, ""),
     };
     let spec = lookup(verb).ok_or_else(|| {
-        let shown: String = crate::listing::display_name(verb).chars().take(32).collect();
+        let shown: String = crate::listing::display_name(verb)
+            .chars()
+            .take(32)
+            .collect();
         Reply::new(ReplyCode::SyntaxError, format!("Unknown command {shown:?}"))
     })?;
     Ok((spec, spec.parse(arg)?))

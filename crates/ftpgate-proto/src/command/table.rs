@@ -32,7 +32,11 @@ fn path(arg: &str) -> Result<String, Reply> {
 }
 
 fn optional_path(arg: &str) -> Result<Option<String>, Reply> {
-    if arg.is_empty() { Ok(None) } else { checked_name(arg).map(Some) }
+    if arg.is_empty() {
+        Ok(None)
+    } else {
+        checked_name(arg).map(Some)
+    }
 }
 
 /// `ls` options that clients send with LIST and NLST; `-R` is accepted and ignored
@@ -57,7 +61,9 @@ fn list_args(arg: &str) -> Result<ListArgs, Reply> {
 fn parse_type(arg: &str) -> Result<Command, Reply> {
     let arg = arg.trim().to_ascii_uppercase();
     let mut words = arg.split_whitespace();
-    let kind = words.next().ok_or_else(|| syntax("TYPE needs an argument"))?;
+    let kind = words
+        .next()
+        .ok_or_else(|| syntax("TYPE needs an argument"))?;
     let param = words.next();
     if words.next().is_some() {
         return Err(syntax("Too many arguments"));
@@ -65,7 +71,9 @@ fn parse_type(arg: &str) -> Result<Command, Reply> {
     match (kind, param) {
         ("A", None | Some("N")) => Ok(Command::Type(TransferType::Ascii)),
         ("I", None) | ("L", Some("8")) | ("L8", None) => Ok(Command::Type(TransferType::Binary)),
-        ("A", Some("T" | "C")) | ("E", _) | ("L", Some(_)) => Err(not_for_parameter("Type not supported")),
+        ("A", Some("T" | "C")) | ("E", _) | ("L", Some(_)) => {
+            Err(not_for_parameter("Type not supported"))
+        }
         _ => Err(syntax("Unknown TYPE")),
     }
 }
@@ -87,9 +95,10 @@ fn parse_epsv(arg: &str) -> Result<Command, Reply> {
         "ALL" => Ok(Command::Epsv(EpsvArg::All)),
         "1" => Ok(Command::Epsv(EpsvArg::Protocol(1))),
         "2" => Ok(Command::Epsv(EpsvArg::Protocol(2))),
-        n if n.parse::<u32>().is_ok() => {
-            Err(Reply::new(ReplyCode::NetworkProtocolNotSupported, "Network protocol not supported, use (1,2)"))
-        }
+        n if n.parse::<u32>().is_ok() => Err(Reply::new(
+            ReplyCode::NetworkProtocolNotSupported,
+            "Network protocol not supported, use (1,2)",
+        )),
         _ => Err(syntax("Bad EPSV argument")),
     }
 }
@@ -99,9 +108,16 @@ fn parse_eprt_cmd(arg: &str) -> Result<Command, Reply> {
     if let Some(addr) = parse_eprt(arg) {
         return Ok(Command::Eprt(addr));
     }
-    let fields: Vec<&str> = arg.chars().next().map(|d| arg.split(d).collect()).unwrap_or_default();
+    let fields: Vec<&str> = arg
+        .chars()
+        .next()
+        .map(|d| arg.split(d).collect())
+        .unwrap_or_default();
     if fields.len() == 5 && fields[1].parse::<u32>().is_ok_and(|af| af != 1 && af != 2) {
-        return Err(Reply::new(ReplyCode::NetworkProtocolNotSupported, "Network protocol not supported, use (1,2)"));
+        return Err(Reply::new(
+            ReplyCode::NetworkProtocolNotSupported,
+            "Network protocol not supported, use (1,2)",
+        ));
     }
     Err(syntax("Bad EPRT argument"))
 }
@@ -111,13 +127,21 @@ fn parse_rest(arg: &str) -> Result<Command, Reply> {
     if arg.is_empty() || !arg.bytes().all(|b| b.is_ascii_digit()) {
         return Err(syntax("REST needs a non-negative byte offset"));
     }
-    arg.parse::<u64>().map(Command::Rest).map_err(|_| syntax("REST offset too large"))
+    arg.parse::<u64>()
+        .map(Command::Rest)
+        .map_err(|_| syntax("REST offset too large"))
 }
 
 fn parse_mfmt(arg: &str) -> Result<Command, Reply> {
-    let (time, name) = arg.split_once(' ').ok_or_else(|| syntax("MFMT needs a time and a path"))?;
-    let time: SystemTime = parse_timeval(time).ok_or_else(|| syntax("Bad time, expected YYYYMMDDHHMMSS"))?;
-    Ok(Command::Mfmt { time, path: path(name)? })
+    let (time, name) = arg
+        .split_once(' ')
+        .ok_or_else(|| syntax("MFMT needs a time and a path"))?;
+    let time: SystemTime =
+        parse_timeval(time).ok_or_else(|| syntax("Bad time, expected YYYYMMDDHHMMSS"))?;
+    Ok(Command::Mfmt {
+        time,
+        path: path(name)?,
+    })
 }
 
 fn parse_opts(arg: &str) -> Result<Command, Reply> {
@@ -125,7 +149,10 @@ fn parse_opts(arg: &str) -> Result<Command, Reply> {
     if name.is_empty() {
         return Err(syntax("OPTS needs an argument"));
     }
-    Ok(Command::Opts { name: name.to_ascii_uppercase(), value: value.trim().to_string() })
+    Ok(Command::Opts {
+        name: name.to_ascii_uppercase(),
+        value: value.trim().to_string(),
+    })
 }
 
 macro_rules! spec {
@@ -252,7 +279,9 @@ pub fn lookup(verb: &str) -> Option<&'static CommandSpec> {
     if verb.len() > 4 {
         return None;
     }
-    COMMANDS.iter().find(|spec| spec.verb.eq_ignore_ascii_case(verb))
+    COMMANDS
+        .iter()
+        .find(|spec| spec.verb.eq_ignore_ascii_case(verb))
 }
 
 #[cfg(test)]
@@ -261,7 +290,9 @@ mod tests {
     use super::*;
 
     fn parse(line: &str) -> Result<Command, u16> {
-        parse_line(line).map(|(_, c)| c).map_err(|r| r.code.number())
+        parse_line(line)
+            .map(|(_, c)| c)
+            .map_err(|r| r.code.number())
     }
 
     #[test]
@@ -288,7 +319,10 @@ mod tests {
 
     #[test]
     fn path_argument_keeps_spaces_and_leading_dash() {
-        assert_eq!(parse("RETR  two  spaces "), Ok(Command::Retr(" two  spaces ".into())));
+        assert_eq!(
+            parse("RETR  two  spaces "),
+            Ok(Command::Retr(" two  spaces ".into()))
+        );
         assert_eq!(parse("STOR -dash"), Ok(Command::Stor("-dash".into())));
         assert_eq!(parse("RETR"), Err(501));
     }
@@ -325,13 +359,34 @@ mod tests {
     #[test]
     fn list_options_then_path() {
         assert_eq!(parse("LIST"), Ok(Command::List(ListArgs::default())));
-        assert_eq!(parse("LIST -la"), Ok(Command::List(ListArgs { path: None, all: true })));
-        assert_eq!(parse("LIST -l"), Ok(Command::List(ListArgs { path: None, all: false })));
+        assert_eq!(
+            parse("LIST -la"),
+            Ok(Command::List(ListArgs {
+                path: None,
+                all: true
+            }))
+        );
+        assert_eq!(
+            parse("LIST -l"),
+            Ok(Command::List(ListArgs {
+                path: None,
+                all: false
+            }))
+        );
         assert_eq!(
             parse("LIST -a -l my dir"),
-            Ok(Command::List(ListArgs { path: Some("my dir".into()), all: true }))
+            Ok(Command::List(ListArgs {
+                path: Some("my dir".into()),
+                all: true
+            }))
         );
-        assert_eq!(parse("NLST -foo"), Ok(Command::Nlst(ListArgs { path: Some("-foo".into()), all: false })));
+        assert_eq!(
+            parse("NLST -foo"),
+            Ok(Command::Nlst(ListArgs {
+                path: Some("-foo".into()),
+                all: false
+            }))
+        );
     }
 
     #[test]
@@ -349,7 +404,10 @@ mod tests {
         assert_eq!(parse("EPSV ALL"), Ok(Command::Epsv(EpsvArg::All)));
         assert_eq!(parse("EPSV 2"), Ok(Command::Epsv(EpsvArg::Protocol(2))));
         assert_eq!(parse("EPSV 3"), Err(522));
-        assert_eq!(parse("EPRT |1|127.0.0.1|2000|"), Ok(Command::Eprt("127.0.0.1:2000".parse().unwrap())));
+        assert_eq!(
+            parse("EPRT |1|127.0.0.1|2000|"),
+            Ok(Command::Eprt("127.0.0.1:2000".parse().unwrap()))
+        );
         assert_eq!(parse("EPRT |3|x|2000|"), Err(522));
         assert_eq!(parse("EPRT junk"), Err(501));
         assert_eq!(parse("PORT 1,2,3"), Err(501));
@@ -357,10 +415,24 @@ mod tests {
 
     #[test]
     fn mfmt_and_opts() {
-        assert!(matches!(parse("MFMT 20200101000000 a b"), Ok(Command::Mfmt { path, .. }) if path == "a b"));
+        assert!(
+            matches!(parse("MFMT 20200101000000 a b"), Ok(Command::Mfmt { path, .. }) if path == "a b")
+        );
         assert_eq!(parse("MFMT 2020 a"), Err(501));
-        assert_eq!(parse("OPTS utf8 on"), Ok(Command::Opts { name: "UTF8".into(), value: "on".into() }));
-        assert_eq!(parse("OPTS MLST type;size;"), Ok(Command::Opts { name: "MLST".into(), value: "type;size;".into() }));
+        assert_eq!(
+            parse("OPTS utf8 on"),
+            Ok(Command::Opts {
+                name: "UTF8".into(),
+                value: "on".into()
+            })
+        );
+        assert_eq!(
+            parse("OPTS MLST type;size;"),
+            Ok(Command::Opts {
+                name: "MLST".into(),
+                value: "type;size;".into()
+            })
+        );
     }
 
     #[test]
@@ -376,7 +448,11 @@ mod tests {
 
     #[test]
     fn only_four_commands_run_during_a_transfer() {
-        let during: Vec<_> = COMMANDS.iter().filter(|c| c.during_transfer).map(|c| c.verb).collect();
+        let during: Vec<_> = COMMANDS
+            .iter()
+            .filter(|c| c.during_transfer)
+            .map(|c| c.verb)
+            .collect();
         assert_eq!(during, ["QUIT", "ABOR", "STAT", "NOOP"]);
     }
 }

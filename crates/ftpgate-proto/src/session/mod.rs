@@ -14,7 +14,9 @@ mod tests;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::SystemTime;
 
-use crate::command::{COMMANDS, Command, CommandSpec, EpsvArg, ListArgs, Password, TransferType, parse_line};
+use crate::command::{
+    COMMANDS, Command, CommandSpec, EpsvArg, ListArgs, Password, TransferType, parse_line,
+};
 use crate::hostport::{canonical, format_epsv, format_pasv, same_host};
 use crate::line::Decoded;
 use crate::listing::{Facts, ListFormat, Metadata, format_facts, format_timeval};
@@ -37,7 +39,11 @@ pub struct SessionConfig {
 
 impl Default for SessionConfig {
     fn default() -> Self {
-        SessionConfig { active_mode: true, min_active_port: 1024, max_login_failures: 3 }
+        SessionConfig {
+            active_mode: true,
+            min_active_port: 1024,
+            max_login_failures: 3,
+        }
     }
 }
 
@@ -357,13 +363,19 @@ impl Session {
     /// Handles a parsed command.
     pub fn handle_command(&mut self, spec: &'static CommandSpec, command: Command) -> Step {
         if self.transfer.is_some() && !spec.during_transfer {
-            return reply(ReplyCode::BadSequence, "Transfer in progress; only ABOR, STAT, NOOP and QUIT are accepted");
+            return reply(
+                ReplyCode::BadSequence,
+                "Transfer in progress; only ABOR, STAT, NOOP and QUIT are accepted",
+            );
         }
         if matches!(self.login, Login::Authenticating) {
             return reply(ReplyCode::BadSequence, "Login in progress");
         }
         if spec.needs_login && !self.is_logged_in() {
-            return reply(ReplyCode::NotLoggedIn, "Please log in with USER and PASS first");
+            return reply(
+                ReplyCode::NotLoggedIn,
+                "Please log in with USER and PASS first",
+            );
         }
         // RFC 959: RNTO must immediately follow RNFR.
         let rename_from = self.rename_from.take();
@@ -373,18 +385,35 @@ impl Session {
             Command::Acct => reply(ReplyCode::Superfluous, "ACCT not needed"),
             Command::Quit => self.quit(),
             Command::Rein => self.rein(),
-            Command::Pwd => reply(ReplyCode::PathCreated, format!("{} is the current directory", quote_for_257(self.cwd.as_str()))),
-            Command::Cwd(arg) => self.with_path(spec, &arg, |_, path| (Pending::Cwd(path.clone()), StorageOp::Metadata(path))),
+            Command::Pwd => reply(
+                ReplyCode::PathCreated,
+                format!(
+                    "{} is the current directory",
+                    quote_for_257(self.cwd.as_str())
+                ),
+            ),
+            Command::Cwd(arg) => self.with_path(spec, &arg, |_, path| {
+                (Pending::Cwd(path.clone()), StorageOp::Metadata(path))
+            }),
             Command::Cdup => {
                 let parent = self.cwd.parent();
-                self.with_resolved(spec, parent, |_, path| (Pending::Cwd(path.clone()), StorageOp::Metadata(path)))
+                self.with_resolved(spec, parent, |_, path| {
+                    (Pending::Cwd(path.clone()), StorageOp::Metadata(path))
+                })
             }
-            Command::Mkd(arg) => self.with_path(spec, &arg, |_, path| (Pending::Mkd(path.clone()), StorageOp::MakeDir(path))),
+            Command::Mkd(arg) => self.with_path(spec, &arg, |_, path| {
+                (Pending::Mkd(path.clone()), StorageOp::MakeDir(path))
+            }),
             Command::Rmd(arg) => self.rmd(spec, &arg),
-            Command::Dele(arg) => {
-                self.with_path(spec, &arg, |_, path| (Pending::Done(path.clone(), "File deleted"), StorageOp::Delete(path)))
-            }
-            Command::Rnfr(arg) => self.with_path(spec, &arg, |_, path| (Pending::Rnfr(path.clone()), StorageOp::Metadata(path))),
+            Command::Dele(arg) => self.with_path(spec, &arg, |_, path| {
+                (
+                    Pending::Done(path.clone(), "File deleted"),
+                    StorageOp::Delete(path),
+                )
+            }),
+            Command::Rnfr(arg) => self.with_path(spec, &arg, |_, path| {
+                (Pending::Rnfr(path.clone()), StorageOp::Metadata(path))
+            }),
             Command::Rnto(arg) => self.rnto(spec, &arg, rename_from),
             Command::Retr(arg) => self.retr(spec, &arg),
             Command::Stor(arg) => self.store(spec, &arg, false),
@@ -392,10 +421,16 @@ impl Session {
             Command::Stou(arg) => self.stou(spec, arg),
             Command::List(args) => self.list(spec, args, ListFormat::Long),
             Command::Nlst(args) => self.list(spec, args, ListFormat::Names),
-            Command::Mlsd(path) => self.list(spec, ListArgs { path, all: true }, ListFormat::Facts(self.facts)),
+            Command::Mlsd(path) => self.list(
+                spec,
+                ListArgs { path, all: true },
+                ListFormat::Facts(self.facts),
+            ),
             Command::Mlst(arg) => {
                 let arg = arg.unwrap_or_default();
-                self.with_path(spec, &arg, |_, path| (Pending::Mlst(path.clone()), StorageOp::Metadata(path)))
+                self.with_path(spec, &arg, |_, path| {
+                    (Pending::Mlst(path.clone()), StorageOp::Metadata(path))
+                })
             }
             Command::Stat(arg) => self.stat(spec, arg),
             Command::Syst => reply(ReplyCode::SystemType, "UNIX Type: L8"),
@@ -421,20 +456,36 @@ impl Session {
             Command::Eprt(addr) => self.active(addr),
             Command::Size(arg) => {
                 if self.transfer_type == TransferType::Ascii {
-                    return reply(ReplyCode::FileUnavailable, "SIZE not allowed in ASCII mode; use TYPE I");
+                    return reply(
+                        ReplyCode::FileUnavailable,
+                        "SIZE not allowed in ASCII mode; use TYPE I",
+                    );
                 }
-                self.with_path(spec, &arg, |_, path| (Pending::Size(path.clone()), StorageOp::Metadata(path)))
+                self.with_path(spec, &arg, |_, path| {
+                    (Pending::Size(path.clone()), StorageOp::Metadata(path))
+                })
             }
-            Command::Mdtm(arg) => self.with_path(spec, &arg, |_, path| (Pending::Mdtm(path.clone()), StorageOp::Metadata(path))),
+            Command::Mdtm(arg) => self.with_path(spec, &arg, |_, path| {
+                (Pending::Mdtm(path.clone()), StorageOp::Metadata(path))
+            }),
             Command::Mfmt { time, path } => self.with_path(spec, &path, |_, path| {
-                (Pending::Mfmt(path.clone(), time), StorageOp::SetModified { path, time })
+                (
+                    Pending::Mfmt(path.clone(), time),
+                    StorageOp::SetModified { path, time },
+                )
             }),
             Command::Rest(offset) => {
                 if offset > 0 && self.transfer_type == TransferType::Ascii {
-                    return reply(ReplyCode::ParameterNotImplemented, "REST is only supported in binary mode; use TYPE I");
+                    return reply(
+                        ReplyCode::ParameterNotImplemented,
+                        "REST is only supported in binary mode; use TYPE I",
+                    );
                 }
                 self.rest = offset;
-                reply(ReplyCode::PendingFurtherInformation, format!("Restarting at {offset}; send STOR, APPE or RETR"))
+                reply(
+                    ReplyCode::PendingFurtherInformation,
+                    format!("Restarting at {offset}; send STOR, APPE or RETR"),
+                )
             }
             Command::Clnt(name) => {
                 self.client_name = Some(name);
@@ -490,7 +541,10 @@ impl Session {
     /// RFC 959 USER: the reply is the same for every name, so names cannot be probed.
     fn user(&mut self, name: String) -> Step {
         if self.is_logged_in() {
-            return reply(ReplyCode::NotLoggedIn, "Already logged in; use REIN to change user");
+            return reply(
+                ReplyCode::NotLoggedIn,
+                "Already logged in; use REIN to change user",
+            );
         }
         self.login = Login::AwaitingPassword { user: name };
         reply(ReplyCode::NeedPassword, "Password required")
@@ -516,7 +570,10 @@ impl Session {
     pub fn handle_auth_result(&mut self, result: Result<SessionUser, ()>) -> Step {
         match result {
             Ok(user) => {
-                let text = format!("User {} logged in", crate::listing::display_name(&user.name));
+                let text = format!(
+                    "User {} logged in",
+                    crate::listing::display_name(&user.name)
+                );
                 self.login = Login::LoggedIn(user);
                 self.cwd = VirtualPath::root();
                 reply(ReplyCode::LoggedIn, text)
@@ -526,7 +583,10 @@ impl Session {
                 self.login_failures += 1;
                 if self.login_failures >= self.config.max_login_failures {
                     self.closing = true;
-                    reply(ReplyCode::ServiceNotAvailable, "Too many failed logins; closing connection")
+                    reply(
+                        ReplyCode::ServiceNotAvailable,
+                        "Too many failed logins; closing connection",
+                    )
                 } else {
                     reply(ReplyCode::NotLoggedIn, "Login incorrect")
                 }
@@ -553,7 +613,10 @@ impl Session {
         self.data = DataSetup::None;
         self.epsv_all = false;
         self.facts = Facts::default();
-        Step::Logout(Reply::new(ReplyCode::ServiceReady, "Service ready for new user"))
+        Step::Logout(Reply::new(
+            ReplyCode::ServiceReady,
+            "Service ready for new user",
+        ))
     }
 
     // --- Data connection setup --------------------------------------------------------------
@@ -576,7 +639,10 @@ impl Session {
             EpsvArg::Protocol(proto) => {
                 let local_is_v4 = canonical(self.local.ip()).is_ipv4();
                 if (proto == 1) != local_is_v4 {
-                    return reply(ReplyCode::NetworkProtocolNotSupported, "Network protocol not supported, use the control connection's");
+                    return reply(
+                        ReplyCode::NetworkProtocolNotSupported,
+                        "Network protocol not supported, use the control connection's",
+                    );
                 }
                 self.pasv(true)
             }
@@ -587,7 +653,11 @@ impl Session {
     /// The engine opened the passive listener for [`Step::OpenPassive`]: `port` is where it
     /// listens and `advertised` the IPv4 address to announce in a 227 reply (the masquerade
     /// address, or the control connection's own).
-    pub fn passive_opened(&mut self, extended: bool, result: Result<(Option<Ipv4Addr>, u16), ()>) -> Step {
+    pub fn passive_opened(
+        &mut self,
+        extended: bool,
+        result: Result<(Option<Ipv4Addr>, u16), ()>,
+    ) -> Step {
         match result {
             Ok((advertised, port)) => {
                 if extended {
@@ -599,10 +669,16 @@ impl Session {
                         self.data = DataSetup::Passive;
                         reply(ReplyCode::EnteringPassiveMode, format_pasv(ip, port))
                     }
-                    None => reply(ReplyCode::NetworkProtocolNotSupported, "PASV needs IPv4; use EPSV"),
+                    None => reply(
+                        ReplyCode::NetworkProtocolNotSupported,
+                        "PASV needs IPv4; use EPSV",
+                    ),
                 }
             }
-            Err(()) => reply(ReplyCode::CantOpenDataConnection, "Cannot open a passive port; try again"),
+            Err(()) => reply(
+                ReplyCode::CantOpenDataConnection,
+                "Cannot open a passive port; try again",
+            ),
         }
     }
 
@@ -610,19 +686,35 @@ impl Session {
     /// so the server cannot be used to bounce connections elsewhere.
     fn active(&mut self, addr: SocketAddr) -> Step {
         if !self.config.active_mode {
-            return reply(ReplyCode::NotImplemented, "Active mode is disabled; use PASV or EPSV");
+            return reply(
+                ReplyCode::NotImplemented,
+                "Active mode is disabled; use PASV or EPSV",
+            );
         }
         if self.epsv_all {
             return reply(ReplyCode::BadSequence, "EPSV ALL in effect; use EPSV");
         }
         if !same_host(addr.ip(), self.peer.ip()) {
-            return reply(ReplyCode::ArgumentSyntaxError, "Refusing a data connection to a foreign address");
+            return reply(
+                ReplyCode::ArgumentSyntaxError,
+                "Refusing a data connection to a foreign address",
+            );
         }
         if addr.port() < self.config.min_active_port {
-            return reply(ReplyCode::ArgumentSyntaxError, "Refusing a data connection to a privileged port");
+            return reply(
+                ReplyCode::ArgumentSyntaxError,
+                "Refusing a data connection to a privileged port",
+            );
         }
         // Connect to the address family the socket really uses.
-        let addr = SocketAddr::new(if self.peer.is_ipv6() && addr.is_ipv4() { self.peer.ip() } else { addr.ip() }, addr.port());
+        let addr = SocketAddr::new(
+            if self.peer.is_ipv6() && addr.is_ipv4() {
+                self.peer.ip()
+            } else {
+                addr.ip()
+            },
+            addr.port(),
+        );
         self.data = DataSetup::Active(addr);
         reply(ReplyCode::CommandOk, "Active data connection set up")
     }
@@ -632,13 +724,20 @@ impl Session {
     fn start_transfer(&mut self, kind: TransferKind) -> Step {
         let data = match self.data {
             DataSetup::None => {
-                return reply(ReplyCode::CantOpenDataConnection, "Use PASV, EPSV, PORT or EPRT first");
+                return reply(
+                    ReplyCode::CantOpenDataConnection,
+                    "Use PASV, EPSV, PORT or EPRT first",
+                );
             }
             DataSetup::Passive => DataEndpoint::Passive,
             DataSetup::Active(addr) => DataEndpoint::Active(addr),
         };
         self.data = DataSetup::None;
-        let plan = TransferPlan { kind, ascii: self.transfer_type == TransferType::Ascii, data };
+        let plan = TransferPlan {
+            kind,
+            ascii: self.transfer_type == TransferType::Ascii,
+            data,
+        };
         self.transfer = Some(plan.clone());
         self.abort_requested = false;
         Step::Transfer(plan)
@@ -647,15 +746,24 @@ impl Session {
     fn take_rest(&mut self) -> Result<u64, Step> {
         let offset = std::mem::take(&mut self.rest);
         if offset > 0 && self.transfer_type == TransferType::Ascii {
-            return Err(reply(ReplyCode::ParameterNotImplemented, "REST is only supported in binary mode; use TYPE I"));
+            return Err(reply(
+                ReplyCode::ParameterNotImplemented,
+                "REST is only supported in binary mode; use TYPE I",
+            ));
         }
         Ok(offset)
     }
 
     fn resolve_checked(&self, spec: &'static CommandSpec, arg: &str) -> Result<VirtualPath, Step> {
-        let path = self.cwd.resolve(arg).map_err(|e| reply(ReplyCode::ArgumentSyntaxError, e.to_string()))?;
+        let path = self
+            .cwd
+            .resolve(arg)
+            .map_err(|e| reply(ReplyCode::ArgumentSyntaxError, e.to_string()))?;
         if !self.permits(spec.perm, &path) {
-            return Err(Step::Reply(reply_for(ErrorKind::PermissionDenied, path.as_str())));
+            return Err(Step::Reply(reply_for(
+                ErrorKind::PermissionDenied,
+                path.as_str(),
+            )));
         }
         Ok(path)
     }
@@ -726,21 +834,59 @@ impl Session {
             Err(step) => return step,
         };
         let permissions = self.user_perms().map(|m| m.at(&path)).unwrap_or_default();
-        self.start_transfer(TransferKind::List { path, format, all: args.all, permissions })
+        self.start_transfer(TransferKind::List {
+            path,
+            format,
+            all: args.all,
+            permissions,
+        })
     }
 
     /// The 150 reply once the data connection is open.
     pub fn transfer_started(&self, info: &StartInfo) -> Reply {
-        let mode = if self.transfer.as_ref().is_some_and(|t| t.ascii) { "ASCII" } else { "BINARY" };
+        let mode = if self.transfer.as_ref().is_some_and(|t| t.ascii) {
+            "ASCII"
+        } else {
+            "BINARY"
+        };
         let text = match (&self.transfer, info) {
-            (Some(TransferPlan { kind: TransferKind::StoreUnique { .. }, .. }), StartInfo { unique_name: Some(name), .. }) => {
+            (
+                Some(TransferPlan {
+                    kind: TransferKind::StoreUnique { .. },
+                    ..
+                }),
+                StartInfo {
+                    unique_name: Some(name),
+                    ..
+                },
+            ) => {
                 format!("FILE: {}", crate::listing::display_name(name))
             }
-            (Some(TransferPlan { kind: TransferKind::List { .. }, .. }), _) => "Here comes the directory listing".to_string(),
-            (Some(TransferPlan { kind: TransferKind::Retrieve { path, .. }, .. }), StartInfo { size: Some(size), .. }) => {
-                format!("Opening {mode} mode data connection for {} ({size} bytes)", crate::listing::display_name(path.as_str()))
+            (
+                Some(TransferPlan {
+                    kind: TransferKind::List { .. },
+                    ..
+                }),
+                _,
+            ) => "Here comes the directory listing".to_string(),
+            (
+                Some(TransferPlan {
+                    kind: TransferKind::Retrieve { path, .. },
+                    ..
+                }),
+                StartInfo {
+                    size: Some(size), ..
+                },
+            ) => {
+                format!(
+                    "Opening {mode} mode data connection for {} ({size} bytes)",
+                    crate::listing::display_name(path.as_str())
+                )
             }
-            (Some(plan), _) => format!("Opening {mode} mode data connection for {}", describe(&plan.kind)),
+            (Some(plan), _) => format!(
+                "Opening {mode} mode data connection for {}",
+                describe(&plan.kind)
+            ),
             (None, _) => "Opening data connection".to_string(),
         };
         Reply::new(ReplyCode::FileStatusOk, text)
@@ -751,14 +897,25 @@ impl Session {
         let plan = self.transfer.take();
         let subject = plan.as_ref().map(|p| describe(&p.kind)).unwrap_or_default();
         let mut replies = vec![match outcome {
-            TransferOutcome::Complete { .. } => Reply::new(ReplyCode::ClosingDataConnection, "Transfer complete"),
+            TransferOutcome::Complete { .. } => {
+                Reply::new(ReplyCode::ClosingDataConnection, "Transfer complete")
+            }
             TransferOutcome::Aborted => Reply::new(ReplyCode::TransferAborted, "Transfer aborted"),
-            TransferOutcome::NoDataConnection => Reply::new(ReplyCode::CantOpenDataConnection, "Cannot open data connection"),
-            TransferOutcome::ConnectionLost => Reply::new(ReplyCode::TransferAborted, "Data connection lost; transfer aborted"),
+            TransferOutcome::NoDataConnection => Reply::new(
+                ReplyCode::CantOpenDataConnection,
+                "Cannot open data connection",
+            ),
+            TransferOutcome::ConnectionLost => Reply::new(
+                ReplyCode::TransferAborted,
+                "Data connection lost; transfer aborted",
+            ),
             TransferOutcome::Failed(kind) => reply_for(kind, &subject),
         }];
         if std::mem::take(&mut self.abort_requested) {
-            replies.push(Reply::new(ReplyCode::ClosingDataConnection, "ABOR successful"));
+            replies.push(Reply::new(
+                ReplyCode::ClosingDataConnection,
+                "ABOR successful",
+            ));
         }
         if std::mem::take(&mut self.quit_requested) {
             self.closing = true;
@@ -783,7 +940,12 @@ impl Session {
     pub fn handle_storage_result(&mut self, result: Result<StorageOutcome, ErrorKind>) -> Step {
         let pending = std::mem::replace(&mut self.pending, Pending::None);
         let meta = match result {
-            Err(kind) => return Step::Reply(reply_for(kind, pending_path(&pending).map(|p| p.as_str()).unwrap_or(""))),
+            Err(kind) => {
+                return Step::Reply(reply_for(
+                    kind,
+                    pending_path(&pending).map(|p| p.as_str()).unwrap_or(""),
+                ));
+            }
             Ok(StorageOutcome::Metadata(meta)) => Some(meta),
             Ok(StorageOutcome::Done) => None,
         };
@@ -798,27 +960,46 @@ impl Session {
             }
             (Pending::Size(path), Some(meta)) => {
                 if !meta.is_file() {
-                    return reply(ReplyCode::FileUnavailable, format!("{}: not a regular file", path));
+                    return reply(
+                        ReplyCode::FileUnavailable,
+                        format!("{}: not a regular file", path),
+                    );
                 }
                 reply(ReplyCode::FileStatus, meta.size.to_string())
             }
             (Pending::Mdtm(path), Some(meta)) => match meta.modified {
                 Some(t) if meta.is_file() => reply(ReplyCode::FileStatus, format_timeval(t)),
-                _ => reply(ReplyCode::FileUnavailable, format!("{}: no modification time", path)),
+                _ => reply(
+                    ReplyCode::FileUnavailable,
+                    format!("{}: no modification time", path),
+                ),
             },
             (Pending::Mlst(path), Some(meta)) => {
                 let perms = self.user_perms().map(|m| m.at(&path)).unwrap_or_default();
                 let line = format_facts(&meta, path.as_str(), self.facts, perms);
-                Step::Reply(Reply::multiline(ReplyCode::FileActionOk, format!("Listing {path}"), [line], "End"))
+                Step::Reply(Reply::multiline(
+                    ReplyCode::FileActionOk,
+                    format!("Listing {path}"),
+                    [line],
+                    "End",
+                ))
             }
             (Pending::Rnfr(path), Some(_)) => {
                 self.rename_from = Some(path);
                 reply(ReplyCode::PendingFurtherInformation, "Ready for RNTO")
             }
-            (Pending::Rnto(path), _) => reply(ReplyCode::FileActionOk, format!("Renamed to {path}")),
-            (Pending::Mkd(path), _) => reply(ReplyCode::PathCreated, format!("{} created", quote_for_257(path.as_str()))),
+            (Pending::Rnto(path), _) => {
+                reply(ReplyCode::FileActionOk, format!("Renamed to {path}"))
+            }
+            (Pending::Mkd(path), _) => reply(
+                ReplyCode::PathCreated,
+                format!("{} created", quote_for_257(path.as_str())),
+            ),
             (Pending::Done(_, text), _) => reply(ReplyCode::FileActionOk, text),
-            (Pending::Mfmt(path, time), _) => reply(ReplyCode::FileStatus, format!("Modify={}; {}", format_timeval(time), path)),
+            (Pending::Mfmt(path, time), _) => reply(
+                ReplyCode::FileStatus,
+                format!("Modify={}; {}", format_timeval(time), path),
+            ),
             (_, _) => reply(ReplyCode::LocalError, "Unexpected storage result"),
         }
     }
@@ -860,7 +1041,10 @@ impl Session {
             return Step::Reply(self.status_reply(None));
         };
         if !self.is_logged_in() {
-            return reply(ReplyCode::NotLoggedIn, "Please log in with USER and PASS first");
+            return reply(
+                ReplyCode::NotLoggedIn,
+                "Please log in with USER and PASS first",
+            );
         }
         match self.resolve_checked(spec, &arg) {
             Ok(path) => Step::StatListing { path },
@@ -872,18 +1056,34 @@ impl Session {
     pub fn status_reply(&self, progress: Option<u64>) -> Reply {
         let mut lines = vec![format!("Connected to {}", self.peer.ip())];
         match &self.login {
-            Login::LoggedIn(user) => lines.push(format!("Logged in as {}", crate::listing::display_name(&user.name))),
+            Login::LoggedIn(user) => lines.push(format!(
+                "Logged in as {}",
+                crate::listing::display_name(&user.name)
+            )),
             _ => lines.push("Not logged in".to_string()),
         }
         lines.push(format!(
             "TYPE: {}, STRUcture: File, MODE: Stream",
-            if self.transfer_type == TransferType::Ascii { "ASCII" } else { "BINARY" }
+            if self.transfer_type == TransferType::Ascii {
+                "ASCII"
+            } else {
+                "BINARY"
+            }
         ));
         match (&self.transfer, progress) {
-            (Some(plan), bytes) => lines.push(format!("Transfer in progress: {}, {} bytes so far", describe(&plan.kind), bytes.unwrap_or(0))),
+            (Some(plan), bytes) => lines.push(format!(
+                "Transfer in progress: {}, {} bytes so far",
+                describe(&plan.kind),
+                bytes.unwrap_or(0)
+            )),
             (None, _) => lines.push("No data connection".to_string()),
         }
-        Reply::multiline(ReplyCode::SystemStatus, "ftpgate status:", lines, "End of status")
+        Reply::multiline(
+            ReplyCode::SystemStatus,
+            "ftpgate status:",
+            lines,
+            "End of status",
+        )
     }
 
     fn help(&self, topic: Option<String>) -> Step {
@@ -894,8 +1094,19 @@ impl Session {
             },
             None => {
                 let verbs: Vec<&str> = COMMANDS.iter().map(|c| c.verb).collect();
-                let lines = verbs.chunks(8).map(|chunk| chunk.iter().map(|v| format!("{v:<5}")).collect::<Vec<_>>().join(" "));
-                Step::Reply(Reply::multiline(ReplyCode::HelpMessage, "The following commands are recognized:", lines, "Help OK"))
+                let lines = verbs.chunks(8).map(|chunk| {
+                    chunk
+                        .iter()
+                        .map(|v| format!("{v:<5}"))
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                });
+                Step::Reply(Reply::multiline(
+                    ReplyCode::HelpMessage,
+                    "The following commands are recognized:",
+                    lines,
+                    "Help OK",
+                ))
             }
         }
     }
@@ -905,11 +1116,22 @@ impl Session {
         let mut lines: Vec<String> = COMMANDS
             .iter()
             .filter_map(|c| c.feat)
-            .map(|f| if f == "MLST" { self.facts.feat_line() } else { f.to_string() })
+            .map(|f| {
+                if f == "MLST" {
+                    self.facts.feat_line()
+                } else {
+                    f.to_string()
+                }
+            })
             .collect();
         lines.push("TVFS".to_string());
         lines.sort();
-        Step::Reply(Reply::multiline(ReplyCode::SystemStatus, "Features:", lines, "End"))
+        Step::Reply(Reply::multiline(
+            ReplyCode::SystemStatus,
+            "Features:",
+            lines,
+            "End",
+        ))
     }
 
     /// RFC 2389 OPTS.
@@ -917,12 +1139,18 @@ impl Session {
         match name {
             "UTF8" | "UTF-8" => match value.to_ascii_uppercase().as_str() {
                 "" | "ON" => reply(ReplyCode::CommandOk, "Always in UTF8 mode"),
-                "OFF" => reply(ReplyCode::ParameterNotImplemented, "UTF8 cannot be turned off"),
+                "OFF" => reply(
+                    ReplyCode::ParameterNotImplemented,
+                    "UTF8 cannot be turned off",
+                ),
                 _ => reply(ReplyCode::ArgumentSyntaxError, "Use OPTS UTF8 ON"),
             },
             "MLST" => {
                 self.facts = Facts::select(value);
-                reply(ReplyCode::CommandOk, format!("MLST OPTS {}", self.facts.names()))
+                reply(
+                    ReplyCode::CommandOk,
+                    format!("MLST OPTS {}", self.facts.names()),
+                )
             }
             _ => reply(ReplyCode::ArgumentSyntaxError, "Unknown option"),
         }
@@ -944,7 +1172,9 @@ impl Session {
 
 fn describe(kind: &TransferKind) -> String {
     let path = match kind {
-        TransferKind::Retrieve { path, .. } | TransferKind::Store { path, .. } | TransferKind::List { path, .. } => path.clone(),
+        TransferKind::Retrieve { path, .. }
+        | TransferKind::Store { path, .. }
+        | TransferKind::List { path, .. } => path.clone(),
         TransferKind::StoreUnique { dir, base } => dir.join(base),
     };
     crate::listing::display_name(path.as_str()).into_owned()

@@ -4,7 +4,11 @@ use super::*;
 use crate::listing::FileKind;
 
 fn session() -> Session {
-    Session::new(SessionConfig::default(), "127.0.0.1:40000".parse().unwrap(), "127.0.0.1:21".parse().unwrap())
+    Session::new(
+        SessionConfig::default(),
+        "127.0.0.1:40000".parse().unwrap(),
+        "127.0.0.1:21".parse().unwrap(),
+    )
 }
 
 fn code(step: &Step) -> u16 {
@@ -24,8 +28,16 @@ fn text(step: &Step) -> String {
 fn logged_in_with(perms: PermissionMap) -> Session {
     let mut s = session();
     assert_eq!(code(&s.handle_line(b"USER alice")), 331);
-    assert!(matches!(s.handle_line(b"PASS secret"), Step::Authenticate { ref user, .. } if user == "alice"));
-    assert_eq!(code(&s.handle_auth_result(Ok(SessionUser { name: "alice".into(), permissions: perms }))), 230);
+    assert!(
+        matches!(s.handle_line(b"PASS secret"), Step::Authenticate { ref user, .. } if user == "alice")
+    );
+    assert_eq!(
+        code(&s.handle_auth_result(Ok(SessionUser {
+            name: "alice".into(),
+            permissions: perms
+        }))),
+        230
+    );
     s
 }
 
@@ -34,15 +46,30 @@ fn logged_in() -> Session {
 }
 
 fn file_meta(size: u64) -> Metadata {
-    Metadata { kind: FileKind::File, size, modified: Some(std::time::UNIX_EPOCH), mode: Some(0o644), unique: None }
+    Metadata {
+        kind: FileKind::File,
+        size,
+        modified: Some(std::time::UNIX_EPOCH),
+        mode: Some(0o644),
+        unique: None,
+    }
 }
 
 fn dir_meta() -> Metadata {
-    Metadata { kind: FileKind::Dir, size: 0, modified: None, mode: Some(0o755), unique: None }
+    Metadata {
+        kind: FileKind::Dir,
+        size: 0,
+        modified: None,
+        mode: Some(0o755),
+        unique: None,
+    }
 }
 
 fn passive(s: &mut Session) {
-    assert_eq!(s.handle_line(b"PASV"), Step::OpenPassive { extended: false });
+    assert_eq!(
+        s.handle_line(b"PASV"),
+        Step::OpenPassive { extended: false }
+    );
     let r = s.passive_opened(false, Ok((Some(Ipv4Addr::LOCALHOST), 50000)));
     assert_eq!(text(&r), "Entering Passive Mode (127,0,0,1,195,80).");
 }
@@ -58,11 +85,20 @@ fn password_is_never_shown() {
 #[test]
 fn commands_before_login_get_530() {
     let mut s = session();
-    for line in ["PWD", "CWD /", "RETR a", "STOR a", "LIST", "PASV", "MKD x", "DELE x", "SIZE x"] {
+    for line in [
+        "PWD", "CWD /", "RETR a", "STOR a", "LIST", "PASV", "MKD x", "DELE x", "SIZE x",
+    ] {
         assert_eq!(code(&s.handle_line(line.as_bytes())), 530, "{line}");
     }
     // These work without a login.
-    for (line, expected) in [("SYST", 215), ("NOOP", 200), ("FEAT", 211), ("HELP", 214), ("TYPE I", 200), ("STAT", 211)] {
+    for (line, expected) in [
+        ("SYST", 215),
+        ("NOOP", 200),
+        ("FEAT", 211),
+        ("HELP", 214),
+        ("TYPE I", 200),
+        ("STAT", 211),
+    ] {
         assert_eq!(code(&s.handle_line(line.as_bytes())), expected, "{line}");
     }
 }
@@ -78,7 +114,10 @@ fn failed_logins_close_after_the_limit() {
     let mut s = session();
     for attempt in 1..=3 {
         s.handle_line(b"USER x");
-        assert!(matches!(s.handle_line(b"PASS y"), Step::Authenticate { .. }));
+        assert!(matches!(
+            s.handle_line(b"PASS y"),
+            Step::Authenticate { .. }
+        ));
         let step = s.handle_auth_result(Err(()));
         if attempt < 3 {
             assert_eq!(code(&step), 530);
@@ -101,7 +140,10 @@ fn commands_wait_while_authenticating() {
 #[test]
 fn pwd_quotes_the_path() {
     let mut s = logged_in();
-    assert_eq!(text(&s.handle_line(b"PWD")), "\"/\" is the current directory");
+    assert_eq!(
+        text(&s.handle_line(b"PWD")),
+        "\"/\" is the current directory"
+    );
     assert_eq!(code(&s.handle_line(b"XPWD")), 257);
 }
 
@@ -109,19 +151,36 @@ fn pwd_quotes_the_path() {
 fn cwd_checks_the_target_is_a_directory() {
     let mut s = logged_in();
     let step = s.handle_line(b"CWD docs");
-    assert_eq!(step, Step::Storage(StorageOp::Metadata(VirtualPath::parse_absolute("/docs").unwrap())));
-    assert_eq!(code(&s.handle_storage_result(Ok(StorageOutcome::Metadata(dir_meta())))), 250);
+    assert_eq!(
+        step,
+        Step::Storage(StorageOp::Metadata(
+            VirtualPath::parse_absolute("/docs").unwrap()
+        ))
+    );
+    assert_eq!(
+        code(&s.handle_storage_result(Ok(StorageOutcome::Metadata(dir_meta())))),
+        250
+    );
     assert_eq!(s.cwd().as_str(), "/docs");
 
     s.handle_line(b"CWD file.txt");
-    assert_eq!(code(&s.handle_storage_result(Ok(StorageOutcome::Metadata(file_meta(1))))), 550);
+    assert_eq!(
+        code(&s.handle_storage_result(Ok(StorageOutcome::Metadata(file_meta(1))))),
+        550
+    );
     assert_eq!(s.cwd().as_str(), "/docs");
 
     s.handle_line(b"CWD missing");
-    assert_eq!(code(&s.handle_storage_result(Err(ErrorKind::NotFound))), 550);
+    assert_eq!(
+        code(&s.handle_storage_result(Err(ErrorKind::NotFound))),
+        550
+    );
 
     let step = s.handle_line(b"CDUP");
-    assert_eq!(step, Step::Storage(StorageOp::Metadata(VirtualPath::root())));
+    assert_eq!(
+        step,
+        Step::Storage(StorageOp::Metadata(VirtualPath::root()))
+    );
     s.handle_storage_result(Ok(StorageOutcome::Metadata(dir_meta())));
     assert_eq!(s.cwd().as_str(), "/");
 }
@@ -130,7 +189,12 @@ fn cwd_checks_the_target_is_a_directory() {
 fn traversal_stays_inside_the_root() {
     let mut s = logged_in();
     let step = s.handle_line(b"RNFR ../../../etc/passwd");
-    assert_eq!(step, Step::Storage(StorageOp::Metadata(VirtualPath::parse_absolute("/etc/passwd").unwrap())));
+    assert_eq!(
+        step,
+        Step::Storage(StorageOp::Metadata(
+            VirtualPath::parse_absolute("/etc/passwd").unwrap()
+        ))
+    );
 }
 
 #[test]
@@ -154,7 +218,10 @@ fn rnto_must_immediately_follow_rnfr() {
     assert_eq!(code(&s.handle_line(b"RNTO b")), 503);
 
     s.handle_line(b"RNFR a");
-    assert_eq!(code(&s.handle_storage_result(Ok(StorageOutcome::Metadata(file_meta(1))))), 350);
+    assert_eq!(
+        code(&s.handle_storage_result(Ok(StorageOutcome::Metadata(file_meta(1))))),
+        350
+    );
     assert_eq!(code(&s.handle_line(b"NOOP")), 200);
     assert_eq!(code(&s.handle_line(b"RNTO b")), 503);
 
@@ -168,29 +235,52 @@ fn rnto_must_immediately_follow_rnfr() {
             to: VirtualPath::parse_absolute("/dir/b").unwrap()
         })
     );
-    assert_eq!(code(&s.handle_storage_result(Ok(StorageOutcome::Done))), 250);
+    assert_eq!(
+        code(&s.handle_storage_result(Ok(StorageOutcome::Done))),
+        250
+    );
 }
 
 #[test]
 fn rnfr_of_missing_file_is_550() {
     let mut s = logged_in();
     s.handle_line(b"RNFR nope");
-    assert_eq!(code(&s.handle_storage_result(Err(ErrorKind::NotFound))), 550);
+    assert_eq!(
+        code(&s.handle_storage_result(Err(ErrorKind::NotFound))),
+        550
+    );
     assert_eq!(code(&s.handle_line(b"RNTO b")), 503);
 }
 
 #[test]
 fn mkd_rmd_dele_replies() {
     let mut s = logged_in();
-    assert_eq!(s.handle_line(b"MKD new \"dir\""), Step::Storage(StorageOp::MakeDir(VirtualPath::parse_absolute("/new \"dir\"").unwrap())));
-    assert_eq!(text(&s.handle_storage_result(Ok(StorageOutcome::Done))), "\"/new \"\"dir\"\"\" created");
+    assert_eq!(
+        s.handle_line(b"MKD new \"dir\""),
+        Step::Storage(StorageOp::MakeDir(
+            VirtualPath::parse_absolute("/new \"dir\"").unwrap()
+        ))
+    );
+    assert_eq!(
+        text(&s.handle_storage_result(Ok(StorageOutcome::Done))),
+        "\"/new \"\"dir\"\"\" created"
+    );
     s.handle_line(b"MKD exists");
-    assert_eq!(code(&s.handle_storage_result(Err(ErrorKind::AlreadyExists))), 550);
+    assert_eq!(
+        code(&s.handle_storage_result(Err(ErrorKind::AlreadyExists))),
+        550
+    );
     s.handle_line(b"RMD full");
-    assert_eq!(code(&s.handle_storage_result(Err(ErrorKind::DirectoryNotEmpty))), 550);
+    assert_eq!(
+        code(&s.handle_storage_result(Err(ErrorKind::DirectoryNotEmpty))),
+        550
+    );
     assert_eq!(code(&s.handle_line(b"RMD /")), 550);
     s.handle_line(b"DELE f");
-    assert_eq!(code(&s.handle_storage_result(Ok(StorageOutcome::Done))), 250);
+    assert_eq!(
+        code(&s.handle_storage_result(Ok(StorageOutcome::Done))),
+        250
+    );
 }
 
 #[test]
@@ -199,19 +289,31 @@ fn size_is_refused_in_ascii_and_exact_in_binary() {
     assert_eq!(code(&s.handle_line(b"SIZE f")), 550);
     s.handle_line(b"TYPE I");
     assert!(matches!(s.handle_line(b"SIZE f"), Step::Storage(_)));
-    assert_eq!(text(&s.handle_storage_result(Ok(StorageOutcome::Metadata(file_meta(1234))))), "1234");
+    assert_eq!(
+        text(&s.handle_storage_result(Ok(StorageOutcome::Metadata(file_meta(1234))))),
+        "1234"
+    );
     s.handle_line(b"SIZE d");
-    assert_eq!(code(&s.handle_storage_result(Ok(StorageOutcome::Metadata(dir_meta())))), 550);
+    assert_eq!(
+        code(&s.handle_storage_result(Ok(StorageOutcome::Metadata(dir_meta())))),
+        550
+    );
 }
 
 #[test]
 fn mdtm_and_mfmt() {
     let mut s = logged_in();
     s.handle_line(b"MDTM f");
-    assert_eq!(text(&s.handle_storage_result(Ok(StorageOutcome::Metadata(file_meta(1))))), "19700101000000");
+    assert_eq!(
+        text(&s.handle_storage_result(Ok(StorageOutcome::Metadata(file_meta(1))))),
+        "19700101000000"
+    );
     let step = s.handle_line(b"MFMT 20200102030405 f");
     assert!(matches!(step, Step::Storage(StorageOp::SetModified { .. })));
-    assert_eq!(text(&s.handle_storage_result(Ok(StorageOutcome::Done))), "Modify=20200102030405; /f");
+    assert_eq!(
+        text(&s.handle_storage_result(Ok(StorageOutcome::Done))),
+        "Modify=20200102030405; /f"
+    );
 }
 
 #[test]
@@ -224,9 +326,14 @@ fn mlst_lists_facts_over_the_control_connection() {
         String::from_utf8(r.encode()).unwrap(),
         "250-Listing /f\r\n type=file;size=5;modify=19700101000000;perm=adfrw;unix.mode=0644; /f\r\n250 End\r\n"
     );
-    assert_eq!(text(&s.handle_line(b"OPTS MLST type;size;")), "MLST OPTS type;size;");
+    assert_eq!(
+        text(&s.handle_line(b"OPTS MLST type;size;")),
+        "MLST OPTS type;size;"
+    );
     s.handle_line(b"MLST f");
-    let Step::Reply(r) = s.handle_storage_result(Ok(StorageOutcome::Metadata(file_meta(5)))) else { panic!() };
+    let Step::Reply(r) = s.handle_storage_result(Ok(StorageOutcome::Metadata(file_meta(5)))) else {
+        panic!()
+    };
     assert_eq!(r.lines[1], "type=file;size=5; /f");
 }
 
@@ -247,15 +354,37 @@ fn retr_uses_the_rest_offset_once() {
     assert_eq!(
         step,
         Step::Transfer(TransferPlan {
-            kind: TransferKind::Retrieve { path: VirtualPath::parse_absolute("/f").unwrap(), offset: 100 },
+            kind: TransferKind::Retrieve {
+                path: VirtualPath::parse_absolute("/f").unwrap(),
+                offset: 100
+            },
             ascii: false,
             data: DataEndpoint::Passive,
         })
     );
-    assert_eq!(s.transfer_started(&StartInfo { size: Some(5), unique_name: None }).code.number(), 150);
-    assert_eq!(s.handle_transfer_done(TransferOutcome::Complete { bytes: 5 })[0].code.number(), 226);
+    assert_eq!(
+        s.transfer_started(&StartInfo {
+            size: Some(5),
+            unique_name: None
+        })
+        .code
+        .number(),
+        150
+    );
+    assert_eq!(
+        s.handle_transfer_done(TransferOutcome::Complete { bytes: 5 })[0]
+            .code
+            .number(),
+        226
+    );
     passive(&mut s);
-    assert!(matches!(s.handle_line(b"RETR f"), Step::Transfer(TransferPlan { kind: TransferKind::Retrieve { offset: 0, .. }, .. })));
+    assert!(matches!(
+        s.handle_line(b"RETR f"),
+        Step::Transfer(TransferPlan {
+            kind: TransferKind::Retrieve { offset: 0, .. },
+            ..
+        })
+    ));
 }
 
 #[test]
@@ -270,14 +399,41 @@ fn stor_appe_and_resume() {
     let mut s = logged_in();
     s.handle_line(b"TYPE I");
     passive(&mut s);
-    assert!(matches!(s.handle_line(b"STOR a"), Step::Transfer(TransferPlan { kind: TransferKind::Store { start: WriteStart::Truncate, .. }, .. })));
+    assert!(matches!(
+        s.handle_line(b"STOR a"),
+        Step::Transfer(TransferPlan {
+            kind: TransferKind::Store {
+                start: WriteStart::Truncate,
+                ..
+            },
+            ..
+        })
+    ));
     s.handle_transfer_done(TransferOutcome::Complete { bytes: 0 });
     passive(&mut s);
-    assert!(matches!(s.handle_line(b"APPE a"), Step::Transfer(TransferPlan { kind: TransferKind::Store { start: WriteStart::Append, .. }, .. })));
+    assert!(matches!(
+        s.handle_line(b"APPE a"),
+        Step::Transfer(TransferPlan {
+            kind: TransferKind::Store {
+                start: WriteStart::Append,
+                ..
+            },
+            ..
+        })
+    ));
     s.handle_transfer_done(TransferOutcome::Complete { bytes: 0 });
     s.handle_line(b"REST 7");
     passive(&mut s);
-    assert!(matches!(s.handle_line(b"STOR a"), Step::Transfer(TransferPlan { kind: TransferKind::Store { start: WriteStart::At(7), .. }, .. })));
+    assert!(matches!(
+        s.handle_line(b"STOR a"),
+        Step::Transfer(TransferPlan {
+            kind: TransferKind::Store {
+                start: WriteStart::At(7),
+                ..
+            },
+            ..
+        })
+    ));
 }
 
 #[test]
@@ -289,9 +445,18 @@ fn only_abor_stat_noop_quit_run_during_a_transfer() {
     assert_eq!(code(&s.handle_line(b"PASV")), 503);
     assert_eq!(code(&s.handle_line(b"NOOP")), 200);
     assert_eq!(s.handle_line(b"STAT"), Step::TransferStatus);
-    assert!(s.status_reply(Some(42)).lines.iter().any(|l| l.contains("42 bytes")));
+    assert!(
+        s.status_reply(Some(42))
+            .lines
+            .iter()
+            .any(|l| l.contains("42 bytes"))
+    );
     assert_eq!(s.handle_line(b"ABOR"), Step::AbortTransfer);
-    let replies: Vec<u16> = s.handle_transfer_done(TransferOutcome::Aborted).iter().map(|r| r.code.number()).collect();
+    let replies: Vec<u16> = s
+        .handle_transfer_done(TransferOutcome::Aborted)
+        .iter()
+        .map(|r| r.code.number())
+        .collect();
     assert_eq!(replies, [426, 226]);
     assert!(!s.in_transfer());
     assert_eq!(code(&s.handle_line(b"PWD")), 257);
@@ -310,7 +475,11 @@ fn quit_during_a_transfer_waits_for_its_reply() {
     s.handle_line(b"RETR f");
     assert_eq!(s.handle_line(b"QUIT"), Step::Nothing);
     assert!(!s.wants_close());
-    let replies: Vec<u16> = s.handle_transfer_done(TransferOutcome::Complete { bytes: 1 }).iter().map(|r| r.code.number()).collect();
+    let replies: Vec<u16> = s
+        .handle_transfer_done(TransferOutcome::Complete { bytes: 1 })
+        .iter()
+        .map(|r| r.code.number())
+        .collect();
     assert_eq!(replies, [226, 221]);
     assert!(s.wants_close());
 }
@@ -346,13 +515,19 @@ fn port_refuses_foreign_hosts_and_privileged_ports() {
 #[test]
 fn active_mode_can_be_disabled() {
     let mut s = Session::new(
-        SessionConfig { active_mode: false, ..SessionConfig::default() },
+        SessionConfig {
+            active_mode: false,
+            ..SessionConfig::default()
+        },
         "127.0.0.1:40000".parse().unwrap(),
         "127.0.0.1:21".parse().unwrap(),
     );
     s.handle_line(b"USER a");
     s.handle_line(b"PASS b");
-    s.handle_auth_result(Ok(SessionUser { name: "a".into(), permissions: PermissionMap::uniform(Permissions::ALL) }));
+    s.handle_auth_result(Ok(SessionUser {
+        name: "a".into(),
+        permissions: PermissionMap::uniform(Permissions::ALL),
+    }));
     assert_eq!(code(&s.handle_line(b"PORT 127,0,0,1,4,1")), 502);
 }
 
@@ -363,7 +538,10 @@ fn epsv_all_refuses_other_setups() {
     assert_eq!(code(&s.handle_line(b"PASV")), 503);
     assert_eq!(code(&s.handle_line(b"PORT 127,0,0,1,4,1")), 503);
     assert_eq!(s.handle_line(b"EPSV"), Step::OpenPassive { extended: true });
-    assert_eq!(text(&s.passive_opened(true, Ok((None, 2121)))), "Entering Extended Passive Mode (|||2121|)");
+    assert_eq!(
+        text(&s.passive_opened(true, Ok((None, 2121)))),
+        "Entering Extended Passive Mode (|||2121|)"
+    );
     assert_eq!(code(&s.handle_line(b"EPSV 2")), 522);
 }
 
@@ -377,8 +555,10 @@ fn pasv_without_ipv4_is_refused() {
 
 #[test]
 fn permissions_are_checked_on_the_normalised_path() {
-    let map = PermissionMap::uniform(Permissions::ALL)
-        .with_override(VirtualPath::parse_absolute("/ro").unwrap(), Permissions::READ_ONLY);
+    let map = PermissionMap::uniform(Permissions::ALL).with_override(
+        VirtualPath::parse_absolute("/ro").unwrap(),
+        Permissions::READ_ONLY,
+    );
     let mut s = logged_in_with(map);
     s.handle_line(b"TYPE I");
     passive(&mut s);
@@ -400,11 +580,27 @@ fn permissions_are_checked_on_the_normalised_path() {
 #[test]
 fn feat_lists_the_extensions() {
     let mut s = session();
-    let Step::Reply(r) = s.handle_line(b"FEAT") else { panic!() };
-    for f in ["UTF8", "EPSV", "EPRT", "SIZE", "MDTM", "MFMT", "REST STREAM", "TVFS", "CLNT"] {
+    let Step::Reply(r) = s.handle_line(b"FEAT") else {
+        panic!()
+    };
+    for f in [
+        "UTF8",
+        "EPSV",
+        "EPRT",
+        "SIZE",
+        "MDTM",
+        "MFMT",
+        "REST STREAM",
+        "TVFS",
+        "CLNT",
+    ] {
         assert!(r.lines.iter().any(|l| l == f), "{f} missing from {r:?}");
     }
-    assert!(r.lines.iter().any(|l| l.starts_with("MLST type*;size*;modify*;perm*;")));
+    assert!(
+        r.lines
+            .iter()
+            .any(|l| l.starts_with("MLST type*;size*;modify*;perm*;"))
+    );
     assert_eq!(r.lines.first().map(String::as_str), Some("Features:"));
 }
 
@@ -419,7 +615,10 @@ fn opts_utf8() {
 #[test]
 fn help_site_acct_allo_clnt() {
     let mut s = logged_in();
-    assert_eq!(text(&s.handle_line(b"HELP RETR")), "Syntax: RETR <sp> pathname");
+    assert_eq!(
+        text(&s.handle_line(b"HELP RETR")),
+        "Syntax: RETR <sp> pathname"
+    );
     assert_eq!(code(&s.handle_line(b"SITE HELP")), 214);
     assert_eq!(code(&s.handle_line(b"SITE FOO")), 504);
     assert_eq!(code(&s.handle_line(b"ACCT x")), 202);
@@ -433,16 +632,32 @@ fn help_site_acct_allo_clnt() {
 #[test]
 fn stat_with_a_path_lists_it() {
     let mut s = logged_in();
-    assert_eq!(s.handle_line(b"STAT /dir"), Step::StatListing { path: VirtualPath::parse_absolute("/dir").unwrap() });
+    assert_eq!(
+        s.handle_line(b"STAT /dir"),
+        Step::StatListing {
+            path: VirtualPath::parse_absolute("/dir").unwrap()
+        }
+    );
 }
 
 #[test]
 fn stou_picks_a_directory_and_base() {
     let mut s = logged_in();
     passive(&mut s);
-    let Step::Transfer(plan) = s.handle_line(b"STOU sub/name.txt") else { panic!() };
-    assert_eq!(plan.kind, TransferKind::StoreUnique { dir: VirtualPath::parse_absolute("/sub").unwrap(), base: "name.txt".into() });
-    let r = s.transfer_started(&StartInfo { size: None, unique_name: Some("name.txt.1".into()) });
+    let Step::Transfer(plan) = s.handle_line(b"STOU sub/name.txt") else {
+        panic!()
+    };
+    assert_eq!(
+        plan.kind,
+        TransferKind::StoreUnique {
+            dir: VirtualPath::parse_absolute("/sub").unwrap(),
+            base: "name.txt".into()
+        }
+    );
+    let r = s.transfer_started(&StartInfo {
+        size: None,
+        unique_name: Some("name.txt.1".into()),
+    });
     assert_eq!(r.lines[0], "FILE: name.txt.1");
 }
 

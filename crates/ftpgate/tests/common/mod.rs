@@ -61,29 +61,54 @@ impl TestServer {
         std::fs::create_dir_all(root.path().join("pub")).unwrap();
         let hash = hash_password(PASS);
         let users = vec![
-            UserEntry { name: USER.into(), password_hash: hash.clone(), home: home.clone(), permissions: options.alice_permissions },
-            UserEntry { name: READER.into(), password_hash: hash, home: home.clone(), permissions: PermissionMap::uniform(Permissions::READ_ONLY) },
+            UserEntry {
+                name: USER.into(),
+                password_hash: hash.clone(),
+                home: home.clone(),
+                permissions: options.alice_permissions,
+            },
+            UserEntry {
+                name: READER.into(),
+                password_hash: hash,
+                home: home.clone(),
+                permissions: PermissionMap::uniform(Permissions::READ_ONLY),
+            },
         ];
         let anonymous = options.anonymous.then(|| AnonymousEntry {
             home: root.path().join("pub").to_string_lossy().into_owned(),
             permissions: PermissionMap::uniform(Permissions::READ_ONLY),
         });
         let auth = FileAuthenticator::new(users, anonymous).unwrap();
-        let storage = FsStorageFactory { keep_partial_uploads: options.keep_partial_uploads };
+        let storage = FsStorageFactory {
+            keep_partial_uploads: options.keep_partial_uploads,
+        };
         let shutdown = CancellationToken::new();
         let token = shutdown.clone();
         let config = options.config;
         let (tx, rx) = std::sync::mpsc::channel();
         let thread = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
             runtime.block_on(async move {
-                let server = Server::new(config, Arc::new(auth), Arc::new(storage)).bind().await.unwrap();
+                let server = Server::new(config, Arc::new(auth), Arc::new(storage))
+                    .bind()
+                    .await
+                    .unwrap();
                 tx.send(server.local_addrs()).unwrap();
                 server.run(token).await;
             });
         });
         let addrs = rx.recv().unwrap();
-        TestServer { addr: addrs[0], addrs, root, shutdown, thread: Some(thread) }
+        TestServer {
+            addr: addrs[0],
+            addrs,
+            root,
+            shutdown,
+            thread: Some(thread),
+        }
     }
 
     pub fn path(&self, rel: &str) -> PathBuf {
@@ -93,7 +118,8 @@ impl TestServer {
     pub fn client(&self) -> FtpStream {
         let mut ftp = FtpStream::connect(self.addr).unwrap();
         ftp.login(USER, PASS).unwrap();
-        ftp.transfer_type(suppaftp::types::FileType::Binary).unwrap();
+        ftp.transfer_type(suppaftp::types::FileType::Binary)
+            .unwrap();
         ftp
     }
 
@@ -117,8 +143,10 @@ impl TestServer {
 
     /// Files in a directory of the root, temporary upload files included.
     pub fn names_in(&self, rel: &str) -> Vec<String> {
-        let mut names: Vec<String> =
-            std::fs::read_dir(self.path(rel)).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        let mut names: Vec<String> = std::fs::read_dir(self.path(rel))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
         names.sort();
         names
     }
@@ -142,8 +170,13 @@ pub struct Raw {
 impl Raw {
     pub fn connect(addr: SocketAddr) -> Raw {
         let stream = TcpStream::connect(addr).unwrap();
-        stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-        let mut raw = Raw { reader: BufReader::new(stream.try_clone().unwrap()), stream };
+        stream
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        let mut raw = Raw {
+            reader: BufReader::new(stream.try_clone().unwrap()),
+            stream,
+        };
         let (code, _) = raw.reply();
         assert_eq!(code, 220);
         raw
@@ -162,7 +195,9 @@ impl Raw {
         let mut line = String::new();
         self.reader.read_line(&mut line).unwrap();
         assert!(line.len() >= 4, "short reply line {line:?}");
-        let code: u16 = line[..3].parse().unwrap_or_else(|_| panic!("bad reply {line:?}"));
+        let code: u16 = line[..3]
+            .parse()
+            .unwrap_or_else(|_| panic!("bad reply {line:?}"));
         let mut text = line.clone();
         if line.as_bytes()[3] == b'-' {
             let end = format!("{code} ");
@@ -204,7 +239,15 @@ impl Raw {
     pub fn epsv(&mut self) -> SocketAddr {
         let (code, text) = self.cmd("EPSV");
         assert_eq!(code, 229, "{text}");
-        let port: u16 = text.split("|||").nth(1).unwrap().trim_end().trim_end_matches(")").trim_end_matches('|').parse().unwrap();
+        let port: u16 = text
+            .split("|||")
+            .nth(1)
+            .unwrap()
+            .trim_end()
+            .trim_end_matches(")")
+            .trim_end_matches('|')
+            .parse()
+            .unwrap();
         SocketAddr::new(self.stream.peer_addr().unwrap().ip(), port)
     }
 
