@@ -15,7 +15,9 @@ use ftpgate_core::{ErrorKind, Storage};
 use ftpgate_proto::line::{Decoded, LineDecoder};
 use ftpgate_proto::listing::{DirEntry, format_list_line};
 use ftpgate_proto::reply_map::reply_for;
-use ftpgate_proto::session::{SessionUser, StorageOp, StorageOutcome, TransferPlan};
+use ftpgate_proto::session::{
+    SessionUser, StorageOp, StorageOutcome, TransferOutcome, TransferPlan,
+};
 use ftpgate_proto::{Reply, ReplyCode, Session, SessionConfig, Step, VirtualPath};
 use futures_util::StreamExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -228,10 +230,7 @@ impl Control {
                     };
                     self.session.passive_opened(extended, result)
                 }
-                Step::Transfer(plan) => {
-                    self.start_transfer(plan);
-                    return Ok(());
-                }
+                Step::Transfer(plan) => return self.start_transfer(plan).await,
                 Step::StatListing { path } => return self.stat_listing(&path).await,
                 Step::AbortTransfer => {
                     if let Some(transfer) = &self.transfer {
@@ -320,9 +319,13 @@ impl Control {
         result.map_err(|e| e.kind)
     }
 
-    fn start_transfer(&mut self, plan: TransferPlan) {
+    async fn start_transfer(&mut self, plan: TransferPlan) -> io::Result<()> {
         let Some(storage) = self.storage.clone() else {
-            return;
+            // Not reachable while logged in; answer rather than leave the session waiting.
+            let replies = self
+                .session
+                .handle_transfer_done(TransferOutcome::Failed(ErrorKind::Local));
+            return self.send(&replies).await;
         };
         let cancel = self.shared.hard.child_token();
         let progress = Arc::new(AtomicU64::new(0));
@@ -346,6 +349,7 @@ impl Control {
             progress,
             handle,
         });
+        Ok(())
     }
 
     async fn on_transfer_event(&mut self, event: TransferEvent) -> io::Result<()> {

@@ -74,6 +74,17 @@ fn public_host_is_announced_in_pasv() {
 }
 
 #[test]
+fn public_host_may_be_a_name() {
+    let mut options = Options::default();
+    options.config.public_host = Some("localhost".into());
+    let server = TestServer::start_with(options);
+    let mut raw = server.raw_logged_in();
+    let (code, text) = raw.cmd("PASV");
+    assert_eq!(code, 227);
+    assert!(text.contains("(127,0,0,1,"), "{text}");
+}
+
+#[test]
 fn ipv6_control_and_data() {
     if TcpListener::bind("[::1]:0").is_err() {
         eprintln!("no IPv6 loopback here; skipping");
