@@ -2,7 +2,10 @@
 
 Each test that asks for ``ftp_server`` gets a fresh ``ftpgate serve`` process
 listening on a free loopback port, serving a fresh temporary root directory,
-with one user and its own passive port range.
+with one user and its own passive port range. ``ftps_server`` does the same
+with FTPS turned on: a self-signed certificate, explicit FTPS (AUTH TLS) on the
+control port and an implicit FTPS listener on a second port; the ``ftps``
+marker adjusts it per test (see ``pytest_configure``).
 
 Environment:
 
@@ -25,8 +28,10 @@ import dataclasses
 import os
 import pathlib
 import random
+import re
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -189,6 +194,22 @@ def _stop(proc: subprocess.Popen) -> None:
         proc.wait(timeout=SHUTDOWN_GRACE)
 
 
+def _spawn(cmd: list[str], cwd: pathlib.Path, log_path: pathlib.Path) -> subprocess.Popen:
+    """Start the server with stdout and stderr going to ``log_path``."""
+    env = dict(os.environ)
+    env.setdefault("RUST_LOG", "info")
+    env.setdefault("RUST_BACKTRACE", "1")
+    with open(log_path, "wb") as log:
+        return subprocess.Popen(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=cwd,
+            env=env,
+        )
+
+
 @pytest.fixture
 def ftp_server(tmp_path: pathlib.Path) -> Iterator[FtpServer]:
     kind = _server_kind()
@@ -206,19 +227,7 @@ def ftp_server(tmp_path: pathlib.Path) -> Iterator[FtpServer]:
     cmd = _command(kind, root, port, prange)
     log_path = tmp_path / "server.log"
 
-    env = dict(os.environ)
-    env.setdefault("RUST_LOG", "info")
-    env.setdefault("RUST_BACKTRACE", "1")
-
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            cmd,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=tmp_path,
-            env=env,
-        )
+    proc = _spawn(cmd, tmp_path, log_path)
     server = FtpServer(
         kind=kind,
         host="127.0.0.1",
@@ -251,6 +260,191 @@ def ftp_server(tmp_path: pathlib.Path) -> Iterator[FtpServer]:
         # Shown by pytest only when the test failed.
         tail = server.log()[-20000:]
         print(f"--- {kind} output (exit status {proc.returncode}) ---\n{tail}")
+
+
+# --- FTPS -------------------------------------------------------------------
+
+# The line the daemon prints on stdout at start with --tls-self-signed, in the
+# documented form "ftpgate: TLS certificate SHA-256 fingerprint: AA:BB:...".
+# Found leniently here (whatever stands between "certificate" and "SHA-256");
+# test_tls.py checks the exact wording.
+FINGERPRINT_RE = re.compile(
+    r"^.*TLS certificate\b.*SHA-256 fingerprint: ([0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2}){31})\s*$",
+    re.MULTILINE,
+)
+FINGERPRINT_WAIT = 5.0
+
+FTPS_MARKER_OPTIONS = ("tls_required", "config", "extra_args")
+
+
+@dataclasses.dataclass
+class FtpsServer(FtpServer):
+    """A running ftpgate with FTPS: explicit on ``port``, implicit on ``implicit_port``."""
+
+    implicit_port: int = 0
+    # "AA:BB:..." as printed at start, or "" when no such line appeared.
+    fingerprint: str = ""
+    # The whole line it was printed on.
+    fingerprint_line: str = ""
+    tls_required: bool = False
+
+    def ftps_url(self, path: str = "") -> str:
+        """``ftps://host:implicit_port/`` followed by ``path`` (already URL-encoded)."""
+        return f"ftps://{self.host}:{self.implicit_port}/{path.lstrip('/')}"
+
+
+_ftps_startup_failures: list[str] = []
+
+
+def _insecure_tls_context() -> ssl.SSLContext:
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+def _wait_until_ready_implicit(proc: subprocess.Popen, port: int) -> None:
+    """Wait until the implicit FTPS port completes a TLS handshake and sends 220."""
+    ctx = _insecure_tls_context()
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    last_error: Optional[BaseException] = None
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited early with status {proc.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1.0) as raw:
+                raw.settimeout(2.0)
+                with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as s:
+                    greeting = s.recv(512)
+                    if greeting.startswith(b"220"):
+                        try:
+                            s.sendall(b"QUIT\r\n")
+                            s.recv(512)
+                        except OSError:
+                            pass
+                        return
+                    last_error = RuntimeError(f"unexpected greeting {greeting!r}")
+        except OSError as exc:  # includes ssl.SSLError
+            last_error = exc
+        time.sleep(0.1)
+    raise RuntimeError(
+        f"implicit FTPS listener 127.0.0.1:{port} did not answer within "
+        f"{STARTUP_TIMEOUT:.0f}s (last error: {last_error})"
+    )
+
+
+def _printed_fingerprint(log_path: pathlib.Path) -> tuple[str, str]:
+    """(fingerprint, whole line) from the server output, or ("", "")."""
+    deadline = time.monotonic() + FINGERPRINT_WAIT
+    while True:
+        try:
+            text = log_path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            text = ""
+        m = FINGERPRINT_RE.search(text)
+        if m:
+            return m.group(1), m.group(0).strip()
+        if time.monotonic() >= deadline:
+            return "", ""
+        time.sleep(0.1)
+
+
+@pytest.fixture
+def ftps_server(request: pytest.FixtureRequest, tmp_path: pathlib.Path) -> Iterator[FtpsServer]:
+    """ftpgate with ``--tls-self-signed`` and an ``--implicit-listen`` port.
+
+    Adjust it with ``@pytest.mark.ftps(...)`` (see ``pytest_configure``).
+    """
+    kind = _server_kind()
+    if kind != "ftpgate":
+        pytest.skip("the FTPS tests run against ftpgate only (the reference run has no TLS)")
+    marker = request.node.get_closest_marker("ftps")
+    options = dict(marker.kwargs) if marker else {}
+    unknown = set(options) - set(FTPS_MARKER_OPTIONS)
+    if unknown or (marker and marker.args):
+        raise pytest.UsageError(
+            f"ftps marker takes only keyword arguments {FTPS_MARKER_OPTIONS}, got "
+            f"{marker.args!r} {sorted(unknown)!r}"
+        )
+    tls_required = bool(options.get("tls_required", False))
+    config: Optional[str] = options.get("config")
+    extra_args = [str(a) for a in options.get("extra_args", ())]
+
+    if len(_ftps_startup_failures) >= MAX_STARTUP_FAILURES:
+        pytest.fail(
+            f"ftpgate with FTPS failed to start {len(_ftps_startup_failures)} times already "
+            f"(last: {_ftps_startup_failures[-1]}); not trying again",
+            pytrace=False,
+        )
+    root = tmp_path / "ftproot"
+    root.mkdir()
+    port = _free_control_port()
+    implicit_port = _free_control_port()
+    while implicit_port == port:
+        implicit_port = _free_control_port()
+    prange = _free_passive_range(exclude=port)
+    while prange[0] <= implicit_port <= prange[1]:
+        prange = _free_passive_range(exclude=port)
+
+    cmd = _command(kind, root, port, prange) + [
+        "--tls-self-signed",
+        "--implicit-listen", f"127.0.0.1:{implicit_port}",
+    ]
+    if tls_required:
+        cmd.append("--tls-required")
+    if config is not None:
+        config_path = tmp_path / "ftpgate.toml"
+        config_path.write_text(config, encoding="utf-8")
+        cmd += ["--config", str(config_path)]
+    cmd += extra_args
+    log_path = tmp_path / "server.log"
+
+    proc = _spawn(cmd, tmp_path, log_path)
+    server = FtpsServer(
+        kind=kind,
+        host="127.0.0.1",
+        port=port,
+        user=TEST_USER,
+        password=TEST_PASSWORD,
+        root=root,
+        passive_ports=prange,
+        log_path=log_path,
+        proc=proc,
+        implicit_port=implicit_port,
+        tls_required=tls_required,
+    )
+    startup_error: Optional[str] = None
+    try:
+        _wait_until_ready(proc, port, log_path)
+        _wait_until_ready_implicit(proc, implicit_port)
+    except RuntimeError as exc:
+        startup_error = str(exc)
+    if startup_error is not None:
+        _stop(proc)
+        _ftps_startup_failures.append(startup_error)
+        pytest.fail(
+            f"ftpgate with FTPS did not come up: {startup_error}\ncommand: {' '.join(cmd)}\n"
+            f"--- server output ---\n{server.log()}",
+            pytrace=False,
+        )
+    server.fingerprint, server.fingerprint_line = _printed_fingerprint(log_path)
+
+    try:
+        yield server
+    finally:
+        _stop(proc)
+        tail = server.log()[-20000:]
+        print(f"--- {kind} (FTPS) output (exit status {proc.returncode}) ---\n{tail}")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "ftps(tls_required=False, config=None, extra_args=()): how the ftps_server fixture "
+        "starts ftpgate: tls_required adds --tls-required; config is TOML text written to a "
+        "file and passed with --config (the flags still apply); extra_args are appended to "
+        "the command line.",
+    )
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:

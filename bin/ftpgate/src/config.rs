@@ -3,6 +3,7 @@
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -10,6 +11,8 @@ use ftpgate::ServerConfig;
 use ftpgate_auth_file::{AnonymousEntry, UserEntry, is_valid_hash};
 use ftpgate_core::{PermissionMap, Permissions, VirtualPath};
 use serde::Deserialize;
+
+use crate::tls::CertificateStore;
 
 /// The whole file.
 #[derive(Debug, Default, Deserialize)]
@@ -23,6 +26,8 @@ pub(crate) struct ConfigFile {
     pub(crate) anonymous: Option<AnonymousSection>,
     #[serde(default)]
     pub(crate) storage: StorageSection,
+    #[serde(default)]
+    pub(crate) tls: TlsSection,
     #[serde(default)]
     pub(crate) log: LogSection,
 }
@@ -80,6 +85,127 @@ pub(crate) struct UserSection {
     pub(crate) permissions: String,
     #[serde(default)]
     pub(crate) dirs: Vec<DirSection>,
+    /// This user must log in over TLS and protect data connections.
+    #[serde(default)]
+    pub(crate) tls_required: bool,
+}
+
+/// `[tls]`: FTPS.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct TlsSection {
+    /// PEM certificate chain (reloaded on SIGHUP).
+    pub(crate) cert: Option<PathBuf>,
+    /// PEM private key.
+    pub(crate) key: Option<PathBuf>,
+    /// Generate a self-signed certificate at start instead.
+    pub(crate) self_signed: bool,
+    /// Shorthand for both `required_for_login` and `required_for_data`.
+    pub(crate) required: bool,
+    pub(crate) required_for_login: bool,
+    pub(crate) required_for_data: bool,
+    /// A TLS data connection must resume the control connection's session.
+    pub(crate) require_session_reuse: bool,
+    pub(crate) allow_ccc: bool,
+    /// "1.2" or "1.3".
+    pub(crate) min_version: String,
+    /// Implicit FTPS listeners, e.g. ["0.0.0.0:990"].
+    pub(crate) implicit_listen: Vec<String>,
+    pub(crate) handshake_timeout_secs: u64,
+    /// CA certificates (PEM) to verify client certificates against.
+    pub(crate) client_ca: Option<PathBuf>,
+    /// Refuse clients without a valid certificate (needs `client_ca`).
+    pub(crate) require_client_cert: bool,
+}
+
+impl Default for TlsSection {
+    fn default() -> Self {
+        TlsSection {
+            cert: None,
+            key: None,
+            self_signed: false,
+            required: false,
+            required_for_login: false,
+            required_for_data: false,
+            require_session_reuse: true,
+            allow_ccc: false,
+            min_version: "1.2".to_string(),
+            implicit_listen: Vec::new(),
+            handshake_timeout_secs: 10,
+            client_ca: None,
+            require_client_cert: false,
+        }
+    }
+}
+
+/// FTPS as configured: the engine's settings, the certificate store (for SIGHUP and the
+/// fingerprint) and the implicit listeners.
+pub(crate) struct TlsSetup {
+    pub(crate) config: ftpgate::TlsConfig,
+    pub(crate) certs: Arc<CertificateStore>,
+    pub(crate) implicit_listen: Vec<SocketAddr>,
+    pub(crate) self_signed: bool,
+}
+
+impl TlsSection {
+    /// Whether FTPS is configured at all.
+    pub(crate) fn enabled(&self) -> bool {
+        self.cert.is_some() || self.key.is_some() || self.self_signed
+    }
+
+    /// Loads or makes the certificate and builds the settings; `None` if FTPS is off.
+    /// `names` go into a self-signed certificate.
+    pub(crate) fn build(&self, names: Vec<String>) -> Result<Option<TlsSetup>> {
+        if !self.enabled() {
+            if self.required
+                || self.required_for_login
+                || self.required_for_data
+                || !self.implicit_listen.is_empty()
+            {
+                bail!(
+                    "tls: requiring TLS or listening for implicit TLS needs tls.cert and tls.key (or tls.self_signed)"
+                );
+            }
+            return Ok(None);
+        }
+        let certs = match (&self.cert, &self.key, self.self_signed) {
+            (Some(cert), Some(key), false) => {
+                CertificateStore::from_files(cert, key).context("tls.cert / tls.key")?
+            }
+            (None, None, true) => CertificateStore::self_signed(names)?,
+            (_, _, true) => bail!("tls: give either cert and key, or self_signed, not both"),
+            (Some(_), None, _) => bail!("tls.key: missing (tls.cert is set)"),
+            (None, Some(_), _) => bail!("tls.cert: missing (tls.key is set)"),
+            (None, None, false) => return Ok(None),
+        };
+        if self.require_client_cert && self.client_ca.is_none() {
+            bail!("tls.require_client_cert needs tls.client_ca");
+        }
+        let server_config = crate::tls::server_config(
+            certs.clone(),
+            &self.min_version,
+            self.client_ca.as_deref(),
+            self.require_client_cert,
+        )
+        .context("tls")?;
+        let mut implicit_listen = Vec::new();
+        for (i, text) in self.implicit_listen.iter().enumerate() {
+            implicit_listen
+                .extend(parse_listen(text).with_context(|| format!("tls.implicit_listen[{i}]"))?);
+        }
+        let mut config = ftpgate::TlsConfig::new(Arc::new(server_config));
+        config.required_for_login = self.required || self.required_for_login;
+        config.required_for_data = self.required || self.required_for_data;
+        config.require_session_reuse = self.require_session_reuse;
+        config.allow_ccc = self.allow_ccc;
+        config.handshake_timeout = Duration::from_secs(self.handshake_timeout_secs.max(1));
+        Ok(Some(TlsSetup {
+            config,
+            certs,
+            implicit_listen,
+            self_signed: self.self_signed,
+        }))
+    }
 }
 
 /// `[[users.dirs]]` and `[[anonymous.dirs]]`: permissions for a directory and everything beneath.
@@ -221,6 +347,8 @@ impl ServerSection {
             max_login_failures: self.max_login_failures,
             banner: self.banner.clone(),
             shutdown_grace: Duration::from_secs(self.shutdown_grace_secs),
+            tls: None,
+            implicit_tls_listen: Vec::new(),
         };
         config.validate().map_err(|e| anyhow!("server: {e}"))?;
         Ok(config)
@@ -249,6 +377,7 @@ impl ConfigFile {
                 password_hash: user.password_hash.clone(),
                 home: user.home.to_string_lossy().into_owned(),
                 permissions: permission_map(&key, &user.permissions, &user.dirs)?,
+                tls_required: user.tls_required,
             });
         }
         Ok(entries)
@@ -287,6 +416,25 @@ impl ConfigFile {
         }
         tracing_subscriber::EnvFilter::try_new(&self.log.level)
             .map_err(|e| anyhow!("log.level: {e}"))?;
+        if self.tls.self_signed {
+            // Checking needs no certificate to be generated.
+            let tls = TlsSection {
+                self_signed: false,
+                cert: None,
+                key: None,
+                required: false,
+                required_for_login: false,
+                required_for_data: false,
+                implicit_listen: Vec::new(),
+                ..self.tls.clone()
+            };
+            tls.build(Vec::new())?;
+        } else {
+            self.tls.build(Vec::new())?;
+        }
+        if self.users.iter().any(|u| u.tls_required) && !self.tls.enabled() {
+            bail!("users: tls_required needs a [tls] certificate");
+        }
         Ok(warnings)
     }
 }

@@ -5,6 +5,7 @@
 //! hash for the config.
 
 mod config;
+mod tls;
 
 use std::io::{BufRead, IsTerminal};
 use std::path::PathBuf;
@@ -18,7 +19,7 @@ use ftpgate_core::{PermissionMap, Permissions};
 use ftpgate_storage_fs::FsStorageFactory;
 use rand::Rng;
 use rand::distributions::Alphanumeric;
-use tracing::info;
+use tracing::{error, info, warn};
 
 use crate::config::{ConfigFile, parse_listen, parse_port_range};
 
@@ -34,7 +35,7 @@ struct Cli {
 enum Command {
     /// Run the server. With no config and no flags, serves ./data on 127.0.0.1:2121 as user
     /// "ftpgate" with a generated password, printed at start.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Validate a config file; names the bad key if there is one.
     CheckConfig {
         /// The TOML config file.
@@ -80,6 +81,21 @@ struct ServeArgs {
     /// Address announced in PASV replies (IPv4 or host name), for servers behind NAT.
     #[arg(long, value_name = "HOST")]
     public_host: Option<String>,
+    /// PEM certificate chain for FTPS (AUTH TLS on the plain listeners); reloaded on SIGHUP.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key for --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Generate a self-signed certificate at start (its fingerprint is printed).
+    #[arg(long, conflicts_with = "tls_cert")]
+    tls_self_signed: bool,
+    /// Also listen for implicit FTPS (TLS from the first byte), e.g. 0.0.0.0:990; repeatable.
+    #[arg(long, value_name = "ADDR:PORT")]
+    implicit_listen: Vec<String>,
+    /// Require TLS: USER before AUTH TLS gets 530, transfers without PROT P get 521.
+    #[arg(long)]
+    tls_required: bool,
     /// Log level or filter (trace, debug, info, warn, error); RUST_LOG overrides it.
     #[arg(long, value_name = "LEVEL")]
     log_level: Option<String>,
@@ -88,7 +104,7 @@ struct ServeArgs {
 fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve(args) => serve(args),
+        Command::Serve(args) => serve(*args),
         Command::CheckConfig { file } => {
             let config = ConfigFile::load(&file)?;
             let warnings = config
@@ -192,6 +208,7 @@ fn serve(args: ServeArgs) -> Result<()> {
             password_hash: hash_password(&password),
             home: root.to_string_lossy().into_owned(),
             permissions: PermissionMap::uniform(permissions),
+            tls_required: false,
         });
         println!(
             "ftpgate: serving {} as user {name:?} ({permissions})",
@@ -203,6 +220,50 @@ fn serve(args: ServeArgs) -> Result<()> {
             println!("ftpgate: password for {name:?} as given");
         }
     }
+
+    let mut tls_section = file.tls.clone();
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        tls_section.cert = Some(cert.clone());
+        tls_section.key = Some(key.clone());
+        tls_section.self_signed = false;
+    }
+    if args.tls_self_signed {
+        tls_section.self_signed = true;
+        tls_section.cert = None;
+        tls_section.key = None;
+    }
+    if args.tls_required {
+        tls_section.required = true;
+    }
+    if !args.implicit_listen.is_empty() {
+        tls_section.implicit_listen = args.implicit_listen.clone();
+    }
+    let mut names = vec![
+        "localhost".to_string(),
+        "127.0.0.1".to_string(),
+        "::1".to_string(),
+    ];
+    names.extend(server_config.public_host.clone());
+    let tls = tls_section.build(names)?;
+    let certs = tls.as_ref().map(|t| t.certs.clone());
+    if let Some(tls) = tls {
+        let kind = if tls.self_signed {
+            " (self-signed)"
+        } else {
+            ""
+        };
+        println!(
+            "ftpgate: TLS certificate{kind} SHA-256 fingerprint: {}",
+            tls.certs.fingerprint()
+        );
+        server_config.implicit_tls_listen = tls.implicit_listen;
+        server_config.tls = Some(tls.config);
+    }
+    let explicit = if server_config.tls.is_some() {
+        " (FTP and explicit FTPS)"
+    } else {
+        " (FTP)"
+    };
 
     let auth = FileAuthenticator::new(users, anonymous)?;
     let storage = FsStorageFactory {
@@ -216,24 +277,42 @@ fn serve(args: ServeArgs) -> Result<()> {
             .bind()
             .await?;
         for addr in server.local_addrs() {
-            println!("ftpgate: listening on {addr}");
-            info!(%addr, "listening");
+            println!("ftpgate: listening on {addr}{explicit}");
+            info!(%addr, "listening{}", explicit);
+        }
+        for addr in server.implicit_tls_addrs() {
+            println!("ftpgate: listening on {addr} (implicit FTPS)");
+            info!(%addr, "listening (implicit FTPS)");
         }
         let shutdown = CancellationToken::new();
-        tokio::spawn(wait_for_signal(shutdown.clone()));
+        tokio::spawn(wait_for_signal(shutdown.clone(), certs));
         server.run(shutdown).await;
         Ok(())
     })
 }
 
-async fn wait_for_signal(shutdown: CancellationToken) {
+/// SIGTERM and SIGINT start a graceful shutdown; SIGHUP reloads the TLS certificate files
+/// (running sessions keep going; new handshakes use the new certificate).
+async fn wait_for_signal(shutdown: CancellationToken, certs: Option<Arc<tls::CertificateStore>>) {
     use tokio::signal::unix::{SignalKind, signal};
-    let Ok(mut term) = signal(SignalKind::terminate()) else {
+    let (Ok(mut term), Ok(mut hup)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::hangup()),
+    ) else {
+        warn!("cannot install signal handlers");
         return;
     };
-    tokio::select! {
-        _ = term.recv() => info!("SIGTERM received"),
-        _ = tokio::signal::ctrl_c() => info!("SIGINT received"),
+    loop {
+        tokio::select! {
+            _ = term.recv() => { info!("SIGTERM received"); break; }
+            _ = tokio::signal::ctrl_c() => { info!("SIGINT received"); break; }
+            _ = hup.recv() => match certs.as_ref().map(|c| c.reload()) {
+                Some(Ok(true)) => info!(fingerprint = %certs.as_ref().map(|c| c.fingerprint()).unwrap_or_default(), "SIGHUP: TLS certificate reloaded"),
+                Some(Ok(false)) => info!("SIGHUP: the self-signed certificate is kept"),
+                Some(Err(e)) => error!(error = %format!("{e:#}"), "SIGHUP: certificate reload failed; keeping the current one"),
+                None => info!("SIGHUP: nothing to reload"),
+            },
+        }
     }
     shutdown.cancel();
 }

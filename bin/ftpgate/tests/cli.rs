@@ -6,7 +6,10 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use sha2::Digest;
 
 const BIN: &str = env!("CARGO_BIN_EXE_ftpgate");
 
@@ -49,8 +52,8 @@ impl Daemon {
             }
             let line = line.trim_end().to_string();
             lines.push(line.clone());
-            if let Some(addr) = line.strip_prefix("ftpgate: listening on ") {
-                break addr.parse().unwrap();
+            if let Some(rest) = line.strip_prefix("ftpgate: listening on ") {
+                break rest.split_whitespace().next().unwrap().parse().unwrap();
             }
         };
         (Daemon { child, lines }, addr)
@@ -277,4 +280,196 @@ fn help_documents_every_flag() {
     for cmd in ["serve", "check-config", "hash-password"] {
         assert!(help.contains(cmd), "{cmd} missing from --help");
     }
+}
+
+fn write_self_signed(
+    dir: &std::path::Path,
+    tag: &str,
+) -> (std::path::PathBuf, std::path::PathBuf, Vec<u8>) {
+    let generated = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let cert = dir.join(format!("{tag}.crt"));
+    let key = dir.join(format!("{tag}.key"));
+    std::fs::write(&cert, generated.cert.pem()).unwrap();
+    std::fs::write(&key, generated.signing_key.serialize_pem()).unwrap();
+    (cert, key, generated.cert.der().to_vec())
+}
+
+/// Connects with AUTH TLS, accepting any certificate, and returns the certificate the server
+/// presented and the TLS control stream (logged in).
+fn tls_login(
+    addr: SocketAddr,
+    password: &str,
+) -> (
+    Vec<u8>,
+    rustls::StreamOwned<rustls::ClientConnection, TcpStream>,
+) {
+    #[derive(Debug)]
+    struct AcceptAny(Arc<rustls::crypto::CryptoProvider>);
+    impl rustls::client::danger::ServerCertVerifier for AcceptAny {
+        fn verify_server_cert(
+            &self,
+            _: &rustls::pki_types::CertificateDer<'_>,
+            _: &[rustls::pki_types::CertificateDer<'_>],
+            _: &rustls::pki_types::ServerName<'_>,
+            _: &[u8],
+            _: rustls::pki_types::UnixTime,
+        ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+            Ok(rustls::client::danger::ServerCertVerified::assertion())
+        }
+        fn verify_tls12_signature(
+            &self,
+            m: &[u8],
+            c: &rustls::pki_types::CertificateDer<'_>,
+            d: &rustls::DigitallySignedStruct,
+        ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls12_signature(
+                m,
+                c,
+                d,
+                &self.0.signature_verification_algorithms,
+            )
+        }
+        fn verify_tls13_signature(
+            &self,
+            m: &[u8],
+            c: &rustls::pki_types::CertificateDer<'_>,
+            d: &rustls::DigitallySignedStruct,
+        ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls13_signature(
+                m,
+                c,
+                d,
+                &self.0.signature_verification_algorithms,
+            )
+        }
+        fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+            self.0.signature_verification_algorithms.supported_schemes()
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AcceptAny(provider)))
+        .with_no_client_auth();
+    let mut tcp = TcpStream::connect(addr).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut reader = BufReader::new(tcp.try_clone().unwrap());
+    let mut line = String::new();
+    reader.read_line(&mut line).unwrap();
+    tcp.write_all(b"AUTH TLS\r\n").unwrap();
+    line.clear();
+    reader.read_line(&mut line).unwrap();
+    assert!(line.starts_with("234"), "{line}");
+    let conn =
+        rustls::ClientConnection::new(Arc::new(config), "localhost".try_into().unwrap()).unwrap();
+    let mut tls = rustls::StreamOwned::new(conn, tcp);
+    for (cmd, expected) in [
+        ("USER ftpgate", "331"),
+        (&*format!("PASS {password}"), "230"),
+    ] {
+        tls.write_all(format!("{cmd}\r\n").as_bytes()).unwrap();
+        let reply = read_tls_line(&mut tls);
+        assert!(reply.starts_with(expected), "{cmd}: {reply}");
+    }
+    let presented = tls.conn.peer_certificates().unwrap()[0].to_vec();
+    (presented, tls)
+}
+
+fn read_tls_line(tls: &mut impl Read) -> String {
+    let mut line = Vec::new();
+    let mut byte = [0u8; 1];
+    while !line.ends_with(b"\n") {
+        if tls.read(&mut byte).unwrap() == 0 {
+            break;
+        }
+        line.push(byte[0]);
+    }
+    String::from_utf8(line).unwrap()
+}
+
+#[test]
+fn tls_certificate_is_reloaded_on_sighup_without_dropping_sessions() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key, first) = write_self_signed(dir.path(), "first");
+    let (daemon, addr) = Daemon::start(
+        dir.path(),
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--password",
+            "pw",
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(
+        daemon.lines.iter().any(|l| l.contains("fingerprint")),
+        "{:?}",
+        daemon.lines
+    );
+    let (presented, mut old_session) = tls_login(addr, "pw");
+    assert_eq!(presented, first);
+    // Replace the files and send SIGHUP.
+    let (new_cert, new_key, second) = write_self_signed(dir.path(), "second");
+    std::fs::rename(new_cert, &cert).unwrap();
+    std::fs::rename(new_key, &key).unwrap();
+    assert!(
+        Command::new("kill")
+            .arg("-HUP")
+            .arg(daemon.child.id().to_string())
+            .status()
+            .unwrap()
+            .success()
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (presented, _) = tls_login(addr, "pw");
+        if presented == second {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "new certificate not served after SIGHUP"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The session that started before the reload goes on.
+    old_session.write_all(b"NOOP\r\n").unwrap();
+    assert!(read_tls_line(&mut old_session).starts_with("200"));
+    assert!(daemon.terminate().success());
+}
+
+#[test]
+fn self_signed_quick_start_prints_the_served_fingerprint() {
+    let dir = tempfile::tempdir().unwrap();
+    let (daemon, addr) = Daemon::start(
+        dir.path(),
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--password",
+            "pw",
+            "--tls-self-signed",
+        ],
+        &[],
+    );
+    let printed = daemon
+        .lines
+        .iter()
+        .find_map(|l| l.split("SHA-256 fingerprint: ").nth(1))
+        .unwrap_or_else(|| panic!("{:?}", daemon.lines))
+        .to_string();
+    let (presented, _) = tls_login(addr, "pw");
+    let digest: String = sha2::Sha256::digest(&presented)
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":");
+    assert_eq!(printed, digest);
+    assert!(daemon.terminate().success());
 }

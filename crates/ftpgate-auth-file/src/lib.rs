@@ -27,6 +27,8 @@ pub struct UserEntry {
     pub home: String,
     /// Permissions.
     pub permissions: PermissionMap,
+    /// Must log in over TLS and protect data connections.
+    pub tls_required: bool,
 }
 
 /// Anonymous access.
@@ -129,6 +131,7 @@ impl Authenticator for FileAuthenticator {
                     name: username.to_string(),
                     home: anon.home.clone(),
                     permissions: anon.permissions.clone(),
+                    tls_required: false,
                 });
             }
         }
@@ -146,6 +149,7 @@ impl Authenticator for FileAuthenticator {
                 name: entry.name,
                 home: entry.home,
                 permissions: entry.permissions,
+                tls_required: entry.tls_required,
             }),
             _ => Err(AuthError::InvalidCredentials),
         }
@@ -163,6 +167,7 @@ mod tests {
             password_hash: hash,
             home: "/tmp".into(),
             permissions: PermissionMap::uniform(Permissions::ALL),
+            tls_required: false,
         }
     }
 

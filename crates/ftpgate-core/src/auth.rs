@@ -12,6 +12,8 @@ pub struct User {
     pub home: String,
     /// What the user may do where.
     pub permissions: PermissionMap,
+    /// The user must log in over TLS and protect data connections.
+    pub tls_required: bool,
 }
 
 /// Why a login failed. The client is told the same in every case.

@@ -21,10 +21,10 @@ pub mod reply_map;
 pub mod session;
 
 pub use command::Password;
-pub use command::{Command, CommandSpec, ListArgs, TransferType};
+pub use command::{Command, CommandSpec, ListArgs, Protection, TransferType};
 pub use listing::{DirEntry, FileKind, Metadata};
 pub use path::{PathError, VirtualPath};
 pub use perm::{Perm, PermissionMap, Permissions};
 pub use reply::{Reply, ReplyCode};
 pub use reply_map::ErrorKind;
-pub use session::{Session, SessionConfig, Step};
+pub use session::{Session, SessionConfig, Step, TlsPolicy};

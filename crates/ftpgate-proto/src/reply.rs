@@ -37,6 +37,8 @@ pub enum ReplyCode {
     EnteringPassiveMode = 227,
     /// 229 Entering Extended Passive Mode (|||port|).
     EnteringExtendedPassiveMode = 229,
+    /// 234 Security data exchange complete (AUTH TLS accepted, RFC 2228).
+    SecurityExchangeComplete = 234,
     /// 230 User logged in, proceed.
     LoggedIn = 230,
     /// 250 Requested file action okay, completed.
@@ -71,8 +73,16 @@ pub enum ReplyCode {
     ParameterNotImplemented = 504,
     /// 522 Network protocol not supported (RFC 2428).
     NetworkProtocolNotSupported = 522,
+    /// 521 Data connection cannot be opened with this PROT setting (RFC 4217).
+    DataProtectionRequired = 521,
     /// 530 Not logged in.
     NotLoggedIn = 530,
+    /// 533 Command protection level denied for policy reasons (RFC 2228).
+    ProtectionDenied = 533,
+    /// 534 Request denied for policy reasons (RFC 2228).
+    DeniedByPolicy = 534,
+    /// 536 Requested PROT level not supported by mechanism (RFC 2228).
+    ProtectionLevelNotSupported = 536,
     /// 550 Requested action not taken; file unavailable (not found, no access).
     FileUnavailable = 550,
     /// 551 Requested action aborted: page type unknown.

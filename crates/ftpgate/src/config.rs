@@ -5,6 +5,8 @@ use std::net::SocketAddr;
 use std::ops::RangeInclusive;
 use std::time::Duration;
 
+use crate::tls::TlsConfig;
+
 /// Everything the engine needs to know, with sane defaults.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -37,6 +39,10 @@ pub struct ServerConfig {
     pub banner: String,
     /// On shutdown, how long running transfers may take to finish.
     pub shutdown_grace: Duration,
+    /// FTPS: AUTH TLS on the listen addresses, and implicit TLS on `implicit_tls_listen`.
+    pub tls: Option<TlsConfig>,
+    /// Addresses for implicit FTPS (TLS from the first byte, usually port 990).
+    pub implicit_tls_listen: Vec<SocketAddr>,
 }
 
 impl Default for ServerConfig {
@@ -56,6 +62,8 @@ impl Default for ServerConfig {
             max_login_failures: 3,
             banner: "ftpgate ready".to_string(),
             shutdown_grace: Duration::from_secs(30),
+            tls: None,
+            implicit_tls_listen: Vec::new(),
         }
     }
 }
@@ -75,12 +83,15 @@ pub enum ConfigError {
     /// A line limit too small for any command.
     #[error("max_line_length must be at least 512 bytes")]
     LineTooShort,
+    /// Implicit FTPS listeners without a TLS configuration.
+    #[error("implicit TLS listeners need a TLS configuration (certificate and key)")]
+    ImplicitWithoutTls,
 }
 
 impl ServerConfig {
     /// Checks the settings.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if self.listen.is_empty() {
+        if self.listen.is_empty() && self.implicit_tls_listen.is_empty() {
             return Err(ConfigError::NoListenAddress);
         }
         if let Some(range) = &self.passive_ports {
@@ -108,6 +119,9 @@ impl ServerConfig {
         }
         if self.max_line_length < 512 {
             return Err(ConfigError::LineTooShort);
+        }
+        if !self.implicit_tls_listen.is_empty() && self.tls.is_none() {
+            return Err(ConfigError::ImplicitWithoutTls);
         }
         Ok(())
     }

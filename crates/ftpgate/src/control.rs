@@ -18,12 +18,10 @@ use ftpgate_proto::reply_map::reply_for;
 use ftpgate_proto::session::{
     SessionUser, StorageOp, StorageOutcome, TransferOutcome, TransferPlan,
 };
-use ftpgate_proto::{Reply, ReplyCode, Session, SessionConfig, Step, VirtualPath};
+use ftpgate_proto::{Reply, ReplyCode, Session, SessionConfig, Step, TlsPolicy, VirtualPath};
 use futures_util::StreamExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
-use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -32,6 +30,7 @@ use tracing::{Instrument, debug, error, info, info_span, warn};
 
 use crate::data::{self, TransferContext, TransferEvent};
 use crate::server::Shared;
+use crate::tls::{self, SessionTls, Stream};
 
 struct RunningTransfer {
     cancel: CancellationToken,
@@ -41,8 +40,8 @@ struct RunningTransfer {
 
 struct Control {
     shared: Arc<Shared>,
-    reader: OwnedReadHalf,
-    writer: OwnedWriteHalf,
+    stream: Stream,
+    tls: Option<Arc<SessionTls>>,
     decoder: LineDecoder,
     session: Session,
     peer: SocketAddr,
@@ -65,28 +64,41 @@ enum Wake {
 }
 
 /// Serves one control connection to its end.
-pub(crate) async fn run(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
+pub(crate) async fn run(
+    shared: Arc<Shared>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    implicit_tls: bool,
+) {
     let Ok(local) = stream.local_addr() else {
         return;
     };
     let _ = stream.set_nodelay(true);
     let span = info_span!("session", client = %peer);
     async move {
-        info!("connected");
-        let (reader, writer) = stream.into_split();
+        info!(implicit_tls, "connected");
         let (events_tx, events_rx) = mpsc::channel(4);
         let config = SessionConfig {
             active_mode: shared.config.active_mode,
             min_active_port: shared.config.min_active_port,
             max_login_failures: shared.config.max_login_failures,
+            tls: match &shared.config.tls {
+                Some(tls) => TlsPolicy {
+                    available: true,
+                    required_for_login: tls.required_for_login,
+                    required_for_data: tls.required_for_data,
+                    allow_ccc: tls.allow_ccc,
+                },
+                None => TlsPolicy::default(),
+            },
         };
         let now = Instant::now();
         let mut control = Control {
             decoder: LineDecoder::new(shared.config.max_line_length),
             session: Session::new(config, peer, local),
             shared,
-            reader,
-            writer,
+            stream: Stream::Plain(stream),
+            tls: None,
             peer,
             local,
             storage: None,
@@ -98,6 +110,12 @@ pub(crate) async fn run(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr
             last_activity: now,
             shutting_down: false,
         };
+        if implicit_tls {
+            if let Err(e) = control.upgrade_tls(true).await {
+                info!(error = %e, "implicit TLS handshake failed");
+                return;
+            }
+        }
         if let Err(e) = control.serve().await {
             debug!(error = %e, "control connection ended with an error");
         }
@@ -148,7 +166,7 @@ impl Control {
             }
             let deadline = self.deadline();
             let wake = tokio::select! {
-                read = self.reader.read(&mut buf) => Wake::Read(read),
+                read = self.stream.read(&mut buf) => Wake::Read(read),
                 event = self.events_rx.recv(), if self.transfer.is_some() => Wake::Event(event),
                 _ = self.shared.graceful.cancelled(), if !self.shutting_down => Wake::Shutdown,
                 _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => Wake::Timeout,
@@ -196,7 +214,8 @@ impl Control {
         }
         // One write per batch of replies, so a reply never leaves in pieces (Nagle and delayed
         // ACK would otherwise add tens of milliseconds).
-        self.writer.write_all(&out).await
+        self.stream.write_all(&out).await?;
+        self.stream.flush().await
     }
 
     async fn perform(&mut self, mut step: Step) -> io::Result<()> {
@@ -232,6 +251,14 @@ impl Control {
                 }
                 Step::Transfer(plan) => return self.start_transfer(plan).await,
                 Step::StatListing { path } => return self.stat_listing(&path).await,
+                Step::UpgradeTls(reply) => {
+                    self.send(&[reply]).await?;
+                    return self.upgrade_tls(false).await;
+                }
+                Step::ClearControl(reply) => {
+                    self.send(&[reply]).await?;
+                    return self.clear_control().await;
+                }
                 Step::AbortTransfer => {
                     if let Some(transfer) = &self.transfer {
                         transfer.cancel.cancel();
@@ -272,6 +299,7 @@ impl Control {
                     Ok(SessionUser {
                         name: found.name,
                         permissions: found.permissions,
+                        tls_required: found.tls_required,
                     })
                 }
                 Err(e) => {
@@ -329,7 +357,13 @@ impl Control {
         };
         let cancel = self.shared.hard.child_token();
         let progress = Arc::new(AtomicU64::new(0));
+        let tls = if plan.protected {
+            self.session_tls().ok()
+        } else {
+            None
+        };
         let ctx = TransferContext {
+            tls,
             storage,
             passive: self.passive.take(),
             peer_ip: self.peer.ip(),
@@ -400,7 +434,7 @@ impl Control {
                     }
                 }
                 if out.len() >= 64 * 1024 {
-                    self.writer.write_all(&out).await?;
+                    self.stream.write_all(&out).await?;
                     out.clear();
                 }
             }
@@ -417,7 +451,8 @@ impl Control {
             );
         }
         out.extend_from_slice(b"213 End of status\r\n");
-        self.writer.write_all(&out).await
+        self.stream.write_all(&out).await?;
+        self.stream.flush().await
     }
 
     /// The connection is over: stop any transfer (aborting an upload) and wait for it.
@@ -426,6 +461,81 @@ impl Control {
             transfer.cancel.cancel();
             let _ = tokio::time::timeout(Duration::from_secs(10), transfer.handle).await;
         }
-        let _ = self.writer.shutdown().await;
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.stream.shutdown()).await;
+    }
+
+    /// This connection's TLS context, made on first use.
+    fn session_tls(&mut self) -> io::Result<Arc<SessionTls>> {
+        if let Some(tls) = &self.tls {
+            return Ok(tls.clone());
+        }
+        let settings = self
+            .shared
+            .config
+            .tls
+            .as_ref()
+            .ok_or_else(|| io::Error::other("TLS is not configured"))?;
+        let tls = Arc::new(SessionTls::new(settings).map_err(io::Error::other)?);
+        self.tls = Some(tls.clone());
+        Ok(tls)
+    }
+
+    /// AUTH TLS (after its 234 reply) or an implicit TLS listener: anything the client sent
+    /// beyond the AUTH line is dropped unread, then the handshake runs.
+    async fn upgrade_tls(&mut self, implicit: bool) -> io::Result<()> {
+        if self.decoder.has_buffered() {
+            warn!("discarding commands sent after AUTH TLS before the handshake");
+            self.decoder.clear();
+        }
+        let tls = self.session_tls()?;
+        let Stream::Plain(tcp) = std::mem::replace(&mut self.stream, Stream::Closed) else {
+            return Err(io::Error::other("the control connection is not clear"));
+        };
+        let stream = tls
+            .accept(tcp)
+            .await
+            .inspect_err(|e| warn!(error = %e, "TLS handshake failed"))?;
+        info!(tls = %tls::describe(&stream), "control connection secured");
+        self.stream = Stream::Tls(Box::new(stream));
+        self.session.tls_established(implicit);
+        Ok(())
+    }
+
+    /// CCC (after its 200 reply): both sides close TLS with close_notify, and the same TCP
+    /// connection goes on in the clear.
+    async fn clear_control(&mut self) -> io::Result<()> {
+        let Stream::Tls(mut stream) = std::mem::replace(&mut self.stream, Stream::Closed) else {
+            return Err(io::Error::other("the control connection is not TLS"));
+        };
+        stream.get_mut().1.send_close_notify();
+        stream.flush().await?;
+        // Read up to the client's close_notify, which ends the TLS stream.
+        let mut buf = [0u8; 512];
+        let drained = tokio::time::timeout(self.shared.config.data_timeout, async {
+            loop {
+                match stream.read(&mut buf).await {
+                    Ok(0) => return Ok(()),
+                    Ok(_) => continue,
+                    Err(e) => return Err(e),
+                }
+            }
+        })
+        .await;
+        match drained {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(e),
+            Err(_) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "no close_notify after CCC",
+                ));
+            }
+        }
+        let (tcp, _) = stream.into_inner();
+        self.stream = Stream::Plain(tcp);
+        self.decoder.clear();
+        self.session.control_cleared();
+        info!("control connection back in the clear (CCC)");
+        Ok(())
     }
 }

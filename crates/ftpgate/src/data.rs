@@ -29,6 +29,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::config::ServerConfig;
+use crate::tls::{self, SessionTls, Stream};
 
 /// Bytes moved per read and write on the data connection.
 const TRANSFER_BUFFER: usize = 256 * 1024;
@@ -46,6 +47,8 @@ pub(crate) enum TransferEvent {
 
 /// What a transfer task is given besides its plan.
 pub(crate) struct TransferContext {
+    /// The control connection's TLS context, for PROT P.
+    pub(crate) tls: Option<Arc<SessionTls>>,
     pub(crate) storage: Arc<dyn Storage>,
     pub(crate) passive: Option<TcpListener>,
     pub(crate) peer_ip: IpAddr,
@@ -137,10 +140,14 @@ async fn guarded<T>(ctx: &TransferContext, step: impl Future<Output = T>) -> Gua
     }
 }
 
+/// Makes the data connection, reports `Started` (so the control task sends 150), then, for
+/// PROT P, runs the TLS handshake: clients such as Python's ftplib start TLS only after they
+/// have read the 150 reply.
 async fn data_connection(
     plan: &TransferPlan,
     ctx: &mut TransferContext,
-) -> Result<TcpStream, TransferOutcome> {
+    info: StartInfo,
+) -> Result<Stream, TransferOutcome> {
     let passive = ctx.passive.take();
     let (peer_ip, local_ip) = (ctx.peer_ip, ctx.local_ip);
     let connect = async move {
@@ -153,16 +160,39 @@ async fn data_connection(
             (DataEndpoint::Active(addr), _) => connect_to(local_ip, addr).await,
         }
     };
-    match guarded(ctx, connect).await {
-        Guarded::Done(Ok(stream)) => Ok(stream),
+    let tcp = match guarded(ctx, connect).await {
+        Guarded::Done(Ok(stream)) => stream,
         Guarded::Done(Err(e)) => {
             warn!(error = %e, "data connection failed");
-            Err(TransferOutcome::NoDataConnection)
+            return Err(TransferOutcome::NoDataConnection);
         }
         Guarded::Stalled => {
             warn!("data connection timed out");
-            Err(TransferOutcome::NoDataConnection)
+            return Err(TransferOutcome::NoDataConnection);
         }
+        Guarded::Cancelled => return Err(TransferOutcome::Aborted),
+    };
+    started(ctx, info).await?;
+    if !plan.protected {
+        return Ok(Stream::Plain(tcp));
+    }
+    let Some(session_tls) = ctx.tls.clone() else {
+        return Err(TransferOutcome::TlsFailed);
+    };
+    // The client is the TLS client on the data connection whichever side connected.
+    match guarded(ctx, session_tls.accept(tcp)).await {
+        Guarded::Done(Ok(stream)) => {
+            if !session_tls.accepts_data_connection(&stream) {
+                warn!(tls = %tls::describe(&stream), "refused a TLS data connection that did not resume the control session");
+                return Err(TransferOutcome::TlsNotResumed);
+            }
+            Ok(Stream::Tls(Box::new(stream)))
+        }
+        Guarded::Done(Err(e)) => {
+            warn!(error = %e, "TLS handshake on the data connection failed");
+            Err(TransferOutcome::TlsFailed)
+        }
+        Guarded::Stalled => Err(TransferOutcome::TlsFailed),
         Guarded::Cancelled => Err(TransferOutcome::Aborted),
     }
 }
@@ -215,13 +245,13 @@ async fn transfer(
                 return Err(TransferOutcome::Failed(ErrorKind::IsADirectory));
             }
             let reader = ctx.storage.read(path, *offset).await.map_err(failed)?;
-            let data = data_connection(plan, ctx).await?;
             let size = if plan.ascii {
                 None
             } else {
                 Some(meta.size.saturating_sub(*offset))
             };
-            started(
+            let data = data_connection(
+                plan,
                 ctx,
                 StartInfo {
                     size,
@@ -257,8 +287,7 @@ async fn transfer(
                     metadata: meta,
                 })]))
             };
-            let mut data = data_connection(plan, ctx).await?;
-            started(ctx, StartInfo::default()).await?;
+            let mut data = data_connection(plan, ctx, StartInfo::default()).await?;
             let now = SystemTime::now();
             let show_hidden = *all || matches!(format, ListFormat::Facts(_));
             let mut out = Vec::with_capacity(LISTING_BUFFER + 1024);
@@ -286,7 +315,7 @@ async fn transfer(
 }
 
 async fn write_data(
-    data: &mut TcpStream,
+    data: &mut Stream,
     bytes: &[u8],
     ctx: &TransferContext,
 ) -> Result<(), TransferOutcome> {
@@ -303,7 +332,7 @@ async fn write_data(
 
 /// Closes the data connection cleanly (FIN after the last byte), before 226 is sent.
 async fn close_data(
-    mut data: TcpStream,
+    mut data: Stream,
     ctx: &TransferContext,
 ) -> Result<TransferOutcome, TransferOutcome> {
     match guarded(ctx, data.shutdown()).await {
@@ -317,7 +346,7 @@ async fn close_data(
 
 async fn send_file(
     mut reader: impl AsyncRead + Unpin,
-    mut data: TcpStream,
+    mut data: Stream,
     ascii: bool,
     ctx: &TransferContext,
 ) -> TransferOutcome {
@@ -356,18 +385,12 @@ async fn receive_upload(
     mut upload: Box<dyn Upload>,
     ctx: &mut TransferContext,
 ) -> Result<TransferOutcome, TransferOutcome> {
-    let mut data = match data_connection(plan, ctx).await {
-        Ok(data) => data,
-        Err(outcome) => {
-            upload.abort().await;
-            return Err(outcome);
-        }
-    };
     let unique_name = match plan.kind {
         TransferKind::StoreUnique { .. } => upload.name().map(str::to_string),
         _ => None,
     };
-    if let Err(outcome) = started(
+    let mut data = match data_connection(
+        plan,
         ctx,
         StartInfo {
             size: None,
@@ -376,9 +399,12 @@ async fn receive_upload(
     )
     .await
     {
-        upload.abort().await;
-        return Err(outcome);
-    }
+        Ok(data) => data,
+        Err(outcome) => {
+            upload.abort().await;
+            return Err(outcome);
+        }
+    };
     let mut buf = vec![0u8; TRANSFER_BUFFER];
     let mut decoder = AsciiDecoder::default();
     let mut decoded = Vec::new();

@@ -25,9 +25,11 @@ mod config;
 mod control;
 mod data;
 mod server;
+mod tls;
 
 pub use config::{ConfigError, ServerConfig};
 pub use ftpgate_core as core;
 pub use ftpgate_proto as proto;
 pub use server::{BoundServer, Server};
+pub use tls::TlsConfig;
 pub use tokio_util::sync::CancellationToken;

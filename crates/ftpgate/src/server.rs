@@ -140,7 +140,13 @@ impl Server {
             .validate()
             .map_err(|e: ConfigError| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         let mut listeners = Vec::new();
-        for addr in &self.config.listen {
+        let addrs = self
+            .config
+            .listen
+            .iter()
+            .map(|a| (a, false))
+            .chain(self.config.implicit_tls_listen.iter().map(|a| (a, true)));
+        for (addr, implicit) in addrs {
             let socket = if addr.is_ipv4() {
                 TcpSocket::new_v4()?
             } else {
@@ -150,7 +156,7 @@ impl Server {
             socket
                 .bind(*addr)
                 .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
-            listeners.push(socket.listen(1024)?);
+            listeners.push((socket.listen(1024)?, implicit));
         }
         let shared = Arc::new(Shared {
             connections: Arc::new(Semaphore::new(self.config.max_connections)),
@@ -169,16 +175,27 @@ impl Server {
 
 /// A server whose listeners are bound.
 pub struct BoundServer {
-    listeners: Vec<TcpListener>,
+    /// Each listener, and whether it speaks implicit TLS.
+    listeners: Vec<(TcpListener, bool)>,
     shared: Arc<Shared>,
 }
 
 impl BoundServer {
-    /// The addresses actually bound (useful with port 0).
+    /// The plain (and explicit FTPS) addresses actually bound (useful with port 0).
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
         self.listeners
             .iter()
-            .filter_map(|l| l.local_addr().ok())
+            .filter(|(_, implicit)| !implicit)
+            .filter_map(|(l, _)| l.local_addr().ok())
+            .collect()
+    }
+
+    /// The implicit FTPS addresses actually bound.
+    pub fn implicit_tls_addrs(&self) -> Vec<SocketAddr> {
+        self.listeners
+            .iter()
+            .filter(|(_, implicit)| *implicit)
+            .filter_map(|(l, _)| l.local_addr().ok())
             .collect()
     }
 
@@ -187,8 +204,12 @@ impl BoundServer {
     pub async fn run(self, shutdown: CancellationToken) {
         let shared = self.shared;
         let mut accept_tasks = Vec::new();
-        for listener in self.listeners {
-            accept_tasks.push(tokio::spawn(accept_loop(listener, shared.clone())));
+        for (listener, implicit) in self.listeners {
+            accept_tasks.push(tokio::spawn(accept_loop(
+                listener,
+                implicit,
+                shared.clone(),
+            )));
         }
         shutdown.cancelled().await;
         info!("shutting down: no new connections; waiting for transfers to finish");
@@ -214,7 +235,7 @@ async fn refuse(mut stream: TcpStream, text: &str) {
     let _ = tokio::time::timeout(Duration::from_secs(2), stream.write_all(&reply)).await;
 }
 
-async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+async fn accept_loop(listener: TcpListener, implicit_tls: bool, shared: Arc<Shared>) {
     let mut backoff = Duration::from_millis(10);
     loop {
         let (stream, peer) = match listener.accept().await {
@@ -242,7 +263,7 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
         };
         let shared2 = shared.clone();
         shared.tasks.spawn(async move {
-            control::run(shared2, stream, peer).await;
+            control::run(shared2, stream, peer, implicit_tls).await;
             drop(slot);
             drop(permit);
         });

@@ -118,6 +118,19 @@ pub enum Command {
     Mfmt { time: SystemTime, path: String },
     Rest(u64),
     Clnt(String),
+    Auth,
+    Pbsz,
+    Prot(Protection),
+    Ccc,
+}
+
+/// The data channel protection level of PROT (RFC 4217 section 9).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protection {
+    /// C: clear.
+    Clear,
+    /// P: private (TLS).
+    Private,
 }
 
 /// One entry of the command table.

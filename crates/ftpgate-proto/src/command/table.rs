@@ -2,7 +2,7 @@
 
 use std::time::SystemTime;
 
-use super::{Command, CommandSpec, EpsvArg, ListArgs, Password, TransferType};
+use super::{Command, CommandSpec, EpsvArg, ListArgs, Password, Protection, TransferType};
 use crate::hostport::{parse_eprt, parse_port};
 use crate::listing::parse_timeval;
 use crate::path::is_forbidden_char;
@@ -144,6 +144,26 @@ fn parse_mfmt(arg: &str) -> Result<Command, Reply> {
     })
 }
 
+fn parse_auth(arg: &str) -> Result<Command, Reply> {
+    match arg.trim().to_ascii_uppercase().as_str() {
+        "TLS" | "SSL" | "TLS-C" | "TLS-P" => Ok(Command::Auth),
+        "" => Err(syntax("AUTH needs a mechanism")),
+        _ => Err(not_for_parameter("Unsupported mechanism; use AUTH TLS")),
+    }
+}
+
+fn parse_prot(arg: &str) -> Result<Command, Reply> {
+    match arg.trim().to_ascii_uppercase().as_str() {
+        "C" => Ok(Command::Prot(Protection::Clear)),
+        "P" => Ok(Command::Prot(Protection::Private)),
+        "S" | "E" => Err(Reply::new(
+            ReplyCode::ProtectionLevelNotSupported,
+            "Protection level not supported; use C or P",
+        )),
+        _ => Err(not_for_parameter("Unknown protection level")),
+    }
+}
+
 fn parse_opts(arg: &str) -> Result<Command, Reply> {
     let (name, value) = arg.trim_start().split_once(' ').unwrap_or((arg.trim(), ""));
     if name.is_empty() {
@@ -270,6 +290,15 @@ pub static COMMANDS: &[CommandSpec] = &[
         parse: |a| optional_path(a).map(Command::Mlst)),
     spec!("MLSD", login: true, perm: Some(Perm::List), transfer: true, during: false, help: "MLSD [<sp> pathname]", feat: None,
         parse: |a| optional_path(a).map(Command::Mlsd)),
+    // RFC 4217 (FTP over TLS)
+    spec!("AUTH", login: false, perm: None, transfer: false, during: false, help: "AUTH <sp> TLS", feat: Some("AUTH TLS"),
+        parse: parse_auth),
+    spec!("PBSZ", login: false, perm: None, transfer: false, during: false, help: "PBSZ <sp> 0", feat: Some("PBSZ"),
+        parse: |a| if a.trim().parse::<u64>().is_ok() { Ok(Command::Pbsz) } else { Err(syntax("PBSZ needs a number")) }),
+    spec!("PROT", login: false, perm: None, transfer: false, during: false, help: "PROT <sp> C | P", feat: Some("PROT"),
+        parse: parse_prot),
+    spec!("CCC", login: false, perm: None, transfer: false, during: false, help: "CCC", feat: Some("CCC"),
+        parse: |_| Ok(Command::Ccc)),
     spec!("CLNT", login: false, perm: None, transfer: false, during: false, help: "CLNT <sp> client name", feat: Some("CLNT"),
         parse: |a| Ok(Command::Clnt(a.chars().filter(|c| !c.is_control()).take(128).collect()))),
 ];

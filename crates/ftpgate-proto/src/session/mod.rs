@@ -15,7 +15,8 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::time::SystemTime;
 
 use crate::command::{
-    COMMANDS, Command, CommandSpec, EpsvArg, ListArgs, Password, TransferType, parse_line,
+    COMMANDS, Command, CommandSpec, EpsvArg, ListArgs, Password, Protection, TransferType,
+    parse_line,
 };
 use crate::hostport::{canonical, format_epsv, format_pasv, same_host};
 use crate::line::Decoded;
@@ -35,6 +36,8 @@ pub struct SessionConfig {
     pub min_active_port: u16,
     /// Failed logins before the connection is closed.
     pub max_login_failures: u32,
+    /// What TLS offers and requires.
+    pub tls: TlsPolicy,
 }
 
 impl Default for SessionConfig {
@@ -43,8 +46,22 @@ impl Default for SessionConfig {
             active_mode: true,
             min_active_port: 1024,
             max_login_failures: 3,
+            tls: TlsPolicy::default(),
         }
     }
+}
+
+/// TLS settings as the dialogue sees them (RFC 4217).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TlsPolicy {
+    /// AUTH TLS is offered (a certificate is configured).
+    pub available: bool,
+    /// USER and PASS are refused on a connection that is not protected.
+    pub required_for_login: bool,
+    /// Transfers are refused unless the data connection is protected (PROT P).
+    pub required_for_data: bool,
+    /// CCC (back to a clear control connection after login) is allowed.
+    pub allow_ccc: bool,
 }
 
 /// A logged-in user, as far as the protocol needs to know.
@@ -54,6 +71,8 @@ pub struct SessionUser {
     pub name: String,
     /// What the user may do where.
     pub permissions: PermissionMap,
+    /// This user must log in over TLS and protect data connections.
+    pub tls_required: bool,
 }
 
 /// A storage call the engine performs for the session.
@@ -158,6 +177,8 @@ pub struct TransferPlan {
     pub ascii: bool,
     /// How to reach the client.
     pub data: DataEndpoint,
+    /// PROT P: the data connection is TLS.
+    pub protected: bool,
 }
 
 /// How a transfer ended.
@@ -176,6 +197,10 @@ pub enum TransferOutcome {
     ConnectionLost,
     /// The storage failed.
     Failed(ErrorKind),
+    /// The TLS handshake on the data connection failed.
+    TlsFailed,
+    /// The data connection's TLS session did not resume the control connection's.
+    TlsNotResumed,
 }
 
 /// Facts known when a transfer's data connection is open, for the 150 reply.
@@ -209,6 +234,12 @@ pub enum Step {
     /// Run a transfer: open storage, make the data connection, send
     /// [`Session::transfer_started`], move the bytes, then call [`Session::handle_transfer_done`].
     Transfer(TransferPlan),
+    /// AUTH TLS: send this reply in the clear, drop anything the client sent after AUTH, run
+    /// the TLS handshake, then call [`Session::tls_established`]; close if it fails.
+    UpgradeTls(Reply),
+    /// CCC: send this reply over TLS, close TLS (both close_notify alerts), then go on in the
+    /// clear and call [`Session::control_cleared`].
+    ClearControl(Reply),
     /// STAT with a path: send this listing over the control connection as a 213 reply.
     StatListing {
         /// The directory or file.
@@ -271,6 +302,9 @@ pub struct Session {
     quit_requested: bool,
     closing: bool,
     client_name: Option<String>,
+    secure: bool,
+    pbsz: bool,
+    protection: Protection,
 }
 
 fn reply(code: ReplyCode, text: impl Into<String>) -> Step {
@@ -299,7 +333,34 @@ impl Session {
             quit_requested: false,
             closing: false,
             client_name: None,
+            secure: false,
+            pbsz: false,
+            protection: Protection::Clear,
         }
+    }
+
+    /// The control connection is now TLS. On an implicit FTPS listener data connections are
+    /// protected from the start, as clients of implicit FTPS expect.
+    pub fn tls_established(&mut self, implicit: bool) {
+        self.secure = true;
+        if implicit {
+            self.pbsz = true;
+            self.protection = Protection::Private;
+        }
+    }
+
+    /// CCC completed: the control connection is clear again (data protection is unchanged).
+    pub fn control_cleared(&mut self) {
+        self.secure = false;
+    }
+
+    /// Whether the control connection is TLS.
+    pub fn is_secure(&self) -> bool {
+        self.secure
+    }
+
+    fn user_requires_tls(&self) -> bool {
+        matches!(&self.login, Login::LoggedIn(user) if user.tls_required)
     }
 
     /// Whether the engine should close the connection after sending what it has.
@@ -491,6 +552,33 @@ impl Session {
                 self.client_name = Some(name);
                 reply(ReplyCode::CommandOk, "Noted")
             }
+            Command::Auth => self.auth(),
+            Command::Pbsz => {
+                if !self.secure {
+                    return reply(ReplyCode::BadSequence, "PBSZ needs AUTH TLS first");
+                }
+                self.pbsz = true;
+                reply(ReplyCode::CommandOk, "PBSZ=0")
+            }
+            Command::Prot(level) => self.prot(level),
+            Command::Ccc => {
+                if !self.secure {
+                    return reply(
+                        ReplyCode::ProtectionDenied,
+                        "The control connection is not protected",
+                    );
+                }
+                if !self.config.tls.allow_ccc
+                    || self.config.tls.required_for_login
+                    || self.user_requires_tls()
+                {
+                    return reply(ReplyCode::DeniedByPolicy, "CCC is not allowed here");
+                }
+                Step::ClearControl(Reply::new(
+                    ReplyCode::CommandOk,
+                    "Control connection is now clear",
+                ))
+            }
         }
     }
 
@@ -546,6 +634,12 @@ impl Session {
                 "Already logged in; use REIN to change user",
             );
         }
+        if self.config.tls.required_for_login && !self.secure {
+            return reply(
+                ReplyCode::NotLoggedIn,
+                "TLS is required: use AUTH TLS before logging in",
+            );
+        }
         self.login = Login::AwaitingPassword { user: name };
         reply(ReplyCode::NeedPassword, "Password required")
     }
@@ -569,6 +663,13 @@ impl Session {
     /// whatever the reason (unknown user or wrong password).
     pub fn handle_auth_result(&mut self, result: Result<SessionUser, ()>) -> Step {
         match result {
+            Ok(user) if user.tls_required && !self.secure => {
+                self.login = Login::AwaitingUser;
+                reply(
+                    ReplyCode::NotLoggedIn,
+                    "This account requires TLS: use AUTH TLS before logging in",
+                )
+            }
             Ok(user) => {
                 let text = format!(
                     "User {} logged in",
@@ -732,11 +833,22 @@ impl Session {
             DataSetup::Passive => DataEndpoint::Passive,
             DataSetup::Active(addr) => DataEndpoint::Active(addr),
         };
+        if self.protection != Protection::Private
+            && (self.config.tls.required_for_data || self.user_requires_tls())
+        {
+            self.data = DataSetup::None;
+            return reply(
+                ReplyCode::DataProtectionRequired,
+                "Data connections must be protected: send PBSZ 0 and PROT P",
+            );
+        }
         self.data = DataSetup::None;
+        let protected = self.protection == Protection::Private;
         let plan = TransferPlan {
             kind,
             ascii: self.transfer_type == TransferType::Ascii,
             data,
+            protected,
         };
         self.transfer = Some(plan.clone());
         self.abort_requested = false;
@@ -910,6 +1022,14 @@ impl Session {
                 "Data connection lost; transfer aborted",
             ),
             TransferOutcome::Failed(kind) => reply_for(kind, &subject),
+            TransferOutcome::TlsFailed => Reply::new(
+                ReplyCode::CantOpenDataConnection,
+                "TLS handshake on the data connection failed",
+            ),
+            TransferOutcome::TlsNotResumed => Reply::new(
+                ReplyCode::NetworkProtocolNotSupported,
+                "TLS session of the data connection must resume the control connection's session",
+            ),
         }];
         if std::mem::take(&mut self.abort_requested) {
             replies.push(Reply::new(
@@ -1111,10 +1231,60 @@ impl Session {
         }
     }
 
+    /// RFC 4217 AUTH TLS (and its synonyms). Anything the client sent after it in the same
+    /// packet is dropped by the engine before the handshake.
+    fn auth(&mut self) -> Step {
+        if !self.config.tls.available {
+            return reply(
+                ReplyCode::NotImplemented,
+                "TLS is not configured on this server",
+            );
+        }
+        if self.secure {
+            return reply(ReplyCode::BadSequence, "Already using TLS");
+        }
+        if !self.is_logged_in() {
+            self.login = Login::AwaitingUser;
+        }
+        Step::UpgradeTls(Reply::new(
+            ReplyCode::SecurityExchangeComplete,
+            "AUTH TLS successful",
+        ))
+    }
+
+    /// RFC 4217 PROT.
+    fn prot(&mut self, level: Protection) -> Step {
+        if !self.secure {
+            return reply(ReplyCode::BadSequence, "PROT needs AUTH TLS first");
+        }
+        if !self.pbsz {
+            return reply(ReplyCode::BadSequence, "PROT needs PBSZ first");
+        }
+        if level == Protection::Clear
+            && (self.config.tls.required_for_data || self.user_requires_tls())
+        {
+            return reply(
+                ReplyCode::DeniedByPolicy,
+                "Data connections must be protected (PROT P)",
+            );
+        }
+        self.protection = level;
+        match level {
+            Protection::Clear => reply(ReplyCode::CommandOk, "Protection level set to C"),
+            Protection::Private => reply(ReplyCode::CommandOk, "Protection level set to P"),
+        }
+    }
+
     /// RFC 2389 FEAT: one line per extension, from the command table.
     fn feat(&self) -> Step {
+        const TLS_VERBS: [&str; 4] = ["AUTH", "PBSZ", "PROT", "CCC"];
+        let tls = self.config.tls;
         let mut lines: Vec<String> = COMMANDS
             .iter()
+            .filter(|c| {
+                !TLS_VERBS.contains(&c.verb)
+                    || (tls.available && (c.verb != "CCC" || tls.allow_ccc))
+            })
             .filter_map(|c| c.feat)
             .map(|f| {
                 if f == "MLST" {

@@ -22,6 +22,7 @@ pub const READER: &str = "reader";
 pub struct TestServer {
     pub addr: SocketAddr,
     pub addrs: Vec<SocketAddr>,
+    pub implicit_addrs: Vec<SocketAddr>,
     pub root: tempfile::TempDir,
     pub shutdown: CancellationToken,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -66,12 +67,14 @@ impl TestServer {
                 password_hash: hash.clone(),
                 home: home.clone(),
                 permissions: options.alice_permissions,
+                tls_required: false,
             },
             UserEntry {
                 name: READER.into(),
                 password_hash: hash,
                 home: home.clone(),
                 permissions: PermissionMap::uniform(Permissions::READ_ONLY),
+                tls_required: false,
             },
         ];
         let anonymous = options.anonymous.then(|| AnonymousEntry {
@@ -97,14 +100,16 @@ impl TestServer {
                     .bind()
                     .await
                     .unwrap();
-                tx.send(server.local_addrs()).unwrap();
+                tx.send((server.local_addrs(), server.implicit_tls_addrs()))
+                    .unwrap();
                 server.run(token).await;
             });
         });
-        let addrs = rx.recv().unwrap();
+        let (addrs, implicit_addrs) = rx.recv().unwrap();
         TestServer {
             addr: addrs[0],
             addrs,
+            implicit_addrs,
             root,
             shutdown,
             thread: Some(thread),
@@ -180,6 +185,14 @@ impl Raw {
         let (code, _) = raw.reply();
         assert_eq!(code, 220);
         raw
+    }
+
+    /// A control connection already past the greeting.
+    pub fn from_stream(stream: TcpStream) -> Raw {
+        Raw {
+            reader: BufReader::new(stream.try_clone().unwrap()),
+            stream,
+        }
     }
 
     pub fn send(&mut self, line: &str) {
@@ -304,4 +317,42 @@ pub fn code_of<T: std::fmt::Debug>(result: suppaftp::FtpResult<T>) -> u32 {
         Err(suppaftp::FtpError::UnexpectedResponse(response)) => response.status.code(),
         other => panic!("expected an FTP error reply, got {other:?}"),
     }
+}
+
+/// A self-signed certificate for "localhost" and a rustls server configuration around it,
+/// as an operator would configure it (ALPN "ftp").
+pub fn tls_server_config() -> (
+    Arc<rustls::ServerConfig>,
+    rustls::pki_types::CertificateDer<'static>,
+) {
+    let generated = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let cert = generated.cert.der().clone();
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(rustls::pki_types::PrivatePkcs8KeyDer::from(
+        generated.signing_key.serialize_der(),
+    ));
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.clone()], key)
+        .unwrap();
+    config.alpn_protocols = vec![b"ftp".to_vec()];
+    (Arc::new(config), cert)
+}
+
+/// A client configuration that trusts `cert` (and resumes sessions, as rustls clients do).
+pub fn tls_client_config(
+    cert: &rustls::pki_types::CertificateDer<'static>,
+) -> Arc<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert.clone()).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Arc::new(
+        rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    )
 }
