@@ -50,6 +50,59 @@ pub(crate) struct ServerSection {
     pub(crate) max_line_length: usize,
     pub(crate) max_login_failures: u32,
     pub(crate) banner: String,
+    /// Commands per second one session may send; beyond, commands wait.
+    pub(crate) max_commands_per_second: u32,
+    /// Largest file an upload may produce ("10G", "512M" or bytes).
+    pub(crate) max_file_size: Option<Size>,
+    /// Delay before answering the first failed login from an address; doubles with each failure.
+    pub(crate) login_failure_delay_ms: u64,
+    /// Failed logins (within `ban_window_secs`) that ban an address; 0 disables bans.
+    pub(crate) ban_after_failures: u32,
+    pub(crate) ban_window_secs: u64,
+    /// Length of a first ban; repeated bans grow by `ban_growth`.
+    pub(crate) ban_secs: u64,
+    pub(crate) ban_growth: f64,
+    /// After binding the listen ports, switch to this unprivileged user.
+    pub(crate) run_as: Option<String>,
+}
+
+/// A size in bytes, written as a number or with a binary suffix: "512K", "10M", "2G", "1T".
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum Size {
+    Bytes(u64),
+    Text(String),
+}
+
+impl Size {
+    pub(crate) fn bytes(&self) -> Result<u64> {
+        match self {
+            Size::Bytes(n) => Ok(*n),
+            Size::Text(text) => parse_size(text),
+        }
+    }
+}
+
+/// Parses "123", "512K", "10M", "2G", "1T" (optionally with "iB" or "B"), binary multiples.
+pub(crate) fn parse_size(text: &str) -> Result<u64> {
+    let t = text.trim();
+    let t = t
+        .strip_suffix("iB")
+        .or_else(|| t.strip_suffix('B'))
+        .unwrap_or(t);
+    let (digits, shift) = match t.chars().last() {
+        Some('K' | 'k') => (&t[..t.len() - 1], 10),
+        Some('M' | 'm') => (&t[..t.len() - 1], 20),
+        Some('G' | 'g') => (&t[..t.len() - 1], 30),
+        Some('T' | 't') => (&t[..t.len() - 1], 40),
+        _ => (t, 0),
+    };
+    let n: u64 = digits
+        .trim()
+        .parse()
+        .map_err(|_| anyhow!("bad size {text:?} (use e.g. 512M, 10G or a number of bytes)"))?;
+    n.checked_mul(1u64 << shift)
+        .ok_or_else(|| anyhow!("size {text:?} is too large"))
 }
 
 impl Default for ServerSection {
@@ -70,6 +123,14 @@ impl Default for ServerSection {
             max_line_length: d.max_line_length,
             max_login_failures: d.max_login_failures,
             banner: d.banner,
+            max_commands_per_second: d.max_commands_per_second,
+            max_file_size: None,
+            login_failure_delay_ms: d.login_guard.failure_delay.as_millis() as u64,
+            ban_after_failures: d.login_guard.ban_after_failures,
+            ban_window_secs: d.login_guard.failure_window.as_secs(),
+            ban_secs: d.login_guard.ban_time.as_secs(),
+            ban_growth: d.login_guard.ban_growth,
+            run_as: None,
         }
     }
 }
@@ -88,6 +149,9 @@ pub(crate) struct UserSection {
     /// This user must log in over TLS and protect data connections.
     #[serde(default)]
     pub(crate) tls_required: bool,
+    /// Most bytes the user's files may take ("5G", or bytes).
+    #[serde(default)]
+    pub(crate) quota: Option<Size>,
 }
 
 /// `[tls]`: FTPS.
@@ -235,6 +299,17 @@ pub(crate) struct AnonymousSection {
 pub(crate) struct StorageSection {
     #[serde(default)]
     pub(crate) keep_partial_uploads: bool,
+    /// "normal", or "strict": 226 only after the file and its directory are fsynced.
+    #[serde(default)]
+    pub(crate) durability: DurabilitySetting,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum DurabilitySetting {
+    #[default]
+    Normal,
+    Strict,
 }
 
 /// `[log]`
@@ -349,7 +424,27 @@ impl ServerSection {
             shutdown_grace: Duration::from_secs(self.shutdown_grace_secs),
             tls: None,
             implicit_tls_listen: Vec::new(),
+            login_guard: ftpgate::LoginGuardConfig {
+                failure_delay: Duration::from_millis(self.login_failure_delay_ms),
+                ban_after_failures: self.ban_after_failures,
+                failure_window: Duration::from_secs(self.ban_window_secs),
+                ban_time: Duration::from_secs(self.ban_secs),
+                ban_growth: self.ban_growth,
+            },
+            max_commands_per_second: self.max_commands_per_second,
+            max_file_size: match &self.max_file_size {
+                Some(size) => Some(size.bytes().context("server.max_file_size")?),
+                None => None,
+            },
         };
+        if !(1.0..=100.0).contains(&self.ban_growth) {
+            bail!("server.ban_growth must be between 1 and 100");
+        }
+        if let Some(user) = &self.run_as {
+            if nix::unistd::User::from_name(user).ok().flatten().is_none() {
+                bail!("server.run_as: no such user {user:?}");
+            }
+        }
         config.validate().map_err(|e| anyhow!("server: {e}"))?;
         Ok(config)
     }
@@ -378,6 +473,10 @@ impl ConfigFile {
                 home: user.home.to_string_lossy().into_owned(),
                 permissions: permission_map(&key, &user.permissions, &user.dirs)?,
                 tls_required: user.tls_required,
+                quota_bytes: match &user.quota {
+                    Some(size) => Some(size.bytes().with_context(|| format!("{key}.quota"))?),
+                    None => None,
+                },
             });
         }
         Ok(entries)

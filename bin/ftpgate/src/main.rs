@@ -16,7 +16,7 @@ use clap::{Parser, Subcommand};
 use ftpgate::{CancellationToken, Server};
 use ftpgate_auth_file::{FileAuthenticator, UserEntry, hash_password};
 use ftpgate_core::{PermissionMap, Permissions};
-use ftpgate_storage_fs::FsStorageFactory;
+use ftpgate_storage_fs::{Durability, FsStorageFactory, remove_leftover_uploads};
 use rand::Rng;
 use rand::distributions::Alphanumeric;
 use tracing::{error, info, warn};
@@ -209,6 +209,7 @@ fn serve(args: ServeArgs) -> Result<()> {
             home: root.to_string_lossy().into_owned(),
             permissions: PermissionMap::uniform(permissions),
             tls_required: false,
+            quota_bytes: None,
         });
         println!(
             "ftpgate: serving {} as user {name:?} ({permissions})",
@@ -265,17 +266,41 @@ fn serve(args: ServeArgs) -> Result<()> {
         " (FTP)"
     };
 
+    let started = std::time::SystemTime::now();
+    let homes: Vec<PathBuf> = users
+        .iter()
+        .map(|u| PathBuf::from(&u.home))
+        .chain(anonymous.iter().map(|a| PathBuf::from(&a.home)))
+        .collect();
     let auth = FileAuthenticator::new(users, anonymous)?;
+
     let storage = FsStorageFactory {
+        durability: match file.storage.durability {
+            config::DurabilitySetting::Normal => Durability::Normal,
+            config::DurabilitySetting::Strict => Durability::Strict,
+        },
         keep_partial_uploads: file.storage.keep_partial_uploads,
     };
+    let run_as = file.server.run_as.clone();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async move {
-        let server = Server::new(server_config, Arc::new(auth), Arc::new(storage))
-            .bind()
-            .await?;
+                let server = Server::new(server_config, Arc::new(auth), Arc::new(storage)).bind().await?;
+        if let Some(user) = &run_as {
+            drop_privileges(user)?;
+            println!("ftpgate: running as user {user:?}");
+        }
+        // Temporary files of uploads cut short by a crash are removed in the background.
+        tokio::task::spawn_blocking(move || {
+            for home in homes {
+                match remove_leftover_uploads(&home, started) {
+                    Ok(0) => {}
+                    Ok(n) => info!(home = %home.display(), removed = n, "removed leftover temporary upload files"),
+                    Err(e) => warn!(home = %home.display(), error = %e, "cannot clean leftover temporary upload files"),
+                }
+            }
+        });
         for addr in server.local_addrs() {
             println!("ftpgate: listening on {addr}{explicit}");
             info!(%addr, "listening{}", explicit);
@@ -315,4 +340,26 @@ async fn wait_for_signal(shutdown: CancellationToken, certs: Option<Arc<tls::Cer
         }
     }
     shutdown.cancel();
+}
+
+/// Switches the whole process to an unprivileged user (after the listen ports are bound), and
+/// checks that root cannot be regained.
+fn drop_privileges(name: &str) -> Result<()> {
+    use nix::unistd::{Gid, Uid, User, setgid, setgroups, setuid};
+    let user =
+        User::from_name(name)?.ok_or_else(|| anyhow::anyhow!("run_as: no such user {name:?}"))?;
+    setgroups(&[user.gid]).context("run_as: setgroups")?;
+    setgid(user.gid).context("run_as: setgid")?;
+    setuid(user.uid).context("run_as: setuid")?;
+    if user.uid != Uid::from_raw(0) && setuid(Uid::from_raw(0)).is_ok() {
+        bail!("run_as: root privileges could be regained");
+    }
+    let _ = Gid::current();
+    info!(
+        user = name,
+        uid = user.uid.as_raw(),
+        gid = user.gid.as_raw(),
+        "dropped privileges"
+    );
+    Ok(())
 }

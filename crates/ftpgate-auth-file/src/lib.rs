@@ -29,6 +29,8 @@ pub struct UserEntry {
     pub permissions: PermissionMap,
     /// Must log in over TLS and protect data connections.
     pub tls_required: bool,
+    /// Most bytes the user's files may take.
+    pub quota_bytes: Option<u64>,
 }
 
 /// Anonymous access.
@@ -132,6 +134,7 @@ impl Authenticator for FileAuthenticator {
                     home: anon.home.clone(),
                     permissions: anon.permissions.clone(),
                     tls_required: false,
+                    quota_bytes: None,
                 });
             }
         }
@@ -150,6 +153,7 @@ impl Authenticator for FileAuthenticator {
                 home: entry.home,
                 permissions: entry.permissions,
                 tls_required: entry.tls_required,
+                quota_bytes: entry.quota_bytes,
             }),
             _ => Err(AuthError::InvalidCredentials),
         }
@@ -168,6 +172,7 @@ mod tests {
             home: "/tmp".into(),
             permissions: PermissionMap::uniform(Permissions::ALL),
             tls_required: false,
+            quota_bytes: None,
         }
     }
 

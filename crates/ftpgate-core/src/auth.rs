@@ -14,6 +14,8 @@ pub struct User {
     pub permissions: PermissionMap,
     /// The user must log in over TLS and protect data connections.
     pub tls_required: bool,
+    /// Most bytes the user's files may take, enforced while uploads arrive.
+    pub quota_bytes: Option<u64>,
 }
 
 /// Why a login failed. The client is told the same in every case.

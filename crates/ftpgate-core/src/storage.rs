@@ -134,6 +134,15 @@ pub trait Storage: Send + Sync + 'static {
 
     /// Sets a file's modification time.
     async fn set_modified(&self, path: &VirtualPath, time: SystemTime) -> Result<(), StorageError>;
+
+    /// Bytes used by all files under the root, for quotas. Backends that cannot tell keep
+    /// this default, and quotas are then counted from zero.
+    async fn used_bytes(&self) -> Result<u64, StorageError> {
+        Err(StorageError::new(
+            ErrorKind::Unsupported,
+            "this storage cannot measure its usage",
+        ))
+    }
 }
 
 /// Makes the storage for a user who just logged in (for example a directory rooted at the

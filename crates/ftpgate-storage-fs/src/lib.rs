@@ -36,17 +36,31 @@ use tokio::sync::mpsc;
 use upload::FsUpload;
 pub use upload::TEMP_PREFIX;
 
+/// When a completed upload is reported complete.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Durability {
+    /// After the data is handed to the kernel (it survives a crash of ftpgate, not of the
+    /// machine).
+    #[default]
+    Normal,
+    /// After the file and its directory are fsynced: the 226 reply means the bytes are on disk.
+    Strict,
+}
+
 /// Opens a [`FsStorage`] at each user's home directory.
 #[derive(Debug, Clone, Default)]
 pub struct FsStorageFactory {
     /// Keep interrupted uploads under their real name, so they can be resumed.
     pub keep_partial_uploads: bool,
+    /// When uploads count as complete.
+    pub durability: Durability,
 }
 
 impl StorageFactory for FsStorageFactory {
     fn open(&self, user: &User) -> Result<Arc<dyn Storage>, StorageError> {
-        let storage =
+        let mut storage =
             FsStorage::open(Path::new(&user.home), self.keep_partial_uploads).map_err(io_error)?;
+        storage.durability = self.durability;
         Ok(Arc::new(storage))
     }
 }
@@ -56,6 +70,7 @@ impl StorageFactory for FsStorageFactory {
 pub struct FsStorage {
     root: Arc<Dir>,
     keep_partial_uploads: bool,
+    durability: Durability,
 }
 
 /// Maps an I/O error to a storage error of the right kind.
@@ -109,6 +124,7 @@ impl FsStorage {
         Ok(FsStorage {
             root: Arc::new(root),
             keep_partial_uploads,
+            durability: Durability::Normal,
         })
     }
 
@@ -173,6 +189,50 @@ fn walk(dir: Dir, tx: mpsc::Sender<Result<DirEntry, StorageError>>) {
     }
 }
 
+/// Removes temporary upload files left beneath `home` by a crash: files named with
+/// [`TEMP_PREFIX`] and last modified before `older_than` (so uploads running now are spared).
+/// Returns how many were removed. Links are not followed.
+pub fn remove_leftover_uploads(home: &Path, older_than: SystemTime) -> io::Result<usize> {
+    let root = Dir::open_ambient_dir(home, ambient_authority())?;
+    let mut removed = 0;
+    let mut pending = vec![root];
+    while let Some(dir) = pending.pop() {
+        for entry in dir.entries()? {
+            let entry = entry?;
+            let file_type = entry.file_type()?;
+            let name = entry.file_name();
+            if file_type.is_dir() {
+                pending.push(entry.open_dir()?);
+            } else if file_type.is_file() && name.to_string_lossy().starts_with(TEMP_PREFIX) {
+                let modified = entry.metadata()?.modified()?.into_std();
+                if modified < older_than {
+                    dir.remove_file(&name)?;
+                    removed += 1;
+                }
+            }
+        }
+    }
+    Ok(removed)
+}
+
+/// Bytes in all regular files beneath `dir` (links are not followed).
+fn du(dir: &Dir) -> io::Result<u64> {
+    let mut total = 0u64;
+    let mut pending = vec![dir.try_clone()?];
+    while let Some(dir) = pending.pop() {
+        for entry in dir.entries()? {
+            let entry = entry?;
+            let file_type = entry.file_type()?;
+            if file_type.is_dir() {
+                pending.push(entry.open_dir()?);
+            } else if file_type.is_file() {
+                total = total.saturating_add(entry.metadata()?.len());
+            }
+        }
+    }
+    Ok(total)
+}
+
 #[async_trait]
 impl Storage for FsStorage {
     async fn metadata(&self, path: &VirtualPath) -> Result<Metadata, StorageError> {
@@ -227,9 +287,10 @@ impl Storage for FsStorage {
         let root = self.root.clone();
         let path = path.clone();
         let keep_partial = self.keep_partial_uploads;
+        let strict = self.durability == Durability::Strict;
         let upload = blocking(move || {
             let (parent, name) = FsStorage::parent_of(&root, &path)?;
-            FsUpload::start(parent, name, start, keep_partial)
+            FsUpload::start(parent, name, start, keep_partial, strict)
         })
         .await?;
         Ok(Box::new(upload))
@@ -243,9 +304,10 @@ impl Storage for FsStorage {
         let root = self.root.clone();
         let dir = dir.clone();
         let base = base.to_string();
+        let strict = self.durability == Durability::Strict;
         let upload = blocking(move || {
             let parent = root.open_dir(rel(&dir))?;
-            FsUpload::start_unique(parent, &base)
+            FsUpload::start_unique(parent, &base, strict)
         })
         .await?;
         Ok(Box::new(upload))
@@ -273,6 +335,11 @@ impl Storage for FsStorage {
         let root = self.root.clone();
         let (from, to) = (from.clone(), to.clone());
         blocking(move || root.rename(rel(&from), &root, rel(&to))).await
+    }
+
+    async fn used_bytes(&self) -> Result<u64, StorageError> {
+        let root = self.root.clone();
+        blocking(move || du(&root)).await
     }
 
     async fn set_modified(&self, path: &VirtualPath, time: SystemTime) -> Result<(), StorageError> {

@@ -38,6 +38,8 @@ pub(crate) struct FsUpload {
     name: String,
     target: Target,
     keep_partial: bool,
+    /// fsync the file and its directory before reporting the upload complete.
+    strict: bool,
 }
 
 fn create_temp(dir: &Dir) -> io::Result<(String, std::fs::File)> {
@@ -61,6 +63,7 @@ impl FsUpload {
         name: String,
         start: WriteStart,
         keep_partial: bool,
+        strict: bool,
     ) -> io::Result<FsUpload> {
         if let Ok(meta) = dir.metadata(&name) {
             if meta.is_dir() {
@@ -102,10 +105,11 @@ impl FsUpload {
             name,
             target,
             keep_partial,
+            strict,
         })
     }
 
-    pub(crate) fn start_unique(dir: Dir, base: &str) -> io::Result<FsUpload> {
+    pub(crate) fn start_unique(dir: Dir, base: &str, strict: bool) -> io::Result<FsUpload> {
         for n in 0..1000u32 {
             let name = if n == 0 {
                 base.to_string()
@@ -124,6 +128,7 @@ impl FsUpload {
                             reserved: true,
                         },
                         keep_partial: false,
+                        strict,
                     });
                 }
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
@@ -155,18 +160,29 @@ impl Upload for FsUpload {
     async fn commit(mut self: Box<Self>) -> Result<u64, StorageError> {
         use tokio::io::AsyncWriteExt;
         self.file.flush().await.map_err(io_error)?;
+        if self.strict {
+            self.file.sync_all().await.map_err(io_error)?;
+        }
         let size = self.file.metadata().await.map_err(io_error)?.len();
+        let strict = self.strict;
         let Some(dir) = self.dir.take() else {
             return Err(io_error(io::Error::other("upload already finished")));
         };
         let name = self.name.clone();
         let target = std::mem::replace(&mut self.target, Target::InPlace);
         let keep_partial = self.keep_partial;
-        blocking(move || match &target {
-            Target::Temp { temp, .. } => dir.rename(temp, &dir, &name).inspect_err(|_| {
-                FsUpload::discard(&dir, &name, &target, keep_partial);
-            }),
-            Target::InPlace => Ok(()),
+        blocking(move || {
+            match &target {
+                Target::Temp { temp, .. } => dir.rename(temp, &dir, &name).inspect_err(|_| {
+                    FsUpload::discard(&dir, &name, &target, keep_partial);
+                })?,
+                Target::InPlace => {}
+            }
+            if strict {
+                // The rename itself is durable only once the directory is.
+                dir.try_clone()?.into_std_file().sync_all()?;
+            }
+            Ok(())
         })
         .await?;
         Ok(size)

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::ops::RangeInclusive;
 use std::time::Duration;
 
+use crate::guard::LoginGuardConfig;
 use crate::tls::TlsConfig;
 
 /// Everything the engine needs to know, with sane defaults.
@@ -43,6 +44,12 @@ pub struct ServerConfig {
     pub tls: Option<TlsConfig>,
     /// Addresses for implicit FTPS (TLS from the first byte, usually port 990).
     pub implicit_tls_listen: Vec<SocketAddr>,
+    /// Brute-force protection: growing delays and temporary bans per client address.
+    pub login_guard: LoginGuardConfig,
+    /// Commands per second one session may send (bursts of twice that); beyond, commands wait.
+    pub max_commands_per_second: u32,
+    /// Largest file an upload may produce, enforced while the bytes arrive (552 beyond).
+    pub max_file_size: Option<u64>,
 }
 
 impl Default for ServerConfig {
@@ -64,6 +71,9 @@ impl Default for ServerConfig {
             shutdown_grace: Duration::from_secs(30),
             tls: None,
             implicit_tls_listen: Vec::new(),
+            login_guard: LoginGuardConfig::default(),
+            max_commands_per_second: 1000,
+            max_file_size: None,
         }
     }
 }
@@ -103,6 +113,10 @@ impl ServerConfig {
             (self.max_connections, "max_connections"),
             (self.max_connections_per_ip, "max_connections_per_ip"),
             (self.max_login_failures as usize, "max_login_failures"),
+            (
+                self.max_commands_per_second as usize,
+                "max_commands_per_second",
+            ),
         ] {
             if value == 0 {
                 return Err(ConfigError::Zero(name));

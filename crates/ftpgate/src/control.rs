@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use ftpgate_core::{ErrorKind, Storage};
+use ftpgate_proto::hostport::canonical;
 use ftpgate_proto::line::{Decoded, LineDecoder};
 use ftpgate_proto::listing::{DirEntry, format_list_line};
 use ftpgate_proto::reply_map::reply_for;
@@ -29,6 +30,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, error, info, info_span, warn};
 
 use crate::data::{self, TransferContext, TransferEvent};
+use crate::guard::CommandRate;
+use crate::limits::{Quota, UploadLimits};
 use crate::server::Shared;
 use crate::tls::{self, SessionTls, Stream};
 
@@ -54,6 +57,10 @@ struct Control {
     login_started: Instant,
     last_activity: Instant,
     shutting_down: bool,
+    /// Close after the replies already sent (a ban after failed logins).
+    close_now: bool,
+    rate: CommandRate,
+    quota: Option<Arc<Quota>>,
 }
 
 enum Wake {
@@ -93,6 +100,7 @@ pub(crate) async fn run(
             },
         };
         let now = Instant::now();
+        let shared_rate = shared.config.max_commands_per_second;
         let mut control = Control {
             decoder: LineDecoder::new(shared.config.max_line_length),
             session: Session::new(config, peer, local),
@@ -109,6 +117,9 @@ pub(crate) async fn run(
             login_started: now,
             last_activity: now,
             shutting_down: false,
+            close_now: false,
+            rate: CommandRate::new(shared_rate, now.into_std()),
+            quota: None,
         };
         if implicit_tls {
             if let Err(e) = control.upgrade_tls(true).await {
@@ -141,11 +152,15 @@ impl Control {
         self.send(&[banner]).await?;
         let mut buf = vec![0u8; 4096];
         loop {
-            if self.session.wants_close() {
+            if self.session.wants_close() || self.close_now {
                 return Ok(());
             }
             // Commands already received run first, in order.
             if let Some(decoded) = self.decoder.next_line() {
+                // A flood of commands waits its turn instead of taking the CPU.
+                if let Some(wait) = self.rate.take(std::time::Instant::now()) {
+                    tokio::time::sleep(wait).await;
+                }
                 self.last_activity = Instant::now();
                 if let Decoded::Line(line) = &decoded {
                     debug!(command = %loggable(line), "command");
@@ -225,7 +240,31 @@ impl Control {
                 Step::Nothing => return Ok(()),
                 Step::Authenticate { user, password } => {
                     let result = self.authenticate(&user, &password).await;
-                    self.session.handle_auth_result(result)
+                    let ip = canonical(self.peer.ip());
+                    if result.is_ok() {
+                        self.shared.login_guard.success(ip);
+                        self.session.handle_auth_result(result)
+                    } else {
+                        let decision = self
+                            .shared
+                            .login_guard
+                            .failure(ip, std::time::Instant::now());
+                        tokio::time::sleep(decision.delay).await;
+                        let step = self.session.handle_auth_result(result);
+                        if decision.banned {
+                            warn!("address banned after repeated failed logins");
+                            if let Step::Reply(reply) = step {
+                                self.send(&[reply]).await?;
+                            }
+                            self.close_now = true;
+                            let reply = Reply::new(
+                                ReplyCode::ServiceNotAvailable,
+                                "Too many failed logins from your address; try again later",
+                            );
+                            return self.send(&[reply]).await;
+                        }
+                        step
+                    }
                 }
                 Step::Storage(op) => {
                     let result = self.storage_call(op).await;
@@ -274,6 +313,7 @@ impl Control {
                     return self.send(&[reply]).await;
                 }
                 Step::Logout(reply) => {
+                    self.quota = None;
                     if let Some(user) = self.session.user_name() {
                         info!(user, "logout");
                     }
@@ -295,6 +335,7 @@ impl Control {
             Ok(found) => match self.shared.storage.open(&found) {
                 Ok(storage) => {
                     info!(user = ?found.name, "login");
+                    self.quota = self.shared.quota(&found, storage.as_ref()).await;
                     self.storage = Some(storage);
                     Ok(SessionUser {
                         name: found.name,
@@ -326,10 +367,21 @@ impl Control {
                 .remove_dir(path)
                 .await
                 .map(|()| StorageOutcome::Done),
-            StorageOp::Delete(path) => storage
-                .remove_file(path)
-                .await
-                .map(|()| StorageOutcome::Done),
+            StorageOp::Delete(path) => {
+                // With a quota, the freed bytes are counted back.
+                let size = match &self.quota {
+                    Some(_) => storage.metadata(path).await.map(|m| m.size).unwrap_or(0),
+                    None => 0,
+                };
+                let result = storage
+                    .remove_file(path)
+                    .await
+                    .map(|()| StorageOutcome::Done);
+                if let (Ok(_), Some(quota)) = (&result, &self.quota) {
+                    quota.resized(size, 0);
+                }
+                result
+            }
             StorageOp::Rename { from, to } => storage
                 .rename(from, to)
                 .await
@@ -362,7 +414,12 @@ impl Control {
         } else {
             None
         };
+        let limits = UploadLimits {
+            max_file_size: self.shared.config.max_file_size,
+            quota: self.quota.clone(),
+        };
         let ctx = TransferContext {
+            limits,
             tls,
             storage,
             passive: self.passive.take(),
@@ -502,26 +559,41 @@ impl Control {
     }
 
     /// CCC (after its 200 reply): both sides close TLS with close_notify, and the same TCP
-    /// connection goes on in the clear.
+    /// connection goes on in the clear. The client's close_notify is read one TLS record at a
+    /// time, so no clear-text command sent right after it is swallowed by the TLS layer.
     async fn clear_control(&mut self) -> io::Result<()> {
-        let Stream::Tls(mut stream) = std::mem::replace(&mut self.stream, Stream::Closed) else {
+        let Stream::Tls(stream) = std::mem::replace(&mut self.stream, Stream::Closed) else {
             return Err(io::Error::other("the control connection is not TLS"));
         };
-        stream.get_mut().1.send_close_notify();
-        stream.flush().await?;
-        // Read up to the client's close_notify, which ends the TLS stream.
-        let mut buf = [0u8; 512];
-        let drained = tokio::time::timeout(self.shared.config.data_timeout, async {
+        let (mut tcp, mut conn) = (*stream).into_inner();
+        conn.send_close_notify();
+        while conn.wants_write() {
+            let mut out = Vec::new();
+            conn.write_tls(&mut out)?;
+            tcp.write_all(&out).await?;
+        }
+        let read_close = async {
             loop {
-                match stream.read(&mut buf).await {
-                    Ok(0) => return Ok(()),
-                    Ok(_) => continue,
-                    Err(e) => return Err(e),
+                let mut header = [0u8; 5];
+                tcp.read_exact(&mut header).await?;
+                let len = usize::from(u16::from_be_bytes([header[3], header[4]]));
+                if len > 18_432 {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        "oversized TLS record",
+                    ));
+                }
+                let mut record = vec![0u8; 5 + len];
+                record[..5].copy_from_slice(&header);
+                tcp.read_exact(&mut record[5..]).await?;
+                conn.read_tls(&mut &record[..])?;
+                let state = conn.process_new_packets().map_err(io::Error::other)?;
+                if state.peer_has_closed() {
+                    return Ok(());
                 }
             }
-        })
-        .await;
-        match drained {
+        };
+        match tokio::time::timeout(self.shared.config.data_timeout, read_close).await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => return Err(e),
             Err(_) => {
@@ -531,7 +603,6 @@ impl Control {
                 ));
             }
         }
-        let (tcp, _) = stream.into_inner();
         self.stream = Stream::Plain(tcp);
         self.decoder.clear();
         self.session.control_cleared();

@@ -18,7 +18,7 @@ use ftpgate_proto::ascii::{AsciiDecoder, AsciiEncoder};
 use ftpgate_proto::hostport::{canonical, same_host};
 use ftpgate_proto::listing::{ListFormat, format_entry};
 use ftpgate_proto::session::{
-    DataEndpoint, StartInfo, TransferKind, TransferOutcome, TransferPlan,
+    DataEndpoint, StartInfo, TransferKind, TransferOutcome, TransferPlan, WriteStart,
 };
 use futures_util::StreamExt;
 use rand::Rng;
@@ -29,6 +29,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::config::ServerConfig;
+use crate::limits::UploadLimits;
 use crate::tls::{self, SessionTls, Stream};
 
 /// Bytes moved per read and write on the data connection.
@@ -47,6 +48,8 @@ pub(crate) enum TransferEvent {
 
 /// What a transfer task is given besides its plan.
 pub(crate) struct TransferContext {
+    /// Size limit and quota for uploads.
+    pub(crate) limits: UploadLimits,
     /// The control connection's TLS context, for PROT P.
     pub(crate) tls: Option<Arc<SessionTls>>,
     pub(crate) storage: Arc<dyn Storage>,
@@ -180,7 +183,11 @@ async fn data_connection(
         return Err(TransferOutcome::TlsFailed);
     };
     // The client is the TLS client on the data connection whichever side connected.
-    match guarded(ctx, session_tls.accept(tcp)).await {
+    let upload = matches!(
+        plan.kind,
+        TransferKind::Store { .. } | TransferKind::StoreUnique { .. }
+    );
+    match guarded(ctx, session_tls.accept_data(tcp, upload)).await {
         Guarded::Done(Ok(stream)) => {
             if !session_tls.accepts_data_connection(&stream) {
                 warn!(tls = %tls::describe(&stream), "refused a TLS data connection that did not resume the control session");
@@ -262,12 +269,28 @@ async fn transfer(
             Ok(send_file(reader, data, plan.ascii, ctx).await)
         }
         TransferKind::Store { path, start } => {
+            // With limits, the size of the file being replaced or extended matters.
+            let existing = if ctx.limits.is_unlimited() {
+                0
+            } else {
+                ctx.storage
+                    .metadata(path)
+                    .await
+                    .ok()
+                    .filter(|m| m.is_file())
+                    .map_or(0, |m| m.size)
+            };
+            let offset = match start {
+                WriteStart::Truncate => 0,
+                WriteStart::Append => existing,
+                WriteStart::At(n) => *n,
+            };
             let upload = ctx.storage.write(path, *start).await.map_err(failed)?;
-            receive_upload(plan, upload, ctx).await
+            receive_upload(plan, upload, ctx, existing, offset).await
         }
         TransferKind::StoreUnique { dir, base } => {
             let upload = ctx.storage.write_unique(dir, base).await.map_err(failed)?;
-            receive_upload(plan, upload, ctx).await
+            receive_upload(plan, upload, ctx, 0, 0).await
         }
         TransferKind::List {
             path,
@@ -380,11 +403,17 @@ async fn send_file(
     }
 }
 
+/// Receives an upload. `existing` is the size of the file it replaces or extends and `offset`
+/// where writing starts, for size limits and quotas, which are checked before each write.
 async fn receive_upload(
     plan: &TransferPlan,
     mut upload: Box<dyn Upload>,
     ctx: &mut TransferContext,
+    existing: u64,
+    offset: u64,
 ) -> Result<TransferOutcome, TransferOutcome> {
+    let allowance = ctx.limits.allowance(existing, offset);
+    let mut written = 0u64;
     let unique_name = match plan.kind {
         TransferKind::StoreUnique { .. } => upload.name().map(str::to_string),
         _ => None,
@@ -431,6 +460,12 @@ async fn receive_upload(
         } else {
             &buf[..n]
         };
+        written += chunk.len() as u64;
+        if written > allowance {
+            warn!(allowance, "upload exceeds the size limit or quota");
+            upload.abort().await;
+            return Err(TransferOutcome::Failed(ErrorKind::ExceededStorage));
+        }
         if !chunk.is_empty() {
             match guarded(ctx, upload.write_all(chunk)).await {
                 Guarded::Done(Ok(())) => {}
@@ -455,9 +490,14 @@ async fn receive_upload(
         ctx.progress.fetch_add(n as u64, Ordering::Relaxed);
     }
     match upload.commit().await {
-        Ok(_) => Ok(TransferOutcome::Complete {
-            bytes: ctx.progress.load(Ordering::Relaxed),
-        }),
+        Ok(size) => {
+            if let Some(quota) = &ctx.limits.quota {
+                quota.resized(existing, size);
+            }
+            Ok(TransferOutcome::Complete {
+                bytes: ctx.progress.load(Ordering::Relaxed),
+            })
+        }
         Err(e) => {
             warn!(error = %e, "commit failed");
             Err(TransferOutcome::Failed(e.kind))

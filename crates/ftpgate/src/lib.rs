@@ -24,12 +24,15 @@
 mod config;
 mod control;
 mod data;
+mod guard;
+mod limits;
 mod server;
 mod tls;
 
 pub use config::{ConfigError, ServerConfig};
 pub use ftpgate_core as core;
 pub use ftpgate_proto as proto;
+pub use guard::LoginGuardConfig;
 pub use server::{BoundServer, Server};
 pub use tls::TlsConfig;
 pub use tokio_util::sync::CancellationToken;

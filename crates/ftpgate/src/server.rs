@@ -6,7 +6,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use ftpgate_core::{Authenticator, StorageFactory};
+use ftpgate_core::{Authenticator, Storage, StorageFactory, User};
 use ftpgate_proto::Reply;
 use ftpgate_proto::hostport::canonical;
 use ftpgate_proto::reply::ReplyCode;
@@ -19,6 +19,8 @@ use tracing::{info, warn};
 
 use crate::config::{ConfigError, ServerConfig};
 use crate::control;
+use crate::guard::LoginGuard;
+use crate::limits::Quota;
 
 /// What every session shares.
 pub(crate) struct Shared {
@@ -33,12 +35,37 @@ pub(crate) struct Shared {
     pub(crate) hard: CancellationToken,
     pub(crate) tasks: TaskTracker,
     public_ip: Mutex<Option<(Instant, Ipv4Addr)>>,
+    pub(crate) login_guard: LoginGuard,
+    /// Quotas by user name, shared by all of a user's sessions.
+    quotas: Mutex<HashMap<String, Arc<Quota>>>,
 }
 
 /// How long a resolved public host name is trusted before it is looked up again.
 const PUBLIC_HOST_TTL: Duration = Duration::from_secs(60);
 
 impl Shared {
+    /// The quota of `user`, measured from its storage the first time.
+    pub(crate) async fn quota(&self, user: &User, storage: &dyn Storage) -> Option<Arc<Quota>> {
+        let limit = user.quota_bytes?;
+        if let Some(quota) = self.quotas.lock().ok()?.get(&user.name) {
+            return Some(quota.clone());
+        }
+        let used = match storage.used_bytes().await {
+            Ok(used) => used,
+            Err(e) => {
+                warn!(user = ?user.name, error = %e, "cannot measure usage; counting the quota from zero");
+                0
+            }
+        };
+        let mut quotas = self.quotas.lock().ok()?;
+        Some(
+            quotas
+                .entry(user.name.clone())
+                .or_insert_with(|| Arc::new(Quota::new(limit, used)))
+                .clone(),
+        )
+    }
+
     /// The IPv4 address to announce in a 227 reply for a control connection on `local`.
     pub(crate) async fn advertised_ipv4(&self, local: IpAddr) -> Option<Ipv4Addr> {
         let Some(host) = &self.config.public_host else {
@@ -158,6 +185,7 @@ impl Server {
                 .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
             listeners.push((socket.listen(1024)?, implicit));
         }
+        let login_guard = LoginGuard::new(self.config.login_guard.clone());
         let shared = Arc::new(Shared {
             connections: Arc::new(Semaphore::new(self.config.max_connections)),
             config: self.config,
@@ -168,6 +196,8 @@ impl Server {
             hard: CancellationToken::new(),
             tasks: TaskTracker::new(),
             public_ip: Mutex::new(None),
+            login_guard,
+            quotas: Mutex::new(HashMap::new()),
         });
         Ok(BoundServer { listeners, shared })
     }
@@ -251,6 +281,17 @@ async fn accept_loop(listener: TcpListener, implicit_tls: bool, shared: Arc<Shar
                 continue;
             }
         };
+        if let Some(left) = shared
+            .login_guard
+            .banned_for(canonical(peer.ip()), std::time::Instant::now())
+        {
+            warn!(%peer, seconds_left = left.as_secs(), "connection refused: address banned after failed logins");
+            tokio::spawn(refuse(
+                stream,
+                "Too many failed logins from your address; try again later",
+            ));
+            continue;
+        }
         let Ok(permit) = shared.connections.clone().try_acquire_owned() else {
             warn!(%peer, "connection refused: server full");
             tokio::spawn(refuse(stream, "Too many connections; try again later"));

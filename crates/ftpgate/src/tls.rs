@@ -57,6 +57,12 @@ impl TlsConfig {
 /// One control connection's TLS context, shared with its data connections.
 pub(crate) struct SessionTls {
     acceptor: TlsAcceptor,
+    /// For downloads and listings: two new TLS 1.3 tickets each, since some clients (rustls)
+    /// use every ticket once.
+    download_acceptor: TlsAcceptor,
+    /// For uploads: no new tickets. A client that only writes never reads them, and closing a
+    /// socket with unread data sends a reset that can lose the end of the upload.
+    upload_acceptor: TlsAcceptor,
     token: [u8; 16],
     require_reuse: bool,
     handshake_timeout: Duration,
@@ -69,20 +75,48 @@ impl SessionTls {
         config.ticketer = rustls::crypto::ring::Ticketer::new()?;
         let mut token = [0u8; 16];
         rand::thread_rng().fill_bytes(&mut token);
+        let mut download = config.clone();
+        download.send_tls13_tickets = 2;
+        let mut upload = config.clone();
+        upload.send_tls13_tickets = 0;
+        config.send_tls13_tickets = 4;
         Ok(SessionTls {
             acceptor: TlsAcceptor::from(Arc::new(config)),
+            download_acceptor: TlsAcceptor::from(Arc::new(download)),
+            upload_acceptor: TlsAcceptor::from(Arc::new(upload)),
             token,
             require_reuse: settings.require_session_reuse,
             handshake_timeout: settings.handshake_timeout,
         })
     }
 
-    /// Runs the server side of a handshake, bounded by the handshake timeout.
+    /// Runs the server side of the control connection's handshake, bounded by the handshake
+    /// timeout.
     pub(crate) async fn accept(&self, tcp: TcpStream) -> io::Result<TlsStream<TcpStream>> {
+        self.handshake(&self.acceptor, tcp).await
+    }
+
+    /// The same for a data connection carrying an upload or a download.
+    pub(crate) async fn accept_data(
+        &self,
+        tcp: TcpStream,
+        upload: bool,
+    ) -> io::Result<TlsStream<TcpStream>> {
+        let acceptor = if upload {
+            &self.upload_acceptor
+        } else {
+            &self.download_acceptor
+        };
+        self.handshake(acceptor, tcp).await
+    }
+
+    async fn handshake(
+        &self,
+        acceptor: &TlsAcceptor,
+        tcp: TcpStream,
+    ) -> io::Result<TlsStream<TcpStream>> {
         let token = self.token;
-        let handshake = self
-            .acceptor
-            .accept_with(tcp, move |conn| conn.set_resumption_data(&token));
+        let handshake = acceptor.accept_with(tcp, move |conn| conn.set_resumption_data(&token));
         match tokio::time::timeout(self.handshake_timeout, handshake).await {
             Ok(result) => result,
             Err(_) => Err(io::Error::new(

@@ -12,7 +12,7 @@ use std::time::Duration;
 use ftpgate::{CancellationToken, Server, ServerConfig};
 use ftpgate_auth_file::{AnonymousEntry, FileAuthenticator, UserEntry, hash_password};
 use ftpgate_core::{PermissionMap, Permissions};
-use ftpgate_storage_fs::FsStorageFactory;
+use ftpgate_storage_fs::{Durability, FsStorageFactory};
 use suppaftp::FtpStream;
 
 pub const USER: &str = "alice";
@@ -33,6 +33,8 @@ pub struct Options {
     pub anonymous: bool,
     pub keep_partial_uploads: bool,
     pub alice_permissions: PermissionMap,
+    pub alice_quota: Option<u64>,
+    pub durability: Durability,
 }
 
 impl Default for Options {
@@ -41,12 +43,19 @@ impl Default for Options {
             config: ServerConfig {
                 listen: vec!["127.0.0.1:0".parse().unwrap()],
                 data_timeout: Duration::from_secs(5),
+                // Failed logins answer at once in tests, unless a test is about the delay.
+                login_guard: ftpgate::LoginGuardConfig {
+                    failure_delay: Duration::ZERO,
+                    ..Default::default()
+                },
                 shutdown_grace: Duration::from_secs(10),
                 ..ServerConfig::default()
             },
             anonymous: false,
             keep_partial_uploads: false,
             alice_permissions: PermissionMap::uniform(Permissions::ALL),
+            alice_quota: None,
+            durability: Durability::Normal,
         }
     }
 }
@@ -68,6 +77,7 @@ impl TestServer {
                 home: home.clone(),
                 permissions: options.alice_permissions,
                 tls_required: false,
+                quota_bytes: options.alice_quota,
             },
             UserEntry {
                 name: READER.into(),
@@ -75,6 +85,7 @@ impl TestServer {
                 home: home.clone(),
                 permissions: PermissionMap::uniform(Permissions::READ_ONLY),
                 tls_required: false,
+                quota_bytes: None,
             },
         ];
         let anonymous = options.anonymous.then(|| AnonymousEntry {
@@ -83,6 +94,7 @@ impl TestServer {
         });
         let auth = FileAuthenticator::new(users, anonymous).unwrap();
         let storage = FsStorageFactory {
+            durability: options.durability,
             keep_partial_uploads: options.keep_partial_uploads,
         };
         let shutdown = CancellationToken::new();

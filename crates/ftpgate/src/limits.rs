@@ -1,0 +1,97 @@
+//! Upload size limits and per-user quotas, enforced while the bytes arrive.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// One user's quota, shared by all of the user's sessions.
+#[derive(Debug)]
+pub(crate) struct Quota {
+    limit: u64,
+    used: AtomicU64,
+}
+
+impl Quota {
+    pub(crate) fn new(limit: u64, used: u64) -> Self {
+        Quota {
+            limit,
+            used: AtomicU64::new(used),
+        }
+    }
+
+    /// Bytes still free.
+    pub(crate) fn available(&self) -> u64 {
+        self.limit.saturating_sub(self.used.load(Ordering::Relaxed))
+    }
+
+    /// A file grew from `old` to `new` bytes (or was removed: `new` = 0).
+    pub(crate) fn resized(&self, old: u64, new: u64) {
+        let _ = self
+            .used
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |used| {
+                Some(used.saturating_sub(old).saturating_add(new))
+            });
+    }
+}
+
+/// The limits that apply to one upload.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct UploadLimits {
+    pub(crate) max_file_size: Option<u64>,
+    pub(crate) quota: Option<Arc<Quota>>,
+}
+
+impl UploadLimits {
+    pub(crate) fn is_unlimited(&self) -> bool {
+        self.max_file_size.is_none() && self.quota.is_none()
+    }
+
+    /// How many bytes an upload may write, given the size of the file it replaces or extends
+    /// (`existing`) and the offset it starts writing at (`start`).
+    pub(crate) fn allowance(&self, existing: u64, start: u64) -> u64 {
+        let by_size = self
+            .max_file_size
+            .map_or(u64::MAX, |max| max.saturating_sub(start));
+        // Bytes beyond `start` in the old file are given back when it is replaced.
+        let by_quota = self.quota.as_ref().map_or(u64::MAX, |q| {
+            q.available().saturating_add(existing.saturating_sub(start))
+        });
+        by_size.min(by_quota)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn allowance_takes_the_tighter_limit() {
+        let limits = UploadLimits {
+            max_file_size: Some(100),
+            quota: Some(Arc::new(Quota::new(1000, 950))),
+        };
+        assert_eq!(limits.allowance(0, 0), 50);
+        assert_eq!(
+            limits.allowance(40, 0),
+            90,
+            "replacing a 40-byte file frees its bytes"
+        );
+        assert_eq!(limits.allowance(40, 40), 50, "appending frees nothing");
+        let size_only = UploadLimits {
+            max_file_size: Some(100),
+            quota: None,
+        };
+        assert_eq!(size_only.allowance(60, 60), 40);
+        assert!(UploadLimits::default().is_unlimited());
+    }
+
+    #[test]
+    fn resizing_moves_usage() {
+        let q = Quota::new(100, 10);
+        q.resized(0, 30);
+        assert_eq!(q.available(), 60);
+        q.resized(30, 0);
+        assert_eq!(q.available(), 90);
+        q.resized(500, 0);
+        assert_eq!(q.available(), 100);
+    }
+}
