@@ -47,7 +47,7 @@ MiB = 1024 * 1024
 # session on their data connections: the configuration file turns the
 # requirement off (the command-line flags still apply). Tests without this
 # marker run with the default, which requires session reuse.
-RELAXED_SESSION_REUSE = pytest.mark.ftps(config="[tls]\nrequire_session_reuse = false\n")
+RELAXED_SESSION_REUSE = pytest.mark.ftps(config="[tls]\nsession_reuse = \"off\"\n")
 
 
 def tls_context() -> ssl.SSLContext:
@@ -277,7 +277,7 @@ def test_certificate_fingerprint(ftps_server):
                 assert s.recv(512).startswith(b"220")
 
     # The line has the documented wording, for scripts that look for it.
-    assert re.fullmatch(r"ftpgate: TLS certificate SHA-256 fingerprint: [0-9A-F:]{95}",
+    assert re.fullmatch(r"ftpgate: TLS certificate (\(self-signed\) )?SHA-256 fingerprint: [0-9A-F:]{95}",
                         ftps_server.fingerprint_line), ftps_server.fingerprint_line
 
 
@@ -577,12 +577,10 @@ def rclone_tls(server, tmp_path: pathlib.Path, implicit: bool) -> Rclone:
     return Rclone(server, tmp_path, **options, no_check_certificate="true")
 
 
-# rclone keeps one TLS session per host for all its connections, and it opens
-# several even with --transfers 1 --checkers 1 (a listing and a download at
-# once), so a data connection often resumes another control connection's
-# session, which the default server refuses with 522: these runs need the
-# relaxed server.
-@RELAXED_SESSION_REUSE
+# rclone keeps one TLS session per host for all its connections, so a data
+# connection often resumes another control connection's session. The default
+# server accepts that when both control connections belong to the same user
+# (session_reuse = "user"), so rclone runs against the default server.
 @pytest.mark.parametrize("implicit", [False, True], ids=["explicit", "implicit"])
 def test_rclone_copy_check_and_back(ftps_server, tmp_path, implicit):
     rc = rclone_tls(ftps_server, tmp_path, implicit)

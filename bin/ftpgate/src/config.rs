@@ -168,8 +168,9 @@ pub(crate) struct TlsSection {
     pub(crate) required: bool,
     pub(crate) required_for_login: bool,
     pub(crate) required_for_data: bool,
-    /// A TLS data connection must resume the control connection's session.
-    pub(crate) require_session_reuse: bool,
+    /// Which TLS session a data connection must resume: "user" (a session of the same user
+    /// from the same address), "connection" (its own control connection's) or "off".
+    pub(crate) session_reuse: String,
     pub(crate) allow_ccc: bool,
     /// "1.2" or "1.3".
     pub(crate) min_version: String,
@@ -191,7 +192,7 @@ impl Default for TlsSection {
             required: false,
             required_for_login: false,
             required_for_data: false,
-            require_session_reuse: true,
+            session_reuse: "user".to_string(),
             allow_ccc: false,
             min_version: "1.2".to_string(),
             implicit_listen: Vec::new(),
@@ -260,7 +261,14 @@ impl TlsSection {
         let mut config = ftpgate::TlsConfig::new(Arc::new(server_config));
         config.required_for_login = self.required || self.required_for_login;
         config.required_for_data = self.required || self.required_for_data;
-        config.require_session_reuse = self.require_session_reuse;
+        config.session_reuse = match self.session_reuse.as_str() {
+            "user" => ftpgate::SessionReuse::SameUser,
+            "connection" => ftpgate::SessionReuse::SameConnection,
+            "off" => ftpgate::SessionReuse::Off,
+            other => bail!(
+                "tls.session_reuse must be \"user\", \"connection\" or \"off\", not {other:?}"
+            ),
+        };
         config.allow_ccc = self.allow_ccc;
         config.handshake_timeout = Duration::from_secs(self.handshake_timeout_secs.max(1));
         Ok(Some(TlsSetup {

@@ -3,101 +3,16 @@
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
+mod support;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sha2::Digest;
-
-const BIN: &str = env!("CARGO_BIN_EXE_ftpgate");
-
-/// A running daemon; killed if the test fails before it stops it.
-struct Daemon {
-    child: Child,
-    lines: Vec<String>,
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Daemon {
-    /// Starts `ftpgate serve ARGS` in `dir` and reads its start-up lines up to "listening".
-    fn start(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> (Daemon, SocketAddr) {
-        let mut cmd = Command::new(BIN);
-        cmd.arg("serve")
-            .args(args)
-            .current_dir(dir)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null());
-        cmd.env_remove("FTPGATE_PASSWORD");
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let mut child = cmd.spawn().unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let mut reader = BufReader::new(stdout);
-        let mut lines = Vec::new();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let addr = loop {
-            assert!(Instant::now() < deadline, "daemon did not start: {lines:?}");
-            let mut line = String::new();
-            if reader.read_line(&mut line).unwrap() == 0 {
-                panic!("daemon exited: {lines:?}");
-            }
-            let line = line.trim_end().to_string();
-            lines.push(line.clone());
-            if let Some(rest) = line.strip_prefix("ftpgate: listening on ") {
-                break rest.split_whitespace().next().unwrap().parse().unwrap();
-            }
-        };
-        (Daemon { child, lines }, addr)
-    }
-
-    fn terminate(mut self) -> std::process::ExitStatus {
-        let status = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status()
-            .unwrap();
-        assert!(status.success());
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "daemon did not exit after SIGTERM"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-/// Logs in over a raw control connection and returns the reply to `PASS`.
-fn login(addr: SocketAddr, user: &str, pass: &str) -> String {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
-    let mut line = String::new();
-    reader.read_line(&mut line).unwrap();
-    assert!(line.starts_with("220"), "{line}");
-    write!(stream, "USER {user}\r\n").unwrap();
-    line.clear();
-    reader.read_line(&mut line).unwrap();
-    write!(stream, "PASS {pass}\r\n").unwrap();
-    line.clear();
-    reader.read_line(&mut line).unwrap();
-    line
-}
+use support::*;
 
 #[test]
 fn quick_start_serves_data_with_a_printed_password_and_exits_cleanly_on_sigterm() {

@@ -1,5 +1,10 @@
 //! Users with password hashes, homes and permissions, checked in memory.
 //!
+//! Password verification is deliberately expensive (argon2id needs about 19 MiB and tens of
+//! milliseconds), so at most a few run at once, and a successful verification is remembered for
+//! a bounded time (as SFTPGo does): the cache holds a keyed SHA-256 of the user, the stored hash
+//! and the password, never the password itself, and entries expire.
+//!
 //! Passwords are stored as argon2id (recommended) or bcrypt hashes in PHC / modular-crypt form;
 //! [`hash_password`] makes one. An unknown user costs the same hash verification as a wrong
 //! password, so timing does not tell which names exist. Anonymous login (names `anonymous` and
@@ -8,12 +13,17 @@
 #![warn(missing_docs)]
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use async_trait::async_trait;
 use ftpgate_core::{AuthError, Authenticator, Password, PermissionMap, User};
+use sha2::{Digest, Sha256};
+
+/// How long a successful login is remembered by default.
+pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(300);
 use rand::rngs::OsRng;
 
 /// A configured user.
@@ -56,6 +66,85 @@ pub struct FileAuthenticator {
     users: Arc<HashMap<String, UserEntry>>,
     anonymous: Option<AnonymousEntry>,
     dummy_hash: Arc<String>,
+    verifier: Arc<Verifier>,
+}
+
+/// Most verified logins remembered at once.
+const CACHE_ENTRIES: usize = 10_000;
+
+#[derive(Debug)]
+struct Verifier {
+    /// Password verifications allowed at once (each can take ~19 MiB).
+    slots: tokio::sync::Semaphore,
+    /// Keyed digests of recently verified credentials, with their expiry.
+    cache: Mutex<HashMap<[u8; 32], Instant>>,
+    key: [u8; 32],
+    ttl: Duration,
+}
+
+impl Verifier {
+    fn new(ttl: Duration) -> Self {
+        let parallel = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let mut key = [0u8; 32];
+        rand::RngCore::fill_bytes(&mut OsRng, &mut key);
+        Verifier {
+            slots: tokio::sync::Semaphore::new(parallel),
+            cache: Mutex::new(HashMap::new()),
+            key,
+            ttl,
+        }
+    }
+
+    fn digest(&self, user: &str, hash: &str, password: &str) -> [u8; 32] {
+        let mut h = Sha256::new();
+        for part in [
+            &self.key[..],
+            user.as_bytes(),
+            hash.as_bytes(),
+            password.as_bytes(),
+        ] {
+            h.update((part.len() as u64).to_le_bytes());
+            h.update(part);
+        }
+        h.finalize().into()
+    }
+
+    fn cached(&self, digest: &[u8; 32]) -> bool {
+        let now = Instant::now();
+        self.cache
+            .lock()
+            .ok()
+            .and_then(|c| c.get(digest).copied())
+            .is_some_and(|expiry| expiry > now)
+    }
+
+    fn remember(&self, digest: [u8; 32]) {
+        if self.ttl.is_zero() {
+            return;
+        }
+        let now = Instant::now();
+        if let Ok(mut cache) = self.cache.lock() {
+            if cache.len() >= CACHE_ENTRIES {
+                cache.retain(|_, expiry| *expiry > now);
+                if cache.len() >= CACHE_ENTRIES {
+                    return;
+                }
+            }
+            cache.insert(digest, now + self.ttl);
+        }
+    }
+
+    /// Verifies with a bounded number of verifications running at once.
+    async fn verify(&self, hash: String, password: String) -> Result<bool, AuthError> {
+        let _slot = self
+            .slots
+            .acquire()
+            .await
+            .map_err(|e| AuthError::Unavailable(e.to_string()))?;
+        tokio::task::spawn_blocking(move || verify_password(&hash, &password))
+            .await
+            .map_err(|e| AuthError::Unavailable(e.to_string()))
+    }
 }
 
 /// The login names that mean anonymous access.
@@ -113,7 +202,14 @@ impl FileAuthenticator {
             users: Arc::new(map),
             anonymous,
             dummy_hash: Arc::new(hash_password("ftpgate dummy password for unknown users")),
+            verifier: Arc::new(Verifier::new(DEFAULT_CACHE_TTL)),
         })
+    }
+
+    /// How long a successful login is remembered (0 turns the cache off); default 5 minutes.
+    pub fn with_cache_ttl(mut self, ttl: Duration) -> Self {
+        self.verifier = Arc::new(Verifier::new(ttl));
+        self
     }
 
     /// The configured user names.
@@ -143,10 +239,19 @@ impl Authenticator for FileAuthenticator {
             .as_ref()
             .map(|e| e.password_hash.clone())
             .unwrap_or_else(|| self.dummy_hash.to_string());
-        let password = password.expose().to_string();
-        let ok = tokio::task::spawn_blocking(move || verify_password(&hash, &password))
-            .await
-            .map_err(|e| AuthError::Unavailable(e.to_string()))?;
+        let digest = self.verifier.digest(username, &hash, password.expose());
+        let ok = if entry.is_some() && self.verifier.cached(&digest) {
+            true
+        } else {
+            let ok = self
+                .verifier
+                .verify(hash, password.expose().to_string())
+                .await?;
+            if ok && entry.is_some() {
+                self.verifier.remember(digest);
+            }
+            ok
+        };
         match (entry, ok) {
             (Some(entry), true) => Ok(User {
                 name: entry.name,
@@ -217,6 +322,36 @@ mod tests {
             PermissionMap::uniform(Permissions::READ_ONLY)
         );
         assert!(auth.authenticate("FTP", &Password::new("")).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn verified_logins_are_cached_without_the_password() {
+        let auth = FileAuthenticator::new(vec![user("a", hash_password("pw"))], None).unwrap();
+        let start = std::time::Instant::now();
+        assert!(auth.authenticate("a", &Password::new("pw")).await.is_ok());
+        let cold = start.elapsed();
+        let start = std::time::Instant::now();
+        for _ in 0..20 {
+            assert!(auth.authenticate("a", &Password::new("pw")).await.is_ok());
+        }
+        assert!(
+            start.elapsed() < cold,
+            "20 cached logins took longer than one verification"
+        );
+        // A wrong password is never served from the cache.
+        assert!(auth.authenticate("a", &Password::new("pw2")).await.is_err());
+        let cache = auth.verifier.cache.lock().unwrap();
+        assert_eq!(cache.len(), 1);
+        assert!(cache.keys().all(|k| !k.windows(2).any(|w| w == b"pw")));
+    }
+
+    #[tokio::test]
+    async fn the_cache_can_be_turned_off() {
+        let auth = FileAuthenticator::new(vec![user("a", hash_password("pw"))], None)
+            .unwrap()
+            .with_cache_ttl(Duration::ZERO);
+        assert!(auth.authenticate("a", &Password::new("pw")).await.is_ok());
+        assert!(auth.verifier.cache.lock().unwrap().is_empty());
     }
 
     #[test]

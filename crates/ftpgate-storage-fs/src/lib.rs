@@ -348,9 +348,11 @@ impl Storage for FsStorage {
         blocking(move || {
             let file = match root.open(rel(&path)) {
                 Ok(file) => file.into_std(),
-                Err(e) if e.kind() == io::ErrorKind::IsADirectory => {
-                    root.open_dir(rel(&path))?.into_std_file()
-                }
+                // A directory: `open_dir` handles are O_PATH, which cannot set times.
+                Err(e) if e.kind() == io::ErrorKind::IsADirectory => root
+                    .open_dir(rel(&path))?
+                    .open_with(".", cap_std::fs::OpenOptions::new().read(true))?
+                    .into_std(),
                 Err(e) => return Err(e),
             };
             file.set_modified(time)

@@ -180,7 +180,10 @@ impl Upload for FsUpload {
             }
             if strict {
                 // The rename itself is durable only once the directory is.
-                dir.try_clone()?.into_std_file().sync_all()?;
+                // (`Dir` handles are O_PATH; fsync needs a descriptor opened for reading.)
+                dir.open_with(".", OpenOptions::new().read(true))?
+                    .into_std()
+                    .sync_all()?;
             }
             Ok(())
         })

@@ -335,6 +335,9 @@ impl Control {
             Ok(found) => match self.shared.storage.open(&found) {
                 Ok(storage) => {
                     info!(user = ?found.name, "login");
+                    if let Some(tls) = &self.tls {
+                        tls.logged_in(&found.name);
+                    }
                     self.quota = self.shared.quota(&found, storage.as_ref()).await;
                     self.storage = Some(storage);
                     Ok(SessionUser {
@@ -526,13 +529,16 @@ impl Control {
         if let Some(tls) = &self.tls {
             return Ok(tls.clone());
         }
-        let settings = self
+        let server_tls = self
             .shared
-            .config
             .tls
             .as_ref()
             .ok_or_else(|| io::Error::other("TLS is not configured"))?;
-        let tls = Arc::new(SessionTls::new(settings).map_err(io::Error::other)?);
+        let tls = Arc::new(
+            server_tls
+                .session(self.peer.ip())
+                .map_err(io::Error::other)?,
+        );
         self.tls = Some(tls.clone());
         Ok(tls)
     }
@@ -553,6 +559,9 @@ impl Control {
             .await
             .inspect_err(|e| warn!(error = %e, "TLS handshake failed"))?;
         info!(tls = %tls::describe(&stream), "control connection secured");
+        if let Some(user) = self.session.user_name() {
+            tls.logged_in(user);
+        }
         self.stream = Stream::Tls(Box::new(stream));
         self.session.tls_established(implicit);
         Ok(())

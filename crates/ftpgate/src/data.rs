@@ -183,13 +183,9 @@ async fn data_connection(
         return Err(TransferOutcome::TlsFailed);
     };
     // The client is the TLS client on the data connection whichever side connected.
-    let upload = matches!(
-        plan.kind,
-        TransferKind::Store { .. } | TransferKind::StoreUnique { .. }
-    );
-    match guarded(ctx, session_tls.accept_data(tcp, upload)).await {
+    match guarded(ctx, session_tls.accept_data(tcp)).await {
         Guarded::Done(Ok(stream)) => {
-            if !session_tls.accepts_data_connection(&stream) {
+            if !session_tls.accepts_data_connection(&stream, &ctx.user) {
                 warn!(tls = %tls::describe(&stream), "refused a TLS data connection that did not resume the control session");
                 return Err(TransferOutcome::TlsNotResumed);
             }
@@ -489,6 +485,12 @@ async fn receive_upload(
         }
         ctx.progress.fetch_add(n as u64, Ordering::Relaxed);
     }
+    // Answer the client's close_notify with ours (clients such as Python's ftplib wait for it)
+    // and close the data connection before 226.
+    if let Guarded::Done(Err(e)) = guarded(ctx, data.shutdown()).await {
+        tracing::debug!(error = %e, "closing the data connection after an upload");
+    }
+    drop(data);
     match upload.commit().await {
         Ok(size) => {
             if let Some(quota) = &ctx.limits.quota {

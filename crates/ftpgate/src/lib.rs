@@ -34,5 +34,5 @@ pub use ftpgate_core as core;
 pub use ftpgate_proto as proto;
 pub use guard::LoginGuardConfig;
 pub use server::{BoundServer, Server};
-pub use tls::TlsConfig;
+pub use tls::{SessionReuse, TlsConfig};
 pub use tokio_util::sync::CancellationToken;

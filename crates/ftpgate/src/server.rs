@@ -21,6 +21,7 @@ use crate::config::{ConfigError, ServerConfig};
 use crate::control;
 use crate::guard::LoginGuard;
 use crate::limits::Quota;
+use crate::tls::ServerTls;
 
 /// What every session shares.
 pub(crate) struct Shared {
@@ -36,6 +37,8 @@ pub(crate) struct Shared {
     pub(crate) tasks: TaskTracker,
     public_ip: Mutex<Option<(Instant, Ipv4Addr)>>,
     pub(crate) login_guard: LoginGuard,
+    /// TLS state shared by all sessions, when FTPS is configured.
+    pub(crate) tls: Option<Arc<ServerTls>>,
     /// Quotas by user name, shared by all of a user's sessions.
     quotas: Mutex<HashMap<String, Arc<Quota>>>,
 }
@@ -186,6 +189,12 @@ impl Server {
             listeners.push((socket.listen(1024)?, implicit));
         }
         let login_guard = LoginGuard::new(self.config.login_guard.clone());
+        let tls = match &self.config.tls {
+            Some(settings) => Some(Arc::new(
+                ServerTls::new(settings.clone()).map_err(io::Error::other)?,
+            )),
+            None => None,
+        };
         let shared = Arc::new(Shared {
             connections: Arc::new(Semaphore::new(self.config.max_connections)),
             config: self.config,
@@ -197,6 +206,7 @@ impl Server {
             tasks: TaskTracker::new(),
             public_ip: Mutex::new(None),
             login_guard,
+            tls,
             quotas: Mutex::new(HashMap::new()),
         });
         Ok(BoundServer { listeners, shared })

@@ -1,16 +1,26 @@
 //! TLS on control and data connections (RFC 4217).
 //!
-//! Each TLS session gets its own copy of the server configuration with its own session cache
-//! and ticket keys, so a data connection can only resume a session that this control
-//! connection started: a stolen or foreign data connection cannot, whatever the TLS version.
-//! On TLS 1.3 the resumed ticket must also carry this session's random token
-//! (`set_resumption_data`), which pins it to the control connection exactly.
+//! A protected data connection must resume a TLS session, so a connection stolen by a third
+//! party (which has no such session) is refused. How strictly the session is tied to the data
+//! connection's control connection is [`SessionReuse`]:
+//!
+//! - `SameUser` (default): a session this server issued to a control connection logged in as the
+//!   same user from the same address. On TLS 1.3 every ticket carries a random token of the
+//!   control connection that issued it (`set_resumption_data`), recorded against the user at
+//!   login; TLS 1.2 does not expose that data, so there the session must simply be resumed from
+//!   this server (what vsftpd's `require_ssl_reuse` checks). Clients such as rclone, which share
+//!   one TLS session cache across all their connections, work in this mode.
+//! - `SameConnection`: each control connection gets its own session cache and ticket keys, so
+//!   only its own sessions can be resumed, whatever the TLS version.
+//! - `Off`: any handshake, for clients that cannot resume (Python's stock `ftplib`).
 
+use std::collections::HashMap;
 use std::io;
+use std::net::IpAddr;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rand::RngCore;
 use rustls::server::ServerSessionMemoryCache;
@@ -19,6 +29,18 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
+
+/// Which TLS session a protected data connection must resume.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum SessionReuse {
+    /// A session issued to a control connection of the same user from the same address.
+    #[default]
+    SameUser,
+    /// The session of the data connection's own control connection.
+    SameConnection,
+    /// No resumption required (for clients that cannot resume).
+    Off,
+}
 
 /// TLS settings for the engine. The daemon (or an embedding program) builds the rustls
 /// configuration: certificates, versions, client-certificate verification.
@@ -30,9 +52,8 @@ pub struct TlsConfig {
     pub required_for_login: bool,
     /// Transfers are refused unless protected with PROT P.
     pub required_for_data: bool,
-    /// A TLS data connection must resume the control connection's TLS session (as vsftpd's
-    /// `require_ssl_reuse`). Turn off only for clients that cannot resume.
-    pub require_session_reuse: bool,
+    /// Which TLS session a protected data connection must resume.
+    pub session_reuse: SessionReuse,
     /// CCC is accepted (the control connection goes back to clear text after login).
     pub allow_ccc: bool,
     /// Longest a TLS handshake may take.
@@ -40,74 +61,161 @@ pub struct TlsConfig {
 }
 
 impl TlsConfig {
-    /// Settings with the safe defaults: TLS optional, session reuse required, no CCC,
-    /// 10-second handshakes.
+    /// Settings with the safe defaults: TLS optional, session reuse required (same user), no
+    /// CCC, 10-second handshakes.
     pub fn new(server_config: Arc<rustls::ServerConfig>) -> Self {
         TlsConfig {
             server_config,
             required_for_login: false,
             required_for_data: false,
-            require_session_reuse: true,
+            session_reuse: SessionReuse::default(),
             allow_ccc: false,
             handshake_timeout: Duration::from_secs(10),
         }
     }
 }
 
-/// One control connection's TLS context, shared with its data connections.
-pub(crate) struct SessionTls {
-    acceptor: TlsAcceptor,
-    /// For downloads and listings: two new TLS 1.3 tickets each, since some clients (rustls)
-    /// use every ticket once.
-    download_acceptor: TlsAcceptor,
-    /// For uploads: no new tickets. A client that only writes never reads them, and closing a
-    /// socket with unread data sends a reset that can lose the end of the upload.
-    upload_acceptor: TlsAcceptor,
-    token: [u8; 16],
-    require_reuse: bool,
-    handshake_timeout: Duration,
+/// Acceptors sharing one session cache and one set of ticket keys.
+///
+/// Only control connections create resumable sessions. Data connections may resume them but
+/// never get a session of their own (no TLS 1.3 tickets, no TLS 1.2 ticket or cache entry):
+/// otherwise an intruder whose data connection was refused would leave with a fresh session it
+/// could resume on the next attempt. It also means no unread tickets wait in an uploading
+/// client's socket, whose close would then become a reset that can cut the upload short.
+struct Acceptors {
+    control: TlsAcceptor,
+    data: TlsAcceptor,
 }
 
-impl SessionTls {
-    pub(crate) fn new(settings: &TlsConfig) -> Result<SessionTls, rustls::Error> {
-        let mut config = (*settings.server_config).clone();
-        config.session_storage = ServerSessionMemoryCache::new(64);
-        config.ticketer = rustls::crypto::ring::Ticketer::new()?;
-        let mut token = [0u8; 16];
-        rand::thread_rng().fill_bytes(&mut token);
-        let mut download = config.clone();
-        download.send_tls13_tickets = 2;
-        let mut upload = config.clone();
-        upload.send_tls13_tickets = 0;
-        config.send_tls13_tickets = 4;
-        Ok(SessionTls {
-            acceptor: TlsAcceptor::from(Arc::new(config)),
-            download_acceptor: TlsAcceptor::from(Arc::new(download)),
-            upload_acceptor: TlsAcceptor::from(Arc::new(upload)),
-            token,
-            require_reuse: settings.require_session_reuse,
-            handshake_timeout: settings.handshake_timeout,
+/// TLS 1.3 tickets a control connection hands out; clients that use each ticket once (rustls)
+/// can open this many protected data connections per control connection. rustls clients keep
+/// at most eight per server.
+const CONTROL_TICKETS: usize = 8;
+
+/// Resumes sessions from the shared cache but stores none.
+#[derive(Debug)]
+struct ResumeOnlyCache(Arc<dyn rustls::server::StoresServerSessions>);
+
+impl rustls::server::StoresServerSessions for ResumeOnlyCache {
+    fn put(&self, _key: Vec<u8>, _value: Vec<u8>) -> bool {
+        false
+    }
+    fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
+        self.0.get(key)
+    }
+    fn take(&self, key: &[u8]) -> Option<Vec<u8>> {
+        self.0.take(key)
+    }
+    fn can_cache(&self) -> bool {
+        false
+    }
+}
+
+/// Decrypts tickets with the shared keys but issues none.
+#[derive(Debug)]
+struct DecryptOnlyTicketer(Arc<dyn rustls::server::ProducesTickets>);
+
+impl rustls::server::ProducesTickets for DecryptOnlyTicketer {
+    fn enabled(&self) -> bool {
+        true
+    }
+    fn lifetime(&self) -> u32 {
+        self.0.lifetime()
+    }
+    fn encrypt(&self, _plain: &[u8]) -> Option<Vec<u8>> {
+        None
+    }
+    fn decrypt(&self, cipher: &[u8]) -> Option<Vec<u8>> {
+        self.0.decrypt(cipher)
+    }
+}
+
+impl Acceptors {
+    fn new(base: &rustls::ServerConfig) -> Result<Acceptors, rustls::Error> {
+        let mut control = base.clone();
+        control.session_storage = ServerSessionMemoryCache::new(1024);
+        control.ticketer = rustls::crypto::ring::Ticketer::new()?;
+        control.send_tls13_tickets = CONTROL_TICKETS;
+        let mut data = control.clone();
+        data.session_storage = Arc::new(ResumeOnlyCache(control.session_storage.clone()));
+        data.ticketer = Arc::new(DecryptOnlyTicketer(control.ticketer.clone()));
+        data.send_tls13_tickets = 0;
+        Ok(Acceptors {
+            control: TlsAcceptor::from(Arc::new(control)),
+            data: TlsAcceptor::from(Arc::new(data)),
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Owner {
+    ip: IpAddr,
+    user: String,
+    since: Instant,
+}
+
+/// Tokens remembered at most, and for how long (longer than a ticket lives).
+const MAX_OWNERS: usize = 100_000;
+const OWNER_LIFETIME: Duration = Duration::from_secs(13 * 3600);
+
+/// The server's TLS state, shared by all sessions.
+pub(crate) struct ServerTls {
+    settings: TlsConfig,
+    shared: Arc<Acceptors>,
+    /// TLS 1.3 ticket token -> the logged-in control connection that issued it.
+    owners: Mutex<HashMap<[u8; 16], Owner>>,
+}
+
+impl ServerTls {
+    pub(crate) fn new(settings: TlsConfig) -> Result<ServerTls, rustls::Error> {
+        let shared = Arc::new(Acceptors::new(&settings.server_config)?);
+        Ok(ServerTls {
+            settings,
+            shared,
+            owners: Mutex::new(HashMap::new()),
         })
     }
 
+    /// TLS for one control connection from `peer_ip`.
+    pub(crate) fn session(self: &Arc<Self>, peer_ip: IpAddr) -> Result<SessionTls, rustls::Error> {
+        let acceptors = match self.settings.session_reuse {
+            SessionReuse::SameConnection => Arc::new(Acceptors::new(&self.settings.server_config)?),
+            SessionReuse::SameUser | SessionReuse::Off => self.shared.clone(),
+        };
+        let mut token = [0u8; 16];
+        rand::thread_rng().fill_bytes(&mut token);
+        Ok(SessionTls {
+            server: self.clone(),
+            acceptors,
+            token,
+            peer_ip,
+        })
+    }
+
+    fn owner(&self, token: &[u8]) -> Option<Owner> {
+        let token: [u8; 16] = token.try_into().ok()?;
+        self.owners.lock().ok()?.get(&token).cloned()
+    }
+}
+
+/// One control connection's TLS context, shared with its data connections.
+pub(crate) struct SessionTls {
+    server: Arc<ServerTls>,
+    acceptors: Arc<Acceptors>,
+    token: [u8; 16],
+    peer_ip: IpAddr,
+}
+
+impl SessionTls {
     /// Runs the server side of the control connection's handshake, bounded by the handshake
     /// timeout.
     pub(crate) async fn accept(&self, tcp: TcpStream) -> io::Result<TlsStream<TcpStream>> {
-        self.handshake(&self.acceptor, tcp).await
+        self.handshake(&self.acceptors.control, tcp).await
     }
 
-    /// The same for a data connection carrying an upload or a download.
-    pub(crate) async fn accept_data(
-        &self,
-        tcp: TcpStream,
-        upload: bool,
-    ) -> io::Result<TlsStream<TcpStream>> {
-        let acceptor = if upload {
-            &self.upload_acceptor
-        } else {
-            &self.download_acceptor
-        };
-        self.handshake(acceptor, tcp).await
+    /// The same for a data connection.
+    pub(crate) async fn accept_data(&self, tcp: TcpStream) -> io::Result<TlsStream<TcpStream>> {
+        self.handshake(&self.acceptors.data, tcp).await
     }
 
     async fn handshake(
@@ -117,7 +225,7 @@ impl SessionTls {
     ) -> io::Result<TlsStream<TcpStream>> {
         let token = self.token;
         let handshake = acceptor.accept_with(tcp, move |conn| conn.set_resumption_data(&token));
-        match tokio::time::timeout(self.handshake_timeout, handshake).await {
+        match tokio::time::timeout(self.server.settings.handshake_timeout, handshake).await {
             Ok(result) => result,
             Err(_) => Err(io::Error::new(
                 io::ErrorKind::TimedOut,
@@ -126,23 +234,67 @@ impl SessionTls {
         }
     }
 
-    /// Whether a data connection may be used: it resumed this control connection's session,
-    /// or reuse is not required.
-    pub(crate) fn accepts_data_connection(&self, stream: &TlsStream<TcpStream>) -> bool {
-        if !self.require_reuse {
-            return true;
+    /// The control connection logged in as `user`: its tickets now vouch for that user.
+    pub(crate) fn logged_in(&self, user: &str) {
+        if self.server.settings.session_reuse != SessionReuse::SameUser {
+            return;
         }
-        let conn = stream.get_ref().1;
-        if conn.handshake_kind() != Some(HandshakeKind::Resumed) {
-            return false;
-        }
-        match conn.protocol_version() {
-            Some(ProtocolVersion::TLSv1_3) => {
-                conn.received_resumption_data() == Some(&self.token[..])
+        let Ok(mut owners) = self.server.owners.lock() else {
+            return;
+        };
+        if owners.len() >= MAX_OWNERS {
+            let now = Instant::now();
+            owners.retain(|_, o| now.duration_since(o.since) < OWNER_LIFETIME);
+            if owners.len() >= MAX_OWNERS {
+                // Forget the oldest half rather than grow without bound.
+                let mut ages: Vec<Instant> = owners.values().map(|o| o.since).collect();
+                ages.sort();
+                let cutoff = ages[ages.len() / 2];
+                owners.retain(|_, o| o.since > cutoff);
             }
-            // TLS 1.2 resumption data is not exposed, but the session cache and ticket keys
-            // belong to this control connection alone.
-            _ => true,
+        }
+        owners.insert(
+            self.token,
+            Owner {
+                ip: self.peer_ip,
+                user: user.to_string(),
+                since: Instant::now(),
+            },
+        );
+    }
+
+    /// Whether a protected data connection of `user` may be used.
+    pub(crate) fn accepts_data_connection(
+        &self,
+        stream: &TlsStream<TcpStream>,
+        user: &str,
+    ) -> bool {
+        let conn = stream.get_ref().1;
+        let resumed = conn.handshake_kind() == Some(HandshakeKind::Resumed);
+        let tls13 = conn.protocol_version() == Some(ProtocolVersion::TLSv1_3);
+        match self.server.settings.session_reuse {
+            SessionReuse::Off => true,
+            SessionReuse::SameConnection => {
+                // TLS 1.2 resumption data is not exposed, but the session cache and ticket
+                // keys belong to this control connection alone.
+                resumed && (!tls13 || conn.received_resumption_data() == Some(&self.token[..]))
+            }
+            SessionReuse::SameUser => {
+                if !resumed {
+                    return false;
+                }
+                if !tls13 {
+                    return true;
+                }
+                match conn.received_resumption_data() {
+                    Some(token) if token == self.token => true,
+                    Some(token) => self
+                        .server
+                        .owner(token)
+                        .is_some_and(|o| o.user == user && o.ip == self.peer_ip),
+                    None => false,
+                }
+            }
         }
     }
 }

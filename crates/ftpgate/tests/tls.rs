@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
-use ftpgate::TlsConfig;
+use ftpgate::{SessionReuse, TlsConfig};
 use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::{ClientConnection, StreamOwned};
 use suppaftp::types::Mode;
@@ -309,7 +309,7 @@ fn data_connection_must_resume_the_control_session() {
 
 #[test]
 fn session_reuse_can_be_relaxed() {
-    let s = start(|tls| tls.require_session_reuse = false);
+    let s = start(|tls| tls.session_reuse = SessionReuse::Off);
     write_file(&s.server.path("f"), b"relaxed");
     let mut control = TlsControl::explicit(s.server.addr, &s.client);
     control.login();
@@ -459,4 +459,42 @@ fn ccc_when_allowed_returns_the_control_connection_to_clear_text() {
     let mut plain = Raw::from_stream(tls.sock);
     assert_eq!(plain.code("NOOP"), 200);
     assert!(plain.cmd("PWD").1.contains("\"/\""), "still logged in");
+}
+
+/// A client whose TLS session cache is shared by all its connections (as rclone's is) offers a
+/// sibling control connection's session on a data connection.
+fn sibling_session_transfer(s: &TlsServer, sibling_user: &str) -> u16 {
+    write_file(&s.server.path("f"), b"shared cache");
+    // The sibling control connection fills `shared` with its tickets.
+    let shared = tls_client_config(&s.cert);
+    let mut sibling = TlsControl::explicit(s.server.addr, &shared);
+    sibling.cmd(&format!("USER {sibling_user}"));
+    assert_eq!(sibling.code(&format!("PASS {PASS}")), 230);
+    // This control connection uses its own configuration, but makes its data connection with
+    // the shared one, which can only resume the sibling's session.
+    let own = tls_client_config(&s.cert);
+    let mut control = TlsControl::explicit(s.server.addr, &own);
+    control.login();
+    control.code("PBSZ 0");
+    control.code("PROT P");
+    let (code, _) = protected_transfer(&mut control, s.server.addr, &shared, "RETR f");
+    code
+}
+
+#[test]
+fn by_default_a_sibling_session_of_the_same_user_is_accepted() {
+    let s = start(|_| {});
+    assert_eq!(sibling_session_transfer(&s, USER), 226);
+}
+
+#[test]
+fn a_sibling_session_of_another_user_is_refused() {
+    let s = start(|_| {});
+    assert_eq!(sibling_session_transfer(&s, READER), 522);
+}
+
+#[test]
+fn same_connection_mode_refuses_even_sibling_sessions() {
+    let s = start(|tls| tls.session_reuse = SessionReuse::SameConnection);
+    assert_eq!(sibling_session_transfer(&s, USER), 522);
 }

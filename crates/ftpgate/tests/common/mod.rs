@@ -182,6 +182,7 @@ impl Drop for TestServer {
 pub struct Raw {
     reader: BufReader<TcpStream>,
     pub stream: TcpStream,
+    last_command: String,
 }
 
 impl Raw {
@@ -193,6 +194,7 @@ impl Raw {
         let mut raw = Raw {
             reader: BufReader::new(stream.try_clone().unwrap()),
             stream,
+            last_command: "(greeting)".into(),
         };
         let (code, _) = raw.reply();
         assert_eq!(code, 220);
@@ -204,10 +206,12 @@ impl Raw {
         Raw {
             reader: BufReader::new(stream.try_clone().unwrap()),
             stream,
+            last_command: String::new(),
         }
     }
 
     pub fn send(&mut self, line: &str) {
+        self.last_command = line.to_string();
         self.send_bytes(format!("{line}\r\n").as_bytes());
     }
 
@@ -218,7 +222,14 @@ impl Raw {
     /// Reads one whole reply (multi-line aware): the code and all its text.
     pub fn reply(&mut self) -> (u16, String) {
         let mut line = String::new();
-        self.reader.read_line(&mut line).unwrap();
+        let started = std::time::Instant::now();
+        if let Err(e) = self.reader.read_line(&mut line) {
+            panic!(
+                "no reply to {:?} after {:?}: {e}",
+                self.last_command,
+                started.elapsed()
+            );
+        }
         assert!(line.len() >= 4, "short reply line {line:?}");
         let code: u16 = line[..3]
             .parse()
