@@ -150,9 +150,15 @@ impl Acceptors {
 #[derive(Debug, Clone)]
 struct Owner {
     ip: IpAddr,
-    user: String,
+    /// None until the control connection logs in.
+    user: Option<String>,
     since: Instant,
 }
+
+/// How long a data connection waits for the control connection whose ticket it presents to
+/// finish logging in (clients that share a session cache may use a ticket of a connection they
+/// opened a moment ago).
+const PENDING_LOGIN_WAIT: Duration = Duration::from_secs(3);
 
 /// Tokens remembered at most, and for how long (longer than a ticket lives).
 const MAX_OWNERS: usize = 100_000;
@@ -182,14 +188,11 @@ impl ServerTls {
             SessionReuse::SameConnection => Arc::new(Acceptors::new(&self.settings.server_config)?),
             SessionReuse::SameUser | SessionReuse::Off => self.shared.clone(),
         };
-        let mut token = [0u8; 16];
+                let mut token = [0u8; 16];
         rand::thread_rng().fill_bytes(&mut token);
-        Ok(SessionTls {
-            server: self.clone(),
-            acceptors,
-            token,
-            peer_ip,
-        })
+        let session = SessionTls { server: self.clone(), acceptors, token, peer_ip };
+        session.record(None);
+        Ok(session)
     }
 
     fn owner(&self, token: &[u8]) -> Option<Owner> {
@@ -234,8 +237,14 @@ impl SessionTls {
         }
     }
 
-    /// The control connection logged in as `user`: its tickets now vouch for that user.
+        /// The control connection logged in as `user`: its tickets now vouch for that user.
     pub(crate) fn logged_in(&self, user: &str) {
+        self.record(Some(user.to_string()));
+    }
+
+    /// Records who this connection's token stands for (pending until login). Pending entries
+    /// exist only for open connections, so they are bounded by the connection limit.
+    fn record(&self, user: Option<String>) {
         if self.server.settings.session_reuse != SessionReuse::SameUser {
             return;
         }
@@ -253,22 +262,11 @@ impl SessionTls {
                 owners.retain(|_, o| o.since > cutoff);
             }
         }
-        owners.insert(
-            self.token,
-            Owner {
-                ip: self.peer_ip,
-                user: user.to_string(),
-                since: Instant::now(),
-            },
-        );
+                owners.insert(self.token, Owner { ip: self.peer_ip, user, since: Instant::now() });
     }
 
-    /// Whether a protected data connection of `user` may be used.
-    pub(crate) fn accepts_data_connection(
-        &self,
-        stream: &TlsStream<TcpStream>,
-        user: &str,
-    ) -> bool {
+        /// Whether a protected data connection of `user` may be used.
+    pub(crate) async fn accepts_data_connection(&self, stream: &TlsStream<TcpStream>, user: &str) -> bool {
         let conn = stream.get_ref().1;
         let resumed = conn.handshake_kind() == Some(HandshakeKind::Resumed);
         let tls13 = conn.protocol_version() == Some(ProtocolVersion::TLSv1_3);
@@ -286,14 +284,40 @@ impl SessionTls {
                 if !tls13 {
                     return true;
                 }
-                match conn.received_resumption_data() {
+                                match conn.received_resumption_data() {
                     Some(token) if token == self.token => true,
-                    Some(token) => self
-                        .server
-                        .owner(token)
-                        .is_some_and(|o| o.user == user && o.ip == self.peer_ip),
+                    Some(token) => self.sibling_vouches(token, user).await,
                     None => false,
                 }
+            }
+        }
+    }
+}
+
+impl SessionTls {
+    /// Whether the control connection that issued `token` is logged in as `user` from this
+    /// address, waiting a little if it is still logging in.
+    async fn sibling_vouches(&self, token: &[u8], user: &str) -> bool {
+        let deadline = Instant::now() + PENDING_LOGIN_WAIT;
+        loop {
+            match self.server.owner(token) {
+                Some(owner) if owner.ip != self.peer_ip => return false,
+                Some(Owner { user: Some(owner), .. }) => return owner == user,
+                Some(Owner { user: None, .. }) if Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                _ => return false,
+            }
+        }
+    }
+}
+
+impl Drop for SessionTls {
+    fn drop(&mut self) {
+        // A connection that never logged in vouches for nobody.
+        if let Ok(mut owners) = self.server.owners.lock() {
+            if owners.get(&self.token).is_some_and(|o| o.user.is_none()) {
+                owners.remove(&self.token);
             }
         }
     }

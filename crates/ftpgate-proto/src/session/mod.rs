@@ -807,15 +807,10 @@ impl Session {
                 "Refusing a data connection to a privileged port",
             );
         }
-        // Connect to the address family the socket really uses.
-        let addr = SocketAddr::new(
-            if self.peer.is_ipv6() && addr.is_ipv4() {
-                self.peer.ip()
-            } else {
-                addr.ip()
-            },
-            addr.port(),
-        );
+        // Connect to the address family the socket really uses: the host is the peer (checked
+        // above), so take the peer's own form of it, whichever form (IPv4, IPv6, IPv4-mapped)
+        // the client wrote.
+        let addr = SocketAddr::new(self.peer.ip(), addr.port());
         self.data = DataSetup::Active(addr);
         reply(ReplyCode::CommandOk, "Active data connection set up")
     }

@@ -515,6 +515,18 @@ fn port_refuses_foreign_hosts_and_privileged_ports() {
 }
 
 #[test]
+fn eprt_with_a_mapped_address_connects_in_the_control_connections_family() {
+    // An IPv4 client may name itself as an IPv4-mapped IPv6 address; the data connection
+    // still goes to its IPv4 address, the family of the control connection.
+    let mut s = logged_in();
+    assert_eq!(code(&s.handle_line(b"EPRT |2|::ffff:127.0.0.1|2000|")), 200);
+    assert!(matches!(
+        s.handle_line(b"LIST"),
+        Step::Transfer(TransferPlan { data: DataEndpoint::Active(addr), .. }) if addr == "127.0.0.1:2000".parse().unwrap()
+    ));
+}
+
+#[test]
 fn active_mode_can_be_disabled() {
     let mut s = Session::new(
         SessionConfig {
