@@ -45,6 +45,21 @@ use ftpgate_proto::session::{
 use ftpgate_proto::path::VirtualPath;
 use libfuzzer_sys::fuzz_target;
 
+/// With `FUZZ_TRACE` set in the environment, the dialogue is printed to stderr (for reading
+/// what a crash input does: `FUZZ_TRACE=1 cargo fuzz run session artifacts/session/crash-...`).
+fn tracing() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var_os("FUZZ_TRACE").is_some())
+}
+
+macro_rules! trace {
+    ($($arg:tt)*) => {
+        if tracing() {
+            eprintln!($($arg)*);
+        }
+    };
+}
+
 // --- Reply and path checks ----------------------------------------------------------------------
 
 fn check_reply(reply: &Reply) {
@@ -503,6 +518,7 @@ impl Harness<'_, '_> {
             .map(|(spec, _)| spec);
         // A parsed command consumes a pending RNFR (RFC 959: RNTO must follow it at once).
         self.rnfr_previous = if spec.is_some() { self.rnfr.take() } else { None };
+        trace!("-> {:?}", String::from_utf8_lossy(bytes));
         let step = self.session.handle_line(bytes);
         self.drive(step, spec)
     }
@@ -529,6 +545,7 @@ impl Harness<'_, '_> {
             }
         }
         loop {
+            trace!("  <- {step:?}");
             step = match step {
                 Step::Reply(reply) => {
                     check_reply(&reply);
@@ -853,6 +870,7 @@ impl Harness<'_, '_> {
             _ => StartInfo::default(),
         };
         let reply = self.session.transfer_started(&info);
+        trace!("  (data connection open) <- {reply:?}");
         check_reply(&reply);
         assert!(reply.code.is_preliminary());
         Ok(())
@@ -948,6 +966,7 @@ impl Harness<'_, '_> {
             self.complete(&running.plan.kind, bytes);
         }
         let replies = self.session.handle_transfer_done(outcome.clone());
+        trace!("  (transfer done: {outcome:?}) <- {replies:?}");
         assert!(!self.session.in_transfer());
         for r in &replies {
             check_reply(r);
@@ -1047,6 +1066,7 @@ fn run(data: &[u8]) -> Result<()> {
             "[::ffff:127.0.0.1]:21".parse().unwrap(),
         ),
     };
+    trace!("session from {peer} to {local}, {config:?}");
     let mut session = Session::new(config.clone(), peer, local);
     let implicit = config.tls.available && u.ratio(1, 4)?;
     if implicit {
@@ -1104,6 +1124,7 @@ fn run(data: &[u8]) -> Result<()> {
                         Decoded::TooLong => None,
                     };
                     h.rnfr_previous = if spec.is_some() { h.rnfr.take() } else { None };
+                    trace!("-> (decoded) {decoded:?}");
                     let step = h.session.handle_decoded(decoded);
                     h.drive(step, spec)?;
                     if h.closed {
@@ -1113,6 +1134,7 @@ fn run(data: &[u8]) -> Result<()> {
             }
             1 => {
                 h.rnfr_previous = None;
+                trace!("-> (too long)");
                 let step = h.session.handle_decoded(Decoded::TooLong);
                 h.drive(step, None)?;
             }

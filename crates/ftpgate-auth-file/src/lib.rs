@@ -78,6 +78,8 @@ struct Verifier {
     slots: tokio::sync::Semaphore,
     /// Keyed digests of recently verified credentials, with their expiry.
     cache: Mutex<HashMap<[u8; 32], Instant>>,
+    /// Verifications in progress, so that a burst of identical logins verifies once.
+    inflight: Mutex<HashMap<[u8; 32], Arc<tokio::sync::Mutex<()>>>>,
     key: [u8; 32],
     ttl: Duration,
 }
@@ -90,6 +92,7 @@ impl Verifier {
         Verifier {
             slots: tokio::sync::Semaphore::new(parallel),
             cache: Mutex::new(HashMap::new()),
+            inflight: Mutex::new(HashMap::new()),
             key,
             ttl,
         }
@@ -132,6 +135,44 @@ impl Verifier {
             }
             cache.insert(digest, now + self.ttl);
         }
+    }
+
+    /// Checks a known user's credentials: from the cache, or by one verification shared with
+    /// any identical login arriving meanwhile.
+    async fn check(
+        &self,
+        digest: [u8; 32],
+        hash: String,
+        password: String,
+    ) -> Result<bool, AuthError> {
+        if self.cached(&digest) {
+            return Ok(true);
+        }
+        let gate = match self.inflight.lock() {
+            Ok(mut inflight) => inflight.entry(digest).or_default().clone(),
+            Err(_) => Arc::default(),
+        };
+        let turn = gate.lock().await;
+        let result = if self.cached(&digest) {
+            Ok(true)
+        } else {
+            let ok = self.verify(hash, password).await;
+            if matches!(ok, Ok(true)) {
+                self.remember(digest);
+            }
+            ok
+        };
+        drop(turn);
+        if let Ok(mut inflight) = self.inflight.lock() {
+            // The map's reference and ours: nobody else is waiting.
+            if inflight
+                .get(&digest)
+                .is_some_and(|g| Arc::strong_count(g) <= 2)
+            {
+                inflight.remove(&digest);
+            }
+        }
+        result
     }
 
     /// Verifies with a bounded number of verifications running at once.
@@ -240,17 +281,15 @@ impl Authenticator for FileAuthenticator {
             .map(|e| e.password_hash.clone())
             .unwrap_or_else(|| self.dummy_hash.to_string());
         let digest = self.verifier.digest(username, &hash, password.expose());
-        let ok = if entry.is_some() && self.verifier.cached(&digest) {
-            true
+        let ok = if entry.is_some() {
+            self.verifier
+                .check(digest, hash, password.expose().to_string())
+                .await?
         } else {
-            let ok = self
-                .verifier
+            // Unknown users cost one verification against a dummy hash, like a wrong password.
+            self.verifier
                 .verify(hash, password.expose().to_string())
-                .await?;
-            if ok && entry.is_some() {
-                self.verifier.remember(digest);
-            }
-            ok
+                .await?
         };
         match (entry, ok) {
             (Some(entry), true) => Ok(User {
@@ -343,6 +382,32 @@ mod tests {
         let cache = auth.verifier.cache.lock().unwrap();
         assert_eq!(cache.len(), 1);
         assert!(cache.keys().all(|k| !k.windows(2).any(|w| w == b"pw")));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_burst_of_identical_logins_verifies_once() {
+        let auth = FileAuthenticator::new(vec![user("a", hash_password("pw"))], None).unwrap();
+        let start = std::time::Instant::now();
+        let logins: Vec<_> = (0..50)
+            .map(|_| {
+                let auth = auth.clone();
+                tokio::spawn(
+                    async move { auth.authenticate("a", &Password::new("pw")).await.is_ok() },
+                )
+            })
+            .collect();
+        for login in logins {
+            assert!(login.await.unwrap());
+        }
+        let burst = start.elapsed();
+        let start = std::time::Instant::now();
+        let _ = verify_password(&hash_password("x"), "x");
+        let one = start.elapsed();
+        assert!(
+            burst < one * 10,
+            "50 identical logins took {burst:?}; one verification takes {one:?}"
+        );
+        assert!(auth.verifier.inflight.lock().unwrap().is_empty());
     }
 
     #[tokio::test]

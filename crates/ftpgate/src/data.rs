@@ -185,7 +185,10 @@ async fn data_connection(
     // The client is the TLS client on the data connection whichever side connected.
     match guarded(ctx, session_tls.accept_data(tcp)).await {
         Guarded::Done(Ok(stream)) => {
-            if !session_tls.accepts_data_connection(&stream, &ctx.user).await {
+            if !session_tls
+                .accepts_data_connection(&stream, &ctx.user)
+                .await
+            {
                 warn!(tls = %tls::describe(&stream), "refused a TLS data connection that did not resume the control session");
                 return Err(TransferOutcome::TlsNotResumed);
             }

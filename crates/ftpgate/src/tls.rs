@@ -188,9 +188,14 @@ impl ServerTls {
             SessionReuse::SameConnection => Arc::new(Acceptors::new(&self.settings.server_config)?),
             SessionReuse::SameUser | SessionReuse::Off => self.shared.clone(),
         };
-                let mut token = [0u8; 16];
+        let mut token = [0u8; 16];
         rand::thread_rng().fill_bytes(&mut token);
-        let session = SessionTls { server: self.clone(), acceptors, token, peer_ip };
+        let session = SessionTls {
+            server: self.clone(),
+            acceptors,
+            token,
+            peer_ip,
+        };
         session.record(None);
         Ok(session)
     }
@@ -237,7 +242,7 @@ impl SessionTls {
         }
     }
 
-        /// The control connection logged in as `user`: its tickets now vouch for that user.
+    /// The control connection logged in as `user`: its tickets now vouch for that user.
     pub(crate) fn logged_in(&self, user: &str) {
         self.record(Some(user.to_string()));
     }
@@ -262,11 +267,22 @@ impl SessionTls {
                 owners.retain(|_, o| o.since > cutoff);
             }
         }
-                owners.insert(self.token, Owner { ip: self.peer_ip, user, since: Instant::now() });
+        owners.insert(
+            self.token,
+            Owner {
+                ip: self.peer_ip,
+                user,
+                since: Instant::now(),
+            },
+        );
     }
 
-        /// Whether a protected data connection of `user` may be used.
-    pub(crate) async fn accepts_data_connection(&self, stream: &TlsStream<TcpStream>, user: &str) -> bool {
+    /// Whether a protected data connection of `user` may be used.
+    pub(crate) async fn accepts_data_connection(
+        &self,
+        stream: &TlsStream<TcpStream>,
+        user: &str,
+    ) -> bool {
         let conn = stream.get_ref().1;
         let resumed = conn.handshake_kind() == Some(HandshakeKind::Resumed);
         let tls13 = conn.protocol_version() == Some(ProtocolVersion::TLSv1_3);
@@ -284,7 +300,7 @@ impl SessionTls {
                 if !tls13 {
                     return true;
                 }
-                                match conn.received_resumption_data() {
+                match conn.received_resumption_data() {
                     Some(token) if token == self.token => true,
                     Some(token) => self.sibling_vouches(token, user).await,
                     None => false,
@@ -302,7 +318,9 @@ impl SessionTls {
         loop {
             match self.server.owner(token) {
                 Some(owner) if owner.ip != self.peer_ip => return false,
-                Some(Owner { user: Some(owner), .. }) => return owner == user,
+                Some(Owner {
+                    user: Some(owner), ..
+                }) => return owner == user,
                 Some(Owner { user: None, .. }) if Instant::now() < deadline => {
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 }

@@ -321,3 +321,88 @@ fn data_port_listener_is_closed_after_use() {
     let _ = TcpListener::bind("127.0.0.1:0");
     let _ = std::io::sink().write_all(b"");
 }
+
+#[test]
+fn passive_ports_are_random_and_only_the_latest_listener_stays_open() {
+    let probe = TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = probe
+        .local_addr()
+        .unwrap()
+        .port()
+        .saturating_sub(300)
+        .max(20000);
+    drop(probe);
+    let mut options = Options::default();
+    options.config.passive_ports = Some(base..=base + 49);
+    let server = TestServer::start_with(options);
+    let mut raw = server.raw_logged_in();
+    let ports: Vec<u16> = (0..20).map(|_| raw.epsv().port()).collect();
+    let distinct: std::collections::HashSet<_> = ports.iter().collect();
+    assert!(distinct.len() >= 8, "ports look predictable: {ports:?}");
+    let sequential = ports.windows(2).filter(|w| w[1] == w[0] + 1).count();
+    assert!(sequential < 10, "ports are handed out in order: {ports:?}");
+    // A new PASV closes the previous listener: one pending passive listener per session.
+    let first = raw.epsv();
+    let second = raw.epsv();
+    assert_ne!(first, second);
+    assert!(
+        TcpStream::connect_timeout(&first, Duration::from_secs(1)).is_err(),
+        "old listener still open"
+    );
+    assert!(TcpStream::connect_timeout(&second, Duration::from_secs(1)).is_ok());
+}
+
+#[test]
+fn recursive_listing_is_not_served() {
+    let server = TestServer::start();
+    write_file(&server.path("a/b/c/deep.txt"), b"x");
+    let mut raw = server.raw_logged_in();
+    let (code, listing) = raw.download("LIST -R");
+    assert_eq!(code, 226);
+    let listing = String::from_utf8(listing).unwrap();
+    assert!(
+        listing.contains(" a\r\n") && !listing.contains("deep.txt"),
+        "{listing}"
+    );
+}
+
+#[test]
+fn stalled_transfers_end_after_the_data_timeout() {
+    let mut options = Options::default();
+    options.config.data_timeout = Duration::from_millis(800);
+    let server = TestServer::start_with(options);
+    let big = std::fs::File::create(server.path("big")).unwrap();
+    big.set_len(64 * 1024 * 1024).unwrap();
+    write_file(&server.path("keep"), b"previous version");
+    let mut raw = server.raw_logged_in();
+    raw.cmd("TYPE I");
+    // A download the client never reads.
+    let addr = raw.epsv();
+    let _data = TcpStream::connect(addr).unwrap();
+    assert_eq!(raw.code("RETR big"), 150);
+    assert_eq!(raw.reply().0, 426);
+    // An upload that stops sending.
+    let addr = raw.epsv();
+    let mut data = TcpStream::connect(addr).unwrap();
+    assert_eq!(raw.code("STOR keep"), 150);
+    data.write_all(b"the beginning of").unwrap();
+    assert_eq!(raw.reply().0, 426);
+    assert_eq!(
+        std::fs::read(server.path("keep")).unwrap(),
+        b"previous version"
+    );
+    assert_eq!(server.names_in(""), ["big", "keep", "pub"]);
+    assert_eq!(raw.code("NOOP"), 200);
+}
+
+#[test]
+fn wildcards_are_names_not_globs() {
+    let server = TestServer::start();
+    write_file(&server.path("a.txt"), b"a");
+    write_file(&server.path("b.txt"), b"b");
+    let mut raw = server.raw_logged_in();
+    assert_eq!(raw.download("NLST *.txt").0, 550, "no file is named *.txt");
+    write_file(&server.path("*"), b"star");
+    let (code, listing) = raw.download("NLST *");
+    assert_eq!((code, listing.as_slice()), (226, &b"*\r\n"[..]));
+}

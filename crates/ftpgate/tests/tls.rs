@@ -498,3 +498,25 @@ fn same_connection_mode_refuses_even_sibling_sessions() {
     let s = start(|tls| tls.session_reuse = SessionReuse::SameConnection);
     assert_eq!(sibling_session_transfer(&s, USER), 522);
 }
+
+#[test]
+fn a_stalled_tls_handshake_is_dropped() {
+    let s = start(|tls| tls.handshake_timeout = Duration::from_millis(500));
+    let mut raw = s.server.raw();
+    assert_eq!(raw.code("AUTH TLS"), 234);
+    let started = std::time::Instant::now();
+    assert!(
+        raw.is_closed(),
+        "the connection is closed after the handshake timeout"
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let mut implicit = TcpStream::connect(s.server.implicit_addrs[0]).unwrap();
+    implicit
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut buf = Vec::new();
+    assert!(
+        implicit.read_to_end(&mut buf).is_ok(),
+        "the implicit listener drops a silent client"
+    );
+}
