@@ -422,6 +422,48 @@ fn gen_line(u: &mut Unstructured<'_>) -> Result<Vec<u8>> {
     Ok(line.into_bytes())
 }
 
+/// A few lines that belong together, so deep states (resumed uploads, renames, protected
+/// transfers) are reached often rather than by luck.
+fn gen_sequence(u: &mut Unstructured<'_>) -> Result<Vec<String>> {
+    let data_setup = |u: &mut Unstructured<'_>| -> Result<String> {
+        Ok(match u.int_in_range(0..=3)? {
+            0 => "PASV".to_string(),
+            1 => "EPSV".to_string(),
+            2 => {
+                let p = gen_port(u)?;
+                format!("PORT 127,0,0,1,{},{}", p >> 8, p & 0xff)
+            }
+            _ => format!(
+                "EPRT {}{}|",
+                pick(u, &["|1|127.0.0.1|", "|2|::1|", "|2|::ffff:127.0.0.1|"])?,
+                gen_port(u)?
+            ),
+        })
+    };
+    Ok(match u.int_in_range(0..=4)? {
+        0 => vec![
+            format!("USER {}", pick(u, &["alice", "anonymous", "bob"])?),
+            "PASS secret".to_string(),
+        ],
+        1 => vec![format!("RNFR {}", gen_path(u)?), format!("RNTO {}", gen_path(u)?)],
+        2 => vec![
+            "TYPE I".to_string(),
+            format!("REST {}", u.int_in_range(0..=2000u64)?),
+            data_setup(u)?,
+            format!("{} {}", pick(u, &["STOR", "APPE", "RETR"])?, gen_path(u)?),
+        ],
+        3 => {
+            let verb = pick(u, &["RETR", "STOR", "APPE", "STOU", "LIST", "NLST", "MLSD"])?;
+            vec![data_setup(u)?, format!("{verb} {}", gen_path(u)?)]
+        }
+        _ => vec![
+            "AUTH TLS".to_string(),
+            "PBSZ 0".to_string(),
+            format!("PROT {}", pick(u, &["P", "C"])?),
+        ],
+    })
+}
+
 fn gen_permissions(u: &mut Unstructured<'_>) -> Result<Permissions> {
     if u.ratio(2, 3)? {
         return Ok(Permissions::ALL);
@@ -578,6 +620,7 @@ impl Harness<'_, '_> {
                     let _ = password.expose();
                     if self.u.ratio(3, 4)? {
                         let account = gen_user(self.u, &user)?;
+                        trace!("  (authenticated as {account:?})");
                         let next = self.session.handle_auth_result(Ok(account.clone()));
                         match &next {
                             Step::Reply(r) if r.code.number() == 230 => {
@@ -593,6 +636,7 @@ impl Harness<'_, '_> {
                         }
                         next
                     } else {
+                        trace!("  (authentication fails)");
                         let next = self.session.handle_auth_result(Err(()));
                         match &next {
                             Step::Reply(r) => {
@@ -613,6 +657,7 @@ impl Harness<'_, '_> {
                         self.fs.apply(&op)
                     };
                     self.fs.check();
+                    trace!("  (storage answers {result:?})");
                     let next = self.session.handle_storage_result(result.clone());
                     if let Step::Reply(r) = &next {
                         assert_ne!(r.lines.first().map(String::as_str), Some("Unexpected storage result"));
@@ -1127,6 +1172,14 @@ fn run(data: &[u8]) -> Result<()> {
                     trace!("-> (decoded) {decoded:?}");
                     let step = h.session.handle_decoded(decoded);
                     h.drive(step, spec)?;
+                    if h.closed {
+                        break;
+                    }
+                }
+            }
+            2..=4 => {
+                for line in gen_sequence(h.u)? {
+                    h.line(line.as_bytes())?;
                     if h.closed {
                         break;
                     }

@@ -6,7 +6,7 @@ use std::time::SystemTime;
 
 use async_trait::async_trait;
 use futures_core::Stream;
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::AsyncRead;
 
 pub use ftpgate_proto::session::WriteStart;
 use ftpgate_proto::{DirEntry, ErrorKind, Metadata, VirtualPath};
@@ -80,7 +80,11 @@ pub type ReadStream = Box<dyn AsyncRead + Send + Unpin>;
 /// A file being written. Bytes written are not visible under the file's name until
 /// [`Upload::commit`]; dropping an upload without committing it aborts it.
 #[async_trait]
-pub trait Upload: AsyncWrite + Send + Unpin {
+pub trait Upload: Send {
+    /// Appends bytes. A backend may hold them (up to a bounded buffer) until enough arrive,
+    /// and should make the caller wait rather than buffer without limit.
+    async fn write(&mut self, data: &[u8]) -> Result<(), StorageError>;
+
     /// Makes the upload visible as the complete file; returns the file's size.
     async fn commit(self: Box<Self>) -> Result<u64, StorageError>;
 

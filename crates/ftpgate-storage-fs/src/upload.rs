@@ -1,14 +1,11 @@
 //! Uploads to local disk: a temporary file renamed into place on commit.
 
 use std::io::{self, Seek, SeekFrom};
-use std::pin::Pin;
-use std::task::{Context, Poll};
 
 use async_trait::async_trait;
 use cap_std::fs::{Dir, OpenOptions};
 use ftpgate_core::{StorageError, Upload, WriteStart};
 use rand::Rng;
-use tokio::io::AsyncWrite;
 
 use crate::{blocking, io_error};
 
@@ -157,6 +154,11 @@ impl FsUpload {
 
 #[async_trait]
 impl Upload for FsUpload {
+    async fn write(&mut self, data: &[u8]) -> Result<(), StorageError> {
+        use tokio::io::AsyncWriteExt;
+        self.file.write_all(data).await.map_err(io_error)
+    }
+
     async fn commit(mut self: Box<Self>) -> Result<u64, StorageError> {
         use tokio::io::AsyncWriteExt;
         self.file.flush().await.map_err(io_error)?;
@@ -217,23 +219,5 @@ impl Drop for FsUpload {
         if let Some(dir) = self.dir.take() {
             FsUpload::discard(&dir, &self.name, &self.target, self.keep_partial);
         }
-    }
-}
-
-impl AsyncWrite for FsUpload {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.file).poll_write(cx, buf)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.file).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.file).poll_shutdown(cx)
     }
 }

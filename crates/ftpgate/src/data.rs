@@ -466,12 +466,12 @@ async fn receive_upload(
             return Err(TransferOutcome::Failed(ErrorKind::ExceededStorage));
         }
         if !chunk.is_empty() {
-            match guarded(ctx, upload.write_all(chunk)).await {
+                        match guarded(ctx, upload.write(chunk)).await {
                 Guarded::Done(Ok(())) => {}
                 Guarded::Done(Err(e)) => {
                     warn!(error = %e, "write to storage failed");
                     upload.abort().await;
-                    return Err(TransferOutcome::Failed(error_kind_of(&e)));
+                    return Err(TransferOutcome::Failed(e.kind));
                 }
                 Guarded::Stalled => {
                     upload.abort().await;
