@@ -56,8 +56,24 @@ echo "lftp:   $(lftp --version | head -n1)"
 echo "rclone: $(rclone version 2>/dev/null | head -n1)"
 echo "pytest: $(python3 -m pytest --version 2>&1 | head -n1)"
 
+# Garage, the S3 server the S3 storage tests run against, is built from source by cargo.
+CARGO_BIN_DIR="${CARGO_HOME:-$HOME/.cargo}/bin"
+case ":$PATH:" in
+    *":$CARGO_BIN_DIR:"*) ;;
+    *) export PATH="$CARGO_BIN_DIR:$PATH" ;;
+esac
+if ! command -v garage >/dev/null 2>&1; then
+    step "Installing Garage (cargo install garage --locked)"
+    echo "building Garage from source: this takes 15-20 minutes on a fresh 2-core machine"
+    cargo install garage --locked
+fi
+echo "garage: $(garage --version 2>&1 | head -n1)"
+
 step "cargo build --workspace --bins"
 cargo build --workspace --bins
+
+step "cargo build --manifest-path fuzz/Cargo.toml (fuzz targets build)"
+cargo build --manifest-path fuzz/Cargo.toml --locked
 
 step "cargo test --workspace"
 cargo test --workspace

@@ -31,7 +31,11 @@ struct Input {
 
 fn port_string(addr: SocketAddrV4) -> String {
     let [a, b, c, d] = addr.ip().octets();
-    format!("{a},{b},{c},{d},{},{}", addr.port() >> 8, addr.port() & 0xff)
+    format!(
+        "{a},{b},{c},{d},{},{}",
+        addr.port() >> 8,
+        addr.port() & 0xff
+    )
 }
 
 fn eprt_string(addr: SocketAddr, d: char) -> String {
@@ -106,7 +110,10 @@ fuzz_target!(|input: Input| {
     check_port_round_trip(v4);
     let epsv = format_epsv(input.port);
     assert_eq!(
-        epsv.trim_end_matches("|)").rsplit('|').next().and_then(|p| p.parse().ok()),
+        epsv.trim_end_matches("|)")
+            .rsplit('|')
+            .next()
+            .and_then(|p| p.parse().ok()),
         Some(input.port),
         "{epsv}"
     );

@@ -35,11 +35,21 @@ fn check_normal(p: &VirtualPath) {
         assert!(!s.ends_with('/'), "{s:?} has a trailing slash");
     }
     for c in s[1..].split('/').filter(|_| !p.is_root()) {
-        assert!(!c.is_empty() && c != "." && c != "..", "{s:?} has component {c:?}");
+        assert!(
+            !c.is_empty() && c != "." && c != "..",
+            "{s:?} has component {c:?}"
+        );
         assert!(!c.chars().any(char::is_control));
     }
     assert_eq!(p.relative(), &s[1..]);
-    assert_eq!(p.components().count(), if p.is_root() { 0 } else { s.matches('/').count() });
+    assert_eq!(
+        p.components().count(),
+        if p.is_root() {
+            0
+        } else {
+            s.matches('/').count()
+        }
+    );
 
     // Never leaves the root on a real file system.
     let jail = Path::new("/srv/jail");
@@ -97,14 +107,17 @@ fuzz_target!(|input: Input| {
     let p = resolved.expect("an argument without control characters is accepted");
     check_normal(&p);
 
-    let from_root = root.resolve(&input.arg).expect("accepted from the root too");
+    let from_root = root
+        .resolve(&input.arg)
+        .expect("accepted from the root too");
     check_normal(&from_root);
     if input.arg.starts_with('/') {
         // Absolute arguments ignore the working directory.
         assert_eq!(p, from_root);
     } else {
         assert_eq!(
-            root.resolve(&format!("{}/{}", cwd.as_str(), input.arg)).as_ref(),
+            root.resolve(&format!("{}/{}", cwd.as_str(), input.arg))
+                .as_ref(),
             Ok(&p)
         );
         if !input.arg.split('/').any(|c| c == "..") {

@@ -35,14 +35,14 @@ use ftpgate_proto::command::{COMMANDS, CommandSpec, parse_line};
 use ftpgate_proto::hostport::same_host;
 use ftpgate_proto::line::{Decoded, LineDecoder};
 use ftpgate_proto::listing::{DirEntry, FileKind, ListFormat, Metadata, format_entry};
+use ftpgate_proto::path::VirtualPath;
 use ftpgate_proto::perm::{Perm, PermissionMap, Permissions};
 use ftpgate_proto::reply::Reply;
 use ftpgate_proto::reply_map::{ErrorKind, reply_for};
 use ftpgate_proto::session::{
-    DataEndpoint, Session, SessionConfig, SessionUser, StartInfo, Step, StorageOp,
-    StorageOutcome, TlsPolicy, TransferKind, TransferOutcome, TransferPlan, WriteStart,
+    DataEndpoint, Session, SessionConfig, SessionUser, StartInfo, Step, StorageOp, StorageOutcome,
+    TlsPolicy, TransferKind, TransferOutcome, TransferPlan, WriteStart,
 };
-use ftpgate_proto::path::VirtualPath;
 use libfuzzer_sys::fuzz_target;
 
 /// With `FUZZ_TRACE` set in the environment, the dialogue is printed to stderr (for reading
@@ -83,7 +83,10 @@ fn check_reply(reply: &Reply) {
                 "last line {line:?} of {text:?}"
             );
         } else if i == 0 {
-            assert!(line.starts_with(&format!("{digits}-")), "first line {line:?}");
+            assert!(
+                line.starts_with(&format!("{digits}-")),
+                "first line {line:?}"
+            );
         } else {
             // Middle lines are indented so none can be read as the end of the reply.
             assert!(line.starts_with(' '), "middle line {line:?}");
@@ -96,7 +99,8 @@ fn check_normal(p: &VirtualPath) {
     assert!(s.starts_with('/'), "{s:?}");
     assert!(p.is_root() || !s.ends_with('/'), "{s:?}");
     assert!(
-        p.components().all(|c| !c.is_empty() && c != "." && c != ".."),
+        p.components()
+            .all(|c| !c.is_empty() && c != "." && c != ".."),
         "{s:?}"
     );
     assert!(!s.chars().any(char::is_control), "{s:?}");
@@ -108,7 +112,10 @@ fn check_normal(p: &VirtualPath) {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Node {
     Dir,
-    File { size: u64, modified: Option<SystemTime> },
+    File {
+        size: u64,
+        modified: Option<SystemTime>,
+    },
 }
 
 struct Fs {
@@ -130,12 +137,36 @@ impl Fs {
         for (path, node) in [
             ("/", Node::Dir),
             ("/a", Node::Dir),
-            ("/a/f", Node::File { size: 3, modified: t }),
+            (
+                "/a/f",
+                Node::File {
+                    size: 3,
+                    modified: t,
+                },
+            ),
             ("/pub", Node::Dir),
-            ("/pub/readme", Node::File { size: 1000, modified: t }),
+            (
+                "/pub/readme",
+                Node::File {
+                    size: 1000,
+                    modified: t,
+                },
+            ),
             ("/pub/incoming", Node::Dir),
-            ("/x y", Node::File { size: 0, modified: None }),
-            ("/.hidden", Node::File { size: 7, modified: t }),
+            (
+                "/x y",
+                Node::File {
+                    size: 0,
+                    modified: None,
+                },
+            ),
+            (
+                "/.hidden",
+                Node::File {
+                    size: 7,
+                    modified: t,
+                },
+            ),
         ] {
             nodes.insert(path.to_string(), node);
         }
@@ -173,7 +204,10 @@ impl Fs {
         }
     }
 
-    fn children<'a>(&'a self, dir: &'a VirtualPath) -> impl Iterator<Item = (&'a String, &'a Node)> {
+    fn children<'a>(
+        &'a self,
+        dir: &'a VirtualPath,
+    ) -> impl Iterator<Item = (&'a String, &'a Node)> {
         self.nodes.iter().filter(move |(k, _)| {
             k.as_str() != "/"
                 && VirtualPath::root()
@@ -269,7 +303,9 @@ impl Fs {
     fn check(&self) {
         assert_eq!(self.nodes.get("/"), Some(&Node::Dir));
         for k in self.nodes.keys() {
-            let p = VirtualPath::root().resolve(k).expect("model keys are paths");
+            let p = VirtualPath::root()
+                .resolve(k)
+                .expect("model keys are paths");
             assert_eq!(p.as_str(), k);
             if !p.is_root() {
                 assert_eq!(self.get(&p.parent()), Some(Node::Dir), "orphan {k}");
@@ -281,8 +317,8 @@ impl Fs {
 // --- Input generation ----------------------------------------------------------------------------
 
 const PARTS: &[&str] = &[
-    "a", "f", "pub", "incoming", "readme", "new", "x y", ".hidden", "..", ".", "", "\\",
-    "%2e%2e", "Grüße", "\"q\"", "...", "-la",
+    "a", "f", "pub", "incoming", "readme", "new", "x y", ".hidden", "..", ".", "", "\\", "%2e%2e",
+    "Grüße", "\"q\"", "...", "-la",
 ];
 const ERRORS: &[ErrorKind] = &[
     ErrorKind::NotFound,
@@ -399,7 +435,9 @@ fn gen_arg(u: &mut Unstructured<'_>) -> Result<Option<String>> {
         ),
         _ => pick(
             u,
-            &["1", "2", "3", "ALL", "P", "C", "S", "E", "0", "TLS", "SSL", "HELP", "F", "B", "x"],
+            &[
+                "1", "2", "3", "ALL", "P", "C", "S", "E", "0", "TLS", "SSL", "HELP", "F", "B", "x",
+            ],
         )?
         .to_string(),
     }))
@@ -445,7 +483,10 @@ fn gen_sequence(u: &mut Unstructured<'_>) -> Result<Vec<String>> {
             format!("USER {}", pick(u, &["alice", "anonymous", "bob"])?),
             "PASS secret".to_string(),
         ],
-        1 => vec![format!("RNFR {}", gen_path(u)?), format!("RNTO {}", gen_path(u)?)],
+        1 => vec![
+            format!("RNFR {}", gen_path(u)?),
+            format!("RNTO {}", gen_path(u)?),
+        ],
         2 => vec![
             "TYPE I".to_string(),
             format!("REST {}", u.int_in_range(0..=2000u64)?),
@@ -546,7 +587,11 @@ impl Harness<'_, '_> {
         assert_eq!(self.session.is_secure(), self.secure);
         assert_eq!(self.session.in_transfer(), self.running.is_some());
         check_normal(self.session.cwd());
-        assert_eq!(self.session.cwd(), &self.cwd, "working directory changed unexpectedly");
+        assert_eq!(
+            self.session.cwd(),
+            &self.cwd,
+            "working directory changed unexpectedly"
+        );
         if let Some(user) = &self.user {
             assert_eq!(self.session.user_name(), Some(user.name.as_str()));
         }
@@ -559,7 +604,9 @@ impl Harness<'_, '_> {
             .and_then(|l| parse_line(l).ok())
             .map(|(spec, _)| spec);
         // A parsed command consumes a pending RNFR (RFC 959: RNTO must follow it at once).
-        self.rnfr_previous = if spec.is_some() { self.rnfr.take() } else { None };
+        // Any other line, even one that does not parse, cancels it.
+        let previous = self.rnfr.take();
+        self.rnfr_previous = if spec.is_some() { previous } else { None };
         trace!("-> {:?}", String::from_utf8_lossy(bytes));
         let step = self.session.handle_line(bytes);
         self.drive(step, spec)
@@ -580,10 +627,10 @@ impl Harness<'_, '_> {
                 Step::Reply(_) | Step::AbortTransfer | Step::TransferStatus | Step::Nothing => {}
                 other => panic!("{verb} during a transfer gave {other:?}"),
             }
-            if let Step::Reply(r) = &step {
-                if spec.is_some_and(|s| !s.during_transfer) {
-                    assert_eq!(r.code.number(), 503, "{verb} during a transfer");
-                }
+            if let Step::Reply(r) = &step
+                && spec.is_some_and(|s| !s.during_transfer)
+            {
+                assert_eq!(r.code.number(), 503, "{verb} during a transfer");
             }
         }
         loop {
@@ -604,7 +651,10 @@ impl Harness<'_, '_> {
                     return Ok(());
                 }
                 Step::Nothing => {
-                    let running = self.running.as_mut().expect("Nothing only during a transfer");
+                    let running = self
+                        .running
+                        .as_mut()
+                        .expect("Nothing only during a transfer");
                     assert_eq!(verb, "QUIT");
                     running.quit_requested = true;
                     return Ok(());
@@ -660,13 +710,17 @@ impl Harness<'_, '_> {
                     trace!("  (storage answers {result:?})");
                     let next = self.session.handle_storage_result(result.clone());
                     if let Step::Reply(r) = &next {
-                        assert_ne!(r.lines.first().map(String::as_str), Some("Unexpected storage result"));
+                        assert_ne!(
+                            r.lines.first().map(String::as_str),
+                            Some("Unexpected storage result")
+                        );
                         match (&op, &result) {
                             (_, Err(kind)) => {
                                 assert_eq!(r.code, reply_for(*kind, "/x").code, "{op:?}");
                             }
                             (StorageOp::Metadata(p), Ok(StorageOutcome::Metadata(meta))) => {
-                                if matches!(verb, "CWD" | "XCWD" | "CDUP" | "XCUP") && meta.is_dir() {
+                                if matches!(verb, "CWD" | "XCWD" | "CDUP" | "XCUP") && meta.is_dir()
+                                {
                                     assert_eq!(r.code.number(), 250);
                                     self.cwd = p.clone();
                                 }
@@ -711,7 +765,10 @@ impl Harness<'_, '_> {
                     self.assert_may_act("transfer");
                     self.check_transfer(spec, &plan);
                     if plan.data == DataEndpoint::Passive {
-                        assert!(self.passive_ready, "passive transfer without a passive listener");
+                        assert!(
+                            self.passive_ready,
+                            "passive transfer without a passive listener"
+                        );
                     }
                     self.passive_ready = false;
                     assert!(!self.session.expects_passive());
@@ -757,7 +814,10 @@ impl Harness<'_, '_> {
                 }
                 Step::AbortTransfer => {
                     assert_eq!(verb, "ABOR");
-                    self.running.as_mut().expect("ABOR effect only during a transfer").abort_requested = true;
+                    self.running
+                        .as_mut()
+                        .expect("ABOR effect only during a transfer")
+                        .abort_requested = true;
                     return Ok(());
                 }
                 Step::TransferStatus => {
@@ -786,7 +846,9 @@ impl Harness<'_, '_> {
 
     fn check_storage(&self, spec: Option<&'static CommandSpec>, op: &StorageOp) {
         let spec = spec.expect("storage call from a parsed command");
-        let perm = spec.perm.expect("storage call from a command with a permission");
+        let perm = spec
+            .perm
+            .expect("storage call from a command with a permission");
         let paths: Vec<&VirtualPath> = match op {
             StorageOp::Metadata(p)
             | StorageOp::MakeDir(p)
@@ -879,13 +941,22 @@ impl Harness<'_, '_> {
                 }
             }
         }
-        let tls_for_data = self.config.tls.required_for_data
-            || self.user.as_ref().is_some_and(|u| u.tls_required);
-        assert!(plan.protected || !tls_for_data, "unprotected transfer where TLS is required");
+        let tls_for_data =
+            self.config.tls.required_for_data || self.user.as_ref().is_some_and(|u| u.tls_required);
+        assert!(
+            plan.protected || !tls_for_data,
+            "unprotected transfer where TLS is required"
+        );
         if let DataEndpoint::Active(addr) = plan.data {
-            assert!(self.config.active_mode, "active transfer with active mode off");
+            assert!(
+                self.config.active_mode,
+                "active transfer with active mode off"
+            );
             assert!(same_host(addr.ip(), self.peer.ip()), "bounce to {addr}");
-            assert!(addr.port() >= self.config.min_active_port, "privileged port {addr}");
+            assert!(
+                addr.port() >= self.config.min_active_port,
+                "privileged port {addr}"
+            );
             assert_eq!(
                 addr.is_ipv4(),
                 self.peer.is_ipv4(),
@@ -1016,7 +1087,8 @@ impl Harness<'_, '_> {
         for r in &replies {
             check_reply(r);
         }
-        let expected = 1 + usize::from(running.abort_requested) + usize::from(running.quit_requested);
+        let expected =
+            1 + usize::from(running.abort_requested) + usize::from(running.quit_requested);
         assert_eq!(replies.len(), expected, "{replies:?}");
         let first = replies[0].code.number();
         match outcome {
@@ -1104,7 +1176,10 @@ fn run(data: &[u8]) -> Result<()> {
         },
     };
     let (peer, local): (SocketAddr, SocketAddr) = match u.int_in_range(0..=2)? {
-        0 => ("127.0.0.1:40000".parse().unwrap(), "127.0.0.1:21".parse().unwrap()),
+        0 => (
+            "127.0.0.1:40000".parse().unwrap(),
+            "127.0.0.1:21".parse().unwrap(),
+        ),
         1 => ("[::1]:40000".parse().unwrap(), "[::1]:21".parse().unwrap()),
         _ => (
             "[::ffff:127.0.0.1]:40000".parse().unwrap(),
@@ -1168,7 +1243,8 @@ fn run(data: &[u8]) -> Result<()> {
                             .map(|(s, _)| s),
                         Decoded::TooLong => None,
                     };
-                    h.rnfr_previous = if spec.is_some() { h.rnfr.take() } else { None };
+                    let previous = h.rnfr.take();
+                    h.rnfr_previous = if spec.is_some() { previous } else { None };
                     trace!("-> (decoded) {decoded:?}");
                     let step = h.session.handle_decoded(decoded);
                     h.drive(step, spec)?;

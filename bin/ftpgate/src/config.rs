@@ -305,11 +305,142 @@ pub(crate) struct AnonymousSection {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct StorageSection {
+    /// "local" (homes are directories; a home written `s3://bucket/prefix` is in S3) or "s3"
+    /// (every home is a prefix in `[storage.s3]`'s bucket, or an `s3://` URL).
+    #[serde(default, rename = "type")]
+    pub(crate) kind: StorageKind,
     #[serde(default)]
     pub(crate) keep_partial_uploads: bool,
+    /// S3-compatible object storage.
+    #[serde(default)]
+    pub(crate) s3: Option<S3Section>,
     /// "normal", or "strict": 226 only after the file and its directory are fsynced.
     #[serde(default)]
     pub(crate) durability: DurabilitySetting,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum StorageKind {
+    #[default]
+    Local,
+    S3,
+}
+
+/// `[storage.s3]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct S3Section {
+    pub(crate) endpoint: String,
+    #[serde(default = "default_region")]
+    pub(crate) region: String,
+    pub(crate) bucket: String,
+    #[serde(default)]
+    pub(crate) prefix: String,
+    /// Defaults to the AWS_ACCESS_KEY_ID environment variable.
+    #[serde(default)]
+    pub(crate) access_key: Option<String>,
+    /// Defaults to the AWS_SECRET_ACCESS_KEY environment variable.
+    #[serde(default)]
+    pub(crate) secret_key: Option<String>,
+    #[serde(default)]
+    pub(crate) session_token: Option<String>,
+    #[serde(default = "yes")]
+    pub(crate) path_style: bool,
+    #[serde(default)]
+    pub(crate) part_size: Option<Size>,
+    #[serde(default = "default_parts_in_flight")]
+    pub(crate) parts_in_flight: usize,
+    #[serde(default = "default_request_timeout")]
+    pub(crate) request_timeout_secs: u64,
+    #[serde(default = "default_retries")]
+    pub(crate) retries: u32,
+    #[serde(default = "default_rename_objects")]
+    pub(crate) max_rename_objects: usize,
+    /// Interrupted uploads kept for resuming are aborted after this long.
+    #[serde(default = "default_abandoned_age")]
+    pub(crate) abandoned_upload_age_secs: u64,
+}
+
+fn default_region() -> String {
+    "us-east-1".to_string()
+}
+fn yes() -> bool {
+    true
+}
+fn default_parts_in_flight() -> usize {
+    4
+}
+fn default_request_timeout() -> u64 {
+    300
+}
+fn default_retries() -> u32 {
+    3
+}
+fn default_rename_objects() -> usize {
+    10_000
+}
+fn default_abandoned_age() -> u64 {
+    7 * 24 * 3600
+}
+
+impl S3Section {
+    /// The backend's settings; credentials not in the file come from the standard
+    /// environment variables.
+    pub(crate) fn to_config(
+        &self,
+        keep_partial_uploads: bool,
+        max_file_size: Option<u64>,
+    ) -> Result<ftpgate_storage_s3::S3Config> {
+        let endpoint: url::Url = self
+            .endpoint
+            .parse()
+            .with_context(|| format!("storage.s3.endpoint: bad URL {:?}", self.endpoint))?;
+        let from_env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let access_key = self
+            .access_key
+            .clone()
+            .or_else(|| from_env("AWS_ACCESS_KEY_ID"));
+        let secret_key = self
+            .secret_key
+            .clone()
+            .or_else(|| from_env("AWS_SECRET_ACCESS_KEY"));
+        let (Some(access_key), Some(secret_key)) = (access_key, secret_key) else {
+            bail!(
+                "storage.s3: credentials missing (set access_key/secret_key, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)"
+            );
+        };
+        let mut config = ftpgate_storage_s3::S3Config::new(
+            endpoint,
+            &self.region,
+            &self.bucket,
+            &access_key,
+            &secret_key,
+        );
+        config.prefix = self.prefix.clone();
+        config.session_token = self
+            .session_token
+            .clone()
+            .or_else(|| from_env("AWS_SESSION_TOKEN"));
+        config.path_style = self.path_style;
+        if let Some(size) = &self.part_size {
+            let bytes = size.bytes().context("storage.s3.part_size")?;
+            if bytes < ftpgate_storage_s3::MIN_PART_SIZE as u64 {
+                bail!("storage.s3.part_size must be at least 5M");
+            }
+            config.part_size = usize::try_from(bytes).unwrap_or(usize::MAX);
+        }
+        if self.parts_in_flight == 0 {
+            bail!("storage.s3.parts_in_flight must be at least 1");
+        }
+        config.parts_in_flight = self.parts_in_flight;
+        config.request_timeout = Duration::from_secs(self.request_timeout_secs.max(1));
+        config.retries = self.retries;
+        config.max_rename_objects = self.max_rename_objects;
+        config.keep_partial_uploads = keep_partial_uploads;
+        config.max_file_size = max_file_size;
+        Ok(config)
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
@@ -508,8 +639,9 @@ impl ConfigFile {
         let users = self.user_entries()?;
         let anon = self.anonymous_entry()?;
         let mut warnings = Vec::new();
+        let in_s3 = |home: &str| self.storage.kind == StorageKind::S3 || home.starts_with("s3://");
         for user in &users {
-            if !Path::new(&user.home).is_dir() {
+            if !in_s3(&user.home) && !Path::new(&user.home).is_dir() {
                 warnings.push(format!(
                     "home of user {:?} does not exist: {}",
                     user.name, user.home
@@ -517,7 +649,7 @@ impl ConfigFile {
             }
         }
         if let Some(anon) = &anon {
-            if !Path::new(&anon.home).is_dir() {
+            if !in_s3(&anon.home) && !Path::new(&anon.home).is_dir() {
                 warnings.push(format!("anonymous home does not exist: {}", anon.home));
             }
         }
@@ -538,6 +670,22 @@ impl ConfigFile {
             tls.build(Vec::new())?;
         } else {
             self.tls.build(Vec::new())?;
+        }
+        if let Some(s3) = &self.storage.s3 {
+            if url::Url::parse(&s3.endpoint).is_err() {
+                bail!("storage.s3.endpoint: bad URL {:?}", s3.endpoint);
+            }
+            if s3
+                .part_size
+                .as_ref()
+                .map(Size::bytes)
+                .transpose()?
+                .is_some_and(|b| b < ftpgate_storage_s3::MIN_PART_SIZE as u64)
+            {
+                bail!("storage.s3.part_size must be at least 5M");
+            }
+        } else if self.storage.kind == StorageKind::S3 {
+            bail!("storage.type = \"s3\" needs a [storage.s3] section");
         }
         if self.users.iter().any(|u| u.tls_required) && !self.tls.enabled() {
             bail!("users: tls_required needs a [tls] certificate");

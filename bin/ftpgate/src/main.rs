@@ -10,13 +10,16 @@ mod tls;
 use std::io::{BufRead, IsTerminal};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use ftpgate::{CancellationToken, Server};
 use ftpgate_auth_file::{FileAuthenticator, UserEntry, hash_password};
 use ftpgate_core::{PermissionMap, Permissions};
+use ftpgate_core::{Storage, StorageError, StorageFactory, User};
 use ftpgate_storage_fs::{Durability, FsStorageFactory, remove_leftover_uploads};
+use ftpgate_storage_s3::S3StorageFactory;
 use rand::Rng;
 use rand::distributions::Alphanumeric;
 use tracing::{error, info, warn};
@@ -55,9 +58,17 @@ struct ServeArgs {
     /// TOML config file. Flags below override it.
     #[arg(long, short = 'c', value_name = "FILE")]
     config: Option<PathBuf>,
-    /// Directory to serve for the quick-start user (created if missing; default ./data).
-    #[arg(long, value_name = "DIR")]
-    root: Option<PathBuf>,
+    /// Directory to serve for the quick-start user (created if missing; default ./data), or an
+    /// S3 bucket and prefix as s3://BUCKET/PREFIX (with --s3-endpoint; credentials from
+    /// AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY).
+    #[arg(long, value_name = "DIR|s3://BUCKET/PREFIX")]
+    root: Option<String>,
+    /// S3 endpoint URL for an s3:// root, e.g. http://127.0.0.1:3900.
+    #[arg(long, value_name = "URL")]
+    s3_endpoint: Option<String>,
+    /// S3 region for an s3:// root (default us-east-1).
+    #[arg(long, value_name = "REGION")]
+    s3_region: Option<String>,
     /// Address to listen on, e.g. 0.0.0.0:21 or [::]:21; repeat for several (default 127.0.0.1:2121).
     #[arg(long, value_name = "ADDR:PORT")]
     listen: Vec<String>,
@@ -151,7 +162,7 @@ fn init_logging(level: &str) -> Result<()> {
 }
 
 fn serve(args: ServeArgs) -> Result<()> {
-    let file = match &args.config {
+    let mut file = match &args.config {
         Some(path) => ConfigFile::load(path)?,
         None => ConfigFile::default(),
     };
@@ -181,12 +192,48 @@ fn serve(args: ServeArgs) -> Result<()> {
         || (users.is_empty() && anonymous.is_none());
     if quick_start {
         let name = args.user.clone().unwrap_or_else(|| "ftpgate".to_string());
-        let root = args.root.clone().unwrap_or_else(|| PathBuf::from("data"));
-        std::fs::create_dir_all(&root)
-            .with_context(|| format!("cannot create {}", root.display()))?;
-        let root = root
-            .canonicalize()
-            .with_context(|| format!("cannot open {}", root.display()))?;
+        let root = args.root.clone().unwrap_or_else(|| "data".to_string());
+        let home = if let Some(rest) = root.strip_prefix("s3://") {
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            let endpoint = args
+                .s3_endpoint
+                .clone()
+                .or_else(|| file.storage.s3.as_ref().map(|s| s.endpoint.clone()));
+            let Some(endpoint) = endpoint else {
+                bail!("--root {root} needs --s3-endpoint (or a [storage.s3] section)");
+            };
+            let mut s3 = file.storage.s3.clone().unwrap_or(config::S3Section {
+                endpoint: endpoint.clone(),
+                region: "us-east-1".to_string(),
+                bucket: bucket.to_string(),
+                prefix: String::new(),
+                access_key: None,
+                secret_key: None,
+                session_token: None,
+                path_style: true,
+                part_size: None,
+                parts_in_flight: 4,
+                request_timeout_secs: 300,
+                retries: 3,
+                max_rename_objects: 10_000,
+                abandoned_upload_age_secs: 7 * 24 * 3600,
+            });
+            s3.endpoint = endpoint;
+            s3.bucket = bucket.to_string();
+            if let Some(region) = &args.s3_region {
+                s3.region = region.clone();
+            }
+            file.storage.s3 = Some(s3);
+            format!("s3://{bucket}/{prefix}")
+        } else {
+            let dir = PathBuf::from(&root);
+            std::fs::create_dir_all(&dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+            dir.canonicalize()
+                .with_context(|| format!("cannot open {}", dir.display()))?
+                .to_string_lossy()
+                .into_owned()
+        };
         let permissions = match &args.permissions {
             Some(letters) => Permissions::parse(letters).context("--permissions")?,
             None => Permissions::ALL,
@@ -206,15 +253,12 @@ fn serve(args: ServeArgs) -> Result<()> {
         users.push(UserEntry {
             name: name.clone(),
             password_hash: hash_password(&password),
-            home: root.to_string_lossy().into_owned(),
+            home: home.clone(),
             permissions: PermissionMap::uniform(permissions),
             tls_required: false,
             quota_bytes: None,
         });
-        println!(
-            "ftpgate: serving {} as user {name:?} ({permissions})",
-            root.display()
-        );
+        println!("ftpgate: serving {home} as user {name:?} ({permissions})");
         if generated {
             println!("ftpgate: password for {name:?}: {password}");
         } else {
@@ -267,14 +311,34 @@ fn serve(args: ServeArgs) -> Result<()> {
     };
 
     let started = std::time::SystemTime::now();
+    let in_s3 =
+        |home: &str| file.storage.kind == config::StorageKind::S3 || home.starts_with("s3://");
     let homes: Vec<PathBuf> = users
         .iter()
-        .map(|u| PathBuf::from(&u.home))
-        .chain(anonymous.iter().map(|a| PathBuf::from(&a.home)))
+        .map(|u| u.home.as_str())
+        .chain(anonymous.iter().map(|a| a.home.as_str()))
+        .filter(|home| !in_s3(home))
+        .map(PathBuf::from)
         .collect();
+    let s3 = match &file.storage.s3 {
+        Some(section) => {
+            let config = section.to_config(
+                file.storage.keep_partial_uploads,
+                server_config.max_file_size,
+            )?;
+            Some((
+                Arc::new(
+                    S3StorageFactory::new(config)
+                        .map_err(|e| anyhow::anyhow!("storage.s3: {e}"))?,
+                ),
+                section.abandoned_upload_age_secs,
+            ))
+        }
+        None => None,
+    };
     let auth = FileAuthenticator::new(users, anonymous)?;
 
-    let storage = FsStorageFactory {
+    let local = FsStorageFactory {
         durability: match file.storage.durability {
             config::DurabilitySetting::Normal => Durability::Normal,
             config::DurabilitySetting::Strict => Durability::Strict,
@@ -286,7 +350,21 @@ fn serve(args: ServeArgs) -> Result<()> {
         .enable_all()
         .build()?;
     runtime.block_on(async move {
-                let server = Server::new(server_config, Arc::new(auth), Arc::new(storage)).bind().await?;
+                        let storage = Backends { local, s3: s3.as_ref().map(|(f, _)| f.clone()), all_s3: file.storage.kind == config::StorageKind::S3 };
+        let server = Server::new(server_config, Arc::new(auth), Arc::new(storage)).bind().await?;
+        if let Some((s3, age)) = s3.clone() {
+            // Interrupted uploads kept for resuming, and never resumed, are aborted after a while.
+            tokio::spawn(async move {
+                loop {
+                    match s3.remove_abandoned_uploads(Duration::from_secs(age)).await {
+                        Ok(0) => {}
+                        Ok(n) => info!(removed = n, "aborted abandoned partial uploads"),
+                        Err(e) => warn!(error = %e, "cannot clean abandoned partial uploads"),
+                    }
+                    tokio::time::sleep(Duration::from_secs(3600)).await;
+                }
+            });
+        }
         if let Some(user) = &run_as {
             drop_privileges(user)?;
             println!("ftpgate: running as user {user:?}");
@@ -362,4 +440,28 @@ fn drop_privileges(name: &str) -> Result<()> {
         "dropped privileges"
     );
     Ok(())
+}
+
+/// Chooses each user's storage by home: an `s3://` home (or every home, with
+/// `storage.type = "s3"`) is in the object store, any other is a local directory.
+struct Backends {
+    local: FsStorageFactory,
+    s3: Option<Arc<S3StorageFactory>>,
+    all_s3: bool,
+}
+
+impl StorageFactory for Backends {
+    fn open(&self, user: &User) -> Result<Arc<dyn Storage>, StorageError> {
+        if self.all_s3 || user.home.starts_with("s3://") {
+            match &self.s3 {
+                Some(s3) => s3.open(user),
+                None => Err(StorageError::new(
+                    ftpgate_core::ErrorKind::Local,
+                    "an s3:// home needs a [storage.s3] section",
+                )),
+            }
+        } else {
+            self.local.open(user)
+        }
+    }
 }

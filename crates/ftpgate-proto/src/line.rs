@@ -59,7 +59,11 @@ impl LineDecoder {
                     match byte {
                         IAC => self.push_byte(IAC),
                         WILL..=DONT => self.telnet = Telnet::Option,
-                        _ => {} // IP, DM, AYT, ...: no meaning for the command stream.
+                        // SE, NOP, DM, BRK, IP, AO, AYT, EC, EL, GA, SB: no meaning here.
+                        240..=250 => {}
+                        // Not a Telnet command: the IAC was stray, the byte is data.
+                        b'\n' => self.end_line(),
+                        _ => self.push_byte(byte),
                     }
                 }
                 Telnet::Option => self.telnet = Telnet::Data,
@@ -198,6 +202,15 @@ mod tests {
             decode_all(100, b"STOR a\xff\xffb\r\n"),
             vec![Decoded::Line(b"STOR a\xffb".to_vec())]
         );
+    }
+
+    #[test]
+    fn a_stray_iac_does_not_swallow_the_line_end() {
+        assert_eq!(
+            decode_all(100, b"NOOP\xff\nPWD\r\n"),
+            vec![line("NOOP"), line("PWD")]
+        );
+        assert_eq!(decode_all(100, b"A\xffB\r\n"), vec![line("AB")]);
     }
 
     #[test]

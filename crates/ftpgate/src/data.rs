@@ -466,7 +466,7 @@ async fn receive_upload(
             return Err(TransferOutcome::Failed(ErrorKind::ExceededStorage));
         }
         if !chunk.is_empty() {
-                        match guarded(ctx, upload.write(chunk)).await {
+            match guarded(ctx, upload.write(chunk)).await {
                 Guarded::Done(Ok(())) => {}
                 Guarded::Done(Err(e)) => {
                     warn!(error = %e, "write to storage failed");

@@ -405,18 +405,26 @@ impl Session {
     pub fn handle_decoded(&mut self, decoded: Decoded) -> Step {
         match decoded {
             Decoded::Line(bytes) => self.handle_line(&bytes),
-            Decoded::TooLong => reply(ReplyCode::SyntaxError, "Command line too long"),
+            Decoded::TooLong => {
+                self.rename_from = None;
+                reply(ReplyCode::SyntaxError, "Command line too long")
+            }
         }
     }
 
     /// Handles one control line (without its line ending).
     pub fn handle_line(&mut self, line: &[u8]) -> Step {
         let Ok(line) = std::str::from_utf8(line) else {
+            // RFC 959: RNTO must immediately follow RNFR; anything else cancels the rename.
+            self.rename_from = None;
             return reply(ReplyCode::ArgumentSyntaxError, "Invalid UTF-8 in command");
         };
         let (spec, command) = match parse_line(line) {
             Ok(parsed) => parsed,
-            Err(error) => return Step::Reply(error),
+            Err(error) => {
+                self.rename_from = None;
+                return Step::Reply(error);
+            }
         };
         self.handle_command(spec, command)
     }

@@ -243,6 +243,22 @@ fn rnto_must_immediately_follow_rnfr() {
 }
 
 #[test]
+fn a_bad_line_between_rnfr_and_rnto_cancels_the_rename() {
+    for bad in [&b"BOGUS"[..], b"RETR \xff", b"TYPE Q"] {
+        let mut s = logged_in();
+        s.handle_line(b"RNFR a");
+        s.handle_storage_result(Ok(StorageOutcome::Metadata(file_meta(1))));
+        s.handle_line(bad);
+        assert_eq!(code(&s.handle_line(b"RNTO b")), 503);
+    }
+    let mut s = logged_in();
+    s.handle_line(b"RNFR a");
+    s.handle_storage_result(Ok(StorageOutcome::Metadata(file_meta(1))));
+    s.handle_decoded(Decoded::TooLong);
+    assert_eq!(code(&s.handle_line(b"RNTO b")), 503);
+}
+
+#[test]
 fn rnfr_of_missing_file_is_550() {
     let mut s = logged_in();
     s.handle_line(b"RNFR nope");

@@ -1,0 +1,729 @@
+//! S3-compatible object storage for ftpgate (AWS S3, Garage, MinIO, Ceph, and the S3 APIs of
+//! Tencent COS and Google Cloud Storage).
+//!
+//! - Directories are emulated as S3 consoles and rclone do: key prefixes, plus an empty
+//!   `dir/` marker object for a directory made empty with MKD.
+//! - Listings page through the store (ListObjectsV2 with a delimiter, 1,000 keys a page) and
+//!   stream entry by entry; sizes and times come from the listing, never a HEAD per entry.
+//! - Downloads stream with ranged GETs: `REST n` + RETR starts at byte n.
+//! - Uploads stream as multipart parts while the bytes arrive, with a bounded number of parts in
+//!   flight; memory per upload stays within part size x (parts in flight + 1). The part size
+//!   grows with the configured maximum file size so the 10,000-part limit is never reached.
+//!   Only a completed transfer completes the multipart upload; ABOR, a dropped connection or an
+//!   error aborts it, so no truncated object appears and no parts are left behind.
+//! - With `keep_partial_uploads`, an interrupted upload keeps its multipart state in the store
+//!   itself; SIZE reports the bytes safely stored (whole parts), and `REST n` + STOR or APPE
+//!   continues the same multipart upload, from this node or any other sharing the bucket.
+//!   Abandoned ones are aborted after a configurable age ([`S3StorageFactory::remove_abandoned_uploads`]).
+//! - APPE to an existing object copies it in the store (UploadPartCopy) when it is at least
+//!   5 MiB, and otherwise reads it (at most 5 MiB) into the first part.
+
+#![warn(missing_docs)]
+
+mod client;
+mod upload;
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use ftpgate_core::{
+    DirEntry, EntryStream, ErrorKind, FileKind, Metadata, ReadStream, Storage, StorageError,
+    StorageFactory, Upload, User, VirtualPath, WriteStart,
+};
+use futures_util::StreamExt;
+use tracing::{info, warn};
+use url::Url;
+
+use crate::client::{S3Client, store_error};
+use crate::upload::S3Upload;
+
+/// S3 parts must be at least this large, except the last one.
+pub const MIN_PART_SIZE: usize = 5 * 1024 * 1024;
+/// Most parts in one multipart upload.
+pub const MAX_PARTS: u64 = 10_000;
+/// CopyObject copies at most this much in one request.
+const MAX_COPY: u64 = 5 * 1024 * 1024 * 1024;
+/// Keys per listing page.
+const PAGE: usize = 1000;
+
+/// Where the store is and how to use it.
+#[derive(Debug, Clone)]
+pub struct S3Config {
+    /// The S3 endpoint, e.g. `https://s3.eu-west-1.amazonaws.com` or `http://127.0.0.1:3900`.
+    pub endpoint: Url,
+    /// The region (any string the store accepts, e.g. `garage` or `us-east-1`).
+    pub region: String,
+    /// The bucket users' homes are in (a home may name another with `s3://bucket/prefix`).
+    pub bucket: String,
+    /// A key prefix under which all homes live ("" for the whole bucket).
+    pub prefix: String,
+    /// Access key id.
+    pub access_key: String,
+    /// Secret access key.
+    pub secret_key: String,
+    /// Session token, for temporary credentials.
+    pub session_token: Option<String>,
+    /// Path-style URLs (`endpoint/bucket/key`), as most self-hosted stores need.
+    pub path_style: bool,
+    /// Multipart part size (at least 5 MiB).
+    pub part_size: usize,
+    /// Parts uploading at once per transfer.
+    pub parts_in_flight: usize,
+    /// The largest file expected, if known: the first part size grows so that it fits in
+    /// 10,000 parts. Without it parts still double in size every 1,000 parts.
+    pub max_file_size: Option<u64>,
+    /// Keep interrupted uploads (their multipart state) so that they can be resumed.
+    pub keep_partial_uploads: bool,
+    /// Longest a single request may take.
+    pub request_timeout: Duration,
+    /// Retries of a request that failed transiently (timeouts, 5xx, throttling).
+    pub retries: u32,
+    /// Most objects a directory rename may copy.
+    pub max_rename_objects: usize,
+}
+
+impl S3Config {
+    /// Settings for a bucket at an endpoint, with defaults for the rest: 8 MiB parts, 4 in
+    /// flight, 5-minute requests, 3 retries, renames of up to 10,000 objects.
+    pub fn new(
+        endpoint: Url,
+        region: &str,
+        bucket: &str,
+        access_key: &str,
+        secret_key: &str,
+    ) -> Self {
+        S3Config {
+            endpoint,
+            region: region.to_string(),
+            bucket: bucket.to_string(),
+            prefix: String::new(),
+            access_key: access_key.to_string(),
+            secret_key: secret_key.to_string(),
+            session_token: None,
+            path_style: true,
+            part_size: 8 * 1024 * 1024,
+            parts_in_flight: 4,
+            max_file_size: None,
+            keep_partial_uploads: false,
+            request_timeout: Duration::from_secs(300),
+            retries: 3,
+            max_rename_objects: 10_000,
+        }
+    }
+
+    /// The first part size: at least 5 MiB, and large enough that `max_file_size` fits in
+    /// 10,000 parts (rounded up to whole MiB).
+    pub fn effective_part_size(&self) -> usize {
+        const MIB: u64 = 1024 * 1024;
+        let needed = self
+            .max_file_size
+            .unwrap_or(0)
+            .div_ceil(MAX_PARTS)
+            .div_ceil(MIB)
+            * MIB;
+        let size = (self.part_size as u64)
+            .max(needed)
+            .max(MIN_PART_SIZE as u64);
+        usize::try_from(size).unwrap_or(usize::MAX)
+    }
+
+    /// The size of part `number` (from 1): the first part size, doubled every 1,000 parts (at
+    /// most 5 GiB, S3's largest part), so 10,000 parts hold more than S3's largest object.
+    pub fn part_size_for(&self, number: u16) -> usize {
+        let doublings = u32::from(number.saturating_sub(1) / 1000);
+        let size = (self.effective_part_size() as u64).saturating_mul(1u64 << doublings.min(20));
+        usize::try_from(size.min(5 * 1024 * 1024 * 1024)).unwrap_or(usize::MAX)
+    }
+}
+
+fn clean_prefix(prefix: &str) -> String {
+    let trimmed = prefix.trim_matches('/');
+    if trimmed.is_empty() {
+        String::new()
+    } else {
+        format!("{trimmed}/")
+    }
+}
+
+/// Opens an [`S3Storage`] at each user's home: a prefix in the configured bucket, or
+/// `s3://bucket/prefix`.
+#[derive(Debug)]
+pub struct S3StorageFactory {
+    config: Arc<S3Config>,
+    clients: Mutex<HashMap<String, Arc<S3Client>>>,
+}
+
+impl S3StorageFactory {
+    /// A factory for `config` (checks the endpoint and bucket names, makes no request).
+    pub fn new(config: S3Config) -> Result<Self, StorageError> {
+        if config.part_size < MIN_PART_SIZE {
+            return Err(store_error(
+                ErrorKind::Local,
+                "part_size must be at least 5 MiB",
+            ));
+        }
+        let factory = S3StorageFactory {
+            config: Arc::new(config),
+            clients: Mutex::new(HashMap::new()),
+        };
+        factory.client(&factory.config.bucket.clone())?;
+        Ok(factory)
+    }
+
+    fn client(&self, bucket: &str) -> Result<Arc<S3Client>, StorageError> {
+        let mut clients = self
+            .clients
+            .lock()
+            .map_err(|_| store_error(ErrorKind::Local, "client cache poisoned"))?;
+        if let Some(client) = clients.get(bucket) {
+            return Ok(client.clone());
+        }
+        let client = Arc::new(S3Client::new(&self.config, bucket)?);
+        clients.insert(bucket.to_string(), client.clone());
+        Ok(client)
+    }
+
+    /// The storage rooted at `home` (a prefix, or `s3://bucket/prefix`).
+    pub fn storage_at(&self, home: &str) -> Result<S3Storage, StorageError> {
+        let (bucket, prefix) = match home.strip_prefix("s3://") {
+            Some(rest) => {
+                let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+                (bucket.to_string(), clean_prefix(prefix))
+            }
+            None => (
+                self.config.bucket.clone(),
+                clean_prefix(&format!(
+                    "{}{}",
+                    clean_prefix(&self.config.prefix),
+                    home.trim_matches('/')
+                )),
+            ),
+        };
+        Ok(S3Storage {
+            client: self.client(&bucket)?,
+            root: prefix,
+            config: self.config.clone(),
+        })
+    }
+
+    /// Aborts multipart uploads under the configured prefix that were started more than
+    /// `older_than` ago (interrupted uploads nobody resumed). Returns how many.
+    pub async fn remove_abandoned_uploads(
+        &self,
+        older_than: Duration,
+    ) -> Result<usize, StorageError> {
+        let client = self.client(&self.config.bucket.clone())?;
+        let cutoff = jiff::Timestamp::now()
+            - jiff::SignedDuration::try_from(older_than).unwrap_or(jiff::SignedDuration::MAX);
+        let mut removed = 0;
+        for upload in client
+            .list_uploads(&clean_prefix(&self.config.prefix))
+            .await?
+        {
+            if upload.initiated.is_some_and(|t| t < cutoff) {
+                client
+                    .abort_multipart(&upload.key, &upload.upload_id)
+                    .await?;
+                info!(key = ?upload.key, "aborted an abandoned partial upload");
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+}
+
+impl StorageFactory for S3StorageFactory {
+    fn open(&self, user: &User) -> Result<Arc<dyn Storage>, StorageError> {
+        Ok(Arc::new(self.storage_at(&user.home)?))
+    }
+}
+
+/// A prefix of a bucket, served as the root of a user's tree.
+#[derive(Debug, Clone)]
+pub struct S3Storage {
+    client: Arc<S3Client>,
+    /// The key prefix of the root: "" or ending with '/'.
+    root: String,
+    config: Arc<S3Config>,
+}
+
+fn file_meta(size: u64, modified: Option<SystemTime>) -> Metadata {
+    Metadata {
+        kind: FileKind::File,
+        size,
+        modified,
+        mode: None,
+        unique: None,
+    }
+}
+
+fn dir_meta() -> Metadata {
+    Metadata {
+        kind: FileKind::Dir,
+        size: 0,
+        modified: None,
+        mode: None,
+        unique: None,
+    }
+}
+
+fn parse_time(text: Option<&str>) -> Option<SystemTime> {
+    let t: jiff::Timestamp = text?.parse().ok()?;
+    Some(SystemTime::from(t))
+}
+
+/// A multipart upload that can be continued: its id, its parts in order without gaps, and the
+/// bytes they hold.
+#[derive(Debug, Clone)]
+pub(crate) struct Resumable {
+    pub(crate) upload_id: String,
+    pub(crate) parts: Vec<client::Part>,
+    pub(crate) stored: u64,
+}
+
+impl S3Storage {
+    fn key(&self, path: &VirtualPath) -> String {
+        format!("{}{}", self.root, path.relative())
+    }
+
+    fn dir_prefix(&self, path: &VirtualPath) -> String {
+        if path.is_root() {
+            self.root.clone()
+        } else {
+            format!("{}/", self.key(path))
+        }
+    }
+
+    /// The interrupted upload of `key` that can be resumed, if partial uploads are kept.
+    pub(crate) async fn resumable(&self, key: &str) -> Result<Option<Resumable>, StorageError> {
+        if !self.config.keep_partial_uploads {
+            return Ok(None);
+        }
+        let mut uploads: Vec<_> = self
+            .client
+            .list_uploads(key)
+            .await?
+            .into_iter()
+            .filter(|u| u.key == key)
+            .collect();
+        uploads.sort_by_key(|u| u.initiated);
+        let Some(upload) = uploads.pop() else {
+            return Ok(None);
+        };
+        let mut parts = self.client.list_parts(key, &upload.upload_id).await?;
+        // Only parts 1..n without a gap count; a part still uploading when the transfer broke
+        // may be missing.
+        let whole = parts
+            .iter()
+            .enumerate()
+            .take_while(|(i, p)| usize::from(p.number) == i + 1)
+            .count();
+        parts.truncate(whole);
+        let stored = parts.iter().map(|p| p.size).sum();
+        Ok(Some(Resumable {
+            upload_id: upload.upload_id,
+            parts,
+            stored,
+        }))
+    }
+
+    async fn is_dir(&self, path: &VirtualPath) -> Result<bool, StorageError> {
+        if path.is_root() {
+            return Ok(true);
+        }
+        let page = self
+            .client
+            .list_page(&self.dir_prefix(path), None, None, 1)
+            .await?;
+        Ok(!page.contents.is_empty() || !page.common_prefixes.is_empty())
+    }
+
+    /// Every key under `prefix`, at most `limit` (None beyond it).
+    async fn all_keys(
+        &self,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Option<Vec<(String, u64)>>, StorageError> {
+        let mut keys = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let page = self
+                .client
+                .list_page(prefix, None, token.as_deref(), PAGE)
+                .await?;
+            keys.extend(
+                page.contents
+                    .into_iter()
+                    .map(|c| (c.key, c.size.unwrap_or(0))),
+            );
+            if keys.len() > limit {
+                return Ok(None);
+            }
+            match page.next_continuation_token {
+                Some(t) => token = Some(t),
+                None => return Ok(Some(keys)),
+            }
+        }
+    }
+
+    /// A server-side copy of any size (CopyObject, or UploadPartCopy in 1 GiB ranges).
+    async fn copy_object(&self, from: &str, to: &str, size: u64) -> Result<(), StorageError> {
+        if size <= MAX_COPY {
+            return self.client.copy(from, to).await;
+        }
+        const RANGE: u64 = 1024 * 1024 * 1024;
+        let id = self.client.create_multipart(to).await?;
+        let result = async {
+            let mut parts = Vec::new();
+            let mut start = 0;
+            let mut number = 1u16;
+            while start < size {
+                let end = (start + RANGE).min(size) - 1;
+                let etag = self
+                    .client
+                    .upload_part_copy(to, &id, number, from, Some((start, end)))
+                    .await?;
+                parts.push(client::Part {
+                    number,
+                    etag,
+                    size: end - start + 1,
+                });
+                start = end + 1;
+                number += 1;
+            }
+            self.client.complete_multipart(to, &id, &parts).await
+        }
+        .await;
+        if result.is_err() {
+            let _ = self.client.abort_multipart(to, &id).await;
+        }
+        result
+    }
+}
+
+#[async_trait]
+impl Storage for S3Storage {
+    async fn metadata(&self, path: &VirtualPath) -> Result<Metadata, StorageError> {
+        if path.is_root() {
+            return Ok(dir_meta());
+        }
+        let key = self.key(path);
+        // An interrupted upload being kept for resuming counts with the bytes safely stored.
+        if let Some(resumable) = self.resumable(&key).await? {
+            return Ok(file_meta(resumable.stored, None));
+        }
+        if let Some(info) = self.client.head(&key).await? {
+            return Ok(file_meta(info.size, info.modified));
+        }
+        if self.is_dir(path).await? {
+            return Ok(dir_meta());
+        }
+        Err(store_error(
+            ErrorKind::NotFound,
+            format!("{key}: no such object or prefix"),
+        ))
+    }
+
+    async fn list(&self, path: &VirtualPath) -> Result<EntryStream, StorageError> {
+        if !self.is_dir(path).await? {
+            return Err(store_error(
+                ErrorKind::NotFound,
+                format!("{path}: no such directory"),
+            ));
+        }
+        let prefix = self.dir_prefix(path);
+        let client = self.client.clone();
+        struct State {
+            token: Option<String>,
+            done: bool,
+            ready: VecDeque<DirEntry>,
+        }
+        let state = State {
+            token: None,
+            done: false,
+            ready: VecDeque::new(),
+        };
+        let stream = futures_util::stream::unfold(state, move |mut state| {
+            let (client, prefix) = (client.clone(), prefix.clone());
+            async move {
+                loop {
+                    if let Some(entry) = state.ready.pop_front() {
+                        return Some((Ok(entry), state));
+                    }
+                    if state.done {
+                        return None;
+                    }
+                    let page = match client
+                        .list_page(&prefix, Some("/"), state.token.as_deref(), PAGE)
+                        .await
+                    {
+                        Ok(page) => page,
+                        Err(e) => {
+                            state.done = true;
+                            return Some((Err(e), state));
+                        }
+                    };
+                    for common in page.common_prefixes {
+                        let name = common.prefix[prefix.len()..]
+                            .trim_end_matches('/')
+                            .to_string();
+                        if !name.is_empty() {
+                            state.ready.push_back(DirEntry {
+                                name,
+                                metadata: dir_meta(),
+                            });
+                        }
+                    }
+                    for object in page.contents {
+                        let name = object.key[prefix.len().min(object.key.len())..].to_string();
+                        // The directory's own marker object is not an entry.
+                        if !name.is_empty() {
+                            let modified = parse_time(object.last_modified.as_deref());
+                            state.ready.push_back(DirEntry {
+                                name,
+                                metadata: file_meta(object.size.unwrap_or(0), modified),
+                            });
+                        }
+                    }
+                    state.token = page.next_continuation_token;
+                    state.done = state.token.is_none();
+                }
+            }
+        });
+        Ok(Box::pin(stream))
+    }
+
+    async fn read(&self, path: &VirtualPath, offset: u64) -> Result<ReadStream, StorageError> {
+        let key = self.key(path);
+        let response = match self.client.get(&key, offset).await {
+            Ok(response) => response,
+            // Reading from the very end is an empty read, not an error.
+            Err(e) if e.kind == ErrorKind::InvalidOffset => match self.client.head(&key).await? {
+                Some(info) if info.size == offset => return Ok(Box::new(tokio::io::empty())),
+                _ => return Err(e),
+            },
+            Err(e) => return Err(e),
+        };
+        let body = response
+            .bytes_stream()
+            .map(|chunk| chunk.map_err(std::io::Error::other));
+        Ok(Box::new(tokio_util::io::StreamReader::new(Box::pin(body))))
+    }
+
+    async fn write(
+        &self,
+        path: &VirtualPath,
+        start: WriteStart,
+    ) -> Result<Box<dyn Upload>, StorageError> {
+        let key = self.key(path);
+        if self.is_dir(path).await? {
+            return Err(store_error(
+                ErrorKind::IsADirectory,
+                format!("{path} is a directory"),
+            ));
+        }
+        let parent = path.parent();
+        if !self.is_dir(&parent).await? {
+            return Err(store_error(
+                ErrorKind::NotFound,
+                format!("{parent}: no such directory"),
+            ));
+        }
+        let name = path.file_name().unwrap_or("").to_string();
+        Ok(Box::new(S3Upload::start(self, key, name, start).await?))
+    }
+
+    async fn write_unique(
+        &self,
+        dir: &VirtualPath,
+        base: &str,
+    ) -> Result<Box<dyn Upload>, StorageError> {
+        for n in 0..1000u32 {
+            let name = if n == 0 {
+                base.to_string()
+            } else {
+                format!("{base}.{n}")
+            };
+            let path = dir.join(&name);
+            if self.client.head(&self.key(&path)).await?.is_none() && !self.is_dir(&path).await? {
+                return self.write(&path, WriteStart::Truncate).await;
+            }
+        }
+        Err(store_error(ErrorKind::AlreadyExists, "no free unique name"))
+    }
+
+    async fn make_dir(&self, path: &VirtualPath) -> Result<(), StorageError> {
+        let key = self.key(path);
+        if self.client.head(&key).await?.is_some() || self.is_dir(path).await? {
+            return Err(store_error(
+                ErrorKind::AlreadyExists,
+                format!("{path} exists"),
+            ));
+        }
+        let parent = path.parent();
+        if !self.is_dir(&parent).await? {
+            return Err(store_error(
+                ErrorKind::NotFound,
+                format!("{parent}: no such directory"),
+            ));
+        }
+        self.client
+            .put(&self.dir_prefix(path), bytes::Bytes::new())
+            .await
+    }
+
+    async fn remove_dir(&self, path: &VirtualPath) -> Result<(), StorageError> {
+        let prefix = self.dir_prefix(path);
+        let page = self.client.list_page(&prefix, Some("/"), None, 2).await?;
+        let marker = page.contents.iter().any(|c| c.key == prefix);
+        let others =
+            page.contents.iter().filter(|c| c.key != prefix).count() + page.common_prefixes.len();
+        if others > 0 {
+            return Err(store_error(
+                ErrorKind::DirectoryNotEmpty,
+                format!("{path} is not empty"),
+            ));
+        }
+        if !marker {
+            return Err(store_error(
+                ErrorKind::NotFound,
+                format!("{path}: no such directory"),
+            ));
+        }
+        self.client.delete(&prefix).await
+    }
+
+    async fn remove_file(&self, path: &VirtualPath) -> Result<(), StorageError> {
+        let key = self.key(path);
+        let resumable = self.resumable(&key).await?;
+        if let Some(r) = &resumable {
+            self.client.abort_multipart(&key, &r.upload_id).await?;
+        }
+        if self.client.head(&key).await?.is_none() {
+            if resumable.is_some() {
+                return Ok(());
+            }
+            let kind = if self.is_dir(path).await? {
+                ErrorKind::IsADirectory
+            } else {
+                ErrorKind::NotFound
+            };
+            return Err(store_error(kind, format!("{path}: no such file")));
+        }
+        self.client.delete(&key).await
+    }
+
+    async fn rename(&self, from: &VirtualPath, to: &VirtualPath) -> Result<(), StorageError> {
+        let (from_key, to_key) = (self.key(from), self.key(to));
+        if let Some(info) = self.client.head(&from_key).await? {
+            self.copy_object(&from_key, &to_key, info.size).await?;
+            return self.client.delete(&from_key).await;
+        }
+        if !self.is_dir(from).await? {
+            return Err(store_error(
+                ErrorKind::NotFound,
+                format!("{from}: no such file or directory"),
+            ));
+        }
+        // A directory is a prefix: every object under it is copied, then deleted.
+        let (from_prefix, to_prefix) = (self.dir_prefix(from), self.dir_prefix(to));
+        let limit = self.config.max_rename_objects;
+        let Some(keys) = self.all_keys(&from_prefix, limit).await? else {
+            warn!(%from, limit, "directory rename refused: too many objects");
+            return Err(store_error(
+                ErrorKind::Unsupported,
+                format!("{from} holds more than {limit} objects to rename"),
+            ));
+        };
+        for (key, size) in &keys {
+            self.copy_object(
+                key,
+                &format!("{to_prefix}{}", &key[from_prefix.len()..]),
+                *size,
+            )
+            .await?;
+        }
+        for (key, _) in &keys {
+            self.client.delete(key).await?;
+        }
+        Ok(())
+    }
+
+    async fn set_modified(
+        &self,
+        _path: &VirtualPath,
+        _time: SystemTime,
+    ) -> Result<(), StorageError> {
+        Err(store_error(
+            ErrorKind::Unsupported,
+            "object stores keep their own modification times",
+        ))
+    }
+
+    async fn used_bytes(&self) -> Result<u64, StorageError> {
+        let keys = self
+            .all_keys(&self.root, usize::MAX)
+            .await?
+            .unwrap_or_default();
+        Ok(keys.iter().map(|(_, size)| size).sum())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> S3Config {
+        S3Config::new(
+            "http://127.0.0.1:3900".parse().unwrap(),
+            "garage",
+            "b",
+            "k",
+            "s",
+        )
+    }
+
+    #[test]
+    fn part_size_grows_with_the_maximum_file_size() {
+        let mut c = config();
+        assert_eq!(c.effective_part_size(), 8 * 1024 * 1024);
+        // Without a maximum, 10,000 doubling parts still hold more than S3's 5 TiB limit.
+        let total: u64 = (1..=MAX_PARTS as u16)
+            .map(|n| c.part_size_for(n) as u64)
+            .sum();
+        assert!(total > 5 * 1024 * 1024 * 1024 * 1024, "{total}");
+        assert_eq!(c.part_size_for(1000), 8 * 1024 * 1024);
+        assert_eq!(c.part_size_for(1001), 16 * 1024 * 1024);
+        c.max_file_size = Some(1024 * 1024 * 1024 * 1024); // 1 TiB needs parts over 100 MiB
+        let part = c.effective_part_size() as u64;
+        assert!(part * MAX_PARTS >= 1024 * 1024 * 1024 * 1024);
+        assert_eq!(part % (1024 * 1024), 0);
+        c.part_size = 1;
+        c.max_file_size = Some(1);
+        assert_eq!(c.effective_part_size(), MIN_PART_SIZE);
+    }
+
+    #[test]
+    fn homes_map_to_prefixes() {
+        let mut c = config();
+        c.prefix = "/ftp/".into();
+        let factory = S3StorageFactory::new(c).unwrap();
+        assert_eq!(factory.storage_at("alice").unwrap().root, "ftp/alice/");
+        assert_eq!(factory.storage_at("").unwrap().root, "ftp/");
+        let other = factory.storage_at("s3://other/some/where/").unwrap();
+        assert_eq!(other.root, "some/where/");
+        assert_eq!(other.client.bucket.name(), "other");
+        let s = factory.storage_at("alice").unwrap();
+        assert_eq!(
+            s.key(&VirtualPath::parse_absolute("/a b/c").unwrap()),
+            "ftp/alice/a b/c"
+        );
+        assert_eq!(s.dir_prefix(&VirtualPath::root()), "ftp/alice/");
+        assert_eq!(
+            s.dir_prefix(&VirtualPath::parse_absolute("/d").unwrap()),
+            "ftp/alice/d/"
+        );
+    }
+}

@@ -1,0 +1,311 @@
+//! A streamed multipart upload that commits or aborts.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::{Bytes, BytesMut};
+use ftpgate_core::{ErrorKind, StorageError, Upload, WriteStart};
+use tokio::task::JoinSet;
+use tracing::{debug, warn};
+
+use crate::client::{Part, S3Client, store_error};
+use crate::{MAX_PARTS, MIN_PART_SIZE, S3Storage};
+
+/// An upload in progress. Bytes collect in a buffer of one part; full parts go up in the
+/// background, at most `max_in_flight` at once (the writer waits beyond that).
+pub(crate) struct S3Upload {
+    client: Arc<S3Client>,
+    config: Arc<crate::S3Config>,
+    key: String,
+    name: String,
+    max_in_flight: usize,
+    keep_partial: bool,
+    upload_id: Option<String>,
+    parts: Vec<Part>,
+    next_part: u16,
+    buffer: BytesMut,
+    in_flight: JoinSet<Result<Part, StorageError>>,
+    finished: bool,
+}
+
+impl S3Upload {
+    /// Starts an upload of `key`: fresh, continuing a kept partial upload, or appending to an
+    /// existing object.
+    pub(crate) async fn start(
+        storage: &S3Storage,
+        key: String,
+        name: String,
+        start: WriteStart,
+    ) -> Result<S3Upload, StorageError> {
+        let config = &storage.config;
+        let mut upload = S3Upload {
+            client: storage.client.clone(),
+            config: config.clone(),
+            key,
+            name,
+            max_in_flight: config.parts_in_flight.max(1),
+            keep_partial: config.keep_partial_uploads,
+            upload_id: None,
+            parts: Vec::new(),
+            next_part: 1,
+            buffer: BytesMut::new(),
+            in_flight: JoinSet::new(),
+            finished: false,
+        };
+        let resumable = storage.resumable(&upload.key).await?;
+        match start {
+            WriteStart::Truncate => {
+                // A new upload replaces any interrupted one.
+                if let Some(old) = resumable {
+                    upload
+                        .client
+                        .abort_multipart(&upload.key, &old.upload_id)
+                        .await?;
+                }
+            }
+            WriteStart::At(0) => {
+                if let Some(old) = resumable {
+                    upload
+                        .client
+                        .abort_multipart(&upload.key, &old.upload_id)
+                        .await?;
+                }
+            }
+            WriteStart::At(offset) => match resumable {
+                Some(old) => upload.resume(old, offset)?,
+                None => match upload.client.head(&upload.key).await? {
+                    // Resuming a finished upload at its end is an append.
+                    Some(info) if info.size == offset => {
+                        upload.append_to_existing(info.size).await?
+                    }
+                    _ => {
+                        return Err(store_error(
+                            ErrorKind::InvalidOffset,
+                            "no interrupted upload to resume at that offset",
+                        ));
+                    }
+                },
+            },
+            WriteStart::Append => match resumable {
+                Some(old) => {
+                    let stored = old.stored;
+                    upload.resume(old, stored)?;
+                }
+                None => {
+                    if let Some(info) = upload.client.head(&upload.key).await? {
+                        upload.append_to_existing(info.size).await?;
+                    }
+                }
+            },
+        }
+        Ok(upload)
+    }
+
+    /// Continues a kept multipart upload from `offset`, which must be the end of one of its
+    /// whole parts.
+    fn resume(&mut self, old: crate::Resumable, offset: u64) -> Result<(), StorageError> {
+        let mut kept = 0;
+        let mut at = 0u64;
+        for part in &old.parts {
+            if at == offset {
+                break;
+            }
+            at += part.size;
+            kept += 1;
+        }
+        if at != offset {
+            return Err(store_error(
+                ErrorKind::InvalidOffset,
+                format!(
+                    "resume offset {offset} is not a part boundary of the interrupted upload ({} bytes stored)",
+                    old.stored
+                ),
+            ));
+        }
+        // Later parts are dropped: CompleteMultipartUpload takes only the parts it is given.
+        self.parts = old.parts.into_iter().take(kept).collect();
+        self.next_part = u16::try_from(kept + 1).unwrap_or(u16::MAX);
+        self.upload_id = Some(old.upload_id);
+        debug!(key = ?self.key, offset, "resuming an interrupted upload");
+        Ok(())
+    }
+
+    /// APPE to an existing object of `size` bytes: copied in the store as the first part when
+    /// it is large enough for one, otherwise read into the buffer (at most 5 MiB).
+    async fn append_to_existing(&mut self, size: u64) -> Result<(), StorageError> {
+        if size == 0 {
+            return Ok(());
+        }
+        if size >= MIN_PART_SIZE as u64 {
+            let id = self.client.create_multipart(&self.key).await?;
+            match self
+                .client
+                .upload_part_copy(&self.key, &id, 1, &self.key, None)
+                .await
+            {
+                Ok(etag) => {
+                    self.parts.push(Part {
+                        number: 1,
+                        etag,
+                        size,
+                    });
+                    self.next_part = 2;
+                    self.upload_id = Some(id);
+                    Ok(())
+                }
+                Err(e) => {
+                    let _ = self.client.abort_multipart(&self.key, &id).await;
+                    Err(store_error(
+                        e.kind,
+                        format!("the store cannot append to {}: {e}", self.key),
+                    ))
+                }
+            }
+        } else {
+            let existing = self.client.get_range(&self.key, 0, size - 1).await?;
+            self.buffer.extend_from_slice(&existing);
+            Ok(())
+        }
+    }
+
+    async fn collect_one(&mut self) -> Result<(), StorageError> {
+        match self.in_flight.join_next().await {
+            Some(Ok(Ok(part))) => {
+                self.parts.push(part);
+                Ok(())
+            }
+            Some(Ok(Err(e))) => Err(e),
+            Some(Err(e)) => Err(store_error(
+                ErrorKind::Local,
+                format!("part upload task: {e}"),
+            )),
+            None => Ok(()),
+        }
+    }
+
+    async fn send_part(&mut self, body: Bytes) -> Result<(), StorageError> {
+        if u64::from(self.next_part) > MAX_PARTS {
+            return Err(store_error(
+                ErrorKind::ExceededStorage,
+                "file too large for the part size",
+            ));
+        }
+        let id = match &self.upload_id {
+            Some(id) => id.clone(),
+            None => {
+                let id = self.client.create_multipart(&self.key).await?;
+                self.upload_id = Some(id.clone());
+                id
+            }
+        };
+        while self.in_flight.len() >= self.max_in_flight {
+            self.collect_one().await?;
+        }
+        let (client, key, number) = (self.client.clone(), self.key.clone(), self.next_part);
+        self.next_part += 1;
+        self.in_flight.spawn(async move {
+            let size = body.len() as u64;
+            let etag = client.upload_part(&key, &id, number, body).await?;
+            Ok(Part { number, etag, size })
+        });
+        Ok(())
+    }
+
+    async fn drain(&mut self) -> Result<(), StorageError> {
+        let mut first_error = None;
+        while !self.in_flight.is_empty() {
+            if let Err(e) = self.collect_one().await {
+                first_error.get_or_insert(e);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+}
+
+#[async_trait]
+impl Upload for S3Upload {
+    async fn write(&mut self, data: &[u8]) -> Result<(), StorageError> {
+        self.buffer.extend_from_slice(data);
+        loop {
+            let part_size = self.config.part_size_for(self.next_part);
+            if self.buffer.len() < part_size {
+                return Ok(());
+            }
+            let part = self.buffer.split_to(part_size).freeze();
+            self.send_part(part).await?;
+        }
+    }
+
+    async fn commit(mut self: Box<Self>) -> Result<u64, StorageError> {
+        let result = async {
+            if self.upload_id.is_none() {
+                // Small files (and empty ones) go up in one request.
+                let body = std::mem::take(&mut self.buffer).freeze();
+                let size = body.len() as u64;
+                self.client.put(&self.key, body).await?;
+                return Ok(size);
+            }
+            if !self.buffer.is_empty() {
+                let last = std::mem::take(&mut self.buffer).freeze();
+                self.send_part(last).await?;
+            }
+            self.drain().await?;
+            self.parts.sort_by_key(|p| p.number);
+            let id = self.upload_id.clone().unwrap_or_default();
+            self.client
+                .complete_multipart(&self.key, &id, &self.parts)
+                .await?;
+            Ok(self.parts.iter().map(|p| p.size).sum())
+        }
+        .await;
+        if result.is_err() {
+            self.abort_now().await;
+        }
+        self.finished = true;
+        result
+    }
+
+    async fn abort(mut self: Box<Self>) {
+        self.abort_now().await;
+    }
+
+    fn name(&self) -> Option<&str> {
+        Some(&self.name)
+    }
+}
+
+impl S3Upload {
+    async fn abort_now(&mut self) {
+        self.finished = true;
+        if self.keep_partial {
+            // Let running parts finish: they become part of what can be resumed.
+            let _ = self.drain().await;
+            return;
+        }
+        self.in_flight.abort_all();
+        while self.in_flight.join_next().await.is_some() {}
+        if let Some(id) = self.upload_id.take() {
+            if let Err(e) = self.client.abort_multipart(&self.key, &id).await {
+                warn!(key = ?self.key, error = %e, "could not abort a multipart upload");
+            }
+        }
+    }
+}
+
+impl Drop for S3Upload {
+    fn drop(&mut self) {
+        // Neither committed nor aborted: abort in the background unless it is kept for resuming.
+        if self.finished || self.keep_partial {
+            return;
+        }
+        self.in_flight.abort_all();
+        if let (Some(id), Ok(runtime)) =
+            (self.upload_id.take(), tokio::runtime::Handle::try_current())
+        {
+            let (client, key) = (self.client.clone(), self.key.clone());
+            runtime.spawn(async move {
+                let _ = client.abort_multipart(&key, &id).await;
+            });
+        }
+    }
+}
