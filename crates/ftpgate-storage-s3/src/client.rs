@@ -63,6 +63,8 @@ pub(crate) struct S3Client {
     pub(crate) bucket: Bucket,
     credentials: Credentials,
     retries: u32,
+    /// Longest a whole request may take; a streamed download is bounded per read instead.
+    request_timeout: Duration,
 }
 
 fn tls_config() -> Result<rustls::ClientConfig, StorageError> {
@@ -107,7 +109,7 @@ impl S3Client {
         let http = reqwest::Client::builder()
             .use_preconfigured_tls(tls_config()?)
             .connect_timeout(Duration::from_secs(10))
-            .timeout(config.request_timeout)
+            .read_timeout(config.request_timeout)
             .pool_max_idle_per_host(32)
             .build()
             .map_err(|e| store_error(ErrorKind::Local, format!("HTTP client: {e}")))?;
@@ -116,6 +118,7 @@ impl S3Client {
             bucket,
             credentials,
             retries: config.retries,
+            request_timeout: config.request_timeout,
         })
     }
 
@@ -169,7 +172,7 @@ impl S3Client {
     }
 
     fn request(&self, method: Method, url: Url) -> reqwest::RequestBuilder {
-        self.http.request(method, url)
+        self.http.request(method, url).timeout(self.request_timeout)
     }
 
     pub(crate) async fn head(&self, key: &str) -> Result<Option<ObjectInfo>, StorageError> {
@@ -209,7 +212,9 @@ impl S3Client {
         self.send(
             "GET",
             || {
-                let request = self.request(Method::GET, url.clone());
+                // No total timeout: the body streams for as long as the client reads it, and
+                // each read is bounded by the client's read timeout.
+                let request = self.http.request(Method::GET, url.clone());
                 if offset > 0 {
                     request.header(reqwest::header::RANGE, range.clone())
                 } else {

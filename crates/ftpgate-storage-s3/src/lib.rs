@@ -284,6 +284,15 @@ pub(crate) struct Resumable {
 }
 
 impl S3Storage {
+    /// Keys (relative to this root) of multipart uploads in progress or kept for resuming.
+    pub async fn incomplete_uploads(&self) -> Result<Vec<String>, StorageError> {
+        let uploads = self.client.list_uploads(&self.root).await?;
+        Ok(uploads
+            .into_iter()
+            .map(|u| u.key[self.root.len().min(u.key.len())..].to_string())
+            .collect())
+    }
+
     fn key(&self, path: &VirtualPath) -> String {
         format!("{}{}", self.root, path.relative())
     }
@@ -465,12 +474,16 @@ impl Storage for S3Storage {
                             return Some((Err(e), state));
                         }
                     };
+                    // A page holds its subdirectories and its objects apart; merged by name, the
+                    // listing comes out in key order across pages.
+                    let mut entries: Vec<DirEntry> =
+                        Vec::with_capacity(page.common_prefixes.len() + page.contents.len());
                     for common in page.common_prefixes {
                         let name = common.prefix[prefix.len()..]
                             .trim_end_matches('/')
                             .to_string();
                         if !name.is_empty() {
-                            state.ready.push_back(DirEntry {
+                            entries.push(DirEntry {
                                 name,
                                 metadata: dir_meta(),
                             });
@@ -481,12 +494,14 @@ impl Storage for S3Storage {
                         // The directory's own marker object is not an entry.
                         if !name.is_empty() {
                             let modified = parse_time(object.last_modified.as_deref());
-                            state.ready.push_back(DirEntry {
+                            entries.push(DirEntry {
                                 name,
                                 metadata: file_meta(object.size.unwrap_or(0), modified),
                             });
                         }
                     }
+                    entries.sort_by(|a, b| a.name.cmp(&b.name));
+                    state.ready.extend(entries);
                     state.token = page.next_continuation_token;
                     state.done = state.token.is_none();
                 }

@@ -282,11 +282,22 @@ impl S3Upload {
             let _ = self.drain().await;
             return;
         }
-        self.in_flight.abort_all();
-        while self.in_flight.join_next().await.is_some() {}
-        if let Some(id) = self.upload_id.take() {
+        // Parts still uploading could land after the abort and bring the upload back, so they
+        // finish first (each is bounded by the request timeout).
+        let _ = self.drain().await;
+        let Some(id) = self.upload_id.take() else {
+            return;
+        };
+        for attempt in 0..3 {
             if let Err(e) = self.client.abort_multipart(&self.key, &id).await {
                 warn!(key = ?self.key, error = %e, "could not abort a multipart upload");
+            }
+            // S3 asks callers to check: abort again while the upload is still listed.
+            match self.client.list_uploads(&self.key).await {
+                Ok(uploads) if uploads.iter().any(|u| u.upload_id == id) => {
+                    tokio::time::sleep(std::time::Duration::from_millis(100 << attempt)).await;
+                }
+                _ => return,
             }
         }
     }

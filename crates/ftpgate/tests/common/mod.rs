@@ -35,6 +35,8 @@ pub struct Options {
     pub alice_permissions: PermissionMap,
     pub alice_quota: Option<u64>,
     pub durability: Durability,
+    /// Another storage for every user, and alice's home in it (the local root otherwise).
+    pub storage: Option<(Arc<dyn ftpgate_core::StorageFactory>, String)>,
 }
 
 impl Default for Options {
@@ -56,6 +58,7 @@ impl Default for Options {
             alice_permissions: PermissionMap::uniform(Permissions::ALL),
             alice_quota: None,
             durability: Durability::Normal,
+            storage: None,
         }
     }
 }
@@ -67,7 +70,10 @@ impl TestServer {
 
     pub fn start_with(options: Options) -> TestServer {
         let root = tempfile::tempdir().unwrap();
-        let home = root.path().to_string_lossy().into_owned();
+        let home = match &options.storage {
+            Some((_, home)) => home.clone(),
+            None => root.path().to_string_lossy().into_owned(),
+        };
         std::fs::create_dir_all(root.path().join("pub")).unwrap();
         let hash = hash_password(PASS);
         let users = vec![
@@ -93,9 +99,13 @@ impl TestServer {
             permissions: PermissionMap::uniform(Permissions::READ_ONLY),
         });
         let auth = FileAuthenticator::new(users, anonymous).unwrap();
-        let storage = FsStorageFactory {
+        let local = FsStorageFactory {
             durability: options.durability,
             keep_partial_uploads: options.keep_partial_uploads,
+        };
+        let storage: Arc<dyn ftpgate_core::StorageFactory> = match options.storage {
+            Some((factory, _)) => factory,
+            None => Arc::new(local),
         };
         let shutdown = CancellationToken::new();
         let token = shutdown.clone();
@@ -108,7 +118,7 @@ impl TestServer {
                 .build()
                 .unwrap();
             runtime.block_on(async move {
-                let server = Server::new(config, Arc::new(auth), Arc::new(storage))
+                let server = Server::new(config, Arc::new(auth), storage)
                     .bind()
                     .await
                     .unwrap();
@@ -309,7 +319,9 @@ impl Raw {
             return code;
         }
         let _ = text;
-        data.write_all(bytes).unwrap();
+        // The server may refuse the upload midway (a size limit): it then closes the data
+        // connection, and the rest cannot be written.
+        let _ = data.write_all(bytes);
         drop(data);
         self.reply().0
     }
