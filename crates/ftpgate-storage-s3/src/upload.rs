@@ -23,8 +23,12 @@ pub(crate) struct S3Upload {
     upload_id: Option<String>,
     parts: Vec<Part>,
     next_part: u16,
+    /// The part being filled: its own allocation of one part size.
     buffer: BytesMut,
-    in_flight: JoinSet<Result<Part, StorageError>>,
+    /// Buffers of finished parts, reused: an upload allocates at most (parts in flight + 1)
+    /// part buffers, however large the file.
+    spare: Vec<BytesMut>,
+    in_flight: JoinSet<Result<(Part, Bytes), StorageError>>,
     finished: bool,
 }
 
@@ -49,6 +53,7 @@ impl S3Upload {
             parts: Vec::new(),
             next_part: 1,
             buffer: BytesMut::new(),
+            spare: Vec::new(),
             in_flight: JoinSet::new(),
             finished: false,
         };
@@ -170,8 +175,13 @@ impl S3Upload {
 
     async fn collect_one(&mut self) -> Result<(), StorageError> {
         match self.in_flight.join_next().await {
-            Some(Ok(Ok(part))) => {
+            Some(Ok(Ok((part, body)))) => {
                 self.parts.push(part);
+                // The request is done with the bytes; keep the allocation for a later part.
+                if let Ok(mut buffer) = body.try_into_mut() {
+                    buffer.clear();
+                    self.spare.push(buffer);
+                }
                 Ok(())
             }
             Some(Ok(Err(e))) => Err(e),
@@ -205,8 +215,8 @@ impl S3Upload {
         self.next_part += 1;
         self.in_flight.spawn(async move {
             let size = body.len() as u64;
-            let etag = client.upload_part(&key, &id, number, body).await?;
-            Ok(Part { number, etag, size })
+            let etag = client.upload_part(&key, &id, number, body.clone()).await?;
+            Ok((Part { number, etag, size }, body))
         });
         Ok(())
     }
@@ -224,16 +234,28 @@ impl S3Upload {
 
 #[async_trait]
 impl Upload for S3Upload {
-    async fn write(&mut self, data: &[u8]) -> Result<(), StorageError> {
-        self.buffer.extend_from_slice(data);
-        loop {
+    async fn write(&mut self, mut data: &[u8]) -> Result<(), StorageError> {
+        while !data.is_empty() {
             let part_size = self.config.part_size_for(self.next_part);
-            if self.buffer.len() < part_size {
-                return Ok(());
+            if self.buffer.capacity() < part_size {
+                let mut fresh = self
+                    .spare
+                    .pop()
+                    .filter(|b| b.capacity() >= part_size)
+                    .unwrap_or_else(|| BytesMut::with_capacity(part_size));
+                fresh.extend_from_slice(&self.buffer);
+                self.buffer = fresh;
             }
-            let part = self.buffer.split_to(part_size).freeze();
-            self.send_part(part).await?;
+            let take = (part_size - self.buffer.len().min(part_size)).min(data.len());
+            self.buffer.extend_from_slice(&data[..take]);
+            data = &data[take..];
+            if self.buffer.len() >= part_size {
+                let next = self.spare.pop().unwrap_or_default();
+                let full = std::mem::replace(&mut self.buffer, next).freeze();
+                self.send_part(full).await?;
+            }
         }
+        Ok(())
     }
 
     async fn commit(mut self: Box<Self>) -> Result<u64, StorageError> {

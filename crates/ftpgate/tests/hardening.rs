@@ -345,7 +345,7 @@ fn thousands_of_reset_connections_leave_no_trace() {
     for _ in 0..5000 {
         reset(TcpStream::connect(server.addr).unwrap());
     }
-    for _ in 0..2000 {
+    for _ in 0..5000 {
         let addr = raw.epsv();
         reset(TcpStream::connect(addr).unwrap());
         let (code, _) = raw.cmd("RETR f");
