@@ -422,3 +422,65 @@ fn listings_page_through_twenty_thousand_keys() {
         "times come from the listing"
     );
 }
+
+#[test]
+fn abandoned_partial_uploads_are_cleaned_after_their_age() {
+    let prefix = garage::unique_prefix("abandoned");
+    let s = start(true, &prefix, |_| {});
+    let mut raw = s.raw();
+    let addr = raw.epsv();
+    let data = TcpStream::connect(addr).unwrap();
+    assert_eq!(raw.code("STOR left.bin"), 150);
+    (&data).write_all(&random_bytes(11 * MIB, 15)).unwrap();
+    std::thread::sleep(Duration::from_millis(1000));
+    socket2::SockRef::from(&data)
+        .set_linger(Some(Duration::ZERO))
+        .unwrap();
+    drop(data);
+    assert_eq!(raw.reply().0, 426);
+    assert_eq!(s.incomplete(), ["left.bin"], "kept for resuming");
+    let mut config = s3_config(true);
+    config.prefix = prefix.clone();
+    let factory = S3StorageFactory::new(config).unwrap();
+    let young = s
+        .runtime
+        .block_on(factory.remove_abandoned_uploads(Duration::from_secs(3600)))
+        .unwrap();
+    assert_eq!(young, 0, "a recent upload is kept");
+    std::thread::sleep(Duration::from_millis(1100));
+    let old = s
+        .runtime
+        .block_on(factory.remove_abandoned_uploads(Duration::from_secs(1)))
+        .unwrap();
+    assert_eq!(old, 1);
+    assert!(s.incomplete().is_empty());
+}
+
+#[test]
+fn an_unreachable_store_gives_a_transient_error_and_never_hangs_the_session() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut config = S3Config::new(
+        format!("http://127.0.0.1:{port}").parse().unwrap(),
+        "garage",
+        "nowhere",
+        "k",
+        "s",
+    );
+    config.retries = 1;
+    config.request_timeout = Duration::from_secs(2);
+    let factory = Arc::new(S3StorageFactory::new(config).unwrap());
+    let server = TestServer::start_with(Options {
+        storage: Some((factory, "home".into())),
+        ..Options::default()
+    });
+    let mut raw = server.raw_logged_in();
+    let started = std::time::Instant::now();
+    let (code, _) = raw.cmd("CWD somewhere");
+    assert!(code == 450 || code == 451, "{code}");
+    assert!(started.elapsed() < Duration::from_secs(15));
+    assert_eq!(raw.code("NOOP"), 200, "the session goes on");
+}
