@@ -171,6 +171,19 @@ impl S3Client {
         }
     }
 
+    /// Sends a request and reads the whole (small) response body.
+    async fn send_for_text(
+        &self,
+        what: &str,
+        make: impl Fn() -> reqwest::RequestBuilder,
+    ) -> Result<String, StorageError> {
+        let response = self.send(what, make, &[]).await?;
+        response
+            .text()
+            .await
+            .map_err(|e| store_error(ErrorKind::Transient, format!("{what} response: {e}")))
+    }
+
     fn request(&self, method: Method, url: Url) -> reqwest::RequestBuilder {
         self.http.request(method, url).timeout(self.request_timeout)
     }
@@ -335,13 +348,9 @@ impl S3Client {
         }
         action.with_max_keys(max_keys);
         let url = action.sign(SIGNATURE_LIFETIME);
-        let response = self
-            .send("LIST", || self.request(Method::GET, url.clone()), &[])
+        let text = self
+            .send_for_text("LIST", || self.request(Method::GET, url.clone()))
             .await?;
-        let text = response
-            .text()
-            .await
-            .map_err(|e| store_error(ErrorKind::Transient, format!("LIST body: {e}")))?;
         ListObjectsV2::parse_response(&text)
             .map_err(|e| store_error(ErrorKind::Local, format!("LIST response: {e}")))
     }
@@ -351,17 +360,11 @@ impl S3Client {
             .bucket
             .create_multipart_upload(Some(&self.credentials), key)
             .sign(SIGNATURE_LIFETIME);
-        let response = self
-            .send(
-                "CreateMultipartUpload",
-                || self.request(Method::POST, url.clone()),
-                &[],
-            )
+        let text = self
+            .send_for_text("CreateMultipartUpload", || {
+                self.request(Method::POST, url.clone())
+            })
             .await?;
-        let text = response
-            .text()
-            .await
-            .map_err(|e| store_error(ErrorKind::Transient, e.to_string()))?;
         let parsed =
             rusty_s3::actions::CreateMultipartUpload::parse_response(&text).map_err(|e| {
                 store_error(
@@ -501,13 +504,9 @@ impl S3Client {
                 action.set_part_number_marker(m);
             }
             let url = action.sign(SIGNATURE_LIFETIME);
-            let response = self
-                .send("ListParts", || self.request(Method::GET, url.clone()), &[])
+            let text = self
+                .send_for_text("ListParts", || self.request(Method::GET, url.clone()))
                 .await?;
-            let text = response
-                .text()
-                .await
-                .map_err(|e| store_error(ErrorKind::Transient, e.to_string()))?;
             let page: ListPartsResponse = rusty_s3::actions::ListParts::parse_response(&text)
                 .map_err(|e| store_error(ErrorKind::Local, format!("ListParts response: {e}")))?;
             parts.extend(page.parts.iter().map(|p| Part {
@@ -561,17 +560,11 @@ impl S3Client {
                 query.iter().copied(),
                 std::iter::empty(),
             );
-            let response = self
-                .send(
-                    "ListMultipartUploads",
-                    || self.request(Method::GET, url.clone()),
-                    &[],
-                )
+            let text = self
+                .send_for_text("ListMultipartUploads", || {
+                    self.request(Method::GET, url.clone())
+                })
                 .await?;
-            let text = response
-                .text()
-                .await
-                .map_err(|e| store_error(ErrorKind::Transient, e.to_string()))?;
             let page = parse_uploads(&text)?;
             uploads.extend(page.uploads);
             match page.next {
