@@ -69,6 +69,12 @@ impl TestServer {
     }
 
     pub fn start_with(options: Options) -> TestServer {
+        // RUST_LOG=ftpgate=debug shows the server's log while debugging a test.
+        if std::env::var_os("RUST_LOG").is_some() {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+                .try_init();
+        }
         let root = tempfile::tempdir().unwrap();
         let home = match &options.storage {
             Some((_, home)) => home.clone(),
