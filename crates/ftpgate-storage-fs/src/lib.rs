@@ -73,13 +73,28 @@ pub struct FsStorage {
     durability: Durability,
 }
 
-/// Maps an I/O error to a storage error of the right kind.
-pub(crate) fn io_error(e: io::Error) -> StorageError {
-    StorageError::from(e)
+/// An offset past the end of a file, found in blocking code and carried out as an `io::Error`.
+#[derive(Debug)]
+struct BeyondEnd;
+
+impl std::fmt::Display for BeyondEnd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("offset beyond the end of the file")
+    }
 }
 
-fn storage_error(kind: ErrorKind, message: &str) -> StorageError {
-    StorageError::new(kind, message.to_string())
+impl std::error::Error for BeyondEnd {}
+
+pub(crate) fn beyond_end() -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, BeyondEnd)
+}
+
+/// Maps an I/O error to a storage error of the right kind.
+pub(crate) fn io_error(e: io::Error) -> StorageError {
+    if e.get_ref().is_some_and(|inner| inner.is::<BeyondEnd>()) {
+        return StorageError::new(ErrorKind::InvalidOffset, e);
+    }
+    StorageError::from(e)
 }
 
 /// The path relative to the root, as cap-std wants it.
@@ -195,29 +210,25 @@ fn walk(dir: Dir, tx: mpsc::Sender<Result<DirEntry, StorageError>>) {
 pub fn remove_leftover_uploads(home: &Path, older_than: SystemTime) -> io::Result<usize> {
     let root = Dir::open_ambient_dir(home, ambient_authority())?;
     let mut removed = 0;
-    let mut pending = vec![root];
-    while let Some(dir) = pending.pop() {
-        for entry in dir.entries()? {
-            let entry = entry?;
-            let file_type = entry.file_type()?;
-            let name = entry.file_name();
-            if file_type.is_dir() {
-                pending.push(entry.open_dir()?);
-            } else if file_type.is_file() && name.to_string_lossy().starts_with(TEMP_PREFIX) {
-                let modified = entry.metadata()?.modified()?.into_std();
-                if modified < older_than {
-                    dir.remove_file(&name)?;
-                    removed += 1;
-                }
-            }
+    for_each_file(&root, |dir, entry| {
+        let name = entry.file_name();
+        if name.to_string_lossy().starts_with(TEMP_PREFIX)
+            && entry.metadata()?.modified()?.into_std() < older_than
+        {
+            dir.remove_file(&name)?;
+            removed += 1;
         }
-    }
+        Ok(())
+    })?;
     Ok(removed)
 }
 
-/// Bytes in all regular files beneath `dir` (links are not followed).
-fn du(dir: &Dir) -> io::Result<u64> {
-    let mut total = 0u64;
+/// Calls `visit` with every regular file beneath `dir` and the directory holding it (links are
+/// not followed).
+fn for_each_file(
+    dir: &Dir,
+    mut visit: impl FnMut(&Dir, &cap_std::fs::DirEntry) -> io::Result<()>,
+) -> io::Result<()> {
     let mut pending = vec![dir.try_clone()?];
     while let Some(dir) = pending.pop() {
         for entry in dir.entries()? {
@@ -226,10 +237,20 @@ fn du(dir: &Dir) -> io::Result<u64> {
             if file_type.is_dir() {
                 pending.push(entry.open_dir()?);
             } else if file_type.is_file() {
-                total = total.saturating_add(entry.metadata()?.len());
+                visit(&dir, &entry)?;
             }
         }
     }
+    Ok(())
+}
+
+/// Bytes in all regular files beneath `dir` (links are not followed).
+fn du(dir: &Dir) -> io::Result<u64> {
+    let mut total = 0u64;
+    for_each_file(dir, |_, entry| {
+        total = total.saturating_add(entry.metadata()?.len());
+        Ok(())
+    })?;
     Ok(total)
 }
 
@@ -261,21 +282,12 @@ impl Storage for FsStorage {
             }
             let mut file = file.into_std();
             if offset > meta.len() {
-                return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "offset beyond end of file",
-                ));
+                return Err(beyond_end());
             }
             file.seek(SeekFrom::Start(offset))?;
             Ok(file)
         })
-        .await
-        .map_err(|e| match e.source.downcast_ref::<io::Error>() {
-            Some(io) if io.kind() == io::ErrorKind::UnexpectedEof => {
-                storage_error(ErrorKind::InvalidOffset, "offset beyond end of file")
-            }
-            _ => e,
-        })?;
+        .await?;
         Ok(Box::new(tokio::fs::File::from_std(file)))
     }
 

@@ -86,10 +86,7 @@ impl FsUpload {
                 let file = dir.open_with(&name, OpenOptions::new().write(true))?;
                 let mut file = file.into_std();
                 if offset > file.metadata()?.len() {
-                    return Err(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        "offset beyond end of file",
-                    ));
+                    return Err(crate::beyond_end());
                 }
                 file.set_len(offset)?;
                 file.seek(SeekFrom::Start(offset))?;

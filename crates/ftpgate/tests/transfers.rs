@@ -170,6 +170,13 @@ fn rest_beyond_the_end_and_in_ascii_is_refused() {
     assert_eq!(raw.code("REST 18446744073709551616"), 501);
     assert_eq!(raw.code("REST 6"), 350);
     assert_eq!(raw.download("RETR f").0, 554);
+    assert_eq!(raw.code("REST 6"), 350);
+    assert_eq!(
+        raw.upload("STOR f", b"x"),
+        554,
+        "resuming an upload beyond the end"
+    );
+    assert_eq!(std::fs::read(server.path("f")).unwrap(), b"12345");
     assert_eq!(raw.code("REST 5"), 350);
     let (code, bytes) = raw.download("RETR f");
     assert_eq!((code, bytes.len()), (226, 0));
