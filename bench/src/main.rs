@@ -1,19 +1,32 @@
 //! `ftpgate-bench`: measures ftpgate next to what it competes with, in the same run.
 //!
+//! `ftpgate-bench peers` runs ftpgate and peer FTP servers (vsftpd, Pure-FTPd, ProFTPD,
+//! pyftpdlib; installed by `bench/peers.sh install`) side by side on loopback, alternating
+//! between them, with a load generator of its own, and prints medians with the ratio
+//! ftpgate/peer for each scenario, the servers' CPU time and memory, and the machine's own
+//! limits measured in the same run.
+//!
 //! `ftpgate-bench s3` uploads and downloads one large file (2 GiB by default) through ftpgate to
 //! a real S3 store (Garage, started here), and the same file directly with an S3 client
-//! (rclone), then prints throughput, ratios and ftpgate's peak memory, and writes the results as
-//! JSON and Markdown under `bench/results/`.
+//! (rclone).
+//!
+//! Both write their results as JSON and Markdown under `bench/results/`.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+mod client;
+mod peers;
+mod procfs;
+mod report;
+mod s3;
+mod scenarios;
 
-use anyhow::{Context, Result, bail};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use ftpgate_test_support::garage;
+
+use crate::peers::{Env, Server};
+use crate::scenarios::{Case, Results, Settings};
 
 #[derive(Parser)]
 #[command(about = "Benchmarks of ftpgate against peers, measured in one run")]
@@ -37,6 +50,57 @@ enum Scenario {
         #[arg(long, default_value = "bench/results")]
         results: PathBuf,
     },
+    /// ftpgate and peer FTP servers on loopback, same scenarios, alternating, medians.
+    Peers(Box<PeersArgs>),
+}
+
+/// Options of `ftpgate-bench peers`.
+#[derive(clap::Args)]
+struct PeersArgs {
+    /// Scenarios to run, comma-separated: S1 (RETR), S2 (STOR), S3 (small files), S4
+    /// (concurrent sessions), S5 (login storm), S6 (idle sessions), S7 (big listing), L (the
+    /// machine's limits). Default: all.
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
+    /// Servers to compare, comma-separated (default: ftpgate,vsftpd,pure-ftpd,proftpd,pyftpdlib).
+    #[arg(long, value_delimiter = ',')]
+    servers: Vec<String>,
+    /// Small sizes and one round, to check the setup in a few minutes.
+    #[arg(long)]
+    quick: bool,
+    /// Rounds (each server runs each scenario this many times; medians are reported).
+    #[arg(long)]
+    rounds: Option<usize>,
+    /// S1/S2 file size in MiB (default 1024).
+    #[arg(long)]
+    size_mib: Option<u64>,
+    /// S5 logins (default 2000).
+    #[arg(long)]
+    logins: Option<usize>,
+    /// S6 idle sessions (default 1000).
+    #[arg(long)]
+    idle_sessions: Option<usize>,
+    /// S7 files in the listed directory (default 100000).
+    #[arg(long)]
+    list_files: Option<usize>,
+    /// Longest time one scenario may take on one server, in seconds.
+    #[arg(long)]
+    timeout_secs: Option<u64>,
+    /// The ftpgate binary (build it with `cargo build --release -p ftpgate-daemon`).
+    #[arg(long, default_value = "target/release/ftpgate")]
+    ftpgate: PathBuf,
+    /// The peers script.
+    #[arg(long, default_value = "bench/peers.sh")]
+    peers_sh: PathBuf,
+    /// Data directory: the served tree (created once and kept), logs, configs.
+    #[arg(long, default_value = "/var/tmp/ftpgate-bench")]
+    data: PathBuf,
+    /// Where results are written.
+    #[arg(long, default_value = "bench/results")]
+    results: PathBuf,
+    /// Do not run `peers.sh install` first.
+    #[arg(long)]
+    no_install: bool,
 }
 
 fn main() -> Result<()> {
@@ -45,285 +109,106 @@ fn main() -> Result<()> {
             size_mib,
             ftpgate,
             results,
-        } => s3(size_mib, &ftpgate, &results),
+        } => s3::run(size_mib, &ftpgate, &results),
+        Scenario::Peers(args) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?
+            .block_on(peers_comparison(*args)),
     }
 }
 
-/// A running ftpgate daemon.
-struct Daemon {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+/// `ftpgate-bench peers`.
+async fn peers_comparison(args: PeersArgs) -> Result<()> {
+    let command = std::env::args().collect::<Vec<_>>().join(" ");
+    let mut settings = if args.quick {
+        Settings::quick()
+    } else {
+        Settings::full()
+    };
+    if let Some(r) = args.rounds {
+        settings.rounds = r.max(1);
     }
-}
+    if let Some(m) = args.size_mib {
+        settings.big_mib = m;
+    }
+    if let Some(n) = args.logins {
+        settings.logins = n;
+    }
+    if let Some(n) = args.idle_sessions {
+        settings.idle_sessions = n;
+    }
+    if let Some(n) = args.list_files {
+        settings.list_files = n;
+    }
+    if let Some(t) = args.timeout_secs {
+        settings.timeout = Duration::from_secs(t);
+    }
+    raise_open_files_limit();
 
-impl Daemon {
-    fn start(binary: &Path, args: &[&str], env: &[(&str, &str)]) -> Result<Daemon> {
-        let mut command = Command::new(binary);
-        command
-            .arg("serve")
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null());
-        for (k, v) in env {
-            command.env(k, v);
+    if !args.no_install {
+        let status = std::process::Command::new("bash")
+            .arg(&args.peers_sh)
+            .arg("install")
+            .status();
+        if !matches!(status, Ok(s) if s.success()) {
+            eprintln!("peers.sh install failed; peers that cannot start are reported as such");
         }
-        let mut child = command
-            .spawn()
-            .with_context(|| format!("cannot start {}", binary.display()))?;
-        let stdout = child.stdout.take().context("no stdout")?;
-        let mut lines = BufReader::new(stdout).lines();
-        let addr = loop {
-            let line = lines.next().context("ftpgate exited before listening")??;
-            if let Some(rest) = line.strip_prefix("ftpgate: listening on ") {
-                break rest
-                    .split_whitespace()
-                    .next()
-                    .context("bad listening line")?
-                    .parse()?;
-            }
-        };
-        Ok(Daemon { child, addr })
     }
+    let tls_dir = args
+        .peers_sh
+        .parent()
+        .context("peers.sh has no directory")?
+        .join(".peers/tls");
+    let data = std::path::absolute(&args.data)?;
+    let env = Env {
+        ftpgate: std::path::absolute(&args.ftpgate)?,
+        peers_sh: std::path::absolute(&args.peers_sh)?,
+        root: data.join("root"),
+        data,
+        cert: std::path::absolute(tls_dir.join("cert.pem"))?,
+        key: std::path::absolute(tls_dir.join("key.pem"))?,
+        user: "ftpbench".into(),
+        password: "bench-Pw-2718".into(),
+    };
+    let names: Vec<String> = if args.servers.is_empty() {
+        peers::ALL.iter().map(|s| s.to_string()).collect()
+    } else {
+        args.servers.clone()
+    };
+    let servers = Server::named(&names)?;
+    let cases = Case::selected(&args.only, &settings);
+    let limits = args.only.is_empty() || args.only.iter().any(|o| o.eq_ignore_ascii_case("L"));
 
-    /// Peak resident memory (VmHWM) in MiB.
-    fn peak_rss_mib(&self) -> f64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .unwrap_or_default();
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
-            .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
-            .map_or(0.0, |kib| kib / 1024.0)
-    }
-}
-
-/// A minimal FTP client that is never the bottleneck: one control connection, large buffers.
-struct Ftp {
-    reader: BufReader<TcpStream>,
-    writer: TcpStream,
-}
-
-impl Ftp {
-    fn login(addr: SocketAddr, user: &str, password: &str) -> Result<Ftp> {
-        let stream = TcpStream::connect(addr)?;
-        stream.set_nodelay(true)?;
-        let mut ftp = Ftp {
-            reader: BufReader::new(stream.try_clone()?),
-            writer: stream,
-        };
-        ftp.expect("", "220")?;
-        ftp.expect(&format!("USER {user}"), "331")?;
-        ftp.expect(&format!("PASS {password}"), "230")?;
-        ftp.expect("TYPE I", "200")?;
-        Ok(ftp)
-    }
-
-    fn reply(&mut self) -> Result<String> {
-        let mut line = String::new();
-        self.reader.read_line(&mut line)?;
-        Ok(line)
-    }
-
-    fn expect(&mut self, command: &str, code: &str) -> Result<String> {
-        if !command.is_empty() {
-            self.writer.write_all(format!("{command}\r\n").as_bytes())?;
-        }
-        let reply = self.reply()?;
-        if !reply.starts_with(code) {
-            bail!("{command:?}: expected {code}, got {reply:?}");
-        }
-        Ok(reply)
-    }
-
-    fn data(&mut self) -> Result<TcpStream> {
-        let reply = self.expect("EPSV", "229")?;
-        let port: u16 = reply
-            .split("|||")
-            .nth(1)
-            .and_then(|r| r.split('|').next())
-            .context("bad EPSV reply")?
-            .parse()?;
-        Ok(TcpStream::connect((self.writer.peer_addr()?.ip(), port))?)
-    }
-
-    fn stor(&mut self, name: &str, file: &Path) -> Result<Duration> {
-        let mut data = self.data()?;
-        let started = Instant::now();
-        self.expect(&format!("STOR {name}"), "150")?;
-        let mut source = std::fs::File::open(file)?;
-        std::io::copy(&mut source, &mut data)?;
-        drop(data);
-        self.expect("", "226")?;
-        Ok(started.elapsed())
-    }
-
-    fn retr(&mut self, name: &str) -> Result<(Duration, u64)> {
-        let mut data = self.data()?;
-        let started = Instant::now();
-        self.expect(&format!("RETR {name}"), "150")?;
-        let mut buf = vec![0u8; 1 << 20];
-        let mut total = 0u64;
-        loop {
-            let n = data.read(&mut buf)?;
-            if n == 0 {
-                break;
-            }
-            total += n as u64;
-        }
-        self.expect("", "226")?;
-        Ok((started.elapsed(), total))
-    }
-}
-
-/// Runs rclone with a remote named `store` configured from the environment (no config file).
-fn rclone(g: &garage::Garage, args: &[&str]) -> Result<Duration> {
-    let started = Instant::now();
-    let output = Command::new("rclone")
-        .args(args)
-        .args(["--config", "/dev/null"])
-        .env_remove("AWS_CA_BUNDLE")
-        .env("RCLONE_CONFIG_STORE_TYPE", "s3")
-        .env("RCLONE_CONFIG_STORE_PROVIDER", "Other")
-        .env("RCLONE_CONFIG_STORE_ENDPOINT", &g.endpoint)
-        .env("RCLONE_CONFIG_STORE_REGION", &g.region)
-        .env("RCLONE_CONFIG_STORE_ACCESS_KEY_ID", &g.access_key)
-        .env("RCLONE_CONFIG_STORE_SECRET_ACCESS_KEY", &g.secret_key)
-        .env("RCLONE_CONFIG_STORE_FORCE_PATH_STYLE", "true")
-        .output()
-        .context("rclone is not installed")?;
-    if !output.status.success() {
-        bail!(
-            "rclone {args:?}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
-    Ok(started.elapsed())
-}
-
-fn mb_s(bytes: u64, took: Duration) -> f64 {
-    bytes as f64 / 1e6 / took.as_secs_f64()
-}
-
-fn s3(size_mib: u64, ftpgate: &Path, results: &Path) -> Result<()> {
-    let work = tempfile_dir()?;
-    let file = work.join("payload.bin");
-    let bytes = size_mib * 1024 * 1024;
-    {
-        // Incompressible content, written once, then read from the page cache by both clients.
-        let mut out = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&file)?);
-        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-        let mut block = vec![0u8; 1 << 20];
-        for _ in 0..size_mib {
-            for chunk in block.chunks_mut(8) {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                chunk.copy_from_slice(&x.to_le_bytes()[..chunk.len()]);
-            }
-            out.write_all(&block)?;
-        }
-        out.flush()?;
-    }
-    let g = garage::start();
-    let remote = format!("store:{}", g.bucket);
-    // ftpgate in front of the store.
-    let root = format!("s3://{}/bench/", g.bucket);
-    let daemon = Daemon::start(
-        ftpgate,
-        &[
-            "--listen",
-            "127.0.0.1:0",
-            "--password",
-            "bench",
-            "--root",
-            &root,
-            "--s3-endpoint",
-            &g.endpoint,
-            "--s3-region",
-            &g.region,
-        ],
-        &[
-            ("AWS_ACCESS_KEY_ID", &g.access_key),
-            ("AWS_SECRET_ACCESS_KEY", &g.secret_key),
-            ("RUST_LOG", "warn"),
-        ],
-    )?;
-    let mut ftp = Ftp::login(daemon.addr, "ftpgate", "bench")?;
-    let stor = ftp.stor("payload.bin", &file)?;
-    let (retr, got) = ftp.retr("payload.bin")?;
-    if got != bytes {
-        bail!("RETR returned {got} bytes, expected {bytes}");
-    }
-    let peak = daemon.peak_rss_mib();
-    drop(daemon);
-    // The same store, directly.
-    let direct_up = rclone(
-        &g,
-        &[
-            "copyto",
-            file.to_str().context("path")?,
-            &format!("{remote}/direct/payload.bin"),
-        ],
-    )?;
-    let back = work.join("back.bin");
-    let direct_down = rclone(
-        &g,
-        &[
-            "copyto",
-            &format!("{remote}/direct/payload.bin"),
-            back.to_str().context("path")?,
-        ],
-    )?;
-    let rows = [
-        ("STOR (upload)", mb_s(bytes, stor), mb_s(bytes, direct_up)),
-        (
-            "RETR (download)",
-            mb_s(bytes, retr),
-            mb_s(bytes, direct_down),
-        ),
-    ];
-    let date = Command::new("date")
-        .arg("-u")
-        .arg("+%Y-%m-%dT%H:%M:%SZ")
-        .output()?;
-    let date = String::from_utf8_lossy(&date.stdout).trim().to_string();
-    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let mut md = format!(
-        "## S3: {size_mib} MiB through ftpgate vs direct (rclone), Garage on loopback\n\n{date}, {cpus} CPUs\n\n\
-         | transfer | ftpgate MB/s | direct rclone MB/s | ratio |\n|---|---:|---:|---:|\n"
-    );
-    for (name, ours, direct) in rows {
-        md.push_str(&format!(
-            "| {name} | {ours:.0} | {direct:.0} | {:.2} |\n",
-            ours / direct
-        ));
-    }
-    md.push_str(&format!(
-        "\nftpgate peak RSS during both transfers: {peak:.1} MiB\n"
-    ));
+    scenarios::prepare_data(&env, &settings)?;
+    let statuses = scenarios::check_servers(&env, &servers).await;
+    let machine = report::Machine::describe();
+    let (cases, limits) =
+        scenarios::run_all(&env, &settings, &servers, &statuses, cases, limits).await?;
+    let results = Results {
+        servers: statuses,
+        cases,
+        limits,
+    };
+    let notes = report::hash_notes(&results.servers);
+    let md = report::markdown(&results, &settings, &machine, &notes, &command);
+    let json = report::json(&results, &settings, &machine, &notes, &command);
     println!("{md}");
-    std::fs::create_dir_all(results)?;
-    let stamp = date.replace(':', "");
-    std::fs::write(results.join(format!("s3-{stamp}.md")), &md)?;
-    let json = format!(
-        "{{\"scenario\":\"s3\",\"date\":\"{date}\",\"cpus\":{cpus},\"size_mib\":{size_mib},\
-         \"ftpgate_stor_mb_s\":{:.1},\"ftpgate_retr_mb_s\":{:.1},\"direct_upload_mb_s\":{:.1},\
-         \"direct_download_mb_s\":{:.1},\"ftpgate_peak_rss_mib\":{peak:.1}}}\n",
-        rows[0].1, rows[1].1, rows[0].2, rows[1].2
-    );
-    std::fs::write(results.join(format!("s3-{stamp}.json")), json)?;
-    let _ = std::fs::remove_dir_all(&work);
+    let (md_path, json_path) = report::save(&args.results, &machine.date, &md, &json)?;
+    eprintln!("wrote {} and {}", md_path.display(), json_path.display());
     Ok(())
 }
 
-fn tempfile_dir() -> Result<PathBuf> {
-    let dir = std::env::temp_dir().join(format!("ftpgate-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    Ok(dir)
+/// Raises the soft limit of open files to the hard limit: 1,000 sessions need more than the
+/// usual 1,024 descriptors, here and in the servers, which inherit the limit.
+fn raise_open_files_limit() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => {
+            if let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+                eprintln!("cannot raise the open files limit from {soft}: {e}");
+            }
+        }
+        Ok(_) => {}
+        Err(e) => eprintln!("cannot read the open files limit: {e}"),
+    }
 }

@@ -1,0 +1,208 @@
+//! Starting and stopping the servers under test: ftpgate (by its CLI and a TOML file written
+//! here) and the peers (by `bench/peers.sh run`), each on its own loopback port and passive
+//! range, each in the foreground so the bench owns its process tree.
+
+use std::fs::OpenOptions;
+use std::net::SocketAddr;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use nix::sys::signal::{Signal, kill, killpg};
+use nix::unistd::Pid;
+
+use crate::client::Ftp;
+use crate::procfs;
+
+/// Every server the bench knows, ftpgate first.
+pub(crate) const ALL: [&str; 5] = ["ftpgate", "vsftpd", "pure-ftpd", "proftpd", "pyftpdlib"];
+
+/// Where things are, shared by every server.
+pub(crate) struct Env {
+    /// The ftpgate binary.
+    pub(crate) ftpgate: PathBuf,
+    /// `bench/peers.sh`.
+    pub(crate) peers_sh: PathBuf,
+    /// The bench's data directory (served tree, logs, configs).
+    pub(crate) data: PathBuf,
+    /// The directory every server serves.
+    pub(crate) root: PathBuf,
+    /// PEM certificate and key shared by every server's FTPS.
+    pub(crate) cert: PathBuf,
+    pub(crate) key: PathBuf,
+    /// The one user and password every server accepts.
+    pub(crate) user: String,
+    pub(crate) password: String,
+}
+
+/// One server under test: its name, control port and passive range.
+#[derive(Debug, Clone)]
+pub(crate) struct Server {
+    pub(crate) name: String,
+    pub(crate) port: u16,
+    pub(crate) passive: (u16, u16),
+}
+
+impl Server {
+    /// The named servers, each with its own control port and passive range (below the
+    /// kernel's ephemeral range, so client ports never collide with them).
+    pub(crate) fn named(names: &[String]) -> Result<Vec<Server>> {
+        names
+            .iter()
+            .map(|name| {
+                let index = ALL
+                    .iter()
+                    .position(|n| n == name)
+                    .with_context(|| format!("unknown server {name:?} (known: {ALL:?})"))?;
+                let index = index as u16;
+                Ok(Server {
+                    name: name.clone(),
+                    port: 21210 + index,
+                    passive: (10000 + index * 4000, 13999 + index * 4000),
+                })
+            })
+            .collect()
+    }
+
+    /// The control address.
+    pub(crate) fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    /// Starts the server and waits (at most 20 s) until it greets on its port.
+    pub(crate) async fn start(&self, env: &Env) -> Result<Running> {
+        let log_path = env.data.join("logs").join(format!("{}.log", self.name));
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .with_context(|| format!("cannot open {}", log_path.display()))?;
+        let mut command = self.command(env)?;
+        command
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .process_group(0);
+        let child = command
+            .spawn()
+            .with_context(|| format!("cannot run {:?}", command.get_program()))?;
+        let mut running = Running {
+            pid: child.id(),
+            child,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = running.child.try_wait()? {
+                bail!("exited ({status}): {}", last_line(&log_path));
+            }
+            if let Ok(Ok(ftp)) =
+                tokio::time::timeout(Duration::from_secs(2), Ftp::connect(self.addr(), None)).await
+            {
+                drop(ftp);
+                return Ok(running);
+            }
+            if Instant::now() > deadline {
+                bail!("no greeting on {} within 20 s", self.addr());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    fn command(&self, env: &Env) -> Result<Command> {
+        let port = self.port.to_string();
+        let (lo, hi) = (self.passive.0.to_string(), self.passive.1.to_string());
+        if self.name == "ftpgate" {
+            let config = env.data.join("ftpgate.toml");
+            std::fs::write(&config, FTPGATE_CONFIG)?;
+            let mut command = Command::new(&env.ftpgate);
+            command
+                .arg("serve")
+                .arg("--config")
+                .arg(&config)
+                .arg("--root")
+                .arg(&env.root)
+                .args(["--listen", &format!("127.0.0.1:{port}")])
+                .args(["--user", &env.user, "--password", &env.password])
+                .args(["--passive-ports", &format!("{lo}-{hi}")])
+                .arg("--tls-cert")
+                .arg(&env.cert)
+                .arg("--tls-key")
+                .arg(&env.key)
+                .env_remove("RUST_LOG");
+            Ok(command)
+        } else {
+            let mut command = Command::new("bash");
+            command
+                .arg(&env.peers_sh)
+                .args(["run", &self.name])
+                .arg(&env.root)
+                .args([&port, &lo, &hi, &env.user, &env.password]);
+            Ok(command)
+        }
+    }
+}
+
+/// ftpgate's settings for the bench: limits high enough for 1,000 sessions from one address
+/// and for the load loops' command rate; everything else stays at its default.
+const FTPGATE_CONFIG: &str = "\
+[server]
+max_connections = 5000
+max_connections_per_ip = 5000
+max_commands_per_second = 100000
+idle_timeout_secs = 600
+
+[log]
+level = \"warn\"
+";
+
+/// The last non-empty line of a log file, as the reason a server did not start.
+fn last_line(path: &Path) -> String {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("no output")
+        .to_string()
+}
+
+/// A started server; dropping it kills its whole process tree.
+pub(crate) struct Running {
+    child: Child,
+    /// The server's main process.
+    pub(crate) pid: u32,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        // Session processes of forking servers first, then the group, then the main process.
+        for pid in procfs::tree(self.pid).into_iter().rev() {
+            if let Ok(pid) = i32::try_from(pid) {
+                let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+            }
+        }
+        if let Ok(pid) = i32::try_from(self.pid) {
+            let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The server's version, as `peers.sh version` reports it (ftpgate: its `--version`).
+pub(crate) fn version(env: &Env, name: &str) -> String {
+    let output = if name == "ftpgate" {
+        Command::new(&env.ftpgate).arg("--version").output()
+    } else {
+        Command::new("bash")
+            .arg(&env.peers_sh)
+            .args(["version", name])
+            .output()
+    };
+    match output {
+        Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).trim().to_string(),
+        _ => "unknown".to_string(),
+    }
+}

@@ -1,0 +1,859 @@
+//! The scenarios: what each one does to a server, what it measures, and the loop that runs every
+//! scenario on every server, alternating servers within each round.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use serde_json::{Value, json};
+use tokio::sync::{Barrier, Mutex, Semaphore};
+
+use crate::client::{Ftp, Tls};
+use crate::peers::{Env, Running, Server};
+use crate::procfs;
+
+/// Sizes and counts; `--quick` shrinks them.
+#[derive(Debug, Clone)]
+pub(crate) struct Settings {
+    pub(crate) rounds: usize,
+    /// S1/S2 file size.
+    pub(crate) big_mib: u64,
+    /// S3: files stored then retrieved, and their size.
+    pub(crate) small_files: usize,
+    pub(crate) small_kib: u64,
+    /// S4: concurrent session counts, RETRs per session, file size.
+    pub(crate) sessions: Vec<usize>,
+    pub(crate) retrs_per_session: usize,
+    pub(crate) medium_kib: u64,
+    /// S5: logins, and how many are in flight at once (also S4/S6 connection setup).
+    pub(crate) logins: usize,
+    pub(crate) in_flight: usize,
+    /// S6: idle sessions.
+    pub(crate) idle_sessions: usize,
+    /// S7: files in the listed directory.
+    pub(crate) list_files: usize,
+    /// L: seconds of iperf3.
+    pub(crate) iperf_secs: u64,
+    /// The longest one scenario may take on one server.
+    pub(crate) timeout: Duration,
+}
+
+impl Settings {
+    /// The sizes the comparison is specified with.
+    pub(crate) fn full() -> Settings {
+        Settings {
+            rounds: 3,
+            big_mib: 1024,
+            small_files: 2000,
+            small_kib: 4,
+            sessions: vec![100, 400],
+            retrs_per_session: 20,
+            medium_kib: 64,
+            logins: 2000,
+            in_flight: 50,
+            idle_sessions: 1000,
+            list_files: 100_000,
+            iperf_secs: 3,
+            timeout: Duration::from_secs(600),
+        }
+    }
+
+    /// A run of a few minutes to check that everything works.
+    pub(crate) fn quick() -> Settings {
+        Settings {
+            rounds: 1,
+            big_mib: 128,
+            small_files: 200,
+            sessions: vec![20, 50],
+            logins: 200,
+            idle_sessions: 100,
+            list_files: 10_000,
+            iperf_secs: 1,
+            timeout: Duration::from_secs(120),
+            ..Settings::full()
+        }
+    }
+
+    pub(crate) fn big_bytes(&self) -> u64 {
+        self.big_mib << 20
+    }
+}
+
+/// One measured case (a scenario, or one variant of it).
+#[derive(Debug, Clone)]
+pub(crate) enum Case {
+    /// S1: RETR of the big file.
+    Retr { tls: bool },
+    /// S2: STOR of a file as big.
+    Stor { tls: bool },
+    /// S3: many small STORs then RETRs on one session.
+    Small,
+    /// S4: concurrent sessions, each logging in and then doing RETRs.
+    Concurrent { sessions: usize },
+    /// S5: connect, login, quit, many times.
+    Logins,
+    /// S6: memory of idle logged-in sessions.
+    Idle,
+    /// S7: a listing of a big directory.
+    List { verb: &'static str },
+}
+
+impl Case {
+    /// The cases of the selected scenarios (S1..S7), in order.
+    pub(crate) fn selected(only: &[String], settings: &Settings) -> Vec<Case> {
+        let on = |s: &str| only.is_empty() || only.iter().any(|o| o.eq_ignore_ascii_case(s));
+        let mut cases = Vec::new();
+        if on("S1") {
+            cases.extend([Case::Retr { tls: false }, Case::Retr { tls: true }]);
+        }
+        if on("S2") {
+            cases.extend([Case::Stor { tls: false }, Case::Stor { tls: true }]);
+        }
+        if on("S3") {
+            cases.push(Case::Small);
+        }
+        if on("S4") {
+            for &sessions in &settings.sessions {
+                cases.push(Case::Concurrent { sessions });
+            }
+        }
+        if on("S5") {
+            cases.push(Case::Logins);
+        }
+        if on("S6") {
+            cases.push(Case::Idle);
+        }
+        if on("S7") {
+            cases.extend([Case::List { verb: "LIST" }, Case::List { verb: "MLSD" }]);
+        }
+        cases
+    }
+
+    /// Short name, as in the tables.
+    pub(crate) fn id(&self) -> String {
+        match self {
+            Case::Retr { tls: false } => "S1".into(),
+            Case::Retr { tls: true } => "S1 TLS".into(),
+            Case::Stor { tls: false } => "S2".into(),
+            Case::Stor { tls: true } => "S2 TLS".into(),
+            Case::Small => "S3".into(),
+            Case::Concurrent { sessions } => format!("S4 x{sessions}"),
+            Case::Logins => "S5".into(),
+            Case::Idle => "S6".into(),
+            Case::List { verb } => format!("S7 {verb}"),
+        }
+    }
+
+    /// What is done, in words.
+    pub(crate) fn title(&self, s: &Settings) -> String {
+        match self {
+            Case::Retr { tls } => format!("RETR {} MiB, one session{}", s.big_mib, prot(*tls)),
+            Case::Stor { tls } => format!("STOR {} MiB, one session{}", s.big_mib, prot(*tls)),
+            Case::Small => format!(
+                "{} x {} KiB STOR then RETR, one session",
+                s.small_files, s.small_kib
+            ),
+            Case::Concurrent { sessions } => format!(
+                "{sessions} sessions, login + {} x RETR {} KiB",
+                s.retrs_per_session, s.medium_kib
+            ),
+            Case::Logins => format!(
+                "{} x connect/login/quit, {} in flight",
+                s.logins, s.in_flight
+            ),
+            Case::Idle => format!("{} idle logged-in sessions", s.idle_sessions),
+            Case::List { verb } => format!("{verb} of {} files", s.list_files),
+        }
+    }
+
+    /// The unit of the headline value.
+    pub(crate) fn unit(&self) -> &'static str {
+        match self {
+            Case::Retr { .. } | Case::Stor { .. } => "MB/s",
+            Case::Small | Case::Concurrent { .. } => "ops/s",
+            Case::Logins => "logins/s",
+            Case::Idle => "KiB PSS/session",
+            Case::List { .. } => "s",
+        }
+    }
+
+    /// Whether a larger headline value is better.
+    pub(crate) fn higher_is_better(&self) -> bool {
+        !matches!(self, Case::Idle | Case::List { .. })
+    }
+
+    fn tls(&self) -> bool {
+        matches!(self, Case::Retr { tls: true } | Case::Stor { tls: true })
+    }
+}
+
+fn prot(tls: bool) -> &'static str {
+    if tls { ", FTPS PROT P" } else { "" }
+}
+
+/// What one run of one case on one server measured.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Sample {
+    /// The headline value, in the case's unit.
+    pub(crate) value: f64,
+    /// Latency percentiles of the case's operations, in milliseconds.
+    pub(crate) p50_ms: Option<f64>,
+    pub(crate) p99_ms: Option<f64>,
+    /// CPU seconds used by the server's process tree during the case.
+    pub(crate) server_cpu_s: f64,
+    /// CPU seconds used by the bench itself (load generator and sampling).
+    pub(crate) client_cpu_s: f64,
+    /// Peak memory of the server: the largest sampled RSS sum over its processes, or the main
+    /// process's VmHWM if larger.
+    pub(crate) peak_rss_mib: f64,
+    /// Case-specific figures (first login, memory per session, listing size...).
+    pub(crate) extra: BTreeMap<String, f64>,
+}
+
+impl Sample {
+    pub(crate) fn to_json(&self) -> Value {
+        json!({
+            "value": self.value,
+            "p50_ms": self.p50_ms,
+            "p99_ms": self.p99_ms,
+            "server_cpu_s": self.server_cpu_s,
+            "client_cpu_s": self.client_cpu_s,
+            "peak_rss_mib": self.peak_rss_mib,
+            "extra": self.extra,
+        })
+    }
+}
+
+/// Every run of one case: per server, one result per round.
+pub(crate) struct CaseResult {
+    pub(crate) case: Case,
+    pub(crate) runs: BTreeMap<String, Vec<Result<Sample, String>>>,
+}
+
+/// Whether a server could be started at all (checked once, before the cases).
+pub(crate) struct ServerStatus {
+    pub(crate) name: String,
+    pub(crate) version: String,
+    pub(crate) started: Result<(), String>,
+}
+
+/// The machine's own limits, measured in the same run.
+pub(crate) struct Limit {
+    pub(crate) name: &'static str,
+    pub(crate) unit: &'static str,
+    pub(crate) runs: Vec<Result<f64, String>>,
+}
+
+/// Everything one run measured.
+pub(crate) struct Results {
+    pub(crate) servers: Vec<ServerStatus>,
+    pub(crate) cases: Vec<CaseResult>,
+    pub(crate) limits: Vec<Limit>,
+}
+
+/// Creates the served tree once: the big file, the S4 file, the S7 directory; an empty
+/// upload directory every server may write to.
+pub(crate) fn prepare_data(env: &Env, s: &Settings) -> Result<()> {
+    std::fs::create_dir_all(env.data.join("logs"))?;
+    std::fs::create_dir_all(&env.root)?;
+    make_file(&env.root.join("big.bin"), s.big_bytes())?;
+    make_file(&env.root.join("medium.bin"), s.medium_kib << 10)?;
+    let many = env.root.join(list_dir(s));
+    let complete = std::fs::read_dir(&many).map(|d| d.count()).ok() == Some(s.list_files);
+    if !complete {
+        eprintln!(
+            "creating {} empty files in {}",
+            s.list_files,
+            many.display()
+        );
+        let _ = std::fs::remove_dir_all(&many);
+        std::fs::create_dir_all(&many)?;
+        for i in 0..s.list_files {
+            std::fs::File::create(many.join(format!("file-{i:06}.dat")))?;
+        }
+    }
+    clear_uploads(env)
+}
+
+/// The S7 directory, named by its size so quick and full runs keep their own.
+fn list_dir(s: &Settings) -> String {
+    format!("many-{}", s.list_files)
+}
+
+/// Empties the upload directory; it is world-writable since some servers write as the system
+/// user and others as root.
+fn clear_uploads(env: &Env) -> Result<()> {
+    let up = env.root.join("up");
+    let _ = std::fs::remove_dir_all(&up);
+    std::fs::create_dir_all(&up)?;
+    std::fs::set_permissions(&up, std::os::unix::fs::PermissionsExt::from_mode(0o777))?;
+    Ok(())
+}
+
+/// Writes `bytes` of incompressible data to `path` unless it already has that size.
+fn make_file(path: &Path, bytes: u64) -> Result<()> {
+    if std::fs::metadata(path).map(|m| m.len()).ok() == Some(bytes) {
+        return Ok(());
+    }
+    eprintln!("writing {} ({} bytes)", path.display(), bytes);
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(path)?);
+    let mut left = bytes;
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut block = vec![0u8; 1 << 20];
+    while left > 0 {
+        fill(&mut block, &mut x);
+        let n = left.min(block.len() as u64) as usize;
+        out.write_all(&block[..n])?;
+        left -= n as u64;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// Fills `block` with xorshift output (incompressible, cheap).
+fn fill(block: &mut [u8], x: &mut u64) {
+    for chunk in block.chunks_mut(8) {
+        *x ^= *x << 13;
+        *x ^= *x >> 7;
+        *x ^= *x << 17;
+        chunk.copy_from_slice(&x.to_le_bytes()[..chunk.len()]);
+    }
+}
+
+/// Starts each server once and logs in, so a peer that cannot run is reported, not dropped.
+pub(crate) async fn check_servers(env: &Env, servers: &[Server]) -> Vec<ServerStatus> {
+    let mut statuses = Vec::new();
+    for server in servers {
+        let started = async {
+            let running = server.start(env).await?;
+            let ftp = Ftp::open(server.addr(), None, &env.user, &env.password).await?;
+            ftp.quit().await?;
+            drop(running);
+            Ok::<(), anyhow::Error>(())
+        }
+        .await
+        .map_err(|e| format!("{e:#}"));
+        if let Err(e) = &started {
+            eprintln!("{}: did not start: {e}", server.name);
+        }
+        statuses.push(ServerStatus {
+            name: server.name.clone(),
+            version: crate::peers::version(env, &server.name),
+            started,
+        });
+    }
+    statuses
+}
+
+/// Runs every case on every server that started, `rounds` times, rotating the order of the
+/// servers each round; the limits are measured once per round.
+pub(crate) async fn run_all(
+    env: &Env,
+    settings: &Settings,
+    servers: &[Server],
+    statuses: &[ServerStatus],
+    cases: Vec<Case>,
+    limits: bool,
+) -> Result<(Vec<CaseResult>, Vec<Limit>)> {
+    let tls = Tls::new()?;
+    let usable: Vec<&Server> = servers
+        .iter()
+        .filter(|s| {
+            statuses
+                .iter()
+                .any(|st| st.name == s.name && st.started.is_ok())
+        })
+        .collect();
+    let mut results = Vec::new();
+    for case in cases {
+        let mut runs: BTreeMap<String, Vec<Result<Sample, String>>> = BTreeMap::new();
+        for round in 0..settings.rounds {
+            for i in 0..usable.len() {
+                let server = usable[(i + round) % usable.len()];
+                eprintln!(
+                    "{} round {}/{}: {}",
+                    case.id(),
+                    round + 1,
+                    settings.rounds,
+                    server.name
+                );
+                let outcome = measure(env, settings, server, &case, &tls)
+                    .await
+                    .map_err(|e| format!("{e:#}"));
+                match &outcome {
+                    Ok(s) => eprintln!("  {:.1} {}", s.value, case.unit()),
+                    Err(e) => eprintln!("  failed: {e}"),
+                }
+                runs.entry(server.name.clone()).or_default().push(outcome);
+            }
+        }
+        results.push(CaseResult { case, runs });
+    }
+    let mut limit_results = Vec::new();
+    if limits {
+        limit_results = machine_limits(env, settings);
+    }
+    Ok((results, limit_results))
+}
+
+/// Starts a fresh server, runs one case against it while sampling its memory, and stops it.
+async fn measure(
+    env: &Env,
+    s: &Settings,
+    server: &Server,
+    case: &Case,
+    tls: &Arc<Tls>,
+) -> Result<Sample> {
+    clear_uploads(env)?;
+    let running = server.start(env).await?;
+    let sampler = Sampler::start(running.pid);
+    let cpu_before = procfs::cpu_seconds(running.pid);
+    let own_before = procfs::own_cpu_seconds();
+    let tls = case.tls().then(|| tls.clone());
+    let body = run_case(env, s, server, case, tls, &running);
+    let mut sample = match tokio::time::timeout(s.timeout, body).await {
+        Ok(result) => result?,
+        Err(_) => bail!("did not finish within {} s", s.timeout.as_secs()),
+    };
+    sample.server_cpu_s = procfs::cpu_seconds(running.pid) - cpu_before;
+    sample.client_cpu_s = procfs::own_cpu_seconds() - own_before;
+    let peak_kib = sampler.stop().max(procfs::peak_rss_kib(running.pid));
+    sample.peak_rss_mib = peak_kib as f64 / 1024.0;
+    drop(running);
+    Ok(sample)
+}
+
+/// Samples the RSS summed over a server's processes every 200 ms, on its own thread, keeping
+/// the largest.
+struct Sampler {
+    stop: Arc<AtomicBool>,
+    peak: Arc<AtomicU64>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Sampler {
+    fn start(pid: u32) -> Sampler {
+        let stop = Arc::new(AtomicBool::new(false));
+        let peak = Arc::new(AtomicU64::new(0));
+        let thread = {
+            let (stop, peak) = (stop.clone(), peak.clone());
+            std::thread::spawn(move || {
+                // Bounded: at most one hour of samples, however the case ends.
+                for _ in 0..18_000 {
+                    peak.fetch_max(procfs::rss_kib(pid), Ordering::Relaxed);
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+            })
+        };
+        Sampler {
+            stop,
+            peak,
+            thread: Some(thread),
+        }
+    }
+
+    /// Stops sampling; returns the peak in KiB.
+    fn stop(mut self) -> u64 {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        self.peak.load(Ordering::Relaxed)
+    }
+}
+
+async fn run_case(
+    env: &Env,
+    s: &Settings,
+    server: &Server,
+    case: &Case,
+    tls: Option<Arc<Tls>>,
+    running: &Running,
+) -> Result<Sample> {
+    let addr = server.addr();
+    let (user, password) = (env.user.as_str(), env.password.as_str());
+    match case {
+        Case::Retr { .. } => {
+            let mut ftp = Ftp::open(addr, tls, user, password).await?;
+            let mut buf = vec![0u8; 1 << 20];
+            let started = Instant::now();
+            let got = ftp.retr("big.bin", &mut buf).await?;
+            let took = started.elapsed();
+            ftp.quit().await?;
+            if got != s.big_bytes() {
+                bail!("RETR returned {got} bytes, expected {}", s.big_bytes());
+            }
+            Ok(Sample {
+                value: mb_s(got, took),
+                ..Sample::default()
+            })
+        }
+        Case::Stor { .. } => {
+            let mut ftp = Ftp::open(addr, tls, user, password).await?;
+            let chunk = random_chunk(1 << 20);
+            let started = Instant::now();
+            ftp.stor("up/big.bin", s.big_bytes(), &chunk).await?;
+            let took = started.elapsed();
+            ftp.quit().await?;
+            let stored = std::fs::metadata(env.root.join("up/big.bin"))?.len();
+            if stored != s.big_bytes() {
+                bail!("STOR left {stored} bytes, expected {}", s.big_bytes());
+            }
+            Ok(Sample {
+                value: mb_s(s.big_bytes(), took),
+                ..Sample::default()
+            })
+        }
+        Case::Small => small_files(addr, user, password, s).await,
+        Case::Concurrent { sessions } => concurrent(addr, user, password, s, *sessions).await,
+        Case::Logins => logins(addr, user, password, s).await,
+        Case::Idle => idle(addr, user, password, s, running.pid).await,
+        Case::List { verb } => {
+            let mut ftp = Ftp::open(addr, None, user, password).await?;
+            let mut buf = vec![0u8; 1 << 16];
+            let started = Instant::now();
+            let (bytes, lines) = ftp.listing(verb, &list_dir(s), &mut buf).await?;
+            let took = started.elapsed();
+            ftp.quit().await?;
+            if lines < s.list_files as u64 {
+                bail!("{verb} listed {lines} lines for {} files", s.list_files);
+            }
+            let mut sample = Sample {
+                value: took.as_secs_f64(),
+                ..Sample::default()
+            };
+            sample.extra.insert("lines".into(), lines as f64);
+            sample.extra.insert("bytes".into(), bytes as f64);
+            Ok(sample)
+        }
+    }
+}
+
+/// S3: small files up then down, one session.
+async fn small_files(
+    addr: std::net::SocketAddr,
+    user: &str,
+    password: &str,
+    s: &Settings,
+) -> Result<Sample> {
+    let size = s.small_kib << 10;
+    let chunk = random_chunk(size as usize);
+    let mut buf = vec![0u8; 1 << 16];
+    let mut ftp = Ftp::open(addr, None, user, password).await?;
+    let mut latencies = Vec::with_capacity(2 * s.small_files);
+    let started = Instant::now();
+    for i in 0..s.small_files {
+        let t = Instant::now();
+        ftp.stor(&format!("up/small-{i}"), size, &chunk).await?;
+        latencies.push(t.elapsed());
+    }
+    let stor_took = started.elapsed();
+    for i in 0..s.small_files {
+        let t = Instant::now();
+        let got = ftp.retr(&format!("up/small-{i}"), &mut buf).await?;
+        latencies.push(t.elapsed());
+        if got != size {
+            bail!("RETR small-{i}: {got} bytes, expected {size}");
+        }
+    }
+    let took = started.elapsed();
+    ftp.quit().await?;
+    let mut sample = with_latencies(
+        (2 * s.small_files) as f64 / took.as_secs_f64(),
+        &mut latencies,
+    );
+    let n = s.small_files as f64;
+    sample
+        .extra
+        .insert("stor_ops_s".into(), n / stor_took.as_secs_f64());
+    sample
+        .extra
+        .insert("retr_ops_s".into(), n / (took - stor_took).as_secs_f64());
+    Ok(sample)
+}
+
+/// S4: `sessions` sessions log in (`in_flight` at a time), wait for each other, then each does
+/// its RETRs; the rate counts the RETR phase, the login phase is reported apart.
+async fn concurrent(
+    addr: std::net::SocketAddr,
+    user: &str,
+    password: &str,
+    s: &Settings,
+    sessions: usize,
+) -> Result<Sample> {
+    let gate = Arc::new(Semaphore::new(s.in_flight));
+    let barrier = Arc::new(Barrier::new(sessions + 1));
+    let expected = s.medium_kib << 10;
+    let mut tasks = Vec::with_capacity(sessions);
+    let started = Instant::now();
+    for _ in 0..sessions {
+        let (gate, barrier) = (gate.clone(), barrier.clone());
+        let (user, password) = (user.to_string(), password.to_string());
+        let retrs = s.retrs_per_session;
+        tasks.push(tokio::spawn(async move {
+            let session = async {
+                let _permit = gate.acquire().await?;
+                Ftp::open(addr, None, &user, &password).await
+            }
+            .await;
+            // Every task reaches the barrier, logged in or not, so none waits forever.
+            barrier.wait().await;
+            let mut ftp = session?;
+            let mut buf = vec![0u8; 1 << 16];
+            let mut latencies = Vec::with_capacity(retrs);
+            for _ in 0..retrs {
+                let t = Instant::now();
+                let got = ftp.retr("medium.bin", &mut buf).await?;
+                latencies.push(t.elapsed());
+                if got != expected {
+                    bail!("RETR medium.bin: {got} bytes, expected {expected}");
+                }
+            }
+            ftp.quit().await?;
+            Ok::<_, anyhow::Error>(latencies)
+        }));
+    }
+    barrier.wait().await;
+    let logged_in = started.elapsed();
+    let transfers = Instant::now();
+    let mut latencies = Vec::with_capacity(sessions * s.retrs_per_session);
+    let mut errors = Vec::new();
+    for task in tasks {
+        match task.await {
+            Ok(Ok(l)) => latencies.extend(l),
+            Ok(Err(e)) => errors.push(format!("{e:#}")),
+            Err(e) => errors.push(e.to_string()),
+        }
+    }
+    let took = transfers.elapsed();
+    if let Some(first) = errors.first() {
+        bail!(
+            "{} of {sessions} sessions failed, first: {first}",
+            errors.len()
+        );
+    }
+    let ops = latencies.len() as f64;
+    let mut sample = with_latencies(ops / took.as_secs_f64(), &mut latencies);
+    sample
+        .extra
+        .insert("login_phase_s".into(), logged_in.as_secs_f64());
+    Ok(sample)
+}
+
+/// S5: one cold login alone (a fresh server: no cached credential), then the storm.
+async fn logins(
+    addr: std::net::SocketAddr,
+    user: &str,
+    password: &str,
+    s: &Settings,
+) -> Result<Sample> {
+    let t = Instant::now();
+    Ftp::open(addr, None, user, password).await?.quit().await?;
+    let first = t.elapsed();
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut workers = Vec::new();
+    for _ in 0..s.in_flight {
+        let next = next.clone();
+        let (user, password) = (user.to_string(), password.to_string());
+        let total = s.logins;
+        workers.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            // Bounded by the shared count.
+            while next.fetch_add(1, Ordering::Relaxed) < total {
+                let t = Instant::now();
+                Ftp::open(addr, None, &user, &password)
+                    .await?
+                    .quit()
+                    .await?;
+                latencies.push(t.elapsed());
+            }
+            Ok::<_, anyhow::Error>(latencies)
+        }));
+    }
+    let mut latencies = Vec::with_capacity(s.logins);
+    for worker in workers {
+        latencies.extend(worker.await??);
+    }
+    let took = started.elapsed();
+    let mut sample = with_latencies(latencies.len() as f64 / took.as_secs_f64(), &mut latencies);
+    sample
+        .extra
+        .insert("first_login_ms".into(), first.as_secs_f64() * 1e3);
+    Ok(sample)
+}
+
+/// S6: memory of the server's processes with `idle_sessions` logged-in sessions, minus before.
+async fn idle(
+    addr: std::net::SocketAddr,
+    user: &str,
+    password: &str,
+    s: &Settings,
+    pid: u32,
+) -> Result<Sample> {
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = procfs::memory(pid);
+    let sessions = Arc::new(Mutex::new(Vec::with_capacity(s.idle_sessions)));
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut workers = Vec::new();
+    for _ in 0..s.in_flight {
+        let (next, sessions) = (next.clone(), sessions.clone());
+        let (user, password) = (user.to_string(), password.to_string());
+        let total = s.idle_sessions;
+        workers.push(tokio::spawn(async move {
+            while next.fetch_add(1, Ordering::Relaxed) < total {
+                let ftp = Ftp::open(addr, None, &user, &password).await?;
+                sessions.lock().await.push(ftp);
+            }
+            Ok::<_, anyhow::Error>(())
+        }));
+    }
+    for worker in workers {
+        worker.await??;
+    }
+    let opened = started.elapsed();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let after = procfs::memory(pid);
+    let n = s.idle_sessions as f64;
+    let per = |a: u64, b: u64| (a as f64 - b as f64) / n;
+    let mut sample = Sample {
+        value: per(after.pss_kib, before.pss_kib),
+        ..Sample::default()
+    };
+    let extra = &mut sample.extra;
+    extra.insert(
+        "rss_per_session_kib".into(),
+        per(after.rss_kib, before.rss_kib),
+    );
+    extra.insert("pss_per_session_kib".into(), sample.value);
+    extra.insert("rss_before_mib".into(), before.rss_kib as f64 / 1024.0);
+    extra.insert("rss_after_mib".into(), after.rss_kib as f64 / 1024.0);
+    extra.insert("pss_after_mib".into(), after.pss_kib as f64 / 1024.0);
+    extra.insert("processes".into(), after.processes as f64);
+    extra.insert("open_s".into(), opened.as_secs_f64());
+    drop(sessions);
+    Ok(sample)
+}
+
+fn mb_s(bytes: u64, took: Duration) -> f64 {
+    bytes as f64 / 1e6 / took.as_secs_f64()
+}
+
+fn random_chunk(len: usize) -> Vec<u8> {
+    let mut chunk = vec![0u8; len];
+    fill(&mut chunk, &mut 0x2545_F491_4F6C_DD1D);
+    chunk
+}
+
+/// A sample with `value` and the p50/p99 of `latencies`.
+fn with_latencies(value: f64, latencies: &mut [Duration]) -> Sample {
+    latencies.sort();
+    let pick = |q: f64| -> Option<f64> {
+        let last = latencies.len().checked_sub(1)?;
+        let i = ((last as f64) * q).round() as usize;
+        Some(latencies[i.min(last)].as_secs_f64() * 1e3)
+    };
+    Sample {
+        value,
+        p50_ms: pick(0.50),
+        p99_ms: pick(0.99),
+        ..Sample::default()
+    }
+}
+
+/// L: loopback TCP (iperf3), reading the big file from the page cache, and writing as much to
+/// the disk without fsync (as the servers write), once per round.
+fn machine_limits(env: &Env, s: &Settings) -> Vec<Limit> {
+    let mut iperf = Vec::new();
+    let mut read = Vec::new();
+    let mut write = Vec::new();
+    for round in 0..s.rounds {
+        eprintln!("L round {}/{}", round + 1, s.rounds);
+        iperf.push(iperf3(s.iperf_secs).map_err(|e| format!("{e:#}")));
+        read.push(read_file(&env.root.join("big.bin")).map_err(|e| format!("{e:#}")));
+        write.push(
+            write_file(&env.data.join("write-test.bin"), s.big_bytes())
+                .map_err(|e| format!("{e:#}")),
+        );
+    }
+    vec![
+        Limit {
+            name: "loopback TCP, one stream (iperf3)",
+            unit: "MB/s",
+            runs: iperf,
+        },
+        Limit {
+            name: "read the big file from page cache",
+            unit: "MB/s",
+            runs: read,
+        },
+        Limit {
+            name: "write as much to disk, no fsync",
+            unit: "MB/s",
+            runs: write,
+        },
+    ]
+}
+
+fn iperf3(secs: u64) -> Result<f64> {
+    let port = "21299";
+    let mut server = Command::new("iperf3")
+        .args(["-s", "-1", "-B", "127.0.0.1", "-p", port])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("iperf3 is not installed (bench/peers.sh install)")?;
+    std::thread::sleep(Duration::from_millis(300));
+    let output = Command::new("iperf3")
+        .args(["-c", "127.0.0.1", "-p", port, "-J", "-t", &secs.to_string()])
+        .output();
+    let _ = server.kill();
+    let _ = server.wait();
+    let output = output?;
+    let report: Value = serde_json::from_slice(&output.stdout).context("iperf3 output")?;
+    let bits = report["end"]["sum_received"]["bits_per_second"]
+        .as_f64()
+        .with_context(|| format!("iperf3: {}", String::from_utf8_lossy(&output.stderr)))?;
+    Ok(bits / 8e6)
+}
+
+fn read_file(path: &Path) -> Result<f64> {
+    let mut file = std::fs::File::open(path)?;
+    let mut buf = vec![0u8; 1 << 20];
+    let started = Instant::now();
+    let mut total = 0u64;
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        total += n as u64;
+    }
+    Ok(mb_s(total, started.elapsed()))
+}
+
+fn write_file(path: &Path, bytes: u64) -> Result<f64> {
+    let chunk = random_chunk(1 << 20);
+    let started = Instant::now();
+    {
+        let mut file = std::fs::File::create(path)?;
+        let mut left = bytes;
+        while left > 0 {
+            let n = left.min(chunk.len() as u64) as usize;
+            file.write_all(&chunk[..n])?;
+            left -= n as u64;
+        }
+    }
+    let took = started.elapsed();
+    std::fs::remove_file(path)?;
+    Ok(mb_s(bytes, took))
+}
