@@ -7,6 +7,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -16,6 +17,7 @@ use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
 
 /// A byte stream: a TCP connection, in the clear or inside TLS.
 pub(crate) trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
@@ -42,14 +44,12 @@ impl Tls {
         }))
     }
 
-    async fn wrap(&self, stream: TcpStream) -> Result<Box<dyn Io>> {
+    async fn wrap(&self, stream: TcpStream) -> Result<TlsStream<TcpStream>> {
         let name = ServerName::IpAddress(stream.peer_addr()?.ip().into());
-        let tls = self
-            .connector
+        self.connector
             .connect(name, stream)
             .await
-            .context("TLS handshake")?;
-        Ok(Box::new(tls))
+            .context("TLS handshake")
     }
 }
 
@@ -133,7 +133,7 @@ impl Ftp {
             Some(tls) => {
                 plain.get_mut().write_all(b"AUTH TLS\r\n").await?;
                 expect(read_reply(&mut plain, &mut line).await?, 234, "AUTH TLS")?;
-                BufReader::new(tls.wrap(plain.into_inner()).await?)
+                BufReader::new(Box::new(tls.wrap(plain.into_inner()).await?))
             }
         };
         Ok(Ftp {
@@ -200,7 +200,7 @@ impl Ftp {
         } else {
             let reply = self.command("PASV").await?;
             if reply.code != 227 {
-                bail!("PASV: {} {}", reply.code, reply.text);
+                bail!("PASV: {}", reply.text);
             }
             pasv_port(&reply.text).with_context(|| format!("bad PASV reply {:?}", reply.text))?
         };
@@ -209,21 +209,21 @@ impl Ftp {
 
     /// Sends a transfer command on an open data connection and, after the preliminary reply,
     /// starts TLS on the data connection if PROT P is on.
-    async fn start_transfer(&mut self, command: &str, data: TcpStream) -> Result<Box<dyn Io>> {
+    async fn start_transfer(&mut self, command: &str, data: TcpStream) -> Result<Data> {
         let reply = self.command(command).await?;
         if reply.code != 150 && reply.code != 125 {
-            bail!("{command}: {} {}", reply.code, reply.text);
+            bail!("{command}: {}", reply.text);
         }
         match self.tls.clone() {
-            Some(tls) => tls.wrap(data).await,
-            None => Ok(Box::new(data)),
+            Some(tls) => Ok(Data::Tls(Box::new(tls.wrap(data).await?))),
+            None => Ok(Data::Plain(data)),
         }
     }
 
     async fn finish_transfer(&mut self, command: &str) -> Result<()> {
         let reply = self.reply().await?;
         if reply.code != 226 && reply.code != 250 {
-            bail!("{command}: {} {}", reply.code, reply.text);
+            bail!("{command}: {}", reply.text);
         }
         Ok(())
     }
@@ -250,8 +250,7 @@ impl Ftp {
             data.write_all(&chunk[..n]).await?;
             left -= n as u64;
         }
-        data.shutdown().await?;
-        drop(data);
+        data.finish_upload().await?;
         self.finish_transfer(&command).await
     }
 
@@ -294,8 +293,54 @@ impl Ftp {
     }
 }
 
+/// A data connection, in the clear or inside TLS.
+enum Data {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl Data {
+    async fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Data::Plain(s) => s.read(buf).await,
+            Data::Tls(s) => s.read(buf).await,
+        }
+    }
+
+    async fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        match self {
+            Data::Plain(s) => s.write_all(buf).await,
+            Data::Tls(s) => s.write_all(buf).await,
+        }
+    }
+
+    /// Ends an upload. In TLS, as Python's ftplib does: close_notify, then wait (at most 10 s)
+    /// for the server to end its side before closing the connection; some servers drop the
+    /// last bytes of an upload when the TCP connection is half-closed right after close_notify.
+    async fn finish_upload(self) -> Result<()> {
+        match self {
+            Data::Plain(mut s) => s.shutdown().await?,
+            Data::Tls(mut s) => {
+                s.get_mut().1.send_close_notify();
+                s.flush().await?;
+                let mut buf = [0u8; 4096];
+                let until_closed = async {
+                    while let Ok(n) = s.read(&mut buf).await {
+                        if n == 0 {
+                            break;
+                        }
+                    }
+                };
+                let _ = tokio::time::timeout(Duration::from_secs(10), until_closed).await;
+                let _ = s.get_mut().0.shutdown().await;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Reads a data connection to its end into `buf`; returns the byte count.
-async fn drain(data: &mut Box<dyn Io>, buf: &mut [u8]) -> Result<u64> {
+async fn drain(data: &mut Data, buf: &mut [u8]) -> Result<u64> {
     let mut total = 0u64;
     loop {
         let n = match data.read(buf).await {

@@ -85,13 +85,21 @@ impl Server {
             .stdout(log.try_clone()?)
             .stderr(log)
             .process_group(0);
+        let group = procfs::CpuGroup::create(&self.name);
         let child = command
             .spawn()
             .with_context(|| format!("cannot run {:?}", command.get_program()))?;
         let mut running = Running {
             pid: child.id(),
             child,
+            group: None,
         };
+        if let Some(group) = group {
+            // Before the server can accept a session, so every session process is born in it.
+            if group.add(running.pid).is_ok() {
+                running.group = Some(group);
+            }
+        }
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Some(status) = running.child.try_wait()? {
@@ -173,12 +181,43 @@ pub(crate) struct Running {
     child: Child,
     /// The server's main process.
     pub(crate) pid: u32,
+    /// Its cpuacct cgroup, where the machine has one.
+    group: Option<procfs::CpuGroup>,
+}
+
+impl Running {
+    /// Every process of the server: its cgroup's, or its process tree.
+    pub(crate) fn pids(&self) -> Vec<u32> {
+        match &self.group {
+            Some(g) => g.pids(),
+            None => procfs::tree(self.pid),
+        }
+    }
+
+    /// CPU seconds used so far by all the server's processes, exited ones included.
+    pub(crate) fn cpu_seconds(&self) -> f64 {
+        self.group
+            .as_ref()
+            .and_then(|g| g.cpu_seconds())
+            .unwrap_or_else(|| procfs::cpu_seconds(self.pid))
+    }
+
+    /// How CPU time is measured, for the report.
+    pub(crate) fn cpu_source(&self) -> &'static str {
+        if self.group.is_some() {
+            "cpuacct cgroup"
+        } else {
+            "/proc process tree"
+        }
+    }
 }
 
 impl Drop for Running {
     fn drop(&mut self) {
         // Session processes of forking servers first, then the group, then the main process.
-        for pid in procfs::tree(self.pid).into_iter().rev() {
+        let mut pids = self.pids();
+        pids.extend(procfs::tree(self.pid));
+        for pid in pids.into_iter().rev() {
             if let Ok(pid) = i32::try_from(pid) {
                 let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
             }
@@ -188,6 +227,15 @@ impl Drop for Running {
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // Then the group is removed (its Drop), once its processes are gone.
+        if let Some(g) = &self.group {
+            for _ in 0..50 {
+                if g.pids().is_empty() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
     }
 }
 

@@ -1,8 +1,13 @@
-//! What a server process tree costs, read from `/proc`: CPU time and memory summed over the
-//! server's process and all its descendants, since vsftpd, ProFTPD and Pure-FTPd fork one or
-//! two processes per session.
+//! What a server costs, read from `/proc` and the cpuacct cgroup: CPU time and memory summed
+//! over all the server's processes, since vsftpd, ProFTPD and Pure-FTPd fork one or two
+//! processes per session.
+//!
+//! CPU time is read from a cpuacct cgroup made for the server when the machine allows it:
+//! some session processes outlive their parent (vsftpd's), are reparented to init and their
+//! time never reaches the server's `cutime`. Without the cgroup, the process tree is summed.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 
 /// Clock ticks per second in `/proc/PID/stat` (USER_HZ, 100 on Linux).
 const TICKS_PER_SECOND: f64 = 100.0;
@@ -25,6 +30,54 @@ fn stat(pid: u32) -> Option<Stat> {
         ppid: u32::try_from(field(4)?).ok()?,
         ticks: field(14)? + field(15)? + field(16)? + field(17)?,
     })
+}
+
+/// A cpuacct cgroup (v1) holding one server and every process it forks.
+pub(crate) struct CpuGroup {
+    dir: PathBuf,
+}
+
+impl CpuGroup {
+    /// Creates the group, or returns None where cgroups are not available.
+    pub(crate) fn create(name: &str) -> Option<CpuGroup> {
+        let dir = PathBuf::from("/sys/fs/cgroup/cpuacct")
+            .join(format!("ftpgate-bench-{}-{name}", std::process::id()));
+        std::fs::create_dir_all(&dir).ok()?;
+        Some(CpuGroup { dir })
+    }
+
+    /// Moves `pid` into the group; its future children are born in it.
+    pub(crate) fn add(&self, pid: u32) -> std::io::Result<()> {
+        std::fs::write(self.dir.join("cgroup.procs"), pid.to_string())
+    }
+
+    /// CPU seconds (user + system) used by every process ever in the group.
+    pub(crate) fn cpu_seconds(&self) -> Option<f64> {
+        let text = std::fs::read_to_string(self.dir.join("cpuacct.usage")).ok()?;
+        let nanos: u64 = text.trim().parse().ok()?;
+        Some(nanos as f64 / 1e9)
+    }
+
+    /// The processes in the group now.
+    pub(crate) fn pids(&self) -> Vec<u32> {
+        std::fs::read_to_string(self.dir.join("cgroup.procs"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.trim().parse().ok())
+            .collect()
+    }
+}
+
+impl Drop for CpuGroup {
+    fn drop(&mut self) {
+        // Bounded: the killed processes leave the group within moments.
+        for _ in 0..50 {
+            if std::fs::remove_dir(&self.dir).is_ok() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
 }
 
 /// `root` and all its descendants, alive or not yet reaped.
@@ -86,22 +139,21 @@ pub(crate) struct Memory {
     pub(crate) processes: usize,
 }
 
-/// RSS summed over `root`'s tree (cheap enough to sample often).
-pub(crate) fn rss_kib(root: u32) -> u64 {
-    tree(root)
-        .into_iter()
+/// RSS summed over `pids` (cheap enough to sample often).
+pub(crate) fn rss_kib(pids: &[u32]) -> u64 {
+    pids.iter()
+        .copied()
         .filter_map(|p| kib(p, "status", "VmRSS:"))
         .sum()
 }
 
-/// RSS and PSS summed over `root`'s tree, from `smaps_rollup`.
-pub(crate) fn memory(root: u32) -> Memory {
-    let pids = tree(root);
+/// RSS and PSS summed over `pids`, from `smaps_rollup`.
+pub(crate) fn memory(pids: &[u32]) -> Memory {
     let mut m = Memory {
         processes: pids.len(),
         ..Memory::default()
     };
-    for pid in pids {
+    for &pid in pids {
         m.rss_kib += kib(pid, "smaps_rollup", "Rss:").unwrap_or(0);
         m.pss_kib += kib(pid, "smaps_rollup", "Pss:").unwrap_or(0);
     }

@@ -192,14 +192,18 @@ pub(crate) fn markdown(
 
     let _ = writeln!(
         md,
-        "### Servers\n\n| server | version | status |\n|---|---|---|"
+        "### Servers\n\n| server | version | status | CPU time from |\n|---|---|---|---|"
     );
     for s in &results.servers {
         let status = match &s.started {
             Ok(()) => "started".to_string(),
             Err(e) => format!("did not start: {}", e.replace('|', "/")),
         };
-        let _ = writeln!(md, "| {} | {} | {status} |", s.name, s.version);
+        let _ = writeln!(
+            md,
+            "| {} | {} | {status} | {} |",
+            s.name, s.version, s.cpu_source
+        );
     }
 
     // Headline values with ratios.
@@ -404,6 +408,7 @@ pub(crate) fn json(
                 "version": s.version,
                 "started": s.started.is_ok(),
                 "error": s.started.as_ref().err(),
+                "cpu_source": s.cpu_source,
             })
         })
         .collect();

@@ -240,6 +240,8 @@ pub(crate) struct ServerStatus {
     pub(crate) name: String,
     pub(crate) version: String,
     pub(crate) started: Result<(), String>,
+    /// How its CPU time is measured.
+    pub(crate) cpu_source: &'static str,
 }
 
 /// The machine's own limits, measured in the same run.
@@ -329,8 +331,10 @@ fn fill(block: &mut [u8], x: &mut u64) {
 pub(crate) async fn check_servers(env: &Env, servers: &[Server]) -> Vec<ServerStatus> {
     let mut statuses = Vec::new();
     for server in servers {
+        let mut cpu_source = "";
         let started = async {
             let running = server.start(env).await?;
+            cpu_source = running.cpu_source();
             let ftp = Ftp::open(server.addr(), None, &env.user, &env.password).await?;
             ftp.quit().await?;
             drop(running);
@@ -345,6 +349,7 @@ pub(crate) async fn check_servers(env: &Env, servers: &[Server]) -> Vec<ServerSt
             name: server.name.clone(),
             version: crate::peers::version(env, &server.name),
             started,
+            cpu_source,
         });
     }
     statuses
@@ -410,9 +415,9 @@ async fn measure(
     tls: &Arc<Tls>,
 ) -> Result<Sample> {
     clear_uploads(env)?;
-    let running = server.start(env).await?;
-    let sampler = Sampler::start(running.pid);
-    let cpu_before = procfs::cpu_seconds(running.pid);
+    let running = Arc::new(server.start(env).await?);
+    let sampler = Sampler::start(running.clone());
+    let cpu_before = running.cpu_seconds();
     let own_before = procfs::own_cpu_seconds();
     let tls = case.tls().then(|| tls.clone());
     let body = run_case(env, s, server, case, tls, &running);
@@ -420,7 +425,7 @@ async fn measure(
         Ok(result) => result?,
         Err(_) => bail!("did not finish within {} s", s.timeout.as_secs()),
     };
-    sample.server_cpu_s = procfs::cpu_seconds(running.pid) - cpu_before;
+    sample.server_cpu_s = running.cpu_seconds() - cpu_before;
     sample.client_cpu_s = procfs::own_cpu_seconds() - own_before;
     let peak_kib = sampler.stop().max(procfs::peak_rss_kib(running.pid));
     sample.peak_rss_mib = peak_kib as f64 / 1024.0;
@@ -437,7 +442,7 @@ struct Sampler {
 }
 
 impl Sampler {
-    fn start(pid: u32) -> Sampler {
+    fn start(server: Arc<Running>) -> Sampler {
         let stop = Arc::new(AtomicBool::new(false));
         let peak = Arc::new(AtomicU64::new(0));
         let thread = {
@@ -445,7 +450,7 @@ impl Sampler {
             std::thread::spawn(move || {
                 // Bounded: at most one hour of samples, however the case ends.
                 for _ in 0..18_000 {
-                    peak.fetch_max(procfs::rss_kib(pid), Ordering::Relaxed);
+                    peak.fetch_max(procfs::rss_kib(&server.pids()), Ordering::Relaxed);
                     if stop.load(Ordering::Relaxed) {
                         break;
                     }
@@ -503,7 +508,17 @@ async fn run_case(
             ftp.stor("up/big.bin", s.big_bytes(), &chunk).await?;
             let took = started.elapsed();
             ftp.quit().await?;
-            let stored = std::fs::metadata(env.root.join("up/big.bin"))?.len();
+            // Some servers answer 226 before their last write reaches the file; give them a
+            // moment (bounded) before checking the size.
+            let path = env.root.join("up/big.bin");
+            let mut stored = 0;
+            for _ in 0..30 {
+                stored = std::fs::metadata(&path)?.len();
+                if stored == s.big_bytes() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
             if stored != s.big_bytes() {
                 bail!("STOR left {stored} bytes, expected {}", s.big_bytes());
             }
@@ -515,7 +530,7 @@ async fn run_case(
         Case::Small => small_files(addr, user, password, s).await,
         Case::Concurrent { sessions } => concurrent(addr, user, password, s, *sessions).await,
         Case::Logins => logins(addr, user, password, s).await,
-        Case::Idle => idle(addr, user, password, s, running.pid).await,
+        Case::Idle => idle(addr, user, password, s, running).await,
         Case::List { verb } => {
             let mut ftp = Ftp::open(addr, None, user, password).await?;
             let mut buf = vec![0u8; 1 << 16];
@@ -697,10 +712,10 @@ async fn idle(
     user: &str,
     password: &str,
     s: &Settings,
-    pid: u32,
+    server: &Running,
 ) -> Result<Sample> {
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let before = procfs::memory(pid);
+    let before = procfs::memory(&server.pids());
     let sessions = Arc::new(Mutex::new(Vec::with_capacity(s.idle_sessions)));
     let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
@@ -722,7 +737,7 @@ async fn idle(
     }
     let opened = started.elapsed();
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let after = procfs::memory(pid);
+    let after = procfs::memory(&server.pids());
     let n = s.idle_sessions as f64;
     let per = |a: u64, b: u64| (a as f64 - b as f64) / n;
     let mut sample = Sample {
