@@ -391,7 +391,7 @@ impl S3Section {
         &self,
         keep_partial_uploads: bool,
         max_file_size: Option<u64>,
-    ) -> Result<ftpgate_storage_s3::S3Config> {
+    ) -> Result<ftpgate_storage_object::S3Config> {
         let endpoint: url::Url = self
             .endpoint
             .parse()
@@ -410,7 +410,7 @@ impl S3Section {
                 "storage.s3: credentials missing (set access_key/secret_key, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)"
             );
         };
-        let mut config = ftpgate_storage_s3::S3Config::new(
+        let mut config = ftpgate_storage_object::S3Config::new(
             endpoint,
             &self.region,
             &self.bucket,
@@ -425,7 +425,7 @@ impl S3Section {
         config.path_style = self.path_style;
         if let Some(size) = &self.part_size {
             let bytes = size.bytes().context("storage.s3.part_size")?;
-            if bytes < ftpgate_storage_s3::MIN_PART_SIZE as u64 {
+            if bytes < ftpgate_storage_object::MIN_PART_SIZE as u64 {
                 bail!("storage.s3.part_size must be at least 5M");
             }
             config.part_size = usize::try_from(bytes).unwrap_or(usize::MAX);
@@ -680,7 +680,7 @@ impl ConfigFile {
                 .as_ref()
                 .map(Size::bytes)
                 .transpose()?
-                .is_some_and(|b| b < ftpgate_storage_s3::MIN_PART_SIZE as u64)
+                .is_some_and(|b| b < ftpgate_storage_object::MIN_PART_SIZE as u64)
             {
                 bail!("storage.s3.part_size must be at least 5M");
             }

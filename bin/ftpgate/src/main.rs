@@ -19,7 +19,7 @@ use ftpgate_auth_file::{FileAuthenticator, UserEntry, hash_password};
 use ftpgate_core::{PermissionMap, Permissions};
 use ftpgate_core::{Storage, StorageError, StorageFactory, User};
 use ftpgate_storage_fs::{Durability, FsStorageFactory, remove_leftover_uploads};
-use ftpgate_storage_s3::S3StorageFactory;
+use ftpgate_storage_object::ObjectStorageFactory;
 use rand::Rng;
 use rand::distributions::Alphanumeric;
 use tracing::{error, info, warn};
@@ -328,7 +328,7 @@ fn serve(args: ServeArgs) -> Result<()> {
             )?;
             Some((
                 Arc::new(
-                    S3StorageFactory::new(config)
+                    ObjectStorageFactory::s3(config)
                         .map_err(|e| anyhow::anyhow!("storage.s3: {e}"))?,
                 ),
                 section.abandoned_upload_age_secs,
@@ -446,7 +446,7 @@ fn drop_privileges(name: &str) -> Result<()> {
 /// `storage.type = "s3"`) is in the object store, any other is a local directory.
 struct Backends {
     local: FsStorageFactory,
-    s3: Option<Arc<S3StorageFactory>>,
+    s3: Option<Arc<ObjectStorageFactory>>,
     all_s3: bool,
 }
 

@@ -10,7 +10,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 use ftpgate_core::{Storage, VirtualPath};
-use ftpgate_storage_s3::{S3Config, S3StorageFactory};
+use ftpgate_storage_object::{ObjectStorageFactory, S3Config};
 use ftpgate_test_support::garage;
 use support::*;
 
@@ -67,7 +67,7 @@ fn object(key_prefix: &str, name: &str) -> Vec<u8> {
         &g.access_key,
         &g.secret_key,
     );
-    let storage = S3StorageFactory::new(config)
+    let storage = ObjectStorageFactory::s3(config)
         .unwrap()
         .storage_at(key_prefix)
         .unwrap();

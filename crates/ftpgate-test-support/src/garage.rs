@@ -75,9 +75,9 @@ pub struct Garage {
 /// A shell that waits for its standard input to close (when the test process exits or the
 /// [`Garage`] is dropped), then kills the server and removes its directory.
 #[derive(Debug)]
-struct Watchdog {
-    child: Child,
-    stdin: Option<ChildStdin>,
+pub(crate) struct Watchdog {
+    pub(crate) child: Child,
+    pub(crate) stdin: Option<ChildStdin>,
 }
 
 /// Where the `garage` program is: `$FTPGATE_GARAGE_BIN`, else `garage` on `PATH`, else
@@ -168,7 +168,7 @@ enum Launch {
     Fatal(String),
 }
 
-fn random_hex(bytes: usize) -> String {
+pub(crate) fn random_hex(bytes: usize) -> String {
     let mut out = String::with_capacity(bytes * 2);
     for _ in 0..bytes {
         let _ = write!(out, "{:02x}", rand::random::<u8>());
@@ -177,7 +177,7 @@ fn random_hex(bytes: usize) -> String {
 }
 
 /// Distinct free ports on 127.0.0.1 (held together while choosing so they differ).
-fn free_ports(n: usize) -> Result<Vec<u16>, String> {
+pub(crate) fn free_ports(n: usize) -> Result<Vec<u16>, String> {
     let listeners = (0..n)
         .map(|_| TcpListener::bind((Ipv4Addr::LOCALHOST, 0)))
         .collect::<Result<Vec<_>, _>>()
@@ -189,7 +189,7 @@ fn free_ports(n: usize) -> Result<Vec<u16>, String> {
         .map_err(|e| format!("cannot find a free port: {e}"))
 }
 
-fn port_open(port: u16) -> bool {
+pub(crate) fn port_open(port: u16) -> bool {
     TcpStream::connect_timeout(
         &SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
         Duration::from_millis(200),
@@ -503,7 +503,7 @@ impl Drop for Garage {
 }
 
 impl Watchdog {
-    fn start(pid: u32, dir: &Path) -> std::io::Result<Watchdog> {
+    pub(crate) fn start(pid: u32, dir: &Path) -> std::io::Result<Watchdog> {
         let mut child = Command::new("sh")
             .arg("-c")
             .arg(r#"read -r line; kill -9 "$0" 2>/dev/null; rm -rf "$1""#)

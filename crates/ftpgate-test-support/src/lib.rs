@@ -1,11 +1,13 @@
 //! Test helpers shared by ftpgate's crates.
 //!
 //! - [`garage`]: starts a real single-node Garage S3 server for tests of S3 storage.
+//! - [`azurite`]: starts Azurite, the Azure Blob Storage emulator, for tests of Azure storage.
 //! - [`storage_suite`](mod@storage_suite): the behaviour every
 //!   [`Storage`](ftpgate_core::Storage) backend must have, as one test per case through the
 //!   [`storage_suite!`] macro.
 
 #![warn(missing_docs)]
 
+pub mod azurite;
 pub mod garage;
 pub mod storage_suite;

@@ -578,26 +578,41 @@ pub async fn list_of_missing_is_not_found(storage: Arc<dyn Storage>) {
 /// write, metadata, read and list, as files and as directories.
 pub async fn special_names_round_trip(storage: Arc<dyn Storage>) {
     let storage = &*storage;
-    let names = [
+    // Names every backend must hold.
+    let required = [
         "with space.txt",
-        " leading and trailing ",
         "hash#1",
         "100%",
         "a%20b",
         "double\"quote",
         "single'quote",
         "plus+and&amp=eq?q",
-        "back\\slash",
         "Grüße 日本語 🎉.txt",
         "~tilde",
         "-dash",
     ];
+    // Names some stores cannot hold (Azure reads a backslash as '/', and XML listings trim
+    // spaces at the ends): a backend may refuse them with InvalidName, but must not mangle them.
+    let optional = [" leading and trailing ", "back\\slash"];
     let dir_name = "dir #% \"q\" 'q' ü";
     storage
         .make_dir(&path(&format!("/{dir_name}")))
         .await
         .unwrap_or_else(|e| panic!("make_dir {dir_name:?}: {e}"));
-    for name in names {
+    let mut names: Vec<&str> = required.to_vec();
+    for name in optional {
+        match storage
+            .write(&path(&format!("/{name}")), WriteStart::Truncate)
+            .await
+        {
+            Ok(upload) => {
+                upload.abort().await;
+                names.push(name);
+            }
+            Err(e) => assert_eq!(e.kind, ErrorKind::InvalidName, "write of {name:?}: {e}"),
+        }
+    }
+    for name in &names {
         put(storage, &format!("/{name}"), name.as_bytes()).await;
         put(storage, &format!("/{dir_name}/{name}"), name.as_bytes()).await;
     }
@@ -612,7 +627,7 @@ pub async fn special_names_round_trip(storage: Arc<dyn Storage>) {
         .map(|n| (*n, FileKind::File, n.len() as u64))
         .collect();
     assert_listing(storage, &format!("/{dir_name}"), &in_dir).await;
-    for name in names {
+    for name in &names {
         assert_file(storage, &format!("/{name}"), name.as_bytes()).await;
         assert_file(storage, &format!("/{dir_name}/{name}"), name.as_bytes()).await;
     }

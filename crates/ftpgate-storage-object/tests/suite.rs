@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use ftpgate_core::Storage;
-use ftpgate_storage_s3::{S3Config, S3StorageFactory};
+use ftpgate_storage_object::{ObjectStorageFactory, S3Config};
 use ftpgate_test_support::garage;
 
 /// A fresh, empty root: a new prefix in the shared Garage bucket.
@@ -18,7 +18,7 @@ async fn fresh_root() -> (Arc<dyn Storage>, ()) {
         &garage.access_key,
         &garage.secret_key,
     );
-    let factory = S3StorageFactory::new(config).unwrap();
+    let factory = ObjectStorageFactory::s3(config).unwrap();
     let storage = factory.storage_at(&garage::unique_prefix("suite")).unwrap();
     (Arc::new(storage), ())
 }

@@ -4,8 +4,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::collections::VecDeque;
+
+use async_trait::async_trait;
 use bytes::Bytes;
-use ftpgate_core::{ErrorKind, StorageError};
+use ftpgate_core::{ErrorKind, ReadStream, StorageError};
+use futures_core::stream::BoxStream;
+use futures_util::StreamExt;
 use reqwest::{Method, Response, StatusCode};
 use rusty_s3::actions::{ListObjectsV2, ListObjectsV2Response, ListPartsResponse};
 use rusty_s3::{Bucket, Credentials, S3Action, UrlStyle};
@@ -13,6 +18,7 @@ use tracing::{debug, warn};
 use url::Url;
 
 use crate::S3Config;
+use crate::store::{Listed, ObjectInfo, ObjectStore, ObjectWriter};
 
 /// How long a signed URL is valid: just long enough for the request it is made for.
 const SIGNATURE_LIFETIME: Duration = Duration::from_secs(3600);
@@ -50,14 +56,7 @@ pub(crate) struct Part {
     pub(crate) size: u64,
 }
 
-/// An object's size and modification time.
 #[derive(Debug, Clone)]
-pub(crate) struct ObjectInfo {
-    pub(crate) size: u64,
-    pub(crate) modified: Option<std::time::SystemTime>,
-}
-
-#[derive(Debug)]
 pub(crate) struct S3Client {
     http: reqwest::Client,
     pub(crate) bucket: Bucket,
@@ -67,7 +66,7 @@ pub(crate) struct S3Client {
     request_timeout: Duration,
 }
 
-fn tls_config() -> Result<rustls::ClientConfig, StorageError> {
+pub(crate) fn tls_config() -> Result<rustls::ClientConfig, StorageError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let verifier = rustls_platform_verifier::Verifier::new(provider.clone())
         .map_err(|e| store_error(ErrorKind::Local, format!("TLS roots: {e}")))?;
@@ -188,7 +187,7 @@ impl S3Client {
         self.http.request(method, url).timeout(self.request_timeout)
     }
 
-    pub(crate) async fn head(&self, key: &str) -> Result<Option<ObjectInfo>, StorageError> {
+    async fn head_object(&self, key: &str) -> Result<Option<ObjectInfo>, StorageError> {
         let url = self
             .bucket
             .head_object(Some(&self.credentials), key)
@@ -216,7 +215,7 @@ impl S3Client {
     }
 
     /// A GET from `offset` (the body streams).
-    pub(crate) async fn get(&self, key: &str, offset: u64) -> Result<Response, StorageError> {
+    async fn get_response(&self, key: &str, offset: u64) -> Result<Response, StorageError> {
         let url = self
             .bucket
             .get_object(Some(&self.credentials), key)
@@ -266,7 +265,7 @@ impl S3Client {
             .map_err(|e| store_error(ErrorKind::Transient, format!("GET body: {e}")))
     }
 
-    pub(crate) async fn put(&self, key: &str, body: Bytes) -> Result<(), StorageError> {
+    async fn put_object(&self, key: &str, body: Bytes) -> Result<(), StorageError> {
         let url = self
             .bucket
             .put_object(Some(&self.credentials), key)
@@ -280,7 +279,7 @@ impl S3Client {
         Ok(())
     }
 
-    pub(crate) async fn delete(&self, key: &str) -> Result<(), StorageError> {
+    async fn delete_object(&self, key: &str) -> Result<(), StorageError> {
         let url = self
             .bucket
             .delete_object(Some(&self.credentials), key)
@@ -305,7 +304,7 @@ impl S3Client {
     }
 
     /// Server-side copy of a whole object (up to 5 GiB, the limit of CopyObject).
-    pub(crate) async fn copy(&self, from: &str, to: &str) -> Result<(), StorageError> {
+    async fn copy_object(&self, from: &str, to: &str) -> Result<(), StorageError> {
         let source = self.copy_source(from);
         let mut action = self.bucket.put_object(Some(&self.credentials), to);
         action
@@ -654,6 +653,151 @@ fn parse_uploads(xml: &str) -> Result<UploadsPage, StorageError> {
         truncated,
         next,
     })
+}
+
+/// CopyObject copies at most this much in one request.
+const MAX_COPY: u64 = 5 * 1024 * 1024 * 1024;
+
+#[async_trait]
+impl ObjectStore for S3Client {
+    async fn head(&self, key: &str) -> Result<Option<ObjectInfo>, StorageError> {
+        self.head_object(key).await
+    }
+
+    async fn get(&self, key: &str, offset: u64) -> Result<ReadStream, StorageError> {
+        let response = self.get_response(key, offset).await?;
+        let body = response
+            .bytes_stream()
+            .map(|chunk| chunk.map_err(std::io::Error::other));
+        Ok(Box::new(tokio_util::io::StreamReader::new(Box::pin(body))))
+    }
+
+    async fn put(&self, key: &str, body: Bytes) -> Result<(), StorageError> {
+        self.put_object(key, body).await
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), StorageError> {
+        self.delete_object(key).await
+    }
+
+    /// CopyObject, or UploadPartCopy in 1 GiB ranges beyond its 5 GiB limit.
+    async fn copy(&self, from: &str, to: &str, size: u64) -> Result<(), StorageError> {
+        if size <= MAX_COPY {
+            return self.copy_object(from, to).await;
+        }
+        const RANGE: u64 = 1024 * 1024 * 1024;
+        let id = self.create_multipart(to).await?;
+        let result = async {
+            let mut parts = Vec::new();
+            let mut start = 0;
+            let mut number = 1u16;
+            while start < size {
+                let end = (start + RANGE).min(size) - 1;
+                let etag = self
+                    .upload_part_copy(to, &id, number, from, Some((start, end)))
+                    .await?;
+                parts.push(Part {
+                    number,
+                    etag,
+                    size: end - start + 1,
+                });
+                start = end + 1;
+                number += 1;
+            }
+            self.complete_multipart(to, &id, &parts).await
+        }
+        .await;
+        if result.is_err() {
+            let _ = self.abort_multipart(to, &id).await;
+        }
+        result
+    }
+
+    fn list(
+        &self,
+        prefix: &str,
+        delimited: bool,
+        page: usize,
+    ) -> BoxStream<'static, Result<Listed, StorageError>> {
+        struct State {
+            client: S3Client,
+            prefix: String,
+            token: Option<String>,
+            done: bool,
+            ready: VecDeque<Listed>,
+        }
+        let state = State {
+            client: self.clone(),
+            prefix: prefix.to_string(),
+            token: None,
+            done: false,
+            ready: VecDeque::new(),
+        };
+        let delimiter = delimited.then_some("/");
+        Box::pin(futures_util::stream::unfold(
+            state,
+            move |mut state| async move {
+                loop {
+                    if let Some(item) = state.ready.pop_front() {
+                        return Some((Ok(item), state));
+                    }
+                    if state.done {
+                        return None;
+                    }
+                    let result = state
+                        .client
+                        .list_page(&state.prefix, delimiter, state.token.as_deref(), page)
+                        .await;
+                    let page = match result {
+                        Ok(page) => page,
+                        Err(e) => {
+                            state.done = true;
+                            return Some((Err(e), state));
+                        }
+                    };
+                    // A page holds its subdirectories and its objects apart; merged by key, the
+                    // listing comes out in key order across pages.
+                    let mut items: Vec<Listed> = page
+                        .common_prefixes
+                        .into_iter()
+                        .map(|common| Listed::Prefix(common.prefix))
+                        .chain(page.contents.into_iter().map(|object| Listed::Object {
+                            info: ObjectInfo {
+                                size: object.size.unwrap_or(0),
+                                modified: parse_time(object.last_modified.as_deref()),
+                            },
+                            key: object.key,
+                        }))
+                        .collect();
+                    items.sort_by(|a, b| a.key().cmp(b.key()));
+                    state.ready.extend(items);
+                    state.token = page.next_continuation_token;
+                    state.done = state.token.is_none();
+                }
+            },
+        ))
+    }
+
+    fn multipart(&self) -> Option<Arc<S3Client>> {
+        Some(Arc::new(self.clone()))
+    }
+
+    async fn writer(
+        &self,
+        _key: &str,
+        _chunk: usize,
+        _in_flight: usize,
+    ) -> Result<Box<dyn ObjectWriter>, StorageError> {
+        Err(store_error(
+            ErrorKind::Unsupported,
+            "S3 uploads are multipart uploads",
+        ))
+    }
+}
+
+fn parse_time(text: Option<&str>) -> Option<std::time::SystemTime> {
+    let t: jiff::Timestamp = text?.parse().ok()?;
+    Some(std::time::SystemTime::from(t))
 }
 
 #[cfg(test)]

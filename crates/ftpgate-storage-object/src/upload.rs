@@ -1,21 +1,24 @@
-//! A streamed multipart upload that commits or aborts.
+//! Uploads that commit or abort: S3 multipart uploads (which can be kept and resumed), and
+//! streamed writers for stores without explicit multipart control.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
 use ftpgate_core::{ErrorKind, StorageError, Upload, WriteStart};
+use tokio::io::AsyncReadExt;
 use tokio::task::JoinSet;
 use tracing::{debug, warn};
 
 use crate::client::{Part, S3Client, store_error};
-use crate::{MAX_PARTS, MIN_PART_SIZE, S3Storage};
+use crate::store::{ObjectStore, ObjectWriter};
+use crate::{MAX_PARTS, MIN_PART_SIZE, ObjectStorage, Settings};
 
 /// An upload in progress. Bytes collect in a buffer of one part; full parts go up in the
 /// background, at most `max_in_flight` at once (the writer waits beyond that).
-pub(crate) struct S3Upload {
+pub(crate) struct MultipartUpload {
     client: Arc<S3Client>,
-    config: Arc<crate::S3Config>,
+    config: Arc<Settings>,
     key: String,
     name: String,
     max_in_flight: usize,
@@ -32,18 +35,19 @@ pub(crate) struct S3Upload {
     finished: bool,
 }
 
-impl S3Upload {
+impl MultipartUpload {
     /// Starts an upload of `key`: fresh, continuing a kept partial upload, or appending to an
     /// existing object.
     pub(crate) async fn start(
-        storage: &S3Storage,
+        storage: &ObjectStorage,
+        client: Arc<S3Client>,
         key: String,
         name: String,
         start: WriteStart,
-    ) -> Result<S3Upload, StorageError> {
-        let config = &storage.config;
-        let mut upload = S3Upload {
-            client: storage.client.clone(),
+    ) -> Result<MultipartUpload, StorageError> {
+        let config = &storage.settings;
+        let mut upload = MultipartUpload {
+            client,
             config: config.clone(),
             key,
             name,
@@ -233,7 +237,7 @@ impl S3Upload {
 }
 
 #[async_trait]
-impl Upload for S3Upload {
+impl Upload for MultipartUpload {
     async fn write(&mut self, mut data: &[u8]) -> Result<(), StorageError> {
         while !data.is_empty() {
             let part_size = self.config.part_size_for(self.next_part);
@@ -296,7 +300,7 @@ impl Upload for S3Upload {
     }
 }
 
-impl S3Upload {
+impl MultipartUpload {
     async fn abort_now(&mut self) {
         self.finished = true;
         if self.keep_partial {
@@ -325,7 +329,7 @@ impl S3Upload {
     }
 }
 
-impl Drop for S3Upload {
+impl Drop for MultipartUpload {
     fn drop(&mut self) {
         // Neither committed nor aborted: abort in the background unless it is kept for resuming.
         if self.finished || self.keep_partial {
@@ -338,6 +342,124 @@ impl Drop for S3Upload {
             let (client, key) = (self.client.clone(), self.key.clone());
             runtime.spawn(async move {
                 let _ = client.abort_multipart(&key, &id).await;
+            });
+        }
+    }
+}
+
+/// An upload through a store's own streamed writer: the object appears on commit only. APPE
+/// and `REST n` + STOR first stream the object's existing bytes (all of them, or the first n)
+/// into the new upload.
+pub(crate) struct StreamedUpload {
+    writer: Option<Box<dyn ObjectWriter>>,
+    key: String,
+    name: String,
+    written: u64,
+}
+
+impl StreamedUpload {
+    pub(crate) async fn start(
+        store: &dyn ObjectStore,
+        settings: &Settings,
+        key: String,
+        name: String,
+        start: WriteStart,
+    ) -> Result<StreamedUpload, StorageError> {
+        let kept = match start {
+            WriteStart::Truncate | WriteStart::At(0) => 0,
+            WriteStart::Append => store.head(&key).await?.map_or(0, |info| info.size),
+            WriteStart::At(offset) => match store.head(&key).await? {
+                Some(info) if info.size >= offset => offset,
+                _ => {
+                    return Err(store_error(
+                        ErrorKind::InvalidOffset,
+                        format!("{key} has fewer than {offset} bytes to keep"),
+                    ));
+                }
+            },
+        };
+        let writer = store
+            .writer(
+                &key,
+                settings.effective_part_size(),
+                settings.parts_in_flight,
+            )
+            .await?;
+        let mut upload = StreamedUpload {
+            writer: Some(writer),
+            key,
+            name,
+            written: 0,
+        };
+        if kept > 0 {
+            debug!(key = ?upload.key, kept, "rewriting the kept bytes into the new upload");
+            let mut existing = store.get(&upload.key, 0).await?;
+            let mut buffer = vec![0u8; 256 * 1024];
+            while upload.written < kept {
+                let want = usize::try_from(kept - upload.written)
+                    .unwrap_or(usize::MAX)
+                    .min(buffer.len());
+                let n = existing.read(&mut buffer[..want]).await?;
+                if n == 0 {
+                    return Err(store_error(
+                        ErrorKind::Transient,
+                        format!("{} ended while its bytes were being kept", upload.key),
+                    ));
+                }
+                upload.write(&buffer[..n]).await?;
+            }
+        }
+        Ok(upload)
+    }
+
+    fn writer(&mut self) -> Result<&mut Box<dyn ObjectWriter>, StorageError> {
+        self.writer
+            .as_mut()
+            .ok_or_else(|| store_error(ErrorKind::Local, "upload already finished"))
+    }
+}
+
+#[async_trait]
+impl Upload for StreamedUpload {
+    async fn write(&mut self, data: &[u8]) -> Result<(), StorageError> {
+        self.writer()?.write(Bytes::copy_from_slice(data)).await?;
+        self.written += data.len() as u64;
+        Ok(())
+    }
+
+    async fn commit(mut self: Box<Self>) -> Result<u64, StorageError> {
+        let mut writer = self
+            .writer
+            .take()
+            .ok_or_else(|| store_error(ErrorKind::Local, "upload already finished"))?;
+        if let Err(e) = writer.close().await {
+            let _ = writer.abort().await;
+            return Err(e);
+        }
+        Ok(self.written)
+    }
+
+    async fn abort(mut self: Box<Self>) {
+        if let Some(mut writer) = self.writer.take()
+            && let Err(e) = writer.abort().await
+        {
+            warn!(key = ?self.key, error = %e, "could not abort an upload");
+        }
+    }
+
+    fn name(&self) -> Option<&str> {
+        Some(&self.name)
+    }
+}
+
+impl Drop for StreamedUpload {
+    fn drop(&mut self) {
+        // Neither committed nor aborted: abort in the background.
+        if let (Some(mut writer), Ok(runtime)) =
+            (self.writer.take(), tokio::runtime::Handle::try_current())
+        {
+            runtime.spawn(async move {
+                let _ = writer.abort().await;
             });
         }
     }

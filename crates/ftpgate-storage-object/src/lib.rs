@@ -1,5 +1,9 @@
-//! S3-compatible object storage for ftpgate (AWS S3, Garage, MinIO, Ceph, and the S3 APIs of
-//! Tencent COS and Google Cloud Storage).
+//! Object storage for ftpgate: S3-compatible stores (AWS S3, Garage, MinIO, Ceph, and the S3
+//! APIs of Tencent COS and Google Cloud Storage) through a lean S3 client, and Azure Blob
+//! Storage, Google Cloud Storage and Tencent COS through their own APIs (Apache OpenDAL).
+//!
+//! One [`ObjectStorage`] holds the logic shared by every store (directory emulation, listing,
+//! commit/abort, resume bookkeeping) over the few calls a store answers (`store.rs`).
 //!
 //! - Directories are emulated as S3 consoles and rclone do: key prefixes, plus an empty
 //!   `dir/` marker object for a directory made empty with MKD.
@@ -14,16 +18,22 @@
 //! - With `keep_partial_uploads`, an interrupted upload keeps its multipart state in the store
 //!   itself; SIZE reports the bytes safely stored (whole parts), and `REST n` + STOR or APPE
 //!   continues the same multipart upload, from this node or any other sharing the bucket.
-//!   Abandoned ones are aborted after a configurable age ([`S3StorageFactory::remove_abandoned_uploads`]).
+//!   Abandoned ones are aborted after a configurable age ([`ObjectStorageFactory::remove_abandoned_uploads`]).
 //! - APPE to an existing object copies it in the store (UploadPartCopy) when it is at least
 //!   5 MiB, and otherwise reads it (at most 5 MiB) into the first part.
+//! - On the native APIs (Azure, GCS, COS) uploads stream through OpenDAL's writer, which
+//!   completes the object on close and discards it on abort. OpenDAL keeps the multipart state
+//!   to itself, so interrupted uploads there are not kept for resuming; APPE and `REST n` +
+//!   STOR rewrite the object's first bytes into the new upload, streamed (bounded memory).
 
 #![warn(missing_docs)]
 
 mod client;
+mod native;
+mod store;
 mod upload;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -32,19 +42,21 @@ use ftpgate_core::{
     DirEntry, EntryStream, ErrorKind, FileKind, Metadata, ReadStream, Storage, StorageError,
     StorageFactory, Upload, User, VirtualPath, WriteStart,
 };
-use futures_util::StreamExt;
+use futures_util::{StreamExt, TryStreamExt};
 use tracing::{info, warn};
 use url::Url;
 
+pub use crate::native::NativeService;
+
 use crate::client::{S3Client, store_error};
-use crate::upload::S3Upload;
+use crate::native::NativeStore;
+use crate::store::{Listed, ObjectStore};
+use crate::upload::{MultipartUpload, StreamedUpload};
 
 /// S3 parts must be at least this large, except the last one.
 pub const MIN_PART_SIZE: usize = 5 * 1024 * 1024;
 /// Most parts in one multipart upload.
 pub const MAX_PARTS: u64 = 10_000;
-/// CopyObject copies at most this much in one request.
-const MAX_COPY: u64 = 5 * 1024 * 1024 * 1024;
 /// Keys per listing page.
 const PAGE: usize = 1000;
 
@@ -116,6 +128,72 @@ impl S3Config {
     /// The first part size: at least 5 MiB, and large enough that `max_file_size` fits in
     /// 10,000 parts (rounded up to whole MiB).
     pub fn effective_part_size(&self) -> usize {
+        self.settings().effective_part_size()
+    }
+
+    /// The size of part `number` (from 1): the first part size, doubled every 1,000 parts (at
+    /// most 5 GiB, S3's largest part), so 10,000 parts hold more than S3's largest object.
+    pub fn part_size_for(&self, number: u16) -> usize {
+        self.settings().part_size_for(number)
+    }
+
+    fn settings(&self) -> Settings {
+        Settings {
+            part_size: self.part_size,
+            parts_in_flight: self.parts_in_flight,
+            max_file_size: self.max_file_size,
+            keep_partial_uploads: self.keep_partial_uploads,
+            max_rename_objects: self.max_rename_objects,
+        }
+    }
+}
+
+/// Where a store reached through its own API is, and how to use it.
+#[derive(Debug, Clone)]
+pub struct NativeConfig {
+    /// The store and its credentials.
+    pub service: NativeService,
+    /// A key prefix under which all homes live ("" for the whole container or bucket).
+    pub prefix: String,
+    /// Upload chunk (block) size.
+    pub part_size: usize,
+    /// Chunks uploading at once per transfer.
+    pub parts_in_flight: usize,
+    /// Longest a single request may take.
+    pub request_timeout: Duration,
+    /// Retries of a request that failed transiently (timeouts, 5xx, throttling).
+    pub retries: u32,
+    /// Most objects a directory rename may copy.
+    pub max_rename_objects: usize,
+}
+
+impl NativeConfig {
+    /// Settings for `service`, with the defaults of [`S3Config::new`].
+    pub fn new(service: NativeService) -> Self {
+        NativeConfig {
+            service,
+            prefix: String::new(),
+            part_size: 8 * 1024 * 1024,
+            parts_in_flight: 4,
+            request_timeout: Duration::from_secs(300),
+            retries: 3,
+            max_rename_objects: 10_000,
+        }
+    }
+}
+
+/// What the shared logic needs to know of either configuration.
+#[derive(Debug, Clone)]
+pub(crate) struct Settings {
+    pub(crate) part_size: usize,
+    pub(crate) parts_in_flight: usize,
+    pub(crate) max_file_size: Option<u64>,
+    pub(crate) keep_partial_uploads: bool,
+    pub(crate) max_rename_objects: usize,
+}
+
+impl Settings {
+    pub(crate) fn effective_part_size(&self) -> usize {
         const MIB: u64 = 1024 * 1024;
         let needed = self
             .max_file_size
@@ -129,9 +207,7 @@ impl S3Config {
         usize::try_from(size).unwrap_or(usize::MAX)
     }
 
-    /// The size of part `number` (from 1): the first part size, doubled every 1,000 parts (at
-    /// most 5 GiB, S3's largest part), so 10,000 parts hold more than S3's largest object.
-    pub fn part_size_for(&self, number: u16) -> usize {
+    pub(crate) fn part_size_for(&self, number: u16) -> usize {
         let doublings = u32::from(number.saturating_sub(1) / 1000);
         let size = (self.effective_part_size() as u64).saturating_mul(1u64 << doublings.min(20));
         usize::try_from(size.min(5 * 1024 * 1024 * 1024)).unwrap_or(usize::MAX)
@@ -147,81 +223,156 @@ fn clean_prefix(prefix: &str) -> String {
     }
 }
 
-/// Opens an [`S3Storage`] at each user's home: a prefix in the configured bucket, or
-/// `s3://bucket/prefix`.
+/// How a factory reaches a bucket.
 #[derive(Debug)]
-pub struct S3StorageFactory {
-    config: Arc<S3Config>,
-    clients: Mutex<HashMap<String, Arc<S3Client>>>,
+enum Connector {
+    S3(Arc<S3Config>),
+    Native(NativeConfig),
 }
 
-impl S3StorageFactory {
-    /// A factory for `config` (checks the endpoint and bucket names, makes no request).
-    pub fn new(config: S3Config) -> Result<Self, StorageError> {
+impl Connector {
+    fn connect(&self, bucket: &str) -> Result<Arc<dyn ObjectStore>, StorageError> {
+        match self {
+            Connector::S3(config) => Ok(Arc::new(S3Client::new(config, bucket)?)),
+            Connector::Native(config) => {
+                let mut service = config.service.clone();
+                match &mut service {
+                    NativeService::Azure { container, .. } => *container = bucket.to_string(),
+                    NativeService::Gcs { bucket: b, .. } | NativeService::Cos { bucket: b, .. } => {
+                        *b = bucket.to_string()
+                    }
+                }
+                Ok(Arc::new(NativeStore::new(
+                    &service,
+                    config.request_timeout,
+                    config.retries,
+                )?))
+            }
+        }
+    }
+
+    /// The URL scheme of a home naming another bucket: `s3`, `azure`, `gcs` or `cos`.
+    fn scheme(&self) -> &'static str {
+        match self {
+            Connector::S3(_) => "s3",
+            Connector::Native(config) => config.service.kind(),
+        }
+    }
+}
+
+/// Opens an [`ObjectStorage`] at each user's home: a prefix in the configured bucket, or
+/// `SCHEME://bucket/prefix` for another bucket of the same store (`s3://`, `azure://`,
+/// `gcs://`, `cos://`).
+#[derive(Debug)]
+pub struct ObjectStorageFactory {
+    connector: Connector,
+    bucket: String,
+    prefix: String,
+    settings: Arc<Settings>,
+    stores: Mutex<HashMap<String, Arc<dyn ObjectStore>>>,
+}
+
+impl ObjectStorageFactory {
+    /// A factory for an S3-compatible store (checks the endpoint and bucket names, makes no
+    /// request).
+    pub fn s3(config: S3Config) -> Result<Self, StorageError> {
         if config.part_size < MIN_PART_SIZE {
             return Err(store_error(
                 ErrorKind::Local,
                 "part_size must be at least 5 MiB",
             ));
         }
-        let factory = S3StorageFactory {
-            config: Arc::new(config),
-            clients: Mutex::new(HashMap::new()),
+        Self::with(
+            config.bucket.clone(),
+            config.prefix.clone(),
+            config.settings(),
+            Connector::S3(Arc::new(config)),
+        )
+    }
+
+    /// A factory for a store reached through its own API (makes no request).
+    pub fn native(config: NativeConfig) -> Result<Self, StorageError> {
+        let settings = Settings {
+            part_size: config.part_size,
+            parts_in_flight: config.parts_in_flight,
+            max_file_size: None,
+            keep_partial_uploads: false,
+            max_rename_objects: config.max_rename_objects,
         };
-        factory.client(&factory.config.bucket.clone())?;
+        Self::with(
+            config.service.bucket().to_string(),
+            config.prefix.clone(),
+            settings,
+            Connector::Native(config),
+        )
+    }
+
+    fn with(
+        bucket: String,
+        prefix: String,
+        settings: Settings,
+        connector: Connector,
+    ) -> Result<Self, StorageError> {
+        let factory = ObjectStorageFactory {
+            connector,
+            bucket,
+            prefix: clean_prefix(&prefix),
+            settings: Arc::new(settings),
+            stores: Mutex::new(HashMap::new()),
+        };
+        factory.store(&factory.bucket)?;
         Ok(factory)
     }
 
-    fn client(&self, bucket: &str) -> Result<Arc<S3Client>, StorageError> {
-        let mut clients = self
-            .clients
+    fn store(&self, bucket: &str) -> Result<Arc<dyn ObjectStore>, StorageError> {
+        let mut stores = self
+            .stores
             .lock()
             .map_err(|_| store_error(ErrorKind::Local, "client cache poisoned"))?;
-        if let Some(client) = clients.get(bucket) {
-            return Ok(client.clone());
+        if let Some(store) = stores.get(bucket) {
+            return Ok(store.clone());
         }
-        let client = Arc::new(S3Client::new(&self.config, bucket)?);
-        clients.insert(bucket.to_string(), client.clone());
-        Ok(client)
+        let store = self.connector.connect(bucket)?;
+        stores.insert(bucket.to_string(), store.clone());
+        Ok(store)
     }
 
-    /// The storage rooted at `home` (a prefix, or `s3://bucket/prefix`).
-    pub fn storage_at(&self, home: &str) -> Result<S3Storage, StorageError> {
-        let (bucket, prefix) = match home.strip_prefix("s3://") {
+    /// The storage rooted at `home` (a prefix, or `SCHEME://bucket/prefix`).
+    pub fn storage_at(&self, home: &str) -> Result<ObjectStorage, StorageError> {
+        let url_prefix = format!("{}://", self.connector.scheme());
+        let (bucket, prefix) = match home.strip_prefix(&url_prefix) {
             Some(rest) => {
                 let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
                 (bucket.to_string(), clean_prefix(prefix))
             }
             None => (
-                self.config.bucket.clone(),
-                clean_prefix(&format!(
-                    "{}{}",
-                    clean_prefix(&self.config.prefix),
-                    home.trim_matches('/')
-                )),
+                self.bucket.clone(),
+                clean_prefix(&format!("{}{}", self.prefix, home.trim_matches('/'))),
             ),
         };
-        Ok(S3Storage {
-            client: self.client(&bucket)?,
+        let store = self.store(&bucket)?;
+        Ok(ObjectStorage {
+            multipart: store.multipart(),
+            store,
             root: prefix,
-            config: self.config.clone(),
+            settings: self.settings.clone(),
         })
     }
 
     /// Aborts multipart uploads under the configured prefix that were started more than
-    /// `older_than` ago (interrupted uploads nobody resumed). Returns how many.
+    /// `older_than` ago (interrupted uploads nobody resumed). Returns how many. Stores without
+    /// explicit multipart control keep no such uploads.
     pub async fn remove_abandoned_uploads(
         &self,
         older_than: Duration,
     ) -> Result<usize, StorageError> {
-        let client = self.client(&self.config.bucket.clone())?;
+        let Some(client) = self.store(&self.bucket)?.multipart() else {
+            return Ok(0);
+        };
         let cutoff = jiff::Timestamp::now()
             - jiff::SignedDuration::try_from(older_than).unwrap_or(jiff::SignedDuration::MAX);
         let mut removed = 0;
-        for upload in client
-            .list_uploads(&clean_prefix(&self.config.prefix))
-            .await?
-        {
+        for upload in client.list_uploads(&self.prefix).await? {
             if upload.initiated.is_some_and(|t| t < cutoff) {
                 client
                     .abort_multipart(&upload.key, &upload.upload_id)
@@ -234,7 +385,7 @@ impl S3StorageFactory {
     }
 }
 
-impl StorageFactory for S3StorageFactory {
+impl StorageFactory for ObjectStorageFactory {
     fn open(&self, user: &User) -> Result<Arc<dyn Storage>, StorageError> {
         Ok(Arc::new(self.storage_at(&user.home)?))
     }
@@ -242,11 +393,13 @@ impl StorageFactory for S3StorageFactory {
 
 /// A prefix of a bucket, served as the root of a user's tree.
 #[derive(Debug, Clone)]
-pub struct S3Storage {
-    client: Arc<S3Client>,
+pub struct ObjectStorage {
+    store: Arc<dyn ObjectStore>,
+    /// The S3 client when the store has explicit multipart uploads (which can be resumed).
+    multipart: Option<Arc<S3Client>>,
     /// The key prefix of the root: "" or ending with '/'.
     root: String,
-    config: Arc<S3Config>,
+    settings: Arc<Settings>,
 }
 
 fn file_meta(size: u64, modified: Option<SystemTime>) -> Metadata {
@@ -269,11 +422,6 @@ fn dir_meta() -> Metadata {
     }
 }
 
-fn parse_time(text: Option<&str>) -> Option<SystemTime> {
-    let t: jiff::Timestamp = text?.parse().ok()?;
-    Some(SystemTime::from(t))
-}
-
 /// A multipart upload that can be continued: its id, its parts in order without gaps, and the
 /// bytes they hold.
 #[derive(Debug, Clone)]
@@ -283,10 +431,13 @@ pub(crate) struct Resumable {
     pub(crate) stored: u64,
 }
 
-impl S3Storage {
+impl ObjectStorage {
     /// Keys (relative to this root) of multipart uploads in progress or kept for resuming.
     pub async fn incomplete_uploads(&self) -> Result<Vec<String>, StorageError> {
-        let uploads = self.client.list_uploads(&self.root).await?;
+        let Some(client) = &self.multipart else {
+            return Ok(Vec::new());
+        };
+        let uploads = client.list_uploads(&self.root).await?;
         Ok(uploads
             .into_iter()
             .map(|u| u.key[self.root.len().min(u.key.len())..].to_string())
@@ -307,11 +458,13 @@ impl S3Storage {
 
     /// The interrupted upload of `key` that can be resumed, if partial uploads are kept.
     pub(crate) async fn resumable(&self, key: &str) -> Result<Option<Resumable>, StorageError> {
-        if !self.config.keep_partial_uploads {
+        let Some(client) = &self.multipart else {
+            return Ok(None);
+        };
+        if !self.settings.keep_partial_uploads {
             return Ok(None);
         }
-        let mut uploads: Vec<_> = self
-            .client
+        let mut uploads: Vec<_> = client
             .list_uploads(key)
             .await?
             .into_iter()
@@ -321,7 +474,7 @@ impl S3Storage {
         let Some(upload) = uploads.pop() else {
             return Ok(None);
         };
-        let mut parts = self.client.list_parts(key, &upload.upload_id).await?;
+        let mut parts = client.list_parts(key, &upload.upload_id).await?;
         // Only parts 1..n without a gap count; a part still uploading when the transfer broke
         // may be missing.
         let whole = parts
@@ -342,78 +495,41 @@ impl S3Storage {
         if path.is_root() {
             return Ok(true);
         }
-        let page = self
-            .client
-            .list_page(&self.dir_prefix(path), None, None, 1)
-            .await?;
-        Ok(!page.contents.is_empty() || !page.common_prefixes.is_empty())
+        match self
+            .store
+            .list(&self.dir_prefix(path), false, 1)
+            .next()
+            .await
+        {
+            Some(Ok(_)) => Ok(true),
+            None => Ok(false),
+            Some(Err(e)) if e.kind == ErrorKind::NotFound => Ok(false),
+            Some(Err(e)) => Err(e),
+        }
     }
 
-    /// Every key under `prefix`, at most `limit` (None beyond it).
+    /// Every key under `prefix` with its size, at most `limit` (None beyond it).
     async fn all_keys(
         &self,
         prefix: &str,
         limit: usize,
     ) -> Result<Option<Vec<(String, u64)>>, StorageError> {
         let mut keys = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
-            let page = self
-                .client
-                .list_page(prefix, None, token.as_deref(), PAGE)
-                .await?;
-            keys.extend(
-                page.contents
-                    .into_iter()
-                    .map(|c| (c.key, c.size.unwrap_or(0))),
-            );
-            if keys.len() > limit {
-                return Ok(None);
-            }
-            match page.next_continuation_token {
-                Some(t) => token = Some(t),
-                None => return Ok(Some(keys)),
+        let mut listing = self.store.list(prefix, false, PAGE);
+        while let Some(item) = listing.next().await {
+            if let Listed::Object { key, info } = item? {
+                keys.push((key, info.size));
+                if keys.len() > limit {
+                    return Ok(None);
+                }
             }
         }
-    }
-
-    /// A server-side copy of any size (CopyObject, or UploadPartCopy in 1 GiB ranges).
-    async fn copy_object(&self, from: &str, to: &str, size: u64) -> Result<(), StorageError> {
-        if size <= MAX_COPY {
-            return self.client.copy(from, to).await;
-        }
-        const RANGE: u64 = 1024 * 1024 * 1024;
-        let id = self.client.create_multipart(to).await?;
-        let result = async {
-            let mut parts = Vec::new();
-            let mut start = 0;
-            let mut number = 1u16;
-            while start < size {
-                let end = (start + RANGE).min(size) - 1;
-                let etag = self
-                    .client
-                    .upload_part_copy(to, &id, number, from, Some((start, end)))
-                    .await?;
-                parts.push(client::Part {
-                    number,
-                    etag,
-                    size: end - start + 1,
-                });
-                start = end + 1;
-                number += 1;
-            }
-            self.client.complete_multipart(to, &id, &parts).await
-        }
-        .await;
-        if result.is_err() {
-            let _ = self.client.abort_multipart(to, &id).await;
-        }
-        result
+        Ok(Some(keys))
     }
 }
 
 #[async_trait]
-impl Storage for S3Storage {
+impl Storage for ObjectStorage {
     async fn metadata(&self, path: &VirtualPath) -> Result<Metadata, StorageError> {
         if path.is_root() {
             return Ok(dir_meta());
@@ -423,7 +539,7 @@ impl Storage for S3Storage {
         if let Some(resumable) = self.resumable(&key).await? {
             return Ok(file_meta(resumable.stored, None));
         }
-        if let Some(info) = self.client.head(&key).await? {
+        if let Some(info) = self.store.head(&key).await? {
             return Ok(file_meta(info.size, info.modified));
         }
         if self.is_dir(path).await? {
@@ -443,88 +559,37 @@ impl Storage for S3Storage {
             ));
         }
         let prefix = self.dir_prefix(path);
-        let client = self.client.clone();
-        struct State {
-            token: Option<String>,
-            done: bool,
-            ready: VecDeque<DirEntry>,
-        }
-        let state = State {
-            token: None,
-            done: false,
-            ready: VecDeque::new(),
-        };
-        let stream = futures_util::stream::unfold(state, move |mut state| {
-            let (client, prefix) = (client.clone(), prefix.clone());
-            async move {
-                loop {
-                    if let Some(entry) = state.ready.pop_front() {
-                        return Some((Ok(entry), state));
-                    }
-                    if state.done {
-                        return None;
-                    }
-                    let page = match client
-                        .list_page(&prefix, Some("/"), state.token.as_deref(), PAGE)
-                        .await
-                    {
-                        Ok(page) => page,
-                        Err(e) => {
-                            state.done = true;
-                            return Some((Err(e), state));
-                        }
-                    };
-                    // A page holds its subdirectories and its objects apart; merged by name, the
-                    // listing comes out in key order across pages.
-                    let mut entries: Vec<DirEntry> =
-                        Vec::with_capacity(page.common_prefixes.len() + page.contents.len());
-                    for common in page.common_prefixes {
-                        let name = common.prefix[prefix.len()..]
-                            .trim_end_matches('/')
-                            .to_string();
-                        if !name.is_empty() {
-                            entries.push(DirEntry {
-                                name,
-                                metadata: dir_meta(),
-                            });
-                        }
-                    }
-                    for object in page.contents {
-                        let name = object.key[prefix.len().min(object.key.len())..].to_string();
-                        // The directory's own marker object is not an entry.
-                        if !name.is_empty() {
-                            let modified = parse_time(object.last_modified.as_deref());
-                            entries.push(DirEntry {
-                                name,
-                                metadata: file_meta(object.size.unwrap_or(0), modified),
-                            });
-                        }
-                    }
-                    entries.sort_by(|a, b| a.name.cmp(&b.name));
-                    state.ready.extend(entries);
-                    state.token = page.next_continuation_token;
-                    state.done = state.token.is_none();
-                }
-            }
+        let listing = self.store.list(&prefix, true, PAGE);
+        let entries = listing.filter_map(move |item| {
+            let entry = item.map(|item| {
+                let (key, metadata) = match item {
+                    Listed::Prefix(key) => (key, dir_meta()),
+                    Listed::Object { key, info } => (key, file_meta(info.size, info.modified)),
+                };
+                let name = key
+                    .get(prefix.len()..)
+                    .unwrap_or("")
+                    .trim_end_matches('/')
+                    .to_string();
+                // The directory's own marker object is not an entry.
+                (!name.is_empty()).then_some(DirEntry { name, metadata })
+            });
+            std::future::ready(entry.transpose())
         });
-        Ok(Box::pin(stream))
+        Ok(Box::pin(entries))
     }
 
     async fn read(&self, path: &VirtualPath, offset: u64) -> Result<ReadStream, StorageError> {
         let key = self.key(path);
-        let response = match self.client.get(&key, offset).await {
-            Ok(response) => response,
+        match self.store.get(&key, offset).await {
+            Ok(stream) => Ok(stream),
             // Reading from the very end is an empty read, not an error.
-            Err(e) if e.kind == ErrorKind::InvalidOffset => match self.client.head(&key).await? {
-                Some(info) if info.size == offset => return Ok(Box::new(tokio::io::empty())),
-                _ => return Err(e),
+            Err(e) if e.kind == ErrorKind::InvalidOffset => match self.store.head(&key).await? {
+                Some(info) if info.size == offset => Ok(Box::new(tokio::io::empty())),
+                _ => Err(e),
             },
-            Err(e) => return Err(e),
-        };
-        let body = response
-            .bytes_stream()
-            .map(|chunk| chunk.map_err(std::io::Error::other));
-        Ok(Box::new(tokio_util::io::StreamReader::new(Box::pin(body))))
+            Err(e) => Err(e),
+        }
     }
 
     async fn write(
@@ -533,6 +598,7 @@ impl Storage for S3Storage {
         start: WriteStart,
     ) -> Result<Box<dyn Upload>, StorageError> {
         let key = self.key(path);
+        self.store.check_name(path.relative())?;
         if self.is_dir(path).await? {
             return Err(store_error(
                 ErrorKind::IsADirectory,
@@ -547,7 +613,15 @@ impl Storage for S3Storage {
             ));
         }
         let name = path.file_name().unwrap_or("").to_string();
-        Ok(Box::new(S3Upload::start(self, key, name, start).await?))
+        match &self.multipart {
+            Some(client) => Ok(Box::new(
+                MultipartUpload::start(self, client.clone(), key, name, start).await?,
+            )),
+            None => Ok(Box::new(
+                StreamedUpload::start(self.store.as_ref(), &self.settings, key, name, start)
+                    .await?,
+            )),
+        }
     }
 
     async fn write_unique(
@@ -562,7 +636,7 @@ impl Storage for S3Storage {
                 format!("{base}.{n}")
             };
             let path = dir.join(&name);
-            if self.client.head(&self.key(&path)).await?.is_none() && !self.is_dir(&path).await? {
+            if self.store.head(&self.key(&path)).await?.is_none() && !self.is_dir(&path).await? {
                 return self.write(&path, WriteStart::Truncate).await;
             }
         }
@@ -571,7 +645,8 @@ impl Storage for S3Storage {
 
     async fn make_dir(&self, path: &VirtualPath) -> Result<(), StorageError> {
         let key = self.key(path);
-        if self.client.head(&key).await?.is_some() || self.is_dir(path).await? {
+        self.store.check_name(path.relative())?;
+        if self.store.head(&key).await?.is_some() || self.is_dir(path).await? {
             return Err(store_error(
                 ErrorKind::AlreadyExists,
                 format!("{path} exists"),
@@ -584,18 +659,21 @@ impl Storage for S3Storage {
                 format!("{parent}: no such directory"),
             ));
         }
-        self.client
+        self.store
             .put(&self.dir_prefix(path), bytes::Bytes::new())
             .await
     }
 
     async fn remove_dir(&self, path: &VirtualPath) -> Result<(), StorageError> {
         let prefix = self.dir_prefix(path);
-        let page = self.client.list_page(&prefix, Some("/"), None, 2).await?;
-        let marker = page.contents.iter().any(|c| c.key == prefix);
-        let others =
-            page.contents.iter().filter(|c| c.key != prefix).count() + page.common_prefixes.len();
-        if others > 0 {
+        let first: Vec<Listed> = self
+            .store
+            .list(&prefix, true, 2)
+            .take(2)
+            .try_collect()
+            .await?;
+        let marker = first.iter().any(|item| item.key() == prefix);
+        if first.iter().any(|item| item.key() != prefix) {
             return Err(store_error(
                 ErrorKind::DirectoryNotEmpty,
                 format!("{path} is not empty"),
@@ -607,16 +685,16 @@ impl Storage for S3Storage {
                 format!("{path}: no such directory"),
             ));
         }
-        self.client.delete(&prefix).await
+        self.store.delete(&prefix).await
     }
 
     async fn remove_file(&self, path: &VirtualPath) -> Result<(), StorageError> {
         let key = self.key(path);
         let resumable = self.resumable(&key).await?;
-        if let Some(r) = &resumable {
-            self.client.abort_multipart(&key, &r.upload_id).await?;
+        if let (Some(r), Some(client)) = (&resumable, &self.multipart) {
+            client.abort_multipart(&key, &r.upload_id).await?;
         }
-        if self.client.head(&key).await?.is_none() {
+        if self.store.head(&key).await?.is_none() {
             if resumable.is_some() {
                 return Ok(());
             }
@@ -627,14 +705,15 @@ impl Storage for S3Storage {
             };
             return Err(store_error(kind, format!("{path}: no such file")));
         }
-        self.client.delete(&key).await
+        self.store.delete(&key).await
     }
 
     async fn rename(&self, from: &VirtualPath, to: &VirtualPath) -> Result<(), StorageError> {
         let (from_key, to_key) = (self.key(from), self.key(to));
-        if let Some(info) = self.client.head(&from_key).await? {
-            self.copy_object(&from_key, &to_key, info.size).await?;
-            return self.client.delete(&from_key).await;
+        self.store.check_name(to.relative())?;
+        if let Some(info) = self.store.head(&from_key).await? {
+            self.store.copy(&from_key, &to_key, info.size).await?;
+            return self.store.delete(&from_key).await;
         }
         if !self.is_dir(from).await? {
             return Err(store_error(
@@ -644,7 +723,7 @@ impl Storage for S3Storage {
         }
         // A directory is a prefix: every object under it is copied, then deleted.
         let (from_prefix, to_prefix) = (self.dir_prefix(from), self.dir_prefix(to));
-        let limit = self.config.max_rename_objects;
+        let limit = self.settings.max_rename_objects;
         let Some(keys) = self.all_keys(&from_prefix, limit).await? else {
             warn!(%from, limit, "directory rename refused: too many objects");
             return Err(store_error(
@@ -653,15 +732,16 @@ impl Storage for S3Storage {
             ));
         };
         for (key, size) in &keys {
-            self.copy_object(
-                key,
-                &format!("{to_prefix}{}", &key[from_prefix.len()..]),
-                *size,
-            )
-            .await?;
+            let target = format!("{to_prefix}{}", &key[from_prefix.len()..]);
+            if key.ends_with('/') {
+                // A directory marker is made anew rather than copied.
+                self.store.put(&target, bytes::Bytes::new()).await?;
+            } else {
+                self.store.copy(key, &target, *size).await?;
+            }
         }
         for (key, _) in &keys {
-            self.client.delete(key).await?;
+            self.store.delete(key).await?;
         }
         Ok(())
     }
@@ -724,12 +804,12 @@ mod tests {
     fn homes_map_to_prefixes() {
         let mut c = config();
         c.prefix = "/ftp/".into();
-        let factory = S3StorageFactory::new(c).unwrap();
+        let factory = ObjectStorageFactory::s3(c).unwrap();
         assert_eq!(factory.storage_at("alice").unwrap().root, "ftp/alice/");
         assert_eq!(factory.storage_at("").unwrap().root, "ftp/");
         let other = factory.storage_at("s3://other/some/where/").unwrap();
         assert_eq!(other.root, "some/where/");
-        assert_eq!(other.client.bucket.name(), "other");
+        assert!(format!("{:?}", other.store).contains("other"));
         let s = factory.storage_at("alice").unwrap();
         assert_eq!(
             s.key(&VirtualPath::parse_absolute("/a b/c").unwrap()),
