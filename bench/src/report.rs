@@ -16,6 +16,8 @@ pub(crate) struct Machine {
     pub(crate) cpu_model: String,
     pub(crate) kernel: String,
     pub(crate) memory_gib: f64,
+    /// /proc/loadavg when the run started, to show whether the machine was otherwise busy.
+    pub(crate) load_at_start: String,
 }
 
 impl Machine {
@@ -43,6 +45,10 @@ impl Machine {
                 .trim()
                 .to_string(),
             memory_gib: memory_kib / 1024.0 / 1024.0,
+            load_at_start: std::fs::read_to_string("/proc/loadavg")
+                .unwrap_or_default()
+                .trim()
+                .to_string(),
         }
     }
 }
@@ -186,8 +192,17 @@ pub(crate) fn markdown(
     let _ = writeln!(
         md,
         "{} CPUs ({}), {:.0} GiB RAM, Linux {}; {} round(s), servers alternating within each \
-         round, a fresh server process for every run; medians.\n\n`{command}`\n",
-        machine.cpus, machine.cpu_model, machine.memory_gib, machine.kernel, settings.rounds
+         round, a fresh server process for every run; medians. Load average at start: {}; at \
+         end: {}.\n\n`{command}`\n",
+        machine.cpus,
+        machine.cpu_model,
+        machine.memory_gib,
+        machine.kernel,
+        settings.rounds,
+        machine.load_at_start,
+        std::fs::read_to_string("/proc/loadavg")
+            .unwrap_or_default()
+            .trim(),
     );
 
     let _ = writeln!(
@@ -464,6 +479,7 @@ pub(crate) fn json(
             "cpu_model": machine.cpu_model,
             "kernel": machine.kernel,
             "memory_gib": machine.memory_gib,
+            "load_at_start": machine.load_at_start,
         },
         "settings": format!("{settings:?}"),
         "password_hashing": notes.iter().map(|(n, t)| json!({ "server": n, "note": t })).collect::<Vec<_>>(),
