@@ -69,6 +69,21 @@ if ! command -v garage >/dev/null 2>&1; then
 fi
 echo "garage: $(garage --version 2>&1 | head -n1)"
 
+# Azurite, the Azure Blob Storage emulator the Azure storage tests run against, comes from npm.
+if ! command -v azurite-blob >/dev/null 2>&1; then
+    step "Installing Azurite (npm install -g azurite)"
+    if ! command -v npm >/dev/null 2>&1; then
+        apt_install nodejs npm
+    fi
+    "${SUDO[@]}" npm install -g --no-fund --no-audit azurite
+    NPM_BIN="$(npm prefix -g)/bin"
+    case ":$PATH:" in
+        *":$NPM_BIN:"*) ;;
+        *) export PATH="$NPM_BIN:$PATH" ;;
+    esac
+fi
+echo "azurite: $(azurite-blob --version 2>&1 | tail -n1)"
+
 step "cargo build --workspace --bins"
 cargo build --workspace --bins
 

@@ -152,6 +152,9 @@ pub(crate) struct UserSection {
     /// Most bytes the user's files may take ("5G", or bytes).
     #[serde(default)]
     pub(crate) quota: Option<Size>,
+    /// This user's own storage, instead of the shared `[storage]` (same keys).
+    #[serde(default)]
+    pub(crate) storage: Option<StorageSection>,
 }
 
 /// `[tls]`: FTPS.
@@ -301,12 +304,13 @@ pub(crate) struct AnonymousSection {
     pub(crate) dirs: Vec<DirSection>,
 }
 
-/// `[storage]`
-#[derive(Debug, Default, Deserialize)]
+/// `[storage]` (and a user's own `[users.storage]`)
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct StorageSection {
-    /// "local" (homes are directories; a home written `s3://bucket/prefix` is in S3) or "s3"
-    /// (every home is a prefix in `[storage.s3]`'s bucket, or an `s3://` URL).
+    /// "local" (homes are directories; a home written `s3://bucket/prefix` is in S3), "s3"
+    /// (every home is a prefix in `[storage.s3]`'s bucket, or an `s3://` URL), or "azure",
+    /// "gcs", "cos" (every home is a prefix in that section's container or bucket).
     #[serde(default, rename = "type")]
     pub(crate) kind: StorageKind,
     #[serde(default)]
@@ -314,6 +318,15 @@ pub(crate) struct StorageSection {
     /// S3-compatible object storage.
     #[serde(default)]
     pub(crate) s3: Option<S3Section>,
+    /// Azure Blob Storage.
+    #[serde(default)]
+    pub(crate) azure: Option<AzureSection>,
+    /// Google Cloud Storage.
+    #[serde(default)]
+    pub(crate) gcs: Option<GcsSection>,
+    /// Tencent COS (native API).
+    #[serde(default)]
+    pub(crate) cos: Option<CosSection>,
     /// "normal", or "strict": 226 only after the file and its directory are fsynced.
     #[serde(default)]
     pub(crate) durability: DurabilitySetting,
@@ -325,6 +338,239 @@ pub(crate) enum StorageKind {
     #[default]
     Local,
     S3,
+    Azure,
+    Gcs,
+    Cos,
+}
+
+impl StorageKind {
+    /// Whether a home of this kind of storage is an object-store prefix, not a directory.
+    pub(crate) fn home_is_remote(self, home: &str) -> bool {
+        self != StorageKind::Local || home.starts_with("s3://")
+    }
+}
+
+/// `[storage.azure]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AzureSection {
+    /// Defaults to `https://ACCOUNT.blob.core.windows.net`.
+    #[serde(default)]
+    pub(crate) endpoint: Option<String>,
+    /// Defaults to the AZURE_STORAGE_ACCOUNT environment variable.
+    #[serde(default)]
+    pub(crate) account: Option<String>,
+    /// Defaults to the AZURE_STORAGE_KEY environment variable.
+    #[serde(default)]
+    pub(crate) key: Option<String>,
+    /// A SAS token instead of the key (or AZURE_STORAGE_SAS_TOKEN).
+    #[serde(default)]
+    pub(crate) sas_token: Option<String>,
+    pub(crate) container: String,
+    #[serde(default)]
+    pub(crate) prefix: String,
+    #[serde(default)]
+    pub(crate) part_size: Option<Size>,
+    #[serde(default = "default_parts_in_flight")]
+    pub(crate) parts_in_flight: usize,
+    #[serde(default = "default_request_timeout")]
+    pub(crate) request_timeout_secs: u64,
+    #[serde(default = "default_retries")]
+    pub(crate) retries: u32,
+    #[serde(default = "default_rename_objects")]
+    pub(crate) max_rename_objects: usize,
+}
+
+/// `[storage.gcs]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct GcsSection {
+    pub(crate) bucket: String,
+    #[serde(default)]
+    pub(crate) endpoint: Option<String>,
+    /// A service account key file; without it, GOOGLE_APPLICATION_CREDENTIALS or the VM's
+    /// metadata server.
+    #[serde(default)]
+    pub(crate) credential_path: Option<String>,
+    #[serde(default)]
+    pub(crate) prefix: String,
+    #[serde(default)]
+    pub(crate) part_size: Option<Size>,
+    #[serde(default = "default_parts_in_flight")]
+    pub(crate) parts_in_flight: usize,
+    #[serde(default = "default_request_timeout")]
+    pub(crate) request_timeout_secs: u64,
+    #[serde(default = "default_retries")]
+    pub(crate) retries: u32,
+    #[serde(default = "default_rename_objects")]
+    pub(crate) max_rename_objects: usize,
+}
+
+/// `[storage.cos]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CosSection {
+    /// e.g. `https://cos.ap-guangzhou.myqcloud.com`.
+    pub(crate) endpoint: String,
+    /// With its APPID suffix, `name-1250000000`.
+    pub(crate) bucket: String,
+    /// Defaults to the TENCENTCLOUD_SECRET_ID environment variable.
+    #[serde(default)]
+    pub(crate) secret_id: Option<String>,
+    /// Defaults to the TENCENTCLOUD_SECRET_KEY environment variable.
+    #[serde(default)]
+    pub(crate) secret_key: Option<String>,
+    #[serde(default)]
+    pub(crate) prefix: String,
+    #[serde(default)]
+    pub(crate) part_size: Option<Size>,
+    #[serde(default = "default_parts_in_flight")]
+    pub(crate) parts_in_flight: usize,
+    #[serde(default = "default_request_timeout")]
+    pub(crate) request_timeout_secs: u64,
+    #[serde(default = "default_retries")]
+    pub(crate) retries: u32,
+    #[serde(default = "default_rename_objects")]
+    pub(crate) max_rename_objects: usize,
+}
+
+fn env_var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+/// The keys every native store section has besides its credentials.
+struct Tuning<'a> {
+    prefix: &'a str,
+    part_size: Option<&'a Size>,
+    parts_in_flight: usize,
+    request_timeout_secs: u64,
+    retries: u32,
+    max_rename_objects: usize,
+}
+
+macro_rules! tuning {
+    ($section:expr) => {
+        Tuning {
+            prefix: &$section.prefix,
+            part_size: $section.part_size.as_ref(),
+            parts_in_flight: $section.parts_in_flight,
+            request_timeout_secs: $section.request_timeout_secs,
+            retries: $section.retries,
+            max_rename_objects: $section.max_rename_objects,
+        }
+    };
+}
+
+/// The configuration of a native store section.
+fn native_config(
+    key: &str,
+    service: ftpgate_storage_object::NativeService,
+    tuning: Tuning<'_>,
+) -> Result<ftpgate_storage_object::NativeConfig> {
+    let Tuning {
+        prefix,
+        part_size,
+        parts_in_flight,
+        request_timeout_secs,
+        retries,
+        max_rename_objects,
+    } = tuning;
+    let mut config = ftpgate_storage_object::NativeConfig::new(service);
+    config.prefix = prefix.to_string();
+    if let Some(size) = part_size {
+        let bytes = size.bytes().with_context(|| format!("{key}.part_size"))?;
+        if bytes < 1024 * 1024 {
+            bail!("{key}.part_size must be at least 1M");
+        }
+        config.part_size = usize::try_from(bytes).unwrap_or(usize::MAX);
+    }
+    if parts_in_flight == 0 {
+        bail!("{key}.parts_in_flight must be at least 1");
+    }
+    config.parts_in_flight = parts_in_flight;
+    config.request_timeout = Duration::from_secs(request_timeout_secs.max(1));
+    config.retries = retries;
+    config.max_rename_objects = max_rename_objects;
+    Ok(config)
+}
+
+impl AzureSection {
+    pub(crate) fn to_config(&self, key: &str) -> Result<ftpgate_storage_object::NativeConfig> {
+        let Some(account) = self
+            .account
+            .clone()
+            .or_else(|| env_var("AZURE_STORAGE_ACCOUNT"))
+        else {
+            bail!("{key}: account missing (set account, or AZURE_STORAGE_ACCOUNT)");
+        };
+        let access_key = self.key.clone().or_else(|| env_var("AZURE_STORAGE_KEY"));
+        let sas_token = self
+            .sas_token
+            .clone()
+            .or_else(|| env_var("AZURE_STORAGE_SAS_TOKEN"));
+        if access_key.is_none() && sas_token.is_none() {
+            bail!(
+                "{key}: credentials missing (set key or sas_token, or AZURE_STORAGE_KEY / AZURE_STORAGE_SAS_TOKEN)"
+            );
+        }
+        let endpoint = self
+            .endpoint
+            .clone()
+            .unwrap_or_else(|| format!("https://{account}.blob.core.windows.net"));
+        url::Url::parse(&endpoint)
+            .with_context(|| format!("{key}.endpoint: bad URL {endpoint:?}"))?;
+        let service = ftpgate_storage_object::NativeService::Azure {
+            endpoint,
+            account,
+            key: access_key,
+            sas_token,
+            container: self.container.clone(),
+        };
+        native_config(key, service, tuning!(self))
+    }
+}
+
+impl GcsSection {
+    pub(crate) fn to_config(&self, key: &str) -> Result<ftpgate_storage_object::NativeConfig> {
+        if let Some(endpoint) = &self.endpoint {
+            url::Url::parse(endpoint)
+                .with_context(|| format!("{key}.endpoint: bad URL {endpoint:?}"))?;
+        }
+        let service = ftpgate_storage_object::NativeService::Gcs {
+            bucket: self.bucket.clone(),
+            endpoint: self.endpoint.clone(),
+            credential_path: self.credential_path.clone(),
+            credential: None,
+        };
+        native_config(key, service, tuning!(self))
+    }
+}
+
+impl CosSection {
+    pub(crate) fn to_config(&self, key: &str) -> Result<ftpgate_storage_object::NativeConfig> {
+        url::Url::parse(&self.endpoint)
+            .with_context(|| format!("{key}.endpoint: bad URL {:?}", self.endpoint))?;
+        let secret_id = self
+            .secret_id
+            .clone()
+            .or_else(|| env_var("TENCENTCLOUD_SECRET_ID"));
+        let secret_key = self
+            .secret_key
+            .clone()
+            .or_else(|| env_var("TENCENTCLOUD_SECRET_KEY"));
+        let (Some(secret_id), Some(secret_key)) = (secret_id, secret_key) else {
+            bail!(
+                "{key}: credentials missing (set secret_id/secret_key, or TENCENTCLOUD_SECRET_ID and TENCENTCLOUD_SECRET_KEY)"
+            );
+        };
+        let service = ftpgate_storage_object::NativeService::Cos {
+            endpoint: self.endpoint.clone(),
+            bucket: self.bucket.clone(),
+            secret_id,
+            secret_key,
+        };
+        native_config(key, service, tuning!(self))
+    }
 }
 
 /// `[storage.s3]`
@@ -639,9 +885,15 @@ impl ConfigFile {
         let users = self.user_entries()?;
         let anon = self.anonymous_entry()?;
         let mut warnings = Vec::new();
-        let in_s3 = |home: &str| self.storage.kind == StorageKind::S3 || home.starts_with("s3://");
+        let kind_of = |name: &str| {
+            self.users
+                .iter()
+                .find(|u| u.name == name)
+                .and_then(|u| u.storage.as_ref())
+                .map_or(self.storage.kind, |s| s.kind)
+        };
         for user in &users {
-            if !in_s3(&user.home) && !Path::new(&user.home).is_dir() {
+            if !kind_of(&user.name).home_is_remote(&user.home) && !Path::new(&user.home).is_dir() {
                 warnings.push(format!(
                     "home of user {:?} does not exist: {}",
                     user.name, user.home
@@ -649,7 +901,7 @@ impl ConfigFile {
             }
         }
         if let Some(anon) = &anon {
-            if !in_s3(&anon.home) && !Path::new(&anon.home).is_dir() {
+            if !self.storage.kind.home_is_remote(&anon.home) && !Path::new(&anon.home).is_dir() {
                 warnings.push(format!("anonymous home does not exist: {}", anon.home));
             }
         }
@@ -671,21 +923,14 @@ impl ConfigFile {
         } else {
             self.tls.build(Vec::new())?;
         }
-        if let Some(s3) = &self.storage.s3 {
-            if url::Url::parse(&s3.endpoint).is_err() {
-                bail!("storage.s3.endpoint: bad URL {:?}", s3.endpoint);
+        // Every storage section builds (no request is made), credentials included.
+        let max_file_size = self.server.to_server_config()?.max_file_size;
+        crate::storage::Backend::build("storage", &self.storage, max_file_size)?;
+        for user in &self.users {
+            if let Some(section) = &user.storage {
+                let key = format!("users.{}.storage", user.name);
+                crate::storage::Backend::build(&key, section, max_file_size)?;
             }
-            if s3
-                .part_size
-                .as_ref()
-                .map(Size::bytes)
-                .transpose()?
-                .is_some_and(|b| b < ftpgate_storage_object::MIN_PART_SIZE as u64)
-            {
-                bail!("storage.s3.part_size must be at least 5M");
-            }
-        } else if self.storage.kind == StorageKind::S3 {
-            bail!("storage.type = \"s3\" needs a [storage.s3] section");
         }
         if self.users.iter().any(|u| u.tls_required) && !self.tls.enabled() {
             bail!("users: tls_required needs a [tls] certificate");

@@ -5,26 +5,25 @@
 //! hash for the config.
 
 mod config;
+mod storage;
 mod tls;
 
 use std::io::{BufRead, IsTerminal};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use ftpgate::{CancellationToken, Server};
 use ftpgate_auth_file::{FileAuthenticator, UserEntry, hash_password};
 use ftpgate_core::{PermissionMap, Permissions};
-use ftpgate_core::{Storage, StorageError, StorageFactory, User};
-use ftpgate_storage_fs::{Durability, FsStorageFactory, remove_leftover_uploads};
-use ftpgate_storage_object::ObjectStorageFactory;
+use ftpgate_storage_fs::remove_leftover_uploads;
 use rand::Rng;
 use rand::distributions::Alphanumeric;
 use tracing::{error, info, warn};
 
 use crate::config::{ConfigFile, parse_listen, parse_port_range};
+use crate::storage::{Backend, Backends};
 
 /// An FTP server for local disks, with per-user homes and permissions.
 #[derive(Parser, Debug)]
@@ -311,60 +310,53 @@ fn serve(args: ServeArgs) -> Result<()> {
     };
 
     let started = std::time::SystemTime::now();
-    let in_s3 =
-        |home: &str| file.storage.kind == config::StorageKind::S3 || home.starts_with("s3://");
+    let kind_of = |name: &str| {
+        file.users
+            .iter()
+            .find(|u| u.name == name)
+            .and_then(|u| u.storage.as_ref())
+            .map_or(file.storage.kind, |s| s.kind)
+    };
     let homes: Vec<PathBuf> = users
         .iter()
-        .map(|u| u.home.as_str())
-        .chain(anonymous.iter().map(|a| a.home.as_str()))
-        .filter(|home| !in_s3(home))
-        .map(PathBuf::from)
+        .map(|u| (kind_of(&u.name), u.home.clone()))
+        .chain(
+            anonymous
+                .iter()
+                .map(|a| (file.storage.kind, a.home.clone())),
+        )
+        .filter(|(kind, home)| !kind.home_is_remote(home))
+        .map(|(_, home)| PathBuf::from(home))
         .collect();
-    let s3 = match &file.storage.s3 {
-        Some(section) => {
-            let config = section.to_config(
-                file.storage.keep_partial_uploads,
-                server_config.max_file_size,
-            )?;
-            Some((
-                Arc::new(
-                    ObjectStorageFactory::s3(config)
-                        .map_err(|e| anyhow::anyhow!("storage.s3: {e}"))?,
-                ),
-                section.abandoned_upload_age_secs,
-            ))
-        }
-        None => None,
+    let backends = Backends {
+        shared: Backend::build("storage", &file.storage, server_config.max_file_size)?,
+        per_user: file
+            .users
+            .iter()
+            .filter_map(|u| Some((u, u.storage.as_ref()?)))
+            .map(|(u, section)| {
+                let key = format!("users.{}.storage", u.name);
+                Ok((
+                    u.name.clone(),
+                    Backend::build(&key, section, server_config.max_file_size)?,
+                ))
+            })
+            .collect::<Result<_>>()?,
     };
     let auth = FileAuthenticator::new(users, anonymous)?;
 
-    let local = FsStorageFactory {
-        durability: match file.storage.durability {
-            config::DurabilitySetting::Normal => Durability::Normal,
-            config::DurabilitySetting::Strict => Durability::Strict,
-        },
-        keep_partial_uploads: file.storage.keep_partial_uploads,
-    };
     let run_as = file.server.run_as.clone();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async move {
-                        let storage = Backends { local, s3: s3.as_ref().map(|(f, _)| f.clone()), all_s3: file.storage.kind == config::StorageKind::S3 };
-        let server = Server::new(server_config, Arc::new(auth), Arc::new(storage)).bind().await?;
-        if let Some((s3, age)) = s3.clone() {
-            // Interrupted uploads kept for resuming, and never resumed, are aborted after a while.
-            tokio::spawn(async move {
-                loop {
-                    match s3.remove_abandoned_uploads(Duration::from_secs(age)).await {
-                        Ok(0) => {}
-                        Ok(n) => info!(removed = n, "aborted abandoned partial uploads"),
-                        Err(e) => warn!(error = %e, "cannot clean abandoned partial uploads"),
-                    }
-                    tokio::time::sleep(Duration::from_secs(3600)).await;
-                }
-            });
+        backends.shared.spawn_cleanup();
+        for backend in backends.per_user.values() {
+            backend.spawn_cleanup();
         }
+        let server = Server::new(server_config, Arc::new(auth), Arc::new(backends))
+            .bind()
+            .await?;
         if let Some(user) = &run_as {
             drop_privileges(user)?;
             println!("ftpgate: running as user {user:?}");
@@ -440,28 +432,4 @@ fn drop_privileges(name: &str) -> Result<()> {
         "dropped privileges"
     );
     Ok(())
-}
-
-/// Chooses each user's storage by home: an `s3://` home (or every home, with
-/// `storage.type = "s3"`) is in the object store, any other is a local directory.
-struct Backends {
-    local: FsStorageFactory,
-    s3: Option<Arc<ObjectStorageFactory>>,
-    all_s3: bool,
-}
-
-impl StorageFactory for Backends {
-    fn open(&self, user: &User) -> Result<Arc<dyn Storage>, StorageError> {
-        if self.all_s3 || user.home.starts_with("s3://") {
-            match &self.s3 {
-                Some(s3) => s3.open(user),
-                None => Err(StorageError::new(
-                    ftpgate_core::ErrorKind::Local,
-                    "an s3:// home needs a [storage.s3] section",
-                )),
-            }
-        } else {
-            self.local.open(user)
-        }
-    }
 }

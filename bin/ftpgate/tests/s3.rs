@@ -5,58 +5,10 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::time::Duration;
-
 use ftpgate_core::{Storage, VirtualPath};
 use ftpgate_storage_object::{ObjectStorageFactory, S3Config};
 use ftpgate_test_support::garage;
 use support::*;
-
-/// Logs in, uploads `bytes` as `name`, downloads it back.
-fn round_trip(addr: SocketAddr, user: &str, password: &str, name: &str, bytes: &[u8]) -> Vec<u8> {
-    let control = TcpStream::connect(addr).unwrap();
-    control
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
-    let mut reader = BufReader::new(control.try_clone().unwrap());
-    let mut writer = control;
-    let mut ask = |cmd: &str| -> String {
-        if !cmd.is_empty() {
-            writer.write_all(format!("{cmd}\r\n").as_bytes()).unwrap();
-        }
-        let mut line = String::new();
-        reader.read_line(&mut line).unwrap();
-        line
-    };
-    assert!(ask("").starts_with("220"));
-    ask(&format!("USER {user}"));
-    assert!(ask(&format!("PASS {password}")).starts_with("230"));
-    ask("TYPE I");
-    let port = |reply: String| -> u16 {
-        reply
-            .split("|||")
-            .nth(1)
-            .unwrap()
-            .split('|')
-            .next()
-            .unwrap()
-            .parse()
-            .unwrap()
-    };
-    let mut data = TcpStream::connect((addr.ip(), port(ask("EPSV")))).unwrap();
-    assert!(ask(&format!("STOR {name}")).starts_with("150"));
-    data.write_all(bytes).unwrap();
-    drop(data);
-    assert!(ask("").starts_with("226"));
-    let mut data = TcpStream::connect((addr.ip(), port(ask("EPSV")))).unwrap();
-    assert!(ask(&format!("RETR {name}")).starts_with("150"));
-    let mut back = Vec::new();
-    data.read_to_end(&mut back).unwrap();
-    assert!(ask("").starts_with("226"));
-    back
-}
 
 fn object(key_prefix: &str, name: &str) -> Vec<u8> {
     let g = garage::shared();

@@ -1,0 +1,155 @@
+//! Which storage serves each user: the shared `[storage]`, or a user's own `[users.storage]`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Result, anyhow, bail};
+use ftpgate_core::{ErrorKind, Storage, StorageError, StorageFactory, User};
+use ftpgate_storage_fs::{Durability, FsStorageFactory};
+use ftpgate_storage_object::ObjectStorageFactory;
+use tracing::{info, warn};
+
+use crate::config::{DurabilitySetting, StorageKind, StorageSection};
+
+/// The storage one `[storage]` section describes.
+pub(crate) struct Backend {
+    kind: StorageKind,
+    local: FsStorageFactory,
+    /// The S3 store: every home with `type = "s3"`, `s3://` homes otherwise.
+    s3: Option<Arc<ObjectStorageFactory>>,
+    /// The Azure, GCS or COS store of `type = "azure" | "gcs" | "cos"`.
+    native: Option<Arc<ObjectStorageFactory>>,
+    abandoned_upload_age: Duration,
+}
+
+impl Backend {
+    /// Builds the storage of `section` (named `key` in messages); makes no request.
+    pub(crate) fn build(
+        key: &str,
+        section: &StorageSection,
+        max_file_size: Option<u64>,
+    ) -> Result<Backend> {
+        let local = FsStorageFactory {
+            durability: match section.durability {
+                DurabilitySetting::Normal => Durability::Normal,
+                DurabilitySetting::Strict => Durability::Strict,
+            },
+            keep_partial_uploads: section.keep_partial_uploads,
+        };
+        let s3 = match &section.s3 {
+            Some(s3) => {
+                let config = s3.to_config(section.keep_partial_uploads, max_file_size)?;
+                Some(Arc::new(
+                    ObjectStorageFactory::s3(config).map_err(|e| anyhow!("{key}.s3: {e}"))?,
+                ))
+            }
+            None => None,
+        };
+        let native_config = match section.kind {
+            StorageKind::Local | StorageKind::S3 => None,
+            StorageKind::Azure => Some(
+                section
+                    .azure
+                    .as_ref()
+                    .ok_or_else(|| {
+                        anyhow!("{key}: type = \"azure\" needs a [{key}.azure] section")
+                    })?
+                    .to_config(&format!("{key}.azure"))?,
+            ),
+            StorageKind::Gcs => Some(
+                section
+                    .gcs
+                    .as_ref()
+                    .ok_or_else(|| anyhow!("{key}: type = \"gcs\" needs a [{key}.gcs] section"))?
+                    .to_config(&format!("{key}.gcs"))?,
+            ),
+            StorageKind::Cos => Some(
+                section
+                    .cos
+                    .as_ref()
+                    .ok_or_else(|| anyhow!("{key}: type = \"cos\" needs a [{key}.cos] section"))?
+                    .to_config(&format!("{key}.cos"))?,
+            ),
+        };
+        if section.kind == StorageKind::S3 && s3.is_none() {
+            bail!("{key}: type = \"s3\" needs a [{key}.s3] section");
+        }
+        if native_config.is_some() && section.keep_partial_uploads {
+            bail!(
+                "{key}: keep_partial_uploads needs explicit multipart uploads, which only the S3 API offers (COS and GCS have S3-compatible endpoints)"
+            );
+        }
+        let native = match native_config {
+            Some(config) => Some(Arc::new(
+                ObjectStorageFactory::native(config).map_err(|e| anyhow!("{key}: {e}"))?,
+            )),
+            None => None,
+        };
+        Ok(Backend {
+            kind: section.kind,
+            local,
+            s3,
+            native,
+            abandoned_upload_age: Duration::from_secs(
+                section
+                    .s3
+                    .as_ref()
+                    .map_or(7 * 24 * 3600, |s| s.abandoned_upload_age_secs),
+            ),
+        })
+    }
+
+    fn open(&self, user: &User) -> Result<Arc<dyn Storage>, StorageError> {
+        let missing = |what: &str| StorageError::new(ErrorKind::Local, what.to_string());
+        match self.kind {
+            StorageKind::Local if user.home.starts_with("s3://") => self
+                .s3
+                .as_ref()
+                .ok_or_else(|| missing("an s3:// home needs a [storage.s3] section"))?
+                .open(user),
+            StorageKind::Local => self.local.open(user),
+            StorageKind::S3 => self
+                .s3
+                .as_ref()
+                .ok_or_else(|| missing("no [storage.s3] section"))?
+                .open(user),
+            StorageKind::Azure | StorageKind::Gcs | StorageKind::Cos => self
+                .native
+                .as_ref()
+                .ok_or_else(|| missing("no object store section"))?
+                .open(user),
+        }
+    }
+
+    /// Aborts, every hour, interrupted S3 uploads kept for resuming and never resumed.
+    pub(crate) fn spawn_cleanup(&self) {
+        let Some(s3) = self.s3.clone() else { return };
+        let age = self.abandoned_upload_age;
+        tokio::spawn(async move {
+            loop {
+                match s3.remove_abandoned_uploads(age).await {
+                    Ok(0) => {}
+                    Ok(n) => info!(removed = n, "aborted abandoned partial uploads"),
+                    Err(e) => warn!(error = %e, "cannot clean abandoned partial uploads"),
+                }
+                tokio::time::sleep(Duration::from_secs(3600)).await;
+            }
+        });
+    }
+}
+
+/// The shared storage and users' own.
+pub(crate) struct Backends {
+    pub(crate) shared: Backend,
+    pub(crate) per_user: HashMap<String, Backend>,
+}
+
+impl StorageFactory for Backends {
+    fn open(&self, user: &User) -> Result<Arc<dyn Storage>, StorageError> {
+        self.per_user
+            .get(&user.name)
+            .unwrap_or(&self.shared)
+            .open(user)
+    }
+}
