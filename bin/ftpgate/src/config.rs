@@ -30,6 +30,8 @@ pub(crate) struct ConfigFile {
     pub(crate) tls: TlsSection,
     #[serde(default)]
     pub(crate) log: LogSection,
+    #[serde(default)]
+    pub(crate) features: FeaturesSection,
 }
 
 /// `[server]`
@@ -821,6 +823,7 @@ impl ServerSection {
                 Some(size) => Some(size.bytes().context("server.max_file_size")?),
                 None => None,
             },
+            ..ServerConfig::default()
         };
         if !(1.0..=100.0).contains(&self.ban_growth) {
             bail!("server.ban_growth must be between 1 and 100");
@@ -881,7 +884,7 @@ impl ConfigFile {
     /// Checks everything that can be checked without starting: the server section, users,
     /// anonymous access and that homes exist.
     pub(crate) fn check(&self) -> Result<Vec<String>> {
-        self.server.to_server_config()?;
+        self.features.apply(&mut self.server.to_server_config()?)?;
         let users = self.user_entries()?;
         let anon = self.anonymous_entry()?;
         let mut warnings = Vec::new();
@@ -936,6 +939,77 @@ impl ConfigFile {
             bail!("users: tls_required needs a [tls] certificate");
         }
         Ok(warnings)
+    }
+}
+
+/// `[features]`: optional commands on or off, with the meaning of ftpserverlib's settings.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct FeaturesSection {
+    /// HASH, RANG, XCRC, XMD5, XSHA1, XSHA256, XSHA512.
+    pub(crate) hash: bool,
+    pub(crate) mlsd: bool,
+    pub(crate) mlst: bool,
+    /// MFMT and MFF.
+    pub(crate) mfmt: bool,
+    pub(crate) site: bool,
+    pub(crate) stat: bool,
+    pub(crate) syst: bool,
+    /// `ls` options (`-la`) in LIST and NLST; off: the whole argument is the path.
+    pub(crate) list_args: bool,
+    pub(crate) avbl: bool,
+    /// "ascii" (RFC 959) or "binary": the transfer type before any TYPE command.
+    pub(crate) default_transfer_type: String,
+    /// Most digests computed at once across the server (more wait their turn).
+    pub(crate) max_concurrent_hashes: usize,
+}
+
+impl Default for FeaturesSection {
+    fn default() -> Self {
+        let f = ftpgate::Features::default();
+        FeaturesSection {
+            hash: f.hash,
+            mlsd: f.mlsd,
+            mlst: f.mlst,
+            mfmt: f.mfmt,
+            site: f.site,
+            stat: f.stat,
+            syst: f.syst,
+            list_args: f.list_args,
+            avbl: f.avbl,
+            default_transfer_type: "ascii".to_string(),
+            max_concurrent_hashes: ServerConfig::default().max_concurrent_hashes,
+        }
+    }
+}
+
+impl FeaturesSection {
+    /// Applies the switches to the engine settings.
+    pub(crate) fn apply(&self, config: &mut ServerConfig) -> Result<()> {
+        let default_type = match self.default_transfer_type.to_ascii_lowercase().as_str() {
+            "ascii" | "a" => ftpgate::TransferType::Ascii,
+            "binary" | "i" | "image" => ftpgate::TransferType::Binary,
+            other => {
+                bail!("features.default_transfer_type: {other:?} is not \"ascii\" or \"binary\"")
+            }
+        };
+        if self.max_concurrent_hashes == 0 {
+            bail!("features.max_concurrent_hashes must be at least 1");
+        }
+        config.features = ftpgate::Features {
+            hash: self.hash,
+            mlsd: self.mlsd,
+            mlst: self.mlst,
+            mfmt: self.mfmt,
+            site: self.site,
+            stat: self.stat,
+            syst: self.syst,
+            list_args: self.list_args,
+            avbl: self.avbl,
+            default_type,
+        };
+        config.max_concurrent_hashes = self.max_concurrent_hashes;
+        Ok(())
     }
 }
 

@@ -168,6 +168,7 @@ fn serve(args: ServeArgs) -> Result<()> {
     init_logging(args.log_level.as_deref().unwrap_or(&file.log.level))?;
 
     let mut server_config = file.server.to_server_config()?;
+    file.features.apply(&mut server_config)?;
     if !args.listen.is_empty() {
         server_config.listen.clear();
         for text in &args.listen {

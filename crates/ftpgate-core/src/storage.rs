@@ -9,6 +9,7 @@ use futures_core::Stream;
 use tokio::io::AsyncRead;
 
 pub use ftpgate_proto::session::WriteStart;
+pub use ftpgate_proto::{Capabilities, HashAlgorithm};
 use ftpgate_proto::{DirEntry, ErrorKind, Metadata, VirtualPath};
 
 use crate::auth::User;
@@ -147,6 +148,53 @@ pub trait Storage: Send + Sync + 'static {
             "this storage cannot measure its usage",
         ))
     }
+
+    /// Which optional calls below this storage answers, so that commands needing a missing
+    /// one are refused up front and left out of FEAT. The default claims modification times
+    /// (the required [`Storage::set_modified`]) and nothing else.
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            set_modified: true,
+            ..Capabilities::none()
+        }
+    }
+
+    /// Bytes available for new files in `dir` (AVBL, and ALLO's check).
+    async fn available_bytes(&self, dir: &VirtualPath) -> Result<u64, StorageError> {
+        let _ = dir;
+        Err(unsupported("free space"))
+    }
+
+    /// Sets permission bits (SITE CHMOD, MFF UNIX.mode).
+    async fn set_mode(&self, path: &VirtualPath, mode: u32) -> Result<(), StorageError> {
+        let _ = (path, mode);
+        Err(unsupported("permission bits"))
+    }
+
+    /// Makes a symbolic link at `link` pointing to `target`; both are inside the root, and the
+    /// link must resolve inside it too.
+    async fn symlink(&self, target: &VirtualPath, link: &VirtualPath) -> Result<(), StorageError> {
+        let _ = (target, link);
+        Err(unsupported("symbolic links"))
+    }
+
+    /// A digest of the whole file that the store already keeps (an object's checksum), so
+    /// HASH need not read the file. `None` (the default): the engine reads and hashes it.
+    async fn stored_digest(
+        &self,
+        path: &VirtualPath,
+        algorithm: HashAlgorithm,
+    ) -> Result<Option<Vec<u8>>, StorageError> {
+        let _ = (path, algorithm);
+        Ok(None)
+    }
+}
+
+fn unsupported(what: &str) -> StorageError {
+    StorageError::new(
+        ErrorKind::Unsupported,
+        format!("this storage does not support {what}"),
+    )
 }
 
 /// Makes the storage for a user who just logged in (for example a directory rooted at the

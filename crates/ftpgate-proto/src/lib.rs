@@ -11,6 +11,7 @@
 
 pub mod ascii;
 pub mod command;
+pub mod extensions;
 pub mod hostport;
 pub mod line;
 pub mod listing;
@@ -22,6 +23,7 @@ pub mod session;
 
 pub use command::Password;
 pub use command::{Command, CommandSpec, ListArgs, Protection, TransferType};
+pub use extensions::{Capabilities, Features, HashAlgorithm};
 pub use listing::{DirEntry, FileKind, Metadata};
 pub use path::{PathError, VirtualPath};
 pub use perm::{Perm, PermissionMap, Permissions};

@@ -27,8 +27,8 @@ use async_trait::async_trait;
 use cap_std::ambient_authority;
 use cap_std::fs::Dir;
 use ftpgate_core::{
-    DirEntry, EntryStream, ErrorKind, FileKind, Metadata, ReadStream, Storage, StorageError,
-    StorageFactory, Upload, User, VirtualPath, WriteStart,
+    Capabilities, DirEntry, EntryStream, ErrorKind, FileKind, Metadata, ReadStream, Storage,
+    StorageError, StorageFactory, Upload, User, VirtualPath, WriteStart,
 };
 use futures_core::Stream;
 use tokio::sync::mpsc;
@@ -370,5 +370,86 @@ impl Storage for FsStorage {
             file.set_modified(time)
         })
         .await
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            available_space: true,
+            set_mode: true,
+            symlink: true,
+            set_modified: true,
+        }
+    }
+
+    async fn available_bytes(&self, dir: &VirtualPath) -> Result<u64, StorageError> {
+        let root = self.root.clone();
+        let dir = dir.clone();
+        blocking(move || {
+            let dir = root.open_dir(rel(&dir))?;
+            let stat = rustix::fs::fstatvfs(&dir)?;
+            Ok(stat.f_bavail.saturating_mul(stat.f_frsize))
+        })
+        .await
+    }
+
+    async fn set_mode(&self, path: &VirtualPath, mode: u32) -> Result<(), StorageError> {
+        use std::os::unix::fs::PermissionsExt as _;
+        let root = self.root.clone();
+        let path = path.clone();
+        blocking(move || {
+            let permissions =
+                cap_std::fs::Permissions::from_std(std::fs::Permissions::from_mode(mode & 0o7777));
+            root.set_permissions(rel(&path), permissions)
+        })
+        .await
+    }
+
+    async fn symlink(&self, target: &VirtualPath, link: &VirtualPath) -> Result<(), StorageError> {
+        // A relative target from the link's directory: the link resolves inside the root
+        // wherever the root is mounted (and cap-std refuses any access that would leave it).
+        let from = link.parent();
+        let target = relative_target(&from, target);
+        let root = self.root.clone();
+        let link = link.clone();
+        blocking(move || root.symlink(target, rel(&link))).await
+    }
+}
+
+/// The path to `target` relative to the directory `from`, e.g. `../c/d` from `/a/b` to `/a/c/d`.
+fn relative_target(from: &VirtualPath, target: &VirtualPath) -> String {
+    let from: Vec<&str> = from
+        .relative()
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .collect();
+    let to: Vec<&str> = target
+        .relative()
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .collect();
+    let common = from.iter().zip(&to).take_while(|(a, b)| a == b).count();
+    let mut parts: Vec<&str> = vec![".."; from.len() - common];
+    parts.extend(&to[common..]);
+    if parts.is_empty() {
+        ".".to_string()
+    } else {
+        parts.join("/")
+    }
+}
+
+#[cfg(test)]
+mod symlink_tests {
+    use super::*;
+
+    fn p(s: &str) -> VirtualPath {
+        VirtualPath::parse_absolute(s).unwrap_or_else(|_| VirtualPath::root())
+    }
+
+    #[test]
+    fn relative_targets_stay_inside() {
+        assert_eq!(relative_target(&p("/a/b"), &p("/a/c/d")), "../c/d");
+        assert_eq!(relative_target(&p("/"), &p("/x")), "x");
+        assert_eq!(relative_target(&p("/a"), &p("/a")), ".");
+        assert_eq!(relative_target(&p("/a/b/c"), &p("/")), "../../..");
     }
 }

@@ -39,8 +39,8 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use ftpgate_core::{
-    DirEntry, EntryStream, ErrorKind, FileKind, Metadata, ReadStream, Storage, StorageError,
-    StorageFactory, Upload, User, VirtualPath, WriteStart,
+    Capabilities, DirEntry, EntryStream, ErrorKind, FileKind, Metadata, ReadStream, Storage,
+    StorageError, StorageFactory, Upload, User, VirtualPath, WriteStart,
 };
 use futures_util::{StreamExt, TryStreamExt};
 use tracing::{info, warn};
@@ -744,6 +744,10 @@ impl Storage for ObjectStorage {
             self.store.delete(key).await?;
         }
         Ok(())
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::none()
     }
 
     async fn set_modified(

@@ -5,6 +5,8 @@ use std::net::SocketAddr;
 use std::ops::RangeInclusive;
 use std::time::Duration;
 
+use ftpgate_proto::Features;
+
 use crate::guard::LoginGuardConfig;
 use crate::tls::TlsConfig;
 
@@ -50,6 +52,10 @@ pub struct ServerConfig {
     pub max_commands_per_second: u32,
     /// Largest file an upload may produce, enforced while the bytes arrive (552 beyond).
     pub max_file_size: Option<u64>,
+    /// Optional commands switched on or off (HASH, MLSD, SITE, STAT, …).
+    pub features: Features,
+    /// Most digests (HASH and the X-commands) computed at once across the server; more wait.
+    pub max_concurrent_hashes: usize,
 }
 
 impl Default for ServerConfig {
@@ -74,6 +80,8 @@ impl Default for ServerConfig {
             login_guard: LoginGuardConfig::default(),
             max_commands_per_second: 1000,
             max_file_size: None,
+            features: Features::default(),
+            max_concurrent_hashes: std::thread::available_parallelism().map_or(2, |n| n.get()),
         }
     }
 }

@@ -98,6 +98,7 @@ pub(crate) async fn run(
                 },
                 None => TlsPolicy::default(),
             },
+            features: shared.config.features,
         };
         let now = Instant::now();
         let shared_rate = shared.config.max_commands_per_second;
@@ -339,11 +340,15 @@ impl Control {
                         tls.logged_in(&found.name);
                     }
                     self.quota = self.shared.quota(&found, storage.as_ref()).await;
+                    let mut capabilities = storage.capabilities();
+                    // With a quota, the space left is known whatever the storage can tell.
+                    capabilities.available_space |= self.quota.is_some();
                     self.storage = Some(storage);
                     Ok(SessionUser {
                         name: found.name,
                         permissions: found.permissions,
                         tls_required: found.tls_required,
+                        capabilities,
                     })
                 }
                 Err(e) => {
@@ -393,10 +398,28 @@ impl Control {
                 .set_modified(path, *time)
                 .await
                 .map(|()| StorageOutcome::Done),
+            StorageOp::SetMode { path, mode } => storage
+                .set_mode(path, *mode)
+                .await
+                .map(|()| StorageOutcome::Done),
+            StorageOp::Symlink { target, link } => storage
+                .symlink(target, link)
+                .await
+                .map(|()| StorageOutcome::Done),
+            StorageOp::Available(dir) => {
+                // The smaller of the storage's free space and the quota's remainder.
+                let free = storage.available_bytes(dir).await;
+                match (&self.quota, free) {
+                    (Some(quota), Ok(free)) => Ok(free.min(quota.available())),
+                    (Some(quota), Err(_)) => Ok(quota.available()),
+                    (None, free) => free,
+                }
+                .map(StorageOutcome::Available)
+            }
         };
         match (&result, &op) {
             (Err(e), _) => debug!(op = ?op, error = %e, "storage call failed"),
-            (Ok(_), StorageOp::Metadata(_)) => {}
+            (Ok(_), StorageOp::Metadata(_) | StorageOp::Available(_)) => {}
             (Ok(_), op) => info!(user, client = %self.peer.ip(), op = ?op, "file operation"),
         }
         result.map_err(|e| e.kind)
@@ -433,6 +456,7 @@ impl Control {
             events: self.events_tx.clone(),
             cancel: cancel.clone(),
             progress: progress.clone(),
+            hash_slots: self.shared.hash_slots.clone(),
         };
         let handle = self
             .shared

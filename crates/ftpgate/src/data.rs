@@ -13,7 +13,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
-use ftpgate_core::{DirEntry, ErrorKind, Storage, Upload, error_kind_of};
+use ftpgate_core::{
+    DirEntry, ErrorKind, HashAlgorithm, Storage, Upload, VirtualPath, error_kind_of,
+};
 use ftpgate_proto::ascii::{AsciiDecoder, AsciiEncoder};
 use ftpgate_proto::hostport::{canonical, same_host};
 use ftpgate_proto::listing::{ListFormat, format_entry};
@@ -29,6 +31,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::config::ServerConfig;
+use crate::digest::Digester;
 use crate::limits::UploadLimits;
 use crate::tls::{self, SessionTls, Stream};
 
@@ -61,6 +64,8 @@ pub(crate) struct TransferContext {
     pub(crate) events: mpsc::Sender<TransferEvent>,
     pub(crate) cancel: CancellationToken,
     pub(crate) progress: Arc<AtomicU64>,
+    /// Server-wide permits for computing digests.
+    pub(crate) hash_slots: Arc<tokio::sync::Semaphore>,
 }
 
 fn bind_listener(ip: IpAddr, port: u16) -> io::Result<TcpListener> {
@@ -161,6 +166,10 @@ async fn data_connection(
                 "no passive listener",
             )),
             (DataEndpoint::Active(addr), _) => connect_to(local_ip, addr).await,
+            (DataEndpoint::None, _) => Err(io::Error::new(
+                io::ErrorKind::NotConnected,
+                "no data connection for this command",
+            )),
         }
     };
     let tcp = match guarded(ctx, connect).await {
@@ -222,6 +231,7 @@ pub(crate) async fn run_transfer(plan: TransferPlan, mut ctx: TransferContext) {
         TransferKind::Store { path, .. } => ("STOR", path.to_string()),
         TransferKind::StoreUnique { dir, base } => ("STOU", dir.join(base).to_string()),
         TransferKind::List { path, .. } => ("LIST", path.to_string()),
+        TransferKind::Hash { path, .. } => ("HASH", path.to_string()),
     };
     info!(
         user = %ctx.user,
@@ -245,6 +255,13 @@ async fn transfer(
         TransferOutcome::Failed(e.kind)
     };
     match &plan.kind {
+        TransferKind::Hash {
+            path,
+            algorithm,
+            start,
+            end,
+            ..
+        } => hash_file(ctx, path, *algorithm, *start, *end).await,
         TransferKind::Retrieve { path, offset } => {
             let meta = ctx.storage.metadata(path).await.map_err(failed)?;
             if meta.is_dir() {
@@ -333,6 +350,78 @@ async fn transfer(
             write_data(&mut data, &out, ctx).await?;
             close_data(data, ctx).await
         }
+    }
+}
+
+/// HASH: the digest of bytes `start..end` of a file, from the store's own checksum when it
+/// has one for the whole file, otherwise read and hashed under a server-wide permit.
+async fn hash_file(
+    ctx: &mut TransferContext,
+    path: &VirtualPath,
+    algorithm: HashAlgorithm,
+    start: u64,
+    end: Option<u64>,
+) -> Result<TransferOutcome, TransferOutcome> {
+    let failed = |e: ftpgate_core::StorageError| {
+        warn!(error = %e, "storage error");
+        TransferOutcome::Failed(e.kind)
+    };
+    let meta = ctx.storage.metadata(path).await.map_err(failed)?;
+    if meta.is_dir() {
+        return Err(TransferOutcome::Failed(ErrorKind::IsADirectory));
+    }
+    let end = end.map_or(meta.size, |e| e.min(meta.size));
+    if start > end {
+        return Err(TransferOutcome::Failed(ErrorKind::InvalidOffset));
+    }
+    if start == 0 && end == meta.size {
+        if let Ok(Some(stored)) = ctx.storage.stored_digest(path, algorithm).await {
+            return Ok(TransferOutcome::Hashed {
+                digest: crate::digest::hex(&stored),
+                start,
+                end,
+            });
+        }
+    }
+    let slots = ctx.hash_slots.clone();
+    let _permit = match guarded_forever(ctx, slots.acquire_owned()).await {
+        Some(Ok(permit)) => permit,
+        Some(Err(_)) => return Err(TransferOutcome::Failed(ErrorKind::Local)),
+        None => return Err(TransferOutcome::Aborted),
+    };
+    let mut reader = ctx.storage.read(path, start).await.map_err(failed)?;
+    let mut digester = Digester::new(algorithm);
+    let mut buffer = vec![0u8; TRANSFER_BUFFER];
+    let mut left = end - start;
+    while left > 0 {
+        let want = usize::try_from(left)
+            .unwrap_or(usize::MAX)
+            .min(buffer.len());
+        let n = match guarded(ctx, reader.read(&mut buffer[..want])).await {
+            Guarded::Done(Ok(0)) => break,
+            Guarded::Done(Ok(n)) => n,
+            Guarded::Done(Err(e)) => return Err(TransferOutcome::Failed(error_kind_of(&e))),
+            Guarded::Stalled => return Err(TransferOutcome::Failed(ErrorKind::Transient)),
+            Guarded::Cancelled => return Err(TransferOutcome::Aborted),
+        };
+        digester.update(&buffer[..n]);
+        left -= n as u64;
+        ctx.progress.fetch_add(n as u64, Ordering::Relaxed);
+    }
+    Ok(TransferOutcome::Hashed {
+        digest: digester.finish_hex(),
+        start,
+        end: end - left,
+    })
+}
+
+/// Waits for `step` unless the transfer is cancelled (no stall timeout: waiting for a permit
+/// is not a stall).
+async fn guarded_forever<T>(ctx: &TransferContext, step: impl Future<Output = T>) -> Option<T> {
+    tokio::select! {
+        biased;
+        _ = ctx.cancel.cancelled() => None,
+        value = step => Some(value),
     }
 }
 

@@ -24,6 +24,7 @@
 mod config;
 mod control;
 mod data;
+mod digest;
 mod guard;
 mod limits;
 mod server;
@@ -32,6 +33,7 @@ mod tls;
 pub use config::{ConfigError, ServerConfig};
 pub use ftpgate_core as core;
 pub use ftpgate_proto as proto;
+pub use ftpgate_proto::{Features, HashAlgorithm, TransferType};
 pub use guard::LoginGuardConfig;
 pub use server::{BoundServer, Server};
 pub use tls::{SessionReuse, TlsConfig};

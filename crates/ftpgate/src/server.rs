@@ -41,6 +41,8 @@ pub(crate) struct Shared {
     pub(crate) tls: Option<Arc<ServerTls>>,
     /// Quotas by user name, shared by all of a user's sessions.
     quotas: Mutex<HashMap<String, Arc<Quota>>>,
+    /// Permits for digests computed at once (HASH is a CPU and I/O amplifier).
+    pub(crate) hash_slots: Arc<Semaphore>,
 }
 
 /// How long a resolved public host name is trusted before it is looked up again.
@@ -195,6 +197,7 @@ impl Server {
             )),
             None => None,
         };
+        let config_hashes = self.config.max_concurrent_hashes;
         let shared = Arc::new(Shared {
             connections: Arc::new(Semaphore::new(self.config.max_connections)),
             config: self.config,
@@ -208,6 +211,7 @@ impl Server {
             login_guard,
             tls,
             quotas: Mutex::new(HashMap::new()),
+            hash_slots: Arc::new(Semaphore::new(config_hashes.max(1))),
         });
         Ok(BoundServer { listeners, shared })
     }

@@ -372,7 +372,8 @@ fn informational_commands() {
     assert_eq!(raw.code("SITE NONSENSE"), 504);
     assert_eq!(raw.code("NOOP"), 200);
     assert_eq!(raw.code("ACCT x"), 202);
-    assert_eq!(raw.code("ALLO 1000"), 202);
+    assert_eq!(raw.code("ALLO 1000"), 200, "checked against the free space");
+    assert_eq!(raw.code("ALLO"), 202);
     assert_eq!(raw.code("MODE S"), 200);
     assert_eq!(raw.code("MODE B"), 504);
     assert_eq!(raw.code("STRU F"), 200);

@@ -12,6 +12,7 @@ use std::time::SystemTime;
 
 pub use table::{COMMANDS, lookup};
 
+use crate::extensions::HashAlgorithm;
 use crate::perm::Perm;
 use crate::reply::{Reply, ReplyCode};
 
@@ -59,6 +60,8 @@ pub struct ListArgs {
     pub path: Option<String>,
     /// `-a`: include names starting with a dot.
     pub all: bool,
+    /// The argument as sent (for servers that do not read `ls` options).
+    pub raw: String,
 }
 
 /// The argument of EPSV (RFC 2428 section 3).
@@ -102,11 +105,14 @@ pub enum Command {
     Help(Option<String>),
     Noop,
     Feat,
-    Opts { name: String, value: String },
+    Opts {
+        name: String,
+        value: String,
+    },
     Type(TransferType),
     Mode,
     Stru,
-    Allo,
+    Allo(Option<u64>),
     Abor,
     Site(String),
     Pasv,
@@ -115,13 +121,40 @@ pub enum Command {
     Eprt(SocketAddr),
     Size(String),
     Mdtm(String),
-    Mfmt { time: SystemTime, path: String },
+    Mfmt {
+        time: SystemTime,
+        path: String,
+    },
     Rest(u64),
     Clnt(String),
     Auth,
     Pbsz,
     Prot(Protection),
     Ccc,
+    /// HASH: the digest of a file (of the RANG range, if set).
+    Hash(String),
+    /// RANG: the byte range (inclusive) the next HASH covers; `RANG 1 0` resets it.
+    Rang {
+        start: u64,
+        end: u64,
+    },
+    /// XCRC, XMD5, XSHA1, XSHA256, XSHA512: a digest with an optional start and end.
+    XHash {
+        algorithm: HashAlgorithm,
+        path: String,
+        start: Option<u64>,
+        end: Option<u64>,
+    },
+    /// AVBL: available space for uploads in a directory.
+    Avbl(Option<String>),
+    /// LANG (RFC 2640).
+    Lang(Option<String>),
+    /// MFF (draft-somers-ftp-mfxx): set facts of a file.
+    Mff {
+        modify: Option<SystemTime>,
+        mode: Option<u32>,
+        path: String,
+    },
 }
 
 /// The data channel protection level of PROT (RFC 4217 section 9).

@@ -3,6 +3,7 @@
 use std::time::SystemTime;
 
 use super::{Command, CommandSpec, EpsvArg, ListArgs, Password, Protection, TransferType};
+use crate::extensions::{HashAlgorithm, parse_legacy_hash_args};
 use crate::hostport::{parse_eprt, parse_port};
 use crate::listing::parse_timeval;
 use crate::path::is_forbidden_char;
@@ -45,7 +46,10 @@ const LIST_FLAGS: &str = "aAlRdFtrh1CSU";
 
 fn list_args(arg: &str) -> Result<ListArgs, Reply> {
     let mut rest = arg.trim_start();
-    let mut args = ListArgs::default();
+    let mut args = ListArgs {
+        raw: arg.to_string(),
+        ..ListArgs::default()
+    };
     while let Some(opts) = rest.strip_prefix('-') {
         let token = opts.split(' ').next().unwrap_or("");
         if token.is_empty() || !token.chars().all(|c| LIST_FLAGS.contains(c)) {
@@ -144,6 +148,81 @@ fn parse_mfmt(arg: &str) -> Result<Command, Reply> {
     })
 }
 
+fn parse_rang(arg: &str) -> Result<Command, Reply> {
+    let mut words = arg.split_whitespace().map(str::parse::<u64>);
+    match (words.next(), words.next(), words.next()) {
+        (Some(Ok(start)), Some(Ok(end)), None) => {
+            if end < start && !(start == 1 && end == 0) {
+                return Err(syntax("RANG end is before its start"));
+            }
+            Ok(Command::Rang { start, end })
+        }
+        _ => Err(syntax("RANG needs a start and an end byte")),
+    }
+}
+
+fn legacy_hash(algorithm: HashAlgorithm, arg: &str) -> Result<Command, Reply> {
+    let (name, start, end) = parse_legacy_hash_args(arg)
+        .ok_or_else(|| syntax("Expected a path and an optional start and end"))?;
+    if let (Some(start), Some(end)) = (start, end) {
+        if end < start {
+            return Err(syntax("The end is before the start"));
+        }
+    }
+    Ok(Command::XHash {
+        algorithm,
+        path: path(&name)?,
+        start,
+        end,
+    })
+}
+
+fn parse_allo(arg: &str) -> Result<Command, Reply> {
+    // `ALLO <size> [R <record size>]`; the record size means nothing for stream mode.
+    let size = arg.split_whitespace().next();
+    match size {
+        None => Ok(Command::Allo(None)),
+        Some(size) => size
+            .parse::<u64>()
+            .map(|n| Command::Allo(Some(n)))
+            .map_err(|_| syntax("ALLO needs a size in bytes")),
+    }
+}
+
+fn parse_mff(arg: &str) -> Result<Command, Reply> {
+    let (facts, name) = arg
+        .split_once(' ')
+        .ok_or_else(|| syntax("MFF needs facts and a path"))?;
+    let (mut modify, mut mode) = (None, None);
+    for fact in facts.split(';').filter(|f| !f.is_empty()) {
+        let (key, value) = fact
+            .split_once('=')
+            .ok_or_else(|| syntax("Facts are name=value;"))?;
+        match key.to_ascii_lowercase().as_str() {
+            "modify" => {
+                modify = Some(
+                    parse_timeval(value)
+                        .ok_or_else(|| syntax("Bad time, expected YYYYMMDDHHMMSS"))?,
+                );
+            }
+            "unix.mode" => {
+                mode = Some(
+                    u32::from_str_radix(value, 8)
+                        .ok()
+                        .filter(|m| *m <= 0o7777)
+                        .ok_or_else(|| syntax("Bad mode, expected octal"))?,
+                );
+            }
+            _ => return Err(not_for_parameter("Only modify and UNIX.mode can be set")),
+        }
+    }
+    Ok(Command::Mff {
+        modify,
+        mode,
+        path: path(name)?,
+    })
+}
+
 fn parse_auth(arg: &str) -> Result<Command, Reply> {
     match arg.trim().to_ascii_uppercase().as_str() {
         "TLS" | "SSL" | "TLS-C" | "TLS-P" => Ok(Command::Auth),
@@ -237,7 +316,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     spec!("APPE", login: true, perm: Some(Perm::Append), transfer: true, during: false, help: "APPE <sp> pathname", feat: None,
         parse: |a| path(a).map(Command::Appe)),
     spec!("ALLO", login: true, perm: None, transfer: false, during: false, help: "ALLO <sp> size", feat: None,
-        parse: |_| Ok(Command::Allo)),
+        parse: parse_allo),
     spec!("REST", login: true, perm: None, transfer: false, during: false, help: "REST <sp> offset", feat: Some("REST STREAM"),
         parse: parse_rest),
     spec!("RNFR", login: true, perm: Some(Perm::Rename), transfer: false, during: false, help: "RNFR <sp> pathname", feat: None,
@@ -299,13 +378,35 @@ pub static COMMANDS: &[CommandSpec] = &[
         parse: parse_prot),
     spec!("CCC", login: false, perm: None, transfer: false, during: false, help: "CCC", feat: Some("CCC"),
         parse: |_| Ok(Command::Ccc)),
+    // Digests (draft-bryan-ftpext-hash, draft-bryan-ftp-range, and the legacy X-commands)
+    spec!("HASH", login: true, perm: Some(Perm::Retrieve), transfer: false, during: false, help: "HASH <sp> pathname", feat: Some("HASH"),
+        parse: |a| path(a).map(Command::Hash)),
+    spec!("RANG", login: true, perm: None, transfer: false, during: false, help: "RANG <sp> start <sp> end", feat: Some("RANG STREAM"),
+        parse: parse_rang),
+    spec!("XCRC", login: true, perm: Some(Perm::Retrieve), transfer: false, during: false, help: "XCRC <sp> pathname [<sp> start <sp> end]", feat: Some("XCRC"),
+        parse: |a| legacy_hash(HashAlgorithm::Crc32, a)),
+    spec!("XMD5", login: true, perm: Some(Perm::Retrieve), transfer: false, during: false, help: "XMD5 <sp> pathname [<sp> start <sp> end]", feat: Some("XMD5"),
+        parse: |a| legacy_hash(HashAlgorithm::Md5, a)),
+    spec!("XSHA1", login: true, perm: Some(Perm::Retrieve), transfer: false, during: false, help: "XSHA1 <sp> pathname [<sp> start <sp> end]", feat: Some("XSHA1"),
+        parse: |a| legacy_hash(HashAlgorithm::Sha1, a)),
+    spec!("XSHA256", login: true, perm: Some(Perm::Retrieve), transfer: false, during: false, help: "XSHA256 <sp> pathname [<sp> start <sp> end]", feat: Some("XSHA256"),
+        parse: |a| legacy_hash(HashAlgorithm::Sha256, a)),
+    spec!("XSHA512", login: true, perm: Some(Perm::Retrieve), transfer: false, during: false, help: "XSHA512 <sp> pathname [<sp> start <sp> end]", feat: Some("XSHA512"),
+        parse: |a| legacy_hash(HashAlgorithm::Sha512, a)),
+    // Space, language and facts
+    spec!("AVBL", login: true, perm: Some(Perm::List), transfer: false, during: false, help: "AVBL [<sp> pathname]", feat: Some("AVBL"),
+        parse: |a| optional_path(a).map(Command::Avbl)),
+    spec!("LANG", login: false, perm: None, transfer: false, during: false, help: "LANG [<sp> EN]", feat: Some("LANG EN*"),
+        parse: |a| Ok(Command::Lang(if a.trim().is_empty() { None } else { Some(a.trim().to_ascii_uppercase()) }))),
+    spec!("MFF", login: true, perm: Some(Perm::SetTime), transfer: false, during: false, help: "MFF <sp> modify=YYYYMMDDHHMMSS;UNIX.mode=0644; <sp> pathname", feat: Some("MFF modify;UNIX.mode;"),
+        parse: parse_mff),
     spec!("CLNT", login: false, perm: None, transfer: false, during: false, help: "CLNT <sp> client name", feat: Some("CLNT"),
         parse: |a| Ok(Command::Clnt(a.chars().filter(|c| !c.is_control()).take(128).collect()))),
 ];
 
 /// The entry for `verb` (any case).
 pub fn lookup(verb: &str) -> Option<&'static CommandSpec> {
-    if verb.len() > 4 {
+    if verb.len() > 7 {
         return None;
     }
     COMMANDS
@@ -334,7 +435,7 @@ mod tests {
     fn unknown_verb_is_500() {
         assert_eq!(parse("FOO bar"), Err(500));
         assert_eq!(parse(""), Err(500));
-        assert_eq!(parse("RETRX a"), Err(500));
+        assert_eq!(parse("RETRXYZW a"), Err(500));
     }
 
     #[test]
@@ -392,28 +493,32 @@ mod tests {
             parse("LIST -la"),
             Ok(Command::List(ListArgs {
                 path: None,
-                all: true
+                all: true,
+                raw: "-la".into()
             }))
         );
         assert_eq!(
             parse("LIST -l"),
             Ok(Command::List(ListArgs {
                 path: None,
-                all: false
+                all: false,
+                raw: "-l".into()
             }))
         );
         assert_eq!(
             parse("LIST -a -l my dir"),
             Ok(Command::List(ListArgs {
                 path: Some("my dir".into()),
-                all: true
+                all: true,
+                raw: "-a -l my dir".into()
             }))
         );
         assert_eq!(
             parse("NLST -foo"),
             Ok(Command::Nlst(ListArgs {
                 path: Some("-foo".into()),
-                all: false
+                all: false,
+                raw: "-foo".into()
             }))
         );
     }

@@ -18,6 +18,7 @@ use crate::command::{
     COMMANDS, Command, CommandSpec, EpsvArg, ListArgs, Password, Protection, TransferType,
     parse_line,
 };
+use crate::extensions::{Capabilities, Features, HashAlgorithm};
 use crate::hostport::{canonical, format_epsv, format_pasv, same_host};
 use crate::line::Decoded;
 use crate::listing::{Facts, ListFormat, Metadata, format_facts, format_timeval};
@@ -38,6 +39,8 @@ pub struct SessionConfig {
     pub max_login_failures: u32,
     /// What TLS offers and requires.
     pub tls: TlsPolicy,
+    /// Optional commands switched on or off.
+    pub features: Features,
 }
 
 impl Default for SessionConfig {
@@ -47,6 +50,7 @@ impl Default for SessionConfig {
             min_active_port: 1024,
             max_login_failures: 3,
             tls: TlsPolicy::default(),
+            features: Features::default(),
         }
     }
 }
@@ -73,6 +77,8 @@ pub struct SessionUser {
     pub permissions: PermissionMap,
     /// This user must log in over TLS and protect data connections.
     pub tls_required: bool,
+    /// What the user's storage can do beyond the basic calls.
+    pub capabilities: Capabilities,
 }
 
 /// A storage call the engine performs for the session.
@@ -93,6 +99,22 @@ pub enum StorageOp {
         /// The new name.
         to: VirtualPath,
     },
+    /// Space available for uploads in a directory.
+    Available(VirtualPath),
+    /// Set a file's permission bits.
+    SetMode {
+        /// The file or directory.
+        path: VirtualPath,
+        /// The bits (at most 0o7777).
+        mode: u32,
+    },
+    /// Make a symbolic link at `link` to `target`, both inside the user's root.
+    Symlink {
+        /// What the link points to.
+        target: VirtualPath,
+        /// The new link.
+        link: VirtualPath,
+    },
     /// Set a file's modification time.
     SetModified {
         /// The file.
@@ -107,6 +129,8 @@ pub enum StorageOp {
 pub enum StorageOutcome {
     /// The result of [`StorageOp::Metadata`].
     Metadata(Metadata),
+    /// The result of [`StorageOp::Available`]: bytes available.
+    Available(u64),
     /// Any other call succeeded.
     Done,
 }
@@ -157,6 +181,20 @@ pub enum TransferKind {
         /// The user's permissions in that directory (for the MLSD `perm` fact).
         permissions: Permissions,
     },
+    /// HASH or a legacy digest command: compute a digest of a file's bytes; no data
+    /// connection.
+    Hash {
+        /// The file.
+        path: VirtualPath,
+        /// The digest.
+        algorithm: HashAlgorithm,
+        /// The first byte.
+        start: u64,
+        /// One past the last byte, or the end of the file.
+        end: Option<u64>,
+        /// A legacy X-command (reply `250 digest`) rather than HASH (`213 …`).
+        legacy: bool,
+    },
 }
 
 /// How the data connection is made.
@@ -166,6 +204,8 @@ pub enum DataEndpoint {
     Passive,
     /// The server connects to this address (PORT/EPRT).
     Active(SocketAddr),
+    /// No data connection (HASH).
+    None,
 }
 
 /// A transfer to run: everything the engine needs, decided by the session.
@@ -201,6 +241,15 @@ pub enum TransferOutcome {
     TlsFailed,
     /// The data connection's TLS session did not resume the control connection's.
     TlsNotResumed,
+    /// A digest was computed (HASH and the legacy digest commands).
+    Hashed {
+        /// The digest, lower-case hex.
+        digest: String,
+        /// The first byte hashed.
+        start: u64,
+        /// One past the last byte hashed.
+        end: u64,
+    },
 }
 
 /// Facts known when a transfer's data connection is open, for the 150 reply.
@@ -273,6 +322,16 @@ enum Pending {
     Mkd(VirtualPath),
     Done(VirtualPath, &'static str),
     Mfmt(VirtualPath, SystemTime),
+    /// A 200 reply with this text once the call succeeds.
+    Ok(VirtualPath, String),
+    Avbl(VirtualPath),
+    Allo(VirtualPath, u64),
+    /// MFF after its modification time was set: the mode to set next, if any.
+    Mff {
+        path: VirtualPath,
+        mode: Option<u32>,
+        facts: String,
+    },
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -305,6 +364,9 @@ pub struct Session {
     secure: bool,
     pbsz: bool,
     protection: Protection,
+    hash_algorithm: HashAlgorithm,
+    /// The RANG range (inclusive) for the next HASH.
+    hash_range: Option<(u64, u64)>,
 }
 
 fn reply(code: ReplyCode, text: impl Into<String>) -> Step {
@@ -314,6 +376,7 @@ fn reply(code: ReplyCode, text: impl Into<String>) -> Step {
 impl Session {
     /// A new session for a client at `peer` connected to our `local` address.
     pub fn new(config: SessionConfig, peer: SocketAddr, local: SocketAddr) -> Self {
+        let default_type = config.features.default_type;
         Session {
             config,
             peer,
@@ -321,7 +384,7 @@ impl Session {
             login: Login::AwaitingUser,
             login_failures: 0,
             cwd: VirtualPath::root(),
-            transfer_type: TransferType::Ascii,
+            transfer_type: default_type,
             rest: 0,
             rename_from: None,
             facts: Facts::default(),
@@ -336,6 +399,8 @@ impl Session {
             secure: false,
             pbsz: false,
             protection: Protection::Clear,
+            hash_algorithm: HashAlgorithm::Sha256,
+            hash_range: None,
         }
     }
 
@@ -440,6 +505,13 @@ impl Session {
         if matches!(self.login, Login::Authenticating) {
             return reply(ReplyCode::BadSequence, "Login in progress");
         }
+        if !self.config.features.allows(spec.verb) {
+            self.rename_from = None;
+            return reply(
+                ReplyCode::NotImplemented,
+                format!("{} is disabled on this server", spec.verb),
+            );
+        }
         if spec.needs_login && !self.is_logged_in() {
             return reply(
                 ReplyCode::NotLoggedIn,
@@ -492,7 +564,11 @@ impl Session {
             Command::Nlst(args) => self.list(spec, args, ListFormat::Names),
             Command::Mlsd(path) => self.list(
                 spec,
-                ListArgs { path, all: true },
+                ListArgs {
+                    path,
+                    all: true,
+                    raw: String::new(),
+                },
                 ListFormat::Facts(self.facts),
             ),
             Command::Mlst(arg) => {
@@ -516,7 +592,53 @@ impl Session {
             }
             Command::Mode => reply(ReplyCode::CommandOk, "Mode set to S"),
             Command::Stru => reply(ReplyCode::CommandOk, "Structure set to F"),
-            Command::Allo => reply(ReplyCode::Superfluous, "ALLO not needed"),
+            Command::Allo(size) => self.allo(size),
+            Command::Hash(arg) => {
+                let (start, end) = match self.hash_range.take() {
+                    Some((start, end)) => (start, Some(end.saturating_add(1))),
+                    None => (0, None),
+                };
+                let algorithm = self.hash_algorithm;
+                self.hash(spec, &arg, algorithm, start, end, false)
+            }
+            Command::Rang { start, end } => {
+                if (start, end) == (1, 0) {
+                    self.hash_range = None;
+                    return reply(ReplyCode::PendingFurtherInformation, "Range reset");
+                }
+                self.hash_range = Some((start, end));
+                reply(
+                    ReplyCode::PendingFurtherInformation,
+                    format!("Restarting at {start}. Ending byte at {end}; send HASH"),
+                )
+            }
+            Command::XHash {
+                algorithm,
+                path,
+                start,
+                end,
+            } => self.hash(spec, &path, algorithm, start.unwrap_or(0), end, true),
+            Command::Avbl(arg) => {
+                if !self.capabilities().available_space {
+                    return reply(
+                        ReplyCode::NotImplemented,
+                        "AVBL is not supported by this storage",
+                    );
+                }
+                let arg = arg.unwrap_or_default();
+                self.with_path(spec, &arg, |_, path| {
+                    (Pending::Avbl(path.clone()), StorageOp::Available(path))
+                })
+            }
+            Command::Lang(tag) => match tag.as_deref() {
+                None | Some("EN") => reply(ReplyCode::CommandOk, "Using EN"),
+                Some(tag) if tag.starts_with("EN-") => reply(ReplyCode::CommandOk, "Using EN"),
+                Some(_) => reply(
+                    ReplyCode::ParameterNotImplemented,
+                    "Language not supported; EN only",
+                ),
+            },
+            Command::Mff { modify, mode, path } => self.mff(spec, modify, mode, &path),
             Command::Abor => self.abor(),
             Command::Site(arg) => self.site(&arg),
             Command::Pasv => self.pasv(false),
@@ -537,6 +659,10 @@ impl Session {
             Command::Mdtm(arg) => self.with_path(spec, &arg, |_, path| {
                 (Pending::Mdtm(path.clone()), StorageOp::Metadata(path))
             }),
+            Command::Mfmt { .. } if !self.capabilities().set_modified => reply(
+                ReplyCode::NotImplemented,
+                "This storage keeps its own modification times",
+            ),
             Command::Mfmt { time, path } => self.with_path(spec, &path, |_, path| {
                 (
                     Pending::Mfmt(path.clone(), time),
@@ -587,6 +713,108 @@ impl Session {
                     "Control connection is now clear",
                 ))
             }
+        }
+    }
+
+    /// What the logged-in user's storage can do (everything before login).
+    fn capabilities(&self) -> Capabilities {
+        match &self.login {
+            Login::LoggedIn(user) => user.capabilities,
+            _ => Capabilities::default(),
+        }
+    }
+
+    /// HASH and the legacy digest commands: the digest is computed like a transfer (one at a
+    /// time, abortable, STAT shows progress), without a data connection.
+    fn hash(
+        &mut self,
+        spec: &'static CommandSpec,
+        arg: &str,
+        algorithm: HashAlgorithm,
+        start: u64,
+        end: Option<u64>,
+        legacy: bool,
+    ) -> Step {
+        let path = match self.resolve_checked(spec, arg) {
+            Ok(path) => path,
+            Err(step) => return step,
+        };
+        let plan = TransferPlan {
+            kind: TransferKind::Hash {
+                path,
+                algorithm,
+                start,
+                end,
+                legacy,
+            },
+            ascii: false,
+            data: DataEndpoint::None,
+            protected: false,
+        };
+        self.transfer = Some(plan.clone());
+        self.abort_requested = false;
+        Step::Transfer(plan)
+    }
+
+    /// ALLO with a size: checked against the space available where the storage can tell.
+    fn allo(&mut self, size: Option<u64>) -> Step {
+        match size {
+            Some(size) if self.is_logged_in() && self.capabilities().available_space => {
+                let dir = self.cwd.clone();
+                self.pending = Pending::Allo(dir.clone(), size);
+                Step::Storage(StorageOp::Available(dir))
+            }
+            _ => reply(ReplyCode::Superfluous, "ALLO not needed"),
+        }
+    }
+
+    /// MFF: the modification time, then the mode, each where the storage can set it.
+    fn mff(
+        &mut self,
+        spec: &'static CommandSpec,
+        modify: Option<SystemTime>,
+        mode: Option<u32>,
+        arg: &str,
+    ) -> Step {
+        let caps = self.capabilities();
+        if (modify.is_some() && !caps.set_modified) || (mode.is_some() && !caps.set_mode) {
+            return reply(
+                ReplyCode::ParameterNotImplemented,
+                "This storage cannot set those facts",
+            );
+        }
+        let mut facts = String::new();
+        if let Some(time) = modify {
+            facts.push_str(&format!("Modify={};", format_timeval(time)));
+        }
+        if let Some(mode) = mode {
+            facts.push_str(&format!("UNIX.mode={mode:04o};"));
+        }
+        let path = match self.resolve_checked(spec, arg) {
+            Ok(path) => path,
+            Err(step) => return step,
+        };
+        if mode.is_some() && !self.permits(Some(Perm::Chmod), &path) {
+            return Step::Reply(reply_for(ErrorKind::PermissionDenied, path.as_str()));
+        }
+        match (modify, mode) {
+            (Some(time), _) => {
+                self.pending = Pending::Mff {
+                    path: path.clone(),
+                    mode,
+                    facts,
+                };
+                Step::Storage(StorageOp::SetModified { path, time })
+            }
+            (None, Some(mode)) => {
+                self.pending = Pending::Mff {
+                    path: path.clone(),
+                    mode: None,
+                    facts,
+                };
+                Step::Storage(StorageOp::SetMode { path, mode })
+            }
+            (None, None) => reply(ReplyCode::ArgumentSyntaxError, "MFF needs facts to set"),
         }
     }
 
@@ -717,8 +945,9 @@ impl Session {
     fn rein(&mut self) -> Step {
         self.login = Login::AwaitingUser;
         self.cwd = VirtualPath::root();
-        self.transfer_type = TransferType::Ascii;
+        self.transfer_type = self.config.features.default_type;
         self.rest = 0;
+        self.hash_range = None;
         self.data = DataSetup::None;
         self.epsv_all = false;
         self.facts = Facts::default();
@@ -942,8 +1171,13 @@ impl Session {
     }
 
     /// LIST, NLST and MLSD.
-    fn list(&mut self, spec: &'static CommandSpec, args: ListArgs, format: ListFormat) -> Step {
+    fn list(&mut self, spec: &'static CommandSpec, mut args: ListArgs, format: ListFormat) -> Step {
         self.rest = 0;
+        if !self.config.features.list_args && !matches!(format, ListFormat::Facts(_)) {
+            // `ls` options are not read: the whole argument is the path.
+            args.all = false;
+            args.path = (!args.raw.is_empty()).then(|| args.raw.clone());
+        }
         let path = match self.resolve_checked(spec, args.path.as_deref().unwrap_or("")) {
             Ok(path) => path,
             Err(step) => return step,
@@ -1012,6 +1246,16 @@ impl Session {
         let plan = self.transfer.take();
         let subject = plan.as_ref().map(|p| describe(&p.kind)).unwrap_or_default();
         let mut replies = vec![match outcome {
+            TransferOutcome::Hashed { digest, start, end } => match plan.map(|p| p.kind) {
+                Some(TransferKind::Hash { legacy: true, .. }) => {
+                    Reply::new(ReplyCode::FileActionOk, digest)
+                }
+                Some(TransferKind::Hash { algorithm, .. }) => Reply::new(
+                    ReplyCode::FileStatus,
+                    format!("{} {start}-{end} {digest} {subject}", algorithm.name()),
+                ),
+                _ => Reply::new(ReplyCode::LocalError, "Unexpected digest"),
+            },
             TransferOutcome::Complete { .. } => {
                 Reply::new(ReplyCode::ClosingDataConnection, "Transfer complete")
             }
@@ -1070,6 +1314,20 @@ impl Session {
                 ));
             }
             Ok(StorageOutcome::Metadata(meta)) => Some(meta),
+            Ok(StorageOutcome::Available(bytes)) => {
+                return match pending {
+                    Pending::Avbl(_) => reply(ReplyCode::FileStatus, bytes.to_string()),
+                    Pending::Allo(_, size) if size > bytes => reply(
+                        ReplyCode::ExceededStorage,
+                        format!("Not enough space: {bytes} bytes available"),
+                    ),
+                    Pending::Allo(_, _) => reply(
+                        ReplyCode::CommandOk,
+                        format!("ALLO ok: {bytes} bytes available"),
+                    ),
+                    _ => reply(ReplyCode::LocalError, "Unexpected storage result"),
+                };
+            }
             Ok(StorageOutcome::Done) => None,
         };
         match (pending, meta) {
@@ -1123,6 +1381,25 @@ impl Session {
                 ReplyCode::FileStatus,
                 format!("Modify={}; {}", format_timeval(time), path),
             ),
+            (Pending::Ok(_, text), _) => reply(ReplyCode::CommandOk, text),
+            (
+                Pending::Mff {
+                    path,
+                    mode: Some(mode),
+                    facts,
+                },
+                _,
+            ) => {
+                self.pending = Pending::Mff {
+                    path: path.clone(),
+                    mode: None,
+                    facts,
+                };
+                Step::Storage(StorageOp::SetMode { path, mode })
+            }
+            (Pending::Mff { path, facts, .. }, _) => {
+                reply(ReplyCode::FileStatus, format!("{facts} {path}"))
+            }
             (_, _) => reply(ReplyCode::LocalError, "Unexpected storage result"),
         }
     }
@@ -1282,19 +1559,36 @@ impl Session {
     fn feat(&self) -> Step {
         const TLS_VERBS: [&str; 4] = ["AUTH", "PBSZ", "PROT", "CCC"];
         let tls = self.config.tls;
+        let caps = self.capabilities();
+        let features = self.config.features;
         let mut lines: Vec<String> = COMMANDS
             .iter()
             .filter(|c| {
                 !TLS_VERBS.contains(&c.verb)
                     || (tls.available && (c.verb != "CCC" || tls.allow_ccc))
             })
+            .filter(|c| features.allows(c.verb))
+            .filter(|c| match c.verb {
+                "AVBL" => caps.available_space,
+                "MFMT" => caps.set_modified,
+                "MFF" => caps.set_modified || caps.set_mode,
+                _ => true,
+            })
             .filter_map(|c| c.feat)
-            .map(|f| {
-                if f == "MLST" {
-                    self.facts.feat_line()
-                } else {
-                    f.to_string()
+            .map(|f| match f {
+                "MLST" => self.facts.feat_line(),
+                "HASH" => HashAlgorithm::feat_line(self.hash_algorithm),
+                "MFF modify;UNIX.mode;" => {
+                    let mut line = "MFF ".to_string();
+                    if caps.set_modified {
+                        line.push_str("modify;");
+                    }
+                    if caps.set_mode {
+                        line.push_str("UNIX.mode;");
+                    }
+                    line
                 }
+                f => f.to_string(),
             })
             .collect();
         lines.push("TVFS".to_string());
@@ -1325,29 +1619,189 @@ impl Session {
                     format!("MLST OPTS {}", self.facts.names()),
                 )
             }
+            "HASH" if self.config.features.hash => {
+                if value.is_empty() {
+                    return reply(ReplyCode::CommandOk, self.hash_algorithm.name());
+                }
+                match HashAlgorithm::from_name(value) {
+                    Some(algorithm) => {
+                        self.hash_algorithm = algorithm;
+                        reply(ReplyCode::CommandOk, algorithm.name())
+                    }
+                    None => reply(
+                        ReplyCode::ParameterNotImplemented,
+                        "Unknown algorithm; see FEAT",
+                    ),
+                }
+            }
             _ => reply(ReplyCode::ArgumentSyntaxError, "Unknown option"),
         }
     }
 
-    fn site(&self, arg: &str) -> Step {
-        let (sub, _) = arg.split_once(' ').unwrap_or((arg, ""));
+    /// SITE HELP, CHMOD, UTIME, MKDIR, RMDIR and SYMLINK.
+    fn site(&mut self, arg: &str) -> Step {
+        let (sub, rest) = arg.split_once(' ').unwrap_or((arg, ""));
+        let rest = rest.trim_start();
+        let caps = self.capabilities();
+        let unsupported = |what: &str| {
+            reply(
+                ReplyCode::NotImplemented,
+                format!("SITE {what} is not supported by this storage"),
+            )
+        };
         match sub.to_ascii_uppercase().as_str() {
             "HELP" => Step::Reply(Reply::multiline(
                 ReplyCode::HelpMessage,
                 "The following SITE commands are recognized:",
-                ["HELP".to_string()],
+                [
+                    "CHMOD <sp> mode <sp> pathname".to_string(),
+                    "UTIME <sp> pathname <sp> YYYYMMDDHHMMSS".to_string(),
+                    "UTIME <sp> YYYYMMDDHHMMSS <sp> pathname".to_string(),
+                    "MKDIR <sp> pathname".to_string(),
+                    "RMDIR <sp> pathname".to_string(),
+                    "SYMLINK <sp> target <sp> link".to_string(),
+                    "HELP".to_string(),
+                ],
                 "Help OK",
             )),
+            "CHMOD" => {
+                if !caps.set_mode {
+                    return unsupported("CHMOD");
+                }
+                let Some((mode, name)) = rest.split_once(' ') else {
+                    return reply(ReplyCode::ArgumentSyntaxError, "SITE CHMOD mode pathname");
+                };
+                let Some(mode) = u32::from_str_radix(mode, 8).ok().filter(|m| *m <= 0o7777) else {
+                    return reply(ReplyCode::ArgumentSyntaxError, "Bad mode, expected octal");
+                };
+                self.site_op(Perm::Chmod, name, |path| {
+                    (
+                        Pending::Ok(path.clone(), "SITE CHMOD command successful".into()),
+                        StorageOp::SetMode { path, mode },
+                    )
+                })
+            }
+            "UTIME" => {
+                if !caps.set_modified {
+                    return unsupported("UTIME");
+                }
+                let Some((name, time)) = parse_site_utime(rest) else {
+                    return reply(
+                        ReplyCode::ArgumentSyntaxError,
+                        "SITE UTIME pathname YYYYMMDDHHMMSS",
+                    );
+                };
+                self.site_op(Perm::SetTime, &name, |path| {
+                    (
+                        Pending::Ok(path.clone(), "SITE UTIME command successful".into()),
+                        StorageOp::SetModified { path, time },
+                    )
+                })
+            }
+            "MKDIR" => self.site_op(Perm::Mkdir, rest, |path| {
+                (Pending::Mkd(path.clone()), StorageOp::MakeDir(path))
+            }),
+            "RMDIR" => {
+                if self.cwd.resolve(rest).is_ok_and(|p| p.is_root()) {
+                    return Step::Reply(reply_for(ErrorKind::PermissionDenied, "/"));
+                }
+                self.site_op(Perm::Delete, rest, |path| {
+                    (
+                        Pending::Done(path.clone(), "Directory removed"),
+                        StorageOp::RemoveDir(path),
+                    )
+                })
+            }
+            "SYMLINK" => {
+                if !caps.symlink {
+                    return unsupported("SYMLINK");
+                }
+                let Some((target, link)) = rest.split_once(' ') else {
+                    return reply(ReplyCode::ArgumentSyntaxError, "SITE SYMLINK target link");
+                };
+                // Both ends are paths inside the user's root, so the link cannot lead out.
+                let target = match self.cwd.resolve(target) {
+                    Ok(target) if self.permits(Some(Perm::Retrieve), &target) => target,
+                    Ok(target) => {
+                        return Step::Reply(reply_for(
+                            ErrorKind::PermissionDenied,
+                            target.as_str(),
+                        ));
+                    }
+                    Err(e) => return reply(ReplyCode::ArgumentSyntaxError, e.to_string()),
+                };
+                self.site_op(Perm::Store, link, |link| {
+                    (
+                        Pending::Ok(link.clone(), "SITE SYMLINK command successful".into()),
+                        StorageOp::Symlink { target, link },
+                    )
+                })
+            }
             _ => reply(ReplyCode::ParameterNotImplemented, "Unknown SITE command"),
         }
     }
+
+    /// A SITE subcommand on one path: resolve, check `perm`, ask for the storage call.
+    fn site_op(
+        &mut self,
+        perm: Perm,
+        arg: &str,
+        then: impl FnOnce(VirtualPath) -> (Pending, StorageOp),
+    ) -> Step {
+        if arg.is_empty() {
+            return reply(ReplyCode::ArgumentSyntaxError, "A path is required");
+        }
+        let path = match self.cwd.resolve(arg) {
+            Ok(path) => path,
+            Err(e) => return reply(ReplyCode::ArgumentSyntaxError, e.to_string()),
+        };
+        if !self.permits(Some(perm), &path) {
+            return Step::Reply(reply_for(ErrorKind::PermissionDenied, path.as_str()));
+        }
+        let (pending, op) = then(path);
+        self.pending = pending;
+        Step::Storage(op)
+    }
+}
+
+/// `SITE UTIME` arguments in the forms clients send: `path YYYYMMDDhhmm[ss]`,
+/// `YYYYMMDDhhmm[ss] path`, and `path atime mtime ctime UTC` (the modification time is used).
+fn parse_site_utime(arg: &str) -> Option<(String, SystemTime)> {
+    let is_time =
+        |w: &str| (w.len() == 12 || w.len() == 14) && w.bytes().all(|b| b.is_ascii_digit());
+    let time_of = |w: &str| {
+        let full = if w.len() == 12 {
+            format!("{w}00")
+        } else {
+            w.to_string()
+        };
+        crate::listing::parse_timeval(&full)
+    };
+    let words: Vec<&str> = arg.split(' ').collect();
+    if words.len() >= 5 && words[words.len() - 1].eq_ignore_ascii_case("UTC") {
+        let n = words.len();
+        if words[n - 4..n - 1].iter().all(|w| is_time(w)) {
+            return Some((words[..n - 4].join(" "), time_of(words[n - 3])?));
+        }
+    }
+    if let Some((first, rest)) = arg.split_once(' ') {
+        if is_time(first) && !rest.is_empty() {
+            return Some((rest.to_string(), time_of(first)?));
+        }
+    }
+    let (rest, last) = arg.rsplit_once(' ')?;
+    if is_time(last) && !rest.is_empty() {
+        return Some((rest.to_string(), time_of(last)?));
+    }
+    None
 }
 
 fn describe(kind: &TransferKind) -> String {
     let path = match kind {
         TransferKind::Retrieve { path, .. }
         | TransferKind::Store { path, .. }
-        | TransferKind::List { path, .. } => path.clone(),
+        | TransferKind::List { path, .. }
+        | TransferKind::Hash { path, .. } => path.clone(),
         TransferKind::StoreUnique { dir, base } => dir.join(base),
     };
     crate::listing::display_name(path.as_str()).into_owned()
@@ -1364,6 +1818,10 @@ fn pending_path(pending: &Pending) -> Option<&VirtualPath> {
         | Pending::Rnto(p)
         | Pending::Mkd(p)
         | Pending::Done(p, _)
-        | Pending::Mfmt(p, _) => Some(p),
+        | Pending::Mfmt(p, _)
+        | Pending::Ok(p, _)
+        | Pending::Avbl(p)
+        | Pending::Allo(p, _)
+        | Pending::Mff { path: p, .. } => Some(p),
     }
 }

@@ -35,7 +35,8 @@ fn logged_in_with(perms: PermissionMap) -> Session {
         code(&s.handle_auth_result(Ok(SessionUser {
             name: "alice".into(),
             permissions: perms,
-            tls_required: false
+            tls_required: false,
+            capabilities: Capabilities::default(),
         }))),
         230
     );
@@ -558,6 +559,7 @@ fn active_mode_can_be_disabled() {
         name: "a".into(),
         permissions: PermissionMap::uniform(Permissions::ALL),
         tls_required: false,
+        capabilities: Capabilities::default(),
     }));
     assert_eq!(code(&s.handle_line(b"PORT 127,0,0,1,4,1")), 502);
 }
@@ -653,7 +655,7 @@ fn help_site_acct_allo_clnt() {
     assert_eq!(code(&s.handle_line(b"SITE HELP")), 214);
     assert_eq!(code(&s.handle_line(b"SITE FOO")), 504);
     assert_eq!(code(&s.handle_line(b"ACCT x")), 202);
-    assert_eq!(code(&s.handle_line(b"ALLO 100")), 202);
+    assert_eq!(code(&s.handle_line(b"ALLO")), 202);
     assert_eq!(code(&s.handle_line(b"CLNT curl 8")), 200);
     assert_eq!(s.client_name(), Some("curl 8"));
     assert_eq!(code(&s.handle_line(b"MODE S")), 200);
@@ -730,6 +732,7 @@ fn alice(tls_required: bool) -> SessionUser {
         name: "alice".into(),
         permissions: PermissionMap::uniform(Permissions::ALL),
         tls_required,
+        capabilities: Capabilities::default(),
     }
 }
 
@@ -888,4 +891,296 @@ fn tls_transfer_failures() {
             .number(),
         425
     );
+}
+
+// --- Extensions -----------------------------------------------------------------------------
+
+fn wire(step: &Step) -> String {
+    match step {
+        Step::Reply(r) => String::from_utf8(r.encode()).unwrap(),
+        other => panic!("expected a reply, got {other:?}"),
+    }
+}
+
+#[test]
+fn hash_runs_like_a_transfer_without_a_data_connection() {
+    let mut s = logged_in();
+    let Step::Transfer(plan) = s.handle_line(b"HASH a file") else {
+        panic!("HASH starts a digest job");
+    };
+    assert_eq!(plan.data, DataEndpoint::None);
+    assert!(matches!(
+        plan.kind,
+        TransferKind::Hash {
+            algorithm: HashAlgorithm::Sha256,
+            start: 0,
+            end: None,
+            legacy: false,
+            ..
+        }
+    ));
+    // Only ABOR, STAT, NOOP and QUIT while it runs.
+    assert_eq!(code(&s.handle_line(b"RETR x")), 503);
+    let replies = s.handle_transfer_done(TransferOutcome::Hashed {
+        digest: "ab12".into(),
+        start: 0,
+        end: 10,
+    });
+    assert_eq!(
+        String::from_utf8(replies[0].encode()).unwrap(),
+        "213 SHA-256 0-10 ab12 /a file\r\n"
+    );
+}
+
+#[test]
+fn opts_hash_rang_and_legacy_commands() {
+    let mut s = logged_in();
+    assert_eq!(wire(&s.handle_line(b"OPTS HASH")), "200 SHA-256\r\n");
+    assert_eq!(wire(&s.handle_line(b"OPTS HASH md5")), "200 MD5\r\n");
+    assert_eq!(code(&s.handle_line(b"OPTS HASH SHA-3")), 504);
+    let Step::Reply(feat) = s.handle_line(b"FEAT") else {
+        panic!()
+    };
+    let feat = String::from_utf8(feat.encode()).unwrap();
+    assert!(
+        feat.contains(" HASH SHA-256;SHA-512;SHA-1;MD5*;CRC32\r\n"),
+        "{feat}"
+    );
+    assert_eq!(code(&s.handle_line(b"RANG 10 19")), 350);
+    let Step::Transfer(plan) = s.handle_line(b"HASH f") else {
+        panic!()
+    };
+    assert!(matches!(
+        plan.kind,
+        TransferKind::Hash {
+            algorithm: HashAlgorithm::Md5,
+            start: 10,
+            end: Some(20),
+            ..
+        }
+    ));
+    s.handle_transfer_done(TransferOutcome::Aborted);
+    // The range applied to one HASH only.
+    let Step::Transfer(plan) = s.handle_line(b"HASH f") else {
+        panic!()
+    };
+    assert!(matches!(
+        plan.kind,
+        TransferKind::Hash {
+            start: 0,
+            end: None,
+            ..
+        }
+    ));
+    s.handle_transfer_done(TransferOutcome::Aborted);
+    assert_eq!(code(&s.handle_line(b"RANG 5 1")), 501);
+    let Step::Transfer(plan) = s.handle_line(b"XSHA256 my file 0 99") else {
+        panic!()
+    };
+    assert!(matches!(
+        plan.kind,
+        TransferKind::Hash {
+            algorithm: HashAlgorithm::Sha256,
+            start: 0,
+            end: Some(99),
+            legacy: true,
+            ..
+        }
+    ));
+    let replies = s.handle_transfer_done(TransferOutcome::Hashed {
+        digest: "ff".into(),
+        start: 0,
+        end: 99,
+    });
+    assert_eq!(
+        String::from_utf8(replies[0].encode()).unwrap(),
+        "250 ff\r\n"
+    );
+}
+
+#[test]
+fn switched_off_commands_answer_502_and_leave_feat() {
+    let mut s = Session::new(
+        SessionConfig {
+            features: Features {
+                hash: false,
+                mlsd: false,
+                site: false,
+                syst: false,
+                ..Features::default()
+            },
+            ..SessionConfig::default()
+        },
+        "127.0.0.1:40000".parse().unwrap(),
+        "127.0.0.1:21".parse().unwrap(),
+    );
+    assert_eq!(code(&s.handle_line(b"SYST")), 502);
+    assert_eq!(code(&s.handle_line(b"XCRC f")), 502);
+    let Step::Reply(feat) = s.handle_line(b"FEAT") else {
+        panic!()
+    };
+    let feat = String::from_utf8(feat.encode()).unwrap();
+    assert!(!feat.contains("HASH") && !feat.contains("XCRC"), "{feat}");
+    assert!(
+        feat.contains(" AVBL\r\n") && feat.contains(" LANG EN*\r\n"),
+        "{feat}"
+    );
+}
+
+#[test]
+fn default_type_and_list_args_switches() {
+    let mut s = Session::new(
+        SessionConfig {
+            features: Features {
+                list_args: false,
+                default_type: TransferType::Binary,
+                ..Features::default()
+            },
+            ..SessionConfig::default()
+        },
+        "127.0.0.1:40000".parse().unwrap(),
+        "127.0.0.1:21".parse().unwrap(),
+    );
+    s.handle_line(b"USER a");
+    s.handle_line(b"PASS b");
+    s.handle_auth_result(Ok(alice(false)));
+    s.handle_line(b"PASV");
+    s.passive_opened(false, Ok((Some(std::net::Ipv4Addr::LOCALHOST), 2000)));
+    let Step::Transfer(plan) = s.handle_line(b"LIST -la") else {
+        panic!()
+    };
+    assert!(!plan.ascii, "binary by default");
+    assert!(
+        matches!(plan.kind, TransferKind::List { ref path, all: false, .. } if path.as_str() == "/-la")
+    );
+}
+
+#[test]
+fn avbl_allo_lang_and_capabilities() {
+    let mut s = logged_in();
+    assert_eq!(
+        s.handle_line(b"AVBL"),
+        Step::Storage(StorageOp::Available(VirtualPath::root()))
+    );
+    assert_eq!(
+        wire(&s.handle_storage_result(Ok(StorageOutcome::Available(12345)))),
+        "213 12345\r\n"
+    );
+    assert!(matches!(
+        s.handle_line(b"ALLO 100"),
+        Step::Storage(StorageOp::Available(_))
+    ));
+    assert_eq!(
+        code(&s.handle_storage_result(Ok(StorageOutcome::Available(99)))),
+        552
+    );
+    assert!(matches!(s.handle_line(b"ALLO 100 R 10"), Step::Storage(_)));
+    assert_eq!(
+        code(&s.handle_storage_result(Ok(StorageOutcome::Available(100)))),
+        200
+    );
+    assert_eq!(code(&s.handle_line(b"ALLO")), 202);
+    assert_eq!(code(&s.handle_line(b"LANG")), 200);
+    assert_eq!(code(&s.handle_line(b"LANG en-US")), 200);
+    assert_eq!(code(&s.handle_line(b"LANG FR")), 504);
+
+    // A storage without the optional calls.
+    let mut s = session();
+    s.handle_line(b"USER a");
+    s.handle_line(b"PASS b");
+    s.handle_auth_result(Ok(SessionUser {
+        capabilities: Capabilities::none(),
+        ..alice(false)
+    }));
+    assert_eq!(code(&s.handle_line(b"AVBL")), 502);
+    assert_eq!(code(&s.handle_line(b"ALLO 100")), 202);
+    assert_eq!(code(&s.handle_line(b"SITE CHMOD 644 f")), 502);
+    assert_eq!(code(&s.handle_line(b"MFMT 20200101000000 f")), 502);
+    let Step::Reply(feat) = s.handle_line(b"FEAT") else {
+        panic!()
+    };
+    let feat = String::from_utf8(feat.encode()).unwrap();
+    assert!(
+        !feat.contains("AVBL") && !feat.contains("MFMT") && !feat.contains("MFF"),
+        "{feat}"
+    );
+}
+
+#[test]
+fn site_commands_and_mff() {
+    let mut s = logged_in();
+    assert_eq!(
+        s.handle_line(b"SITE CHMOD 640 a b"),
+        Step::Storage(StorageOp::SetMode {
+            path: VirtualPath::parse_absolute("/a b").unwrap(),
+            mode: 0o640
+        })
+    );
+    assert_eq!(
+        code(&s.handle_storage_result(Ok(StorageOutcome::Done))),
+        200
+    );
+    assert_eq!(code(&s.handle_line(b"SITE CHMOD 99 f")), 501);
+    for line in [
+        &b"SITE UTIME f 20200102030405"[..],
+        b"SITE UTIME 20200102030405 f",
+        b"SITE UTIME f 20200102030405 20200102030405 20200102030405 UTC",
+    ] {
+        let Step::Storage(StorageOp::SetModified { path, time }) = s.handle_line(line) else {
+            panic!("{}", String::from_utf8_lossy(line));
+        };
+        assert_eq!(path.as_str(), "/f");
+        assert_eq!(crate::listing::format_timeval(time), "20200102030405");
+        s.handle_storage_result(Ok(StorageOutcome::Done));
+    }
+    assert!(matches!(
+        s.handle_line(b"SITE MKDIR d"),
+        Step::Storage(StorageOp::MakeDir(_))
+    ));
+    assert_eq!(
+        code(&s.handle_storage_result(Ok(StorageOutcome::Done))),
+        257
+    );
+    assert!(matches!(
+        s.handle_line(b"SITE RMDIR d"),
+        Step::Storage(StorageOp::RemoveDir(_))
+    ));
+    s.handle_storage_result(Ok(StorageOutcome::Done));
+    assert_eq!(code(&s.handle_line(b"SITE RMDIR /")), 550);
+    assert_eq!(
+        s.handle_line(b"SITE SYMLINK ../../etc/passwd link"),
+        Step::Storage(StorageOp::Symlink {
+            target: VirtualPath::parse_absolute("/etc/passwd").unwrap(),
+            link: VirtualPath::parse_absolute("/link").unwrap(),
+        }),
+        "a target is a path inside the root, whatever dots it has"
+    );
+    s.handle_storage_result(Ok(StorageOutcome::Done));
+    // MFF sets the time, then the mode.
+    let Step::Storage(StorageOp::SetModified { .. }) =
+        s.handle_line(b"MFF modify=20200102030405;UNIX.mode=0600; f")
+    else {
+        panic!()
+    };
+    assert_eq!(
+        s.handle_storage_result(Ok(StorageOutcome::Done)),
+        Step::Storage(StorageOp::SetMode {
+            path: VirtualPath::parse_absolute("/f").unwrap(),
+            mode: 0o600
+        })
+    );
+    assert_eq!(
+        wire(&s.handle_storage_result(Ok(StorageOutcome::Done))),
+        "213 Modify=20200102030405;UNIX.mode=0600; /f\r\n"
+    );
+    assert_eq!(code(&s.handle_line(b"MFF create=20200102030405; f")), 504);
+}
+
+#[test]
+fn site_needs_the_permission_letters() {
+    let mut s = logged_in_with(PermissionMap::uniform(Permissions::parse("elr").unwrap()));
+    assert_eq!(code(&s.handle_line(b"SITE CHMOD 644 f")), 550);
+    assert_eq!(code(&s.handle_line(b"SITE UTIME f 20200102030405")), 550);
+    assert_eq!(code(&s.handle_line(b"SITE SYMLINK a b")), 550);
+    assert_eq!(code(&s.handle_line(b"SITE MKDIR d")), 550);
 }

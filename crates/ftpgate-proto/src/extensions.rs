@@ -1,0 +1,246 @@
+//! Optional commands: which are switched on ([`Features`], with the meaning of ftpserverlib's
+//! settings), what the user's storage can do ([`Capabilities`]), and the digests HASH and the
+//! legacy X-commands offer ([`HashAlgorithm`]).
+
+use crate::command::TransferType;
+
+/// Switches for optional commands and behaviours. A switched-off command answers 502 and is
+/// not advertised in FEAT.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Features {
+    /// HASH, RANG and XCRC/XMD5/XSHA1/XSHA256/XSHA512 (ftpserverlib's EnableHASH). On by
+    /// default: hashing is bounded (one at a time per session, a server-wide limit, abortable).
+    pub hash: bool,
+    /// MLSD (the opposite of DisableMLSD).
+    pub mlsd: bool,
+    /// MLST (DisableMLST).
+    pub mlst: bool,
+    /// MFMT and MFF (DisableMFMT).
+    pub mfmt: bool,
+    /// SITE (DisableSite).
+    pub site: bool,
+    /// STAT (DisableSTAT).
+    pub stat: bool,
+    /// SYST (DisableSYST).
+    pub syst: bool,
+    /// `ls` options such as `-la` in LIST and NLST (DisableLISTArgs): when off, the whole
+    /// argument is the path.
+    pub list_args: bool,
+    /// AVBL.
+    pub avbl: bool,
+    /// The transfer type before any TYPE command (DefaultTransferType; RFC 959 says ASCII).
+    pub default_type: TransferType,
+}
+
+impl Default for Features {
+    fn default() -> Self {
+        Features {
+            hash: true,
+            mlsd: true,
+            mlst: true,
+            mfmt: true,
+            site: true,
+            stat: true,
+            syst: true,
+            list_args: true,
+            avbl: true,
+            default_type: TransferType::Ascii,
+        }
+    }
+}
+
+impl Features {
+    /// Whether `verb` (upper case) is switched on.
+    pub fn allows(&self, verb: &str) -> bool {
+        match verb {
+            "HASH" | "RANG" | "XCRC" | "XMD5" | "XSHA1" | "XSHA256" | "XSHA512" => self.hash,
+            "MLSD" => self.mlsd,
+            "MLST" => self.mlst,
+            "MFMT" | "MFF" => self.mfmt,
+            "SITE" => self.site,
+            "STAT" => self.stat,
+            "SYST" => self.syst,
+            "AVBL" => self.avbl,
+            _ => true,
+        }
+    }
+}
+
+/// What a user's storage can do beyond the basic calls, found at login; commands that need a
+/// missing capability answer 502 and leave FEAT.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capabilities {
+    /// Free space (AVBL, ALLO checks).
+    pub available_space: bool,
+    /// Permission bits (SITE CHMOD, MFF UNIX.mode).
+    pub set_mode: bool,
+    /// Symbolic links (SITE SYMLINK).
+    pub symlink: bool,
+    /// Modification times (MFMT, MFF modify, SITE UTIME).
+    pub set_modified: bool,
+}
+
+impl Default for Capabilities {
+    /// Everything: what the session assumes before it knows the user's storage.
+    fn default() -> Self {
+        Capabilities {
+            available_space: true,
+            set_mode: true,
+            symlink: true,
+            set_modified: true,
+        }
+    }
+}
+
+impl Capabilities {
+    /// None of the optional calls.
+    pub fn none() -> Self {
+        Capabilities {
+            available_space: false,
+            set_mode: false,
+            symlink: false,
+            set_modified: false,
+        }
+    }
+}
+
+/// A digest algorithm of HASH (draft-bryan-ftpext-hash) and the legacy X-commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum HashAlgorithm {
+    /// SHA-256, the default.
+    Sha256,
+    /// SHA-512.
+    Sha512,
+    /// SHA-1.
+    Sha1,
+    /// MD5.
+    Md5,
+    /// CRC-32 (IEEE).
+    Crc32,
+}
+
+impl HashAlgorithm {
+    /// Every algorithm, in the order FEAT lists them.
+    pub const ALL: [HashAlgorithm; 5] = [
+        HashAlgorithm::Sha256,
+        HashAlgorithm::Sha512,
+        HashAlgorithm::Sha1,
+        HashAlgorithm::Md5,
+        HashAlgorithm::Crc32,
+    ];
+
+    /// The name HASH uses (`SHA-256`, …, `CRC32`).
+    pub fn name(self) -> &'static str {
+        match self {
+            HashAlgorithm::Sha256 => "SHA-256",
+            HashAlgorithm::Sha512 => "SHA-512",
+            HashAlgorithm::Sha1 => "SHA-1",
+            HashAlgorithm::Md5 => "MD5",
+            HashAlgorithm::Crc32 => "CRC32",
+        }
+    }
+
+    /// The algorithm named `name` (any case).
+    pub fn from_name(name: &str) -> Option<HashAlgorithm> {
+        Self::ALL
+            .into_iter()
+            .find(|a| a.name().eq_ignore_ascii_case(name.trim()))
+    }
+
+    /// The FEAT line: `HASH SHA-256*;SHA-512;SHA-1;MD5;CRC32`, the selected one starred.
+    pub fn feat_line(selected: HashAlgorithm) -> String {
+        let names: Vec<String> = Self::ALL
+            .iter()
+            .map(|a| {
+                if *a == selected {
+                    format!("{}*", a.name())
+                } else {
+                    a.name().to_string()
+                }
+            })
+            .collect();
+        format!("HASH {}", names.join(";"))
+    }
+}
+
+/// Arguments of the legacy digest commands: `XCRC "name" [start [end]]`, or unquoted
+/// `XCRC name` / `XCRC name start end` (two trailing numbers are a range only when both are
+/// there, so a name ending in a number stays a name).
+pub fn parse_legacy_hash_args(arg: &str) -> Option<(String, Option<u64>, Option<u64>)> {
+    let arg = arg.trim_start();
+    if let Some(rest) = arg.strip_prefix('"') {
+        let (name, tail) = rest.split_once('"')?;
+        let mut numbers = tail.split_whitespace().map(str::parse::<u64>);
+        let start = numbers.next().transpose().ok()?;
+        let end = numbers.next().transpose().ok()?;
+        if numbers.next().is_some() || name.is_empty() {
+            return None;
+        }
+        return Some((name.to_string(), start, end));
+    }
+    let words: Vec<&str> = arg.rsplitn(3, ' ').collect();
+    if let [end, start, name] = words[..] {
+        if let (Ok(start), Ok(end)) = (start.parse::<u64>(), end.parse::<u64>()) {
+            if !name.is_empty() {
+                return Some((name.to_string(), Some(start), Some(end)));
+            }
+        }
+    }
+    if arg.is_empty() {
+        None
+    } else {
+        Some((arg.to_string(), None, None))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn algorithms_by_name() {
+        assert_eq!(
+            HashAlgorithm::from_name("sha-512"),
+            Some(HashAlgorithm::Sha512)
+        );
+        assert_eq!(
+            HashAlgorithm::from_name("CRC32"),
+            Some(HashAlgorithm::Crc32)
+        );
+        assert_eq!(HashAlgorithm::from_name("SHA-3"), None);
+        assert_eq!(
+            HashAlgorithm::feat_line(HashAlgorithm::Sha256),
+            "HASH SHA-256*;SHA-512;SHA-1;MD5;CRC32"
+        );
+    }
+
+    #[test]
+    fn legacy_arguments() {
+        assert_eq!(
+            parse_legacy_hash_args("a file"),
+            Some(("a file".into(), None, None))
+        );
+        assert_eq!(
+            parse_legacy_hash_args("file 10"),
+            Some(("file 10".into(), None, None))
+        );
+        assert_eq!(
+            parse_legacy_hash_args("my file 0 99"),
+            Some(("my file".into(), Some(0), Some(99)))
+        );
+        assert_eq!(
+            parse_legacy_hash_args("\"my file 2\" 5"),
+            Some(("my file 2".into(), Some(5), None))
+        );
+        assert_eq!(parse_legacy_hash_args("\"unterminated"), None);
+        assert_eq!(parse_legacy_hash_args(""), None);
+    }
+
+    #[test]
+    fn switches() {
+        let mut f = Features::default();
+        assert!(f.allows("XSHA256") && f.allows("RETR"));
+        f.hash = false;
+        assert!(!f.allows("HASH") && !f.allows("XCRC"));
+    }
+}

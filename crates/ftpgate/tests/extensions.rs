@@ -1,0 +1,254 @@
+//! Extensions through a real server: HASH and the legacy digest commands (ranges, ABOR, the
+//! server-wide limit), AVBL and ALLO (free space and quotas), SITE CHMOD/UTIME/SYMLINK/MKDIR/
+//! RMDIR, MFF, LANG, and switches that turn commands off.
+
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::time::Duration;
+
+use common::*;
+use ftpgate::Features;
+use sha2::Digest;
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[test]
+fn hash_and_legacy_digests_match_the_file() {
+    let s = TestServer::start();
+    let bytes = random_bytes(3 * 1024 * 1024 + 7, 5);
+    write_file(&s.path("data file.bin"), &bytes);
+    let mut raw = s.raw_logged_in();
+    let (code, text) = raw.cmd("HASH data file.bin");
+    assert_eq!(code, 213, "{text}");
+    assert_eq!(
+        text.trim_end(),
+        format!(
+            "213 SHA-256 0-{} {} /data file.bin",
+            bytes.len(),
+            sha256_hex(&bytes)
+        )
+    );
+    // A range (RANG end is inclusive), then the whole file again.
+    assert_eq!(raw.code("RANG 100 1099"), 350);
+    let (_, text) = raw.cmd("HASH data file.bin");
+    assert_eq!(
+        text.trim_end(),
+        format!(
+            "213 SHA-256 100-1100 {} /data file.bin",
+            sha256_hex(&bytes[100..1100])
+        )
+    );
+    assert!(
+        raw.cmd("HASH data file.bin")
+            .1
+            .contains(&sha256_hex(&bytes))
+    );
+    // Other algorithms.
+    assert_eq!(raw.cmd("OPTS HASH CRC32").1.trim_end(), "200 CRC32");
+    let crc = format!("{:08x}", crc32fast::hash(&bytes));
+    assert!(raw.cmd("HASH data file.bin").1.contains(&crc));
+    assert_eq!(
+        raw.cmd("XCRC \"data file.bin\"").1.trim_end(),
+        format!("250 {crc}")
+    );
+    assert_eq!(
+        raw.cmd("XSHA256 data file.bin 10 20").1.trim_end(),
+        format!("250 {}", sha256_hex(&bytes[10..20]))
+    );
+    let md5: String = md5::Md5::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(
+        raw.cmd("XMD5 data file.bin").1.trim_end(),
+        format!("250 {md5}")
+    );
+    assert_eq!(raw.code("XSHA1 missing"), 550);
+    assert_eq!(raw.code("HASH /"), 550, "a directory has no digest");
+    // The FEAT line stars the selected algorithm.
+    assert!(
+        raw.cmd("FEAT")
+            .1
+            .contains(" HASH SHA-256;SHA-512;SHA-1;MD5;CRC32*\r\n")
+    );
+}
+
+#[test]
+fn a_hash_in_progress_reports_progress_and_can_be_aborted() {
+    let mut options = Options::default();
+    // One digest at a time server-wide: a second session waits for the permit.
+    options.config.max_concurrent_hashes = 1;
+    let s = TestServer::start_with(options);
+    let big = vec![7u8; 512 * 1024 * 1024];
+    write_file(&s.path("big"), &big);
+    drop(big);
+    let mut first = s.raw_logged_in();
+    first.send("HASH big");
+    std::thread::sleep(Duration::from_millis(50));
+    let mut second = s.raw_logged_in();
+    second.send("XSHA512 big");
+    std::thread::sleep(Duration::from_millis(100));
+    // While it runs, only ABOR, STAT, NOOP and QUIT.
+    first.send("STAT");
+    let (code, text) = first.reply();
+    assert_eq!(code, 211, "{text}");
+    assert!(text.contains("Transfer in progress"), "{text}");
+    assert_eq!(second.code("NOOP"), 200);
+    second.send("ABOR");
+    assert_eq!(second.reply().0, 426, "the waiting digest is aborted");
+    assert_eq!(second.reply().0, 226);
+    first.send("ABOR");
+    let (code, _) = first.reply();
+    assert!(
+        code == 426 || code == 213,
+        "aborted (or just finished): {code}"
+    );
+    if code == 426 {
+        assert_eq!(first.reply().0, 226);
+    }
+    assert_eq!(first.code("NOOP"), 200, "the session goes on");
+}
+
+#[test]
+fn avbl_and_allo_tell_free_space_and_the_quota() {
+    let s = TestServer::start();
+    let mut raw = s.raw_logged_in();
+    let (code, text) = raw.cmd("AVBL");
+    assert_eq!(code, 213, "{text}");
+    let free: u64 = text[4..].trim().parse().unwrap();
+    assert!(free > 0);
+    assert_eq!(raw.code("ALLO 1000"), 200);
+    assert_eq!(raw.code(&format!("ALLO {}", u64::MAX)), 552);
+    assert_eq!(raw.code("AVBL missing-dir"), 550);
+
+    let s = TestServer::start_with(Options {
+        alice_quota: Some(10_000),
+        ..Options::default()
+    });
+    let mut raw = s.raw_logged_in();
+    raw.cmd("TYPE I");
+    assert_eq!(raw.upload("STOR f", &[1u8; 4_000]), 226);
+    assert_eq!(
+        raw.cmd("AVBL").1.trim_end(),
+        "213 6000",
+        "the quota's remainder"
+    );
+    assert_eq!(raw.code("ALLO 7000"), 552);
+    assert_eq!(raw.code("ALLO 6000"), 200);
+}
+
+#[test]
+fn site_commands_and_mff_change_the_files() {
+    let s = TestServer::start();
+    write_file(&s.path("f"), b"hello");
+    std::fs::create_dir(s.path("sub")).unwrap();
+    let mut raw = s.raw_logged_in();
+    assert_eq!(raw.code("SITE CHMOD 600 f"), 200);
+    let mode = std::fs::metadata(s.path("f")).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    assert_eq!(raw.code("SITE UTIME f 20200102030405"), 200);
+    assert_eq!(raw.cmd("MDTM f").1.trim_end(), "213 20200102030405");
+    assert_eq!(raw.code("SITE UTIME 20210102030405 f"), 200);
+    assert_eq!(raw.cmd("MDTM f").1.trim_end(), "213 20210102030405");
+    assert_eq!(
+        raw.cmd("MFF modify=20220102030405;UNIX.mode=0640; f")
+            .1
+            .trim_end(),
+        "213 Modify=20220102030405;UNIX.mode=0640; /f"
+    );
+    assert_eq!(raw.cmd("MDTM f").1.trim_end(), "213 20220102030405");
+    let mode = std::fs::metadata(s.path("f")).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o640);
+    assert_eq!(raw.code("SITE MKDIR made"), 257);
+    assert!(s.path("made").is_dir());
+    assert_eq!(raw.code("SITE RMDIR made"), 250);
+    assert!(!s.path("made").exists());
+    // A link inside the root, relative, readable through FTP; dots cannot take it out.
+    assert_eq!(raw.code("SITE SYMLINK f sub/link"), 200);
+    assert_eq!(
+        std::fs::read_link(s.path("sub/link")).unwrap().to_str(),
+        Some("../f")
+    );
+    raw.cmd("TYPE I");
+    assert_eq!(raw.download("RETR sub/link"), (226, b"hello".to_vec()));
+    assert_eq!(raw.code("SITE SYMLINK ../../../../etc/passwd up"), 200);
+    assert_eq!(
+        std::fs::read_link(s.path("up")).unwrap().to_str(),
+        Some("etc/passwd"),
+        "the target is the path inside the root"
+    );
+    assert_eq!(
+        raw.download("RETR up").0,
+        550,
+        "and it does not exist there"
+    );
+    let help = raw.cmd("SITE HELP").1;
+    assert!(help.contains("CHMOD") && help.contains("SYMLINK"), "{help}");
+    assert_eq!(raw.code("SITE CHMOD 999 f"), 501);
+    assert_eq!(raw.code("SITE FROB"), 504);
+}
+
+#[test]
+fn lang_and_feat() {
+    let s = TestServer::start();
+    let mut raw = s.raw();
+    assert_eq!(raw.code("LANG EN"), 200);
+    assert_eq!(raw.code("LANG de"), 504);
+    let feat = raw.cmd("FEAT").1;
+    for line in [
+        " LANG EN*\r\n",
+        " AVBL\r\n",
+        " XCRC\r\n",
+        " MFF modify;UNIX.mode;\r\n",
+    ] {
+        assert!(feat.contains(line), "{line:?} in {feat}");
+    }
+}
+
+#[test]
+fn switched_off_commands_are_refused_and_not_advertised() {
+    let mut options = Options::default();
+    options.config.features = Features {
+        hash: false,
+        mlsd: false,
+        site: false,
+        stat: false,
+        syst: false,
+        avbl: false,
+        list_args: false,
+        default_type: ftpgate::TransferType::Binary,
+        ..Features::default()
+    };
+    let s = TestServer::start_with(options);
+    write_file(&s.path("-la"), b"a file named like an option");
+    let mut raw = s.raw_logged_in();
+    for command in [
+        "HASH f",
+        "XCRC f",
+        "MLSD",
+        "SITE HELP",
+        "STAT",
+        "SYST",
+        "AVBL",
+    ] {
+        assert_eq!(raw.code(command), 502, "{command}");
+    }
+    let feat = raw.cmd("FEAT").1;
+    assert!(
+        !feat.contains("HASH") && !feat.contains("AVBL") && !feat.contains("XCRC"),
+        "{feat}"
+    );
+    // Binary by default, and LIST takes its argument as a path.
+    let (code, listing) = raw.download("NLST -la");
+    assert_eq!(code, 226);
+    assert_eq!(String::from_utf8(listing).unwrap().trim_end(), "-la");
+    assert_eq!(raw.cmd("SIZE -la").1.trim_end(), "213 27");
+}
