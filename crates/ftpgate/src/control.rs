@@ -30,6 +30,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, error, info, info_span, warn};
 
 use crate::data::{self, TransferContext, TransferEvent};
+use crate::events::Event;
 use crate::guard::CommandRate;
 use crate::limits::{Quota, UploadLimits};
 use crate::server::Shared;
@@ -318,6 +319,7 @@ impl Control {
                     if let Some(user) = self.session.user_name() {
                         info!(user, "logout");
                     }
+                    self.emit_logout();
                     self.storage = None;
                     self.passive = None;
                     self.login_started = Instant::now();
@@ -336,6 +338,8 @@ impl Control {
             Ok(found) => match self.shared.storage.open(&found) {
                 Ok(storage) => {
                     info!(user = ?found.name, "login");
+                    let (name, client) = (found.name.clone(), self.peer.ip());
+                    self.shared.emit(|| Event::Login { user: name, client });
                     if let Some(tls) = &self.tls {
                         tls.logged_in(&found.name);
                     }
@@ -358,6 +362,11 @@ impl Control {
             },
             Err(e) => {
                 warn!(user = ?user, reason = %e, "login failed");
+                let client = self.peer.ip();
+                self.shared.emit(|| Event::LoginFailed {
+                    user: user.to_string(),
+                    client,
+                });
                 Err(())
             }
         }
@@ -417,6 +426,29 @@ impl Control {
                 .map(StorageOutcome::Available)
             }
         };
+        if result.is_ok() {
+            let user = user.to_string();
+            match &op {
+                StorageOp::Delete(path) => self.shared.emit(|| Event::Deleted {
+                    user,
+                    path: path.clone(),
+                }),
+                StorageOp::Rename { from, to } => self.shared.emit(|| Event::Renamed {
+                    user,
+                    from: from.clone(),
+                    to: to.clone(),
+                }),
+                StorageOp::MakeDir(path) => self.shared.emit(|| Event::MadeDir {
+                    user,
+                    path: path.clone(),
+                }),
+                StorageOp::RemoveDir(path) => self.shared.emit(|| Event::RemovedDir {
+                    user,
+                    path: path.clone(),
+                }),
+                _ => {}
+            }
+        }
         match (&result, &op) {
             (Err(e), _) => debug!(op = ?op, error = %e, "storage call failed"),
             (Ok(_), StorageOp::Metadata(_) | StorageOp::Available(_)) => {}
@@ -457,6 +489,7 @@ impl Control {
             cancel: cancel.clone(),
             progress: progress.clone(),
             hash_slots: self.shared.hash_slots.clone(),
+            shared: self.shared.clone(),
         };
         let handle = self
             .shared
@@ -539,12 +572,20 @@ impl Control {
         self.stream.flush().await
     }
 
+    fn emit_logout(&self) {
+        if let Some(user) = self.session.user_name() {
+            let (user, client) = (user.to_string(), self.peer.ip());
+            self.shared.emit(|| Event::Logout { user, client });
+        }
+    }
+
     /// The connection is over: stop any transfer (aborting an upload) and wait for it.
     async fn finish(&mut self) {
         if let Some(transfer) = self.transfer.take() {
             transfer.cancel.cancel();
             let _ = tokio::time::timeout(Duration::from_secs(10), transfer.handle).await;
         }
+        self.emit_logout();
         let _ = tokio::time::timeout(Duration::from_secs(5), self.stream.shutdown()).await;
     }
 

@@ -32,6 +32,7 @@ use tracing::{info, warn};
 
 use crate::config::ServerConfig;
 use crate::digest::Digester;
+use crate::events::{Direction, Event, TransferRecord};
 use crate::limits::UploadLimits;
 use crate::tls::{self, SessionTls, Stream};
 
@@ -66,6 +67,8 @@ pub(crate) struct TransferContext {
     pub(crate) progress: Arc<AtomicU64>,
     /// Server-wide permits for computing digests.
     pub(crate) hash_slots: Arc<tokio::sync::Semaphore>,
+    /// For events to the embedder.
+    pub(crate) shared: Arc<crate::server::Shared>,
 }
 
 fn bind_listener(ip: IpAddr, port: u16) -> io::Result<TcpListener> {
@@ -243,6 +246,30 @@ pub(crate) async fn run_transfer(plan: TransferPlan, mut ctx: TransferContext) {
         result = ?outcome,
         "transfer"
     );
+    let direction = match &plan.kind {
+        TransferKind::Retrieve { .. } => Some(Direction::Download),
+        TransferKind::Store { .. } | TransferKind::StoreUnique { .. } => Some(Direction::Upload),
+        TransferKind::List { .. } | TransferKind::Hash { .. } => None,
+    };
+    if let Some(direction) = direction {
+        let path = match &plan.kind {
+            TransferKind::Retrieve { path, .. } | TransferKind::Store { path, .. } => path.clone(),
+            TransferKind::StoreUnique { dir, base } => dir.join(base),
+            _ => VirtualPath::root(),
+        };
+        let complete = matches!(outcome, TransferOutcome::Complete { .. });
+        ctx.shared.emit(|| {
+            Event::Transfer(TransferRecord {
+                user: ctx.user.clone(),
+                client: ctx.peer_ip,
+                direction,
+                path,
+                bytes,
+                duration: began.elapsed(),
+                complete,
+            })
+        });
+    }
     let _ = ctx.events.send(TransferEvent::Done(outcome)).await;
 }
 

@@ -25,12 +25,14 @@ mod config;
 mod control;
 mod data;
 mod digest;
+mod events;
 mod guard;
 mod limits;
 mod server;
 mod tls;
 
 pub use config::{ConfigError, ServerConfig};
+pub use events::{Direction, Event, EventHandler, TransferRecord};
 pub use ftpgate_core as core;
 pub use ftpgate_proto as proto;
 pub use ftpgate_proto::{Features, HashAlgorithm, TransferType};

@@ -19,6 +19,7 @@ use tracing::{info, warn};
 
 use crate::config::{ConfigError, ServerConfig};
 use crate::control;
+use crate::events::{Event, EventHandler};
 use crate::guard::LoginGuard;
 use crate::limits::Quota;
 use crate::tls::ServerTls;
@@ -43,12 +44,20 @@ pub(crate) struct Shared {
     quotas: Mutex<HashMap<String, Arc<Quota>>>,
     /// Permits for digests computed at once (HASH is a CPU and I/O amplifier).
     pub(crate) hash_slots: Arc<Semaphore>,
+    events: Option<Arc<dyn EventHandler>>,
 }
 
 /// How long a resolved public host name is trusted before it is looked up again.
 const PUBLIC_HOST_TTL: Duration = Duration::from_secs(60);
 
 impl Shared {
+    /// Tells the embedder's handler, if there is one.
+    pub(crate) fn emit(&self, event: impl FnOnce() -> Event) {
+        if let Some(handler) = &self.events {
+            handler.on_event(&event());
+        }
+    }
+
     /// The quota of `user`, measured from its storage the first time.
     pub(crate) async fn quota(&self, user: &User, storage: &dyn Storage) -> Option<Arc<Quota>> {
         let limit = user.quota_bytes?;
@@ -150,6 +159,7 @@ pub struct Server {
     config: ServerConfig,
     auth: Arc<dyn Authenticator>,
     storage: Arc<dyn StorageFactory>,
+    events: Option<Arc<dyn EventHandler>>,
 }
 
 impl Server {
@@ -163,7 +173,15 @@ impl Server {
             config,
             auth,
             storage,
+            events: None,
         }
+    }
+
+    /// Reports logins, logouts, transfers, deletes, renames and directory changes to
+    /// `handler` (see [`Event`](crate::Event)).
+    pub fn with_events(mut self, handler: Arc<dyn EventHandler>) -> Self {
+        self.events = Some(handler);
+        self
     }
 
     /// Validates the settings and binds every listen address.
@@ -212,6 +230,7 @@ impl Server {
             tls,
             quotas: Mutex::new(HashMap::new()),
             hash_slots: Arc::new(Semaphore::new(config_hashes.max(1))),
+            events: self.events,
         });
         Ok(BoundServer { listeners, shared })
     }

@@ -252,3 +252,75 @@ fn switched_off_commands_are_refused_and_not_advertised() {
     assert_eq!(String::from_utf8(listing).unwrap().trim_end(), "-la");
     assert_eq!(raw.cmd("SIZE -la").1.trim_end(), "213 27");
 }
+
+#[test]
+fn embedders_get_events_for_what_users_do() {
+    use ftpgate::{Direction, Event};
+    use std::sync::{Arc, Mutex};
+    let seen: Arc<Mutex<Vec<Event>>> = Arc::default();
+    let sink = seen.clone();
+    let s = TestServer::start_with(Options {
+        events: Some(Arc::new(move |e: &Event| {
+            sink.lock().unwrap().push(e.clone())
+        })),
+        ..Options::default()
+    });
+    let mut raw = s.raw();
+    raw.code(&format!("USER {USER}"));
+    assert_eq!(raw.code("PASS wrong"), 530);
+    let mut raw = s.raw_logged_in();
+    raw.cmd("TYPE I");
+    assert_eq!(raw.upload("STOR up.bin", &[1u8; 1000]), 226);
+    assert_eq!(raw.download("RETR up.bin").0, 226);
+    assert_eq!(raw.code("MKD d"), 257);
+    assert_eq!(raw.code("RNFR up.bin"), 350);
+    assert_eq!(raw.code("RNTO d/moved.bin"), 250);
+    assert_eq!(raw.code("DELE d/moved.bin"), 250);
+    assert_eq!(raw.code("RMD d"), 250);
+    // An aborted upload is reported as not complete.
+    let addr = raw.epsv();
+    let data = std::net::TcpStream::connect(addr).unwrap();
+    assert_eq!(raw.code("STOR cut.bin"), 150);
+    raw.send("ABOR");
+    assert_eq!(raw.reply().0, 426);
+    assert_eq!(raw.reply().0, 226);
+    drop(data);
+    assert_eq!(raw.code("QUIT"), 221);
+    std::thread::sleep(Duration::from_millis(300));
+    let seen = seen.lock().unwrap().clone();
+    let kinds: Vec<String> = seen
+        .iter()
+        .map(|e| match e {
+            Event::Transfer(t) => format!(
+                "{:?} {} {} {}",
+                t.direction,
+                t.path,
+                t.bytes,
+                if t.complete { "complete" } else { "aborted" }
+            ),
+            Event::Login { user, .. } => format!("login {user}"),
+            Event::LoginFailed { user, .. } => format!("failed {user}"),
+            Event::Logout { user, .. } => format!("logout {user}"),
+            Event::Deleted { path, .. } => format!("deleted {path}"),
+            Event::Renamed { from, to, .. } => format!("renamed {from} {to}"),
+            Event::MadeDir { path, .. } => format!("mkdir {path}"),
+            Event::RemovedDir { path, .. } => format!("rmdir {path}"),
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "failed alice",
+            "login alice",
+            "Upload /up.bin 1000 complete",
+            "Download /up.bin 1000 complete",
+            "mkdir /d",
+            "renamed /up.bin /d/moved.bin",
+            "deleted /d/moved.bin",
+            "rmdir /d",
+            "Upload /cut.bin 0 aborted",
+            "logout alice",
+        ]
+    );
+    assert!(matches!(&seen[2], Event::Transfer(t) if t.direction == Direction::Upload));
+}

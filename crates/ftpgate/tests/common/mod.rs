@@ -37,6 +37,8 @@ pub struct Options {
     pub durability: Durability,
     /// Another storage for every user, and alice's home in it (the local root otherwise).
     pub storage: Option<(Arc<dyn ftpgate_core::StorageFactory>, String)>,
+    /// Where the server reports events.
+    pub events: Option<Arc<dyn ftpgate::EventHandler>>,
 }
 
 impl Default for Options {
@@ -59,6 +61,7 @@ impl Default for Options {
             alice_quota: None,
             durability: Durability::Normal,
             storage: None,
+            events: None,
         }
     }
 }
@@ -116,6 +119,7 @@ impl TestServer {
         let shutdown = CancellationToken::new();
         let token = shutdown.clone();
         let config = options.config;
+        let events = options.events;
         let (tx, rx) = std::sync::mpsc::channel();
         let thread = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -124,10 +128,11 @@ impl TestServer {
                 .build()
                 .unwrap();
             runtime.block_on(async move {
-                let server = Server::new(config, Arc::new(auth), storage)
-                    .bind()
-                    .await
-                    .unwrap();
+                let mut server = Server::new(config, Arc::new(auth), storage);
+                if let Some(events) = events {
+                    server = server.with_events(events);
+                }
+                let server = server.bind().await.unwrap();
                 tx.send((server.local_addrs(), server.implicit_tls_addrs()))
                     .unwrap();
                 server.run(token).await;

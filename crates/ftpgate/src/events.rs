@@ -1,0 +1,110 @@
+//! Events for embedders: what users did, as it happens.
+//!
+//! Give the server an [`EventHandler`] with [`Server::with_events`](crate::Server::with_events)
+//! to feed an audit log, metrics, a message queue or a post-upload job. Handlers are called on
+//! the session's task right after the fact: they must return quickly (hand slow work to a
+//! channel or a spawned task).
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use ftpgate_proto::VirtualPath;
+
+/// Something a user did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A user logged in.
+    Login {
+        /// The user.
+        user: String,
+        /// The client's address.
+        client: IpAddr,
+    },
+    /// A login was refused (unknown user or wrong password alike).
+    LoginFailed {
+        /// The name given.
+        user: String,
+        /// The client's address.
+        client: IpAddr,
+    },
+    /// A user logged out (QUIT, REIN, or the connection ended).
+    Logout {
+        /// The user.
+        user: String,
+        /// The client's address.
+        client: IpAddr,
+    },
+    /// A transfer ended.
+    Transfer(TransferRecord),
+    /// A file was deleted.
+    Deleted {
+        /// The user.
+        user: String,
+        /// The file.
+        path: VirtualPath,
+    },
+    /// A file or directory was renamed.
+    Renamed {
+        /// The user.
+        user: String,
+        /// The old name.
+        from: VirtualPath,
+        /// The new name.
+        to: VirtualPath,
+    },
+    /// A directory was made.
+    MadeDir {
+        /// The user.
+        user: String,
+        /// The directory.
+        path: VirtualPath,
+    },
+    /// A directory was removed.
+    RemovedDir {
+        /// The user.
+        user: String,
+        /// The directory.
+        path: VirtualPath,
+    },
+}
+
+/// Which way a transfer went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// RETR.
+    Download,
+    /// STOR, APPE or STOU.
+    Upload,
+}
+
+/// One ended transfer (listings and digests are not reported).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransferRecord {
+    /// The user.
+    pub user: String,
+    /// The client's address.
+    pub client: IpAddr,
+    /// Download or upload.
+    pub direction: Direction,
+    /// The file (for STOU, the directory and the name asked for).
+    pub path: VirtualPath,
+    /// Bytes moved on the data connection.
+    pub bytes: u64,
+    /// From the command to the end of the transfer.
+    pub duration: Duration,
+    /// Whether it completed: an upload was committed, a download sent in full. An upload
+    /// that did not complete was aborted, and nothing of it is visible.
+    pub complete: bool,
+}
+
+/// Receives [`Event`]s.
+pub trait EventHandler: Send + Sync + 'static {
+    /// Called once per event, on the session's task; must not block.
+    fn on_event(&self, event: &Event);
+}
+
+impl<F: Fn(&Event) + Send + Sync + 'static> EventHandler for F {
+    fn on_event(&self, event: &Event) {
+        self(event)
+    }
+}
