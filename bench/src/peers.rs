@@ -85,6 +85,10 @@ impl Server {
             .stdout(log.try_clone()?)
             .stderr(log)
             .process_group(0);
+        // A server left over from an earlier run would answer in place of this one.
+        if std::net::TcpStream::connect_timeout(&self.addr(), Duration::from_millis(500)).is_ok() {
+            bail!("port {} is already in use by another process", self.port);
+        }
         let group = procfs::CpuGroup::create(&self.name);
         let child = command
             .spawn()
@@ -109,6 +113,9 @@ impl Server {
                 tokio::time::timeout(Duration::from_secs(2), Ftp::connect(self.addr(), None)).await
             {
                 drop(ftp);
+                if let Some(status) = running.child.try_wait()? {
+                    bail!("exited ({status}): {}", last_line(&log_path));
+                }
                 return Ok(running);
             }
             if Instant::now() > deadline {
@@ -214,28 +221,34 @@ impl Running {
 
 impl Drop for Running {
     fn drop(&mut self) {
-        // Session processes of forking servers first, then the group, then the main process.
-        let mut pids = self.pids();
-        pids.extend(procfs::tree(self.pid));
-        for pid in pids.into_iter().rev() {
-            if let Ok(pid) = i32::try_from(pid) {
-                let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+        // Kill until nothing is left: a forking server may fork while being killed, and its
+        // new child (born in the cgroup) must not survive to answer on the port later.
+        // Bounded: at most 100 passes, 2 s.
+        for _ in 0..100 {
+            let mut pids = self.pids();
+            pids.extend(procfs::tree(self.pid));
+            pids.retain(|&p| p != std::process::id());
+            if let Ok(pid) = i32::try_from(self.pid) {
+                let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
             }
-        }
-        if let Ok(pid) = i32::try_from(self.pid) {
-            let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        // Then the group is removed (its Drop), once its processes are gone.
-        if let Some(g) = &self.group {
-            for _ in 0..50 {
-                if g.pids().is_empty() {
-                    break;
+            let _ = self.child.kill();
+            let _ = self.child.try_wait();
+            let alive: Vec<u32> = pids
+                .into_iter()
+                .filter(|&p| procfs::is_running(p))
+                .collect();
+            if alive.is_empty() {
+                break;
+            }
+            for pid in alive {
+                if let Ok(pid) = i32::try_from(pid) {
+                    let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
                 }
-                std::thread::sleep(Duration::from_millis(20));
             }
+            std::thread::sleep(Duration::from_millis(20));
         }
+        let _ = self.child.wait();
+        // The group itself is removed by its Drop, once its processes are gone.
     }
 }
 
