@@ -78,3 +78,27 @@ def test_lftp_quote_hash(ftp_server, tmp_path):
     out = proc.stdout.decode("utf-8", errors="replace") + proc.stderr.decode("utf-8", errors="replace")
     assert hashlib.sha256(data).hexdigest() in out, out
     assert f"{zlib.crc32(data):08x}" in out, out
+
+
+@pytest.mark.ftps(config="[features]\nmode_z = true\n")
+def test_lftp_transfers_in_mode_z(ftps_server, tmp_path):
+    """lftp negotiates MODE Z (ftp:use-mode-z) and moves files compressed both ways."""
+    text = b"".join(b"line %d of a compressible file\n" % (i % 500) for i in range(200_000))
+    local = tmp_path / "text.txt"
+    local.write_bytes(text)
+    out = tmp_path / "back.txt"
+    proc = lftp(
+        ftps_server,
+        tmp_path,
+        [
+            "set ftp:use-mode-z yes",
+            "debug 5",
+            f"put {local} -o text.txt",
+            f"get text.txt -o {out}",
+        ],
+        passive=True,
+    )
+    log = proc.stderr.decode("utf-8", errors="replace")
+    assert "MODE Z" in log and "200 Mode set to Z" in log, log[-3000:]
+    assert (ftps_server.root / "text.txt").read_bytes() == text
+    assert out.read_bytes() == text

@@ -962,6 +962,12 @@ pub(crate) struct FeaturesSection {
     pub(crate) default_transfer_type: String,
     /// Most digests computed at once across the server (more wait their turn).
     pub(crate) max_concurrent_hashes: usize,
+    /// MODE Z (deflate on data connections); off by default.
+    pub(crate) mode_z: bool,
+    /// MODE Z: most bytes one upload may inflate to ("16G").
+    pub(crate) mode_z_max_inflated: Option<Size>,
+    /// MODE Z: most inflated bytes per compressed byte (bomb protection).
+    pub(crate) mode_z_max_ratio: u64,
 }
 
 impl Default for FeaturesSection {
@@ -979,6 +985,9 @@ impl Default for FeaturesSection {
             avbl: f.avbl,
             default_transfer_type: "ascii".to_string(),
             max_concurrent_hashes: ServerConfig::default().max_concurrent_hashes,
+            mode_z: f.mode_z,
+            mode_z_max_inflated: None,
+            mode_z_max_ratio: ServerConfig::default().mode_z_max_ratio,
         }
     }
 }
@@ -1006,9 +1015,17 @@ impl FeaturesSection {
             syst: self.syst,
             list_args: self.list_args,
             avbl: self.avbl,
+            mode_z: self.mode_z,
             default_type,
         };
         config.max_concurrent_hashes = self.max_concurrent_hashes;
+        if let Some(size) = &self.mode_z_max_inflated {
+            config.mode_z_max_inflated = size.bytes().context("features.mode_z_max_inflated")?;
+        }
+        if self.mode_z_max_ratio == 0 {
+            bail!("features.mode_z_max_ratio must be at least 1");
+        }
+        config.mode_z_max_ratio = self.mode_z_max_ratio;
         Ok(())
     }
 }

@@ -28,6 +28,8 @@ pub struct Features {
     pub list_args: bool,
     /// AVBL.
     pub avbl: bool,
+    /// MODE Z (deflate on data connections). Off by default.
+    pub mode_z: bool,
     /// The transfer type before any TYPE command (DefaultTransferType; RFC 959 says ASCII).
     pub default_type: TransferType,
 }
@@ -44,6 +46,7 @@ impl Default for Features {
             syst: true,
             list_args: true,
             avbl: true,
+            mode_z: false,
             default_type: TransferType::Ascii,
         }
     }

@@ -56,6 +56,11 @@ pub struct ServerConfig {
     pub features: Features,
     /// Most digests (HASH and the X-commands) computed at once across the server; more wait.
     pub max_concurrent_hashes: usize,
+    /// MODE Z (when `features.mode_z` is on): most bytes one upload may inflate to (552 beyond).
+    pub mode_z_max_inflated: u64,
+    /// MODE Z: most inflated bytes per compressed byte once an upload passes 1 MiB, so a small
+    /// compressed upload cannot become a bomb (552 beyond).
+    pub mode_z_max_ratio: u64,
 }
 
 impl Default for ServerConfig {
@@ -82,6 +87,8 @@ impl Default for ServerConfig {
             max_file_size: None,
             features: Features::default(),
             max_concurrent_hashes: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            mode_z_max_inflated: 16 * 1024 * 1024 * 1024,
+            mode_z_max_ratio: 1000,
         }
     }
 }

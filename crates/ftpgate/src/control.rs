@@ -475,6 +475,8 @@ impl Control {
         let limits = UploadLimits {
             max_file_size: self.shared.config.max_file_size,
             quota: self.quota.clone(),
+            mode_z_max_inflated: self.shared.config.mode_z_max_inflated,
+            mode_z_max_ratio: self.shared.config.mode_z_max_ratio,
         };
         let ctx = TransferContext {
             limits,

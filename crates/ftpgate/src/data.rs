@@ -35,6 +35,7 @@ use crate::digest::Digester;
 use crate::events::{Direction, Event, TransferRecord};
 use crate::limits::UploadLimits;
 use crate::tls::{self, SessionTls, Stream};
+use crate::zlib::{Deflater, InflateError, Inflater, Progress};
 
 /// Bytes moved per read and write on the data connection.
 const TRANSFER_BUFFER: usize = 256 * 1024;
@@ -309,6 +310,7 @@ async fn transfer(
                 },
             )
             .await?;
+            let data = Outgoing::new(data, plan.compressed);
             Ok(send_file(reader, data, plan.ascii, ctx).await)
         }
         TransferKind::Store { path, start } => {
@@ -353,7 +355,8 @@ async fn transfer(
                     metadata: meta,
                 })]))
             };
-            let mut data = data_connection(plan, ctx, StartInfo::default()).await?;
+            let data = data_connection(plan, ctx, StartInfo::default()).await?;
+            let mut data = Outgoing::new(data, plan.compressed);
             let now = SystemTime::now();
             let show_hidden = *all || matches!(format, ListFormat::Facts(_));
             let mut out = Vec::with_capacity(LISTING_BUFFER + 1024);
@@ -370,12 +373,12 @@ async fn transfer(
                 }
                 format_entry(*format, &entry, *permissions, now, &mut out);
                 if out.len() >= LISTING_BUFFER {
-                    write_data(&mut data, &out, ctx).await?;
+                    data.write(&out, ctx).await?;
                     out.clear();
                 }
             }
-            write_data(&mut data, &out, ctx).await?;
-            close_data(data, ctx).await
+            data.write(&out, ctx).await?;
+            data.close(ctx).await
         }
     }
 }
@@ -452,6 +455,48 @@ async fn guarded_forever<T>(ctx: &TransferContext, step: impl Future<Output = T>
     }
 }
 
+/// The sending side of a data connection: bytes go out as they are, or through a zlib
+/// stream in MODE Z.
+struct Outgoing {
+    stream: Stream,
+    deflater: Option<Deflater>,
+    compressed: Vec<u8>,
+}
+
+impl Outgoing {
+    fn new(stream: Stream, compress: bool) -> Outgoing {
+        Outgoing {
+            stream,
+            deflater: compress.then(Deflater::new),
+            compressed: Vec::new(),
+        }
+    }
+
+    async fn write(&mut self, bytes: &[u8], ctx: &TransferContext) -> Result<(), TransferOutcome> {
+        match &mut self.deflater {
+            None => write_data(&mut self.stream, bytes, ctx).await,
+            Some(deflater) => {
+                self.compressed.clear();
+                deflater.compress(bytes, &mut self.compressed, false);
+                if self.compressed.is_empty() {
+                    return Ok(());
+                }
+                write_data(&mut self.stream, &self.compressed, ctx).await
+            }
+        }
+    }
+
+    /// Ends the zlib stream, if any, and closes the connection.
+    async fn close(mut self, ctx: &TransferContext) -> Result<TransferOutcome, TransferOutcome> {
+        if let Some(deflater) = &mut self.deflater {
+            self.compressed.clear();
+            deflater.compress(&[], &mut self.compressed, true);
+            write_data(&mut self.stream, &self.compressed, ctx).await?;
+        }
+        close_data(self.stream, ctx).await
+    }
+}
+
 async fn write_data(
     data: &mut Stream,
     bytes: &[u8],
@@ -484,7 +529,7 @@ async fn close_data(
 
 async fn send_file(
     mut reader: impl AsyncRead + Unpin,
-    mut data: Stream,
+    mut data: Outgoing,
     ascii: bool,
     ctx: &TransferContext,
 ) -> TransferOutcome {
@@ -509,13 +554,101 @@ async fn send_file(
         } else {
             &buf[..n]
         };
-        if let Err(outcome) = write_data(&mut data, chunk, ctx).await {
+        if let Err(outcome) = data.write(chunk, ctx).await {
             return outcome;
         }
     }
-    match close_data(data, ctx).await {
+    match data.close(ctx).await {
         Ok(outcome) | Err(outcome) => outcome,
     }
+}
+
+/// Where received bytes go: TYPE A conversion, the size limit, then the upload.
+struct Sink<'a> {
+    ascii: bool,
+    decoder: &'a mut AsciiDecoder,
+    decoded: &'a mut Vec<u8>,
+    written: &'a mut u64,
+    allowance: u64,
+}
+
+impl Sink<'_> {
+    /// Stores `bytes` (`end`: the last call, flushing the TYPE A decoder).
+    async fn put(
+        &mut self,
+        upload: &mut dyn Upload,
+        bytes: &[u8],
+        end: bool,
+        ctx: &TransferContext,
+    ) -> Result<(), TransferOutcome> {
+        let chunk = if self.ascii {
+            self.decoded.clear();
+            if end {
+                self.decoder.finish(self.decoded);
+            } else {
+                self.decoder.decode(bytes, self.decoded);
+            }
+            &self.decoded[..]
+        } else {
+            bytes
+        };
+        *self.written += chunk.len() as u64;
+        if *self.written > self.allowance {
+            warn!(
+                allowance = self.allowance,
+                "upload exceeds the size limit or quota"
+            );
+            return Err(TransferOutcome::Failed(ErrorKind::ExceededStorage));
+        }
+        if chunk.is_empty() {
+            return Ok(());
+        }
+        match guarded(ctx, upload.write(chunk)).await {
+            Guarded::Done(Ok(())) => Ok(()),
+            Guarded::Done(Err(e)) => {
+                warn!(error = %e, "write to storage failed");
+                Err(TransferOutcome::Failed(e.kind))
+            }
+            Guarded::Stalled => Err(TransferOutcome::Failed(ErrorKind::Transient)),
+            Guarded::Cancelled => Err(TransferOutcome::Aborted),
+        }
+    }
+}
+
+/// MODE Z: inflates `input` a bounded piece at a time into the sink.
+async fn put_inflated(
+    inflater: &mut Inflater,
+    inflated: &mut Vec<u8>,
+    sink: &mut Sink<'_>,
+    upload: &mut dyn Upload,
+    mut input: &[u8],
+    ctx: &TransferContext,
+) -> Result<(), TransferOutcome> {
+    let end = input.is_empty();
+    loop {
+        let used = match inflater.inflate(input, inflated) {
+            Ok(used) => used,
+            Err(InflateError::TooLarge) => {
+                warn!("a MODE Z upload inflates beyond the cap");
+                return Err(TransferOutcome::Failed(ErrorKind::ExceededStorage));
+            }
+            Err(InflateError::Corrupt) => {
+                warn!("a MODE Z upload is not a valid zlib stream");
+                return Err(TransferOutcome::ConnectionLost);
+            }
+        };
+        input = &input[used..];
+        sink.put(upload, inflated, false, ctx).await?;
+        match inflater.progress(used, input, inflated) {
+            Progress::More => {}
+            Progress::Done => break,
+            Progress::Stuck => return Err(TransferOutcome::ConnectionLost),
+        }
+    }
+    if end {
+        sink.put(upload, &[], true, ctx).await?;
+    }
+    Ok(())
 }
 
 /// Receives an upload. `existing` is the size of the file it replaces or extends and `offset`
@@ -552,6 +685,10 @@ async fn receive_upload(
     let mut buf = vec![0u8; TRANSFER_BUFFER];
     let mut decoder = AsciiDecoder::default();
     let mut decoded = Vec::new();
+    let mut inflater = plan
+        .compressed
+        .then(|| Inflater::new(ctx.limits.mode_z_max_inflated, ctx.limits.mode_z_max_ratio));
+    let mut inflated = Vec::new();
     loop {
         let n = match guarded(ctx, data.read(&mut buf)).await {
             Guarded::Done(Ok(n)) => n,
@@ -564,42 +701,46 @@ async fn receive_upload(
                 return Err(TransferOutcome::Aborted);
             }
         };
-        let chunk = if plan.ascii {
-            decoded.clear();
-            if n == 0 {
-                decoder.finish(&mut decoded);
-            } else {
-                decoder.decode(&buf[..n], &mut decoded);
+        let stored = match &mut inflater {
+            None => {
+                let mut sink = Sink {
+                    ascii: plan.ascii,
+                    decoder: &mut decoder,
+                    decoded: &mut decoded,
+                    written: &mut written,
+                    allowance,
+                };
+                sink.put(upload.as_mut(), &buf[..n], n == 0, ctx).await
             }
-            &decoded[..]
-        } else {
-            &buf[..n]
+            Some(inflater) => {
+                let mut sink = Sink {
+                    ascii: plan.ascii,
+                    decoder: &mut decoder,
+                    decoded: &mut decoded,
+                    written: &mut written,
+                    allowance,
+                };
+                put_inflated(
+                    inflater,
+                    &mut inflated,
+                    &mut sink,
+                    upload.as_mut(),
+                    &buf[..n],
+                    ctx,
+                )
+                .await
+            }
         };
-        written += chunk.len() as u64;
-        if written > allowance {
-            warn!(allowance, "upload exceeds the size limit or quota");
+        if let Err(outcome) = stored {
             upload.abort().await;
-            return Err(TransferOutcome::Failed(ErrorKind::ExceededStorage));
-        }
-        if !chunk.is_empty() {
-            match guarded(ctx, upload.write(chunk)).await {
-                Guarded::Done(Ok(())) => {}
-                Guarded::Done(Err(e)) => {
-                    warn!(error = %e, "write to storage failed");
-                    upload.abort().await;
-                    return Err(TransferOutcome::Failed(e.kind));
-                }
-                Guarded::Stalled => {
-                    upload.abort().await;
-                    return Err(TransferOutcome::Failed(ErrorKind::Transient));
-                }
-                Guarded::Cancelled => {
-                    upload.abort().await;
-                    return Err(TransferOutcome::Aborted);
-                }
-            }
+            return Err(outcome);
         }
         if n == 0 {
+            if inflater.as_ref().is_some_and(|i| !i.ended()) {
+                warn!("the zlib stream of a MODE Z upload ended early");
+                upload.abort().await;
+                return Err(TransferOutcome::ConnectionLost);
+            }
             break;
         }
         ctx.progress.fetch_add(n as u64, Ordering::Relaxed);

@@ -30,6 +30,7 @@ mod guard;
 mod limits;
 mod server;
 mod tls;
+mod zlib;
 
 pub use config::{ConfigError, ServerConfig};
 pub use events::{Direction, Event, EventHandler, TransferRecord};

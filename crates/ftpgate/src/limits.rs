@@ -38,6 +38,10 @@ impl Quota {
 pub(crate) struct UploadLimits {
     pub(crate) max_file_size: Option<u64>,
     pub(crate) quota: Option<Arc<Quota>>,
+    /// MODE Z: most bytes one upload may inflate to.
+    pub(crate) mode_z_max_inflated: u64,
+    /// MODE Z: most inflated bytes per compressed byte (beyond the first MiB).
+    pub(crate) mode_z_max_ratio: u64,
 }
 
 impl UploadLimits {
@@ -68,6 +72,7 @@ mod tests {
         let limits = UploadLimits {
             max_file_size: Some(100),
             quota: Some(Arc::new(Quota::new(1000, 950))),
+            ..UploadLimits::default()
         };
         assert_eq!(limits.allowance(0, 0), 50);
         assert_eq!(
@@ -79,6 +84,7 @@ mod tests {
         let size_only = UploadLimits {
             max_file_size: Some(100),
             quota: None,
+            ..UploadLimits::default()
         };
         assert_eq!(size_only.allowance(60, 60), 40);
         assert!(UploadLimits::default().is_unlimited());

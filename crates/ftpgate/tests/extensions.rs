@@ -324,3 +324,77 @@ fn embedders_get_events_for_what_users_do() {
     );
     assert!(matches!(&seen[2], Event::Transfer(t) if t.direction == Direction::Upload));
 }
+
+fn deflate(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut e = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
+fn inflate(data: &[u8]) -> Vec<u8> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    flate2::read::ZlibDecoder::new(data)
+        .read_to_end(&mut out)
+        .unwrap();
+    out
+}
+
+#[test]
+fn mode_z_compresses_both_ways_and_refuses_bombs() {
+    let s = TestServer::start();
+    assert_eq!(s.raw_logged_in().code("MODE Z"), 504, "off by default");
+
+    let mut options = Options::default();
+    options.config.features.mode_z = true;
+    options.config.mode_z_max_inflated = 64 * 1024 * 1024;
+    let s = TestServer::start_with(options);
+    let mut raw = s.raw_logged_in();
+    assert!(raw.cmd("FEAT").1.contains(" MODE Z\r\n"));
+    raw.cmd("TYPE I");
+    assert_eq!(raw.code("MODE Z"), 200);
+    let text: Vec<u8> = (0..2_000_000u32)
+        .flat_map(|i| format!("line {}\n", i % 1000).into_bytes())
+        .collect();
+    let compressed = deflate(&text);
+    assert!(compressed.len() < text.len() / 10);
+    assert_eq!(raw.upload("STOR text.txt", &compressed), 226);
+    assert_eq!(std::fs::read(s.path("text.txt")).unwrap(), text);
+    let (code, back) = raw.download("RETR text.txt");
+    assert_eq!(code, 226);
+    assert!(back.len() < text.len() / 5, "sent compressed");
+    assert_eq!(inflate(&back), text);
+    let (code, listing) = raw.download("NLST");
+    assert_eq!(code, 226);
+    let names = String::from_utf8(inflate(&listing)).unwrap();
+    assert!(names.lines().any(|l| l == "text.txt"), "{names}");
+    assert_eq!(raw.code("REST 10"), 504, "no resume in MODE Z");
+    // A bomb: 80 MiB of zeros in well under 1 MiB, beyond the 64 MiB cap.
+    let bomb = deflate(&vec![0u8; 80 * 1024 * 1024]);
+    assert!(bomb.len() < 1024 * 1024);
+    assert_eq!(raw.upload("STOR bomb", &bomb), 552);
+    assert!(!s.path("bomb").exists(), "nothing kept");
+    // A stream cut short, and garbage, are not stored either.
+    assert_eq!(
+        raw.upload("STOR cut", &compressed[..compressed.len() / 2]),
+        426
+    );
+    assert!(!s.path("cut").exists());
+    assert_eq!(raw.upload("STOR junk", b"this is not zlib at all"), 426);
+    assert!(!s.path("junk").exists());
+    assert_eq!(raw.code("MODE S"), 200);
+    assert_eq!(raw.download("RETR text.txt"), (226, text));
+
+    // Under the size cap, the ratio cap stops a bomb early.
+    let mut options = Options::default();
+    options.config.features.mode_z = true;
+    options.config.mode_z_max_ratio = 100;
+    let s = TestServer::start_with(options);
+    let mut raw = s.raw_logged_in();
+    raw.cmd("TYPE I");
+    raw.cmd("MODE Z");
+    let bomb = deflate(&vec![0u8; 16 * 1024 * 1024]);
+    assert_eq!(raw.upload("STOR bomb", &bomb), 552);
+    assert!(!s.path("bomb").exists());
+}

@@ -53,6 +53,15 @@ pub enum TransferType {
     Binary,
 }
 
+/// Transfer mode (RFC 959 section 3.4, and MODE Z of draft-preston-ftpext-deflate).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransferMode {
+    /// S: stream.
+    Stream,
+    /// Z: a zlib stream (deflate).
+    Deflate,
+}
+
 /// Arguments of LIST and NLST: `ls`-style options, then an optional path.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ListArgs {
@@ -110,7 +119,7 @@ pub enum Command {
         value: String,
     },
     Type(TransferType),
-    Mode,
+    Mode(TransferMode),
     Stru,
     Allo(Option<u64>),
     Abor,

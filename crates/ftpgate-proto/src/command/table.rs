@@ -2,7 +2,9 @@
 
 use std::time::SystemTime;
 
-use super::{Command, CommandSpec, EpsvArg, ListArgs, Password, Protection, TransferType};
+use super::{
+    Command, CommandSpec, EpsvArg, ListArgs, Password, Protection, TransferMode, TransferType,
+};
 use crate::extensions::{HashAlgorithm, parse_legacy_hash_args};
 use crate::hostport::{parse_eprt, parse_port};
 use crate::listing::parse_timeval;
@@ -304,8 +306,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         parse: parse_type),
     spec!("STRU", login: false, perm: None, transfer: false, during: false, help: "STRU <sp> F", feat: None,
         parse: |a| one_letter(a, "F", "RP", Command::Stru)),
-    spec!("MODE", login: false, perm: None, transfer: false, during: false, help: "MODE <sp> S", feat: None,
-        parse: |a| one_letter(a, "S", "BCZ", Command::Mode)),
+    spec!("MODE", login: false, perm: None, transfer: false, during: false, help: "MODE <sp> S | Z", feat: Some("MODE Z"),
+        parse: |a| if a.trim().eq_ignore_ascii_case("Z") { Ok(Command::Mode(TransferMode::Deflate)) } else { one_letter(a, "S", "BC", Command::Mode(TransferMode::Stream)) }),
     // Service commands (RFC 959 section 4.1.3)
     spec!("RETR", login: true, perm: Some(Perm::Retrieve), transfer: true, during: false, help: "RETR <sp> pathname", feat: None,
         parse: |a| path(a).map(Command::Retr)),
@@ -479,7 +481,8 @@ mod tests {
 
     #[test]
     fn mode_and_stru() {
-        assert_eq!(parse("MODE S"), Ok(Command::Mode));
+        assert_eq!(parse("MODE S"), Ok(Command::Mode(TransferMode::Stream)));
+        assert_eq!(parse("MODE z"), Ok(Command::Mode(TransferMode::Deflate)));
         assert_eq!(parse("MODE B"), Err(504));
         assert_eq!(parse("MODE Q"), Err(501));
         assert_eq!(parse("STRU F"), Ok(Command::Stru));

@@ -15,8 +15,8 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::time::SystemTime;
 
 use crate::command::{
-    COMMANDS, Command, CommandSpec, EpsvArg, ListArgs, Password, Protection, TransferType,
-    parse_line,
+    COMMANDS, Command, CommandSpec, EpsvArg, ListArgs, Password, Protection, TransferMode,
+    TransferType, parse_line,
 };
 use crate::extensions::{Capabilities, Features, HashAlgorithm};
 use crate::hostport::{canonical, format_epsv, format_pasv, same_host};
@@ -219,6 +219,8 @@ pub struct TransferPlan {
     pub data: DataEndpoint,
     /// PROT P: the data connection is TLS.
     pub protected: bool,
+    /// MODE Z: the data connection carries a zlib stream.
+    pub compressed: bool,
 }
 
 /// How a transfer ended.
@@ -367,6 +369,8 @@ pub struct Session {
     hash_algorithm: HashAlgorithm,
     /// The RANG range (inclusive) for the next HASH.
     hash_range: Option<(u64, u64)>,
+    /// MODE Z.
+    compressed: bool,
 }
 
 fn reply(code: ReplyCode, text: impl Into<String>) -> Step {
@@ -401,6 +405,7 @@ impl Session {
             protection: Protection::Clear,
             hash_algorithm: HashAlgorithm::Sha256,
             hash_range: None,
+            compressed: false,
         }
     }
 
@@ -590,7 +595,20 @@ impl Session {
                     TransferType::Binary => reply(ReplyCode::CommandOk, "Type set to I"),
                 }
             }
-            Command::Mode => reply(ReplyCode::CommandOk, "Mode set to S"),
+            Command::Mode(TransferMode::Stream) => {
+                self.compressed = false;
+                reply(ReplyCode::CommandOk, "Mode set to S")
+            }
+            Command::Mode(TransferMode::Deflate) => {
+                if !self.config.features.mode_z {
+                    return reply(ReplyCode::ParameterNotImplemented, "MODE Z is not enabled");
+                }
+                if self.rest > 0 {
+                    return reply(ReplyCode::BadSequence, "MODE Z cannot follow REST");
+                }
+                self.compressed = true;
+                reply(ReplyCode::CommandOk, "Mode set to Z")
+            }
             Command::Stru => reply(ReplyCode::CommandOk, "Structure set to F"),
             Command::Allo(size) => self.allo(size),
             Command::Hash(arg) => {
@@ -604,6 +622,7 @@ impl Session {
             Command::Rang { start, end } => {
                 if (start, end) == (1, 0) {
                     self.hash_range = None;
+                    self.compressed = false;
                     return reply(ReplyCode::PendingFurtherInformation, "Range reset");
                 }
                 self.hash_range = Some((start, end));
@@ -670,6 +689,12 @@ impl Session {
                 )
             }),
             Command::Rest(offset) => {
+                if offset > 0 && self.compressed {
+                    return reply(
+                        ReplyCode::ParameterNotImplemented,
+                        "REST is not supported in MODE Z; use MODE S",
+                    );
+                }
                 if offset > 0 && self.transfer_type == TransferType::Ascii {
                     return reply(
                         ReplyCode::ParameterNotImplemented,
@@ -750,6 +775,7 @@ impl Session {
             ascii: false,
             data: DataEndpoint::None,
             protected: false,
+            compressed: false,
         };
         self.transfer = Some(plan.clone());
         self.abort_requested = false;
@@ -1081,6 +1107,7 @@ impl Session {
             ascii: self.transfer_type == TransferType::Ascii,
             data,
             protected,
+            compressed: self.compressed,
         };
         self.transfer = Some(plan.clone());
         self.abort_requested = false;
@@ -1463,12 +1490,13 @@ impl Session {
             _ => lines.push("Not logged in".to_string()),
         }
         lines.push(format!(
-            "TYPE: {}, STRUcture: File, MODE: Stream",
+            "TYPE: {}, STRUcture: File, MODE: {}",
             if self.transfer_type == TransferType::Ascii {
                 "ASCII"
             } else {
                 "BINARY"
-            }
+            },
+            if self.compressed { "Deflate" } else { "Stream" }
         ));
         match (&self.transfer, progress) {
             (Some(plan), bytes) => lines.push(format!(
@@ -1568,6 +1596,7 @@ impl Session {
                     || (tls.available && (c.verb != "CCC" || tls.allow_ccc))
             })
             .filter(|c| features.allows(c.verb))
+            .filter(|c| c.verb != "MODE" || features.mode_z)
             .filter(|c| match c.verb {
                 "AVBL" => caps.available_space,
                 "MFMT" => caps.set_modified,

@@ -379,6 +379,7 @@ fn retr_uses_the_rest_offset_once() {
             ascii: false,
             data: DataEndpoint::Passive,
             protected: false,
+            compressed: false,
         })
     );
     assert_eq!(
