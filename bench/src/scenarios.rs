@@ -467,11 +467,22 @@ impl Sampler {
 
     /// Stops sampling; returns the peak in KiB.
     fn stop(mut self) -> u64 {
+        self.halt();
+        self.peak.load(Ordering::Relaxed)
+    }
+
+    fn halt(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
-        self.peak.load(Ordering::Relaxed)
+    }
+}
+
+/// A case that fails stops the sampler too, so the server it holds is killed at once.
+impl Drop for Sampler {
+    fn drop(&mut self) {
+        self.halt();
     }
 }
 
