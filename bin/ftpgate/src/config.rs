@@ -964,6 +964,8 @@ pub(crate) struct FeaturesSection {
     pub(crate) max_concurrent_hashes: usize,
     /// MODE Z (deflate on data connections); off by default.
     pub(crate) mode_z: bool,
+    /// COMB (join uploaded parts); off by default.
+    pub(crate) comb: bool,
     /// MODE Z: most bytes one upload may inflate to ("16G").
     pub(crate) mode_z_max_inflated: Option<Size>,
     /// MODE Z: most inflated bytes per compressed byte (bomb protection).
@@ -986,6 +988,7 @@ impl Default for FeaturesSection {
             default_transfer_type: "ascii".to_string(),
             max_concurrent_hashes: ServerConfig::default().max_concurrent_hashes,
             mode_z: f.mode_z,
+            comb: f.comb,
             mode_z_max_inflated: None,
             mode_z_max_ratio: ServerConfig::default().mode_z_max_ratio,
         }
@@ -1016,6 +1019,7 @@ impl FeaturesSection {
             list_args: self.list_args,
             avbl: self.avbl,
             mode_z: self.mode_z,
+            comb: self.comb,
             default_type,
         };
         config.max_concurrent_hashes = self.max_concurrent_hashes;

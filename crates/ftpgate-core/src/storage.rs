@@ -178,6 +178,18 @@ pub trait Storage: Send + Sync + 'static {
         Err(unsupported("symbolic links"))
     }
 
+    /// Makes `target` the concatenation of `parts` in the store itself (an object store's
+    /// multipart compose), if it can; the engine removes the parts afterwards. The default
+    /// answers Unsupported and the engine streams the parts into an upload instead.
+    async fn combine(
+        &self,
+        target: &VirtualPath,
+        parts: &[VirtualPath],
+    ) -> Result<(), StorageError> {
+        let _ = (target, parts);
+        Err(unsupported("combining in place"))
+    }
+
     /// A digest of the whole file that the store already keeps (an object's checksum), so
     /// HASH need not read the file. `None` (the default): the engine reads and hashes it.
     async fn stored_digest(

@@ -30,6 +30,8 @@ pub struct Features {
     pub avbl: bool,
     /// MODE Z (deflate on data connections). Off by default.
     pub mode_z: bool,
+    /// COMB: concatenate uploaded parts into one file (EnableCOMB). Off by default.
+    pub comb: bool,
     /// The transfer type before any TYPE command (DefaultTransferType; RFC 959 says ASCII).
     pub default_type: TransferType,
 }
@@ -47,6 +49,7 @@ impl Default for Features {
             list_args: true,
             avbl: true,
             mode_z: false,
+            comb: false,
             default_type: TransferType::Ascii,
         }
     }
@@ -64,6 +67,7 @@ impl Features {
             "STAT" => self.stat,
             "SYST" => self.syst,
             "AVBL" => self.avbl,
+            "COMB" => self.comb,
             _ => true,
         }
     }
@@ -166,6 +170,25 @@ impl HashAlgorithm {
     }
 }
 
+/// Arguments of COMB: names separated by spaces, each optionally in double quotes (which
+/// may hold spaces). `None` for an unterminated quote.
+pub fn parse_quoted_names(arg: &str) -> Option<Vec<String>> {
+    let mut names = Vec::new();
+    let mut rest = arg.trim_start();
+    while !rest.is_empty() {
+        if let Some(quoted) = rest.strip_prefix('"') {
+            let (name, tail) = quoted.split_once('"')?;
+            names.push(name.to_string());
+            rest = tail.trim_start();
+        } else {
+            let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+            names.push(name.to_string());
+            rest = tail.trim_start();
+        }
+    }
+    Some(names)
+}
+
 /// Arguments of the legacy digest commands: `XCRC "name" [start [end]]`, or unquoted
 /// `XCRC name` / `XCRC name start end` (two trailing numbers are a range only when both are
 /// there, so a name ending in a number stays a name).
@@ -237,6 +260,19 @@ mod tests {
         );
         assert_eq!(parse_legacy_hash_args("\"unterminated"), None);
         assert_eq!(parse_legacy_hash_args(""), None);
+    }
+
+    #[test]
+    fn quoted_names() {
+        assert_eq!(
+            parse_quoted_names("\"big file\" part.1 \"part 2\""),
+            Some(vec!["big file".into(), "part.1".into(), "part 2".into()])
+        );
+        assert_eq!(
+            parse_quoted_names("a  b"),
+            Some(vec!["a".into(), "b".into()])
+        );
+        assert_eq!(parse_quoted_names("\"open"), None);
     }
 
     #[test]

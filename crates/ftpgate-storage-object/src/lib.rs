@@ -43,7 +43,7 @@ use ftpgate_core::{
     StorageError, StorageFactory, Upload, User, VirtualPath, WriteStart,
 };
 use futures_util::{StreamExt, TryStreamExt};
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 use url::Url;
 
 pub use crate::native::NativeService;
@@ -748,6 +748,68 @@ impl Storage for ObjectStorage {
 
     fn capabilities(&self) -> Capabilities {
         Capabilities::none()
+    }
+
+    /// A multipart upload whose parts are copies of the given objects (UploadPartCopy), when
+    /// the store has multipart uploads and every part but the last is at least 5 MiB (and at
+    /// most 5 GiB); otherwise Unsupported, and the engine streams the parts instead.
+    async fn combine(
+        &self,
+        target: &VirtualPath,
+        parts: &[VirtualPath],
+    ) -> Result<(), StorageError> {
+        let unsupported = || store_error(ErrorKind::Unsupported, "cannot compose these parts");
+        let Some(client) = &self.multipart else {
+            return Err(unsupported());
+        };
+        let mut keys = Vec::with_capacity(parts.len());
+        for (i, part) in parts.iter().enumerate() {
+            let key = self.key(part);
+            let Some(info) = self.store.head(&key).await? else {
+                return Err(store_error(
+                    ErrorKind::NotFound,
+                    format!("{part}: no such file"),
+                ));
+            };
+            let last = i + 1 == parts.len();
+            if info.size == 0
+                || (!last && info.size < MIN_PART_SIZE as u64)
+                || info.size > 5 * 1024 * 1024 * 1024
+            {
+                return Err(unsupported());
+            }
+            keys.push((key, info.size));
+        }
+        let target_key = self.key(target);
+        let id = client.create_multipart(&target_key).await?;
+        let result = async {
+            let mut done = Vec::with_capacity(keys.len());
+            for (number, (key, size)) in (1u16..).zip(&keys) {
+                let etag = client
+                    .upload_part_copy(&target_key, &id, number, key, None)
+                    .await?;
+                done.push(client::Part {
+                    number,
+                    etag,
+                    size: *size,
+                });
+            }
+            client.complete_multipart(&target_key, &id, &done).await
+        }
+        .await;
+        match result {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                let _ = client.abort_multipart(&target_key, &id).await;
+                // A store that refuses this copy (Garage keeps small objects inline and cannot
+                // copy them as parts) leaves the engine to stream the parts instead.
+                if e.kind == ErrorKind::Local {
+                    debug!(error = %e, "composing in the store failed; streaming instead");
+                    return Err(unsupported());
+                }
+                Err(e)
+            }
+        }
     }
 
     async fn set_modified(

@@ -236,6 +236,7 @@ pub(crate) async fn run_transfer(plan: TransferPlan, mut ctx: TransferContext) {
         TransferKind::StoreUnique { dir, base } => ("STOU", dir.join(base).to_string()),
         TransferKind::List { path, .. } => ("LIST", path.to_string()),
         TransferKind::Hash { path, .. } => ("HASH", path.to_string()),
+        TransferKind::Combine { target, .. } => ("COMB", target.to_string()),
     };
     info!(
         user = %ctx.user,
@@ -250,7 +251,9 @@ pub(crate) async fn run_transfer(plan: TransferPlan, mut ctx: TransferContext) {
     let direction = match &plan.kind {
         TransferKind::Retrieve { .. } => Some(Direction::Download),
         TransferKind::Store { .. } | TransferKind::StoreUnique { .. } => Some(Direction::Upload),
-        TransferKind::List { .. } | TransferKind::Hash { .. } => None,
+        TransferKind::List { .. } | TransferKind::Hash { .. } | TransferKind::Combine { .. } => {
+            None
+        }
     };
     if let Some(direction) = direction {
         let path = match &plan.kind {
@@ -290,6 +293,7 @@ async fn transfer(
             end,
             ..
         } => hash_file(ctx, path, *algorithm, *start, *end).await,
+        TransferKind::Combine { target, parts } => combine(ctx, target, parts).await,
         TransferKind::Retrieve { path, offset } => {
             let meta = ctx.storage.metadata(path).await.map_err(failed)?;
             if meta.is_dir() {
@@ -443,6 +447,96 @@ async fn hash_file(
         start,
         end: end - left,
     })
+}
+
+/// COMB: `target` becomes the parts in order (in the store where it can, otherwise streamed
+/// through an upload that commits only when every part was copied), then the parts go.
+async fn combine(
+    ctx: &mut TransferContext,
+    target: &VirtualPath,
+    parts: &[VirtualPath],
+) -> Result<TransferOutcome, TransferOutcome> {
+    let failed = |e: ftpgate_core::StorageError| {
+        warn!(error = %e, "storage error");
+        TransferOutcome::Failed(e.kind)
+    };
+    let mut total = 0u64;
+    let mut freed = 0u64;
+    for part in parts {
+        let meta = ctx.storage.metadata(part).await.map_err(failed)?;
+        if !meta.is_file() {
+            return Err(TransferOutcome::Failed(ErrorKind::IsADirectory));
+        }
+        total += meta.size;
+        if part != target {
+            freed += meta.size;
+        }
+    }
+    let old_target = match ctx.storage.metadata(target).await {
+        Ok(meta) if meta.is_file() => meta.size,
+        Ok(_) => return Err(TransferOutcome::Failed(ErrorKind::IsADirectory)),
+        Err(_) => 0,
+    };
+    if ctx.limits.max_file_size.is_some_and(|max| total > max) {
+        return Err(TransferOutcome::Failed(ErrorKind::ExceededStorage));
+    }
+    match ctx.storage.combine(target, parts).await {
+        Ok(()) => ctx.progress.store(total, Ordering::Relaxed),
+        Err(e) if e.kind == ErrorKind::Unsupported => {
+            let mut upload = ctx
+                .storage
+                .write(target, WriteStart::Truncate)
+                .await
+                .map_err(failed)?;
+            if let Err(outcome) = copy_parts(ctx, parts, upload.as_mut()).await {
+                upload.abort().await;
+                return Err(outcome);
+            }
+            upload.commit().await.map_err(failed)?;
+        }
+        Err(e) => return Err(failed(e)),
+    }
+    for part in parts.iter().filter(|p| *p != target) {
+        if let Err(e) = ctx.storage.remove_file(part).await {
+            warn!(part = %part, error = %e, "cannot remove a combined part");
+        }
+    }
+    if let Some(quota) = &ctx.limits.quota {
+        quota.resized(old_target + freed, total);
+    }
+    Ok(TransferOutcome::Complete { bytes: total })
+}
+
+async fn copy_parts(
+    ctx: &TransferContext,
+    parts: &[VirtualPath],
+    upload: &mut dyn Upload,
+) -> Result<(), TransferOutcome> {
+    let mut buffer = vec![0u8; TRANSFER_BUFFER];
+    for part in parts {
+        let mut reader = ctx
+            .storage
+            .read(part, 0)
+            .await
+            .map_err(|e| TransferOutcome::Failed(e.kind))?;
+        loop {
+            let n = match guarded(ctx, reader.read(&mut buffer)).await {
+                Guarded::Done(Ok(0)) => break,
+                Guarded::Done(Ok(n)) => n,
+                Guarded::Done(Err(e)) => return Err(TransferOutcome::Failed(error_kind_of(&e))),
+                Guarded::Stalled => return Err(TransferOutcome::Failed(ErrorKind::Transient)),
+                Guarded::Cancelled => return Err(TransferOutcome::Aborted),
+            };
+            match guarded(ctx, upload.write(&buffer[..n])).await {
+                Guarded::Done(Ok(())) => {}
+                Guarded::Done(Err(e)) => return Err(TransferOutcome::Failed(e.kind)),
+                Guarded::Stalled => return Err(TransferOutcome::Failed(ErrorKind::Transient)),
+                Guarded::Cancelled => return Err(TransferOutcome::Aborted),
+            }
+            ctx.progress.fetch_add(n as u64, Ordering::Relaxed);
+        }
+    }
+    Ok(())
 }
 
 /// Waits for `step` unless the transfer is cancelled (no stall timeout: waiting for a permit

@@ -398,3 +398,50 @@ fn mode_z_compresses_both_ways_and_refuses_bombs() {
     assert_eq!(raw.upload("STOR bomb", &bomb), 552);
     assert!(!s.path("bomb").exists());
 }
+
+#[test]
+fn comb_joins_parts_and_removes_them() {
+    let s = TestServer::start();
+    assert_eq!(s.raw_logged_in().code("COMB a b"), 502, "off by default");
+    let mut options = Options::default();
+    options.config.features.comb = true;
+    let s = TestServer::start_with(options);
+    let parts: Vec<Vec<u8>> = (0..3)
+        .map(|i| random_bytes(300_000 + i, i as u64))
+        .collect();
+    for (i, part) in parts.iter().enumerate() {
+        write_file(&s.path(&format!("part {i}")), part);
+    }
+    let mut raw = s.raw_logged_in();
+    assert!(raw.cmd("FEAT").1.contains(" COMB\r\n"));
+    let (code, text) = raw.cmd("COMB \"big file\" \"part 0\" \"part 1\" \"part 2\"");
+    assert_eq!(code, 250, "{text}");
+    assert_eq!(std::fs::read(s.path("big file")).unwrap(), parts.concat());
+    for i in 0..3 {
+        assert!(!s.path(&format!("part {i}")).exists(), "part {i} removed");
+    }
+    // The target may be the first part (appending the rest to it).
+    write_file(&s.path("t"), b"head-");
+    write_file(&s.path("t.2"), b"tail");
+    assert_eq!(raw.code("COMB t t t.2"), 250);
+    assert_eq!(std::fs::read(s.path("t")).unwrap(), b"head-tail");
+    assert!(!s.path("t.2").exists());
+    // A missing part changes nothing.
+    write_file(&s.path("x.1"), b"x");
+    assert_eq!(raw.code("COMB x x.1 x.missing"), 550);
+    assert!(s.path("x.1").exists() && !s.path("x").exists());
+    assert_eq!(raw.code("COMB \"unterminated"), 501);
+}
+
+#[test]
+fn comb_needs_delete_on_the_parts() {
+    let mut options = Options::default();
+    options.config.features.comb = true;
+    options.alice_permissions =
+        ftpgate::core::PermissionMap::uniform(ftpgate::core::Permissions::parse("elrw").unwrap());
+    let s = TestServer::start_with(options);
+    write_file(&s.path("p"), b"p");
+    let mut raw = s.raw_logged_in();
+    assert_eq!(raw.code("COMB t p"), 550);
+    assert!(!s.path("t").exists());
+}

@@ -485,3 +485,37 @@ fn an_unreachable_store_gives_a_transient_error_and_never_hangs_the_session() {
     assert!(started.elapsed() < Duration::from_secs(15));
     assert_eq!(raw.code("NOOP"), 200, "the session goes on");
 }
+
+#[test]
+fn comb_composes_large_parts_in_the_store_and_streams_small_ones() {
+    let s = start(false, &garage::unique_prefix("comb"), |o| {
+        o.config.features.comb = true;
+    });
+    let mut raw = s.raw();
+    let a = random_bytes(5 * MIB, 21);
+    let b = random_bytes(5 * MIB + 3, 22);
+    let c = random_bytes(100_000, 23);
+    assert_eq!(raw.upload("STOR a", &a), 226);
+    assert_eq!(raw.upload("STOR b", &b), 226);
+    assert_eq!(raw.upload("STOR c", &c), 226);
+    // Parts of at least 5 MiB (but the last): UploadPartCopy in the store.
+    assert_eq!(raw.code("COMB whole a b c"), 250);
+    assert_eq!(s.object("whole").unwrap(), [a, b, c.clone()].concat());
+    assert!(s.object("a").is_none() && s.object("b").is_none() && s.object("c").is_none());
+    // The store itself composes (no fallback to streaming).
+    assert_eq!(raw.upload("STOR d", &random_bytes(5 * MIB, 24)), 226);
+    assert_eq!(raw.upload("STOR e", &random_bytes(10, 25)), 226);
+    let p = |n: &str| VirtualPath::parse_absolute(n).unwrap();
+    s.runtime
+        .block_on(s.store.combine(&p("/composed"), &[p("/whole"), p("/d")]))
+        .expect("composed in the store");
+    // Small parts: streamed through an upload.
+    assert_eq!(raw.upload("STOR s1", b"small "), 226);
+    assert_eq!(raw.upload("STOR s2", &c), 226);
+    assert_eq!(raw.code("COMB joined s1 s2"), 250);
+    assert_eq!(
+        s.object("joined").unwrap(),
+        [b"small ".to_vec(), c].concat()
+    );
+    assert!(s.incomplete().is_empty());
+}

@@ -154,6 +154,11 @@ pub enum Command {
         start: Option<u64>,
         end: Option<u64>,
     },
+    /// COMB: concatenate `parts` into `target`, then remove the parts.
+    Comb {
+        target: String,
+        parts: Vec<String>,
+    },
     /// AVBL: available space for uploads in a directory.
     Avbl(Option<String>),
     /// LANG (RFC 2640).

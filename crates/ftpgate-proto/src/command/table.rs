@@ -5,7 +5,7 @@ use std::time::SystemTime;
 use super::{
     Command, CommandSpec, EpsvArg, ListArgs, Password, Protection, TransferMode, TransferType,
 };
-use crate::extensions::{HashAlgorithm, parse_legacy_hash_args};
+use crate::extensions::{HashAlgorithm, parse_legacy_hash_args, parse_quoted_names};
 use crate::hostport::{parse_eprt, parse_port};
 use crate::listing::parse_timeval;
 use crate::path::is_forbidden_char;
@@ -176,6 +176,20 @@ fn legacy_hash(algorithm: HashAlgorithm, arg: &str) -> Result<Command, Reply> {
         path: path(&name)?,
         start,
         end,
+    })
+}
+
+fn parse_comb(arg: &str) -> Result<Command, Reply> {
+    let names = parse_quoted_names(arg).ok_or_else(|| syntax("Unterminated quote"))?;
+    let Some((target, parts)) = names.split_first() else {
+        return Err(syntax("COMB needs a target and the parts"));
+    };
+    if parts.is_empty() || parts.len() > 10_000 {
+        return Err(syntax("COMB needs a target and 1 to 10,000 parts"));
+    }
+    Ok(Command::Comb {
+        target: path(target)?,
+        parts: parts.iter().map(|p| path(p)).collect::<Result<_, _>>()?,
     })
 }
 
@@ -395,6 +409,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         parse: |a| legacy_hash(HashAlgorithm::Sha256, a)),
     spec!("XSHA512", login: true, perm: Some(Perm::Retrieve), transfer: false, during: false, help: "XSHA512 <sp> pathname [<sp> start <sp> end]", feat: Some("XSHA512"),
         parse: |a| legacy_hash(HashAlgorithm::Sha512, a)),
+    spec!("COMB", login: true, perm: Some(Perm::Store), transfer: false, during: false, help: "COMB <sp> \"target\" <sp> \"part 1\" <sp> \"part 2\" ...", feat: Some("COMB"),
+        parse: parse_comb),
     // Space, language and facts
     spec!("AVBL", login: true, perm: Some(Perm::List), transfer: false, during: false, help: "AVBL [<sp> pathname]", feat: Some("AVBL"),
         parse: |a| optional_path(a).map(Command::Avbl)),

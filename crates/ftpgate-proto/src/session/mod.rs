@@ -181,6 +181,13 @@ pub enum TransferKind {
         /// The user's permissions in that directory (for the MLSD `perm` fact).
         permissions: Permissions,
     },
+    /// COMB: concatenate parts into a file, then remove the parts; no data connection.
+    Combine {
+        /// The file made.
+        target: VirtualPath,
+        /// The parts, in order.
+        parts: Vec<VirtualPath>,
+    },
     /// HASH or a legacy digest command: compute a digest of a file's bytes; no data
     /// connection.
     Hash {
@@ -658,6 +665,7 @@ impl Session {
                 ),
             },
             Command::Mff { modify, mode, path } => self.mff(spec, modify, mode, &path),
+            Command::Comb { target, parts } => self.comb(spec, &target, &parts),
             Command::Abor => self.abor(),
             Command::Site(arg) => self.site(&arg),
             Command::Pasv => self.pasv(false),
@@ -771,6 +779,40 @@ impl Session {
                 start,
                 end,
                 legacy,
+            },
+            ascii: false,
+            data: DataEndpoint::None,
+            protected: false,
+            compressed: false,
+        };
+        self.transfer = Some(plan.clone());
+        self.abort_requested = false;
+        Step::Transfer(plan)
+    }
+
+    /// COMB: store permission on the target; retrieve and delete on every part.
+    fn comb(&mut self, spec: &'static CommandSpec, target: &str, parts: &[String]) -> Step {
+        let target = match self.resolve_checked(spec, target) {
+            Ok(path) => path,
+            Err(step) => return step,
+        };
+        let mut resolved = Vec::with_capacity(parts.len());
+        for part in parts {
+            let path = match self.cwd.resolve(part) {
+                Ok(path) => path,
+                Err(e) => return reply(ReplyCode::ArgumentSyntaxError, e.to_string()),
+            };
+            if !self.permits(Some(Perm::Retrieve), &path)
+                || !self.permits(Some(Perm::Delete), &path)
+            {
+                return Step::Reply(reply_for(ErrorKind::PermissionDenied, path.as_str()));
+            }
+            resolved.push(path);
+        }
+        let plan = TransferPlan {
+            kind: TransferKind::Combine {
+                target,
+                parts: resolved,
             },
             ascii: false,
             data: DataEndpoint::None,
@@ -1272,7 +1314,18 @@ impl Session {
     pub fn handle_transfer_done(&mut self, outcome: TransferOutcome) -> Vec<Reply> {
         let plan = self.transfer.take();
         let subject = plan.as_ref().map(|p| describe(&p.kind)).unwrap_or_default();
+        let combined = matches!(
+            plan,
+            Some(TransferPlan {
+                kind: TransferKind::Combine { .. },
+                ..
+            })
+        );
         let mut replies = vec![match outcome {
+            TransferOutcome::Complete { bytes } if combined => Reply::new(
+                ReplyCode::FileActionOk,
+                format!("Combined into {subject} ({bytes} bytes)"),
+            ),
             TransferOutcome::Hashed { digest, start, end } => match plan.map(|p| p.kind) {
                 Some(TransferKind::Hash { legacy: true, .. }) => {
                     Reply::new(ReplyCode::FileActionOk, digest)
@@ -1830,7 +1883,8 @@ fn describe(kind: &TransferKind) -> String {
         TransferKind::Retrieve { path, .. }
         | TransferKind::Store { path, .. }
         | TransferKind::List { path, .. }
-        | TransferKind::Hash { path, .. } => path.clone(),
+        | TransferKind::Hash { path, .. }
+        | TransferKind::Combine { target: path, .. } => path.clone(),
         TransferKind::StoreUnique { dir, base } => dir.join(base),
     };
     crate::listing::display_name(path.as_str()).into_owned()
