@@ -32,6 +32,26 @@ pub(crate) struct ConfigFile {
     pub(crate) log: LogSection,
     #[serde(default)]
     pub(crate) features: FeaturesSection,
+    /// Virtual hosts (RFC 7151 HOST), each with its own users and storage.
+    #[serde(default)]
+    pub(crate) hosts: Vec<HostSection>,
+}
+
+/// `[[hosts]]`: a virtual host chosen with HOST before login.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct HostSection {
+    /// The host name clients send with HOST.
+    pub(crate) name: String,
+    /// The 220 reply to HOST.
+    #[serde(default)]
+    pub(crate) banner: Option<String>,
+    #[serde(default)]
+    pub(crate) users: Vec<UserSection>,
+    #[serde(default)]
+    pub(crate) anonymous: Option<AnonymousSection>,
+    #[serde(default)]
+    pub(crate) storage: StorageSection,
 }
 
 /// `[server]`
@@ -722,6 +742,51 @@ fn read_only_permissions() -> String {
     Permissions::READ_ONLY.to_string()
 }
 
+/// The users of a `[[users]]` list (named `prefix` in messages), checked.
+pub(crate) fn user_entries_of(prefix: &str, users: &[UserSection]) -> Result<Vec<UserEntry>> {
+    let mut entries = Vec::new();
+    for (i, user) in users.iter().enumerate() {
+        let key = format!("{prefix}[{i}]");
+        if user.name.is_empty() || user.name.chars().any(char::is_control) {
+            bail!("{key}.name: must be a non-empty name without control characters");
+        }
+        if users[..i].iter().any(|u| u.name == user.name) {
+            bail!("{key}.name: user {:?} is defined twice", user.name);
+        }
+        if !is_valid_hash(&user.password_hash) {
+            bail!(
+                "{key}.password_hash: not an argon2 or bcrypt hash (make one with `ftpgate hash-password`)"
+            );
+        }
+        entries.push(UserEntry {
+            name: user.name.clone(),
+            password_hash: user.password_hash.clone(),
+            home: user.home.to_string_lossy().into_owned(),
+            permissions: permission_map(&key, &user.permissions, &user.dirs)?,
+            tls_required: user.tls_required,
+            quota_bytes: match &user.quota {
+                Some(size) => Some(size.bytes().with_context(|| format!("{key}.quota"))?),
+                None => None,
+            },
+        });
+    }
+    Ok(entries)
+}
+
+/// Anonymous access of an `[anonymous]` section, if enabled.
+pub(crate) fn anonymous_entry_of(
+    key: &str,
+    anon: Option<&AnonymousSection>,
+) -> Result<Option<AnonymousEntry>> {
+    match anon {
+        Some(anon) if anon.enabled => Ok(Some(AnonymousEntry {
+            home: anon.home.to_string_lossy().into_owned(),
+            permissions: permission_map(key, &anon.permissions, &anon.dirs)?,
+        })),
+        _ => Ok(None),
+    }
+}
+
 impl ConfigFile {
     /// Reads and parses a file; the error names the file and the bad key.
     pub(crate) fn load(path: &Path) -> Result<ConfigFile> {
@@ -841,44 +906,12 @@ impl ServerSection {
 impl ConfigFile {
     /// The configured users, checked.
     pub(crate) fn user_entries(&self) -> Result<Vec<UserEntry>> {
-        let mut entries = Vec::new();
-        for (i, user) in self.users.iter().enumerate() {
-            let key = format!("users[{i}]");
-            if user.name.is_empty() || user.name.chars().any(char::is_control) {
-                bail!("{key}.name: must be a non-empty name without control characters");
-            }
-            if self.users[..i].iter().any(|u| u.name == user.name) {
-                bail!("{key}.name: user {:?} is defined twice", user.name);
-            }
-            if !is_valid_hash(&user.password_hash) {
-                bail!(
-                    "{key}.password_hash: not an argon2 or bcrypt hash (make one with `ftpgate hash-password`)"
-                );
-            }
-            entries.push(UserEntry {
-                name: user.name.clone(),
-                password_hash: user.password_hash.clone(),
-                home: user.home.to_string_lossy().into_owned(),
-                permissions: permission_map(&key, &user.permissions, &user.dirs)?,
-                tls_required: user.tls_required,
-                quota_bytes: match &user.quota {
-                    Some(size) => Some(size.bytes().with_context(|| format!("{key}.quota"))?),
-                    None => None,
-                },
-            });
-        }
-        Ok(entries)
+        user_entries_of("users", &self.users)
     }
 
     /// Anonymous access, if enabled.
     pub(crate) fn anonymous_entry(&self) -> Result<Option<AnonymousEntry>> {
-        match &self.anonymous {
-            Some(anon) if anon.enabled => Ok(Some(AnonymousEntry {
-                home: anon.home.to_string_lossy().into_owned(),
-                permissions: permission_map("anonymous", &anon.permissions, &anon.dirs)?,
-            })),
-            _ => Ok(None),
-        }
+        anonymous_entry_of("anonymous", self.anonymous.as_ref())
     }
 
     /// Checks everything that can be checked without starting: the server section, users,
@@ -925,6 +958,26 @@ impl ConfigFile {
             tls.build(Vec::new())?;
         } else {
             self.tls.build(Vec::new())?;
+        }
+        for (i, host) in self.hosts.iter().enumerate() {
+            let key = format!("hosts[{i}]");
+            if host.name.trim().is_empty() {
+                bail!("{key}.name: a host name is needed");
+            }
+            if self.hosts[..i]
+                .iter()
+                .any(|h| h.name.eq_ignore_ascii_case(&host.name))
+            {
+                bail!("{key}.name: host {:?} is defined twice", host.name);
+            }
+            user_entries_of(&format!("{key}.users"), &host.users)?;
+            anonymous_entry_of(&format!("{key}.anonymous"), host.anonymous.as_ref())?;
+            crate::storage::Backends::build(
+                &format!("{key}.storage"),
+                &host.storage,
+                &host.users,
+                self.server.to_server_config()?.max_file_size,
+            )?;
         }
         // Every storage section builds (no request is made), credentials included.
         let max_file_size = self.server.to_server_config()?.max_file_size;

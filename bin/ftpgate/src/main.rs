@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
-use ftpgate::{CancellationToken, Server};
+use ftpgate::{CancellationToken, Server, VirtualHost};
 use ftpgate_auth_file::{FileAuthenticator, UserEntry, hash_password};
 use ftpgate_core::{PermissionMap, Permissions};
 use ftpgate_storage_fs::remove_leftover_uploads;
@@ -23,7 +23,7 @@ use rand::distributions::Alphanumeric;
 use tracing::{error, info, warn};
 
 use crate::config::{ConfigFile, parse_listen, parse_port_range};
-use crate::storage::{Backend, Backends};
+use crate::storage::Backends;
 
 /// An FTP server for local disks, with per-user homes and permissions.
 #[derive(Parser, Debug)]
@@ -329,35 +329,69 @@ fn serve(args: ServeArgs) -> Result<()> {
         .filter(|(kind, home)| !kind.home_is_remote(home))
         .map(|(_, home)| PathBuf::from(home))
         .collect();
-    let backends = Backends {
-        shared: Backend::build("storage", &file.storage, server_config.max_file_size)?,
-        per_user: file
-            .users
-            .iter()
-            .filter_map(|u| Some((u, u.storage.as_ref()?)))
-            .map(|(u, section)| {
-                let key = format!("users.{}.storage", u.name);
-                Ok((
-                    u.name.clone(),
-                    Backend::build(&key, section, server_config.max_file_size)?,
-                ))
-            })
-            .collect::<Result<_>>()?,
-    };
+    let backends = Backends::build(
+        "storage",
+        &file.storage,
+        &file.users,
+        server_config.max_file_size,
+    )?;
     let auth = FileAuthenticator::new(users, anonymous)?;
+    // Virtual hosts: users and storage of their own.
+    let mut hosts = Vec::new();
+    let mut homes = homes;
+    for (i, host) in file.hosts.iter().enumerate() {
+        let key = format!("hosts[{i}]");
+        let users = config::user_entries_of(&format!("{key}.users"), &host.users)?;
+        let anonymous =
+            config::anonymous_entry_of(&format!("{key}.anonymous"), host.anonymous.as_ref())?;
+        for user in &users {
+            let kind = host
+                .users
+                .iter()
+                .find(|u| u.name == user.name)
+                .and_then(|u| u.storage.as_ref())
+                .map_or(host.storage.kind, |s| s.kind);
+            if !kind.home_is_remote(&user.home) {
+                homes.push(PathBuf::from(&user.home));
+            }
+        }
+        let backends = Backends::build(
+            &format!("{key}.storage"),
+            &host.storage,
+            &host.users,
+            server_config.max_file_size,
+        )?;
+        let banner = host
+            .banner
+            .clone()
+            .unwrap_or_else(|| format!("{} ready", host.name));
+        hosts.push((
+            host.name.clone(),
+            FileAuthenticator::new(users, anonymous)?,
+            backends,
+            banner,
+        ));
+    }
 
     let run_as = file.server.run_as.clone();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async move {
-        backends.shared.spawn_cleanup();
-        for backend in backends.per_user.values() {
-            backend.spawn_cleanup();
+        backends.spawn_cleanup();
+        let mut server = Server::new(server_config, Arc::new(auth), Arc::new(backends));
+        for (name, auth, backends, banner) in hosts {
+            backends.spawn_cleanup();
+            server = server.with_virtual_host(
+                &name,
+                VirtualHost {
+                    auth: Arc::new(auth),
+                    storage: Arc::new(backends),
+                    banner,
+                },
+            );
         }
-        let server = Server::new(server_config, Arc::new(auth), Arc::new(backends))
-            .bind()
-            .await?;
+        let server = server.bind().await?;
         if let Some(user) = &run_as {
             drop_privileges(user)?;
             println!("ftpgate: running as user {user:?}");

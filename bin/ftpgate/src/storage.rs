@@ -10,7 +10,7 @@ use ftpgate_storage_fs::{Durability, FsStorageFactory};
 use ftpgate_storage_object::ObjectStorageFactory;
 use tracing::{info, warn};
 
-use crate::config::{DurabilitySetting, StorageKind, StorageSection};
+use crate::config::{DurabilitySetting, StorageKind, StorageSection, UserSection};
 
 /// The storage one `[storage]` section describes.
 pub(crate) struct Backend {
@@ -143,6 +143,36 @@ impl Backend {
 pub(crate) struct Backends {
     pub(crate) shared: Backend,
     pub(crate) per_user: HashMap<String, Backend>,
+}
+
+impl Backends {
+    /// The storage of `section` (named `key`) and of each of `users`' own sections.
+    pub(crate) fn build(
+        key: &str,
+        section: &StorageSection,
+        users: &[UserSection],
+        max_file_size: Option<u64>,
+    ) -> Result<Backends> {
+        Ok(Backends {
+            shared: Backend::build(key, section, max_file_size)?,
+            per_user: users
+                .iter()
+                .filter_map(|u| Some((u, u.storage.as_ref()?)))
+                .map(|(u, own)| {
+                    let key = format!("users.{}.storage", u.name);
+                    Ok((u.name.clone(), Backend::build(&key, own, max_file_size)?))
+                })
+                .collect::<Result<_>>()?,
+        })
+    }
+
+    /// Starts the cleanup of abandoned uploads for every S3 store.
+    pub(crate) fn spawn_cleanup(&self) {
+        self.shared.spawn_cleanup();
+        for backend in self.per_user.values() {
+            backend.spawn_cleanup();
+        }
+    }
 }
 
 impl StorageFactory for Backends {

@@ -388,3 +388,105 @@ fn self_signed_quick_start_prints_the_served_fingerprint() {
     assert_eq!(printed, digest);
     assert!(daemon.terminate().success());
 }
+
+#[test]
+fn virtual_hosts_and_feature_switches_from_the_config_file() {
+    use std::io::{BufRead, BufReader, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let (home_a, home_b) = (dir.path().join("a"), dir.path().join("b"));
+    std::fs::create_dir_all(&home_a).unwrap();
+    std::fs::create_dir_all(&home_b).unwrap();
+    std::fs::write(home_b.join("on-b.txt"), b"b").unwrap();
+    let hash = |pw: &str| {
+        let out = std::process::Command::new(BIN)
+            .args(["hash-password", "--password", pw])
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    let config = dir.path().join("ftpgate.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"[features]
+mode_z = true
+comb = true
+syst = false
+
+[[users]]
+name = "amy"
+password_hash = "{amy}"
+home = "{a}"
+
+[[hosts]]
+name = "b.example"
+banner = "Welcome to b"
+
+[[hosts.users]]
+name = "ben"
+password_hash = "{ben}"
+home = "{b}"
+"#,
+            amy = hash("amypw"),
+            ben = hash("benpw"),
+            a = home_a.display(),
+            b = home_b.display(),
+        ),
+    )
+    .unwrap();
+    let check = std::process::Command::new(BIN)
+        .args(["check-config", config.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    let (daemon, addr) = Daemon::start(
+        dir.path(),
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+        ],
+        &[],
+    );
+    let stream = std::net::TcpStream::connect(addr).unwrap();
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut greeting = String::new();
+    reader.read_line(&mut greeting).unwrap();
+    assert!(greeting.starts_with("220"), "{greeting}");
+    let mut writer = stream;
+    let mut ask = |cmd: &str| {
+        writer.write_all(format!("{cmd}\r\n").as_bytes()).unwrap();
+        let mut all = String::new();
+        loop {
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            all.push_str(&line);
+            if line.len() >= 4 && line.as_bytes()[3] == b' ' {
+                return all;
+            }
+        }
+    };
+    let feat = ask("FEAT");
+    assert!(
+        feat.contains(" HOST\r\n") && feat.contains(" MODE Z\r\n") && feat.contains(" COMB\r\n"),
+        "{feat}"
+    );
+    assert!(ask("SYST").starts_with("502"));
+    assert_eq!(ask("HOST b.example").trim_end(), "220 Welcome to b");
+    ask("USER ben");
+    assert!(ask("PASS benpw").starts_with("230"));
+    assert!(ask("TYPE I").starts_with("200"));
+    assert_eq!(ask("SIZE on-b.txt").trim_end(), "213 1");
+    drop(ask);
+    assert!(login(addr, "amy", "amypw").starts_with("230"));
+    assert!(
+        login(addr, "ben", "benpw").starts_with("530"),
+        "ben lives on b.example only"
+    );
+    assert!(daemon.terminate().success());
+}

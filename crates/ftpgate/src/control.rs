@@ -33,7 +33,7 @@ use crate::data::{self, TransferContext, TransferEvent};
 use crate::events::Event;
 use crate::guard::CommandRate;
 use crate::limits::{Quota, UploadLimits};
-use crate::server::Shared;
+use crate::server::{Shared, VirtualHost};
 use crate::tls::{self, SessionTls, Stream};
 
 struct RunningTransfer {
@@ -62,6 +62,8 @@ struct Control {
     close_now: bool,
     rate: CommandRate,
     quota: Option<Arc<Quota>>,
+    /// The virtual host chosen with HOST, by name.
+    host: Option<(String, Arc<VirtualHost>)>,
 }
 
 enum Wake {
@@ -100,6 +102,7 @@ pub(crate) async fn run(
                 None => TlsPolicy::default(),
             },
             features: shared.config.features,
+            virtual_hosts: !shared.hosts.is_empty(),
         };
         let now = Instant::now();
         let shared_rate = shared.config.max_commands_per_second;
@@ -122,6 +125,7 @@ pub(crate) async fn run(
             close_now: false,
             rate: CommandRate::new(shared_rate, now.into_std()),
             quota: None,
+            host: None,
         };
         if implicit_tls {
             if let Err(e) = control.upgrade_tls(true).await {
@@ -314,6 +318,15 @@ impl Control {
                     let reply = self.session.status_reply(progress);
                     return self.send(&[reply]).await;
                 }
+                Step::SelectHost(name) => {
+                    let found = self.shared.hosts.get(&name).cloned();
+                    let banner = found.as_ref().map(|h| h.banner.clone());
+                    if found.is_some() {
+                        info!(host = %name, "virtual host chosen");
+                    }
+                    self.host = found.map(|h| (name, h));
+                    self.session.host_selected(banner)
+                }
                 Step::Logout(reply) => {
                     self.quota = None;
                     if let Some(user) = self.session.user_name() {
@@ -334,8 +347,12 @@ impl Control {
         user: &str,
         password: &ftpgate_proto::Password,
     ) -> Result<SessionUser, ()> {
-        match self.shared.auth.authenticate(user, password).await {
-            Ok(found) => match self.shared.storage.open(&found) {
+        let (auth, storage, host) = match &self.host {
+            Some((name, host)) => (host.auth.clone(), host.storage.clone(), name.as_str()),
+            None => (self.shared.auth.clone(), self.shared.storage.clone(), ""),
+        };
+        match auth.authenticate(user, password).await {
+            Ok(found) => match storage.open(&found) {
                 Ok(storage) => {
                     info!(user = ?found.name, "login");
                     let (name, client) = (found.name.clone(), self.peer.ip());
@@ -343,7 +360,7 @@ impl Control {
                     if let Some(tls) = &self.tls {
                         tls.logged_in(&found.name);
                     }
-                    self.quota = self.shared.quota(&found, storage.as_ref()).await;
+                    self.quota = self.shared.quota(host, &found, storage.as_ref()).await;
                     let mut capabilities = storage.capabilities();
                     // With a quota, the space left is known whatever the storage can tell.
                     capabilities.available_space |= self.quota.is_some();

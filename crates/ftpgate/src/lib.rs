@@ -38,6 +38,6 @@ pub use ftpgate_core as core;
 pub use ftpgate_proto as proto;
 pub use ftpgate_proto::{Features, HashAlgorithm, TransferType};
 pub use guard::LoginGuardConfig;
-pub use server::{BoundServer, Server};
+pub use server::{BoundServer, Server, VirtualHost};
 pub use tls::{SessionReuse, TlsConfig};
 pub use tokio_util::sync::CancellationToken;

@@ -45,6 +45,8 @@ pub(crate) struct Shared {
     /// Permits for digests computed at once (HASH is a CPU and I/O amplifier).
     pub(crate) hash_slots: Arc<Semaphore>,
     events: Option<Arc<dyn EventHandler>>,
+    /// Virtual hosts by lower-case name.
+    pub(crate) hosts: HashMap<String, Arc<VirtualHost>>,
 }
 
 /// How long a resolved public host name is trusted before it is looked up again.
@@ -59,9 +61,16 @@ impl Shared {
     }
 
     /// The quota of `user`, measured from its storage the first time.
-    pub(crate) async fn quota(&self, user: &User, storage: &dyn Storage) -> Option<Arc<Quota>> {
+    pub(crate) async fn quota(
+        &self,
+        host: &str,
+        user: &User,
+        storage: &dyn Storage,
+    ) -> Option<Arc<Quota>> {
         let limit = user.quota_bytes?;
-        if let Some(quota) = self.quotas.lock().ok()?.get(&user.name) {
+        // Virtual hosts have users of their own: the same name on two hosts is two users.
+        let key = format!("{host}\0{}", user.name);
+        if let Some(quota) = self.quotas.lock().ok()?.get(&key) {
             return Some(quota.clone());
         }
         let used = match storage.used_bytes().await {
@@ -74,7 +83,7 @@ impl Shared {
         let mut quotas = self.quotas.lock().ok()?;
         Some(
             quotas
-                .entry(user.name.clone())
+                .entry(key)
                 .or_insert_with(|| Arc::new(Quota::new(limit, used)))
                 .clone(),
         )
@@ -160,6 +169,18 @@ pub struct Server {
     auth: Arc<dyn Authenticator>,
     storage: Arc<dyn StorageFactory>,
     events: Option<Arc<dyn EventHandler>>,
+    hosts: HashMap<String, Arc<VirtualHost>>,
+}
+
+/// A virtual host (RFC 7151): clients choose it with HOST before logging in, and get its
+/// greeting, its users and its storage. Clients that send no HOST get the server's own.
+pub struct VirtualHost {
+    /// The host's users.
+    pub auth: Arc<dyn Authenticator>,
+    /// Where the host's users' files are.
+    pub storage: Arc<dyn StorageFactory>,
+    /// The text of the 220 reply to HOST.
+    pub banner: String,
 }
 
 impl Server {
@@ -174,7 +195,15 @@ impl Server {
             auth,
             storage,
             events: None,
+            hosts: HashMap::new(),
         }
+    }
+
+    /// Adds a virtual host, chosen by clients with `HOST name` (names compare without case).
+    pub fn with_virtual_host(mut self, name: &str, host: VirtualHost) -> Self {
+        self.hosts
+            .insert(name.trim().to_ascii_lowercase(), Arc::new(host));
+        self
     }
 
     /// Reports logins, logouts, transfers, deletes, renames and directory changes to
@@ -231,6 +260,7 @@ impl Server {
             quotas: Mutex::new(HashMap::new()),
             hash_slots: Arc::new(Semaphore::new(config_hashes.max(1))),
             events: self.events,
+            hosts: self.hosts,
         });
         Ok(BoundServer { listeners, shared })
     }

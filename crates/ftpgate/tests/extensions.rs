@@ -445,3 +445,72 @@ fn comb_needs_delete_on_the_parts() {
     assert_eq!(raw.code("COMB t p"), 550);
     assert!(!s.path("t").exists());
 }
+
+#[test]
+fn host_selects_a_virtual_host_with_its_own_users_and_root() {
+    use ftpgate_auth_file::{FileAuthenticator, UserEntry, hash_password};
+    use std::sync::Arc;
+    let other_root = tempfile::tempdir().unwrap();
+    write_file(&other_root.path().join("only-on-b.txt"), b"b");
+    let auth = FileAuthenticator::new(
+        vec![UserEntry {
+            name: "bob".into(),
+            password_hash: hash_password("bobpw"),
+            home: other_root.path().to_string_lossy().into_owned(),
+            permissions: ftpgate::core::PermissionMap::uniform(ftpgate::core::Permissions::ALL),
+            tls_required: false,
+            quota_bytes: None,
+        }],
+        None,
+    )
+    .unwrap();
+    let host = ftpgate::VirtualHost {
+        auth: Arc::new(auth),
+        storage: Arc::new(ftpgate_storage_fs::FsStorageFactory {
+            durability: ftpgate_storage_fs::Durability::Normal,
+            keep_partial_uploads: false,
+        }),
+        banner: "b.example ready".into(),
+    };
+    let s = TestServer::start_with(Options {
+        hosts: vec![("B.Example".into(), host)],
+        ..Options::default()
+    });
+    write_file(&s.path("only-on-default.txt"), b"a");
+    // HOST chooses the host: its greeting, its users, its root.
+    let mut raw = s.raw();
+    assert!(raw.cmd("FEAT").1.contains(" HOST\r\n"));
+    assert_eq!(
+        raw.cmd("HOST b.example").1.trim_end(),
+        "220 b.example ready"
+    );
+    raw.code("USER bob");
+    assert_eq!(raw.code("PASS bobpw"), 230);
+    raw.cmd("TYPE I");
+    let (_, names) = raw.download("NLST");
+    assert_eq!(String::from_utf8(names).unwrap(), "only-on-b.txt\r\n");
+    // The default host's users are not the virtual host's.
+    let mut raw = s.raw();
+    assert_eq!(raw.code("HOST b.example"), 220);
+    raw.code(&format!("USER {USER}"));
+    assert_eq!(raw.code(&format!("PASS {PASS}")), 530);
+    // Without HOST: the default host.
+    let mut raw = s.raw_logged_in();
+    assert_eq!(raw.code("HOST b.example"), 503, "after login");
+    let (_, names) = raw.download("NLST");
+    assert!(
+        String::from_utf8(names)
+            .unwrap()
+            .contains("only-on-default.txt")
+    );
+    let mut raw = s.raw();
+    assert_eq!(raw.code("HOST nowhere.example"), 504);
+    assert_eq!(raw.code("HOST bad/name"), 501);
+    raw.code(&format!("USER {USER}"));
+    assert_eq!(raw.code("HOST b.example"), 503, "after USER");
+    // A server without virtual hosts does not offer HOST.
+    let plain = TestServer::start();
+    let mut raw = plain.raw();
+    assert!(!raw.cmd("FEAT").1.contains("HOST"));
+    assert_eq!(raw.code("HOST b.example"), 502);
+}

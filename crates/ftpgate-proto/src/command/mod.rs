@@ -161,6 +161,8 @@ pub enum Command {
     },
     /// AVBL: available space for uploads in a directory.
     Avbl(Option<String>),
+    /// HOST (RFC 7151): the virtual host the client wants, before login.
+    Host(String),
     /// LANG (RFC 2640).
     Lang(Option<String>),
     /// MFF (draft-somers-ftp-mfxx): set facts of a file.

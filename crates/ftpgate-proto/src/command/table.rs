@@ -411,6 +411,16 @@ pub static COMMANDS: &[CommandSpec] = &[
         parse: |a| legacy_hash(HashAlgorithm::Sha512, a)),
     spec!("COMB", login: true, perm: Some(Perm::Store), transfer: false, during: false, help: "COMB <sp> \"target\" <sp> \"part 1\" <sp> \"part 2\" ...", feat: Some("COMB"),
         parse: parse_comb),
+    // RFC 7151
+    spec!("HOST", login: false, perm: None, transfer: false, during: false, help: "HOST <sp> hostname", feat: Some("HOST"),
+    parse: |a| {
+        let name = a.trim().trim_start_matches('[').trim_end_matches(']');
+        if name.is_empty() || name.len() > 253 || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.:_".contains(&b)) {
+            Err(syntax("HOST needs a host name"))
+        } else {
+            Ok(Command::Host(name.to_ascii_lowercase()))
+        }
+    }),
     // Space, language and facts
     spec!("AVBL", login: true, perm: Some(Perm::List), transfer: false, during: false, help: "AVBL [<sp> pathname]", feat: Some("AVBL"),
         parse: |a| optional_path(a).map(Command::Avbl)),

@@ -41,6 +41,8 @@ pub struct SessionConfig {
     pub tls: TlsPolicy,
     /// Optional commands switched on or off.
     pub features: Features,
+    /// HOST is offered (the server has virtual hosts).
+    pub virtual_hosts: bool,
 }
 
 impl Default for SessionConfig {
@@ -51,6 +53,7 @@ impl Default for SessionConfig {
             max_login_failures: 3,
             tls: TlsPolicy::default(),
             features: Features::default(),
+            virtual_hosts: false,
         }
     }
 }
@@ -309,6 +312,8 @@ pub enum Step {
     TransferStatus,
     /// REIN: forget the user (and its storage), then send this reply.
     Logout(Reply),
+    /// HOST: find the virtual host `name`, then call [`Session::host_selected`].
+    SelectHost(String),
     /// Nothing to send now (QUIT during a transfer waits for it to end).
     Nothing,
 }
@@ -665,6 +670,15 @@ impl Session {
                 ),
             },
             Command::Mff { modify, mode, path } => self.mff(spec, modify, mode, &path),
+            Command::Host(name) => {
+                if !self.config.virtual_hosts {
+                    return reply(ReplyCode::NotImplemented, "No virtual hosts on this server");
+                }
+                match self.login {
+                    Login::AwaitingUser => Step::SelectHost(name),
+                    _ => reply(ReplyCode::BadSequence, "HOST must come before USER"),
+                }
+            }
             Command::Comb { target, parts } => self.comb(spec, &target, &parts),
             Command::Abor => self.abor(),
             Command::Site(arg) => self.site(&arg),
@@ -746,6 +760,15 @@ impl Session {
                     "Control connection is now clear",
                 ))
             }
+        }
+    }
+
+    /// The engine's answer to [`Step::SelectHost`]: the host's greeting, or `None` for an
+    /// unknown host.
+    pub fn host_selected(&mut self, banner: Option<String>) -> Step {
+        match banner {
+            Some(banner) => reply(ReplyCode::ServiceReady, banner),
+            None => reply(ReplyCode::ParameterNotImplemented, "Unknown host"),
         }
     }
 
@@ -1650,6 +1673,7 @@ impl Session {
             })
             .filter(|c| features.allows(c.verb))
             .filter(|c| c.verb != "MODE" || features.mode_z)
+            .filter(|c| c.verb != "HOST" || self.config.virtual_hosts)
             .filter(|c| match c.verb {
                 "AVBL" => caps.available_space,
                 "MFMT" => caps.set_modified,

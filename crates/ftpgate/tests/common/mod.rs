@@ -39,6 +39,8 @@ pub struct Options {
     pub storage: Option<(Arc<dyn ftpgate_core::StorageFactory>, String)>,
     /// Where the server reports events.
     pub events: Option<Arc<dyn ftpgate::EventHandler>>,
+    /// Virtual hosts, by name.
+    pub hosts: Vec<(String, ftpgate::VirtualHost)>,
 }
 
 impl Default for Options {
@@ -62,6 +64,7 @@ impl Default for Options {
             durability: Durability::Normal,
             storage: None,
             events: None,
+            hosts: Vec::new(),
         }
     }
 }
@@ -120,6 +123,7 @@ impl TestServer {
         let token = shutdown.clone();
         let config = options.config;
         let events = options.events;
+        let hosts = options.hosts;
         let (tx, rx) = std::sync::mpsc::channel();
         let thread = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -131,6 +135,9 @@ impl TestServer {
                 let mut server = Server::new(config, Arc::new(auth), storage);
                 if let Some(events) = events {
                     server = server.with_events(events);
+                }
+                for (name, host) in hosts {
+                    server = server.with_virtual_host(&name, host);
                 }
                 let server = server.bind().await.unwrap();
                 tx.send((server.local_addrs(), server.implicit_tls_addrs()))
