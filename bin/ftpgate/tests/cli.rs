@@ -482,7 +482,6 @@ home = "{b}"
     assert!(ask("PASS benpw").starts_with("230"));
     assert!(ask("TYPE I").starts_with("200"));
     assert_eq!(ask("SIZE on-b.txt").trim_end(), "213 1");
-    drop(ask);
     assert!(login(addr, "amy", "amypw").starts_with("230"));
     assert!(
         login(addr, "ben", "benpw").starts_with("530"),
