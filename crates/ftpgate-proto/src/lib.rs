@@ -1,7 +1,7 @@
 //! The FTP protocol as pure functions, with no sockets, files or clocks.
 //!
 //! Everything here can be tested and fuzzed without a network: the control-line decoder
-//! ([`line`]), the command table and parser ([`command`]), reply encoding ([`reply`]), client
+//! ([`line`](mod@line)), the command table and parser ([`command`]), reply encoding ([`reply`]), client
 //! path normalisation ([`path`]), data-address arguments ([`hostport`]), listing formats
 //! ([`listing`]), permissions ([`perm`]), the error-to-reply map ([`reply_map`]) and the session
 //! state machine ([`session`]) that decides every reply. The engine in the `ftpgate` crate
