@@ -21,18 +21,22 @@
 
 #![warn(missing_docs)]
 
+mod address;
 mod config;
 mod control;
 mod data;
 mod guard;
 mod limits;
+mod passive;
 mod server;
 mod tls;
 
-pub use config::{ConfigError, ServerConfig};
+pub use address::{PassiveAddressResolver, PassiveAddressRule};
+pub use config::{ActiveSourcePort, ConfigError, ServerConfig};
 pub use ftpgate_core as core;
 pub use ftpgate_proto as proto;
 pub use guard::LoginGuardConfig;
+pub use ipnet::IpNet;
 pub use server::{BoundServer, Server};
 pub use tls::{SessionReuse, TlsConfig};
 pub use tokio_util::sync::CancellationToken;
