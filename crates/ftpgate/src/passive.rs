@@ -5,7 +5,9 @@
 //! else while it keeps waiting.
 //!
 //! With port sharing ([`ServerConfig::passive_port_sharing`]) one listener per port serves every
-//! session that PASV/EPSV sent there. The listener is owned by a small accept task; each
+//! session that PASV/EPSV sent there. A session goes to a port where no other session of its
+//! client address waits when the range has one, so sessions of one address share a port only
+//! when the range is too small to keep them apart. The listener is owned by a small accept task; each
 //! PASV/EPSV adds a waiter to that port's queue for the client's IP address, and each connection
 //! accepted goes to the oldest waiter of its source address (FIFO per client IP, in the order the
 //! PASV/EPSV commands were answered). A connection from an address with no waiter is closed at
@@ -170,8 +172,10 @@ impl PortSharing {
         }
     }
 
-    /// Adds a waiter for `client` on a port of `range` on `local_ip`: a port already shared or
-    /// a free one, starting from a random port of the range.
+    /// Adds a waiter for `client` on a port of `range` on `local_ip`, starting from a random
+    /// port of the range: first a port where no other session of this client address waits
+    /// (already shared or free), and only when there is none, one where such a session waits
+    /// (then FIFO order decides which connection goes to whom).
     fn register(
         &self,
         range: &std::ops::RangeInclusive<u16>,
@@ -186,47 +190,58 @@ impl PortSharing {
         let id = registry.next_id;
         registry.next_id += 1;
         let (tx, rx) = oneshot::channel();
-        for port in ports_from_random_start(range) {
-            let addr = SocketAddr::new(local_ip, port);
-            let shared = match registry.ports.entry(addr) {
-                Entry::Occupied(entry) => entry.into_mut(),
-                Entry::Vacant(entry) => {
-                    let listener = match bind_listener(local_ip, port) {
-                        Ok(listener) => listener,
-                        Err(e) if e.kind() == io::ErrorKind::AddrInUse => continue,
-                        Err(e) => return Err(e),
-                    };
-                    let idle = Arc::new(Notify::new());
-                    debug!(%addr, "shared passive port opened");
-                    tokio::spawn(accept_loop(
-                        listener,
-                        addr,
-                        self.inner.clone(),
-                        idle.clone(),
-                        self.stop.clone(),
-                    ));
-                    entry.insert(SharedPort {
-                        waiters: HashMap::new(),
-                        registrations: 0,
-                        idle,
-                    })
+        for share_with_same_client in [false, true] {
+            for port in ports_from_random_start(range) {
+                let addr = SocketAddr::new(local_ip, port);
+                let same_client_waits = registry
+                    .ports
+                    .get(&addr)
+                    .is_some_and(|p| p.waiters.contains_key(&client));
+                if same_client_waits != share_with_same_client {
+                    // First pass: ports without this client; second pass: only those with it (the
+                    // others were all tried).
+                    continue;
                 }
-            };
-            shared.registrations += 1;
-            shared
-                .waiters
-                .entry(client)
-                .or_default()
-                .push_back(Waiter { id, tx });
-            return Ok(SharedWait {
-                rx,
-                registration: Registration {
-                    registry: self.inner.clone(),
-                    addr,
-                    client,
-                    id,
-                },
-            });
+                let shared = match registry.ports.entry(addr) {
+                    Entry::Occupied(entry) => entry.into_mut(),
+                    Entry::Vacant(entry) => {
+                        let listener = match bind_listener(local_ip, port) {
+                            Ok(listener) => listener,
+                            Err(e) if e.kind() == io::ErrorKind::AddrInUse => continue,
+                            Err(e) => return Err(e),
+                        };
+                        let idle = Arc::new(Notify::new());
+                        debug!(%addr, "shared passive port opened");
+                        tokio::spawn(accept_loop(
+                            listener,
+                            addr,
+                            self.inner.clone(),
+                            idle.clone(),
+                            self.stop.clone(),
+                        ));
+                        entry.insert(SharedPort {
+                            waiters: HashMap::new(),
+                            registrations: 0,
+                            idle,
+                        })
+                    }
+                };
+                shared.registrations += 1;
+                shared
+                    .waiters
+                    .entry(client)
+                    .or_default()
+                    .push_back(Waiter { id, tx });
+                return Ok(SharedWait {
+                    rx,
+                    registration: Registration {
+                        registry: self.inner.clone(),
+                        addr,
+                        client,
+                        id,
+                    },
+                });
+            }
         }
         Err(io::Error::new(
             io::ErrorKind::AddrInUse,
@@ -403,6 +418,27 @@ mod tests {
             .connect(SocketAddr::from(([127, 0, 0, 1], port)))
             .await
             .unwrap()
+    }
+
+    #[tokio::test]
+    async fn sessions_of_one_address_share_a_port_only_when_they_must() {
+        let sharing = PortSharing::new(CancellationToken::new());
+        let (p1, p2) = loop {
+            let p = free_port();
+            if p < u16::MAX && std::net::TcpListener::bind(("127.0.0.1", p + 1)).is_ok() {
+                break (p, p + 1);
+            }
+        };
+        let range = p1..=p2;
+        let local: IpAddr = "127.0.0.1".parse().unwrap();
+        let client: IpAddr = "127.0.0.1".parse().unwrap();
+        let a = sharing.register(&range, local, client).unwrap();
+        let b = sharing.register(&range, local, client).unwrap();
+        assert_ne!(a.port(), b.port());
+        let other = sharing.register(&range, local, "127.0.0.2".parse().unwrap()).unwrap();
+        let c = sharing.register(&range, local, client).unwrap();
+        assert_eq!(sharing.counts(), (2, 4));
+        drop((a, b, c, other));
     }
 
     #[tokio::test]
