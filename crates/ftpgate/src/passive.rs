@@ -435,7 +435,9 @@ mod tests {
         let a = sharing.register(&range, local, client).unwrap();
         let b = sharing.register(&range, local, client).unwrap();
         assert_ne!(a.port(), b.port());
-        let other = sharing.register(&range, local, "127.0.0.2".parse().unwrap()).unwrap();
+        let other = sharing
+            .register(&range, local, "127.0.0.2".parse().unwrap())
+            .unwrap();
         let c = sharing.register(&range, local, client).unwrap();
         assert_eq!(sharing.counts(), (2, 4));
         drop((a, b, c, other));
