@@ -36,6 +36,7 @@ pub use config::{ActiveSourcePort, ConfigError, ServerConfig};
 pub use ftpgate_core as core;
 pub use ftpgate_proto as proto;
 pub use guard::LoginGuardConfig;
+/// An IPv4 or IPv6 network (`10.0.0.0/8`), for [`PassiveAddressRule`]; from the `ipnet` crate.
 pub use ipnet::IpNet;
 pub use server::{BoundServer, Server};
 pub use tls::{SessionReuse, TlsConfig};
