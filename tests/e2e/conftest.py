@@ -5,7 +5,8 @@ listening on a free loopback port, serving a fresh temporary root directory,
 with one user and its own passive port range. ``ftps_server`` does the same
 with FTPS turned on: a self-signed certificate, explicit FTPS (AUTH TLS) on the
 control port and an implicit FTPS listener on a second port; the ``ftps``
-marker adjusts it per test (see ``pytest_configure``).
+marker adjusts it per test, and the ``server`` marker adjusts ``ftp_server``
+(see ``pytest_configure``).
 
 Environment:
 
@@ -210,9 +211,23 @@ def _spawn(cmd: list[str], cwd: pathlib.Path, log_path: pathlib.Path) -> subproc
         )
 
 
+SERVER_MARKER_OPTIONS = ("config", "passive_range_size")
+
+
 @pytest.fixture
-def ftp_server(tmp_path: pathlib.Path) -> Iterator[FtpServer]:
+def ftp_server(request: pytest.FixtureRequest, tmp_path: pathlib.Path) -> Iterator[FtpServer]:
+    """A fresh server; adjust it with ``@pytest.mark.server(...)`` (see ``pytest_configure``)."""
     kind = _server_kind()
+    marker = request.node.get_closest_marker("server")
+    options = dict(marker.kwargs) if marker else {}
+    unknown = set(options) - set(SERVER_MARKER_OPTIONS)
+    if unknown or (marker and marker.args):
+        raise pytest.UsageError(
+            f"server marker takes only keyword arguments {SERVER_MARKER_OPTIONS}, got "
+            f"{marker.args!r} {sorted(unknown)!r}"
+        )
+    config: Optional[str] = options.get("config")
+    range_size = int(options.get("passive_range_size", PASSIVE_RANGE_SIZE))
     if len(_startup_failures) >= MAX_STARTUP_FAILURES:
         # Do not spend the startup timeout again on every remaining test.
         pytest.fail(
@@ -223,8 +238,12 @@ def ftp_server(tmp_path: pathlib.Path) -> Iterator[FtpServer]:
     root = tmp_path / "ftproot"
     root.mkdir()
     port = _free_control_port()
-    prange = _free_passive_range(exclude=port)
+    prange = _free_passive_range(exclude=port, size=range_size)
     cmd = _command(kind, root, port, prange)
+    if config is not None and kind == "ftpgate":
+        config_path = tmp_path / "ftpgate.toml"
+        config_path.write_text(config, encoding="utf-8")
+        cmd += ["--config", str(config_path)]
     log_path = tmp_path / "server.log"
 
     proc = _spawn(cmd, tmp_path, log_path)
@@ -438,6 +457,13 @@ def ftps_server(request: pytest.FixtureRequest, tmp_path: pathlib.Path) -> Itera
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "server(config=None, passive_range_size=20): how the ftp_server fixture starts "
+        "ftpgate: config is TOML text written to a file and passed with --config (the flags "
+        "still apply; ignored for the pyftpdlib reference run); passive_range_size is the "
+        "number of ports in its --passive-ports range.",
+    )
     config.addinivalue_line(
         "markers",
         "ftps(tls_required=False, config=None, extra_args=()): how the ftps_server fixture "

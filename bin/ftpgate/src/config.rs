@@ -1,7 +1,7 @@
 //! The TOML configuration file, and how it (plus command-line flags) becomes the engine's
 //! settings. Unknown keys are errors, and every semantic error names its key.
 
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -61,8 +61,16 @@ pub(crate) struct ServerSection {
     pub(crate) listen: Vec<String>,
     pub(crate) passive_ports: Option<String>,
     pub(crate) public_host: Option<String>,
+    /// How often a `public_host` name is looked up again.
+    pub(crate) public_host_refresh_secs: u64,
+    /// PASV addresses by client network; the first rule that holds the client wins.
+    pub(crate) passive_address_rules: Vec<PassiveAddressRuleSection>,
+    /// Many sessions may wait on one passive port (told apart by client address).
+    pub(crate) passive_port_sharing: bool,
     pub(crate) active_mode: bool,
     pub(crate) min_active_port: u16,
+    /// The local port of active data connections: a number, "control-1" or "ephemeral".
+    pub(crate) active_source_port: Option<ActiveSourcePortSetting>,
     pub(crate) max_connections: usize,
     pub(crate) max_connections_per_ip: usize,
     pub(crate) idle_timeout_secs: u64,
@@ -86,6 +94,63 @@ pub(crate) struct ServerSection {
     pub(crate) ban_growth: f64,
     /// After binding the listen ports, switch to this unprivileged user.
     pub(crate) run_as: Option<String>,
+}
+
+/// One of `server.passive_address_rules`: `{ cidr = "10.0.0.0/8", address = "10.1.2.3" }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PassiveAddressRuleSection {
+    /// The client network, `ADDRESS/PREFIX` (a bare address is one host).
+    pub(crate) cidr: String,
+    /// The IPv4 address announced to those clients.
+    pub(crate) address: String,
+}
+
+/// `server.active_source_port`: a port number, `"control-1"` (one below the control port) or
+/// `"ephemeral"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum ActiveSourcePortSetting {
+    Port(u16),
+    Text(String),
+}
+
+impl ActiveSourcePortSetting {
+    pub(crate) fn to_engine(&self) -> Result<ftpgate::ActiveSourcePort> {
+        match self {
+            ActiveSourcePortSetting::Port(0) => {
+                bail!("must be a port from 1 to 65535, \"control-1\" or \"ephemeral\"")
+            }
+            ActiveSourcePortSetting::Port(port) => Ok(ftpgate::ActiveSourcePort::Port(*port)),
+            ActiveSourcePortSetting::Text(text) => match text.as_str() {
+                "control-1" => Ok(ftpgate::ActiveSourcePort::ControlMinusOne),
+                "ephemeral" => Ok(ftpgate::ActiveSourcePort::Ephemeral),
+                other => {
+                    bail!("must be a port number, \"control-1\" or \"ephemeral\", not {other:?}")
+                }
+            },
+        }
+    }
+}
+
+impl PassiveAddressRuleSection {
+    pub(crate) fn to_engine(&self) -> Result<ftpgate::PassiveAddressRule> {
+        let text = self.cidr.trim();
+        let network = match text.parse::<ftpgate::IpNet>() {
+            Ok(net) => net,
+            Err(_) => match text.parse::<IpAddr>() {
+                Ok(ip) => ftpgate::IpNet::from(ip),
+                Err(_) => bail!("cidr: {text:?} is not a network such as \"10.0.0.0/8\""),
+            },
+        };
+        let address = self.address.trim().parse::<Ipv4Addr>().map_err(|_| {
+            anyhow!(
+                "address: {:?} is not an IPv4 address (PASV announces IPv4 only)",
+                self.address
+            )
+        })?;
+        Ok(ftpgate::PassiveAddressRule::new(network, address))
+    }
 }
 
 /// A size in bytes, written as a number or with a binary suffix: "512K", "10M", "2G", "1T".
@@ -134,8 +199,12 @@ impl Default for ServerSection {
             listen: Vec::new(),
             passive_ports: None,
             public_host: None,
+            public_host_refresh_secs: d.public_host_refresh.as_secs(),
+            passive_address_rules: Vec::new(),
+            passive_port_sharing: d.passive_port_sharing,
             active_mode: d.active_mode,
             min_active_port: d.min_active_port,
+            active_source_port: None,
             max_connections: d.max_connections,
             max_connections_per_ip: d.max_connections_per_ip,
             idle_timeout_secs: d.idle_timeout.as_secs(),
@@ -859,12 +928,40 @@ impl ServerSection {
             Some(text) => Some(parse_port_range(text).context("server.passive_ports")?),
             None => None,
         };
+        let mut passive_address_rules = Vec::new();
+        for (i, rule) in self.passive_address_rules.iter().enumerate() {
+            passive_address_rules.push(
+                rule.to_engine()
+                    .with_context(|| format!("server.passive_address_rules[{i}]"))?,
+            );
+        }
+        if self.public_host_refresh_secs == 0 {
+            bail!("server.public_host_refresh_secs must be greater than zero");
+        }
+        if let Some(host) = &self.public_host {
+            if host.parse::<std::net::Ipv6Addr>().is_ok() {
+                bail!(
+                    "server.public_host: PASV announces IPv4 only; give an IPv4 address or a name"
+                );
+            }
+        }
+        if self.passive_port_sharing && passive_ports.is_none() {
+            bail!("server.passive_port_sharing needs server.passive_ports (a port range)");
+        }
         let config = ServerConfig {
             listen,
             passive_ports,
             public_host: self.public_host.clone(),
+            public_host_refresh: Duration::from_secs(self.public_host_refresh_secs),
+            passive_address_rules,
+            passive_address_resolver: None,
+            passive_port_sharing: self.passive_port_sharing,
             active_mode: self.active_mode,
             min_active_port: self.min_active_port,
+            active_source_port: match &self.active_source_port {
+                Some(setting) => setting.to_engine().context("server.active_source_port")?,
+                None => ftpgate::ActiveSourcePort::Ephemeral,
+            },
             max_connections: self.max_connections,
             max_connections_per_ip: self.max_connections_per_ip,
             idle_timeout: Duration::from_secs(self.idle_timeout_secs),
@@ -1165,5 +1262,109 @@ mod tests {
         assert!(parse_listen("nonsense").is_err());
         assert_eq!(parse_port_range("50000-50010").unwrap(), 50000..=50010);
         assert!(parse_port_range("5-").is_err());
+    }
+
+    #[test]
+    fn network_settings() {
+        let config = ConfigFile::parse(
+            r#"
+[server]
+passive_ports = "50000-50000"
+passive_port_sharing = true
+public_host = "ftp.example.com"
+public_host_refresh_secs = 30
+active_source_port = 20
+passive_address_rules = [
+    { cidr = "10.0.0.0/8", address = "10.1.2.3" },
+    { cidr = "192.168.7.9", address = "192.168.7.1" },
+]
+"#,
+        )
+        .unwrap()
+        .server
+        .to_server_config()
+        .unwrap();
+        assert!(config.passive_port_sharing);
+        assert_eq!(config.public_host_refresh, Duration::from_secs(30));
+        assert_eq!(
+            config.active_source_port,
+            ftpgate::ActiveSourcePort::Port(20)
+        );
+        assert_eq!(
+            config.passive_address_rules,
+            vec![
+                ftpgate::PassiveAddressRule::new(
+                    "10.0.0.0/8".parse().unwrap(),
+                    "10.1.2.3".parse().unwrap()
+                ),
+                ftpgate::PassiveAddressRule::new(
+                    "192.168.7.9/32".parse().unwrap(),
+                    "192.168.7.1".parse().unwrap()
+                ),
+            ]
+        );
+
+        // The table form works too.
+        let config = ConfigFile::parse(
+            "[server]\nactive_source_port = \"control-1\"\n\n[[server.passive_address_rules]]\ncidr = \"fd00::/8\"\naddress = \"10.0.0.1\"\n",
+        )
+        .unwrap()
+        .server
+        .to_server_config()
+        .unwrap();
+        assert_eq!(
+            config.active_source_port,
+            ftpgate::ActiveSourcePort::ControlMinusOne
+        );
+        assert_eq!(config.passive_address_rules.len(), 1);
+
+        let defaults = ConfigFile::parse("")
+            .unwrap()
+            .server
+            .to_server_config()
+            .unwrap();
+        assert!(!defaults.passive_port_sharing);
+        assert_eq!(
+            defaults.active_source_port,
+            ftpgate::ActiveSourcePort::Ephemeral
+        );
+        assert_eq!(defaults.public_host_refresh, Duration::from_secs(60));
+
+        for (text, key) in [
+            (
+                "passive_address_rules = [{ cidr = \"10.0.0.0/33\", address = \"10.1.2.3\" }]",
+                "server.passive_address_rules[0]",
+            ),
+            (
+                "passive_address_rules = [{ cidr = \"10.0.0.0/8\", address = \"fd00::1\" }]",
+                "server.passive_address_rules[0]",
+            ),
+            (
+                "active_source_port = \"twenty\"",
+                "server.active_source_port",
+            ),
+            ("active_source_port = 0", "server.active_source_port"),
+            (
+                "public_host_refresh_secs = 0",
+                "server.public_host_refresh_secs",
+            ),
+            ("passive_port_sharing = true", "server.passive_port_sharing"),
+        ] {
+            let err = format!(
+                "{:#}",
+                ConfigFile::parse(&format!("[server]\n{text}\n"))
+                    .unwrap()
+                    .server
+                    .to_server_config()
+                    .unwrap_err()
+            );
+            assert!(err.contains(key), "{text}: {err}");
+        }
+        let err = ConfigFile::parse(
+            "[server]\npassive_address_rules = [{ cidr = \"10.0.0.0/8\", address = \"10.1.2.3\", port = 1 }]\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("port"), "{err}");
     }
 }

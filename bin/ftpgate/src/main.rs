@@ -167,6 +167,15 @@ fn serve(args: ServeArgs) -> Result<()> {
     };
     init_logging(args.log_level.as_deref().unwrap_or(&file.log.level))?;
 
+    // The passive range and public host flags take the file's place before it is checked
+    // (port sharing in the file may rely on a range given by flag).
+    if let Some(text) = &args.passive_ports {
+        parse_port_range(text).context("--passive-ports")?;
+        file.server.passive_ports = Some(text.clone());
+    }
+    if let Some(host) = &args.public_host {
+        file.server.public_host = Some(host.clone());
+    }
     let mut server_config = file.server.to_server_config()?;
     file.features.apply(&mut server_config)?;
     if !args.listen.is_empty() {
@@ -176,12 +185,6 @@ fn serve(args: ServeArgs) -> Result<()> {
                 .listen
                 .extend(parse_listen(text).context("--listen")?);
         }
-    }
-    if let Some(text) = &args.passive_ports {
-        server_config.passive_ports = Some(parse_port_range(text).context("--passive-ports")?);
-    }
-    if let Some(host) = &args.public_host {
-        server_config.public_host = Some(host.clone());
     }
 
     let mut users = file.user_entries()?;

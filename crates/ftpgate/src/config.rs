@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use ftpgate_proto::Features;
 
+use crate::address::{PassiveAddressResolver, PassiveAddressRule};
 use crate::guard::LoginGuardConfig;
 use crate::tls::TlsConfig;
 
@@ -18,12 +19,32 @@ pub struct ServerConfig {
     /// Ports for passive data connections; `None` lets the system pick.
     pub passive_ports: Option<RangeInclusive<u16>>,
     /// The address announced in PASV replies, as an IPv4 address or a host name (for servers
-    /// behind NAT). `None` announces the control connection's own address.
+    /// behind NAT). A name is looked up at start and again every `public_host_refresh`; a
+    /// failed lookup keeps the last address it gave. `None` announces the control connection's
+    /// own address. [`passive_address_rules`](Self::passive_address_rules) and
+    /// [`passive_address_resolver`](Self::passive_address_resolver) come first.
     pub public_host: Option<String>,
+    /// How often a `public_host` name is looked up again.
+    pub public_host_refresh: Duration,
+    /// PASV addresses by client network, e.g. clients in `10.0.0.0/8` get the private address
+    /// while everyone else gets `public_host`. The first rule whose network holds the client
+    /// wins. EPSV replies carry no address, so these only shape PASV.
+    pub passive_address_rules: Vec<PassiveAddressRule>,
+    /// A function that picks the PASV address per client; when it returns `Some` it wins over
+    /// the rules and the public host.
+    pub passive_address_resolver: Option<PassiveAddressResolver>,
+    /// Lets many sessions wait on one passive port, so a small firewall range serves many
+    /// clients: each connection to a shared port goes to the session of its source address that
+    /// asked first (PASV/EPSV order). Needs `passive_ports`. Off by default: two sessions from
+    /// one address (behind one NAT) waiting on one port at once can get each other's data
+    /// connections.
+    pub passive_port_sharing: bool,
     /// Whether PORT and EPRT are accepted.
     pub active_mode: bool,
     /// Lowest client port PORT/EPRT may name.
     pub min_active_port: u16,
+    /// The local port active-mode (PORT/EPRT) data connections are made from.
+    pub active_source_port: ActiveSourcePort,
     /// Most simultaneous control connections.
     pub max_connections: usize,
     /// Most simultaneous control connections from one IP address.
@@ -69,8 +90,13 @@ impl Default for ServerConfig {
             listen: vec![SocketAddr::from(([127, 0, 0, 1], 2121))],
             passive_ports: None,
             public_host: None,
+            public_host_refresh: Duration::from_secs(60),
+            passive_address_rules: Vec::new(),
+            passive_address_resolver: None,
+            passive_port_sharing: false,
             active_mode: true,
             min_active_port: 1024,
+            active_source_port: ActiveSourcePort::Ephemeral,
             max_connections: 512,
             max_connections_per_ip: 32,
             idle_timeout: Duration::from_secs(300),
@@ -93,6 +119,36 @@ impl Default for ServerConfig {
     }
 }
 
+/// The local port of active-mode data connections.
+///
+/// Some firewalls and old clients expect active data connections from port 20, one below the
+/// control port 21 (RFC 959's L-1). A port below 1024 needs root or `CAP_NET_BIND_SERVICE`; when
+/// the port cannot be bound (no privilege, or a listener holds it) the connection is made from
+/// an ephemeral port instead, and a warning is logged the first time. Connections from one
+/// fixed port are made with `SO_REUSEADDR`, so many can run at once to different client ports.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ActiveSourcePort {
+    /// Any port the system picks (the default).
+    #[default]
+    Ephemeral,
+    /// One below the port of the control connection (20 for a server on 21).
+    ControlMinusOne,
+    /// This port.
+    Port(u16),
+}
+
+impl ActiveSourcePort {
+    /// The port to bind for a control connection on local port `control_port`, or `None` for
+    /// an ephemeral one.
+    pub fn port_for(self, control_port: u16) -> Option<u16> {
+        match self {
+            ActiveSourcePort::Ephemeral => None,
+            ActiveSourcePort::ControlMinusOne => control_port.checked_sub(1).filter(|p| *p != 0),
+            ActiveSourcePort::Port(port) => Some(port).filter(|p| *p != 0),
+        }
+    }
+}
+
 /// A setting that cannot work.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ConfigError {
@@ -111,6 +167,9 @@ pub enum ConfigError {
     /// Implicit FTPS listeners without a TLS configuration.
     #[error("implicit TLS listeners need a TLS configuration (certificate and key)")]
     ImplicitWithoutTls,
+    /// Passive port sharing without a passive port range.
+    #[error("passive_port_sharing needs a passive port range")]
+    SharingWithoutRange,
 }
 
 impl ServerConfig {
@@ -141,6 +200,7 @@ impl ServerConfig {
             (self.idle_timeout, "idle_timeout"),
             (self.login_timeout, "login_timeout"),
             (self.data_timeout, "data_timeout"),
+            (self.public_host_refresh, "public_host_refresh"),
         ] {
             if value.is_zero() {
                 return Err(ConfigError::Zero(name));
@@ -151,6 +211,12 @@ impl ServerConfig {
         }
         if !self.implicit_tls_listen.is_empty() && self.tls.is_none() {
             return Err(ConfigError::ImplicitWithoutTls);
+        }
+        if self.passive_port_sharing && self.passive_ports.is_none() {
+            return Err(ConfigError::SharingWithoutRange);
+        }
+        if self.active_source_port == ActiveSourcePort::Port(0) {
+            return Err(ConfigError::Zero("active_source_port"));
         }
         Ok(())
     }
@@ -185,5 +251,27 @@ mod tests {
             ..ServerConfig::default()
         };
         assert_eq!(bad.validate(), Err(ConfigError::NoListenAddress));
+        let bad = ServerConfig {
+            passive_port_sharing: true,
+            ..ServerConfig::default()
+        };
+        assert_eq!(bad.validate(), Err(ConfigError::SharingWithoutRange));
+        let bad = ServerConfig {
+            public_host_refresh: Duration::ZERO,
+            ..ServerConfig::default()
+        };
+        assert_eq!(
+            bad.validate(),
+            Err(ConfigError::Zero("public_host_refresh"))
+        );
+    }
+
+    #[test]
+    fn active_source_ports() {
+        assert_eq!(ActiveSourcePort::Ephemeral.port_for(21), None);
+        assert_eq!(ActiveSourcePort::ControlMinusOne.port_for(21), Some(20));
+        assert_eq!(ActiveSourcePort::ControlMinusOne.port_for(2121), Some(2120));
+        assert_eq!(ActiveSourcePort::ControlMinusOne.port_for(1), None);
+        assert_eq!(ActiveSourcePort::Port(20).port_for(2121), Some(20));
     }
 }

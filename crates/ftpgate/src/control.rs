@@ -22,7 +22,7 @@ use ftpgate_proto::session::{
 use ftpgate_proto::{Reply, ReplyCode, Session, SessionConfig, Step, TlsPolicy, VirtualPath};
 use futures_util::StreamExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -33,6 +33,7 @@ use crate::data::{self, TransferContext, TransferEvent};
 use crate::events::Event;
 use crate::guard::CommandRate;
 use crate::limits::{Quota, UploadLimits};
+use crate::passive::Passive;
 use crate::server::{Shared, VirtualHost};
 use crate::tls::{self, SessionTls, Stream};
 
@@ -51,7 +52,9 @@ struct Control {
     peer: SocketAddr,
     local: SocketAddr,
     storage: Option<Arc<dyn Storage>>,
-    passive: Option<TcpListener>,
+    /// The passive endpoint of the next transfer (a listener, or a place in a shared port's
+    /// queue); dropped as soon as the session no longer expects a passive connection.
+    passive: Option<Passive>,
     transfer: Option<RunningTransfer>,
     events_tx: mpsc::Sender<TransferEvent>,
     events_rx: mpsc::Receiver<TransferEvent>,
@@ -277,15 +280,19 @@ impl Control {
                     self.session.handle_storage_result(result)
                 }
                 Step::OpenPassive { extended } => {
+                    // A second PASV replaces the first: its listener (or place in a queue) goes
+                    // before the new one is made.
                     self.passive = None;
-                    let result = match data::open_passive(&self.shared.config, self.local.ip())
-                        .and_then(|l| {
-                            let port = l.local_addr()?.port();
-                            Ok((l, port))
-                        }) {
-                        Ok((listener, port)) => {
-                            self.passive = Some(listener);
-                            Ok((self.shared.advertised_ipv4(self.local.ip()).await, port))
+                    let result = match Passive::open(
+                        &self.shared.config,
+                        &self.shared.port_sharing,
+                        self.local.ip(),
+                        self.peer.ip(),
+                    ) {
+                        Ok((passive, port)) => {
+                            self.passive = Some(passive);
+                            let ip = self.shared.advertised_ipv4(self.peer.ip(), self.local.ip());
+                            Ok((ip, port))
                         }
                         Err(e) => {
                             warn!(error = %e, "cannot open a passive port");
@@ -502,13 +509,14 @@ impl Control {
             passive: self.passive.take(),
             peer_ip: self.peer.ip(),
             local_ip: self.local.ip(),
+            active_source_port: self.shared.active_source_port(self.local.port()),
+            shared: self.shared.clone(),
             data_timeout: self.shared.config.data_timeout,
             user: self.session.user_name().unwrap_or("").to_string(),
             events: self.events_tx.clone(),
             cancel: cancel.clone(),
             progress: progress.clone(),
             hash_slots: self.shared.hash_slots.clone(),
-            shared: self.shared.clone(),
         };
         let handle = self
             .shared

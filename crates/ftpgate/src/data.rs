@@ -17,23 +17,23 @@ use ftpgate_core::{
     DirEntry, ErrorKind, HashAlgorithm, Storage, Upload, VirtualPath, error_kind_of,
 };
 use ftpgate_proto::ascii::{AsciiDecoder, AsciiEncoder};
-use ftpgate_proto::hostport::{canonical, same_host};
+use ftpgate_proto::hostport::canonical;
 use ftpgate_proto::listing::{ListFormat, format_entry};
 use ftpgate_proto::session::{
     DataEndpoint, StartInfo, TransferKind, TransferOutcome, TransferPlan, WriteStart,
 };
 use futures_util::StreamExt;
-use rand::Rng;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
-use crate::config::ServerConfig;
 use crate::digest::Digester;
 use crate::events::{Direction, Event, TransferRecord};
 use crate::limits::UploadLimits;
+use crate::passive::Passive;
+use crate::server::Shared;
 use crate::tls::{self, SessionTls, Stream};
 use crate::zlib::{Deflater, InflateError, Inflater, Progress};
 
@@ -58,9 +58,12 @@ pub(crate) struct TransferContext {
     /// The control connection's TLS context, for PROT P.
     pub(crate) tls: Option<Arc<SessionTls>>,
     pub(crate) storage: Arc<dyn Storage>,
-    pub(crate) passive: Option<TcpListener>,
+    pub(crate) passive: Option<Passive>,
     pub(crate) peer_ip: IpAddr,
     pub(crate) local_ip: IpAddr,
+    /// The local port of active connections (`None`: ephemeral).
+    pub(crate) active_source_port: Option<u16>,
+    pub(crate) shared: Arc<Shared>,
     pub(crate) data_timeout: Duration,
     pub(crate) user: String,
     pub(crate) events: mpsc::Sender<TransferEvent>,
@@ -68,70 +71,68 @@ pub(crate) struct TransferContext {
     pub(crate) progress: Arc<AtomicU64>,
     /// Server-wide permits for computing digests.
     pub(crate) hash_slots: Arc<tokio::sync::Semaphore>,
-    /// For events to the embedder.
-    pub(crate) shared: Arc<crate::server::Shared>,
 }
 
-fn bind_listener(ip: IpAddr, port: u16) -> io::Result<TcpListener> {
-    let socket = if ip.is_ipv4() {
-        TcpSocket::new_v4()?
-    } else {
-        TcpSocket::new_v6()?
-    };
-    // A port of a small range is reused at once, while its last data connection may still be in
-    // TIME_WAIT. (On Linux this never lets two listeners share a port; that is SO_REUSEPORT.)
-    socket.set_reuseaddr(true)?;
-    socket.bind(SocketAddr::new(ip, port))?;
-    socket.listen(8)
-}
-
-/// Opens a passive listener on the control connection's local address, on a random free port
-/// of the configured range (or any port if no range is set).
-pub(crate) fn open_passive(config: &ServerConfig, local_ip: IpAddr) -> io::Result<TcpListener> {
-    let Some(range) = &config.passive_ports else {
-        return bind_listener(local_ip, 0);
-    };
-    let (start, end) = (u32::from(*range.start()), u32::from(*range.end()));
-    let span = end - start + 1;
-    let first = rand::thread_rng().gen_range(0..span);
-    for i in 0..span {
-        let port = u16::try_from(start + (first + i) % span).unwrap_or(*range.start());
-        match bind_listener(local_ip, port) {
-            Ok(listener) => return Ok(listener),
-            Err(e) if e.kind() == io::ErrorKind::AddrInUse => continue,
-            Err(e) => return Err(e),
+/// Connects to the client for PORT/EPRT, from the control connection's local address and the
+/// configured source port (an ephemeral one if that cannot be bound).
+async fn connect_to(
+    local_ip: IpAddr,
+    source_port: Option<u16>,
+    addr: SocketAddr,
+    shared: &Shared,
+) -> io::Result<TcpStream> {
+    let local = canonical(local_ip);
+    // Bind only to an address of the target's family (an IPv6 control connection to an
+    // IPv4-mapped client address connects over IPv4).
+    let bind_ip = (local.is_ipv4() == addr.is_ipv4()).then_some(local);
+    if let Some(port) = source_port {
+        let ip = bind_ip.unwrap_or_else(|| unspecified(addr));
+        match active_socket(addr, Some(SocketAddr::new(ip, port))) {
+            Ok(socket) => match socket.connect(addr).await {
+                Ok(stream) => return Ok(stream),
+                // The same four-tuple still in TIME_WAIT (the client reused its port).
+                Err(e) if e.kind() == io::ErrorKind::AddrNotAvailable => {
+                    debug!(port, %addr, error = %e, "cannot connect from the active source port; using an ephemeral port");
+                }
+                Err(e) => return Err(e),
+            },
+            Err(e) => {
+                if shared.first_active_bind_failure() {
+                    warn!(port, error = %e, "cannot bind the active source port (a port below 1024 needs root or CAP_NET_BIND_SERVICE); active connections use ephemeral ports instead");
+                } else {
+                    debug!(port, error = %e, "cannot bind the active source port; using an ephemeral port");
+                }
+            }
         }
     }
-    Err(io::Error::new(
-        io::ErrorKind::AddrInUse,
-        "no free port in the passive range",
-    ))
+    let socket = active_socket(addr, bind_ip.map(|ip| SocketAddr::new(ip, 0)))?;
+    socket.connect(addr).await
 }
 
-/// Accepts the first connection from the client's own host; connections from anyone else are
-/// closed and the listener keeps waiting for the real client.
-async fn accept_from(listener: &TcpListener, peer_ip: IpAddr) -> io::Result<TcpStream> {
-    loop {
-        let (stream, from) = listener.accept().await?;
-        if same_host(from.ip(), peer_ip) {
-            return Ok(stream);
-        }
-        warn!(%from, expected = %peer_ip, "refused a data connection from a foreign address");
-    }
-}
-
-/// Connects to the client for PORT/EPRT, from the control connection's local address.
-async fn connect_to(local_ip: IpAddr, addr: SocketAddr) -> io::Result<TcpStream> {
+/// A socket for an active connection to `addr`, bound to `local` when given. SO_REUSEADDR lets
+/// many connections from one fixed port run at once (to different client ports), and reuse it
+/// while earlier ones are in TIME_WAIT.
+fn active_socket(addr: SocketAddr, local: Option<SocketAddr>) -> io::Result<TcpSocket> {
     let socket = if addr.is_ipv4() {
         TcpSocket::new_v4()?
     } else {
         TcpSocket::new_v6()?
     };
-    let local = canonical(local_ip);
-    if local.is_ipv4() == addr.is_ipv4() {
-        socket.bind(SocketAddr::new(local, 0))?;
+    if let Some(local) = local {
+        if local.port() != 0 {
+            socket.set_reuseaddr(true)?;
+        }
+        socket.bind(local)?;
     }
-    socket.connect(addr).await
+    Ok(socket)
+}
+
+fn unspecified(addr: SocketAddr) -> IpAddr {
+    if addr.is_ipv4() {
+        IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)
+    } else {
+        IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED)
+    }
 }
 
 enum Guarded<T> {
@@ -161,15 +162,20 @@ async fn data_connection(
     info: StartInfo,
 ) -> Result<Stream, TransferOutcome> {
     let passive = ctx.passive.take();
-    let (peer_ip, local_ip) = (ctx.peer_ip, ctx.local_ip);
+    let (peer_ip, local_ip, source_port) = (ctx.peer_ip, ctx.local_ip, ctx.active_source_port);
+    let shared = ctx.shared.clone();
+    // Dropping this future (timeout, ABOR) drops the passive endpoint, which closes an own
+    // listener or leaves a shared port's queue.
     let connect = async move {
         match (plan.data, passive) {
-            (DataEndpoint::Passive, Some(listener)) => accept_from(&listener, peer_ip).await,
+            (DataEndpoint::Passive, Some(passive)) => passive.accept(peer_ip).await,
             (DataEndpoint::Passive, None) => Err(io::Error::new(
                 io::ErrorKind::NotConnected,
                 "no passive listener",
             )),
-            (DataEndpoint::Active(addr), _) => connect_to(local_ip, addr).await,
+            (DataEndpoint::Active(addr), _) => {
+                connect_to(local_ip, source_port, addr, &shared).await
+            }
             (DataEndpoint::None, _) => Err(io::Error::new(
                 io::ErrorKind::NotConnected,
                 "no data connection for this command",
@@ -842,7 +848,7 @@ async fn receive_upload(
     // Answer the client's close_notify with ours (clients such as Python's ftplib wait for it)
     // and close the data connection before 226.
     if let Guarded::Done(Err(e)) = guarded(ctx, data.shutdown()).await {
-        tracing::debug!(error = %e, "closing the data connection after an upload");
+        debug!(error = %e, "closing the data connection after an upload");
     }
     drop(data);
     match upload.commit().await {

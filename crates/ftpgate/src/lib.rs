@@ -21,6 +21,7 @@
 
 #![warn(missing_docs)]
 
+mod address;
 mod config;
 mod control;
 mod data;
@@ -28,16 +29,20 @@ mod digest;
 mod events;
 mod guard;
 mod limits;
+mod passive;
 mod server;
 mod tls;
 mod zlib;
 
-pub use config::{ConfigError, ServerConfig};
+pub use address::{PassiveAddressResolver, PassiveAddressRule};
+pub use config::{ActiveSourcePort, ConfigError, ServerConfig};
 pub use events::{Direction, Event, EventHandler, TransferRecord};
 pub use ftpgate_core as core;
 pub use ftpgate_proto as proto;
 pub use ftpgate_proto::{Features, HashAlgorithm, TransferType};
 pub use guard::LoginGuardConfig;
+/// An IPv4 or IPv6 network (`10.0.0.0/8`), for [`PassiveAddressRule`]; from the `ipnet` crate.
+pub use ipnet::IpNet;
 pub use server::{BoundServer, Server, VirtualHost};
 pub use tls::{SessionReuse, TlsConfig};
 pub use tokio_util::sync::CancellationToken;

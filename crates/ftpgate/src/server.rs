@@ -3,8 +3,9 @@
 use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ftpgate_core::{Authenticator, Storage, StorageFactory, User};
 use ftpgate_proto::Reply;
@@ -17,11 +18,13 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
+use crate::address::PassiveAddresses;
 use crate::config::{ConfigError, ServerConfig};
 use crate::control;
 use crate::events::{Event, EventHandler};
 use crate::guard::LoginGuard;
 use crate::limits::Quota;
+use crate::passive::PortSharing;
 use crate::tls::ServerTls;
 
 /// What every session shares.
@@ -36,7 +39,12 @@ pub(crate) struct Shared {
     /// Cancelled when the grace period ends: abort running transfers.
     pub(crate) hard: CancellationToken,
     pub(crate) tasks: TaskTracker,
-    public_ip: Mutex<Option<(Instant, Ipv4Addr)>>,
+    /// Chooses the address announced in PASV replies.
+    passive_addresses: Arc<PassiveAddresses>,
+    /// Shared passive listeners (with `passive_port_sharing`).
+    pub(crate) port_sharing: PortSharing,
+    /// Whether binding the active source port has failed yet (it is logged once).
+    active_bind_failed: AtomicBool,
     pub(crate) login_guard: LoginGuard,
     /// TLS state shared by all sessions, when FTPS is configured.
     pub(crate) tls: Option<Arc<ServerTls>>,
@@ -48,9 +56,6 @@ pub(crate) struct Shared {
     /// Virtual hosts by lower-case name.
     pub(crate) hosts: HashMap<String, Arc<VirtualHost>>,
 }
-
-/// How long a resolved public host name is trusted before it is looked up again.
-const PUBLIC_HOST_TTL: Duration = Duration::from_secs(60);
 
 impl Shared {
     /// Tells the embedder's handler, if there is one.
@@ -89,45 +94,21 @@ impl Shared {
         )
     }
 
-    /// The IPv4 address to announce in a 227 reply for a control connection on `local`.
-    pub(crate) async fn advertised_ipv4(&self, local: IpAddr) -> Option<Ipv4Addr> {
-        let Some(host) = &self.config.public_host else {
-            return match canonical(local) {
-                IpAddr::V4(v4) => Some(v4),
-                IpAddr::V6(_) => None,
-            };
-        };
-        if let Ok(ip) = host.parse::<Ipv4Addr>() {
-            return Some(ip);
-        }
-        if let Ok(guard) = self.public_ip.lock() {
-            if let Some((at, ip)) = *guard {
-                if at.elapsed() < PUBLIC_HOST_TTL {
-                    return Some(ip);
-                }
-            }
-        }
-        let resolved = tokio::net::lookup_host((host.as_str(), 0))
-            .await
-            .ok()
-            .and_then(|mut addrs| {
-                addrs.find_map(|a| match a.ip() {
-                    IpAddr::V4(v4) => Some(v4),
-                    IpAddr::V6(_) => None,
-                })
-            });
-        match resolved {
-            Some(ip) => {
-                if let Ok(mut guard) = self.public_ip.lock() {
-                    *guard = Some((Instant::now(), ip));
-                }
-                Some(ip)
-            }
-            None => {
-                warn!(host = %host, "cannot resolve public_host to an IPv4 address");
-                self.public_ip.lock().ok().and_then(|g| g.map(|(_, ip)| ip))
-            }
-        }
+    /// The IPv4 address to announce in a 227 reply to `client`, whose control connection is
+    /// on `local`.
+    pub(crate) fn advertised_ipv4(&self, client: IpAddr, local: IpAddr) -> Option<Ipv4Addr> {
+        self.passive_addresses.advertised(client, local)
+    }
+
+    /// The local port for an active-mode data connection of a control connection on local port
+    /// `control_port`, or `None` for an ephemeral one.
+    pub(crate) fn active_source_port(&self, control_port: u16) -> Option<u16> {
+        self.config.active_source_port.port_for(control_port)
+    }
+
+    /// Notes that binding the active source port failed; true the first time (to log it once).
+    pub(crate) fn first_active_bind_failure(&self) -> bool {
+        !self.active_bind_failed.swap(true, Ordering::Relaxed)
     }
 }
 
@@ -245,6 +226,14 @@ impl Server {
             None => None,
         };
         let config_hashes = self.config.max_concurrent_hashes;
+        let passive_addresses = Arc::new(PassiveAddresses::new(
+            self.config.passive_address_resolver.clone(),
+            self.config.passive_address_rules.clone(),
+            self.config.public_host.as_deref(),
+            self.config.public_host_refresh,
+        ));
+        passive_addresses.resolve_now().await;
+        let hard = CancellationToken::new();
         let shared = Arc::new(Shared {
             connections: Arc::new(Semaphore::new(self.config.max_connections)),
             config: self.config,
@@ -252,9 +241,11 @@ impl Server {
             storage: self.storage,
             per_ip: Mutex::new(HashMap::new()),
             graceful: CancellationToken::new(),
-            hard: CancellationToken::new(),
+            port_sharing: PortSharing::new(hard.child_token()),
+            hard,
             tasks: TaskTracker::new(),
-            public_ip: Mutex::new(None),
+            passive_addresses,
+            active_bind_failed: AtomicBool::new(false),
             login_guard,
             tls,
             quotas: Mutex::new(HashMap::new()),
@@ -304,9 +295,16 @@ impl BoundServer {
                 shared.clone(),
             )));
         }
+        let refresh = tokio::spawn(
+            shared
+                .passive_addresses
+                .clone()
+                .refresh_loop(shared.graceful.clone()),
+        );
         shutdown.cancelled().await;
         info!("shutting down: no new connections; waiting for transfers to finish");
         shared.graceful.cancel();
+        refresh.abort();
         for task in accept_tasks {
             task.abort();
         }

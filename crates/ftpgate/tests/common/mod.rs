@@ -229,6 +229,38 @@ impl Raw {
         raw
     }
 
+    /// Connects from `source` (another loopback address such as 127.0.0.2 stands for another
+    /// client network).
+    pub fn connect_from(source: &str, addr: SocketAddr) -> Raw {
+        let stream = connect_from(source, addr);
+        stream
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        let mut raw = Raw::from_stream(stream);
+        raw.last_command = "(greeting)".into();
+        let (code, _) = raw.reply();
+        assert_eq!(code, 220);
+        raw
+    }
+
+    /// PASV, returning the address of the 227 reply as written.
+    pub fn pasv(&mut self) -> SocketAddr {
+        let (code, text) = self.cmd("PASV");
+        assert_eq!(code, 227, "{text}");
+        let inner = text
+            .split('(')
+            .nth(1)
+            .and_then(|t| t.split(')').next())
+            .unwrap_or_else(|| panic!("no address in {text:?}"));
+        let n: Vec<u16> = inner
+            .split(',')
+            .map(|x| x.trim().parse().unwrap())
+            .collect();
+        assert_eq!(n.len(), 6, "{text}");
+        let ip = std::net::Ipv4Addr::new(n[0] as u8, n[1] as u8, n[2] as u8, n[3] as u8);
+        SocketAddr::new(ip.into(), n[4] * 256 + n[5])
+    }
+
     /// A control connection already past the greeting.
     pub fn from_stream(stream: TcpStream) -> Raw {
         Raw {
@@ -343,6 +375,20 @@ impl Raw {
         drop(data);
         self.reply().0
     }
+}
+
+/// A TCP connection to `addr` from the loopback address `source` (any free port).
+pub fn connect_from(source: &str, addr: SocketAddr) -> TcpStream {
+    let source: std::net::IpAddr = source.parse().unwrap();
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        None,
+    )
+    .unwrap();
+    socket.bind(&SocketAddr::new(source, 0).into()).unwrap();
+    socket.connect(&addr.into()).unwrap();
+    socket.into()
 }
 
 pub fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
