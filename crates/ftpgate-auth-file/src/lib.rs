@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use argon2::Argon2;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{PasswordHash, PasswordHasher, SaltString};
 use async_trait::async_trait;
 use ftpgate_core::{AuthError, Authenticator, Password, PermissionMap, User};
 use sha2::{Digest, Sha256};
@@ -82,6 +82,9 @@ struct Verifier {
     inflight: Mutex<HashMap<[u8; 32], Arc<tokio::sync::Mutex<()>>>>,
     key: [u8; 32],
     ttl: Duration,
+    /// argon2 working memory (about 19 MiB each), kept between verifications: at most one
+    /// buffer per slot, so the server's memory does not grow with logins.
+    memory: Mutex<Vec<Vec<argon2::Block>>>,
 }
 
 impl Verifier {
@@ -95,6 +98,12 @@ impl Verifier {
             inflight: Mutex::new(HashMap::new()),
             key,
             ttl,
+            // One buffer up front, sized for the default parameters, so the first login does
+            // not grow the process.
+            memory: Mutex::new(vec![vec![
+                argon2::Block::default();
+                argon2::Params::default().block_count()
+            ]]),
         }
     }
 
@@ -182,9 +191,22 @@ impl Verifier {
             .acquire()
             .await
             .map_err(|e| AuthError::Unavailable(e.to_string()))?;
-        tokio::task::spawn_blocking(move || verify_password(&hash, &password))
-            .await
-            .map_err(|e| AuthError::Unavailable(e.to_string()))
+        let mut memory = self
+            .memory
+            .lock()
+            .ok()
+            .and_then(|mut pool| pool.pop())
+            .unwrap_or_default();
+        let (ok, memory) = tokio::task::spawn_blocking(move || {
+            let ok = verify_password_with(&hash, &password, &mut memory);
+            (ok, memory)
+        })
+        .await
+        .map_err(|e| AuthError::Unavailable(e.to_string()))?;
+        if let Ok(mut pool) = self.memory.lock() {
+            pool.push(memory);
+        }
+        Ok(ok)
     }
 }
 
@@ -218,15 +240,49 @@ fn is_bcrypt(hash: &str) -> bool {
 
 /// Checks `password` against `hash` (argon2 or bcrypt).
 pub fn verify_password(hash: &str, password: &str) -> bool {
+    verify_password_with(hash, password, &mut Vec::new())
+}
+
+/// Checks `password` against `hash`, computing argon2 in `memory` (grown to the hash's memory
+/// cost if needed), so callers can keep one buffer instead of allocating 19 MiB each time.
+fn verify_password_with(hash: &str, password: &str, memory: &mut Vec<argon2::Block>) -> bool {
     if is_bcrypt(hash) {
         return bcrypt::verify(password, hash).unwrap_or(false);
     }
-    match PasswordHash::new(hash) {
-        Ok(parsed) => Argon2::default()
-            .verify_password(password.as_bytes(), &parsed)
-            .is_ok(),
-        Err(_) => false,
+    let Ok(parsed) = PasswordHash::new(hash) else {
+        return false;
+    };
+    let Ok(algorithm) = argon2::Algorithm::try_from(parsed.algorithm) else {
+        return false;
+    };
+    let version = match parsed.version.map(argon2::Version::try_from) {
+        None => argon2::Version::default(),
+        Some(Ok(version)) => version,
+        Some(Err(_)) => return false,
+    };
+    let (Ok(params), Some(salt), Some(expected)) =
+        (argon2::Params::try_from(&parsed), parsed.salt, parsed.hash)
+    else {
+        return false;
+    };
+    let mut salt_bytes = [0u8; 64];
+    let Ok(salt) = salt.decode_b64(&mut salt_bytes) else {
+        return false;
+    };
+    let blocks = params.block_count();
+    if memory.len() < blocks {
+        memory.resize(blocks, argon2::Block::default());
     }
+    let mut out = vec![0u8; expected.len()];
+    let argon2 = Argon2::new(algorithm, version, params);
+    if argon2
+        .hash_password_into_with_memory(password.as_bytes(), salt, &mut out, &mut memory[..blocks])
+        .is_err()
+    {
+        return false;
+    }
+    // Output's comparison takes the same time whatever the bytes.
+    argon2::password_hash::Output::new(&out).is_ok_and(|out| out == expected)
 }
 
 impl FileAuthenticator {
@@ -417,6 +473,28 @@ mod tests {
             .with_cache_ttl(Duration::ZERO);
         assert!(auth.authenticate("a", &Password::new("pw")).await.is_ok());
         assert!(auth.verifier.cache.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn verification_in_reused_memory_matches_any_argon2_parameters() {
+        let mut memory = Vec::new();
+        for (algorithm, m, t, p) in [
+            (argon2::Algorithm::Argon2id, 19_456, 2, 1),
+            (argon2::Algorithm::Argon2i, 8_192, 3, 2),
+            (argon2::Algorithm::Argon2d, 4_096, 1, 1),
+        ] {
+            let params = argon2::Params::new(m, t, p, None).unwrap();
+            let hasher = Argon2::new(algorithm, argon2::Version::V0x13, params);
+            let salt = SaltString::generate(&mut OsRng);
+            let hash = hasher.hash_password(b"right", &salt).unwrap().to_string();
+            assert!(verify_password_with(&hash, "right", &mut memory), "{hash}");
+            assert!(!verify_password_with(&hash, "wrong", &mut memory), "{hash}");
+        }
+        assert!(!verify_password_with(
+            "$argon2id$v=19$garbage",
+            "x",
+            &mut memory
+        ));
     }
 
     #[test]

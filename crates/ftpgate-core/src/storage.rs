@@ -178,6 +178,14 @@ pub trait Storage: Send + Sync + 'static {
         Err(unsupported("symbolic links"))
     }
 
+    /// The file as a local file descriptor, for zero-copy sending (sendfile(2)) when nothing
+    /// must transform the bytes (TYPE I, MODE S, no TLS). `None` (the default): the engine uses
+    /// [`Storage::read`]. The engine sends from `offset`; the file's position does not matter.
+    async fn read_local(&self, path: &VirtualPath) -> Result<Option<std::fs::File>, StorageError> {
+        let _ = path;
+        Ok(None)
+    }
+
     /// Makes `target` the concatenation of `parts` in the store itself (an object store's
     /// multipart compose), if it can; the engine removes the parts afterwards. The default
     /// answers Unsupported and the engine streams the parts into an upload instead.

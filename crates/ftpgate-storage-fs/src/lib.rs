@@ -372,6 +372,19 @@ impl Storage for FsStorage {
         .await
     }
 
+    async fn read_local(&self, path: &VirtualPath) -> Result<Option<std::fs::File>, StorageError> {
+        let root = self.root.clone();
+        let path = path.clone();
+        blocking(move || {
+            let file = root.open(rel(&path))?;
+            if file.metadata()?.is_dir() {
+                return Err(io::Error::from(io::ErrorKind::IsADirectory));
+            }
+            Ok(Some(file.into_std()))
+        })
+        .await
+    }
+
     fn capabilities(&self) -> Capabilities {
         Capabilities {
             available_space: true,

@@ -56,8 +56,8 @@ struct Control {
     /// queue); dropped as soon as the session no longer expects a passive connection.
     passive: Option<Passive>,
     transfer: Option<RunningTransfer>,
-    events_tx: mpsc::Sender<TransferEvent>,
-    events_rx: mpsc::Receiver<TransferEvent>,
+    /// The running transfer's reports; made per transfer, so an idle session holds no channel.
+    events_rx: Option<mpsc::Receiver<TransferEvent>>,
     login_started: Instant,
     last_activity: Instant,
     shutting_down: bool,
@@ -76,6 +76,14 @@ enum Wake {
     Timeout,
 }
 
+/// The next report of the running transfer (pending forever without one).
+async fn recv_event(events: &mut Option<mpsc::Receiver<TransferEvent>>) -> Option<TransferEvent> {
+    match events {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
 /// Serves one control connection to its end.
 pub(crate) async fn run(
     shared: Arc<Shared>,
@@ -90,7 +98,6 @@ pub(crate) async fn run(
     let span = info_span!("session", client = %peer);
     async move {
         info!(implicit_tls, "connected");
-        let (events_tx, events_rx) = mpsc::channel(4);
         let config = SessionConfig {
             active_mode: shared.config.active_mode,
             min_active_port: shared.config.min_active_port,
@@ -120,8 +127,7 @@ pub(crate) async fn run(
             storage: None,
             passive: None,
             transfer: None,
-            events_tx,
-            events_rx,
+            events_rx: None,
             login_started: now,
             last_activity: now,
             shutting_down: false,
@@ -159,7 +165,9 @@ impl Control {
     async fn serve(&mut self) -> io::Result<()> {
         let banner = Reply::new(ReplyCode::ServiceReady, self.shared.config.banner.clone());
         self.send(&[banner]).await?;
-        let mut buf = vec![0u8; 4096];
+        // Control lines are short: a small buffer keeps idle sessions small (a burst of
+        // pipelined commands takes a few more reads).
+        let mut buf = vec![0u8; 1024];
         loop {
             if self.session.wants_close() || self.close_now {
                 return Ok(());
@@ -191,7 +199,7 @@ impl Control {
             let deadline = self.deadline();
             let wake = tokio::select! {
                 read = self.stream.read(&mut buf) => Wake::Read(read),
-                event = self.events_rx.recv(), if self.transfer.is_some() => Wake::Event(event),
+                event = recv_event(&mut self.events_rx), if self.transfer.is_some() => Wake::Event(event),
                 _ = self.shared.graceful.cancelled(), if !self.shutting_down => Wake::Shutdown,
                 _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => Wake::Timeout,
             };
@@ -200,7 +208,10 @@ impl Control {
                 Wake::Read(Ok(n)) => self.decoder.feed(&buf[..n]),
                 Wake::Read(Err(e)) => return Err(e),
                 Wake::Event(Some(event)) => self.on_transfer_event(event).await?,
-                Wake::Event(None) => self.transfer = None,
+                Wake::Event(None) => {
+                    self.transfer = None;
+                    self.events_rx = None;
+                }
                 Wake::Shutdown => self.shutting_down = true,
                 Wake::Timeout => {
                     let text = if self.session.is_logged_in() {
@@ -513,7 +524,11 @@ impl Control {
             shared: self.shared.clone(),
             data_timeout: self.shared.config.data_timeout,
             user: self.session.user_name().unwrap_or("").to_string(),
-            events: self.events_tx.clone(),
+            events: {
+                let (tx, rx) = mpsc::channel(4);
+                self.events_rx = Some(rx);
+                tx
+            },
             cancel: cancel.clone(),
             progress: progress.clone(),
             hash_slots: self.shared.hash_slots.clone(),
@@ -538,6 +553,7 @@ impl Control {
             }
             TransferEvent::Done(outcome) => {
                 self.transfer = None;
+                self.events_rx = None;
                 self.last_activity = Instant::now();
                 let replies = self.session.handle_transfer_done(outcome);
                 self.send(&replies).await
