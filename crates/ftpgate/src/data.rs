@@ -301,20 +301,35 @@ async fn transfer(
         } => hash_file(ctx, path, *algorithm, *start, *end).await,
         TransferKind::Combine { target, parts } => combine(ctx, target, parts).await,
         TransferKind::Retrieve { path, offset } => {
-            let meta = ctx.storage.metadata(path).await.map_err(failed)?;
-            if meta.is_dir() {
-                return Err(TransferOutcome::Failed(ErrorKind::IsADirectory));
-            }
-            if *offset > meta.size {
-                return Err(TransferOutcome::Failed(ErrorKind::InvalidOffset));
-            }
-            // Bytes sent as they are, from a local file: zero-copy with sendfile(2).
+            // Bytes sent as they are, from a local file: zero-copy with sendfile(2), and one
+            // storage call (the open file tells its size).
             let plain = !plan.ascii && !plan.compressed && !plan.protected;
             let local = if plain {
                 ctx.storage.read_local(path).await.map_err(failed)?
             } else {
                 None
             };
+            let size_of_local = match &local {
+                Some(file) => Some(
+                    file.metadata()
+                        .map_err(|e| TransferOutcome::Failed(error_kind_of(&e)))?
+                        .len(),
+                ),
+                None => None,
+            };
+            let file_size = match size_of_local {
+                Some(size) => size,
+                None => {
+                    let meta = ctx.storage.metadata(path).await.map_err(failed)?;
+                    if meta.is_dir() {
+                        return Err(TransferOutcome::Failed(ErrorKind::IsADirectory));
+                    }
+                    meta.size
+                }
+            };
+            if *offset > file_size {
+                return Err(TransferOutcome::Failed(ErrorKind::InvalidOffset));
+            }
             let reader = match local {
                 Some(_) => None,
                 None => Some(ctx.storage.read(path, *offset).await.map_err(failed)?),
@@ -322,7 +337,7 @@ async fn transfer(
             let size = if plan.ascii {
                 None
             } else {
-                Some(meta.size.saturating_sub(*offset))
+                Some(file_size.saturating_sub(*offset))
             };
             let data = data_connection(
                 plan,
@@ -661,45 +676,87 @@ async fn close_data(
 }
 
 /// Sends `file` from `offset` to its end with sendfile(2): the kernel moves the bytes from the
-/// page cache to the socket without copying them through the process.
+/// page cache to the socket without copying them through the process. The socket is switched
+/// to blocking mode and served from the blocking pool (as vsftpd does): the kernel then sends
+/// as fast as the peer reads, with no readiness round trips; each call sends at most 4 MiB so
+/// ABOR is seen within milliseconds, and a stalled peer hits the socket's send timeout.
 async fn send_with_sendfile(
     file: std::fs::File,
-    mut offset: u64,
+    offset: u64,
     tcp: TcpStream,
     ctx: &TransferContext,
 ) -> TransferOutcome {
-    /// Most bytes one sendfile call is asked for (it returns early when the socket is full).
-    const CHUNK: usize = 8 * 1024 * 1024;
-    loop {
-        let sent = tcp.try_io(tokio::io::Interest::WRITABLE, || {
-            rustix::fs::sendfile(&tcp, &file, Some(&mut offset), CHUNK).map_err(io::Error::from)
-        });
-        match sent {
-            Ok(0) => break,
-            Ok(n) => {
-                ctx.progress.fetch_add(n as u64, Ordering::Relaxed);
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                match guarded(ctx, tcp.writable()).await {
-                    Guarded::Done(Ok(())) => {}
-                    Guarded::Done(Err(_)) | Guarded::Stalled => {
-                        return TransferOutcome::ConnectionLost;
-                    }
-                    Guarded::Cancelled => return TransferOutcome::Aborted,
+    /// Most bytes one sendfile call is asked for.
+    const CHUNK: usize = 4 * 1024 * 1024;
+    // Small files usually fit in the socket buffer: sent at once from this task.
+    let mut offset = offset;
+    if let Guarded::Done(Ok(())) = guarded(ctx, tcp.writable()).await {
+        loop {
+            let sent = tcp.try_io(tokio::io::Interest::WRITABLE, || {
+                rustix::fs::sendfile(&tcp, &file, Some(&mut offset), CHUNK).map_err(io::Error::from)
+            });
+            match sent {
+                Ok(0) => {
+                    return match close_data(Stream::Plain(tcp), ctx).await {
+                        Ok(outcome) | Err(outcome) => outcome,
+                    };
+                }
+                Ok(n) => {
+                    ctx.progress.fetch_add(n as u64, Ordering::Relaxed);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    warn!(error = %e, "sendfile failed");
+                    return TransferOutcome::ConnectionLost;
                 }
             }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => {
-                warn!(error = %e, "sendfile failed");
-                return TransferOutcome::ConnectionLost;
-            }
-        }
-        if ctx.cancel.is_cancelled() {
-            return TransferOutcome::Aborted;
         }
     }
-    match close_data(Stream::Plain(tcp), ctx).await {
-        Ok(outcome) | Err(outcome) => outcome,
+    let tcp = match tcp.into_std().and_then(|tcp| {
+        tcp.set_nonblocking(false)?;
+        tcp.set_write_timeout(Some(ctx.data_timeout))?;
+        Ok(tcp)
+    }) {
+        Ok(tcp) => tcp,
+        Err(e) => {
+            warn!(error = %e, "cannot prepare the data connection for sendfile");
+            return TransferOutcome::ConnectionLost;
+        }
+    };
+    let (cancel, progress) = (ctx.cancel.clone(), ctx.progress.clone());
+    let sent = tokio::task::spawn_blocking(move || {
+        loop {
+            if cancel.is_cancelled() {
+                return TransferOutcome::Aborted;
+            }
+            match rustix::fs::sendfile(&tcp, &file, Some(&mut offset), CHUNK) {
+                Ok(0) => break,
+                Ok(n) => {
+                    progress.fetch_add(n as u64, Ordering::Relaxed);
+                }
+                Err(rustix::io::Errno::INTR) => {}
+                Err(e) => {
+                    // A send timeout (EAGAIN on a blocking socket) is a stalled peer.
+                    warn!(error = %e, "sendfile failed");
+                    return TransferOutcome::ConnectionLost;
+                }
+            }
+        }
+        // FIN after the last byte, before 226.
+        match tcp.shutdown(std::net::Shutdown::Write) {
+            Ok(()) => TransferOutcome::Complete {
+                bytes: progress.load(Ordering::Relaxed),
+            },
+            Err(_) => TransferOutcome::ConnectionLost,
+        }
+    });
+    match sent.await {
+        Ok(outcome) => outcome,
+        Err(e) => {
+            warn!(error = %e, "sendfile task failed");
+            TransferOutcome::ConnectionLost
+        }
     }
 }
 
