@@ -163,6 +163,11 @@ pub enum Command {
     Avbl(Option<String>),
     /// HOST (RFC 7151): the virtual host the client wants, before login.
     Host(String),
+    /// MFCT (draft-somers-ftp-mfxx): set a file's creation time.
+    Mfct {
+        time: SystemTime,
+        path: String,
+    },
     /// LANG (RFC 2640).
     Lang(Option<String>),
     /// MFF (draft-somers-ftp-mfxx): set facts of a file.

@@ -426,6 +426,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         parse: |a| optional_path(a).map(Command::Avbl)),
     spec!("LANG", login: false, perm: None, transfer: false, during: false, help: "LANG [<sp> EN]", feat: Some("LANG EN*"),
         parse: |a| Ok(Command::Lang(if a.trim().is_empty() { None } else { Some(a.trim().to_ascii_uppercase()) }))),
+    spec!("MFCT", login: true, perm: Some(Perm::SetTime), transfer: false, during: false, help: "MFCT <sp> YYYYMMDDHHMMSS <sp> pathname", feat: None,
+        parse: |a| match parse_mfmt(a)? { Command::Mfmt { time, path } => Ok(Command::Mfct { time, path }), other => Ok(other) }),
     spec!("MFF", login: true, perm: Some(Perm::SetTime), transfer: false, during: false, help: "MFF <sp> modify=YYYYMMDDHHMMSS;UNIX.mode=0644; <sp> pathname", feat: Some("MFF modify;UNIX.mode;"),
         parse: parse_mff),
     spec!("CLNT", login: false, perm: None, transfer: false, during: false, help: "CLNT <sp> client name", feat: Some("CLNT"),

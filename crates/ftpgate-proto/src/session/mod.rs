@@ -680,6 +680,12 @@ impl Session {
                 }
             }
             Command::Comb { target, parts } => self.comb(spec, &target, &parts),
+            // No storage keeps a settable creation time (Unix file systems and object stores
+            // set it themselves), so MFCT is answered plainly and not advertised.
+            Command::Mfct { .. } => reply(
+                ReplyCode::NotImplemented,
+                "Creation times cannot be set on this storage",
+            ),
             Command::Abor => self.abor(),
             Command::Site(arg) => self.site(&arg),
             Command::Pasv => self.pasv(false),

@@ -1178,6 +1178,13 @@ fn site_commands_and_mff() {
 }
 
 #[test]
+fn mfct_is_answered_plainly() {
+    let mut s = logged_in();
+    assert_eq!(code(&s.handle_line(b"MFCT 20200102030405 f")), 502);
+    assert_eq!(code(&s.handle_line(b"MFCT 2020 f")), 501);
+}
+
+#[test]
 fn site_needs_the_permission_letters() {
     let mut s = logged_in_with(PermissionMap::uniform(Permissions::parse("elr").unwrap()));
     assert_eq!(code(&s.handle_line(b"SITE CHMOD 644 f")), 550);
