@@ -31,7 +31,8 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use arbitrary::{Result, Unstructured};
-use ftpgate_proto::command::{COMMANDS, CommandSpec, parse_line};
+use ftpgate_proto::command::{COMMANDS, CommandSpec, TransferType, parse_line};
+use ftpgate_proto::extensions::{Capabilities, Features};
 use ftpgate_proto::hostport::same_host;
 use ftpgate_proto::line::{Decoded, LineDecoder};
 use ftpgate_proto::listing::{DirEntry, FileKind, ListFormat, Metadata, format_entry};
@@ -280,6 +281,29 @@ impl Fs {
                     let rest = &k[from.as_str().len()..];
                     self.nodes.insert(format!("{}{rest}", to.as_str()), n);
                 }
+                Ok(StorageOutcome::Done)
+            }
+            StorageOp::Available(p) => match self.get(p) {
+                Some(Node::Dir) => Ok(StorageOutcome::Available(1 << 30)),
+                Some(_) => Err(ErrorKind::NotADirectory),
+                None => Err(ErrorKind::NotFound),
+            },
+            StorageOp::SetMode { path, .. } => self
+                .get(path)
+                .map(|_| StorageOutcome::Done)
+                .ok_or(ErrorKind::NotFound),
+            StorageOp::Symlink { link, .. } => {
+                if self.get(link).is_some() {
+                    return Err(ErrorKind::AlreadyExists);
+                }
+                self.parent_dir(link)?;
+                self.nodes.insert(
+                    key(link),
+                    Node::File {
+                        size: 0,
+                        modified: None,
+                    },
+                );
                 Ok(StorageOutcome::Done)
             }
             StorageOp::SetModified { path, time } => match self.get(path) {
@@ -537,6 +561,12 @@ fn gen_user(u: &mut Unstructured<'_>, name: &str) -> Result<SessionUser> {
         name,
         permissions,
         tls_required: u.ratio(1, 6)?,
+        capabilities: Capabilities {
+            available_space: u.ratio(3, 4)?,
+            set_mode: u.ratio(3, 4)?,
+            symlink: u.ratio(3, 4)?,
+            set_modified: u.ratio(3, 4)?,
+        },
     })
 }
 
@@ -729,9 +759,14 @@ impl Harness<'_, '_> {
                                     self.rnfr = Some(p.clone());
                                 }
                             }
+                            (StorageOp::Available(_), Ok(_)) if verb == "ALLO" => {
+                                assert!(matches!(r.code.number(), 200 | 552), "{r:?}");
+                            }
                             _ => assert!(r.code.number() < 300, "{op:?} done gave {r:?}"),
                         }
-                    } else {
+                    } else if !(verb == "MFF"
+                        && matches!(next, Step::Storage(StorageOp::SetMode { .. })))
+                    {
                         panic!("storage result answered with {next:?}");
                     }
                     next
@@ -764,6 +799,17 @@ impl Harness<'_, '_> {
                 Step::Transfer(plan) => {
                     self.assert_may_act("transfer");
                     self.check_transfer(spec, &plan);
+                    if plan.data == DataEndpoint::None {
+                        // HASH and COMB: no data connection, the prepared one stays.
+                        self.running = Some(Running {
+                            plan,
+                            started: false,
+                            abort_requested: false,
+                            quit_requested: false,
+                        });
+                        self.check_state();
+                        return Ok(());
+                    }
                     if plan.data == DataEndpoint::Passive {
                         assert!(
                             self.passive_ready,
@@ -780,6 +826,20 @@ impl Harness<'_, '_> {
                     });
                     self.check_state();
                     return Ok(());
+                }
+                Step::SelectHost(name) => {
+                    assert_eq!(verb, "HOST");
+                    assert!(self.config.virtual_hosts && self.user.is_none());
+                    assert!(!name.is_empty() && !name.chars().any(char::is_control));
+                    let known = self.u.ratio(1, 2)?;
+                    let next = self
+                        .session
+                        .host_selected(known.then(|| "host ready".to_string()));
+                    let Step::Reply(r) = &next else {
+                        panic!("HOST answered with {next:?}");
+                    };
+                    assert_eq!(r.code.number(), if known { 220 } else { 504 });
+                    next
                 }
                 Step::StatListing { path } => {
                     self.assert_may_act("STAT listing");
@@ -846,24 +906,42 @@ impl Harness<'_, '_> {
 
     fn check_storage(&self, spec: Option<&'static CommandSpec>, op: &StorageOp) {
         let spec = spec.expect("storage call from a parsed command");
-        let perm = spec
-            .perm
-            .expect("storage call from a command with a permission");
+        // SITE has subcommands with permissions of their own; ALLO checks no path.
+        let perm = match (spec.verb, op) {
+            (_, StorageOp::SetMode { .. }) => Some(Perm::Chmod),
+            (_, StorageOp::Symlink { .. }) => Some(Perm::Store),
+            ("ALLO", StorageOp::Available(_)) => None,
+            ("SITE", StorageOp::MakeDir(_)) => Some(Perm::Mkdir),
+            ("SITE", StorageOp::RemoveDir(_)) => Some(Perm::Delete),
+            ("SITE", StorageOp::SetModified { .. }) => Some(Perm::SetTime),
+            _ => Some(
+                spec.perm
+                    .expect("storage call from a command with a permission"),
+            ),
+        };
         let paths: Vec<&VirtualPath> = match op {
             StorageOp::Metadata(p)
             | StorageOp::MakeDir(p)
             | StorageOp::RemoveDir(p)
             | StorageOp::Delete(p)
+            | StorageOp::Available(p)
+            | StorageOp::SetMode { path: p, .. }
             | StorageOp::SetModified { path: p, .. } => vec![p],
+            StorageOp::Symlink { target, link } => {
+                check_normal(target);
+                vec![link]
+            }
             StorageOp::Rename { from, to } => vec![from, to],
         };
         for p in paths {
             check_normal(p);
-            assert!(
-                self.perms().allows(perm, p),
-                "{} on {p:?} without permission {perm:?}",
-                spec.verb
-            );
+            if let Some(perm) = perm {
+                assert!(
+                    self.perms().allows(perm, p),
+                    "{} on {p:?} without permission {perm:?}",
+                    spec.verb
+                );
+            }
         }
         let verb = spec.verb;
         match op {
@@ -871,11 +949,17 @@ impl Harness<'_, '_> {
                 verb,
                 "CWD" | "XCWD" | "CDUP" | "XCUP" | "SIZE" | "MDTM" | "MLST" | "RNFR"
             )),
-            StorageOp::MakeDir(_) => assert!(matches!(verb, "MKD" | "XMKD")),
+            StorageOp::MakeDir(_) => assert!(matches!(verb, "MKD" | "XMKD" | "SITE")),
             StorageOp::RemoveDir(p) => {
-                assert!(matches!(verb, "RMD" | "XRMD"));
+                assert!(matches!(verb, "RMD" | "XRMD" | "SITE"));
                 assert!(!p.is_root());
             }
+            StorageOp::Available(_) => assert!(matches!(verb, "AVBL" | "ALLO")),
+            StorageOp::SetMode { mode, .. } => {
+                assert!(matches!(verb, "SITE" | "MFF"));
+                assert!(*mode <= 0o7777);
+            }
+            StorageOp::Symlink { .. } => assert_eq!(verb, "SITE"),
             StorageOp::Delete(_) => assert_eq!(verb, "DELE"),
             StorageOp::Rename { from, to } => {
                 assert_eq!(verb, "RNTO");
@@ -886,16 +970,49 @@ impl Harness<'_, '_> {
                     "RNTO renames something the RNFR before it did not name"
                 );
             }
-            StorageOp::SetModified { .. } => assert_eq!(verb, "MFMT"),
+            StorageOp::SetModified { .. } => assert!(matches!(verb, "MFMT" | "MFF" | "SITE")),
         }
     }
 
     fn check_transfer(&self, spec: Option<&'static CommandSpec>, plan: &TransferPlan) {
         let spec = spec.expect("transfer from a parsed command");
-        assert!(spec.transfer, "{} is not a transfer command", spec.verb);
-        let perm = spec.perm.expect("transfer commands have a permission");
         let perms = self.perms();
         let verb = spec.verb;
+        match &plan.kind {
+            TransferKind::Hash {
+                path,
+                start,
+                end,
+                legacy,
+                ..
+            } => {
+                assert_eq!(plan.data, DataEndpoint::None);
+                assert_eq!(*legacy, verb != "HASH", "{verb}");
+                assert!(matches!(
+                    verb,
+                    "HASH" | "XCRC" | "XMD5" | "XSHA1" | "XSHA256" | "XSHA512"
+                ));
+                check_normal(path);
+                assert!(perms.allows(Perm::Retrieve, path));
+                assert!(end.is_none_or(|e| e >= *start), "range {start}..{end:?}");
+                return;
+            }
+            TransferKind::Combine { target, parts } => {
+                assert_eq!(plan.data, DataEndpoint::None);
+                assert_eq!(verb, "COMB");
+                check_normal(target);
+                assert!(perms.allows(Perm::Store, target));
+                assert!(!parts.is_empty());
+                for part in parts {
+                    check_normal(part);
+                    assert!(perms.allows(Perm::Retrieve, part) && perms.allows(Perm::Delete, part));
+                }
+                return;
+            }
+            _ => {}
+        }
+        assert!(spec.transfer, "{} is not a transfer command", spec.verb);
+        let perm = spec.perm.expect("transfer commands have a permission");
         match &plan.kind {
             TransferKind::Retrieve { path, offset } => {
                 assert_eq!(verb, "RETR");
@@ -939,6 +1056,9 @@ impl Harness<'_, '_> {
                     ListFormat::Names => assert_eq!(verb, "NLST"),
                     ListFormat::Facts(_) => assert_eq!(verb, "MLSD"),
                 }
+            }
+            TransferKind::Hash { .. } | TransferKind::Combine { .. } => {
+                unreachable!("checked above")
             }
         }
         let tls_for_data =
@@ -1050,6 +1170,19 @@ impl Harness<'_, '_> {
             TransferKind::List { path, .. } => {
                 self.fs.get(path).map(|_| ()).ok_or(ErrorKind::NotFound)
             }
+            TransferKind::Hash { path, start, .. } => match self.fs.get(path) {
+                None => Err(ErrorKind::NotFound),
+                Some(Node::Dir) => Err(ErrorKind::IsADirectory),
+                Some(Node::File { size, .. }) if *start > size => Err(ErrorKind::InvalidOffset),
+                Some(Node::File { .. }) => Ok(()),
+            },
+            TransferKind::Combine { parts, .. } => {
+                parts.iter().try_for_each(|p| match self.fs.get(p) {
+                    Some(Node::File { .. }) => Ok(()),
+                    Some(Node::Dir) => Err(ErrorKind::IsADirectory),
+                    None => Err(ErrorKind::NotFound),
+                })
+            }
         }
     }
 
@@ -1057,7 +1190,21 @@ impl Harness<'_, '_> {
     fn finish_transfer(&mut self) -> Result<()> {
         let running = self.running.as_ref().expect("running");
         let opened = self.open_result(&running.plan.kind);
-        let outcome = if !running.started {
+        let outcome = if running.plan.data == DataEndpoint::None {
+            // HASH and COMB: no data connection, so no 150 and no connection outcomes.
+            match (opened, &running.plan.kind) {
+                (Err(kind), _) => TransferOutcome::Failed(kind),
+                _ if running.abort_requested && self.u.ratio(3, 4)? => TransferOutcome::Aborted,
+                (_, TransferKind::Hash { start, .. }) => TransferOutcome::Hashed {
+                    digest: "00ff".into(),
+                    start: *start,
+                    end: start + u64::from(self.u.arbitrary::<u16>()?),
+                },
+                _ => TransferOutcome::Complete {
+                    bytes: self.u.int_in_range(0..=100_000)?,
+                },
+            }
+        } else if !running.started {
             match (self.u.int_in_range(0..=3)?, opened) {
                 (_, Err(kind)) => TransferOutcome::Failed(kind),
                 (0, _) => TransferOutcome::TlsFailed,
@@ -1091,7 +1238,13 @@ impl Harness<'_, '_> {
             1 + usize::from(running.abort_requested) + usize::from(running.quit_requested);
         assert_eq!(replies.len(), expected, "{replies:?}");
         let first = replies[0].code.number();
+        let none = running.plan.data == DataEndpoint::None;
         match outcome {
+            TransferOutcome::Complete { .. } if none => assert_eq!(first, 250),
+            TransferOutcome::Hashed { .. } => {
+                let legacy = matches!(running.plan.kind, TransferKind::Hash { legacy: true, .. });
+                assert_eq!(first, if legacy { 250 } else { 213 });
+            }
             TransferOutcome::Complete { .. } => assert_eq!(first, 226),
             TransferOutcome::Aborted | TransferOutcome::ConnectionLost => assert_eq!(first, 426),
             TransferOutcome::NoDataConnection | TransferOutcome::TlsFailed => {
@@ -1115,7 +1268,23 @@ impl Harness<'_, '_> {
 
     fn complete(&mut self, kind: &TransferKind, bytes: u64) {
         match kind {
-            TransferKind::Retrieve { .. } => {}
+            TransferKind::Retrieve { .. } | TransferKind::Hash { .. } => {}
+            TransferKind::Combine { target, parts } => {
+                for part in parts.iter().filter(|p| *p != target) {
+                    self.fs.nodes.remove(part.as_str());
+                }
+                if self.fs.parent_dir(target).is_ok()
+                    && !matches!(self.fs.get(target), Some(Node::Dir))
+                {
+                    self.fs.nodes.insert(
+                        key(target),
+                        Node::File {
+                            size: bytes,
+                            modified: Some(UNIX_EPOCH),
+                        },
+                    );
+                }
+            }
             TransferKind::List {
                 path,
                 format,
@@ -1174,6 +1343,25 @@ fn run(data: &[u8]) -> Result<()> {
             required_for_data: u.ratio(1, 4)?,
             allow_ccc: u.arbitrary()?,
         },
+        features: Features {
+            hash: u.ratio(3, 4)?,
+            mlsd: u.ratio(7, 8)?,
+            mlst: u.ratio(7, 8)?,
+            mfmt: u.ratio(7, 8)?,
+            site: u.ratio(7, 8)?,
+            stat: u.ratio(7, 8)?,
+            syst: u.ratio(7, 8)?,
+            list_args: u.ratio(3, 4)?,
+            avbl: u.ratio(3, 4)?,
+            mode_z: u.ratio(1, 2)?,
+            comb: u.ratio(1, 2)?,
+            default_type: if u.ratio(1, 4)? {
+                TransferType::Binary
+            } else {
+                TransferType::Ascii
+            },
+        },
+        virtual_hosts: u.ratio(1, 3)?,
     };
     let (peer, local): (SocketAddr, SocketAddr) = match u.int_in_range(0..=2)? {
         0 => (
@@ -1218,7 +1406,11 @@ fn run(data: &[u8]) -> Result<()> {
                     h.finish_transfer()?;
                     continue;
                 }
-                1 if !h.running.as_ref().is_some_and(|r| r.started) => {
+                1 if !h
+                    .running
+                    .as_ref()
+                    .is_some_and(|r| r.started || r.plan.data == DataEndpoint::None) =>
+                {
                     h.start_transfer()?;
                     continue;
                 }
