@@ -801,14 +801,20 @@ impl Session {
             Ok(path) => path,
             Err(step) => return step,
         };
+        self.start_job(TransferKind::Hash {
+            path,
+            algorithm,
+            start,
+            end,
+            legacy,
+        })
+    }
+
+    /// A job run like a transfer but without a data connection (HASH, COMB): one at a time,
+    /// abortable, visible to STAT; a data connection set up before it stays for later.
+    fn start_job(&mut self, kind: TransferKind) -> Step {
         let plan = TransferPlan {
-            kind: TransferKind::Hash {
-                path,
-                algorithm,
-                start,
-                end,
-                legacy,
-            },
+            kind,
             ascii: false,
             data: DataEndpoint::None,
             protected: false,
@@ -838,19 +844,10 @@ impl Session {
             }
             resolved.push(path);
         }
-        let plan = TransferPlan {
-            kind: TransferKind::Combine {
-                target,
-                parts: resolved,
-            },
-            ascii: false,
-            data: DataEndpoint::None,
-            protected: false,
-            compressed: false,
-        };
-        self.transfer = Some(plan.clone());
-        self.abort_requested = false;
-        Step::Transfer(plan)
+        self.start_job(TransferKind::Combine {
+            target,
+            parts: resolved,
+        })
     }
 
     /// ALLO with a size: checked against the space available where the storage can tell.
