@@ -155,20 +155,36 @@ impl FsStorage {
 }
 
 /// Streams entries produced by a blocking directory walk.
-struct ChannelStream(mpsc::Receiver<Result<DirEntry, StorageError>>);
+/// Entries from the directory walk, a batch at a time, handed out one by one.
+struct ChannelStream {
+    rx: mpsc::Receiver<Result<Vec<DirEntry>, StorageError>>,
+    ready: std::vec::IntoIter<DirEntry>,
+}
 
 impl Stream for ChannelStream {
     type Item = Result<DirEntry, StorageError>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.0.poll_recv(cx)
+        loop {
+            if let Some(entry) = self.ready.next() {
+                return Poll::Ready(Some(Ok(entry)));
+            }
+            match self.rx.poll_recv(cx) {
+                Poll::Ready(Some(Ok(batch))) => self.ready = batch.into_iter(),
+                Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e))),
+                Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
     }
 }
 
-/// Entries buffered between the directory walk and the data connection.
-const LIST_BUFFER: usize = 256;
+/// Entries per batch sent from the directory walk (one wake-up of the transfer per batch).
+const LIST_BATCH: usize = 256;
+/// Batches buffered between the walk and the data connection.
+const LIST_BATCHES: usize = 2;
 
-fn walk(dir: Dir, tx: mpsc::Sender<Result<DirEntry, StorageError>>) {
+fn walk(dir: Dir, tx: mpsc::Sender<Result<Vec<DirEntry>, StorageError>>) {
     let entries = match dir.entries() {
         Ok(entries) => entries,
         Err(e) => {
@@ -176,6 +192,7 @@ fn walk(dir: Dir, tx: mpsc::Sender<Result<DirEntry, StorageError>>) {
             return;
         }
     };
+    let mut batch = Vec::with_capacity(LIST_BATCH);
     for entry in entries {
         let item = entry.and_then(|entry| {
             let name = entry.file_name().to_string_lossy().into_owned();
@@ -191,16 +208,26 @@ fn walk(dir: Dir, tx: mpsc::Sender<Result<DirEntry, StorageError>>) {
                 metadata: to_metadata(&meta),
             })
         });
-        let item = match item {
+        match item {
             Ok(entry) if entry.name.starts_with(TEMP_PREFIX) => continue,
-            Ok(entry) => Ok(entry),
+            Ok(entry) => batch.push(entry),
             // An entry removed while listing is simply not listed.
             Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-            Err(e) => Err(io_error(e)),
-        };
-        if tx.blocking_send(item).is_err() {
-            return; // The transfer was aborted.
+            Err(e) => {
+                let _ = tx.blocking_send(Ok(std::mem::take(&mut batch)));
+                let _ = tx.blocking_send(Err(io_error(e)));
+                return;
+            }
         }
+        if batch.len() >= LIST_BATCH {
+            let full = std::mem::replace(&mut batch, Vec::with_capacity(LIST_BATCH));
+            if tx.blocking_send(Ok(full)).is_err() {
+                return; // The transfer was aborted.
+            }
+        }
+    }
+    if !batch.is_empty() {
+        let _ = tx.blocking_send(Ok(batch));
     }
 }
 
@@ -266,9 +293,12 @@ impl Storage for FsStorage {
         let root = self.root.clone();
         let path = path.clone();
         let dir = blocking(move || root.open_dir(rel(&path))).await?;
-        let (tx, rx) = mpsc::channel(LIST_BUFFER);
+        let (tx, rx) = mpsc::channel(LIST_BATCHES);
         tokio::task::spawn_blocking(move || walk(dir, tx));
-        Ok(Box::pin(ChannelStream(rx)))
+        Ok(Box::pin(ChannelStream {
+            rx,
+            ready: Vec::new().into_iter(),
+        }))
     }
 
     async fn read(&self, path: &VirtualPath, offset: u64) -> Result<ReadStream, StorageError> {
