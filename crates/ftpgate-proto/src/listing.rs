@@ -272,30 +272,37 @@ pub fn format_list_line(entry: &DirEntry, now: SystemTime, out: &mut Vec<u8>) {
             .duration_since(modified)
             .map(|a| a < SIX_MONTHS)
             .unwrap_or(true);
-    let when = if recent {
-        format!(
-            "{} {:>2} {:02}:{:02}",
-            month_abbrev(d.month()),
-            d.day(),
-            d.hour(),
-            d.minute()
-        )
-    } else {
-        format!("{} {:>2}  {}", month_abbrev(d.month()), d.day(), d.year())
-    };
-    let line = format!(
-        "{} 1 ftp ftp {:>13} {} {}\r\n",
+    // Written straight into `out`: no allocation per line (listings run to millions of lines).
+    use std::io::Write as _;
+    let _ = write!(
+        out,
+        "{} 1 ftp ftp {:>13} {} {:>2} ",
         mode_string(meta),
         meta.size,
-        when,
-        display_name(&entry.name)
+        month_abbrev(d.month()),
+        d.day(),
     );
-    out.extend_from_slice(line.as_bytes());
+    let _ = if recent {
+        write!(out, "{:02}:{:02} ", d.hour(), d.minute())
+    } else {
+        write!(out, " {} ", d.year())
+    };
+    out.extend_from_slice(display_name(&entry.name).as_bytes());
+    out.extend_from_slice(b"\r\n");
 }
 
 /// The MLSx `perm` fact for an entry given the user's permissions there (RFC 3659 section 7.5.5).
 pub fn perm_fact(kind: FileKind, perms: Permissions) -> String {
-    let table: &[(char, Perm)] = match kind {
+    perm_table(kind)
+        .iter()
+        .filter(|(_, p)| perms.allows(*p))
+        .map(|(c, _)| *c)
+        .collect()
+}
+
+/// The `perm` letters of an entry of `kind`, each with the permission it stands for.
+fn perm_table(kind: FileKind) -> &'static [(char, Perm)] {
+    match kind {
         FileKind::Dir => &[
             ('c', Perm::Store),
             ('d', Perm::Delete),
@@ -312,49 +319,67 @@ pub fn perm_fact(kind: FileKind, perms: Permissions) -> String {
             ('r', Perm::Retrieve),
             ('w', Perm::Store),
         ],
-    };
-    table
-        .iter()
-        .filter(|(_, p)| perms.allows(*p))
-        .map(|(c, _)| *c)
-        .collect()
+    }
 }
 
 /// The facts of one entry followed by a space and `name`, without a line ending:
 /// `type=file;size=3;modify=20240101000000;perm=r; name`.
 pub fn format_facts(meta: &Metadata, name: &str, facts: Facts, perms: Permissions) -> String {
-    let mut s = String::new();
+    let mut out = Vec::new();
+    write_facts(meta, name, facts, perms, &mut out);
+    // Only UTF-8 went in: names are `str`, facts are ASCII.
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// [`format_facts`], appended to `out` without allocating per fact.
+fn write_facts(meta: &Metadata, name: &str, facts: Facts, perms: Permissions, out: &mut Vec<u8>) {
+    use std::io::Write as _;
     if facts.kind {
-        s.push_str(match meta.kind {
-            FileKind::Dir => "type=dir;",
-            FileKind::File => "type=file;",
-            FileKind::Symlink => "type=OS.unix=symlink;",
+        out.extend_from_slice(match meta.kind {
+            FileKind::Dir => b"type=dir;".as_slice(),
+            FileKind::File => b"type=file;".as_slice(),
+            FileKind::Symlink => b"type=OS.unix=symlink;".as_slice(),
         });
     }
     if facts.size {
-        s.push_str(&format!("size={};", meta.size));
+        let _ = write!(out, "size={};", meta.size);
     }
     if facts.modify {
         if let Some(t) = meta.modified {
-            s.push_str(&format!("modify={};", format_timeval(t)));
+            let d = utc(t);
+            let _ = write!(
+                out,
+                "modify={:04}{:02}{:02}{:02}{:02}{:02};",
+                d.year(),
+                d.month() as u8,
+                d.day(),
+                d.hour(),
+                d.minute(),
+                d.second()
+            );
         }
     }
     if facts.perm {
-        s.push_str(&format!("perm={};", perm_fact(meta.kind, perms)));
+        out.extend_from_slice(b"perm=");
+        for (letter, perm) in perm_table(meta.kind) {
+            if perms.allows(*perm) {
+                out.push(*letter as u8);
+            }
+        }
+        out.push(b';');
     }
     if facts.unique {
         if let Some(u) = &meta.unique {
-            s.push_str(&format!("unique={u};"));
+            let _ = write!(out, "unique={u};");
         }
     }
     if facts.unix_mode {
         if let Some(m) = meta.mode {
-            s.push_str(&format!("unix.mode=0{:o};", m & 0o7777));
+            let _ = write!(out, "unix.mode=0{:o};", m & 0o7777);
         }
     }
-    s.push(' ');
-    s.push_str(&display_name(name));
-    s
+    out.push(b' ');
+    out.extend_from_slice(display_name(name).as_bytes());
 }
 
 /// Appends one listing entry in `format` (with CRLF). `perms` are the user's permissions in the
@@ -373,9 +398,7 @@ pub fn format_entry(
             out.extend_from_slice(b"\r\n");
         }
         ListFormat::Facts(facts) => {
-            out.extend_from_slice(
-                format_facts(&entry.metadata, &entry.name, facts, perms).as_bytes(),
-            );
+            write_facts(&entry.metadata, &entry.name, facts, perms, out);
             out.extend_from_slice(b"\r\n");
         }
     }
