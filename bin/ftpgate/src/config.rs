@@ -842,6 +842,20 @@ pub(crate) fn user_entries_of(prefix: &str, users: &[UserSection]) -> Result<Vec
     Ok(entries)
 }
 
+/// The kind of storage user `name` of `users` is served from: their own section's, else
+/// `shared`.
+pub(crate) fn storage_kind_of(
+    users: &[UserSection],
+    shared: StorageKind,
+    name: &str,
+) -> StorageKind {
+    users
+        .iter()
+        .find(|u| u.name == name)
+        .and_then(|u| u.storage.as_ref())
+        .map_or(shared, |s| s.kind)
+}
+
 /// Anonymous access of an `[anonymous]` section, if enabled.
 pub(crate) fn anonymous_entry_of(
     key: &str,
@@ -1014,17 +1028,13 @@ impl ConfigFile {
     /// Checks everything that can be checked without starting: the server section, users,
     /// anonymous access and that homes exist.
     pub(crate) fn check(&self) -> Result<Vec<String>> {
-        self.features.apply(&mut self.server.to_server_config()?)?;
+        let mut server_config = self.server.to_server_config()?;
+        self.features.apply(&mut server_config)?;
+        let max_file_size = server_config.max_file_size;
         let users = self.user_entries()?;
         let anon = self.anonymous_entry()?;
         let mut warnings = Vec::new();
-        let kind_of = |name: &str| {
-            self.users
-                .iter()
-                .find(|u| u.name == name)
-                .and_then(|u| u.storage.as_ref())
-                .map_or(self.storage.kind, |s| s.kind)
-        };
+        let kind_of = |name: &str| storage_kind_of(&self.users, self.storage.kind, name);
         for user in &users {
             if !kind_of(&user.name).home_is_remote(&user.home) && !Path::new(&user.home).is_dir() {
                 warnings.push(format!(
@@ -1073,11 +1083,10 @@ impl ConfigFile {
                 &format!("{key}.storage"),
                 &host.storage,
                 &host.users,
-                self.server.to_server_config()?.max_file_size,
+                max_file_size,
             )?;
         }
         // Every storage section builds (no request is made), credentials included.
-        let max_file_size = self.server.to_server_config()?.max_file_size;
         crate::storage::Backend::build("storage", &self.storage, max_file_size)?;
         for user in &self.users {
             if let Some(section) = &user.storage {

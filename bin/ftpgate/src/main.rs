@@ -314,13 +314,7 @@ fn serve(args: ServeArgs) -> Result<()> {
     };
 
     let started = std::time::SystemTime::now();
-    let kind_of = |name: &str| {
-        file.users
-            .iter()
-            .find(|u| u.name == name)
-            .and_then(|u| u.storage.as_ref())
-            .map_or(file.storage.kind, |s| s.kind)
-    };
+    let kind_of = |name: &str| config::storage_kind_of(&file.users, file.storage.kind, name);
     let homes: Vec<PathBuf> = users
         .iter()
         .map(|u| (kind_of(&u.name), u.home.clone()))
@@ -348,12 +342,7 @@ fn serve(args: ServeArgs) -> Result<()> {
         let anonymous =
             config::anonymous_entry_of(&format!("{key}.anonymous"), host.anonymous.as_ref())?;
         for user in &users {
-            let kind = host
-                .users
-                .iter()
-                .find(|u| u.name == user.name)
-                .and_then(|u| u.storage.as_ref())
-                .map_or(host.storage.kind, |s| s.kind);
+            let kind = config::storage_kind_of(&host.users, host.storage.kind, &user.name);
             if !kind.home_is_remote(&user.home) {
                 homes.push(PathBuf::from(&user.home));
             }

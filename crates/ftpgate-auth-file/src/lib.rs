@@ -305,7 +305,11 @@ impl FileAuthenticator {
 
     /// How long a successful login is remembered (0 turns the cache off); default 5 minutes.
     pub fn with_cache_ttl(mut self, ttl: Duration) -> Self {
-        self.verifier = Arc::new(Verifier::new(ttl));
+        // Unshared until the authenticator is cloned: keep its hashing memory.
+        match Arc::get_mut(&mut self.verifier) {
+            Some(verifier) => verifier.ttl = ttl,
+            None => self.verifier = Arc::new(Verifier::new(ttl)),
+        }
         self
     }
 

@@ -180,7 +180,8 @@ pub trait Storage: Send + Sync + 'static {
 
     /// The file as a local file descriptor, for zero-copy sending (sendfile(2)) when nothing
     /// must transform the bytes (TYPE I, MODE S, no TLS). `None` (the default): the engine uses
-    /// [`Storage::read`]. The engine sends from `offset`; the file's position does not matter.
+    /// [`Storage::read`]. The engine sends from `offset` (the file's position does not matter)
+    /// and learns the size and kind from the open file, so a directory may be returned too.
     async fn read_local(&self, path: &VirtualPath) -> Result<Option<std::fs::File>, StorageError> {
         let _ = path;
         Ok(None)

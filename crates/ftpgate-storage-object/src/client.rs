@@ -66,7 +66,19 @@ pub(crate) struct S3Client {
     request_timeout: Duration,
 }
 
-pub(crate) fn tls_config() -> Result<rustls::ClientConfig, StorageError> {
+/// The HTTP client every store uses: rustls with ring and the platform's roots, a 10 s connect
+/// timeout, reads bounded by `read_timeout`, and a connection pool per host.
+pub(crate) fn http_client(read_timeout: Duration) -> Result<reqwest::Client, StorageError> {
+    reqwest::Client::builder()
+        .use_preconfigured_tls(tls_config()?)
+        .connect_timeout(Duration::from_secs(10))
+        .read_timeout(read_timeout)
+        .pool_max_idle_per_host(32)
+        .build()
+        .map_err(|e| store_error(ErrorKind::Local, format!("HTTP client: {e}")))
+}
+
+fn tls_config() -> Result<rustls::ClientConfig, StorageError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let verifier = rustls_platform_verifier::Verifier::new(provider.clone())
         .map_err(|e| store_error(ErrorKind::Local, format!("TLS roots: {e}")))?;
@@ -105,13 +117,7 @@ impl S3Client {
             ),
             None => Credentials::new(config.access_key.clone(), config.secret_key.clone()),
         };
-        let http = reqwest::Client::builder()
-            .use_preconfigured_tls(tls_config()?)
-            .connect_timeout(Duration::from_secs(10))
-            .read_timeout(config.request_timeout)
-            .pool_max_idle_per_host(32)
-            .build()
-            .map_err(|e| store_error(ErrorKind::Local, format!("HTTP client: {e}")))?;
+        let http = http_client(config.request_timeout)?;
         Ok(S3Client {
             http,
             bucket,

@@ -163,13 +163,7 @@ impl NativeStore {
             ),
         }
         .map_err(|e| opendal_error(service.kind(), e))?;
-        let http = reqwest::Client::builder()
-            .use_preconfigured_tls(crate::client::tls_config()?)
-            .connect_timeout(Duration::from_secs(10))
-            .read_timeout(request_timeout)
-            .pool_max_idle_per_host(32)
-            .build()
-            .map_err(|e| store_error(ErrorKind::Local, format!("HTTP client: {e}")))?;
+        let http = crate::client::http_client(request_timeout)?;
         let context = OperationContext::new()
             .with_http_transport(HttpTransporter::new(ReqwestTransport::new(http)));
         let operator = built

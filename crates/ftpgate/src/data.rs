@@ -310,11 +310,15 @@ async fn transfer(
                 None
             };
             let size_of_local = match &local {
-                Some(file) => Some(
-                    file.metadata()
-                        .map_err(|e| TransferOutcome::Failed(error_kind_of(&e)))?
-                        .len(),
-                ),
+                Some(file) => {
+                    let meta = file
+                        .metadata()
+                        .map_err(|e| TransferOutcome::Failed(error_kind_of(&e)))?;
+                    if meta.is_dir() {
+                        return Err(TransferOutcome::Failed(ErrorKind::IsADirectory));
+                    }
+                    Some(meta.len())
+                }
                 None => None,
             };
             let file_size = match size_of_local {
@@ -356,19 +360,8 @@ async fn transfer(
                     let data = Outgoing::new(data, plan.compressed);
                     Ok(send_file(reader, data, plan.ascii, ctx).await)
                 }
-                (None, Some(mut file), data) => {
-                    // Not reachable (a local file is only asked for a plain connection); send
-                    // it through the ordinary path all the same.
-                    if let Err(e) =
-                        std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(*offset))
-                    {
-                        return Err(TransferOutcome::Failed(error_kind_of(&e)));
-                    }
-                    let file = tokio::fs::File::from_std(file);
-                    let data = Outgoing::new(data, plan.compressed);
-                    Ok(send_file(file, data, plan.ascii, ctx).await)
-                }
-                (None, None, _) => Err(TransferOutcome::Failed(ErrorKind::Local)),
+                // A local file is asked for only when the connection is plain.
+                _ => Err(TransferOutcome::Failed(ErrorKind::Local)),
             }
         }
         TransferKind::Store { path, start } => {
