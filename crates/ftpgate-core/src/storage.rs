@@ -97,6 +97,15 @@ pub trait Upload: Send {
     fn name(&self) -> Option<&str> {
         None
     }
+
+    /// The local file the upload goes to, for a backend on local disk, so the engine can
+    /// move bytes from a plain data connection straight into it (no TLS, TYPE I, MODE S).
+    /// Everything written so far is in the file when this returns, the returned descriptor
+    /// shares its position, and the engine calls [`Upload::commit`] or [`Upload::abort`]
+    /// afterwards as usual. `None` (the default): bytes go through [`Upload::write`].
+    async fn local_file(&mut self) -> Result<Option<std::fs::File>, StorageError> {
+        Ok(None)
+    }
 }
 
 /// A file system as FTP sees it, rooted at one user's home.

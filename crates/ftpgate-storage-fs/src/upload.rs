@@ -1,6 +1,6 @@
 //! Uploads to local disk: a temporary file renamed into place on commit.
 
-use std::io::{self, Seek, SeekFrom};
+use std::io::{self, Seek, SeekFrom, Write};
 
 use async_trait::async_trait;
 use cap_std::fs::{Dir, OpenOptions};
@@ -27,10 +27,24 @@ enum Target {
     InPlace,
 }
 
-/// An upload in progress.
+/// Bytes gathered before they are written to the file in one blocking call. A small upload
+/// is written at commit, in the same call that renames it into place.
+const WRITE_AT: usize = 256 * 1024;
+
+/// A write running on the blocking pool: it gives back the file, its emptied buffer and how
+/// it went.
+type InFlight = tokio::task::JoinHandle<(std::fs::File, Vec<u8>, io::Result<()>)>;
+
+/// An upload in progress. Writes are gathered in `pending` and written `WRITE_AT` bytes at a
+/// time on the blocking pool, one write in flight while the next bytes arrive.
 #[derive(Debug)]
 pub(crate) struct FsUpload {
-    file: tokio::fs::File,
+    /// The file; `None` while a write is in flight.
+    file: Option<std::fs::File>,
+    pending: Vec<u8>,
+    /// The buffer the last finished write gave back, reused for the next.
+    spare: Vec<u8>,
+    in_flight: Option<InFlight>,
     dir: Option<Dir>,
     name: String,
     target: Target,
@@ -94,7 +108,10 @@ impl FsUpload {
             }
         };
         Ok(FsUpload {
-            file: tokio::fs::File::from_std(file),
+            file: Some(file),
+            pending: Vec::new(),
+            spare: Vec::new(),
+            in_flight: None,
             dir: Some(dir),
             name,
             target,
@@ -114,7 +131,10 @@ impl FsUpload {
                 Ok(_) => {
                     let (temp, file) = create_temp(&dir)?;
                     return Ok(FsUpload {
-                        file: tokio::fs::File::from_std(file),
+                        file: Some(file),
+                        pending: Vec::new(),
+                        spare: Vec::new(),
+                        in_flight: None,
                         dir: Some(dir),
                         name,
                         target: Target::Temp {
@@ -147,30 +167,71 @@ impl FsUpload {
             }
         }
     }
+
+    /// Waits for the write in flight, if any, and takes the file back.
+    async fn finish_write(&mut self) -> io::Result<()> {
+        let Some(write) = self.in_flight.take() else {
+            return Ok(());
+        };
+        let (file, mut buffer, result) = write.await.map_err(io::Error::other)?;
+        buffer.clear();
+        self.spare = buffer;
+        self.file = Some(file);
+        result
+    }
+
+    /// Starts writing the pending bytes on the blocking pool (after the previous write).
+    async fn write_pending(&mut self) -> io::Result<()> {
+        self.finish_write().await?;
+        let Some(mut file) = self.file.take() else {
+            return Err(finished());
+        };
+        let buffer = std::mem::replace(&mut self.pending, std::mem::take(&mut self.spare));
+        self.in_flight = Some(tokio::task::spawn_blocking(move || {
+            let result = file.write_all(&buffer);
+            (file, buffer, result)
+        }));
+        Ok(())
+    }
+}
+
+fn finished() -> io::Error {
+    io::Error::other("upload already finished")
 }
 
 #[async_trait]
 impl Upload for FsUpload {
     async fn write(&mut self, data: &[u8]) -> Result<(), StorageError> {
-        use tokio::io::AsyncWriteExt;
-        self.file.write_all(data).await.map_err(io_error)
+        self.pending.extend_from_slice(data);
+        if self.pending.len() >= WRITE_AT {
+            self.write_pending().await.map_err(io_error)?;
+        }
+        Ok(())
     }
 
     async fn commit(mut self: Box<Self>) -> Result<u64, StorageError> {
-        use tokio::io::AsyncWriteExt;
-        self.file.flush().await.map_err(io_error)?;
-        if self.strict {
-            self.file.sync_all().await.map_err(io_error)?;
-        }
-        let size = self.file.metadata().await.map_err(io_error)?.len();
-        let strict = self.strict;
-        let Some(dir) = self.dir.take() else {
-            return Err(io_error(io::Error::other("upload already finished")));
+        self.finish_write().await.map_err(io_error)?;
+        let (Some(mut file), Some(dir)) = (self.file.take(), self.dir.take()) else {
+            return Err(io_error(finished()));
         };
+        let pending = std::mem::take(&mut self.pending);
+        let strict = self.strict;
         let name = self.name.clone();
         let target = std::mem::replace(&mut self.target, Target::InPlace);
         let keep_partial = self.keep_partial;
+        // One blocking call: the last bytes, the size, the rename.
         blocking(move || {
+            let written = file
+                .write_all(&pending)
+                .and_then(|()| if strict { file.sync_all() } else { Ok(()) })
+                .and_then(|()| file.metadata());
+            let size = match written {
+                Ok(meta) => meta.len(),
+                Err(e) => {
+                    FsUpload::discard(&dir, &name, &target, keep_partial);
+                    return Err(e);
+                }
+            };
             match &target {
                 Target::Temp { temp, .. } => dir.rename(temp, &dir, &name).inspect_err(|_| {
                     FsUpload::discard(&dir, &name, &target, keep_partial);
@@ -184,20 +245,24 @@ impl Upload for FsUpload {
                     .into_std()
                     .sync_all()?;
             }
-            Ok(())
+            Ok(size)
         })
-        .await?;
-        Ok(size)
+        .await
     }
 
     async fn abort(mut self: Box<Self>) {
+        let _ = self.finish_write().await;
         if let Some(dir) = self.dir.take() {
             let name = self.name.clone();
             let target = std::mem::replace(&mut self.target, Target::InPlace);
             let keep_partial = self.keep_partial;
-            use tokio::io::AsyncWriteExt;
-            let _ = self.file.flush().await;
+            let pending = std::mem::take(&mut self.pending);
+            let file = self.file.take();
             let _ = blocking(move || {
+                // Kept partial uploads keep every byte that arrived.
+                if let (true, Some(mut file)) = (keep_partial, file) {
+                    let _ = file.write_all(&pending);
+                }
                 FsUpload::discard(&dir, &name, &target, keep_partial);
                 Ok(())
             })
@@ -207,6 +272,17 @@ impl Upload for FsUpload {
 
     fn name(&self) -> Option<&str> {
         Some(&self.name)
+    }
+
+    async fn local_file(&mut self) -> Result<Option<std::fs::File>, StorageError> {
+        if !self.pending.is_empty() {
+            self.write_pending().await.map_err(io_error)?;
+        }
+        self.finish_write().await.map_err(io_error)?;
+        match &self.file {
+            Some(file) => Ok(Some(file.try_clone().map_err(io_error)?)),
+            None => Err(io_error(finished())),
+        }
     }
 }
 

@@ -879,6 +879,10 @@ async fn put_inflated(
 
 /// Receives an upload. `existing` is the size of the file it replaces or extends and `offset`
 /// where writing starts, for size limits and quotas, which are checked before each write.
+///
+/// Bytes arrive on this task first. A plain binary upload that goes on past the first
+/// `TRANSFER_BUFFER` bytes to a backend with a local file continues on the blocking pool,
+/// from the socket straight into the file (as the C servers do: no task wake-up per chunk).
 async fn receive_upload(
     plan: &TransferPlan,
     mut upload: Box<dyn Upload>,
@@ -886,13 +890,11 @@ async fn receive_upload(
     existing: u64,
     offset: u64,
 ) -> Result<TransferOutcome, TransferOutcome> {
-    let allowance = ctx.limits.allowance(existing, offset);
-    let mut written = 0u64;
     let unique_name = match plan.kind {
         TransferKind::StoreUnique { .. } => upload.name().map(str::to_string),
         _ => None,
     };
-    let mut data = match data_connection(
+    let data = match data_connection(
         plan,
         ctx,
         StartInfo {
@@ -908,75 +910,53 @@ async fn receive_upload(
             return Err(outcome);
         }
     };
-    let mut buf = vec![0u8; TRANSFER_BUFFER];
-    let mut decoder = AsciiDecoder::default();
-    let mut decoded = Vec::new();
-    let mut inflater = plan
-        .compressed
-        .then(|| Inflater::new(ctx.limits.mode_z_max_inflated, ctx.limits.mode_z_max_ratio));
-    let mut inflated = Vec::new();
-    loop {
-        let n = match guarded(ctx, data.read(&mut buf)).await {
-            Guarded::Done(Ok(n)) => n,
-            Guarded::Done(Err(_)) | Guarded::Stalled => {
-                upload.abort().await;
-                return Err(TransferOutcome::ConnectionLost);
+    let mut receiver = Receiver {
+        allowance: ctx.limits.allowance(existing, offset),
+        written: 0,
+        ascii: plan.ascii,
+        decoder: AsciiDecoder::default(),
+        decoded: Vec::new(),
+        inflater: plan
+            .compressed
+            .then(|| Inflater::new(ctx.limits.mode_z_max_inflated, ctx.limits.mode_z_max_ratio)),
+        inflated: Vec::new(),
+    };
+    let direct = !plan.ascii && !plan.compressed && matches!(data, Stream::Plain(_));
+    let received = receive_to(
+        data,
+        &mut receiver,
+        upload.as_mut(),
+        ctx,
+        direct.then_some(TRANSFER_BUFFER as u64),
+    )
+    .await;
+    let received = match received {
+        Ok(Received::More(Stream::Plain(tcp))) => match upload.local_file().await {
+            Ok(Some(file)) => receive_directly(tcp, file, receiver.room(), ctx).await,
+            Ok(None) => receive_to(
+                Stream::Plain(tcp),
+                &mut receiver,
+                upload.as_mut(),
+                ctx,
+                None,
+            )
+            .await
+            .map(|_| ()),
+            Err(e) => {
+                warn!(error = %e, "write to storage failed");
+                Err(TransferOutcome::Failed(e.kind))
             }
-            Guarded::Cancelled => {
-                upload.abort().await;
-                return Err(TransferOutcome::Aborted);
-            }
-        };
-        let stored = match &mut inflater {
-            None => {
-                let mut sink = Sink {
-                    ascii: plan.ascii,
-                    decoder: &mut decoder,
-                    decoded: &mut decoded,
-                    written: &mut written,
-                    allowance,
-                };
-                sink.put(upload.as_mut(), &buf[..n], n == 0, ctx).await
-            }
-            Some(inflater) => {
-                let mut sink = Sink {
-                    ascii: plan.ascii,
-                    decoder: &mut decoder,
-                    decoded: &mut decoded,
-                    written: &mut written,
-                    allowance,
-                };
-                put_inflated(
-                    inflater,
-                    &mut inflated,
-                    &mut sink,
-                    upload.as_mut(),
-                    &buf[..n],
-                    ctx,
-                )
-                .await
-            }
-        };
-        if let Err(outcome) = stored {
-            upload.abort().await;
-            return Err(outcome);
-        }
-        if n == 0 {
-            if inflater.as_ref().is_some_and(|i| !i.ended()) {
-                warn!("the zlib stream of a MODE Z upload ended early");
-                upload.abort().await;
-                return Err(TransferOutcome::ConnectionLost);
-            }
-            break;
-        }
-        ctx.progress.fetch_add(n as u64, Ordering::Relaxed);
+        },
+        Ok(Received::More(data)) => receive_to(data, &mut receiver, upload.as_mut(), ctx, None)
+            .await
+            .map(|_| ()),
+        Ok(Received::All) => Ok(()),
+        Err(outcome) => Err(outcome),
+    };
+    if let Err(outcome) = received {
+        upload.abort().await;
+        return Err(outcome);
     }
-    // Answer the client's close_notify with ours (clients such as Python's ftplib wait for it)
-    // and close the data connection before 226.
-    if let Guarded::Done(Err(e)) = guarded(ctx, data.shutdown()).await {
-        debug!(error = %e, "closing the data connection after an upload");
-    }
-    drop(data);
     match upload.commit().await {
         Ok(size) => {
             if let Some(quota) = &ctx.limits.quota {
@@ -989,6 +969,171 @@ async fn receive_upload(
         Err(e) => {
             warn!(error = %e, "commit failed");
             Err(TransferOutcome::Failed(e.kind))
+        }
+    }
+}
+
+/// How far [`receive_to`] got.
+enum Received {
+    /// Every byte, and the data connection is closed.
+    All,
+    /// The asked-for number of bytes; the rest is still to come on this connection.
+    More(Stream),
+}
+
+/// The state of an upload's conversions and limits.
+struct Receiver {
+    allowance: u64,
+    written: u64,
+    ascii: bool,
+    decoder: AsciiDecoder,
+    decoded: Vec<u8>,
+    inflater: Option<Inflater>,
+    inflated: Vec<u8>,
+}
+
+impl Receiver {
+    /// Bytes that may still be stored.
+    fn room(&self) -> u64 {
+        self.allowance.saturating_sub(self.written)
+    }
+
+    async fn put(
+        &mut self,
+        upload: &mut dyn Upload,
+        bytes: &[u8],
+        ctx: &TransferContext,
+    ) -> Result<(), TransferOutcome> {
+        let mut sink = Sink {
+            ascii: self.ascii,
+            decoder: &mut self.decoder,
+            decoded: &mut self.decoded,
+            written: &mut self.written,
+            allowance: self.allowance,
+        };
+        match &mut self.inflater {
+            None => sink.put(upload, bytes, bytes.is_empty(), ctx).await,
+            Some(inflater) => {
+                put_inflated(inflater, &mut self.inflated, &mut sink, upload, bytes, ctx).await
+            }
+        }
+    }
+}
+
+/// Receives bytes from `data` into `upload` until the end, or until at least `stop_after`
+/// bytes have arrived. At the end it answers the client's close_notify with its own (clients
+/// such as Python's ftplib wait for it) and closes the data connection before 226.
+async fn receive_to(
+    mut data: Stream,
+    receiver: &mut Receiver,
+    upload: &mut dyn Upload,
+    ctx: &TransferContext,
+    stop_after: Option<u64>,
+) -> Result<Received, TransferOutcome> {
+    let mut buf = vec![0u8; TRANSFER_BUFFER];
+    let mut received = 0u64;
+    loop {
+        if stop_after.is_some_and(|limit| received >= limit) {
+            return Ok(Received::More(data));
+        }
+        let n = match guarded(ctx, data.read(&mut buf)).await {
+            Guarded::Done(Ok(n)) => n,
+            Guarded::Done(Err(_)) | Guarded::Stalled => {
+                return Err(TransferOutcome::ConnectionLost);
+            }
+            Guarded::Cancelled => return Err(TransferOutcome::Aborted),
+        };
+        receiver.put(upload, &buf[..n], ctx).await?;
+        if n == 0 {
+            if receiver.inflater.as_ref().is_some_and(|i| !i.ended()) {
+                warn!("the zlib stream of a MODE Z upload ended early");
+                return Err(TransferOutcome::ConnectionLost);
+            }
+            break;
+        }
+        received += n as u64;
+        ctx.progress.fetch_add(n as u64, Ordering::Relaxed);
+    }
+    if let Guarded::Done(Err(e)) = guarded(ctx, data.shutdown()).await {
+        debug!(error = %e, "closing the data connection after an upload");
+    }
+    Ok(Received::All)
+}
+
+/// Receives the rest of a plain upload on the blocking pool: read(2) from the socket into a
+/// large buffer, write(2) to the file, until the client closes the connection. ABOR is seen
+/// within `POLL_INTERVAL`; a connection silent for the data timeout is a lost one.
+async fn receive_directly(
+    tcp: TcpStream,
+    mut file: std::fs::File,
+    room: u64,
+    ctx: &TransferContext,
+) -> Result<(), TransferOutcome> {
+    use std::io::{Read, Write};
+    /// Bytes read from the socket at a time: small enough that they are still in the CPU's
+    /// cache when they are copied into the page cache (1 MiB measured slower by a third).
+    const DIRECT_BUFFER: usize = 128 * 1024;
+    /// How long one read waits before looking for ABOR.
+    const POLL_INTERVAL: Duration = Duration::from_millis(100);
+    let mut tcp = match tcp.into_std().and_then(|tcp| {
+        tcp.set_nonblocking(false)?;
+        tcp.set_read_timeout(Some(POLL_INTERVAL))?;
+        Ok(tcp)
+    }) {
+        Ok(tcp) => tcp,
+        Err(e) => {
+            warn!(error = %e, "cannot prepare the data connection for a direct upload");
+            return Err(TransferOutcome::ConnectionLost);
+        }
+    };
+    let (cancel, progress, timeout) = (ctx.cancel.clone(), ctx.progress.clone(), ctx.data_timeout);
+    let received = tokio::task::spawn_blocking(move || {
+        let mut buf = vec![0u8; DIRECT_BUFFER];
+        let mut room = room;
+        let mut last_byte = Instant::now();
+        loop {
+            if cancel.is_cancelled() {
+                return Err(TransferOutcome::Aborted);
+            }
+            let n = match tcp.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    if last_byte.elapsed() >= timeout {
+                        return Err(TransferOutcome::ConnectionLost);
+                    }
+                    continue;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => return Err(TransferOutcome::ConnectionLost),
+            };
+            last_byte = Instant::now();
+            if n as u64 > room {
+                warn!("upload exceeds the size limit or quota");
+                return Err(TransferOutcome::Failed(ErrorKind::ExceededStorage));
+            }
+            room -= n as u64;
+            if let Err(e) = file.write_all(&buf[..n]) {
+                warn!(error = %e, "write to storage failed");
+                return Err(TransferOutcome::Failed(error_kind_of(&e)));
+            }
+            progress.fetch_add(n as u64, Ordering::Relaxed);
+        }
+        if let Err(e) = tcp.shutdown(std::net::Shutdown::Write) {
+            debug!(error = %e, "closing the data connection after an upload");
+        }
+        Ok(())
+    });
+    match received.await {
+        Ok(result) => result,
+        Err(e) => {
+            warn!(error = %e, "upload task failed");
+            Err(TransferOutcome::Failed(ErrorKind::Local))
         }
     }
 }

@@ -372,3 +372,30 @@ fn hundreds_of_concurrent_sessions_move_every_byte_correctly() {
         "every session completed transfers"
     );
 }
+
+#[test]
+fn limits_hold_for_large_uploads_past_the_first_buffer() {
+    // Past its first 256 KiB a plain upload goes straight from the socket to the file; the
+    // size limit and the quota still hold to the byte there.
+    let mut options = Options::default();
+    options.config.max_file_size = Some(3_000_000);
+    options.alice_quota = Some(5_000_000);
+    let server = TestServer::start_with(options);
+    let old = random_bytes(1_000_000, 40);
+    write_file(&server.path("keep"), &old);
+    let mut raw = server.raw_logged_in();
+    raw.cmd("TYPE I");
+    assert_eq!(raw.upload("STOR keep", &random_bytes(3_000_001, 41)), 552);
+    assert_eq!(std::fs::read(server.path("keep")).unwrap(), old);
+    let exact = random_bytes(3_000_000, 42);
+    assert_eq!(raw.upload("STOR keep", &exact), 226, "exactly the limit");
+    assert_eq!(std::fs::read(server.path("keep")).unwrap(), exact);
+    // 3,000,000 used: 2,500,000 more would pass the 5,000,000 quota.
+    assert_eq!(raw.upload("STOR other", &random_bytes(2_500_000, 43)), 552);
+    assert_eq!(raw.upload("STOR other", &random_bytes(2_000_000, 44)), 226);
+    assert_eq!(
+        server.names_in(""),
+        ["keep", "other", "pub"],
+        "nothing partial left"
+    );
+}

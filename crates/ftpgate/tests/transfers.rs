@@ -160,6 +160,28 @@ fn rest_resumes_downloads_and_uploads() {
 }
 
 #[test]
+fn large_uploads_resume_and_append_at_the_right_place() {
+    // Large enough that most of each upload goes straight from the socket to the file.
+    let server = TestServer::start();
+    let data = random_bytes(4_000_000, 45);
+    let mut ftp = server.client();
+    ftp.transfer_type(suppaftp::types::FileType::Binary)
+        .unwrap();
+    ftp.put_file("whole", &mut Cursor::new(&data)).unwrap();
+    assert_eq!(std::fs::read(server.path("whole")).unwrap(), data);
+    write_file(&server.path("resumed"), &data[..1_000_000]);
+    ftp.resume_transfer(1_000_000).unwrap();
+    ftp.put_file("resumed", &mut Cursor::new(&data[1_000_000..]))
+        .unwrap();
+    assert_eq!(std::fs::read(server.path("resumed")).unwrap(), data);
+    write_file(&server.path("appended"), &data[..1_500_000]);
+    ftp.append_file("appended", &mut Cursor::new(&data[1_500_000..]))
+        .unwrap();
+    assert_eq!(std::fs::read(server.path("appended")).unwrap(), data);
+    assert_eq!(ftp.retr_as_buffer("appended").unwrap().into_inner(), data);
+}
+
+#[test]
 fn rest_beyond_the_end_and_in_ascii_is_refused() {
     let server = TestServer::start();
     write_file(&server.path("f"), b"12345");
