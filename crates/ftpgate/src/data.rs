@@ -669,10 +669,11 @@ async fn close_data(
 }
 
 /// Sends `file` from `offset` to its end with sendfile(2): the kernel moves the bytes from the
-/// page cache to the socket without copying them through the process. The socket is switched
-/// to blocking mode and served from the blocking pool (as vsftpd does): the kernel then sends
-/// as fast as the peer reads, with no readiness round trips; each call sends at most 4 MiB so
-/// ABOR is seen within milliseconds, and a stalled peer hits the socket's send timeout.
+/// page cache to the socket without copying them through the process. What does not fit in
+/// the socket buffer at once is sent from the blocking pool with the socket in blocking mode
+/// (as vsftpd and ProFTPD do), in calls of up to 64 MiB: the kernel then sends as fast as the
+/// peer reads, with no readiness round trips (calls of 64 KiB measured 40 % slower). ABOR shuts
+/// the socket down, which ends a call at once; a stalled peer hits the socket's send timeout.
 async fn send_with_sendfile(
     file: std::fs::File,
     offset: u64,
@@ -680,7 +681,7 @@ async fn send_with_sendfile(
     ctx: &TransferContext,
 ) -> TransferOutcome {
     /// Most bytes one sendfile call is asked for.
-    const CHUNK: usize = 4 * 1024 * 1024;
+    const CHUNK: usize = 64 * 1024 * 1024;
     // Small files usually fit in the socket buffer: sent at once from this task.
     let mut offset = offset;
     if let Guarded::Done(Ok(())) = guarded(ctx, tcp.writable()).await {
@@ -706,19 +707,21 @@ async fn send_with_sendfile(
             }
         }
     }
-    let tcp = match tcp.into_std().and_then(|tcp| {
+    let prepared = tcp.into_std().and_then(|tcp| {
         tcp.set_nonblocking(false)?;
         tcp.set_write_timeout(Some(ctx.data_timeout))?;
-        Ok(tcp)
-    }) {
-        Ok(tcp) => tcp,
+        let stopper = tcp.try_clone()?;
+        Ok((tcp, stopper))
+    });
+    let (tcp, stopper) = match prepared {
+        Ok(pair) => pair,
         Err(e) => {
             warn!(error = %e, "cannot prepare the data connection for sendfile");
             return TransferOutcome::ConnectionLost;
         }
     };
     let (cancel, progress) = (ctx.cancel.clone(), ctx.progress.clone());
-    let sent = tokio::task::spawn_blocking(move || {
+    let mut sending = tokio::task::spawn_blocking(move || {
         loop {
             if cancel.is_cancelled() {
                 return TransferOutcome::Aborted;
@@ -729,6 +732,7 @@ async fn send_with_sendfile(
                     progress.fetch_add(n as u64, Ordering::Relaxed);
                 }
                 Err(rustix::io::Errno::INTR) => {}
+                Err(_) if cancel.is_cancelled() => return TransferOutcome::Aborted,
                 Err(e) => {
                     // A send timeout (EAGAIN on a blocking socket) is a stalled peer.
                     warn!(error = %e, "sendfile failed");
@@ -744,7 +748,15 @@ async fn send_with_sendfile(
             Err(_) => TransferOutcome::ConnectionLost,
         }
     });
-    match sent.await {
+    let sent = tokio::select! {
+        sent = &mut sending => sent,
+        _ = ctx.cancel.cancelled() => {
+            // Wakes a sendfile call blocked on a full socket buffer.
+            let _ = stopper.shutdown(std::net::Shutdown::Both);
+            sending.await
+        }
+    };
+    match sent {
         Ok(outcome) => outcome,
         Err(e) => {
             warn!(error = %e, "sendfile task failed");
