@@ -22,7 +22,7 @@ use ftpgate_proto::listing::{ListFormat, format_entry};
 use ftpgate_proto::session::{
     DataEndpoint, StartInfo, TransferKind, TransferOutcome, TransferPlan, WriteStart,
 };
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::mpsc;
@@ -412,7 +412,12 @@ async fn transfer(
             let show_hidden = *all || matches!(format, ListFormat::Facts(_));
             let mut out = Vec::with_capacity(LISTING_BUFFER + 1024);
             loop {
-                let entry = match guarded(ctx, entries.next()).await {
+                // Entries arrive in batches: take a ready one without arming a timer.
+                let next = match entries.next().now_or_never() {
+                    Some(next) => Guarded::Done(next),
+                    None => guarded(ctx, entries.next()).await,
+                };
+                let entry = match next {
                     Guarded::Done(Some(Ok(entry))) => entry,
                     Guarded::Done(None) => break,
                     Guarded::Done(Some(Err(e))) => return Err(failed(e)),
