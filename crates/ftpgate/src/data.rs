@@ -939,8 +939,10 @@ async fn receive_upload(
         inflated: Vec::new(),
     };
     let direct = !plan.ascii && !plan.compressed && matches!(data, Stream::Plain(_));
+    let mut buf = vec![0u8; TRANSFER_BUFFER];
     let received = receive_to(
         data,
+        &mut buf,
         &mut receiver,
         upload.as_mut(),
         ctx,
@@ -952,6 +954,7 @@ async fn receive_upload(
             Ok(Some(file)) => receive_directly(tcp, file, receiver.room(), ctx).await,
             Ok(None) => receive_to(
                 Stream::Plain(tcp),
+                &mut buf,
                 &mut receiver,
                 upload.as_mut(),
                 ctx,
@@ -964,9 +967,11 @@ async fn receive_upload(
                 Err(TransferOutcome::Failed(e.kind))
             }
         },
-        Ok(Received::More(data)) => receive_to(data, &mut receiver, upload.as_mut(), ctx, None)
-            .await
-            .map(|_| ()),
+        Ok(Received::More(data)) => {
+            receive_to(data, &mut buf, &mut receiver, upload.as_mut(), ctx, None)
+                .await
+                .map(|_| ())
+        }
         Ok(Received::All) => Ok(()),
         Err(outcome) => Err(outcome),
     };
@@ -1042,18 +1047,18 @@ impl Receiver {
 /// such as Python's ftplib wait for it) and closes the data connection before 226.
 async fn receive_to(
     mut data: Stream,
+    buf: &mut [u8],
     receiver: &mut Receiver,
     upload: &mut dyn Upload,
     ctx: &TransferContext,
     stop_after: Option<u64>,
 ) -> Result<Received, TransferOutcome> {
-    let mut buf = vec![0u8; TRANSFER_BUFFER];
     let mut received = 0u64;
     loop {
         if stop_after.is_some_and(|limit| received >= limit) {
             return Ok(Received::More(data));
         }
-        let n = match guarded(ctx, data.read(&mut buf)).await {
+        let n = match guarded(ctx, data.read(buf)).await {
             Guarded::Done(Ok(n)) => n,
             Guarded::Done(Err(_)) | Guarded::Stalled => {
                 return Err(TransferOutcome::ConnectionLost);
