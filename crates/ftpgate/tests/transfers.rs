@@ -424,6 +424,36 @@ fn data_connection_timeout_is_425() {
 }
 
 #[test]
+fn an_upload_that_stalls_past_its_first_buffer_ends_and_keeps_the_old_file() {
+    let mut options = Options::default();
+    options.config.data_timeout = Duration::from_millis(700);
+    let server = TestServer::start_with(options);
+    write_file(&server.path("keep"), b"previous version");
+    let mut raw = server.raw_logged_in();
+    raw.cmd("TYPE I");
+    let addr = raw.epsv();
+    let mut data = TcpStream::connect(addr).unwrap();
+    assert_eq!(raw.code("STOR keep"), 150);
+    // Past the first 256 KiB, so the rest goes socket to file on the blocking pool.
+    data.write_all(&random_bytes(600_000, 8)).unwrap();
+    let started = std::time::Instant::now();
+    let code = raw.reply().0;
+    assert!(code == 426 || code == 451, "{code}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "the data timeout ends a silent upload: {:?}",
+        started.elapsed()
+    );
+    drop(data);
+    assert_eq!(
+        std::fs::read(server.path("keep")).unwrap(),
+        b"previous version"
+    );
+    assert_eq!(server.names_in(""), ["keep", "pub"]);
+    assert_eq!(raw.code("NOOP"), 200);
+}
+
+#[test]
 fn active_mode_connects_back_to_the_client() {
     let server = TestServer::start();
     write_file(&server.path("f"), b"active bytes");
