@@ -191,14 +191,15 @@ pub(crate) fn markdown(
     );
     let _ = writeln!(
         md,
-        "{} CPUs ({}), {:.0} GiB RAM, Linux {}; {} round(s), servers alternating within each \
-         round, a fresh server process for every run; medians. Load average at start: {}; at \
+        "{} CPUs ({}), {:.0} GiB RAM, Linux {}; {} round(s) ({} for S1 and S2), servers \
+         alternating within each round, a fresh server process for every run; medians. Load average at start: {}; at \
          end: {}.\n\n`{command}`\n",
         machine.cpus,
         machine.cpu_model,
         machine.memory_gib,
         machine.kernel,
         settings.rounds,
+        settings.rounds * 2 + 1,
         machine.load_at_start,
         std::fs::read_to_string("/proc/loadavg")
             .unwrap_or_default()
