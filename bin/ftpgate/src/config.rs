@@ -94,6 +94,8 @@ pub(crate) struct ServerSection {
     pub(crate) ban_growth: f64,
     /// After binding the listen ports, switch to this unprivileged user.
     pub(crate) run_as: Option<String>,
+    /// Threads sessions run on, each session on one of them; 0: tokio's work-stealing runtime.
+    pub(crate) session_threads: usize,
 }
 
 /// One of `server.passive_address_rules`: `{ cidr = "10.0.0.0/8", address = "10.1.2.3" }`.
@@ -222,6 +224,7 @@ impl Default for ServerSection {
             ban_secs: d.login_guard.ban_time.as_secs(),
             ban_growth: d.login_guard.ban_growth,
             run_as: None,
+            session_threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
         }
     }
 }
@@ -995,6 +998,7 @@ impl ServerSection {
                 ban_growth: self.ban_growth,
             },
             max_commands_per_second: self.max_commands_per_second,
+            session_threads: self.session_threads,
             max_file_size: match &self.max_file_size {
                 Some(size) => Some(size.bytes().context("server.max_file_size")?),
                 None => None,

@@ -82,6 +82,10 @@ pub struct ServerConfig {
     /// MODE Z: most inflated bytes per compressed byte once an upload passes 1 MiB, so a small
     /// compressed upload cannot become a bomb (552 beyond).
     pub mode_z_max_ratio: u64,
+    /// Threads that sessions run on, each with its own single-threaded runtime; a session stays
+    /// on one thread from start to end (no work stealing, no wake-ups of other threads).
+    /// 0 runs sessions as tasks of the runtime that calls [`BoundServer::run`](crate::BoundServer::run).
+    pub session_threads: usize,
 }
 
 impl Default for ServerConfig {
@@ -115,6 +119,7 @@ impl Default for ServerConfig {
             max_concurrent_hashes: std::thread::available_parallelism().map_or(2, |n| n.get()),
             mode_z_max_inflated: 16 * 1024 * 1024 * 1024,
             mode_z_max_ratio: 1000,
+            session_threads: 0,
         }
     }
 }

@@ -31,6 +31,7 @@ mod guard;
 mod limits;
 mod passive;
 mod server;
+mod threads;
 mod tls;
 mod zlib;
 

@@ -25,6 +25,7 @@ use crate::events::{Event, EventHandler};
 use crate::guard::LoginGuard;
 use crate::limits::Quota;
 use crate::passive::PortSharing;
+use crate::threads::SessionThreads;
 use crate::tls::ServerTls;
 
 /// What every session shares.
@@ -55,6 +56,8 @@ pub(crate) struct Shared {
     events: Option<Arc<dyn EventHandler>>,
     /// Virtual hosts by lower-case name.
     pub(crate) hosts: HashMap<String, Arc<VirtualHost>>,
+    /// Where sessions run, with `session_threads` set; else on the caller's runtime.
+    session_threads: Option<SessionThreads>,
 }
 
 impl Shared {
@@ -233,6 +236,10 @@ impl Server {
             self.config.public_host_refresh,
         ));
         passive_addresses.resolve_now().await;
+        let session_threads = match self.config.session_threads {
+            0 => None,
+            n => Some(SessionThreads::start(n, 512)?),
+        };
         let hard = CancellationToken::new();
         let shared = Arc::new(Shared {
             connections: Arc::new(Semaphore::new(self.config.max_connections)),
@@ -252,6 +259,7 @@ impl Server {
             hash_slots: Arc::new(Semaphore::new(config_hashes.max(1))),
             events: self.events,
             hosts: self.hosts,
+            session_threads,
         });
         Ok(BoundServer { listeners, shared })
     }
@@ -317,6 +325,9 @@ impl BoundServer {
             shared.hard.cancel();
             let _ = tokio::time::timeout(Duration::from_secs(5), shared.tasks.wait()).await;
         }
+        if let Some(threads) = &shared.session_threads {
+            threads.stop();
+        }
         info!("shutdown complete");
     }
 }
@@ -364,10 +375,33 @@ async fn accept_loop(listener: TcpListener, implicit_tls: bool, shared: Arc<Shar
             continue;
         };
         let shared2 = shared.clone();
-        shared.tasks.spawn(async move {
-            control::run(shared2, stream, peer, implicit_tls).await;
-            drop(slot);
-            drop(permit);
-        });
+        match &shared.session_threads {
+            Some(threads) => {
+                // Registered again on the session's own thread, so that its readiness events
+                // do not go through this runtime's poller first.
+                let stream = match stream.into_std() {
+                    Ok(stream) => stream,
+                    Err(e) => {
+                        warn!(%peer, error = %e, "cannot hand the connection to a session thread");
+                        continue;
+                    }
+                };
+                threads.spawn(&shared.tasks, async move {
+                    match TcpStream::from_std(stream) {
+                        Ok(stream) => control::run(shared2, stream, peer, implicit_tls).await,
+                        Err(e) => warn!(%peer, error = %e, "cannot register the connection"),
+                    }
+                    drop(slot);
+                    drop(permit);
+                });
+            }
+            None => {
+                shared.tasks.spawn(async move {
+                    control::run(shared2, stream, peer, implicit_tls).await;
+                    drop(slot);
+                    drop(permit);
+                });
+            }
+        }
     }
 }

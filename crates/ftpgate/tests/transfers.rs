@@ -397,6 +397,56 @@ fn graceful_shutdown_lets_transfers_finish_and_closes_idle_sessions() {
 }
 
 #[test]
+fn sessions_on_session_threads_transfer_and_shut_down_gracefully() {
+    let mut options = Options::default();
+    options.config.session_threads = 2;
+    let mut server = TestServer::start_with(options);
+    let body = random_bytes(3_000_000, 11);
+    // Several sessions at once, spread over both threads: uploads (past the first buffer, so
+    // through the blocking pool), downloads and listings.
+    let workers: Vec<_> = (0..4)
+        .map(|i| {
+            let mut ftp = server.client();
+            let body = body.clone();
+            std::thread::spawn(move || {
+                let name = format!("t{i}");
+                ftp.transfer_type(suppaftp::types::FileType::Binary)
+                    .unwrap();
+                ftp.put_file(&name, &mut &body[..]).unwrap();
+                let got = ftp.retr_as_buffer(&name).unwrap().into_inner();
+                assert_eq!(got, body);
+                assert!(ftp.nlst(None).unwrap().contains(&name));
+                ftp.quit().unwrap();
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.join().unwrap();
+    }
+    write_file(&server.path("f"), &random_bytes(4_000_000, 12));
+    let mut idle = server.raw_logged_in();
+    let mut busy = server.raw_logged_in();
+    busy.cmd("TYPE I");
+    let addr = busy.epsv();
+    let mut data = TcpStream::connect(addr).unwrap();
+    assert_eq!(busy.code("RETR f"), 150);
+    let mut first = vec![0u8; 1000];
+    data.read_exact(&mut first).unwrap();
+    server.shutdown.cancel();
+    assert_eq!(idle.reply().0, 421);
+    let mut rest = Vec::new();
+    data.read_to_end(&mut rest).unwrap();
+    assert_eq!(first.len() + rest.len(), 4_000_000);
+    assert_eq!(busy.reply().0, 226);
+    assert_eq!(busy.reply().0, 421);
+    server.stop();
+    assert!(
+        TcpStream::connect(server.addr).is_err(),
+        "no longer accepting"
+    );
+}
+
+#[test]
 fn listing_streams_a_large_directory() {
     let server = TestServer::start();
     let dir = server.path("many");
