@@ -42,8 +42,11 @@ impl SessionThreads {
     /// Starts `count` threads. Blocking work (file I/O, password hashing) runs on each
     /// runtime's own blocking pool, `max_blocking` threads in all.
     pub(crate) fn start(count: usize, max_blocking: usize) -> std::io::Result<SessionThreads> {
-        let stop = CancellationToken::new();
-        let mut threads = Vec::with_capacity(count);
+        // Built as it goes: if a thread cannot start, dropping this ends those already started.
+        let mut started = SessionThreads {
+            threads: Vec::with_capacity(count),
+            stop: CancellationToken::new(),
+        };
         for i in 0..count {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -51,7 +54,7 @@ impl SessionThreads {
                 .thread_name(format!("ftpgate-session-{i}-io"))
                 .build()?;
             let handle = runtime.handle().clone();
-            let stopped = stop.clone();
+            let stopped = started.stop.clone();
             std::thread::Builder::new()
                 .name(format!("ftpgate-session-{i}"))
                 .spawn(move || {
@@ -60,12 +63,12 @@ impl SessionThreads {
                     // to a stalled client) is left to its own timeout.
                     runtime.shutdown_timeout(Duration::from_secs(1));
                 })?;
-            threads.push(SessionThread {
+            started.threads.push(SessionThread {
                 handle,
                 sessions: Arc::new(AtomicUsize::new(0)),
             });
         }
-        Ok(SessionThreads { threads, stop })
+        Ok(started)
     }
 
     /// Runs `session` on the thread with the fewest sessions, tracked by `tasks`.
