@@ -128,12 +128,18 @@ mod tests {
                 let _ = released.wait_for(|r| *r).await;
             });
         }
-        let counts: Vec<usize> = threads
-            .threads
-            .iter()
-            .map(|t| t.sessions.load(Ordering::Relaxed))
-            .collect();
-        assert_eq!(counts, [2, 2], "four sessions spread over two threads");
+        let counts = |threads: &SessionThreads| -> Vec<usize> {
+            threads
+                .threads
+                .iter()
+                .map(|t| t.sessions.load(Ordering::Relaxed))
+                .collect()
+        };
+        assert_eq!(
+            counts(&threads),
+            [2, 2],
+            "four sessions spread over two threads"
+        );
         release.send(true).unwrap();
         tasks.close();
         tasks.wait().await;
@@ -143,11 +149,10 @@ mod tests {
             let name = name.as_deref().unwrap_or("");
             assert!(name.starts_with("ftpgate-session-"), "{name}");
         }
-        let counts: Vec<usize> = threads
-            .threads
-            .iter()
-            .map(|t| t.sessions.load(Ordering::Relaxed))
-            .collect();
-        assert_eq!(counts, [0, 0], "ended sessions are no longer counted");
+        assert_eq!(
+            counts(&threads),
+            [0, 0],
+            "ended sessions are no longer counted"
+        );
     }
 }

@@ -254,15 +254,22 @@ fn abor_during_a_download_answers_426_then_226() {
     assert!(String::from_utf8(bytes).unwrap().contains("big"));
 }
 
-#[test]
-fn abor_during_an_upload_keeps_nothing() {
-    let server = TestServer::start();
+/// Writes "previous version" to `keep`, then starts a binary STOR over it (150 received) and
+/// returns the control and data connections.
+fn replace_keep(server: &TestServer) -> (Raw, TcpStream) {
     write_file(&server.path("keep"), b"previous version");
     let mut raw = server.raw_logged_in();
     raw.cmd("TYPE I");
     let addr = raw.epsv();
-    let mut data = TcpStream::connect(addr).unwrap();
+    let data = TcpStream::connect(addr).unwrap();
     assert_eq!(raw.code("STOR keep"), 150);
+    (raw, data)
+}
+
+#[test]
+fn abor_during_an_upload_keeps_nothing() {
+    let server = TestServer::start();
+    let (mut raw, mut data) = replace_keep(&server);
     data.write_all(&random_bytes(300_000, 5)).unwrap();
     raw.send("ABOR");
     assert_eq!(raw.reply().0, 426);
@@ -282,12 +289,7 @@ fn abor_during_an_upload_keeps_nothing() {
 #[test]
 fn upload_cut_by_a_reset_keeps_the_previous_version() {
     let server = TestServer::start();
-    write_file(&server.path("keep"), b"previous version");
-    let mut raw = server.raw_logged_in();
-    raw.cmd("TYPE I");
-    let addr = raw.epsv();
-    let data = TcpStream::connect(addr).unwrap();
-    assert_eq!(raw.code("STOR keep"), 150);
+    let (mut raw, data) = replace_keep(&server);
     (&data).write_all(&random_bytes(100_000, 6)).unwrap();
     std::thread::sleep(Duration::from_millis(100));
     // SO_LINGER 0: close with RST, as a crashed client or a cut network would.
@@ -372,7 +374,12 @@ fn quit_during_a_transfer_waits_for_it() {
 
 #[test]
 fn graceful_shutdown_lets_transfers_finish_and_closes_idle_sessions() {
-    let mut server = TestServer::start();
+    shut_down_during_a_download(TestServer::start());
+}
+
+/// Shuts `server` down while one session downloads and another is idle: the idle one gets
+/// 421 at once, the download finishes (226) before its 421, and nothing is accepted after.
+fn shut_down_during_a_download(mut server: TestServer) {
     write_file(&server.path("f"), &random_bytes(4_000_000, 10));
     let mut idle = server.raw_logged_in();
     let mut busy = server.raw_logged_in();
@@ -400,7 +407,7 @@ fn graceful_shutdown_lets_transfers_finish_and_closes_idle_sessions() {
 fn sessions_on_session_threads_transfer_and_shut_down_gracefully() {
     let mut options = Options::default();
     options.config.session_threads = 2;
-    let mut server = TestServer::start_with(options);
+    let server = TestServer::start_with(options);
     let body = random_bytes(3_000_000, 11);
     // Several sessions at once, spread over both threads: uploads (past the first buffer, so
     // through the blocking pool), downloads and listings.
@@ -423,27 +430,7 @@ fn sessions_on_session_threads_transfer_and_shut_down_gracefully() {
     for worker in workers {
         worker.join().unwrap();
     }
-    write_file(&server.path("f"), &random_bytes(4_000_000, 12));
-    let mut idle = server.raw_logged_in();
-    let mut busy = server.raw_logged_in();
-    busy.cmd("TYPE I");
-    let addr = busy.epsv();
-    let mut data = TcpStream::connect(addr).unwrap();
-    assert_eq!(busy.code("RETR f"), 150);
-    let mut first = vec![0u8; 1000];
-    data.read_exact(&mut first).unwrap();
-    server.shutdown.cancel();
-    assert_eq!(idle.reply().0, 421);
-    let mut rest = Vec::new();
-    data.read_to_end(&mut rest).unwrap();
-    assert_eq!(first.len() + rest.len(), 4_000_000);
-    assert_eq!(busy.reply().0, 226);
-    assert_eq!(busy.reply().0, 421);
-    server.stop();
-    assert!(
-        TcpStream::connect(server.addr).is_err(),
-        "no longer accepting"
-    );
+    shut_down_during_a_download(server);
 }
 
 #[test]
@@ -478,12 +465,7 @@ fn an_upload_that_stalls_past_its_first_buffer_ends_and_keeps_the_old_file() {
     let mut options = Options::default();
     options.config.data_timeout = Duration::from_millis(700);
     let server = TestServer::start_with(options);
-    write_file(&server.path("keep"), b"previous version");
-    let mut raw = server.raw_logged_in();
-    raw.cmd("TYPE I");
-    let addr = raw.epsv();
-    let mut data = TcpStream::connect(addr).unwrap();
-    assert_eq!(raw.code("STOR keep"), 150);
+    let (mut raw, mut data) = replace_keep(&server);
     // Past the first 256 KiB, so the rest goes socket to file on the blocking pool.
     data.write_all(&random_bytes(600_000, 8)).unwrap();
     let started = std::time::Instant::now();
