@@ -1104,10 +1104,9 @@ async fn receive_to(
 /// large buffer, write(2) to the file, until the client closes the connection. ABOR is seen
 /// within `POLL_INTERVAL`; a connection silent for the data timeout is a lost one.
 ///
-/// splice(2) through a pipe (one copy instead of two) was measured and left out: 2.9 GB/s
-/// in its good runs, but one run in two fell to 0.3-1.2 GB/s with three to seven times the
-/// CPU, the first upload after start always among them, where this loop held 1.7-2.2 GB/s
-/// in every run.
+/// splice(2) through a pipe (one copy instead of two) was measured and left out: up to
+/// 3 GB/s in its good runs, but about one run in three fell to 0.3-1.4 GB/s with two to seven
+/// times the CPU, where this loop held 1.7-2.2 GB/s in every run of the same batches.
 async fn receive_directly(
     tcp: TcpStream,
     mut file: std::fs::File,
