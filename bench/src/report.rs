@@ -199,7 +199,7 @@ pub(crate) fn markdown(
         machine.memory_gib,
         machine.kernel,
         settings.rounds,
-        settings.rounds * 2 + 1,
+        settings.big_transfer_rounds(),
         machine.load_at_start,
         std::fs::read_to_string("/proc/loadavg")
             .unwrap_or_default()

@@ -44,6 +44,11 @@ pub(crate) struct Settings {
 }
 
 impl Settings {
+    /// Runs per server of S1 and S2 (see [`Case::rounds`]).
+    pub(crate) fn big_transfer_rounds(&self) -> usize {
+        self.rounds * 2 + 1
+    }
+
     /// The sizes the comparison is specified with.
     pub(crate) fn full() -> Settings {
         Settings {
@@ -140,7 +145,7 @@ impl Case {
     /// take 2n+1 runs where the other cases take n.
     pub(crate) fn rounds(&self, settings: &Settings) -> usize {
         match self {
-            Case::Retr { .. } | Case::Stor { .. } => settings.rounds * 2 + 1,
+            Case::Retr { .. } | Case::Stor { .. } => settings.big_transfer_rounds(),
             _ => settings.rounds,
         }
     }

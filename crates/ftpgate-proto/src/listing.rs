@@ -205,16 +205,26 @@ fn month_abbrev(m: Month) -> &'static str {
 
 /// `YYYYMMDDHHMMSS` in UTC, as MDTM and the MLSx `modify` fact use (RFC 3659 section 2.3).
 pub fn format_timeval(t: SystemTime) -> String {
-    let d = utc(t);
-    format!(
-        "{:04}{:02}{:02}{:02}{:02}{:02}",
-        d.year(),
-        d.month() as u8,
-        d.day(),
-        d.hour(),
-        d.minute(),
-        d.second()
-    )
+    Timeval(t).to_string()
+}
+
+/// Displays as [`format_timeval`], for writing a time into a buffer without a `String`.
+struct Timeval(SystemTime);
+
+impl std::fmt::Display for Timeval {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let d = utc(self.0);
+        write!(
+            f,
+            "{:04}{:02}{:02}{:02}{:02}{:02}",
+            d.year(),
+            d.month() as u8,
+            d.day(),
+            d.hour(),
+            d.minute(),
+            d.second()
+        )
+    }
 }
 
 /// Parses `YYYYMMDDHHMMSS[.sss]` in UTC (MFMT, RFC draft-somers-ftp-mfxx).
@@ -346,17 +356,7 @@ fn write_facts(meta: &Metadata, name: &str, facts: Facts, perms: Permissions, ou
     }
     if facts.modify {
         if let Some(t) = meta.modified {
-            let d = utc(t);
-            let _ = write!(
-                out,
-                "modify={:04}{:02}{:02}{:02}{:02}{:02};",
-                d.year(),
-                d.month() as u8,
-                d.day(),
-                d.hour(),
-                d.minute(),
-                d.second()
-            );
+            let _ = write!(out, "modify={};", Timeval(t));
         }
     }
     if facts.perm {

@@ -107,7 +107,18 @@ impl FsUpload {
                 (file, Target::InPlace)
             }
         };
-        Ok(FsUpload {
+        Ok(FsUpload::new(file, dir, name, target, keep_partial, strict))
+    }
+
+    fn new(
+        file: std::fs::File,
+        dir: Dir,
+        name: String,
+        target: Target,
+        keep_partial: bool,
+        strict: bool,
+    ) -> FsUpload {
+        FsUpload {
             file: Some(file),
             pending: Vec::new(),
             spare: Vec::new(),
@@ -117,7 +128,7 @@ impl FsUpload {
             target,
             keep_partial,
             strict,
-        })
+        }
     }
 
     pub(crate) fn start_unique(dir: Dir, base: &str, strict: bool) -> io::Result<FsUpload> {
@@ -130,20 +141,11 @@ impl FsUpload {
             match dir.open_with(&name, OpenOptions::new().write(true).create_new(true)) {
                 Ok(_) => {
                     let (temp, file) = create_temp(&dir)?;
-                    return Ok(FsUpload {
-                        file: Some(file),
-                        pending: Vec::new(),
-                        spare: Vec::new(),
-                        in_flight: None,
-                        dir: Some(dir),
-                        name,
-                        target: Target::Temp {
-                            temp,
-                            reserved: true,
-                        },
-                        keep_partial: false,
-                        strict,
-                    });
+                    let target = Target::Temp {
+                        temp,
+                        reserved: true,
+                    };
+                    return Ok(FsUpload::new(file, dir, name, target, false, strict));
                 }
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
                 Err(e) => return Err(e),

@@ -968,28 +968,20 @@ async fn receive_upload(
     )
     .await;
     let received = match received {
-        Ok(Received::More(Stream::Plain(tcp))) => match upload.local_file().await {
-            Ok(Some(file)) => receive_directly(tcp, file, receiver.room(), ctx).await,
-            Ok(None) => receive_to(
-                Stream::Plain(tcp),
-                &mut buf,
-                &mut receiver,
-                upload.as_mut(),
-                ctx,
-                None,
-            )
-            .await
-            .map(|_| ()),
-            Err(e) => {
+        // Only a plain connection stops early: the rest goes into the local file if there is
+        // one, else on through `Upload::write`.
+        Ok(Received::More(data)) => match (upload.local_file().await, data) {
+            (Ok(Some(file)), Stream::Plain(tcp)) => {
+                receive_directly(tcp, file, receiver.room(), ctx).await
+            }
+            (Ok(_), data) => receive_to(data, &mut buf, &mut receiver, upload.as_mut(), ctx, None)
+                .await
+                .map(|_| ()),
+            (Err(e), _) => {
                 warn!(error = %e, "write to storage failed");
                 Err(TransferOutcome::Failed(e.kind))
             }
         },
-        Ok(Received::More(data)) => {
-            receive_to(data, &mut buf, &mut receiver, upload.as_mut(), ctx, None)
-                .await
-                .map(|_| ())
-        }
         Ok(Received::All) => Ok(()),
         Err(outcome) => Err(outcome),
     };

@@ -375,32 +375,15 @@ async fn accept_loop(listener: TcpListener, implicit_tls: bool, shared: Arc<Shar
             continue;
         };
         let shared2 = shared.clone();
+        let session = move |stream| async move {
+            control::run(shared2, stream, peer, implicit_tls).await;
+            drop(slot);
+            drop(permit);
+        };
         match &shared.session_threads {
-            Some(threads) => {
-                // Registered again on the session's own thread, so that its readiness events
-                // do not go through this runtime's poller first.
-                let stream = match stream.into_std() {
-                    Ok(stream) => stream,
-                    Err(e) => {
-                        warn!(%peer, error = %e, "cannot hand the connection to a session thread");
-                        continue;
-                    }
-                };
-                threads.spawn(&shared.tasks, async move {
-                    match TcpStream::from_std(stream) {
-                        Ok(stream) => control::run(shared2, stream, peer, implicit_tls).await,
-                        Err(e) => warn!(%peer, error = %e, "cannot register the connection"),
-                    }
-                    drop(slot);
-                    drop(permit);
-                });
-            }
+            Some(threads) => threads.spawn_connection(&shared.tasks, stream, session),
             None => {
-                shared.tasks.spawn(async move {
-                    control::run(shared2, stream, peer, implicit_tls).await;
-                    drop(slot);
-                    drop(permit);
-                });
+                shared.tasks.spawn(session(stream));
             }
         }
     }

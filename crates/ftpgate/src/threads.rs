@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use tokio::net::TcpStream;
 use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -98,6 +99,32 @@ impl SessionThreads {
 }
 
 impl SessionThreads {
+    /// Runs the session `serve` makes of `stream` on a session thread. The stream leaves this
+    /// runtime's poller and is registered on the session's own thread, so its readiness events
+    /// wake that thread alone.
+    pub(crate) fn spawn_connection<F>(
+        &self,
+        tasks: &TaskTracker,
+        stream: TcpStream,
+        serve: impl FnOnce(TcpStream) -> F + Send + 'static,
+    ) where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let stream = match stream.into_std() {
+            Ok(stream) => stream,
+            Err(e) => {
+                warn!(error = %e, "cannot hand a connection to a session thread");
+                return;
+            }
+        };
+        self.spawn(tasks, async move {
+            match TcpStream::from_std(stream) {
+                Ok(stream) => serve(stream).await,
+                Err(e) => warn!(error = %e, "cannot register a connection on its session thread"),
+            }
+        });
+    }
+
     /// Lets the threads end once their runtimes have nothing left to run.
     pub(crate) fn stop(&self) {
         self.stop.cancel();
