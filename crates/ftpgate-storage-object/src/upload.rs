@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
 use ftpgate_core::{ErrorKind, StorageError, Upload, WriteStart};
 use tokio::io::AsyncReadExt;
-use tokio::task::JoinSet;
+use tokio::task::{JoinHandle, JoinSet};
 use tracing::{debug, warn};
 
 use crate::client::{Part, S3Client, store_error};
@@ -24,6 +24,10 @@ pub(crate) struct MultipartUpload {
     max_in_flight: usize,
     keep_partial: bool,
     upload_id: Option<String>,
+    /// CreateMultipartUpload, running in a task of its own: a write dropped while it runs (ABOR,
+    /// a closed connection) leaves the task to finish, so the upload it creates is still known
+    /// and can be aborted.
+    creating: Option<JoinHandle<Result<String, StorageError>>>,
     parts: Vec<Part>,
     next_part: u16,
     /// The part being filled: its own allocation of one part size.
@@ -54,6 +58,7 @@ impl MultipartUpload {
             max_in_flight: config.parts_in_flight.max(1),
             keep_partial: config.keep_partial_uploads,
             upload_id: None,
+            creating: None,
             parts: Vec::new(),
             next_part: 1,
             buffer: BytesMut::new(),
@@ -204,13 +209,8 @@ impl MultipartUpload {
                 "file too large for the part size",
             ));
         }
-        let id = match &self.upload_id {
-            Some(id) => id.clone(),
-            None => {
-                let id = self.client.create_multipart(&self.key).await?;
-                self.upload_id = Some(id.clone());
-                id
-            }
+        let Some(id) = self.created().await? else {
+            return Err(store_error(ErrorKind::Local, "the upload has ended"));
         };
         while self.in_flight.len() >= self.max_in_flight {
             self.collect_one().await?;
@@ -223,6 +223,33 @@ impl MultipartUpload {
             Ok((Part { number, etag, size }, body))
         });
         Ok(())
+    }
+
+    /// The multipart upload's id: creates the upload if nobody has started to, or waits for the
+    /// creation already running. `None` when the upload was never started.
+    async fn created(&mut self) -> Result<Option<String>, StorageError> {
+        if self.upload_id.is_none() && self.creating.is_none() && !self.finished {
+            let (client, key) = (self.client.clone(), self.key.clone());
+            self.creating = Some(tokio::spawn(
+                async move { client.create_multipart(&key).await },
+            ));
+        }
+        if let Some(creating) = &mut self.creating {
+            // Awaiting the handle by reference: if this future is dropped, the handle stays.
+            let created = creating.await;
+            self.creating = None;
+            match created {
+                Ok(Ok(id)) => self.upload_id = Some(id),
+                Ok(Err(e)) => return Err(e),
+                Err(e) => {
+                    return Err(store_error(
+                        ErrorKind::Local,
+                        format!("create upload task: {e}"),
+                    ));
+                }
+            }
+        }
+        Ok(self.upload_id.clone())
     }
 
     async fn drain(&mut self) -> Result<(), StorageError> {
@@ -264,7 +291,7 @@ impl Upload for MultipartUpload {
 
     async fn commit(mut self: Box<Self>) -> Result<u64, StorageError> {
         let result = async {
-            if self.upload_id.is_none() {
+            if self.upload_id.is_none() && self.creating.is_none() {
                 // Small files (and empty ones) go up in one request.
                 let body = std::mem::take(&mut self.buffer).freeze();
                 let size = body.len() as u64;
@@ -302,6 +329,10 @@ impl Upload for MultipartUpload {
 
 impl MultipartUpload {
     async fn abort_now(&mut self) {
+        // An upload still being created is aborted once it exists.
+        if self.creating.is_some() {
+            let _ = self.created().await;
+        }
         self.finished = true;
         if self.keep_partial {
             // Let running parts finish: they become part of what can be resumed.
@@ -336,14 +367,22 @@ impl Drop for MultipartUpload {
             return;
         }
         self.in_flight.abort_all();
-        if let (Some(id), Ok(runtime)) =
-            (self.upload_id.take(), tokio::runtime::Handle::try_current())
-        {
-            let (client, key) = (self.client.clone(), self.key.clone());
-            runtime.spawn(async move {
-                let _ = client.abort_multipart(&key, &id).await;
-            });
-        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let (client, key) = (self.client.clone(), self.key.clone());
+        let (known, creating) = (self.upload_id.take(), self.creating.take());
+        runtime.spawn(async move {
+            let id = match (known, creating) {
+                (Some(id), _) => id,
+                (None, Some(creating)) => match creating.await {
+                    Ok(Ok(id)) => id,
+                    _ => return,
+                },
+                (None, None) => return,
+            };
+            let _ = client.abort_multipart(&key, &id).await;
+        });
     }
 }
 

@@ -1,0 +1,69 @@
+//! Writes dropped part-way (ABOR, a closed connection, a stall timeout drop the engine's write
+//! future) still leave no multipart upload behind on a real Garage server.
+
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+use std::time::Duration;
+
+use ftpgate_core::{Storage, VirtualPath, WriteStart};
+use ftpgate_storage_object::{ObjectStorageFactory, S3Config};
+use ftpgate_test_support::garage;
+
+const PART: usize = 5 * 1024 * 1024;
+
+/// The first full part starts CreateMultipartUpload. Dropping the write at moments from before
+/// the request goes out to after it is answered, then aborting (or dropping the upload), must
+/// abort whatever upload the store created.
+#[tokio::test]
+async fn a_write_dropped_while_the_upload_is_created_leaves_no_upload() {
+    let g = garage::shared();
+    let mut config = S3Config::new(
+        g.endpoint.parse().unwrap(),
+        &g.region,
+        &g.bucket,
+        &g.access_key,
+        &g.secret_key,
+    );
+    config.part_size = PART;
+    let factory = ObjectStorageFactory::s3(config).unwrap();
+    let storage = factory
+        .storage_at(&garage::unique_prefix("cancel"))
+        .unwrap();
+    let part = vec![7u8; PART];
+    let mut cases = 0;
+    for delay_ms in [0u64, 1, 2, 3, 5, 8, 13, 21] {
+        for drop_it in [false, true] {
+            let path = VirtualPath::parse_absolute(&format!("/f-{delay_ms}-{drop_it}")).unwrap();
+            let mut upload = storage.write(&path, WriteStart::Truncate).await.unwrap();
+            let written =
+                tokio::time::timeout(Duration::from_millis(delay_ms), upload.write(&part)).await;
+            if written.is_err() {
+                cases += 1;
+            }
+            if drop_it {
+                drop(upload);
+            } else {
+                upload.abort().await;
+            }
+        }
+    }
+    assert!(cases > 0, "no write was dropped part-way");
+    let mut left = Vec::new();
+    for _ in 0..100 {
+        left = storage.incomplete_uploads().await.unwrap();
+        if left.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(left.is_empty(), "uploads left behind: {left:?}");
+    for delay_ms in [0u64, 1, 2, 3, 5, 8, 13, 21] {
+        for drop_it in [false, true] {
+            let path = VirtualPath::parse_absolute(&format!("/f-{delay_ms}-{drop_it}")).unwrap();
+            assert!(
+                storage.metadata(&path).await.is_err(),
+                "{path:?}: an aborted upload became an object"
+            );
+        }
+    }
+}
