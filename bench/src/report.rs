@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 use serde_json::{Value, json};
 
-use crate::scenarios::{CaseResult, Limit, Results, Sample, ServerStatus, Settings};
+use crate::scenarios::{CaseResult, LOOPBACK, Limit, Results, Sample, ServerStatus, Settings};
 
 /// The machine the run was measured on.
 pub(crate) struct Machine {
@@ -270,6 +270,9 @@ pub(crate) fn markdown(
         for l in &results.limits {
             let _ = writeln!(md, "| {} | {} |", l.name, cell(&limit_median(l)));
         }
+        if let Some(ratio) = s1_to_loopback(results) {
+            let _ = writeln!(md, "\nftpgate S1 / loopback TCP: {ratio:.2}");
+        }
     }
 
     // Latencies and case-specific figures.
@@ -393,6 +396,15 @@ fn not_started(
     }
 }
 
+/// ftpgate's S1 median over the loopback median measured in the same rounds.
+fn s1_to_loopback(results: &Results) -> Option<f64> {
+    let s1 = results.cases.iter().find(|r| r.case.id() == "S1")?;
+    let ours = median_of(s1.runs.get("ftpgate"), |s| Some(s.value)).ok()?;
+    let loopback = results.limits.iter().find(|l| l.name == LOOPBACK)?;
+    let machine = limit_median(loopback).ok()?;
+    (machine > 0.0).then(|| ours / machine)
+}
+
 fn limit_median(l: &Limit) -> Result<f64, String> {
     let values: Vec<f64> = l
         .runs
@@ -487,6 +499,7 @@ pub(crate) fn json(
         "servers": servers,
         "cases": cases,
         "limits": limits,
+        "s1_to_loopback": s1_to_loopback(results),
     })
 }
 

@@ -2,6 +2,7 @@
 //! scenario on every server, alternating servers within each round.
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::io::{Read, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -37,8 +38,6 @@ pub(crate) struct Settings {
     pub(crate) idle_sessions: usize,
     /// S7: files in the listed directory.
     pub(crate) list_files: usize,
-    /// L: seconds of iperf3.
-    pub(crate) iperf_secs: u64,
     /// The longest one scenario may take on one server.
     pub(crate) timeout: Duration,
 }
@@ -63,7 +62,6 @@ impl Settings {
             in_flight: 50,
             idle_sessions: 1000,
             list_files: 100_000,
-            iperf_secs: 3,
             timeout: Duration::from_secs(600),
         }
     }
@@ -78,7 +76,6 @@ impl Settings {
             logins: 200,
             idle_sessions: 100,
             list_files: 10_000,
-            iperf_secs: 1,
             timeout: Duration::from_secs(120),
             ..Settings::full()
         }
@@ -205,6 +202,14 @@ impl Case {
 
     fn tls(&self) -> bool {
         matches!(self, Case::Retr { tls: true } | Case::Stor { tls: true })
+    }
+
+    /// Whether the case is one session doing one thing after another (S1, S2, S3, S7).
+    fn one_session(&self) -> bool {
+        matches!(
+            self,
+            Case::Retr { .. } | Case::Stor { .. } | Case::Small | Case::List { .. }
+        )
     }
 }
 
@@ -411,10 +416,17 @@ pub(crate) async fn run_all(
         })
         .collect();
     let mut results = Vec::new();
+    // Loopback TCP is measured in S1's rounds, moving the same bytes, so the S1/loopback ratio
+    // compares runs minutes apart at most, not a run at the end of the bench.
+    let mut loopback = Vec::new();
     for case in cases {
         let mut runs: BTreeMap<String, Vec<Result<Sample, String>>> = BTreeMap::new();
         let rounds = case.rounds(settings);
         for round in 0..rounds {
+            if limits && matches!(case, Case::Retr { tls: false }) {
+                eprintln!("{} round {}/{}: iperf3", case.id(), round + 1, rounds);
+                loopback.push(iperf3(settings.big_bytes()).map_err(|e| format!("{e:#}")));
+            }
             for i in 0..usable.len() {
                 let server = usable[(i + round) % usable.len()];
                 eprintln!(
@@ -439,7 +451,7 @@ pub(crate) async fn run_all(
     empty_trash(env);
     let mut limit_results = Vec::new();
     if limits {
-        limit_results = machine_limits(env, settings);
+        limit_results = machine_limits(env, settings, loopback);
     }
     Ok((results, limit_results))
 }
@@ -463,10 +475,16 @@ async fn measure(
     let cpu_before = running.cpu_seconds();
     let own_before = procfs::own_cpu_seconds();
     let tls = case.tls().then(|| tls.clone());
-    let body = run_case(env, s, server, case, tls, &running);
-    let mut sample = match tokio::time::timeout(s.timeout, body).await {
-        Ok(result) => result?,
-        Err(_) => bail!("did not finish within {} s", s.timeout.as_secs()),
+    let body = async {
+        match tokio::time::timeout(s.timeout, run_case(env, s, server, case, tls, &running)).await {
+            Ok(result) => result,
+            Err(_) => bail!("did not finish within {} s", s.timeout.as_secs()),
+        }
+    };
+    let mut sample = if case.one_session() {
+        on_own_thread(body)?
+    } else {
+        body.await?
     };
     sample.server_cpu_s = running.cpu_seconds() - cpu_before;
     sample.client_cpu_s = procfs::own_cpu_seconds() - own_before;
@@ -474,6 +492,24 @@ async fn measure(
     sample.peak_rss_mib = peak_kib as f64 / 1024.0;
     drop(running);
     Ok(sample)
+}
+
+/// Runs a one-session case on a single-threaded runtime of its own thread. On the
+/// work-stealing runtime each step of a session (a reply read, a data connection accepted) can
+/// wake the other worker and move the task across threads: S3 cost the client 170 µs of CPU
+/// per operation that way, more than most servers spent, and it slowed every server alike.
+fn on_own_thread<T: Send>(body: impl Future<Output = Result<T>> + Send) -> Result<T> {
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?
+                    .block_on(body)
+            })
+            .join()
+            .unwrap_or_else(|_| bail!("the client thread panicked"))
+    })
 }
 
 /// Samples the RSS summed over a server's processes every 200 ms, on its own thread, keeping
@@ -841,13 +877,15 @@ fn with_latencies(value: f64, latencies: &mut [Duration]) -> Sample {
 
 /// L: loopback TCP (iperf3), reading the big file from the page cache, and writing as much to
 /// the disk without fsync (as the servers write), once per round.
-fn machine_limits(env: &Env, s: &Settings) -> Vec<Limit> {
-    let mut iperf = Vec::new();
+fn machine_limits(env: &Env, s: &Settings, mut iperf: Vec<Result<f64, String>>) -> Vec<Limit> {
     let mut read = Vec::new();
     let mut write = Vec::new();
     for round in 0..s.rounds {
         eprintln!("L round {}/{}", round + 1, s.rounds);
-        iperf.push(iperf3(s.iperf_secs).map_err(|e| format!("{e:#}")));
+        if iperf.len() < s.rounds {
+            // S1 was not run: loopback on its own.
+            iperf.push(iperf3(s.big_bytes()).map_err(|e| format!("{e:#}")));
+        }
         read.push(read_file(&env.root.join("big.bin")).map_err(|e| format!("{e:#}")));
         write.push(
             write_file(&env.data.join("write-test.bin"), s.big_bytes())
@@ -856,7 +894,7 @@ fn machine_limits(env: &Env, s: &Settings) -> Vec<Limit> {
     }
     vec![
         Limit {
-            name: "loopback TCP, one stream (iperf3)",
+            name: LOOPBACK,
             unit: "MB/s",
             runs: iperf,
         },
@@ -873,7 +911,12 @@ fn machine_limits(env: &Env, s: &Settings) -> Vec<Limit> {
     ]
 }
 
-fn iperf3(secs: u64) -> Result<f64> {
+/// The name of the loopback limit, which S1 is compared with.
+pub(crate) const LOOPBACK: &str =
+    "loopback TCP, one stream, S1's bytes (iperf3 -n, in S1's rounds)";
+
+/// Loopback TCP throughput of one iperf3 stream sending `bytes`.
+fn iperf3(bytes: u64) -> Result<f64> {
     let port = "21299";
     let mut server = Command::new("iperf3")
         .args(["-s", "-1", "-B", "127.0.0.1", "-p", port])
@@ -883,7 +926,15 @@ fn iperf3(secs: u64) -> Result<f64> {
         .context("iperf3 is not installed (bench/peers.sh install)")?;
     std::thread::sleep(Duration::from_millis(300));
     let output = Command::new("iperf3")
-        .args(["-c", "127.0.0.1", "-p", port, "-J", "-t", &secs.to_string()])
+        .args([
+            "-c",
+            "127.0.0.1",
+            "-p",
+            port,
+            "-J",
+            "-n",
+            &bytes.to_string(),
+        ])
         .output();
     let _ = server.kill();
     let _ = server.wait();

@@ -105,7 +105,8 @@ fn rel(path: &VirtualPath) -> &str {
 /// Runs an operation on names alone (open, stat, create) on the calling thread, as nginx
 /// does: with the directory entries cached it takes microseconds, less than handing it to the
 /// blocking pool and back (S4 measured 40 % more downloads per second this way). Anything that
-/// moves file data, walks a directory or frees blocks goes through [`blocking`].
+/// moves file data, walks a directory or frees blocks goes through [`blocking`], except the
+/// commit of a small upload (see `upload::COMMIT_INLINE_UP_TO`).
 fn on_name<T>(f: impl FnOnce() -> io::Result<T>) -> Result<T, StorageError> {
     f().map_err(io_error)
 }
