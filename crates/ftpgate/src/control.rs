@@ -562,17 +562,28 @@ impl Control {
     async fn on_transfer_event(&mut self, event: TransferEvent) -> io::Result<()> {
         match event {
             TransferEvent::Started(info) => {
-                let reply = self.session.transfer_started(&info);
-                self.send(&[reply]).await
+                let mut replies = vec![self.session.transfer_started(&info)];
+                // A transfer that is over already (a small file sent whole): its final reply
+                // goes out in the same write, one segment and one wake-up for the client.
+                if let Some(Ok(TransferEvent::Done(outcome))) =
+                    self.events_rx.as_mut().map(|rx| rx.try_recv())
+                {
+                    replies.extend(self.transfer_done(outcome));
+                }
+                self.send(&replies).await
             }
             TransferEvent::Done(outcome) => {
-                self.transfer = None;
-                self.events_rx = None;
-                self.last_activity = Instant::now();
-                let replies = self.session.handle_transfer_done(outcome);
+                let replies = self.transfer_done(outcome);
                 self.send(&replies).await
             }
         }
+    }
+
+    fn transfer_done(&mut self, outcome: TransferOutcome) -> Vec<Reply> {
+        self.transfer = None;
+        self.events_rx = None;
+        self.last_activity = Instant::now();
+        self.session.handle_transfer_done(outcome)
     }
 
     /// STAT with a path: the listing goes over the control connection as one 213 reply,
