@@ -18,6 +18,8 @@ pub(crate) struct Machine {
     pub(crate) memory_gib: f64,
     /// /proc/loadavg when the run started, to show whether the machine was otherwise busy.
     pub(crate) load_at_start: String,
+    /// Memory reclaimed behind the servers' backs, which makes single large transfers swing.
+    pub(crate) reclaim: Vec<String>,
 }
 
 impl Machine {
@@ -49,8 +51,52 @@ impl Machine {
                 .unwrap_or_default()
                 .trim()
                 .to_string(),
+            reclaim: reclaim(),
         }
     }
+}
+
+/// Proactive reclaim that evicts idle page cache during a run and hands free memory back to
+/// the host: DAMON schemes that page out, and virtio-balloon free page reporting. Freshly
+/// written or re-read files then cost every server page faults and host round trips, in some
+/// runs and not others.
+fn reclaim() -> Vec<String> {
+    let read = |p: &str| std::fs::read_to_string(p).map(|s| s.trim().to_string());
+    let mut found = Vec::new();
+    let admin = "/sys/kernel/mm/damon/admin/kdamonds";
+    let count: usize = read(&format!("{admin}/nr_kdamonds"))
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    for k in 0..count {
+        let context = format!("{admin}/{k}/contexts/0");
+        let on = read(&format!("{admin}/{k}/state")).is_ok_and(|s| s == "on");
+        let pageout = read(&format!("{context}/schemes/0/action")).is_ok_and(|a| a == "pageout");
+        if on && pageout {
+            let aggregation_us: u64 =
+                read(&format!("{context}/monitoring_attrs/intervals/aggr_us"))
+                    .ok()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0);
+            let min_age: u64 = read(&format!("{context}/schemes/0/access_pattern/age/min"))
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            found.push(format!(
+                "DAMON kdamond {k} pages out memory idle for {} s",
+                aggregation_us * min_age / 1_000_000
+            ));
+        }
+    }
+    if read("/sys/module/damon_reclaim/parameters/enabled").is_ok_and(|e| e == "Y") {
+        found.push("DAMON_RECLAIM is on".into());
+    }
+    if std::path::Path::new("/sys/module/page_reporting").exists()
+        && std::path::Path::new("/sys/bus/virtio/drivers/virtio_balloon").exists()
+    {
+        found.push("free memory is reported to the host (virtio-balloon page reporting)".into());
+    }
+    found
 }
 
 /// The current UTC time as 2026-01-31T12:34:56Z.
@@ -205,6 +251,15 @@ pub(crate) fn markdown(
             .unwrap_or_default()
             .trim(),
     );
+    if !machine.reclaim.is_empty() {
+        let _ = writeln!(
+            md,
+            "Memory reclaim during the run: {}. Idle page cache is evicted and free pages go back \
+             to the host, so a 1 GiB transfer sometimes pays for fresh pages (slow runs with \
+             several times the usual server CPU, for any server).\n",
+            machine.reclaim.join("; ")
+        );
+    }
 
     let _ = writeln!(
         md,
@@ -493,6 +548,7 @@ pub(crate) fn json(
             "kernel": machine.kernel,
             "memory_gib": machine.memory_gib,
             "load_at_start": machine.load_at_start,
+            "reclaim": machine.reclaim,
         },
         "settings": format!("{settings:?}"),
         "password_hashing": notes.iter().map(|(n, t)| json!({ "server": n, "note": t })).collect::<Vec<_>>(),
