@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 use serde_json::{Value, json};
 
-use crate::scenarios::{CaseResult, LOOPBACK, Limit, Results, Sample, ServerStatus, Settings};
+use crate::scenarios::{
+    Case, CaseResult, LOOPBACK, Limit, Results, Sample, ServerStatus, Settings,
+};
 
 /// The machine the run was measured on.
 pub(crate) struct Machine {
@@ -62,26 +64,16 @@ impl Machine {
 /// runs and not others.
 fn reclaim() -> Vec<String> {
     let read = |p: &str| std::fs::read_to_string(p).map(|s| s.trim().to_string());
+    let number = |p: &str| -> u64 { read(p).ok().and_then(|v| v.parse().ok()).unwrap_or(0) };
     let mut found = Vec::new();
     let admin = "/sys/kernel/mm/damon/admin/kdamonds";
-    let count: usize = read(&format!("{admin}/nr_kdamonds"))
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0);
-    for k in 0..count {
+    for k in 0..number(&format!("{admin}/nr_kdamonds")) {
         let context = format!("{admin}/{k}/contexts/0");
         let on = read(&format!("{admin}/{k}/state")).is_ok_and(|s| s == "on");
         let pageout = read(&format!("{context}/schemes/0/action")).is_ok_and(|a| a == "pageout");
         if on && pageout {
-            let aggregation_us: u64 =
-                read(&format!("{context}/monitoring_attrs/intervals/aggr_us"))
-                    .ok()
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(0);
-            let min_age: u64 = read(&format!("{context}/schemes/0/access_pattern/age/min"))
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0);
+            let aggregation_us = number(&format!("{context}/monitoring_attrs/intervals/aggr_us"));
+            let min_age = number(&format!("{context}/schemes/0/access_pattern/age/min"));
             found.push(format!(
                 "DAMON kdamond {k} pages out memory idle for {} s",
                 aggregation_us * min_age / 1_000_000
@@ -453,7 +445,10 @@ fn not_started(
 
 /// ftpgate's S1 median over the loopback median measured in the same rounds.
 fn s1_to_loopback(results: &Results) -> Option<f64> {
-    let s1 = results.cases.iter().find(|r| r.case.id() == "S1")?;
+    let s1 = results
+        .cases
+        .iter()
+        .find(|r| matches!(r.case, Case::Retr { tls: false }))?;
     let ours = median_of(s1.runs.get("ftpgate"), |s| Some(s.value)).ok()?;
     let loopback = results.limits.iter().find(|l| l.name == LOOPBACK)?;
     let machine = limit_median(loopback).ok()?;

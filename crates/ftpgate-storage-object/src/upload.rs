@@ -209,9 +209,7 @@ impl MultipartUpload {
                 "file too large for the part size",
             ));
         }
-        let Some(id) = self.created().await? else {
-            return Err(store_error(ErrorKind::Local, "the upload has ended"));
-        };
+        let id = self.created().await?;
         while self.in_flight.len() >= self.max_in_flight {
             self.collect_one().await?;
         }
@@ -226,30 +224,27 @@ impl MultipartUpload {
     }
 
     /// The multipart upload's id: creates the upload if nobody has started to, or waits for the
-    /// creation already running. `None` when the upload was never started.
-    async fn created(&mut self) -> Result<Option<String>, StorageError> {
-        if self.upload_id.is_none() && self.creating.is_none() && !self.finished {
+    /// creation already running.
+    async fn created(&mut self) -> Result<String, StorageError> {
+        if let Some(id) = &self.upload_id {
+            return Ok(id.clone());
+        }
+        if self.creating.is_none() {
             let (client, key) = (self.client.clone(), self.key.clone());
             self.creating = Some(tokio::spawn(
                 async move { client.create_multipart(&key).await },
             ));
         }
-        if let Some(creating) = &mut self.creating {
-            // Awaiting the handle by reference: if this future is dropped, the handle stays.
-            let created = creating.await;
-            self.creating = None;
-            match created {
-                Ok(Ok(id)) => self.upload_id = Some(id),
-                Ok(Err(e)) => return Err(e),
-                Err(e) => {
-                    return Err(store_error(
-                        ErrorKind::Local,
-                        format!("create upload task: {e}"),
-                    ));
-                }
-            }
-        }
-        Ok(self.upload_id.clone())
+        let Some(creating) = &mut self.creating else {
+            return Err(store_error(ErrorKind::Local, "no upload being created"));
+        };
+        // Awaiting the handle by reference: if this future is dropped, the handle stays.
+        let created = creating.await;
+        self.creating = None;
+        let id = created
+            .map_err(|e| store_error(ErrorKind::Local, format!("create upload task: {e}")))??;
+        self.upload_id = Some(id.clone());
+        Ok(id)
     }
 
     async fn drain(&mut self) -> Result<(), StorageError> {
