@@ -354,7 +354,7 @@ async fn transfer(
             .await?;
             match (reader, local, data) {
                 (_, Some(file), Stream::Plain(tcp)) => {
-                    Ok(send_with_sendfile(file, *offset, tcp, ctx).await)
+                    Ok(send_with_sendfile(file, *offset..file_size, tcp, ctx).await)
                 }
                 (Some(reader), _, data) => {
                     let data = Outgoing::new(data, plan.compressed);
@@ -689,27 +689,34 @@ async fn close_data(
     }
 }
 
-/// Sends `file` from `offset` to its end with sendfile(2): the kernel moves the bytes from the
-/// page cache to the socket without copying them through the process. What does not fit in
+/// Sends bytes `range` of `file` with sendfile(2): the kernel moves the bytes from the page
+/// cache to the socket without copying them through the process. The range ends at the size
+/// the 150 reply announced, so a file that grows meanwhile is sent as announced, and no call is
+/// made just to find the end; a file cut shorter ends the transfer early. What does not fit in
 /// the socket buffer at once is sent from the blocking pool with the socket in blocking mode
 /// (as vsftpd and ProFTPD do), in calls of up to 64 MiB: the kernel then sends as fast as the
-/// peer reads, with no readiness round trips (calls of 64 KiB measured 40 % slower). ABOR shuts
-/// the socket down, which ends a call at once; a stalled peer hits the socket's send timeout.
+/// peer reads, with no readiness round trips (calls of 64 KiB measured 40 % slower). ABOR
+/// shuts the socket down, which ends a call at once; a stalled peer hits the socket's send
+/// timeout.
 async fn send_with_sendfile(
     file: std::fs::File,
-    offset: u64,
+    range: std::ops::Range<u64>,
     tcp: TcpStream,
     ctx: &TransferContext,
 ) -> TransferOutcome {
-    /// Most bytes one sendfile call is asked for.
-    const CHUNK: usize = 64 * 1024 * 1024;
+    let (mut offset, end) = (range.start, range.end);
     // Small files usually fit in the socket buffer: sent at once from this task.
-    let mut offset = offset;
     if let Guarded::Done(Ok(())) = guarded(ctx, tcp.writable()).await {
         loop {
-            let sent = tcp.try_io(tokio::io::Interest::WRITABLE, || {
-                rustix::fs::sendfile(&tcp, &file, Some(&mut offset), CHUNK).map_err(io::Error::from)
-            });
+            let sent = if offset < end {
+                let count = chunk(offset, end);
+                tcp.try_io(tokio::io::Interest::WRITABLE, || {
+                    rustix::fs::sendfile(&tcp, &file, Some(&mut offset), count)
+                        .map_err(io::Error::from)
+                })
+            } else {
+                Ok(0)
+            };
             match sent {
                 Ok(0) => {
                     return match close_data(Stream::Plain(tcp), ctx).await {
@@ -748,7 +755,11 @@ async fn send_with_sendfile(
             if cancel.is_cancelled() {
                 return TransferOutcome::Aborted;
             }
-            match rustix::fs::sendfile(&tcp, &file, Some(&mut offset), CHUNK) {
+            if offset >= end {
+                break;
+            }
+            let count = chunk(offset, end);
+            match rustix::fs::sendfile(&tcp, &file, Some(&mut offset), count) {
                 Ok(0) => break,
                 Ok(n) => {
                     progress.fetch_add(n as u64, Ordering::Relaxed);
@@ -786,6 +797,12 @@ async fn send_with_sendfile(
             TransferOutcome::ConnectionLost
         }
     }
+}
+
+/// Bytes one sendfile call is asked for: at most 64 MiB, and not past `end`.
+fn chunk(offset: u64, end: u64) -> usize {
+    const CHUNK: u64 = 64 * 1024 * 1024;
+    end.saturating_sub(offset).min(CHUNK) as usize
 }
 
 async fn send_file(

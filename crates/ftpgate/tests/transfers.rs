@@ -142,6 +142,18 @@ fn rest_resumes_downloads_and_uploads() {
     );
     // The offset is used once.
     assert_eq!(ftp.retr_as_buffer("big").unwrap().into_inner(), data);
+    // The last byte, and nothing: each transfer ends where the file does.
+    for offset in [data.len() - 1, data.len()] {
+        ftp.resume_transfer(offset).unwrap();
+        let tail = ftp.retr_as_buffer("big").unwrap().into_inner();
+        assert_eq!(tail, &data[offset..], "offset {offset}");
+    }
+    // Past what a socket buffer takes at once, so the rest goes from the blocking pool.
+    let large = random_bytes(12_000_000, 5);
+    write_file(&server.path("large"), &large);
+    ftp.resume_transfer(3_000_001).unwrap();
+    let tail = ftp.retr_as_buffer("large").unwrap().into_inner();
+    assert!(tail == large[3_000_001..], "large file from an offset");
 
     // Upload resume: the server holds the first part; REST + STOR sends the rest.
     write_file(&server.path("up"), &data[..120_000]);
