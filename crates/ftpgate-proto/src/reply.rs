@@ -144,24 +144,25 @@ impl Reply {
     /// in between are indented by one space, so none can be mistaken for the end. CR and LF
     /// inside a text line are replaced, so text can never forge a reply line.
     pub fn encode_into(&self, out: &mut Vec<u8>) {
-        let code = self.code.number();
+        // Every code has three digits (100-599).
+        let n = self.code.number();
+        let code = [n / 100 % 10, n / 10 % 10, n % 10].map(|d| b'0' + d as u8);
         let last = self.lines.len().saturating_sub(1);
         if self.lines.is_empty() {
-            out.extend_from_slice(format!("{code} \r\n").as_bytes());
+            out.extend_from_slice(&code);
+            out.extend_from_slice(b" \r\n");
             return;
         }
         for (i, text) in self.lines.iter().enumerate() {
-            let text = text.replace(['\r', '\n'], " ");
-            let line = if last == 0 {
-                format!("{code} {text}\r\n")
-            } else if i == 0 {
-                format!("{code}-{text}\r\n")
-            } else if i == last {
-                format!("{code} {text}\r\n")
-            } else {
-                format!(" {text}\r\n")
-            };
-            out.extend_from_slice(line.as_bytes());
+            if i == 0 || i == last {
+                out.extend_from_slice(&code);
+            }
+            out.push(if i == 0 && i != last { b'-' } else { b' ' });
+            out.extend(
+                text.bytes()
+                    .map(|b| if b == b'\r' || b == b'\n' { b' ' } else { b }),
+            );
+            out.extend_from_slice(b"\r\n");
         }
     }
 
