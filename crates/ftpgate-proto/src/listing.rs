@@ -205,26 +205,41 @@ fn month_abbrev(m: Month) -> &'static str {
 
 /// `YYYYMMDDHHMMSS` in UTC, as MDTM and the MLSx `modify` fact use (RFC 3659 section 2.3).
 pub fn format_timeval(t: SystemTime) -> String {
-    Timeval(t).to_string()
+    let mut out = Vec::with_capacity(14);
+    push_timeval(&mut out, t);
+    // Only ASCII digits (and a sign) went in.
+    String::from_utf8(out).unwrap_or_default()
 }
 
-/// Displays as [`format_timeval`], for writing a time into a buffer without a `String`.
-struct Timeval(SystemTime);
-
-impl std::fmt::Display for Timeval {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let d = utc(self.0);
-        write!(
-            f,
-            "{:04}{:02}{:02}{:02}{:02}{:02}",
-            d.year(),
-            d.month() as u8,
-            d.day(),
-            d.hour(),
-            d.minute(),
-            d.second()
-        )
+/// Appends `t` as `YYYYMMDDHHMMSS` (UTC).
+fn push_timeval(out: &mut Vec<u8>, t: SystemTime) {
+    let d = utc(t);
+    match u16::try_from(d.year()) {
+        Ok(year) if year <= 9999 => {
+            push_two_digits(out, (year / 100) as u8);
+            push_two_digits(out, (year % 100) as u8);
+        }
+        _ => {
+            use std::io::Write as _;
+            let _ = write!(out, "{:04}", d.year());
+        }
     }
+    for part in [d.month() as u8, d.day(), d.hour(), d.minute(), d.second()] {
+        push_two_digits(out, part);
+    }
+}
+
+/// Appends `n` (below 100) as two digits.
+fn push_two_digits(out: &mut Vec<u8>, n: u8) {
+    out.extend_from_slice(&[b'0' + n / 10 % 10, b'0' + n % 10]);
+}
+
+/// Appends `n` in decimal, right-aligned in `width` columns.
+fn push_number(out: &mut Vec<u8>, n: u64, width: usize) {
+    let mut digits = itoa::Buffer::new();
+    let digits = digits.format(n);
+    out.resize(out.len() + width.saturating_sub(digits.len()), b' ');
+    out.extend_from_slice(digits.as_bytes());
 }
 
 /// Parses `YYYYMMDDHHMMSS[.sss]` in UTC (MFMT, RFC draft-somers-ftp-mfxx).
@@ -253,22 +268,21 @@ pub fn parse_timeval(s: &str) -> Option<SystemTime> {
     }
 }
 
-fn mode_string(meta: &Metadata) -> String {
+/// Appends the `ls -l` mode column, such as `-rw-r--r--`.
+fn push_mode(out: &mut Vec<u8>, meta: &Metadata) {
     let (kind, default) = match meta.kind {
-        FileKind::Dir => ('d', 0o755),
-        FileKind::File => ('-', 0o644),
-        FileKind::Symlink => ('l', 0o777),
+        FileKind::Dir => (b'd', 0o755),
+        FileKind::File => (b'-', 0o644),
+        FileKind::Symlink => (b'l', 0o777),
     };
     let mode = meta.mode.unwrap_or(default);
-    let mut s = String::with_capacity(10);
-    s.push(kind);
+    out.push(kind);
     for shift in [6, 3, 0] {
         let bits = (mode >> shift) & 7;
-        s.push(if bits & 4 != 0 { 'r' } else { '-' });
-        s.push(if bits & 2 != 0 { 'w' } else { '-' });
-        s.push(if bits & 1 != 0 { 'x' } else { '-' });
+        out.push(if bits & 4 != 0 { b'r' } else { b'-' });
+        out.push(if bits & 2 != 0 { b'w' } else { b'-' });
+        out.push(if bits & 1 != 0 { b'x' } else { b'-' });
     }
-    s
 }
 
 /// Appends one `ls -l` line (with CRLF): recent entries show the time, entries older than six
@@ -282,21 +296,32 @@ pub fn format_list_line(entry: &DirEntry, now: SystemTime, out: &mut Vec<u8>) {
             .duration_since(modified)
             .map(|a| a < SIX_MONTHS)
             .unwrap_or(true);
-    // Written straight into `out`: no allocation per line (listings run to millions of lines).
-    use std::io::Write as _;
-    let _ = write!(
-        out,
-        "{} 1 ftp ftp {:>13} {} {:>2} ",
-        mode_string(meta),
-        meta.size,
-        month_abbrev(d.month()),
-        d.day(),
-    );
-    let _ = if recent {
-        write!(out, "{:02}:{:02} ", d.hour(), d.minute())
+    // Written straight into `out`, digits included: no allocation and no formatting machinery
+    // per line (listings run to millions of lines).
+    push_mode(out, meta);
+    out.extend_from_slice(b" 1 ftp ftp ");
+    push_number(out, meta.size, 13);
+    out.push(b' ');
+    out.extend_from_slice(month_abbrev(d.month()).as_bytes());
+    out.push(b' ');
+    push_number(out, u64::from(d.day()), 2);
+    out.push(b' ');
+    if recent {
+        push_two_digits(out, d.hour());
+        out.push(b':');
+        push_two_digits(out, d.minute());
+        out.push(b' ');
     } else {
-        write!(out, " {} ", d.year())
-    };
+        out.push(b' ');
+        match u64::try_from(d.year()) {
+            Ok(year) => push_number(out, year, 0),
+            Err(_) => {
+                use std::io::Write as _;
+                let _ = write!(out, "{}", d.year());
+            }
+        }
+        out.push(b' ');
+    }
     out.extend_from_slice(display_name(&entry.name).as_bytes());
     out.extend_from_slice(b"\r\n");
 }
@@ -352,11 +377,15 @@ fn write_facts(meta: &Metadata, name: &str, facts: Facts, perms: Permissions, ou
         });
     }
     if facts.size {
-        let _ = write!(out, "size={};", meta.size);
+        out.extend_from_slice(b"size=");
+        push_number(out, meta.size, 0);
+        out.push(b';');
     }
     if facts.modify {
         if let Some(t) = meta.modified {
-            let _ = write!(out, "modify={};", Timeval(t));
+            out.extend_from_slice(b"modify=");
+            push_timeval(out, t);
+            out.push(b';');
         }
     }
     if facts.perm {
@@ -375,7 +404,17 @@ fn write_facts(meta: &Metadata, name: &str, facts: Facts, perms: Permissions, ou
     }
     if facts.unix_mode {
         if let Some(m) = meta.mode {
-            let _ = write!(out, "unix.mode=0{:o};", m & 0o7777);
+            out.extend_from_slice(b"unix.mode=0");
+            let m = m & 0o7777;
+            // Octal digits without leading zeros, as `{:o}` writes them.
+            let digits = (1..=4)
+                .rev()
+                .find(|&n| m >> (3 * (n - 1)) != 0)
+                .unwrap_or(1);
+            for n in (0..digits).rev() {
+                out.push(b'0' + ((m >> (3 * n)) & 7) as u8);
+            }
+            out.push(b';');
         }
     }
     out.push(b' ');
@@ -433,6 +472,70 @@ mod tests {
 
     // 2024-03-05 14:07:00 UTC
     const MARCH_5_2024: u64 = 1_709_647_620;
+
+    /// The columns as `format!` lays them out, to hold the hand-written digits to.
+    fn reference_line(entry: &DirEntry, recent: bool) -> String {
+        let d = utc(entry.metadata.modified.unwrap_or(UNIX_EPOCH));
+        let when = if recent {
+            format!("{:02}:{:02}", d.hour(), d.minute())
+        } else {
+            format!(" {}", d.year())
+        };
+        format!(
+            "-rw-r--r-- 1 ftp ftp {:>13} {} {:>2} {when} {}\r\n",
+            entry.metadata.size,
+            month_abbrev(d.month()),
+            d.day(),
+            entry.name
+        )
+    }
+
+    #[test]
+    fn columns_and_digits_for_every_width() {
+        let now = at(MARCH_5_2024);
+        let sizes = [0, 7, 10, 99_999, 1 << 40, 9_999_999_999_999, u64::MAX];
+        // Recent (minutes and hours of one and two digits), a year ago, the epoch, the far future.
+        let times = [
+            (at(MARCH_5_2024 - 5 * 3600 - 7 * 60), true),
+            (at(MARCH_5_2024 - 40 * 24 * 3600 + 3600), true),
+            (at(MARCH_5_2024 - 400 * 24 * 3600), false),
+            (at(0), false),
+            (at(253_402_300_799), false),
+        ];
+        for size in sizes {
+            for (modified, recent) in times {
+                let entry = file("f", size, modified);
+                assert_eq!(list_line(&entry, now), reference_line(&entry, recent));
+                let d = utc(modified);
+                let timeval = format!(
+                    "{:04}{:02}{:02}{:02}{:02}{:02}",
+                    d.year(),
+                    d.month() as u8,
+                    d.day(),
+                    d.hour(),
+                    d.minute(),
+                    d.second()
+                );
+                assert_eq!(format_timeval(modified), timeval);
+                let facts = format_facts(&entry.metadata, "f", Facts::default(), Permissions::ALL);
+                assert!(
+                    facts.contains(&format!("size={size};modify={timeval};")),
+                    "{facts}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn unix_mode_fact_in_octal() {
+        for mode in [0, 0o7, 0o10, 0o644, 0o755, 0o4755, 0o7777, 0o170_777] {
+            let mut meta = file("f", 0, at(0)).metadata;
+            meta.mode = Some(mode);
+            let facts = format_facts(&meta, "f", Facts::default(), Permissions::ALL);
+            let expected = format!("unix.mode=0{:o};", mode & 0o7777);
+            assert!(facts.contains(&expected), "{facts} for {mode:o}");
+        }
+    }
 
     #[test]
     fn recent_file_shows_time() {
