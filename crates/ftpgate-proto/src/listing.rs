@@ -214,16 +214,7 @@ pub fn format_timeval(t: SystemTime) -> String {
 /// Appends `t` as `YYYYMMDDHHMMSS` (UTC).
 fn push_timeval(out: &mut Vec<u8>, t: SystemTime) {
     let d = utc(t);
-    match u16::try_from(d.year()) {
-        Ok(year) if year <= 9999 => {
-            push_two_digits(out, (year / 100) as u8);
-            push_two_digits(out, (year % 100) as u8);
-        }
-        _ => {
-            use std::io::Write as _;
-            let _ = write!(out, "{:04}", d.year());
-        }
-    }
+    push_year(out, d.year(), 4);
     for part in [d.month() as u8, d.day(), d.hour(), d.minute(), d.second()] {
         push_two_digits(out, part);
     }
@@ -234,11 +225,23 @@ fn push_two_digits(out: &mut Vec<u8>, n: u8) {
     out.extend_from_slice(&[b'0' + n / 10 % 10, b'0' + n % 10]);
 }
 
-/// Appends `n` in decimal, right-aligned in `width` columns.
-fn push_number(out: &mut Vec<u8>, n: u64, width: usize) {
+/// Appends `year`, zero-padded to `width` digits (as `{:0width$}` writes it).
+fn push_year(out: &mut Vec<u8>, year: i32, width: usize) {
+    match u64::try_from(year) {
+        Ok(year) => push_number(out, year, width, b'0'),
+        // Before year 0: rare enough for the formatting machinery.
+        Err(_) => {
+            use std::io::Write as _;
+            let _ = write!(out, "{year:0width$}");
+        }
+    }
+}
+
+/// Appends `n` in decimal, right-aligned in `width` columns filled with `fill`.
+fn push_number(out: &mut Vec<u8>, n: u64, width: usize, fill: u8) {
     let mut digits = itoa::Buffer::new();
     let digits = digits.format(n);
-    out.resize(out.len() + width.saturating_sub(digits.len()), b' ');
+    out.resize(out.len() + width.saturating_sub(digits.len()), fill);
     out.extend_from_slice(digits.as_bytes());
 }
 
@@ -300,11 +303,11 @@ pub fn format_list_line(entry: &DirEntry, now: SystemTime, out: &mut Vec<u8>) {
     // per line (listings run to millions of lines).
     push_mode(out, meta);
     out.extend_from_slice(b" 1 ftp ftp ");
-    push_number(out, meta.size, 13);
+    push_number(out, meta.size, 13, b' ');
     out.push(b' ');
     out.extend_from_slice(month_abbrev(d.month()).as_bytes());
     out.push(b' ');
-    push_number(out, u64::from(d.day()), 2);
+    push_number(out, u64::from(d.day()), 2, b' ');
     out.push(b' ');
     if recent {
         push_two_digits(out, d.hour());
@@ -313,13 +316,7 @@ pub fn format_list_line(entry: &DirEntry, now: SystemTime, out: &mut Vec<u8>) {
         out.push(b' ');
     } else {
         out.push(b' ');
-        match u64::try_from(d.year()) {
-            Ok(year) => push_number(out, year, 0),
-            Err(_) => {
-                use std::io::Write as _;
-                let _ = write!(out, "{}", d.year());
-            }
-        }
+        push_year(out, d.year(), 0);
         out.push(b' ');
     }
     out.extend_from_slice(display_name(&entry.name).as_bytes());
@@ -378,7 +375,7 @@ fn write_facts(meta: &Metadata, name: &str, facts: Facts, perms: Permissions, ou
     }
     if facts.size {
         out.extend_from_slice(b"size=");
-        push_number(out, meta.size, 0);
+        push_number(out, meta.size, 0, b' ');
         out.push(b';');
     }
     if facts.modify {
@@ -494,13 +491,16 @@ mod tests {
     fn columns_and_digits_for_every_width() {
         let now = at(MARCH_5_2024);
         let sizes = [0, 7, 10, 99_999, 1 << 40, 9_999_999_999_999, u64::MAX];
-        // Recent (minutes and hours of one and two digits), a year ago, the epoch, the far future.
+        // Recent (minutes and hours of one and two digits), a year ago, the epoch, the far future,
+        // the far past.
         let times = [
             (at(MARCH_5_2024 - 5 * 3600 - 7 * 60), true),
             (at(MARCH_5_2024 - 40 * 24 * 3600 + 3600), true),
             (at(MARCH_5_2024 - 400 * 24 * 3600), false),
             (at(0), false),
             (at(253_402_300_799), false),
+            // Before year 0.
+            (UNIX_EPOCH - Duration::from_secs(62_300_000_000), false),
         ];
         for size in sizes {
             for (modified, recent) in times {
