@@ -29,6 +29,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, error, info, info_span, warn};
 
+use crate::control_socket::ControlSocket;
 use crate::data::{self, TransferContext, TransferEvent};
 use crate::events::Event;
 use crate::guard::CommandRate;
@@ -48,7 +49,7 @@ struct RunningTransfer {
 
 struct Control {
     shared: Arc<Shared>,
-    stream: Stream,
+    stream: Stream<ControlSocket>,
     tls: Option<Arc<SessionTls>>,
     decoder: LineDecoder,
     session: Session,
@@ -107,6 +108,13 @@ pub(crate) async fn run(
         return;
     };
     let _ = stream.set_nodelay(true);
+    let stream = match ControlSocket::new(stream) {
+        Ok(socket) => socket,
+        Err(e) => {
+            debug!(error = %e, "cannot set up the control socket");
+            return;
+        }
+    };
     let span = info_span!("session", client = %peer);
     async move {
         info!(implicit_tls, "connected");
@@ -686,9 +694,10 @@ impl Control {
             self.decoder.clear();
         }
         let tls = self.session_tls()?;
-        let Stream::Plain(tcp) = std::mem::replace(&mut self.stream, Stream::Closed) else {
+        let Stream::Plain(mut tcp) = std::mem::replace(&mut self.stream, Stream::Closed) else {
             return Err(io::Error::other("the control connection is not clear"));
         };
+        tcp.set_tls(true);
         let stream = tls
             .accept(tcp)
             .await
@@ -747,6 +756,7 @@ impl Control {
                 ));
             }
         }
+        tcp.set_tls(false);
         self.stream = Stream::Plain(tcp);
         self.decoder.clear();
         self.session.control_cleared();

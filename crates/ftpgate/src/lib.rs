@@ -24,6 +24,7 @@
 mod address;
 mod config;
 mod control;
+mod control_socket;
 mod data;
 mod digest;
 mod events;

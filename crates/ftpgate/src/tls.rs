@@ -217,7 +217,10 @@ pub(crate) struct SessionTls {
 impl SessionTls {
     /// Runs the server side of the control connection's handshake, bounded by the handshake
     /// timeout.
-    pub(crate) async fn accept(&self, tcp: TcpStream) -> io::Result<TlsStream<TcpStream>> {
+    pub(crate) async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        tcp: S,
+    ) -> io::Result<TlsStream<S>> {
         self.handshake(&self.acceptors.control, tcp).await
     }
 
@@ -226,11 +229,11 @@ impl SessionTls {
         self.handshake(&self.acceptors.data, tcp).await
     }
 
-    async fn handshake(
+    async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
         &self,
         acceptor: &TlsAcceptor,
-        tcp: TcpStream,
-    ) -> io::Result<TlsStream<TcpStream>> {
+        tcp: S,
+    ) -> io::Result<TlsStream<S>> {
         let token = self.token;
         let handshake = acceptor.accept_with(tcp, move |conn| conn.set_resumption_data(&token));
         match tokio::time::timeout(self.server.settings.handshake_timeout, handshake).await {
@@ -342,7 +345,7 @@ impl Drop for SessionTls {
 }
 
 /// A human-readable summary of a TLS connection for the log.
-pub(crate) fn describe(stream: &TlsStream<TcpStream>) -> String {
+pub(crate) fn describe<S>(stream: &TlsStream<S>) -> String {
     let conn = stream.get_ref().1;
     let version = conn
         .protocol_version()
@@ -360,10 +363,11 @@ pub(crate) fn describe(stream: &TlsStream<TcpStream>) -> String {
     format!("{version} {suite}{resumed}")
 }
 
-/// A connection that is clear or TLS.
-pub(crate) enum Stream {
-    Plain(TcpStream),
-    Tls(Box<TlsStream<TcpStream>>),
+/// A connection that is clear or TLS: a data connection over a plain `TcpStream`, the control
+/// connection over its [`ControlSocket`](crate::control_socket::ControlSocket).
+pub(crate) enum Stream<S = TcpStream> {
+    Plain(S),
+    Tls(Box<TlsStream<S>>),
     /// Only while a TLS upgrade or CCC is in progress.
     Closed,
 }
@@ -372,7 +376,7 @@ fn closed() -> io::Error {
     io::Error::new(io::ErrorKind::NotConnected, "connection closed")
 }
 
-impl AsyncRead for Stream {
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for Stream<S> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -386,7 +390,7 @@ impl AsyncRead for Stream {
     }
 }
 
-impl AsyncWrite for Stream {
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Stream<S> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
