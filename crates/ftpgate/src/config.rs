@@ -69,7 +69,9 @@ pub struct ServerConfig {
     pub implicit_tls_listen: Vec<SocketAddr>,
     /// Brute-force protection: growing delays and temporary bans per client address.
     pub login_guard: LoginGuardConfig,
-    /// Commands per second one session may send (bursts of twice that); beyond, commands wait.
+    /// Pipelined commands per second one session may send (bursts of twice that); beyond, they
+    /// wait. Only a command sent before the reply to the previous one counts, so a client that
+    /// waits for its replies is never slowed.
     pub max_commands_per_second: u32,
     /// Largest file an upload may produce, enforced while the bytes arrive (552 beyond).
     pub max_file_size: Option<u64>,

@@ -68,6 +68,8 @@ struct Control {
     /// Close after the replies already sent (a ban after failed logins).
     close_now: bool,
     rate: CommandRate,
+    /// Bytes arrived since the last command was taken: the next command is not pipelined.
+    fresh_input: bool,
     quota: Option<Arc<Quota>>,
     /// The virtual host chosen with HOST, by name.
     host: Option<(String, Arc<VirtualHost>)>,
@@ -153,6 +155,7 @@ pub(crate) async fn run(
             shutting_down: false,
             close_now: false,
             rate: CommandRate::new(shared_rate, now.into_std()),
+            fresh_input: false,
             quota: None,
             host: None,
         };
@@ -194,9 +197,15 @@ impl Control {
             }
             // Commands already received run first, in order.
             if let Some(decoded) = self.decoder.next_line() {
-                // A flood of commands waits its turn instead of taking the CPU.
-                if let Some(wait) = self.rate.take(std::time::Instant::now()) {
-                    tokio::time::sleep(wait).await;
+                // A command sent before the reply to the previous one (pipelined) costs a token:
+                // a flood waits its turn instead of taking the CPU. A client that waits for
+                // each reply, as FTP clients do, is paced by its own round trips and never
+                // throttled, however many small files it mirrors.
+                let pipelined = !std::mem::replace(&mut self.fresh_input, false);
+                if pipelined {
+                    if let Some(wait) = self.rate.take(std::time::Instant::now()) {
+                        tokio::time::sleep(wait).await;
+                    }
                 }
                 self.last_activity = Instant::now();
                 if let Decoded::Line(line) = &decoded {
@@ -226,7 +235,10 @@ impl Control {
             };
             match wake {
                 Wake::Read(Ok(0)) => return Ok(()),
-                Wake::Read(Ok(n)) => self.decoder.feed(&buf[..n]),
+                Wake::Read(Ok(n)) => {
+                    self.decoder.feed(&buf[..n]);
+                    self.fresh_input = true;
+                }
                 Wake::Read(Err(e)) => return Err(e),
                 Wake::Event(Some(event)) => self.on_transfer_event(event).await?,
                 Wake::Event(None) => {

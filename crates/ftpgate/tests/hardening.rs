@@ -102,6 +102,25 @@ fn a_command_flood_is_paced() {
 }
 
 #[test]
+fn a_client_that_waits_for_its_replies_is_never_paced() {
+    let mut options = Options::default();
+    options.config.max_commands_per_second = 40;
+    let server = TestServer::start_with(options);
+    let mut raw = server.raw_logged_in();
+    let start = Instant::now();
+    // 400 commands one at a time: ten seconds at 40 per second if each one cost a token.
+    for _ in 0..400 {
+        raw.send_bytes(b"NOOP\r\n");
+        assert_eq!(raw.reply().0, 200);
+    }
+    assert!(
+        start.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        start.elapsed()
+    );
+}
+
+#[test]
 fn max_file_size_is_enforced_while_the_bytes_arrive() {
     let mut options = Options::default();
     options.config.max_file_size = Some(100_000);
