@@ -248,3 +248,4 @@ def test_tnftp_interrupted_get_then_the_session_goes_on(ftp_server, tmp_path):
     assert "426" in text, text
     assert (tmp_path / "small.txt").read_bytes() == b"small file\n", text
     assert os.path.getsize(part) < BIG
+

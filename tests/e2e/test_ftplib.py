@@ -499,3 +499,43 @@ def test_unknown_command(ftp):
     assert reply_code(exc.value) in ("500", "502")
     # The session is still usable afterwards.
     assert ftp.pwd() == "/"
+
+
+# --- rough edges new users meet -----------------------------------------------
+
+def test_size_right_after_login_in_the_default_type(ftp_server):
+    (ftp_server.root / "f.txt").write_bytes(b"line one\nline two\n")
+    client = ftplib.FTP(timeout=TIMEOUT)
+    client.connect(ftp_server.host, ftp_server.port)
+    client.login(ftp_server.user, ftp_server.password)
+    # No TYPE command: the session is in TYPE A, the default.
+    assert client.size("f.txt") == 18
+    # REST stays refused in TYPE A.
+    with pytest.raises(ftplib.error_perm) as exc:
+        client.sendcmd("REST 5")
+    assert reply_code(exc.value) == "504"
+    client.quit()
+
+
+def test_site_chmod_refuses_setuid_setgid_and_sticky(ftp, ftp_server):
+    path = ftp_server.root / "tool.sh"
+    path.write_bytes(b"#!/bin/sh\n")
+    os.chmod(path, 0o644)
+    for mode in ("4755", "2755", "1777", "6777"):
+        with pytest.raises(ftplib.error_perm) as exc:
+            ftp.sendcmd(f"SITE CHMOD {mode} tool.sh")
+        assert reply_code(exc.value) == "550"
+        assert "setuid" in str(exc.value)
+        assert os.stat(path).st_mode & 0o7777 == 0o644
+    assert ftp.sendcmd("SITE CHMOD 0750 tool.sh").startswith("200")
+    assert os.stat(path).st_mode & 0o7777 == 0o750
+    # A setgid directory made outside the server: LIST shows what MLST's unix.mode shows.
+    shared = ftp_server.root / "shared"
+    shared.mkdir()
+    os.chmod(shared, 0o2775)
+    lines = []
+    ftp.retrlines("LIST", lines.append)
+    line = next(l for l in lines if l.endswith(" shared"))
+    assert line.startswith("drwxrwsr-x"), line
+    facts = ftp.sendcmd("MLST shared")
+    assert "unix.mode=02775;" in facts.lower(), facts

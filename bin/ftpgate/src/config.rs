@@ -424,6 +424,19 @@ pub(crate) struct StorageSection {
     /// "normal", or "strict": 226 only after the file and its directory are fsynced.
     #[serde(default)]
     pub(crate) durability: DurabilitySetting,
+    /// SITE CHMOD on object storage (which keeps no permission bits): "refuse" (502, the
+    /// default) or "ignore" (200, nothing set).
+    #[serde(default)]
+    pub(crate) site_chmod: SiteChmod,
+}
+
+/// `site_chmod` of a `[storage]` section.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum SiteChmod {
+    #[default]
+    Refuse,
+    Ignore,
 }
 
 #[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]

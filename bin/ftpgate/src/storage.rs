@@ -10,7 +10,7 @@ use ftpgate_storage_fs::{Durability, FsStorageFactory};
 use ftpgate_storage_object::ObjectStorageFactory;
 use tracing::{info, warn};
 
-use crate::config::{DurabilitySetting, StorageKind, StorageSection, UserSection};
+use crate::config::{DurabilitySetting, SiteChmod, StorageKind, StorageSection, UserSection};
 
 /// The storage one `[storage]` section describes.
 pub(crate) struct Backend {
@@ -37,11 +37,19 @@ impl Backend {
             },
             keep_partial_uploads: section.keep_partial_uploads,
         };
+        let ignore_chmod = section.site_chmod == SiteChmod::Ignore;
+        if ignore_chmod && section.kind == StorageKind::Local && section.s3.is_none() {
+            bail!(
+                "{key}: site_chmod = \"ignore\" is for object storage; local files keep their permission bits"
+            );
+        }
         let s3 = match &section.s3 {
             Some(s3) => {
                 let config = s3.to_config(section.keep_partial_uploads, max_file_size)?;
                 Some(Arc::new(
-                    ObjectStorageFactory::s3(config).map_err(|e| anyhow!("{key}.s3: {e}"))?,
+                    ObjectStorageFactory::s3(config)
+                        .map_err(|e| anyhow!("{key}.s3: {e}"))?
+                        .ignore_set_mode(ignore_chmod),
                 ))
             }
             None => None,
@@ -82,7 +90,9 @@ impl Backend {
         }
         let native = match native_config {
             Some(config) => Some(Arc::new(
-                ObjectStorageFactory::native(config).map_err(|e| anyhow!("{key}: {e}"))?,
+                ObjectStorageFactory::native(config)
+                    .map_err(|e| anyhow!("{key}: {e}"))?
+                    .ignore_set_mode(ignore_chmod),
             )),
             None => None,
         };

@@ -174,7 +174,7 @@ pub trait Storage: Send + Sync + 'static {
         Err(unsupported("free space"))
     }
 
-    /// Sets permission bits (SITE CHMOD, MFF UNIX.mode).
+    /// Sets permission bits (SITE CHMOD, MFF UNIX.mode); the session passes at most 0o777.
     async fn set_mode(&self, path: &VirtualPath, mode: u32) -> Result<(), StorageError> {
         let _ = (path, mode);
         Err(unsupported("permission bits"))

@@ -85,6 +85,9 @@ pub struct Capabilities {
     pub symlink: bool,
     /// Modification times (MFMT, MFF modify, SITE UTIME).
     pub set_modified: bool,
+    /// Without `set_mode`: SITE CHMOD is accepted and does nothing, for clients that set
+    /// permissions after every upload (the storage keeps no permission bits).
+    pub ignore_set_mode: bool,
 }
 
 impl Default for Capabilities {
@@ -95,6 +98,7 @@ impl Default for Capabilities {
             set_mode: true,
             symlink: true,
             set_modified: true,
+            ignore_set_mode: false,
         }
     }
 }
@@ -107,6 +111,7 @@ impl Capabilities {
             set_mode: false,
             symlink: false,
             set_modified: false,
+            ignore_set_mode: false,
         }
     }
 }

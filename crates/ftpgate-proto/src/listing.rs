@@ -280,11 +280,22 @@ fn push_mode(out: &mut Vec<u8>, meta: &Metadata) {
     };
     let mode = meta.mode.unwrap_or(default);
     out.push(kind);
-    for shift in [6, 3, 0] {
+    // setuid, setgid and sticky show in the execute column as `ls` shows them (s/S, s/S,
+    // t/T), so LIST tells what MLST's unix.mode tells.
+    for (shift, special, set, unset) in [
+        (6, 0o4000, b's', b'S'),
+        (3, 0o2000, b's', b'S'),
+        (0, 0o1000, b't', b'T'),
+    ] {
         let bits = (mode >> shift) & 7;
         out.push(if bits & 4 != 0 { b'r' } else { b'-' });
         out.push(if bits & 2 != 0 { b'w' } else { b'-' });
-        out.push(if bits & 1 != 0 { b'x' } else { b'-' });
+        out.push(match (bits & 1 != 0, mode & special != 0) {
+            (true, false) => b'x',
+            (false, false) => b'-',
+            (true, true) => set,
+            (false, true) => unset,
+        });
     }
 }
 
@@ -534,6 +545,25 @@ mod tests {
             let facts = format_facts(&meta, "f", Facts::default(), Permissions::ALL);
             let expected = format!("unix.mode=0{:o};", mode & 0o7777);
             assert!(facts.contains(&expected), "{facts} for {mode:o}");
+        }
+    }
+
+    #[test]
+    fn list_mode_column_shows_special_bits_as_ls_does() {
+        for (mode, column) in [
+            (0o644, "-rw-r--r--"),
+            (0o4755, "-rwsr-xr-x"),
+            (0o4644, "-rwSr--r--"),
+            (0o2755, "-rwxr-sr-x"),
+            (0o2745, "-rwxr-Sr-x"),
+            (0o1777, "-rwxrwxrwt"),
+            (0o1776, "-rwxrwxrwT"),
+            (0o7777, "-rwsrwsrwt"),
+        ] {
+            let mut entry = file("f", 0, at(MARCH_5_2024));
+            entry.metadata.mode = Some(mode);
+            let line = list_line(&entry, at(MARCH_5_2024));
+            assert!(line.starts_with(column), "{line} for {mode:o}");
         }
     }
 

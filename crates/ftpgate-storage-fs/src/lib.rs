@@ -422,6 +422,7 @@ impl Storage for FsStorage {
             set_mode: true,
             symlink: true,
             set_modified: true,
+            ignore_set_mode: false,
         }
     }
 
@@ -438,11 +439,19 @@ impl Storage for FsStorage {
 
     async fn set_mode(&self, path: &VirtualPath, mode: u32) -> Result<(), StorageError> {
         use std::os::unix::fs::PermissionsExt as _;
+        // Setuid, setgid and sticky bits are never set for a client (the session refuses
+        // them first; this holds for any other caller too).
+        if mode & !0o777 != 0 {
+            return Err(StorageError::new(
+                ErrorKind::PermissionDenied,
+                "only permission bits (at most 777) can be set",
+            ));
+        }
         let root = self.root.clone();
         let path = path.clone();
         blocking(move || {
             let permissions =
-                cap_std::fs::Permissions::from_std(std::fs::Permissions::from_mode(mode & 0o7777));
+                cap_std::fs::Permissions::from_std(std::fs::Permissions::from_mode(mode & 0o777));
             root.set_permissions(rel(&path), permissions)
         })
         .await

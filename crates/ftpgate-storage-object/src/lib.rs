@@ -144,6 +144,7 @@ impl S3Config {
             max_file_size: self.max_file_size,
             keep_partial_uploads: self.keep_partial_uploads,
             max_rename_objects: self.max_rename_objects,
+            ignore_set_mode: false,
         }
     }
 }
@@ -190,6 +191,8 @@ pub(crate) struct Settings {
     pub(crate) max_file_size: Option<u64>,
     pub(crate) keep_partial_uploads: bool,
     pub(crate) max_rename_objects: usize,
+    /// SITE CHMOD is accepted and ignored instead of refused.
+    pub(crate) ignore_set_mode: bool,
 }
 
 impl Settings {
@@ -290,6 +293,14 @@ impl ObjectStorageFactory {
         )
     }
 
+    /// Objects keep no permission bits: with `ignore`, SITE CHMOD is answered 200 and does
+    /// nothing (GUI clients that set permissions after every upload then show no error);
+    /// without it (the default), SITE CHMOD is refused with 502.
+    pub fn ignore_set_mode(mut self, ignore: bool) -> Self {
+        Arc::make_mut(&mut self.settings).ignore_set_mode = ignore;
+        self
+    }
+
     /// A factory for a store reached through its own API (makes no request).
     pub fn native(config: NativeConfig) -> Result<Self, StorageError> {
         let settings = Settings {
@@ -298,6 +309,7 @@ impl ObjectStorageFactory {
             max_file_size: None,
             keep_partial_uploads: false,
             max_rename_objects: config.max_rename_objects,
+            ignore_set_mode: false,
         };
         Self::with(
             config.service.bucket().to_string(),
@@ -747,7 +759,10 @@ impl Storage for ObjectStorage {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities::none()
+        Capabilities {
+            ignore_set_mode: self.settings.ignore_set_mode,
+            ..Capabilities::none()
+        }
     }
 
     /// A multipart upload whose parts are copies of the given objects (UploadPartCopy), when

@@ -108,7 +108,7 @@ pub enum StorageOp {
     SetMode {
         /// The file or directory.
         path: VirtualPath,
-        /// The bits (at most 0o7777).
+        /// The permission bits (at most 0o777: setuid, setgid and sticky are refused).
         mode: u32,
     },
     /// Make a symbolic link at `link` to `target`, both inside the user's root.
@@ -692,17 +692,13 @@ impl Session {
             Command::Epsv(arg) => self.epsv(arg),
             Command::Port(addr) => self.active(SocketAddr::V4(addr)),
             Command::Eprt(addr) => self.active(addr),
-            Command::Size(arg) => {
-                if self.transfer_type == TransferType::Ascii {
-                    return reply(
-                        ReplyCode::FileUnavailable,
-                        "SIZE not allowed in ASCII mode; use TYPE I",
-                    );
-                }
-                self.with_path(spec, &arg, |_, path| {
-                    (Pending::Size(path.clone()), StorageOp::Metadata(path))
-                })
-            }
+            // RFC 3659 4.1 lets a server answer SIZE in TYPE A with the stored size when it
+            // cannot cheaply count the converted bytes. That is what vsftpd and Pure-FTPd do, and
+            // what `ftplib.FTP.size()` right after login (TYPE A is the default) expects.
+            // Resuming stays exact: REST is accepted only in TYPE I.
+            Command::Size(arg) => self.with_path(spec, &arg, |_, path| {
+                (Pending::Size(path.clone()), StorageOp::Metadata(path))
+            }),
             Command::Mdtm(arg) => self.with_path(spec, &arg, |_, path| {
                 (Pending::Mdtm(path.clone()), StorageOp::Metadata(path))
             }),
@@ -876,6 +872,9 @@ impl Session {
                 ReplyCode::ParameterNotImplemented,
                 "This storage cannot set those facts",
             );
+        }
+        if let Some(Err(step)) = mode.map(permission_bits_only) {
+            return step;
         }
         let mut facts = String::new();
         if let Some(time) = modify {
@@ -1774,7 +1773,7 @@ impl Session {
                 "Help OK",
             )),
             "CHMOD" => {
-                if !caps.set_mode {
+                if !caps.set_mode && !caps.ignore_set_mode {
                     return unsupported("CHMOD");
                 }
                 let Some((mode, name)) = rest.split_once(' ') else {
@@ -1783,6 +1782,22 @@ impl Session {
                 let Some(mode) = u32::from_str_radix(mode, 8).ok().filter(|m| *m <= 0o7777) else {
                     return reply(ReplyCode::ArgumentSyntaxError, "Bad mode, expected octal");
                 };
+                if let Err(step) = permission_bits_only(mode) {
+                    return step;
+                }
+                if !caps.set_mode {
+                    // The storage keeps no permission bits: the file must exist, nothing else
+                    // happens (clients that set modes after each upload see no error).
+                    return self.site_op(Perm::Chmod, name, |path| {
+                        (
+                            Pending::Ok(
+                                path.clone(),
+                                "SITE CHMOD ignored: this storage keeps no permissions".into(),
+                            ),
+                            StorageOp::Metadata(path),
+                        )
+                    });
+                }
                 self.site_op(Perm::Chmod, name, |path| {
                     (
                         Pending::Ok(path.clone(), "SITE CHMOD command successful".into()),
@@ -1871,6 +1886,20 @@ impl Session {
         self.pending = pending;
         Step::Storage(op)
     }
+}
+
+/// Clients may set permission bits (0o777) only: a setuid, setgid or sticky bit is refused,
+/// so a daemon running as root can never be made to create a setuid file.
+fn permission_bits_only(mode: u32) -> Result<(), Step> {
+    if mode & !0o777 != 0 {
+        return Err(reply(
+            ReplyCode::FileUnavailable,
+            format!(
+                "Mode {mode:04o} refused: only permission bits (at most 0777) can be set, not setuid, setgid or sticky"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// `SITE UTIME` arguments in the forms clients send: `path YYYYMMDDhhmm[ss]`,

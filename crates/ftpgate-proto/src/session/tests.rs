@@ -302,9 +302,16 @@ fn mkd_rmd_dele_replies() {
 }
 
 #[test]
-fn size_is_refused_in_ascii_and_exact_in_binary() {
+fn size_is_the_stored_size_in_either_type() {
     let mut s = logged_in();
-    assert_eq!(code(&s.handle_line(b"SIZE f")), 550);
+    // TYPE A, the default: the stored size, as vsftpd and Pure-FTPd answer.
+    assert!(matches!(s.handle_line(b"SIZE f"), Step::Storage(_)));
+    assert_eq!(
+        text(&s.handle_storage_result(Ok(StorageOutcome::Metadata(file_meta(1234))))),
+        "1234"
+    );
+    // REST stays refused in TYPE A, so a resume never starts from a converted offset.
+    assert_eq!(code(&s.handle_line(b"REST 100")), 504);
     s.handle_line(b"TYPE I");
     assert!(matches!(s.handle_line(b"SIZE f"), Step::Storage(_)));
     assert_eq!(
@@ -1105,6 +1112,39 @@ fn avbl_allo_lang_and_capabilities() {
         !feat.contains("AVBL") && !feat.contains("MFMT") && !feat.contains("MFF"),
         "{feat}"
     );
+
+    // A storage set to accept and ignore SITE CHMOD: the file is looked up, nothing is set.
+    let mut s = session();
+    s.handle_line(b"USER a");
+    s.handle_line(b"PASS b");
+    s.handle_auth_result(Ok(SessionUser {
+        capabilities: Capabilities {
+            ignore_set_mode: true,
+            ..Capabilities::none()
+        },
+        ..alice(false)
+    }));
+    assert_eq!(
+        s.handle_line(b"SITE CHMOD 644 f"),
+        Step::Storage(StorageOp::Metadata(
+            VirtualPath::parse_absolute("/f").unwrap()
+        ))
+    );
+    let done = s.handle_storage_result(Ok(StorageOutcome::Metadata(Metadata {
+        kind: FileKind::File,
+        size: 1,
+        modified: None,
+        mode: None,
+        unique: None,
+    })));
+    assert_eq!(code(&done), 200, "{done:?}");
+    s.handle_line(b"SITE CHMOD 644 missing");
+    assert_eq!(
+        code(&s.handle_storage_result(Err(ErrorKind::NotFound))),
+        550
+    );
+    assert_eq!(code(&s.handle_line(b"SITE CHMOD 4755 f")), 550);
+    assert_eq!(code(&s.handle_line(b"MFF UNIX.mode=0644; f")), 504);
 }
 
 #[test]
@@ -1122,6 +1162,26 @@ fn site_commands_and_mff() {
         200
     );
     assert_eq!(code(&s.handle_line(b"SITE CHMOD 99 f")), 501);
+    // Setuid, setgid and sticky bits are refused, with the mode named; 0644 with a leading
+    // zero is fine.
+    for line in [
+        &b"SITE CHMOD 4755 f"[..],
+        b"SITE CHMOD 2775 d",
+        b"SITE CHMOD 1777 d",
+        b"MFF UNIX.mode=4755; f",
+    ] {
+        let step = s.handle_line(line);
+        assert_eq!(code(&step), 550, "{step:?}");
+        assert!(format!("{step:?}").contains("setuid"), "{step:?}");
+    }
+    assert_eq!(
+        s.handle_line(b"SITE CHMOD 0644 f"),
+        Step::Storage(StorageOp::SetMode {
+            path: VirtualPath::parse_absolute("/f").unwrap(),
+            mode: 0o644
+        })
+    );
+    s.handle_storage_result(Ok(StorageOutcome::Done));
     for line in [
         &b"SITE UTIME f 20200102030405"[..],
         b"SITE UTIME 20200102030405 f",
