@@ -108,7 +108,8 @@ struct ServeArgs {
     /// Require TLS: USER before AUTH TLS gets 530, transfers without PROT P get 521.
     #[arg(long)]
     tls_required: bool,
-    /// Log level or filter (trace, debug, info, warn, error); RUST_LOG overrides it.
+    /// Log level: error, warn, info, debug, trace or off (any case; err, warning, information
+    /// too), or TARGET=LEVEL directives such as ftpgate=debug,info; RUST_LOG overrides it.
     #[arg(long, value_name = "LEVEL")]
     log_level: Option<String>,
 }
@@ -413,6 +414,9 @@ fn serve(args: ServeArgs) -> Result<()> {
             );
         }
         warn_unwritable_homes(&homes);
+        // Installed before "listening" is printed, so a signal sent as soon as the server is up
+        // is handled, not fatal.
+        let signals = Signals::install();
         // Temporary files of uploads cut short by a crash are removed in the background.
         tokio::task::spawn_blocking(move || {
             for home in homes.iter().map(|h| &h.path).filter(|p| p.is_dir()) {
@@ -432,7 +436,7 @@ fn serve(args: ServeArgs) -> Result<()> {
             info!(%addr, "listening (implicit FTPS)");
         }
         let shutdown = CancellationToken::new();
-        tokio::spawn(wait_for_signal(shutdown.clone(), certs, reloader));
+        tokio::spawn(wait_for_signal(signals, shutdown.clone(), certs, reloader));
         server.run(shutdown).await;
         Ok(())
     })
@@ -505,26 +509,47 @@ impl Reloader {
     }
 }
 
+/// The signals the daemon handles.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    /// Takes over the signals (from now on they are queued for [`wait_for_signal`]).
+    fn install() -> Option<Signals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Some(Signals {
+            term: signal(SignalKind::terminate()).ok()?,
+            int: signal(SignalKind::interrupt()).ok()?,
+            hup: signal(SignalKind::hangup()).ok()?,
+        })
+    }
+}
+
 /// SIGTERM and SIGINT start a graceful shutdown; SIGHUP reloads the config file and the TLS
 /// certificate files (running sessions keep going with what they have; new connections and
 /// logins, and new handshakes, use the new ones).
 async fn wait_for_signal(
+    signals: Option<Signals>,
     shutdown: CancellationToken,
     certs: Option<Arc<tls::CertificateStore>>,
     mut reloader: Reloader,
 ) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut hup)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::hangup()),
-    ) else {
+    let Some(Signals {
+        mut term,
+        mut int,
+        mut hup,
+    }) = signals
+    else {
         warn!("cannot install signal handlers");
         return;
     };
     loop {
         tokio::select! {
             _ = term.recv() => { info!("SIGTERM received"); break; }
-            _ = tokio::signal::ctrl_c() => { info!("SIGINT received"); break; }
+            _ = int.recv() => { info!("SIGINT received"); break; }
             _ = hup.recv() => {
                 match certs.as_ref().map(|c| c.reload()) {
                     Some(Ok(true)) => info!(fingerprint = %certs.as_ref().map(|c| c.fingerprint()).unwrap_or_default(), "SIGHUP: TLS certificate reloaded"),
