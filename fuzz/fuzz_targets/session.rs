@@ -1362,6 +1362,11 @@ fn run(data: &[u8]) -> Result<()> {
             },
         },
         virtual_hosts: u.ratio(1, 3)?,
+        login_message: if u.ratio(1, 4)? {
+            Some("Welcome\nsecond line".to_string())
+        } else {
+            None
+        },
     };
     let (peer, local): (SocketAddr, SocketAddr) = match u.int_in_range(0..=2)? {
         0 => (

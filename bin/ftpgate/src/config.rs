@@ -79,7 +79,12 @@ pub(crate) struct ServerSection {
     pub(crate) shutdown_grace_secs: u64,
     pub(crate) max_line_length: usize,
     pub(crate) max_login_failures: u32,
+    /// The 220 greeting; several lines make a multi-line reply.
     pub(crate) banner: String,
+    /// Text sent with the 230 reply after a successful login (several lines allowed).
+    pub(crate) login_message: Option<String>,
+    /// Make missing local homes at start (and reload); a user's `create_home` overrides it.
+    pub(crate) create_homes: bool,
     /// Commands per second one session may send; beyond, commands wait.
     pub(crate) max_commands_per_second: u32,
     /// Largest file an upload may produce ("10G", "512M" or bytes).
@@ -155,7 +160,8 @@ impl PassiveAddressRuleSection {
     }
 }
 
-/// A size in bytes, written as a number or with a binary suffix: "512K", "10M", "2G", "1T".
+/// A size in bytes, written as a number or with a binary suffix: "512K", "10M", "2G", "1T"
+/// (K = 1024 bytes, M = 1 MiB = 1,048,576 bytes, and so on).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(untagged)]
 pub(crate) enum Size {
@@ -172,7 +178,8 @@ impl Size {
     }
 }
 
-/// Parses "123", "512K", "10M", "2G", "1T" (optionally with "iB" or "B"), binary multiples.
+/// Parses "123", "512K", "10M", "2G", "1T" (optionally with "iB" or "B"), binary multiples:
+/// "1M" is 1 MiB (1,048,576 bytes), never 1,000,000.
 pub(crate) fn parse_size(text: &str) -> Result<u64> {
     let t = text.trim();
     let t = t
@@ -186,10 +193,12 @@ pub(crate) fn parse_size(text: &str) -> Result<u64> {
         Some('T' | 't') => (&t[..t.len() - 1], 40),
         _ => (t, 0),
     };
-    let n: u64 = digits
-        .trim()
-        .parse()
-        .map_err(|_| anyhow!("bad size {text:?} (use e.g. 512M, 10G or a number of bytes)"))?;
+    let n: u64 = digits.trim().parse().map_err(|_| {
+        anyhow!(
+            "bad size {text:?} (use e.g. 512M, 10G or a number of bytes; K, M, G and T are \
+                 binary: 1M = 1 MiB = 1048576 bytes)"
+        )
+    })?;
     n.checked_mul(1u64 << shift)
         .ok_or_else(|| anyhow!("size {text:?} is too large"))
 }
@@ -216,6 +225,8 @@ impl Default for ServerSection {
             max_line_length: d.max_line_length,
             max_login_failures: d.max_login_failures,
             banner: d.banner,
+            login_message: d.login_message,
+            create_homes: false,
             max_commands_per_second: d.max_commands_per_second,
             max_file_size: None,
             login_failure_delay_ms: d.login_guard.failure_delay.as_millis() as u64,
@@ -249,10 +260,13 @@ pub(crate) struct UserSection {
     /// This user's own storage, instead of the shared `[storage]` (same keys).
     #[serde(default)]
     pub(crate) storage: Option<StorageSection>,
+    /// Make the home at start if it is missing (local storage); default `server.create_homes`.
+    #[serde(default)]
+    pub(crate) create_home: Option<bool>,
 }
 
 /// `[tls]`: FTPS.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub(crate) struct TlsSection {
     /// PEM certificate chain (reloaded on SIGHUP).
@@ -310,6 +324,27 @@ pub(crate) struct TlsSetup {
 }
 
 impl TlsSection {
+    /// Checks the section as [`build`](Self::build) does, without generating a self-signed
+    /// certificate.
+    pub(crate) fn check(&self) -> Result<()> {
+        if self.self_signed {
+            let tls = TlsSection {
+                self_signed: false,
+                cert: None,
+                key: None,
+                required: false,
+                required_for_login: false,
+                required_for_data: false,
+                implicit_listen: Vec::new(),
+                ..self.clone()
+            };
+            tls.build(Vec::new())?;
+        } else {
+            self.build(Vec::new())?;
+        }
+        Ok(())
+    }
+
     /// Whether FTPS is configured at all.
     pub(crate) fn enabled(&self) -> bool {
         self.cert.is_some() || self.key.is_some() || self.self_signed
@@ -888,10 +923,19 @@ pub(crate) fn anonymous_entry_of(
 
 impl ConfigFile {
     /// Reads and parses a file; the error names the file and the bad key.
+    /// Relative paths in it are taken from the file's folder.
     pub(crate) fn load(path: &Path) -> Result<ConfigFile> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read {}", path.display()))?;
-        Self::parse(&text).with_context(|| format!("invalid config {}", path.display()))
+        let mut config =
+            Self::parse(&text).with_context(|| format!("invalid config {}", path.display()))?;
+        let base = std::path::absolute(path)
+            .with_context(|| format!("cannot read {}", path.display()))?
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        config.resolve_paths(&base);
+        Ok(config)
     }
 
     /// Parses TOML text.
@@ -1000,6 +1044,7 @@ impl ServerSection {
             max_line_length: self.max_line_length,
             max_login_failures: self.max_login_failures,
             banner: self.banner.clone(),
+            login_message: self.login_message.clone(),
             shutdown_grace: Duration::from_secs(self.shutdown_grace_secs),
             tls: None,
             implicit_tls_listen: Vec::new(),
@@ -1032,90 +1077,131 @@ impl ServerSection {
 }
 
 impl ConfigFile {
-    /// The configured users, checked.
-    pub(crate) fn user_entries(&self) -> Result<Vec<UserEntry>> {
-        user_entries_of("users", &self.users)
-    }
-
     /// Anonymous access, if enabled.
     pub(crate) fn anonymous_entry(&self) -> Result<Option<AnonymousEntry>> {
         anonymous_entry_of("anonymous", self.anonymous.as_ref())
     }
 
-    /// Checks everything that can be checked without starting: the server section, users,
-    /// anonymous access and that homes exist.
+    /// Checks everything that can be checked without starting, with the same
+    /// [`Settings::build`](crate::settings::Settings::build) `serve` uses, plus the TLS
+    /// section (without generating a self-signed certificate); returns the warnings.
     pub(crate) fn check(&self) -> Result<Vec<String>> {
-        let mut server_config = self.server.to_server_config()?;
-        self.features.apply(&mut server_config)?;
-        let max_file_size = server_config.max_file_size;
-        let users = self.user_entries()?;
-        let anon = self.anonymous_entry()?;
-        let mut warnings = Vec::new();
-        let kind_of = |name: &str| storage_kind_of(&self.users, self.storage.kind, name);
-        for user in &users {
-            if !kind_of(&user.name).home_is_remote(&user.home) && !Path::new(&user.home).is_dir() {
-                warnings.push(format!(
-                    "home of user {:?} does not exist: {}",
-                    user.name, user.home
-                ));
-            }
-        }
-        if let Some(anon) = &anon {
-            if !self.storage.kind.home_is_remote(&anon.home) && !Path::new(&anon.home).is_dir() {
-                warnings.push(format!("anonymous home does not exist: {}", anon.home));
-            }
-        }
-        tracing_subscriber::EnvFilter::try_new(&self.log.level)
-            .map_err(|e| anyhow!("log.level: {e}"))?;
-        if self.tls.self_signed {
-            // Checking needs no certificate to be generated.
-            let tls = TlsSection {
-                self_signed: false,
-                cert: None,
-                key: None,
-                required: false,
-                required_for_login: false,
-                required_for_data: false,
-                implicit_listen: Vec::new(),
-                ..self.tls.clone()
-            };
-            tls.build(Vec::new())?;
-        } else {
-            self.tls.build(Vec::new())?;
-        }
-        for (i, host) in self.hosts.iter().enumerate() {
-            let key = format!("hosts[{i}]");
-            if host.name.trim().is_empty() {
-                bail!("{key}.name: a host name is needed");
-            }
-            if self.hosts[..i]
-                .iter()
-                .any(|h| h.name.eq_ignore_ascii_case(&host.name))
-            {
-                bail!("{key}.name: host {:?} is defined twice", host.name);
-            }
-            user_entries_of(&format!("{key}.users"), &host.users)?;
-            anonymous_entry_of(&format!("{key}.anonymous"), host.anonymous.as_ref())?;
-            crate::storage::Backends::build(
-                &format!("{key}.storage"),
-                &host.storage,
-                &host.users,
-                max_file_size,
-            )?;
-        }
-        // Every storage section builds (no request is made), credentials included.
-        crate::storage::Backend::build("storage", &self.storage, max_file_size)?;
-        for user in &self.users {
-            if let Some(section) = &user.storage {
-                let key = format!("users.{}.storage", user.name);
-                crate::storage::Backend::build(&key, section, max_file_size)?;
-            }
-        }
-        if self.users.iter().any(|u| u.tls_required) && !self.tls.enabled() {
-            bail!("users: tls_required needs a [tls] certificate");
-        }
-        Ok(warnings)
+        let settings = crate::settings::Settings::build(self, None)?;
+        self.tls.check()?;
+        Ok(settings.warnings)
     }
+
+    /// Makes the relative paths of the file (local homes, TLS files, GCS credentials)
+    /// relative to `base`, the folder of the config file, not to the working directory.
+    fn resolve_paths(&mut self, base: &Path) {
+        let join = |path: &mut PathBuf| {
+            if path.is_relative() {
+                *path = base.join(&*path);
+            }
+        };
+        let join_users = |users: &mut [UserSection], shared: StorageKind| {
+            for user in users {
+                let kind = user.storage.as_ref().map_or(shared, |s| s.kind);
+                if !kind.home_is_remote(&user.home.to_string_lossy()) {
+                    join(&mut user.home);
+                }
+                if let Some(storage) = &mut user.storage {
+                    storage.resolve_paths(base);
+                }
+            }
+        };
+        join_users(&mut self.users, self.storage.kind);
+        if let Some(anon) = &mut self.anonymous {
+            if !self
+                .storage
+                .kind
+                .home_is_remote(&anon.home.to_string_lossy())
+            {
+                join(&mut anon.home);
+            }
+        }
+        self.storage.resolve_paths(base);
+        for host in &mut self.hosts {
+            join_users(&mut host.users, host.storage.kind);
+            if let Some(anon) = &mut host.anonymous {
+                if !host
+                    .storage
+                    .kind
+                    .home_is_remote(&anon.home.to_string_lossy())
+                {
+                    join(&mut anon.home);
+                }
+            }
+            host.storage.resolve_paths(base);
+        }
+        for path in [
+            &mut self.tls.cert,
+            &mut self.tls.key,
+            &mut self.tls.client_ca,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            join(path);
+        }
+    }
+}
+
+impl StorageSection {
+    /// See [`ConfigFile::resolve_paths`].
+    fn resolve_paths(&mut self, base: &Path) {
+        if let Some(path) = self.gcs.as_mut().and_then(|g| g.credential_path.as_mut()) {
+            if Path::new(path.as_str()).is_relative() {
+                *path = base.join(&*path).to_string_lossy().into_owned();
+            }
+        }
+    }
+}
+
+/// The log filter of a `log.level` or `--log-level` value: a level (`error`, `warn`, `info`,
+/// `debug`, `trace` or `off`, in any case; `err`, `warning` and `information` too), or
+/// comma-separated directives, each a level or `TARGET=LEVEL` (`ftpgate=debug,info`). Anything
+/// else is an error naming the value: a bare word that is not a level would otherwise be read as
+/// a target name and silence the whole log.
+pub(crate) fn log_filter(text: &str) -> Result<tracing_subscriber::EnvFilter> {
+    fn level(word: &str) -> Option<&'static str> {
+        match word.trim().to_ascii_lowercase().as_str() {
+            "error" | "err" => Some("error"),
+            "warn" | "warning" => Some("warn"),
+            "info" | "information" => Some("info"),
+            "debug" => Some("debug"),
+            "trace" => Some("trace"),
+            "off" => Some("off"),
+            _ => None,
+        }
+    }
+    let hint = "use error, warn, info, debug, trace or off, or TARGET=LEVEL directives such as \"ftpgate=debug,info\"";
+    let mut directives = Vec::new();
+    for part in text.split(',').map(str::trim) {
+        let directive = match part.split_once('=') {
+            Some((target, word)) => {
+                let target = target.trim();
+                let target_ok = target.split("::").all(|segment| {
+                    !segment.is_empty()
+                        && segment
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+                });
+                let Some(level) = level(word).filter(|_| target_ok) else {
+                    bail!("bad log directive {part:?} in {text:?}: {hint}");
+                };
+                format!("{target}={level}")
+            }
+            None => match level(part) {
+                Some(level) => level.to_string(),
+                None if part == text.trim() => bail!("unknown log level {part:?}: {hint}"),
+                None => bail!("unknown log level {part:?} in {text:?}: {hint}"),
+            },
+        };
+        directives.push(directive);
+    }
+    tracing_subscriber::EnvFilter::try_new(directives.join(","))
+        .map_err(|e| anyhow!("bad log level {text:?}: {e}"))
 }
 
 /// `[features]`: optional commands on or off, with the meaning of ftpserverlib's settings.

@@ -5,25 +5,27 @@
 //! hash for the config.
 
 mod config;
+mod settings;
 mod storage;
 mod tls;
 
 use std::io::{BufRead, IsTerminal};
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
-use ftpgate::{CancellationToken, Server, VirtualHost};
-use ftpgate_auth_file::{FileAuthenticator, UserEntry, hash_password};
+use ftpgate::{CancellationToken, ReloadHandle, Server, VirtualHost};
+use ftpgate_auth_file::{UserEntry, hash_password};
 use ftpgate_core::{PermissionMap, Permissions};
 use ftpgate_storage_fs::remove_leftover_uploads;
 use rand::Rng;
 use rand::distributions::Alphanumeric;
 use tracing::{error, info, warn};
 
-use crate::config::{ConfigFile, parse_listen, parse_port_range};
-use crate::storage::Backends;
+use crate::config::{ConfigFile, log_filter, parse_listen, parse_port_range};
+use crate::settings::{Settings, create_homes, warn_unwritable_homes};
 
 /// An FTP server for local disks, with per-user homes and permissions.
 #[derive(Parser, Debug)]
@@ -106,13 +108,26 @@ struct ServeArgs {
     /// Require TLS: USER before AUTH TLS gets 530, transfers without PROT P get 521.
     #[arg(long)]
     tls_required: bool,
-    /// Log level or filter (trace, debug, info, warn, error); RUST_LOG overrides it.
+    /// Log level: error, warn, info, debug, trace or off (any case; err, warning, information
+    /// too), or TARGET=LEVEL directives such as ftpgate=debug,info; RUST_LOG overrides it.
     #[arg(long, value_name = "LEVEL")]
     log_level: Option<String>,
 }
 
-fn main() -> Result<()> {
+fn main() -> ExitCode {
     let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // The chain of causes on one line, never a backtrace (which `main` returning the
+            // error would print when RUST_BACKTRACE is set).
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Serve(args) => serve(*args),
         Command::CheckConfig { file } => {
@@ -147,10 +162,14 @@ fn main() -> Result<()> {
     }
 }
 
+/// Logs to standard error with `level` (see [`config::log_filter`]); RUST_LOG, when set,
+/// replaces it.
 fn init_logging(level: &str) -> Result<()> {
     let filter = match std::env::var("RUST_LOG") {
-        Ok(env) if !env.is_empty() => tracing_subscriber::EnvFilter::try_new(env)?,
-        _ => tracing_subscriber::EnvFilter::try_new(level)?,
+        Ok(env) if !env.is_empty() => {
+            tracing_subscriber::EnvFilter::try_new(env).context("RUST_LOG")?
+        }
+        _ => log_filter(level)?,
     };
     tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -160,13 +179,13 @@ fn init_logging(level: &str) -> Result<()> {
     Ok(())
 }
 
-fn serve(args: ServeArgs) -> Result<()> {
-    let mut file = match &args.config {
-        Some(path) => ConfigFile::load(path)?,
-        None => ConfigFile::default(),
-    };
-    init_logging(args.log_level.as_deref().unwrap_or(&file.log.level))?;
-
+/// Puts the command-line flags that override the config file into `file` (again on each
+/// reload, so the flags keep winning).
+fn apply_flags(args: &ServeArgs, quick: Option<&QuickStart>, file: &mut ConfigFile) -> Result<()> {
+    if let Some(level) = &args.log_level {
+        log_filter(level).context("--log-level")?;
+        file.log.level = level.clone();
+    }
     // The passive range and public host flags take the file's place before it is checked
     // (port sharing in the file may rely on a range given by flag).
     if let Some(text) = &args.passive_ports {
@@ -176,26 +195,52 @@ fn serve(args: ServeArgs) -> Result<()> {
     if let Some(host) = &args.public_host {
         file.server.public_host = Some(host.clone());
     }
-    let mut server_config = file.server.to_server_config()?;
-    file.features.apply(&mut server_config)?;
     if !args.listen.is_empty() {
-        server_config.listen.clear();
         for text in &args.listen {
-            server_config
-                .listen
-                .extend(parse_listen(text).context("--listen")?);
+            parse_listen(text).context("--listen")?;
         }
+        file.server.listen = args.listen.clone();
     }
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        file.tls.cert = Some(cert.clone());
+        file.tls.key = Some(key.clone());
+        file.tls.self_signed = false;
+    }
+    if args.tls_self_signed {
+        file.tls.self_signed = true;
+        file.tls.cert = None;
+        file.tls.key = None;
+    }
+    if args.tls_required {
+        file.tls.required = true;
+    }
+    if !args.implicit_listen.is_empty() {
+        file.tls.implicit_listen = args.implicit_listen.clone();
+    }
+    if let Some(s3) = quick.and_then(|q| q.s3.clone()) {
+        file.storage.s3 = Some(s3);
+    }
+    Ok(())
+}
 
-    let mut users = file.user_entries()?;
-    let anonymous = file.anonymous_entry()?;
-    let quick_start = args.user.is_some()
-        || args.password.is_some()
-        || args.root.is_some()
-        || (users.is_empty() && anonymous.is_none());
-    if quick_start {
+/// The user of the quick-start flags, made once (a generated password stays the same across
+/// reloads).
+struct QuickStart {
+    user: UserEntry,
+    /// The `[storage.s3]` an `s3://` root needs.
+    s3: Option<config::S3Section>,
+}
+
+impl QuickStart {
+    /// The quick-start user, if the flags ask for one or the file has no users.
+    fn from_flags(args: &ServeArgs, file: &ConfigFile) -> Result<Option<QuickStart>> {
+        let no_users = file.users.is_empty() && !file.anonymous.as_ref().is_some_and(|a| a.enabled);
+        if !(args.user.is_some() || args.password.is_some() || args.root.is_some() || no_users) {
+            return Ok(None);
+        }
         let name = args.user.clone().unwrap_or_else(|| "ftpgate".to_string());
         let root = args.root.clone().unwrap_or_else(|| "data".to_string());
+        let mut s3_section = None;
         let home = if let Some(rest) = root.strip_prefix("s3://") {
             let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
             let endpoint = args
@@ -226,14 +271,17 @@ fn serve(args: ServeArgs) -> Result<()> {
             if let Some(region) = &args.s3_region {
                 s3.region = region.clone();
             }
-            file.storage.s3 = Some(s3);
+            s3_section = Some(s3);
             format!("s3://{bucket}/{prefix}")
         } else {
             let dir = PathBuf::from(&root);
+            if dir.exists() && !dir.is_dir() {
+                bail!("--root {root}: not a directory");
+            }
             std::fs::create_dir_all(&dir)
-                .with_context(|| format!("cannot create {}", dir.display()))?;
+                .with_context(|| format!("--root {root}: cannot create the directory"))?;
             dir.canonicalize()
-                .with_context(|| format!("cannot open {}", dir.display()))?
+                .with_context(|| format!("--root {root}: cannot open"))?
                 .to_string_lossy()
                 .into_owned()
         };
@@ -252,47 +300,71 @@ fn serve(args: ServeArgs) -> Result<()> {
                 true,
             ),
         };
-        users.retain(|u| u.name != name);
-        users.push(UserEntry {
-            name: name.clone(),
-            password_hash: hash_password(&password),
-            home: home.clone(),
-            permissions: PermissionMap::uniform(permissions),
-            tls_required: false,
-            quota_bytes: None,
-        });
         println!("ftpgate: serving {home} as user {name:?} ({permissions})");
         if generated {
             println!("ftpgate: password for {name:?}: {password}");
         } else {
             println!("ftpgate: password for {name:?} as given");
         }
+        Ok(Some(QuickStart {
+            user: UserEntry {
+                name,
+                password_hash: hash_password(&password),
+                home,
+                permissions: PermissionMap::uniform(permissions),
+                tls_required: false,
+                quota_bytes: None,
+            },
+            s3: s3_section,
+        }))
     }
+}
 
-    let mut tls_section = file.tls.clone();
-    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
-        tls_section.cert = Some(cert.clone());
-        tls_section.key = Some(key.clone());
-        tls_section.self_signed = false;
+/// The engine's server for `settings` (`tls` and `implicit_tls_listen` are the running ones),
+/// and the cleanup tasks of its object stores.
+fn engine_server(settings: Settings) -> (Server, Vec<tokio::task::JoinHandle<()>>) {
+    let mut cleanups = settings.backends.spawn_cleanup();
+    let mut server = Server::new(
+        settings.server,
+        Arc::new(settings.auth),
+        Arc::new(settings.backends),
+    );
+    for host in settings.hosts {
+        cleanups.extend(host.backends.spawn_cleanup());
+        server = server.with_virtual_host(
+            &host.name,
+            VirtualHost {
+                auth: Arc::new(host.auth),
+                storage: Arc::new(host.backends),
+                banner: host.banner,
+            },
+        );
     }
-    if args.tls_self_signed {
-        tls_section.self_signed = true;
-        tls_section.cert = None;
-        tls_section.key = None;
+    (server, cleanups)
+}
+
+fn serve(args: ServeArgs) -> Result<()> {
+    let mut file = match &args.config {
+        Some(path) => ConfigFile::load(path)?,
+        None => ConfigFile::default(),
+    };
+    apply_flags(&args, None, &mut file)?;
+    init_logging(&file.log.level).context("log.level")?;
+    let quick = QuickStart::from_flags(&args, &file)?;
+    apply_flags(&args, quick.as_ref(), &mut file)?;
+    let mut settings = Settings::build(&file, quick.as_ref().map(|q| &q.user))?;
+    for warning in &settings.warnings {
+        warn!("{warning}");
     }
-    if args.tls_required {
-        tls_section.required = true;
-    }
-    if !args.implicit_listen.is_empty() {
-        tls_section.implicit_listen = args.implicit_listen.clone();
-    }
+    create_homes(&settings.homes)?;
+
     let mut names = vec![
         "localhost".to_string(),
         "127.0.0.1".to_string(),
         "::1".to_string(),
     ];
-    names.extend(server_config.public_host.clone());
-    let tls = tls_section.build(names)?;
+    names.extend(settings.server.public_host.clone());
+    let tls = file.tls.build(names)?;
     let certs = tls.as_ref().map(|t| t.certs.clone());
     if let Some(tls) = tls {
         let kind = if tls.self_signed {
@@ -304,94 +376,51 @@ fn serve(args: ServeArgs) -> Result<()> {
             "ftpgate: TLS certificate{kind} SHA-256 fingerprint: {}",
             tls.certs.fingerprint()
         );
-        server_config.implicit_tls_listen = tls.implicit_listen;
-        server_config.tls = Some(tls.config);
+        settings.server.implicit_tls_listen = tls.implicit_listen;
+        settings.server.tls = Some(tls.config);
     }
-    let explicit = if server_config.tls.is_some() {
+    let explicit = if settings.server.tls.is_some() {
         " (FTP and explicit FTPS)"
     } else {
         " (FTP)"
     };
 
     let started = std::time::SystemTime::now();
-    let kind_of = |name: &str| config::storage_kind_of(&file.users, file.storage.kind, name);
-    let homes: Vec<PathBuf> = users
-        .iter()
-        .map(|u| (kind_of(&u.name), u.home.clone()))
-        .chain(
-            anonymous
-                .iter()
-                .map(|a| (file.storage.kind, a.home.clone())),
-        )
-        .filter(|(kind, home)| !kind.home_is_remote(home))
-        .map(|(_, home)| PathBuf::from(home))
-        .collect();
-    let backends = Backends::build(
-        "storage",
-        &file.storage,
-        &file.users,
-        server_config.max_file_size,
-    )?;
-    let auth = FileAuthenticator::new(users, anonymous)?;
-    // Virtual hosts: users and storage of their own.
-    let mut hosts = Vec::new();
-    let mut homes = homes;
-    for (i, host) in file.hosts.iter().enumerate() {
-        let key = format!("hosts[{i}]");
-        let users = config::user_entries_of(&format!("{key}.users"), &host.users)?;
-        let anonymous =
-            config::anonymous_entry_of(&format!("{key}.anonymous"), host.anonymous.as_ref())?;
-        for user in &users {
-            let kind = config::storage_kind_of(&host.users, host.storage.kind, &user.name);
-            if !kind.home_is_remote(&user.home) {
-                homes.push(PathBuf::from(&user.home));
-            }
-        }
-        let backends = Backends::build(
-            &format!("{key}.storage"),
-            &host.storage,
-            &host.users,
-            server_config.max_file_size,
-        )?;
-        let banner = host
-            .banner
-            .clone()
-            .unwrap_or_else(|| format!("{} ready", host.name));
-        hosts.push((
-            host.name.clone(),
-            FileAuthenticator::new(users, anonymous)?,
-            backends,
-            banner,
-        ));
-    }
-
+    let homes = std::mem::take(&mut settings.homes);
     let run_as = file.server.run_as.clone();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async move {
-        backends.spawn_cleanup();
-        let mut server = Server::new(server_config, Arc::new(auth), Arc::new(backends));
-        for (name, auth, backends, banner) in hosts {
-            backends.spawn_cleanup();
-            server = server.with_virtual_host(
-                &name,
-                VirtualHost {
-                    auth: Arc::new(auth),
-                    storage: Arc::new(backends),
-                    banner,
-                },
-            );
-        }
+        let mut reloader = Reloader {
+            tls: settings.server.tls.clone(),
+            implicit_tls_listen: settings.server.implicit_tls_listen.clone(),
+            started: file,
+            args,
+            quick,
+            handle: None,
+            cleanups: Vec::new(),
+        };
+        let (server, cleanups) = engine_server(settings);
+        reloader.cleanups = cleanups;
         let server = server.bind().await?;
+        reloader.handle = Some(server.reload_handle());
         if let Some(user) = &run_as {
             drop_privileges(user)?;
             println!("ftpgate: running as user {user:?}");
+        } else if nix::unistd::Uid::effective().is_root() {
+            warn!(
+                "running as root: set server.run_as to an unprivileged user so that sessions do not run with root's rights"
+            );
         }
+        warn_unwritable_homes(&homes);
+        // Installed before "listening" is printed, so a signal sent as soon as the server is up
+        // is handled, not fatal.
+        let signals = Signals::install();
         // Temporary files of uploads cut short by a crash are removed in the background.
         tokio::task::spawn_blocking(move || {
-            for home in homes {
-                match remove_leftover_uploads(&home, started) {
+            for home in homes.iter().map(|h| &h.path).filter(|p| p.is_dir()) {
+                match remove_leftover_uploads(home, started) {
                     Ok(0) => {}
                     Ok(n) => info!(home = %home.display(), removed = n, "removed leftover temporary upload files"),
                     Err(e) => warn!(home = %home.display(), error = %e, "cannot clean leftover temporary upload files"),
@@ -407,33 +436,131 @@ fn serve(args: ServeArgs) -> Result<()> {
             info!(%addr, "listening (implicit FTPS)");
         }
         let shutdown = CancellationToken::new();
-        tokio::spawn(wait_for_signal(shutdown.clone(), certs));
+        tokio::spawn(wait_for_signal(signals, shutdown.clone(), certs, reloader));
         server.run(shutdown).await;
         Ok(())
     })
 }
 
-/// SIGTERM and SIGINT start a graceful shutdown; SIGHUP reloads the TLS certificate files
-/// (running sessions keep going; new handshakes use the new certificate).
-async fn wait_for_signal(shutdown: CancellationToken, certs: Option<Arc<tls::CertificateStore>>) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut hup)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::hangup()),
-    ) else {
+/// Reloads the config file on SIGHUP with the command line's flags applied again.
+struct Reloader {
+    /// The file as the server started with it (flags applied), to tell what needs a restart.
+    started: ConfigFile,
+    args: ServeArgs,
+    quick: Option<QuickStart>,
+    /// The running TLS settings, which a reload keeps (only the certificate files are read
+    /// again).
+    tls: Option<ftpgate::TlsConfig>,
+    implicit_tls_listen: Vec<std::net::SocketAddr>,
+    handle: Option<ReloadHandle>,
+    /// The object stores' cleanup tasks, replaced with the stores.
+    cleanups: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Reloader {
+    /// Reads, checks and applies the config file; nothing changes if any of it is wrong.
+    fn reload(&mut self) -> Result<()> {
+        let (Some(path), Some(handle)) = (&self.args.config, &self.handle) else {
+            info!("SIGHUP: no config file; the users and settings stay as they are");
+            return Ok(());
+        };
+        let mut file = ConfigFile::load(path)?;
+        apply_flags(&self.args, self.quick.as_ref(), &mut file)?;
+        let mut settings = Settings::build(&file, self.quick.as_ref().map(|q| &q.user))?;
+        file.tls.check()?;
+        create_homes(&settings.homes)?;
+        for warning in &settings.warnings {
+            warn!("{warning}");
+        }
+        let homes = std::mem::take(&mut settings.homes);
+        settings.server.tls = self.tls.clone();
+        settings.server.implicit_tls_listen = self.implicit_tls_listen.clone();
+        let (server, cleanups) = engine_server(settings);
+        let mut restart = match handle.reload(server) {
+            Ok(restart) => restart,
+            Err(e) => {
+                for task in cleanups {
+                    task.abort();
+                }
+                return Err(anyhow::anyhow!("server: {e}"));
+            }
+        };
+        for task in std::mem::replace(&mut self.cleanups, cleanups) {
+            task.abort();
+        }
+        if file.tls != self.started.tls {
+            restart.push("tls");
+        }
+        if file.log.level != self.started.log.level {
+            restart.push("log.level");
+        }
+        if file.server.run_as != self.started.server.run_as {
+            restart.push("server.run_as");
+        }
+        if !restart.is_empty() {
+            warn!(
+                settings = %restart.join(", "),
+                "SIGHUP: these settings changed but take effect only after a restart; the running values are kept"
+            );
+        }
+        warn_unwritable_homes(&homes);
+        info!(config = %path.display(), "SIGHUP: configuration reloaded; new connections and logins use it");
+        Ok(())
+    }
+}
+
+/// The signals the daemon handles.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    /// Takes over the signals (from now on they are queued for [`wait_for_signal`]).
+    fn install() -> Option<Signals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Some(Signals {
+            term: signal(SignalKind::terminate()).ok()?,
+            int: signal(SignalKind::interrupt()).ok()?,
+            hup: signal(SignalKind::hangup()).ok()?,
+        })
+    }
+}
+
+/// SIGTERM and SIGINT start a graceful shutdown; SIGHUP reloads the config file and the TLS
+/// certificate files (running sessions keep going with what they have; new connections and
+/// logins, and new handshakes, use the new ones).
+async fn wait_for_signal(
+    signals: Option<Signals>,
+    shutdown: CancellationToken,
+    certs: Option<Arc<tls::CertificateStore>>,
+    mut reloader: Reloader,
+) {
+    let Some(Signals {
+        mut term,
+        mut int,
+        mut hup,
+    }) = signals
+    else {
         warn!("cannot install signal handlers");
         return;
     };
     loop {
         tokio::select! {
             _ = term.recv() => { info!("SIGTERM received"); break; }
-            _ = tokio::signal::ctrl_c() => { info!("SIGINT received"); break; }
-            _ = hup.recv() => match certs.as_ref().map(|c| c.reload()) {
-                Some(Ok(true)) => info!(fingerprint = %certs.as_ref().map(|c| c.fingerprint()).unwrap_or_default(), "SIGHUP: TLS certificate reloaded"),
-                Some(Ok(false)) => info!("SIGHUP: the self-signed certificate is kept"),
-                Some(Err(e)) => error!(error = %format!("{e:#}"), "SIGHUP: certificate reload failed; keeping the current one"),
-                None => info!("SIGHUP: nothing to reload"),
-            },
+            _ = int.recv() => { info!("SIGINT received"); break; }
+            _ = hup.recv() => {
+                match certs.as_ref().map(|c| c.reload()) {
+                    Some(Ok(true)) => info!(fingerprint = %certs.as_ref().map(|c| c.fingerprint()).unwrap_or_default(), "SIGHUP: TLS certificate reloaded"),
+                    Some(Ok(false)) => info!("SIGHUP: the self-signed certificate is kept"),
+                    Some(Err(e)) => error!(error = %format!("{e:#}"), "SIGHUP: certificate reload failed; keeping the current one"),
+                    None => {}
+                }
+                if let Err(e) = reloader.reload() {
+                    error!(error = %format!("{e:#}"), "SIGHUP: configuration not reloaded; keeping the current settings");
+                }
+            }
         }
     }
     shutdown.cancel();

@@ -133,10 +133,10 @@ impl Backend {
     }
 
     /// Aborts, every hour, interrupted S3 uploads kept for resuming and never resumed.
-    pub(crate) fn spawn_cleanup(&self) {
-        let Some(s3) = self.s3.clone() else { return };
+    fn spawn_cleanup(&self) -> Option<tokio::task::JoinHandle<()>> {
+        let s3 = self.s3.clone()?;
         let age = self.abandoned_upload_age;
-        tokio::spawn(async move {
+        Some(tokio::spawn(async move {
             loop {
                 match s3.remove_abandoned_uploads(age).await {
                     Ok(0) => {}
@@ -145,7 +145,7 @@ impl Backend {
                 }
                 tokio::time::sleep(Duration::from_secs(3600)).await;
             }
-        });
+        }))
     }
 }
 
@@ -176,12 +176,13 @@ impl Backends {
         })
     }
 
-    /// Starts the cleanup of abandoned uploads for every S3 store.
-    pub(crate) fn spawn_cleanup(&self) {
-        self.shared.spawn_cleanup();
-        for backend in self.per_user.values() {
-            backend.spawn_cleanup();
-        }
+    /// Starts the cleanup of abandoned uploads for every S3 store; the tasks run until
+    /// aborted.
+    pub(crate) fn spawn_cleanup(&self) -> Vec<tokio::task::JoinHandle<()>> {
+        std::iter::once(&self.shared)
+            .chain(self.per_user.values())
+            .filter_map(Backend::spawn_cleanup)
+            .collect()
     }
 }
 

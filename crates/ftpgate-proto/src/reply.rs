@@ -138,6 +138,20 @@ impl Reply {
         Reply { code, lines }
     }
 
+    /// A reply whose text may span several lines (a configured greeting or message): each line
+    /// of `text` (split at LF, a CR before it dropped) is one line of the reply, so text of more
+    /// than one line is sent in the multi-line form. Trailing empty lines are left out.
+    pub fn from_text(code: ReplyCode, text: &str) -> Self {
+        let mut lines: Vec<String> = text
+            .split('\n')
+            .map(|line| line.strip_suffix('\r').unwrap_or(line).to_string())
+            .collect();
+        while lines.len() > 1 && lines.last().is_some_and(|l| l.is_empty()) {
+            lines.pop();
+        }
+        Reply { code, lines }
+    }
+
     /// Appends the wire form of this reply to `out`.
     ///
     /// RFC 959 section 4.2: a multi-line reply starts with `code-` and ends with `code `; lines
@@ -203,6 +217,26 @@ mod tests {
         assert_eq!(
             r.encode(),
             b"211-Features:\r\n UTF8\r\n 211 looks like an end\r\n211 End\r\n"
+        );
+    }
+
+    #[test]
+    fn text_of_several_lines_is_a_multi_line_reply() {
+        assert_eq!(
+            Reply::from_text(
+                ReplyCode::ServiceReady,
+                "Welcome\r\nto ftpgate\nBe nice\n\n"
+            )
+            .encode(),
+            b"220-Welcome\r\n to ftpgate\r\n220 Be nice\r\n"
+        );
+        assert_eq!(
+            Reply::from_text(ReplyCode::ServiceReady, "ftpgate ready").encode(),
+            b"220 ftpgate ready\r\n"
+        );
+        assert_eq!(
+            Reply::from_text(ReplyCode::ServiceReady, "").encode(),
+            b"220 \r\n"
         );
     }
 

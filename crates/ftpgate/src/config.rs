@@ -59,8 +59,11 @@ pub struct ServerConfig {
     pub max_line_length: usize,
     /// Failed logins before the connection is closed.
     pub max_login_failures: u32,
-    /// The text of the 220 greeting.
+    /// The text of the 220 greeting; text of several lines is sent as a multi-line reply.
     pub banner: String,
+    /// Text sent in the 230 reply to a successful login, before "User NAME logged in" (a
+    /// multi-line reply). `None`: the one-line 230 only.
+    pub login_message: Option<String>,
     /// On shutdown, how long running transfers may take to finish.
     pub shutdown_grace: Duration,
     /// FTPS: AUTH TLS on the listen addresses, and implicit TLS on `implicit_tls_listen`.
@@ -111,6 +114,7 @@ impl Default for ServerConfig {
             max_line_length: 4096,
             max_login_failures: 3,
             banner: "ftpgate ready".to_string(),
+            login_message: None,
             shutdown_grace: Duration::from_secs(30),
             tls: None,
             implicit_tls_listen: Vec::new(),
@@ -180,6 +184,65 @@ pub enum ConfigError {
 }
 
 impl ServerConfig {
+    /// The settings that differ between `self` and `new` and that take effect only when the
+    /// server starts (listeners, passive ports, connection limits, TLS policy, threads), by
+    /// name. The others apply to new connections after a
+    /// [`ReloadHandle::reload`](crate::ReloadHandle::reload).
+    pub fn restart_only_changes(&self, new: &ServerConfig) -> Vec<&'static str> {
+        let debug_differs =
+            |a: &dyn std::fmt::Debug, b: &dyn std::fmt::Debug| format!("{a:?}") != format!("{b:?}");
+        [
+            ("listen", self.listen != new.listen),
+            (
+                "implicit_tls_listen",
+                self.implicit_tls_listen != new.implicit_tls_listen,
+            ),
+            ("passive_ports", self.passive_ports != new.passive_ports),
+            ("public_host", self.public_host != new.public_host),
+            (
+                "public_host_refresh",
+                self.public_host_refresh != new.public_host_refresh,
+            ),
+            (
+                "passive_address_rules",
+                self.passive_address_rules != new.passive_address_rules,
+            ),
+            (
+                "passive_port_sharing",
+                self.passive_port_sharing != new.passive_port_sharing,
+            ),
+            (
+                "active_source_port",
+                self.active_source_port != new.active_source_port,
+            ),
+            (
+                "max_connections",
+                self.max_connections != new.max_connections,
+            ),
+            (
+                "max_connections_per_ip",
+                self.max_connections_per_ip != new.max_connections_per_ip,
+            ),
+            ("shutdown_grace", self.shutdown_grace != new.shutdown_grace),
+            (
+                "login_guard",
+                debug_differs(&self.login_guard, &new.login_guard),
+            ),
+            (
+                "max_concurrent_hashes",
+                self.max_concurrent_hashes != new.max_concurrent_hashes,
+            ),
+            (
+                "session_threads",
+                self.session_threads != new.session_threads,
+            ),
+            ("tls", self.tls.is_some() != new.tls.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(name, changed)| changed.then_some(name))
+        .collect()
+    }
+
     /// Checks the settings.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.listen.is_empty() && self.implicit_tls_listen.is_empty() {

@@ -35,7 +35,7 @@ use crate::events::Event;
 use crate::guard::CommandRate;
 use crate::limits::{Quota, UploadLimits};
 use crate::passive::Passive;
-use crate::server::{Shared, VirtualHost};
+use crate::server::{Live, Shared, VirtualHost};
 use crate::tls::{self, SessionTls, Stream};
 
 /// A transfer, run by its session's own task next to the control connection (no task spawned
@@ -49,6 +49,9 @@ struct RunningTransfer {
 
 struct Control {
     shared: Arc<Shared>,
+    /// The users and settings of this session: as they were when it connected, then as they
+    /// were when it logged in (a reload changes neither).
+    live: Arc<Live>,
     stream: Stream<ControlSocket>,
     tls: Option<Arc<SessionTls>>,
     decoder: LineDecoder,
@@ -120,10 +123,11 @@ pub(crate) async fn run(
     let span = info_span!("session", client = %peer);
     async move {
         info!(implicit_tls, "connected");
+        let live = shared.live.load_full();
         let config = SessionConfig {
-            active_mode: shared.config.active_mode,
-            min_active_port: shared.config.min_active_port,
-            max_login_failures: shared.config.max_login_failures,
+            active_mode: live.config.active_mode,
+            min_active_port: live.config.min_active_port,
+            max_login_failures: live.config.max_login_failures,
             tls: match &shared.config.tls {
                 Some(tls) => TlsPolicy {
                     available: true,
@@ -133,13 +137,15 @@ pub(crate) async fn run(
                 },
                 None => TlsPolicy::default(),
             },
-            features: shared.config.features,
-            virtual_hosts: !shared.hosts.is_empty(),
+            features: live.config.features,
+            virtual_hosts: !live.hosts.is_empty(),
+            login_message: live.config.login_message.clone(),
         };
         let now = Instant::now();
-        let shared_rate = shared.config.max_commands_per_second;
+        let shared_rate = live.config.max_commands_per_second;
         let mut control = Control {
-            decoder: LineDecoder::new(shared.config.max_line_length),
+            decoder: LineDecoder::new(live.config.max_line_length),
+            live,
             session: Session::new(config, peer, local),
             shared,
             stream: Stream::Plain(stream),
@@ -186,7 +192,7 @@ fn loggable(line: &[u8]) -> String {
 
 impl Control {
     async fn serve(&mut self) -> io::Result<()> {
-        let banner = Reply::new(ReplyCode::ServiceReady, self.shared.config.banner.clone());
+        let banner = Reply::from_text(ReplyCode::ServiceReady, &self.live.config.banner);
         self.send(&[banner]).await?;
         // Control lines are short: a small buffer keeps idle sessions small (a burst of
         // pipelined commands takes a few more reads).
@@ -272,11 +278,11 @@ impl Control {
         if self.transfer.is_some() {
             return None;
         }
-        let idle = self.last_activity + self.shared.config.idle_timeout;
+        let idle = self.last_activity + self.live.config.idle_timeout;
         if self.session.is_logged_in() {
             Some(idle)
         } else {
-            Some(idle.min(self.login_started + self.shared.config.login_timeout))
+            Some(idle.min(self.login_started + self.live.config.login_timeout))
         }
     }
 
@@ -375,7 +381,7 @@ impl Control {
                     return self.send(&[reply]).await;
                 }
                 Step::SelectHost(name) => {
-                    let found = self.shared.hosts.get(&name).cloned();
+                    let found = self.live.hosts.get(&name).cloned();
                     let banner = found.as_ref().map(|h| h.banner.clone());
                     if found.is_some() {
                         info!(host = %name, "virtual host chosen");
@@ -403,9 +409,21 @@ impl Control {
         user: &str,
         password: &ftpgate_proto::Password,
     ) -> Result<SessionUser, ()> {
+        // A login takes the users and settings in force now (a reload may have come since
+        // the connection was made), and keeps them.
+        self.live = self.shared.live.load_full();
+        if let Some((name, host)) = &mut self.host {
+            match self.live.hosts.get(name.as_str()) {
+                Some(current) => *host = current.clone(),
+                None => {
+                    warn!(user = ?user, host = %name, "login failed: the virtual host was removed by a reload");
+                    return Err(());
+                }
+            }
+        }
         let (auth, storage, host) = match &self.host {
             Some((name, host)) => (host.auth.clone(), host.storage.clone(), name.as_str()),
-            None => (self.shared.auth.clone(), self.shared.storage.clone(), ""),
+            None => (self.live.auth.clone(), self.live.storage.clone(), ""),
         };
         match auth.authenticate(user, password).await {
             Ok(found) => match storage.open(&found) {
@@ -546,10 +564,10 @@ impl Control {
             None
         };
         let limits = UploadLimits {
-            max_file_size: self.shared.config.max_file_size,
+            max_file_size: self.live.config.max_file_size,
             quota: self.quota.clone(),
-            mode_z_max_inflated: self.shared.config.mode_z_max_inflated,
-            mode_z_max_ratio: self.shared.config.mode_z_max_ratio,
+            mode_z_max_inflated: self.live.config.mode_z_max_inflated,
+            mode_z_max_ratio: self.live.config.mode_z_max_ratio,
         };
         let ctx = TransferContext {
             limits,
@@ -560,7 +578,7 @@ impl Control {
             local_ip: self.local.ip(),
             active_source_port: self.shared.active_source_port(self.local.port()),
             shared: self.shared.clone(),
-            data_timeout: self.shared.config.data_timeout,
+            data_timeout: self.live.config.data_timeout,
             user: self.session.user_name().unwrap_or("").to_string(),
             events: {
                 let (tx, rx) = mpsc::channel(4);
@@ -758,7 +776,7 @@ impl Control {
                 }
             }
         };
-        match tokio::time::timeout(self.shared.config.data_timeout, read_close).await {
+        match tokio::time::timeout(self.live.config.data_timeout, read_close).await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => return Err(e),
             Err(_) => {

@@ -45,6 +45,6 @@ pub use ftpgate_proto::{Features, HashAlgorithm, TransferType};
 pub use guard::LoginGuardConfig;
 /// An IPv4 or IPv6 network (`10.0.0.0/8`), for [`PassiveAddressRule`]; from the `ipnet` crate.
 pub use ipnet::IpNet;
-pub use server::{BoundServer, Server, VirtualHost};
+pub use server::{BoundServer, ReloadHandle, Server, VirtualHost};
 pub use tls::{SessionReuse, TlsConfig};
 pub use tokio_util::sync::CancellationToken;

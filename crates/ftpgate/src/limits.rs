@@ -18,6 +18,11 @@ impl Quota {
         }
     }
 
+    /// The most bytes the user's files may take.
+    pub(crate) fn limit(&self) -> u64 {
+        self.limit
+    }
+
     /// Bytes still free.
     pub(crate) fn available(&self) -> u64 {
         self.limit.saturating_sub(self.used.load(Ordering::Relaxed))

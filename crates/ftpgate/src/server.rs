@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use ftpgate_core::{Authenticator, Storage, StorageFactory, User};
 use ftpgate_proto::Reply;
 use ftpgate_proto::hostport::canonical;
@@ -28,11 +29,24 @@ use crate::passive::PortSharing;
 use crate::threads::SessionThreads;
 use crate::tls::ServerTls;
 
-/// What every session shares.
-pub(crate) struct Shared {
+/// What a reload replaces: the users, storage and virtual hosts, and the settings a session
+/// takes when it connects and again when it logs in. A session keeps the snapshot it has, so
+/// a reload never changes a running session.
+pub(crate) struct Live {
     pub(crate) config: ServerConfig,
     pub(crate) auth: Arc<dyn Authenticator>,
     pub(crate) storage: Arc<dyn StorageFactory>,
+    /// Virtual hosts by lower-case name.
+    pub(crate) hosts: HashMap<String, Arc<VirtualHost>>,
+}
+
+/// What every session shares.
+pub(crate) struct Shared {
+    /// The settings the server started with: listeners, passive ports, connection limits and
+    /// TLS come from here (a reload cannot change them).
+    pub(crate) config: ServerConfig,
+    /// The current users, storage and per-session settings; swapped whole by a reload.
+    pub(crate) live: Arc<ArcSwap<Live>>,
     connections: Arc<Semaphore>,
     per_ip: Mutex<HashMap<IpAddr, usize>>,
     /// Cancelled when shutdown starts: stop accepting, close idle sessions.
@@ -54,8 +68,6 @@ pub(crate) struct Shared {
     /// Permits for digests computed at once (HASH is a CPU and I/O amplifier).
     pub(crate) hash_slots: Arc<Semaphore>,
     events: Option<Arc<dyn EventHandler>>,
-    /// Virtual hosts by lower-case name.
-    pub(crate) hosts: HashMap<String, Arc<VirtualHost>>,
     /// Where sessions run, with `session_threads` set; else on the caller's runtime.
     session_threads: Option<SessionThreads>,
 }
@@ -78,8 +90,11 @@ impl Shared {
         let limit = user.quota_bytes?;
         // Virtual hosts have users of their own: the same name on two hosts is two users.
         let key = format!("{host}\0{}", user.name);
+        // A reload may change the limit: then the usage is measured again.
         if let Some(quota) = self.quotas.lock().ok()?.get(&key) {
-            return Some(quota.clone());
+            if quota.limit() == limit {
+                return Some(quota.clone());
+            }
         }
         let used = match storage.used_bytes().await {
             Ok(used) => used,
@@ -89,12 +104,13 @@ impl Shared {
             }
         };
         let mut quotas = self.quotas.lock().ok()?;
-        Some(
-            quotas
-                .entry(key)
-                .or_insert_with(|| Arc::new(Quota::new(limit, used)))
-                .clone(),
-        )
+        let quota = quotas
+            .entry(key)
+            .or_insert_with(|| Arc::new(Quota::new(limit, used)));
+        if quota.limit() != limit {
+            *quota = Arc::new(Quota::new(limit, used));
+        }
+        Some(quota.clone())
     }
 
     /// The IPv4 address to announce in a 227 reply to `client`, whose control connection is
@@ -241,11 +257,16 @@ impl Server {
             n => Some(SessionThreads::start(n, 512)?),
         };
         let hard = CancellationToken::new();
+        let live = Arc::new(ArcSwap::from_pointee(Live {
+            config: self.config.clone(),
+            auth: self.auth,
+            storage: self.storage,
+            hosts: self.hosts,
+        }));
         let shared = Arc::new(Shared {
             connections: Arc::new(Semaphore::new(self.config.max_connections)),
             config: self.config,
-            auth: self.auth,
-            storage: self.storage,
+            live,
             per_ip: Mutex::new(HashMap::new()),
             graceful: CancellationToken::new(),
             port_sharing: PortSharing::new(hard.child_token()),
@@ -258,7 +279,6 @@ impl Server {
             quotas: Mutex::new(HashMap::new()),
             hash_slots: Arc::new(Semaphore::new(config_hashes.max(1))),
             events: self.events,
-            hosts: self.hosts,
             session_threads,
         });
         Ok(BoundServer { listeners, shared })
@@ -289,6 +309,15 @@ impl BoundServer {
             .filter(|(_, implicit)| *implicit)
             .filter_map(|(l, _)| l.local_addr().ok())
             .collect()
+    }
+
+    /// A handle that replaces the users, storage, virtual hosts and per-session settings
+    /// while the server runs (see [`ReloadHandle::reload`]).
+    pub fn reload_handle(&self) -> ReloadHandle {
+        ReloadHandle {
+            started: self.shared.config.clone(),
+            live: self.shared.live.clone(),
+        }
     }
 
     /// Serves until `shutdown` is cancelled, then stops accepting, closes idle sessions with
@@ -329,6 +358,35 @@ impl BoundServer {
             threads.stop();
         }
         info!("shutdown complete");
+    }
+}
+
+/// Replaces what a running server's new sessions get, without touching running sessions.
+#[derive(Clone)]
+pub struct ReloadHandle {
+    /// The settings the server started with, to tell which changes need a restart.
+    started: ServerConfig,
+    live: Arc<ArcSwap<Live>>,
+}
+
+impl ReloadHandle {
+    /// Takes the users, storage, virtual hosts and settings of `server` (built as for
+    /// [`Server::new`]) for connections made and logins completed from now on; a session that is
+    /// already logged in keeps what it logged in with. Settings that apply only at start
+    /// (listen addresses, passive ports, connection limits, TLS; see
+    /// [`ServerConfig::restart_only_changes`]) keep their running values: their names are
+    /// returned if they changed. The event handler of `server` is ignored. Nothing is replaced
+    /// if the settings are invalid.
+    pub fn reload(&self, server: Server) -> Result<Vec<&'static str>, ConfigError> {
+        server.config.validate()?;
+        let needs_restart = self.started.restart_only_changes(&server.config);
+        self.live.store(Arc::new(Live {
+            config: server.config,
+            auth: server.auth,
+            storage: server.storage,
+            hosts: server.hosts,
+        }));
+        Ok(needs_restart)
     }
 }
 

@@ -43,6 +43,9 @@ pub struct SessionConfig {
     pub features: Features,
     /// HOST is offered (the server has virtual hosts).
     pub virtual_hosts: bool,
+    /// Text sent before "User ... logged in" in the 230 reply to a successful login (one or
+    /// more lines; the reply is then in the multi-line form).
+    pub login_message: Option<String>,
 }
 
 impl Default for SessionConfig {
@@ -54,6 +57,7 @@ impl Default for SessionConfig {
             tls: TlsPolicy::default(),
             features: Features::default(),
             virtual_hosts: false,
+            login_message: None,
         }
     }
 }
@@ -769,7 +773,7 @@ impl Session {
     /// unknown host.
     pub fn host_selected(&mut self, banner: Option<String>) -> Step {
         match banner {
-            Some(banner) => reply(ReplyCode::ServiceReady, banner),
+            Some(banner) => Step::Reply(Reply::from_text(ReplyCode::ServiceReady, &banner)),
             None => reply(ReplyCode::ParameterNotImplemented, "Unknown host"),
         }
     }
@@ -1006,7 +1010,14 @@ impl Session {
                 );
                 self.login = Login::LoggedIn(user);
                 self.cwd = VirtualPath::root();
-                reply(ReplyCode::LoggedIn, text)
+                match &self.config.login_message {
+                    Some(message) => {
+                        let mut reply = Reply::from_text(ReplyCode::LoggedIn, message);
+                        reply.lines.push(text);
+                        Step::Reply(reply)
+                    }
+                    None => reply(ReplyCode::LoggedIn, text),
+                }
             }
             Err(()) => {
                 self.login = Login::AwaitingUser;

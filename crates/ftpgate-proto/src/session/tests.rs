@@ -1252,3 +1252,39 @@ fn site_needs_the_permission_letters() {
     assert_eq!(code(&s.handle_line(b"SITE SYMLINK a b")), 550);
     assert_eq!(code(&s.handle_line(b"SITE MKDIR d")), 550);
 }
+
+#[test]
+fn login_message_comes_before_the_logged_in_line_of_a_multi_line_230() {
+    let mut s = Session::new(
+        SessionConfig {
+            login_message: Some("Welcome, friend.\nUploads go to /in.\n".to_string()),
+            ..SessionConfig::default()
+        },
+        "127.0.0.1:40000".parse().unwrap(),
+        "127.0.0.1:21".parse().unwrap(),
+    );
+    s.handle_line(b"USER alice");
+    s.handle_line(b"PASS secret");
+    let step = s.handle_auth_result(Ok(SessionUser {
+        name: "alice".into(),
+        permissions: PermissionMap::uniform(Permissions::ALL),
+        tls_required: false,
+        capabilities: Capabilities::default(),
+    }));
+    let Step::Reply(reply) = step else {
+        panic!("expected a reply, got {step:?}")
+    };
+    assert_eq!(
+        reply.encode(),
+        b"230-Welcome, friend.\r\n Uploads go to /in.\r\n230 User alice logged in\r\n"
+    );
+}
+
+#[test]
+fn a_host_banner_of_several_lines_is_a_multi_line_220() {
+    let mut s = session();
+    let Step::Reply(reply) = s.host_selected(Some("Welcome to b\nSecond line".to_string())) else {
+        panic!("expected a reply")
+    };
+    assert_eq!(reply.encode(), b"220-Welcome to b\r\n220 Second line\r\n");
+}

@@ -1,0 +1,225 @@
+//! From a config file (with the command line's overrides applied) to what the engine runs.
+//! [`Settings::build`] is the one place a config is checked: `serve`, `check-config` and the
+//! SIGHUP reload all go through it, so they accept and refuse the same files.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use ftpgate::ServerConfig;
+use ftpgate_auth_file::{FileAuthenticator, UserEntry};
+use tracing::{info, warn};
+
+use crate::config::{self, ConfigFile, StorageKind, UserSection, log_filter};
+use crate::storage::Backends;
+
+/// A home on the local disk, as the server will use it.
+pub(crate) struct LocalHome {
+    /// Whose home it is, for messages: `user "amy"`, `anonymous`, `user "ben" of host "b"`.
+    pub(crate) owner: String,
+    pub(crate) path: PathBuf,
+    /// Created when missing (`create_home`).
+    pub(crate) create: bool,
+    /// The owner has a permission that writes (so the directory had better be writable).
+    pub(crate) writes: bool,
+}
+
+/// A virtual host, built.
+pub(crate) struct HostSettings {
+    pub(crate) name: String,
+    pub(crate) auth: FileAuthenticator,
+    pub(crate) backends: Backends,
+    pub(crate) banner: String,
+}
+
+/// Everything a config file sets that the engine runs with, checked (TLS apart: see
+/// [`config::TlsSection::build`]).
+pub(crate) struct Settings {
+    /// The engine's settings (listen addresses included; no TLS yet).
+    pub(crate) server: ServerConfig,
+    pub(crate) auth: FileAuthenticator,
+    pub(crate) backends: Backends,
+    pub(crate) hosts: Vec<HostSettings>,
+    pub(crate) homes: Vec<LocalHome>,
+    /// Problems that do not stop the server (a missing home: its user cannot log in).
+    pub(crate) warnings: Vec<String>,
+}
+
+impl Settings {
+    /// Checks `file` whole and builds the users, storage and settings it describes;
+    /// `extra_user` (the quick-start user of the command line) replaces a user of that name.
+    /// Makes no request and changes nothing on disk.
+    pub(crate) fn build(file: &ConfigFile, extra_user: Option<&UserEntry>) -> Result<Settings> {
+        log_filter(&file.log.level).context("log.level")?;
+        let mut server = file.server.to_server_config()?;
+        file.features.apply(&mut server)?;
+        let max_file_size = server.max_file_size;
+
+        let mut homes = Vec::new();
+        let create_default = file.server.create_homes;
+        let mut users = config::user_entries_of("users", &file.users)?;
+        collect_local_homes(
+            &mut homes,
+            "",
+            &file.users,
+            &users,
+            file.storage.kind,
+            create_default,
+        );
+        if let Some(extra) = extra_user {
+            users.retain(|u| u.name != extra.name);
+            homes.retain(|h| h.owner != format!("user {:?}", extra.name));
+            users.push(extra.clone());
+        }
+        let anonymous = file.anonymous_entry()?;
+        if let (Some(anon), Some(section)) = (&anonymous, &file.anonymous) {
+            if !file.storage.kind.home_is_remote(&anon.home) {
+                homes.push(LocalHome {
+                    owner: "anonymous".to_string(),
+                    path: PathBuf::from(&anon.home),
+                    create: create_default,
+                    writes: writes(&section.permissions, &section.dirs),
+                });
+            }
+        }
+        if file.users.iter().any(|u| u.tls_required) && !file.tls.enabled() {
+            bail!("users: tls_required needs a [tls] certificate");
+        }
+        let backends = Backends::build("storage", &file.storage, &file.users, max_file_size)?;
+        let auth = FileAuthenticator::new(users, anonymous)?;
+
+        let mut hosts = Vec::new();
+        for (i, host) in file.hosts.iter().enumerate() {
+            let key = format!("hosts[{i}]");
+            if host.name.trim().is_empty() {
+                bail!("{key}.name: a host name is needed");
+            }
+            if file.hosts[..i]
+                .iter()
+                .any(|h| h.name.eq_ignore_ascii_case(&host.name))
+            {
+                bail!("{key}.name: host {:?} is defined twice", host.name);
+            }
+            let users = config::user_entries_of(&format!("{key}.users"), &host.users)?;
+            collect_local_homes(
+                &mut homes,
+                &host.name,
+                &host.users,
+                &users,
+                host.storage.kind,
+                create_default,
+            );
+            let anonymous =
+                config::anonymous_entry_of(&format!("{key}.anonymous"), host.anonymous.as_ref())?;
+            if let (Some(anon), Some(section)) = (&anonymous, &host.anonymous) {
+                if !host.storage.kind.home_is_remote(&anon.home) {
+                    homes.push(LocalHome {
+                        owner: format!("anonymous of host {:?}", host.name),
+                        path: PathBuf::from(&anon.home),
+                        create: create_default,
+                        writes: writes(&section.permissions, &section.dirs),
+                    });
+                }
+            }
+            let backends = Backends::build(
+                &format!("{key}.storage"),
+                &host.storage,
+                &host.users,
+                max_file_size,
+            )?;
+            hosts.push(HostSettings {
+                name: host.name.clone(),
+                auth: FileAuthenticator::new(users, anonymous)?,
+                backends,
+                banner: host
+                    .banner
+                    .clone()
+                    .unwrap_or_else(|| format!("{} ready", host.name)),
+            });
+        }
+
+        let warnings = homes
+            .iter()
+            .filter(|h| !h.create && !h.path.is_dir())
+            .map(|h| {
+                format!(
+                    "home of {} does not exist: {} (its logins fail until it is made; \
+                     create_home = true makes it at start)",
+                    h.owner,
+                    h.path.display()
+                )
+            })
+            .collect();
+        Ok(Settings {
+            server,
+            auth,
+            backends,
+            hosts,
+            homes,
+            warnings,
+        })
+    }
+}
+
+/// Makes the missing homes whose owners have `create_home`.
+pub(crate) fn create_homes(homes: &[LocalHome]) -> Result<()> {
+    for home in homes.iter().filter(|h| h.create && !h.path.is_dir()) {
+        std::fs::create_dir_all(&home.path).with_context(|| {
+            format!(
+                "cannot create the home of {}: {}",
+                home.owner,
+                home.path.display()
+            )
+        })?;
+        info!(owner = %home.owner, path = %home.path.display(), "home created");
+    }
+    Ok(())
+}
+
+/// Warns about homes the server cannot write to although their owners may write (checked as
+/// the user the server runs as).
+pub(crate) fn warn_unwritable_homes(homes: &[LocalHome]) {
+    use nix::unistd::{AccessFlags, access};
+    for home in homes.iter().filter(|h| h.writes && h.path.is_dir()) {
+        if let Err(e) = access(&home.path, AccessFlags::W_OK | AccessFlags::X_OK) {
+            warn!(
+                owner = %home.owner,
+                path = %home.path.display(),
+                error = %e,
+                "the server cannot write to this home, though its owner has write permissions: uploads will fail"
+            );
+        }
+    }
+}
+
+/// The local homes of `users` (`host` is empty for the server's own).
+fn collect_local_homes(
+    homes: &mut Vec<LocalHome>,
+    host: &str,
+    sections: &[UserSection],
+    users: &[UserEntry],
+    shared_kind: StorageKind,
+    create_default: bool,
+) {
+    for (section, user) in sections.iter().zip(users) {
+        let kind = config::storage_kind_of(sections, shared_kind, &user.name);
+        if kind.home_is_remote(&user.home) {
+            continue;
+        }
+        homes.push(LocalHome {
+            owner: if host.is_empty() {
+                format!("user {:?}", user.name)
+            } else {
+                format!("user {:?} of host {host:?}", user.name)
+            },
+            path: PathBuf::from(&user.home),
+            create: section.create_home.unwrap_or(create_default),
+            writes: writes(&section.permissions, &section.dirs),
+        });
+    }
+}
+
+/// Whether permission letters (and directory overrides) allow any change to files.
+fn writes(letters: &str, dirs: &[config::DirSection]) -> bool {
+    let writing = |l: &str| l.contains(['a', 'd', 'f', 'm', 'w', 'M', 'T']);
+    writing(letters) || dirs.iter().any(|d| writing(&d.permissions))
+}
