@@ -3,6 +3,7 @@
 //! legacy X-commands offer ([`HashAlgorithm`]).
 
 use crate::command::TransferType;
+use crate::listing::Facts;
 
 /// Switches for optional commands and behaviours. A switched-off command answers 502 and is
 /// not advertised in FEAT.
@@ -85,6 +86,10 @@ pub struct Capabilities {
     pub symlink: bool,
     /// Modification times (MFMT, MFF modify, SITE UTIME).
     pub set_modified: bool,
+    /// The MLSx facts the storage gives every entry, file or directory: FEAT offers only
+    /// these and `OPTS MLST` selects among them, so an offered fact is in every MLSD and MLST
+    /// entry.
+    pub facts: Facts,
 }
 
 impl Default for Capabilities {
@@ -95,18 +100,21 @@ impl Default for Capabilities {
             set_mode: true,
             symlink: true,
             set_modified: true,
+            facts: Facts::ALL,
         }
     }
 }
 
 impl Capabilities {
-    /// None of the optional calls.
+    /// None of the optional calls, and only the facts every storage has
+    /// ([`Facts::BASIC`]).
     pub fn none() -> Self {
         Capabilities {
             available_space: false,
             set_mode: false,
             symlink: false,
             set_modified: false,
+            facts: Facts::BASIC,
         }
     }
 }
