@@ -89,6 +89,11 @@ pub(crate) struct ServerSection {
     pub(crate) max_commands_per_second: u32,
     /// Largest file an upload may produce ("10G", "512M" or bytes).
     pub(crate) max_file_size: Option<Size>,
+    /// Directories with at most this many entries are listed sorted by name; larger ones are
+    /// streamed unsorted.
+    pub(crate) listing_sort_limit: usize,
+    /// The time zone of LIST times (an IANA name such as "Europe/Paris"); MLSD/MDTM stay UTC.
+    pub(crate) listing_time_zone: String,
     /// Delay before answering the first failed login from an address; doubles with each failure.
     pub(crate) login_failure_delay_ms: u64,
     /// Failed logins (within `ban_window_secs`) that ban an address; 0 disables bans.
@@ -229,6 +234,8 @@ impl Default for ServerSection {
             create_homes: false,
             max_commands_per_second: d.max_commands_per_second,
             max_file_size: None,
+            listing_sort_limit: d.listing_sort_limit,
+            listing_time_zone: d.listing_time_zone.name().to_string(),
             login_failure_delay_ms: d.login_guard.failure_delay.as_millis() as u64,
             ban_after_failures: d.login_guard.ban_after_failures,
             ban_window_secs: d.login_guard.failure_window.as_secs(),
@@ -1061,6 +1068,9 @@ impl ServerSection {
                 Some(size) => Some(size.bytes().context("server.max_file_size")?),
                 None => None,
             },
+            listing_sort_limit: self.listing_sort_limit,
+            listing_time_zone: ftpgate::ListingTimeZone::named(&self.listing_time_zone)
+                .context("server.listing_time_zone")?,
             ..ServerConfig::default()
         };
         if !(1.0..=100.0).contains(&self.ban_growth) {

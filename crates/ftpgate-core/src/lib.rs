@@ -14,6 +14,6 @@ pub use ftpgate_proto::{
     DirEntry, ErrorKind, FileKind, Metadata, Password, PermissionMap, Permissions, VirtualPath,
 };
 pub use storage::{
-    Capabilities, EntryStream, HashAlgorithm, ReadStream, Storage, StorageError, StorageFactory,
-    Upload, WriteStart, error_kind_of,
+    Capabilities, EntryStream, Facts, HashAlgorithm, ReadStream, Storage, StorageError,
+    StorageFactory, Upload, WriteStart, error_kind_of,
 };

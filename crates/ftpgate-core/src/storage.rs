@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use futures_core::Stream;
 use tokio::io::AsyncRead;
 
+pub use ftpgate_proto::listing::Facts;
 pub use ftpgate_proto::session::WriteStart;
 pub use ftpgate_proto::{Capabilities, HashAlgorithm};
 use ftpgate_proto::{DirEntry, ErrorKind, Metadata, VirtualPath};
@@ -160,10 +161,15 @@ pub trait Storage: Send + Sync + 'static {
 
     /// Which optional calls below this storage answers, so that commands needing a missing
     /// one are refused up front and left out of FEAT. The default claims modification times
-    /// (the required [`Storage::set_modified`]) and nothing else.
+    /// (the required [`Storage::set_modified`], and a `modify` fact for every entry) and
+    /// nothing else.
     fn capabilities(&self) -> Capabilities {
         Capabilities {
             set_modified: true,
+            facts: Facts {
+                modify: true,
+                ..Facts::BASIC
+            },
             ..Capabilities::none()
         }
     }

@@ -3,6 +3,7 @@
 //! legacy X-commands offer ([`HashAlgorithm`]).
 
 use crate::command::TransferType;
+use crate::listing::Facts;
 
 /// Switches for optional commands and behaviours. A switched-off command answers 502 and is
 /// not advertised in FEAT.
@@ -88,6 +89,10 @@ pub struct Capabilities {
     /// Without `set_mode`: SITE CHMOD is accepted and does nothing, for clients that set
     /// permissions after every upload (the storage keeps no permission bits).
     pub ignore_set_mode: bool,
+    /// The MLSx facts the storage gives every entry, file or directory: FEAT offers only
+    /// these and `OPTS MLST` selects among them, so an offered fact is in every MLSD and MLST
+    /// entry.
+    pub facts: Facts,
 }
 
 impl Default for Capabilities {
@@ -99,12 +104,14 @@ impl Default for Capabilities {
             symlink: true,
             set_modified: true,
             ignore_set_mode: false,
+            facts: Facts::ALL,
         }
     }
 }
 
 impl Capabilities {
-    /// None of the optional calls.
+    /// None of the optional calls, and only the facts every storage has
+    /// ([`Facts::BASIC`]).
     pub fn none() -> Self {
         Capabilities {
             available_space: false,
@@ -112,6 +119,7 @@ impl Capabilities {
             symlink: false,
             set_modified: false,
             ignore_set_mode: false,
+            facts: Facts::BASIC,
         }
     }
 }

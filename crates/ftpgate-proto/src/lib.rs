@@ -2,7 +2,7 @@
 //!
 //! Everything here can be tested and fuzzed without a network: the control-line decoder
 //! ([`line`](mod@line)), the command table and parser ([`command`]), reply encoding ([`reply`]), client
-//! path normalisation ([`path`]), data-address arguments ([`hostport`]), listing formats
+//! path normalisation ([`path`]), wildcards ([`glob`](mod@glob)), data-address arguments ([`hostport`]), listing formats
 //! ([`listing`]), permissions ([`perm`]), the error-to-reply map ([`reply_map`]) and the session
 //! state machine ([`session`]) that decides every reply. The engine in the `ftpgate` crate
 //! performs the effects the session asks for and feeds the results back.
@@ -12,6 +12,7 @@
 pub mod ascii;
 pub mod command;
 pub mod extensions;
+pub mod glob;
 pub mod hostport;
 pub mod line;
 pub mod listing;

@@ -58,7 +58,8 @@ pub struct DirEntry {
     pub metadata: Metadata,
 }
 
-/// The MLSx facts a client asked for with `OPTS MLST` (RFC 3659 section 7.9).
+/// A set of MLSx facts: those a client asked for with `OPTS MLST` (RFC 3659 section 7.9), or
+/// those a storage gives every entry ([`Capabilities::facts`](crate::Capabilities::facts)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Facts {
     /// `type`
@@ -77,18 +78,55 @@ pub struct Facts {
 
 impl Default for Facts {
     fn default() -> Self {
-        Facts {
-            kind: true,
-            size: true,
-            modify: true,
-            perm: true,
-            unique: true,
-            unix_mode: true,
-        }
+        Facts::ALL
     }
 }
 
 impl Facts {
+    /// Every fact this server knows.
+    pub const ALL: Facts = Facts {
+        kind: true,
+        size: true,
+        modify: true,
+        perm: true,
+        unique: true,
+        unix_mode: true,
+    };
+
+    /// The facts any storage gives every entry: `type` and `size` from its metadata, `perm`
+    /// from the user's permissions.
+    pub const BASIC: Facts = Facts {
+        kind: true,
+        size: true,
+        modify: false,
+        perm: true,
+        unique: false,
+        unix_mode: false,
+    };
+
+    /// The facts in both `self` and `other`.
+    pub fn and(self, other: Facts) -> Facts {
+        Facts {
+            kind: self.kind && other.kind,
+            size: self.size && other.size,
+            modify: self.modify && other.modify,
+            perm: self.perm && other.perm,
+            unique: self.unique && other.unique,
+            unix_mode: self.unix_mode && other.unix_mode,
+        }
+    }
+
+    fn table(&self) -> [(bool, &'static str); 6] {
+        [
+            (self.kind, "type"),
+            (self.size, "size"),
+            (self.modify, "modify"),
+            (self.perm, "perm"),
+            (self.unique, "unique"),
+            (self.unix_mode, "unix.mode"),
+        ]
+    }
+
     /// Selects the facts named in an `OPTS MLST` argument such as `type;size;modify;`;
     /// unknown names are ignored, as the RFC requires.
     pub fn select(names: &str) -> Facts {
@@ -116,37 +154,28 @@ impl Facts {
 
     /// The selected facts as `OPTS MLST` replies them, e.g. `type;size;`.
     pub fn names(&self) -> String {
-        [
-            (self.kind, "type;"),
-            (self.size, "size;"),
-            (self.modify, "modify;"),
-            (self.perm, "perm;"),
-            (self.unique, "unique;"),
-            (self.unix_mode, "unix.mode;"),
-        ]
-        .iter()
-        .filter(|(on, _)| *on)
-        .map(|(_, n)| *n)
-        .collect()
+        let mut names = String::new();
+        for (on, name) in self.table() {
+            if on {
+                names.push_str(name);
+                names.push(';');
+            }
+        }
+        names
     }
 
-    /// The FEAT line for MLST: every supported fact, selected ones marked with `*`.
-    pub fn feat_line(&self) -> String {
-        let all = [
-            (self.kind, "type"),
-            (self.size, "size"),
-            (self.modify, "modify"),
-            (self.perm, "perm"),
-            (self.unique, "unique"),
-            (self.unix_mode, "unix.mode"),
-        ];
+    /// The FEAT line for MLST: the `supported` facts (those the storage gives every entry),
+    /// the selected ones marked with `*`.
+    pub fn feat_line(&self, supported: Facts) -> String {
         let mut line = String::from("MLST ");
-        for (on, name) in all {
-            line.push_str(name);
-            if on {
-                line.push('*');
+        for ((on, name), (supported, _)) in self.table().into_iter().zip(supported.table()) {
+            if supported {
+                line.push_str(name);
+                if on {
+                    line.push('*');
+                }
+                line.push(';');
             }
-            line.push(';');
         }
         line
     }
@@ -300,11 +329,17 @@ fn push_mode(out: &mut Vec<u8>, meta: &Metadata) {
 }
 
 /// Appends one `ls -l` line (with CRLF): recent entries show the time, entries older than six
-/// months or in the future show the year, as `ls` does and client parsers expect.
-pub fn format_list_line(entry: &DirEntry, now: SystemTime, out: &mut Vec<u8>) {
+/// months or in the future show the year, as `ls` does and client parsers expect. Times are
+/// shown `utc_offset` seconds east of UTC (the listing's time zone at that time; 0 for UTC).
+pub fn format_list_line(entry: &DirEntry, now: SystemTime, utc_offset: i32, out: &mut Vec<u8>) {
     let meta = &entry.metadata;
     let modified = meta.modified.unwrap_or(UNIX_EPOCH);
-    let d = utc(modified);
+    let mut d = utc(modified);
+    if utc_offset != 0 {
+        if let Ok(offset) = time::UtcOffset::from_whole_seconds(utc_offset) {
+            d = d.checked_to_offset(offset).unwrap_or(d);
+        }
+    }
     let recent = modified <= now + Duration::from_secs(3600)
         && now
             .duration_since(modified)
@@ -430,16 +465,18 @@ fn write_facts(meta: &Metadata, name: &str, facts: Facts, perms: Permissions, ou
 }
 
 /// Appends one listing entry in `format` (with CRLF). `perms` are the user's permissions in the
-/// listed directory, for the MLSD `perm` fact.
+/// listed directory, for the MLSD `perm` fact; `utc_offset` is the time zone of LIST's times
+/// (MLSD's are UTC).
 pub fn format_entry(
     format: ListFormat,
     entry: &DirEntry,
     perms: Permissions,
     now: SystemTime,
+    utc_offset: i32,
     out: &mut Vec<u8>,
 ) {
     match format {
-        ListFormat::Long => format_list_line(entry, now, out),
+        ListFormat::Long => format_list_line(entry, now, utc_offset, out),
         ListFormat::Names => {
             out.extend_from_slice(display_name(&entry.name).as_bytes());
             out.extend_from_slice(b"\r\n");
@@ -474,7 +511,7 @@ mod tests {
 
     fn list_line(entry: &DirEntry, now: SystemTime) -> String {
         let mut out = Vec::new();
-        format_list_line(entry, now, &mut out);
+        format_list_line(entry, now, 0, &mut out);
         String::from_utf8(out).unwrap()
     }
 
@@ -577,6 +614,26 @@ mod tests {
     }
 
     #[test]
+    fn times_in_a_zone() {
+        let now = at(MARCH_5_2024 + 86400);
+        let mut out = Vec::new();
+        // 14:07 UTC is 15:07 at UTC+1, and 09:07 at UTC-5.
+        format_list_line(&file("a", 1, at(MARCH_5_2024)), now, 3600, &mut out);
+        format_list_line(&file("b", 1, at(MARCH_5_2024)), now, -5 * 3600, &mut out);
+        // 23:30 UTC on Mar 5 is the next day at UTC+1.
+        format_list_line(
+            &file("c", 1, at(MARCH_5_2024 + 9 * 3600 + 23 * 60)),
+            now,
+            3600,
+            &mut out,
+        );
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains(" Mar  5 15:07 a\r\n"), "{text}");
+        assert!(text.contains(" Mar  5 09:07 b\r\n"), "{text}");
+        assert!(text.contains(" Mar  6 00:30 c\r\n"), "{text}");
+    }
+
+    #[test]
     fn old_file_shows_year() {
         let now = at(MARCH_5_2024 + 400 * 86400);
         assert_eq!(
@@ -651,8 +708,14 @@ mod tests {
     #[test]
     fn feat_line_marks_selected_facts() {
         assert_eq!(
-            Facts::select("size").feat_line(),
+            Facts::select("size").feat_line(Facts::ALL),
             "MLST type;size*;modify;perm;unique;unix.mode;"
         );
+        // Only what the storage gives every entry is offered.
+        assert_eq!(
+            Facts::ALL.feat_line(Facts::BASIC),
+            "MLST type*;size*;perm*;"
+        );
+        assert_eq!(Facts::ALL.and(Facts::BASIC).names(), "type;size;perm;");
     }
 }

@@ -27,7 +27,7 @@ use async_trait::async_trait;
 use cap_std::ambient_authority;
 use cap_std::fs::Dir;
 use ftpgate_core::{
-    Capabilities, DirEntry, EntryStream, ErrorKind, FileKind, Metadata, ReadStream, Storage,
+    Capabilities, DirEntry, EntryStream, ErrorKind, Facts, FileKind, Metadata, ReadStream, Storage,
     StorageError, StorageFactory, Upload, User, VirtualPath, WriteStart,
 };
 use futures_core::Stream;
@@ -423,6 +423,8 @@ impl Storage for FsStorage {
             symlink: true,
             set_modified: true,
             ignore_set_mode: false,
+            // Every entry has its times, mode bits, device and inode.
+            facts: Facts::ALL,
         }
     }
 

@@ -39,7 +39,7 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use ftpgate_core::{
-    Capabilities, DirEntry, EntryStream, ErrorKind, FileKind, Metadata, ReadStream, Storage,
+    Capabilities, DirEntry, EntryStream, ErrorKind, Facts, FileKind, Metadata, ReadStream, Storage,
     StorageError, StorageFactory, Upload, User, VirtualPath, WriteStart,
 };
 use futures_util::{StreamExt, TryStreamExt};
@@ -366,6 +366,7 @@ impl ObjectStorageFactory {
         Ok(ObjectStorage {
             multipart: store.multipart(),
             store,
+            store_name: format!("{}://{bucket}", self.connector.scheme()).into(),
             root: prefix,
             settings: self.settings.clone(),
         })
@@ -409,28 +410,48 @@ pub struct ObjectStorage {
     store: Arc<dyn ObjectStore>,
     /// The S3 client when the store has explicit multipart uploads (which can be resumed).
     multipart: Option<Arc<S3Client>>,
+    /// `scheme://bucket`, which with a key names an object for the MLSx `unique` fact.
+    store_name: Arc<str>,
     /// The key prefix of the root: "" or ending with '/'.
     root: String,
     settings: Arc<Settings>,
 }
 
-fn file_meta(size: u64, modified: Option<SystemTime>) -> Metadata {
+/// The MLSx `unique` fact of the file or directory (`dir`) at `key` (without a trailing `/`) in
+/// `store_name`: a 64-bit FNV-1a hash, so it is the same from every session and node, and a
+/// file and a directory of one name differ.
+fn unique_id(store_name: &str, key: &str, dir: bool) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let parts: [&[u8]; 4] = [
+        store_name.as_bytes(),
+        b"/",
+        key.as_bytes(),
+        if dir { b"/" } else { b"" },
+    ];
+    for byte in parts.into_iter().flatten() {
+        hash = (hash ^ u64::from(*byte)).wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    format!("{hash:016x}")
+}
+
+fn file_meta(store_name: &str, key: &str, size: u64, modified: Option<SystemTime>) -> Metadata {
     Metadata {
         kind: FileKind::File,
         size,
         modified,
         mode: None,
-        unique: None,
+        unique: Some(unique_id(store_name, key, false)),
     }
 }
 
-fn dir_meta() -> Metadata {
+/// A directory, by its key with or without the trailing `/`.
+fn dir_meta(store_name: &str, key: &str) -> Metadata {
     Metadata {
         kind: FileKind::Dir,
         size: 0,
         modified: None,
         mode: None,
-        unique: None,
+        unique: Some(unique_id(store_name, key.trim_end_matches('/'), true)),
     }
 }
 
@@ -544,18 +565,18 @@ impl ObjectStorage {
 impl Storage for ObjectStorage {
     async fn metadata(&self, path: &VirtualPath) -> Result<Metadata, StorageError> {
         if path.is_root() {
-            return Ok(dir_meta());
+            return Ok(dir_meta(&self.store_name, &self.root));
         }
         let key = self.key(path);
         // An interrupted upload being kept for resuming counts with the bytes safely stored.
         if let Some(resumable) = self.resumable(&key).await? {
-            return Ok(file_meta(resumable.stored, None));
+            return Ok(file_meta(&self.store_name, &key, resumable.stored, None));
         }
         if let Some(info) = self.store.head(&key).await? {
-            return Ok(file_meta(info.size, info.modified));
+            return Ok(file_meta(&self.store_name, &key, info.size, info.modified));
         }
         if self.is_dir(path).await? {
-            return Ok(dir_meta());
+            return Ok(dir_meta(&self.store_name, &key));
         }
         Err(store_error(
             ErrorKind::NotFound,
@@ -572,11 +593,18 @@ impl Storage for ObjectStorage {
         }
         let prefix = self.dir_prefix(path);
         let listing = self.store.list(&prefix, true, PAGE);
+        let store_name = self.store_name.clone();
         let entries = listing.filter_map(move |item| {
             let entry = item.map(|item| {
                 let (key, metadata) = match item {
-                    Listed::Prefix(key) => (key, dir_meta()),
-                    Listed::Object { key, info } => (key, file_meta(info.size, info.modified)),
+                    Listed::Prefix(key) => {
+                        let metadata = dir_meta(&store_name, &key);
+                        (key, metadata)
+                    }
+                    Listed::Object { key, info } => {
+                        let metadata = file_meta(&store_name, &key, info.size, info.modified);
+                        (key, metadata)
+                    }
                 };
                 let name = key
                     .get(prefix.len()..)
@@ -758,9 +786,18 @@ impl Storage for ObjectStorage {
         Ok(())
     }
 
+    /// Every entry has a type, size and `unique` fact (from its key), and every file its
+    /// `modify` time. `modify` is offered although a directory that exists only as a key prefix
+    /// has no time of its own (its entry omits the fact): without it, clients that take file
+    /// times from MLSD (rclone, lftp's mirror, FileZilla) would see none at all. No `unix.mode`.
     fn capabilities(&self) -> Capabilities {
         Capabilities {
             ignore_set_mode: self.settings.ignore_set_mode,
+            facts: Facts {
+                unique: true,
+                modify: true,
+                ..Facts::BASIC
+            },
             ..Capabilities::none()
         }
     }

@@ -9,7 +9,14 @@ use ftpgate_proto::Features;
 
 use crate::address::{PassiveAddressResolver, PassiveAddressRule};
 use crate::guard::LoginGuardConfig;
+use crate::listing::ListingTimeZone;
 use crate::tls::TlsConfig;
+
+/// Entries a listing sorts by default: about 2 MB of names and metadata at most, sorted in a
+/// millisecond, and more than almost any directory a person browses.
+pub const DEFAULT_LISTING_SORT_LIMIT: usize = 10_000;
+/// The largest `listing_sort_limit` accepted (a few hundred MB per listing at worst).
+pub const MAX_LISTING_SORT_LIMIT: usize = 1_000_000;
 
 /// Everything the engine needs to know, with sane defaults.
 #[derive(Debug, Clone)]
@@ -87,6 +94,12 @@ pub struct ServerConfig {
     /// MODE Z: most inflated bytes per compressed byte once an upload passes 1 MiB, so a small
     /// compressed upload cannot become a bomb (552 beyond).
     pub mode_z_max_ratio: u64,
+    /// Directories with at most this many entries (after hidden names and wildcards are left
+    /// out) are listed sorted by name; larger ones are streamed in the storage's order, so a
+    /// listing never holds more than this many entries in memory. 0 never sorts.
+    pub listing_sort_limit: usize,
+    /// The time zone of LIST's `ls -l` times (and STAT's); MLSD, MLST and MDTM are always UTC.
+    pub listing_time_zone: ListingTimeZone,
     /// Threads that sessions run on, each with its own single-threaded runtime; a session stays
     /// on one thread from start to end (no work stealing, no wake-ups of other threads).
     /// 0 runs sessions as tasks of the runtime that calls [`BoundServer::run`](crate::BoundServer::run).
@@ -125,6 +138,8 @@ impl Default for ServerConfig {
             max_concurrent_hashes: std::thread::available_parallelism().map_or(2, |n| n.get()),
             mode_z_max_inflated: 16 * 1024 * 1024 * 1024,
             mode_z_max_ratio: 1000,
+            listing_sort_limit: DEFAULT_LISTING_SORT_LIMIT,
+            listing_time_zone: ListingTimeZone::UTC,
             session_threads: 0,
         }
     }
@@ -181,6 +196,9 @@ pub enum ConfigError {
     /// Passive port sharing without a passive port range.
     #[error("passive_port_sharing needs a passive port range")]
     SharingWithoutRange,
+    /// A listing sort limit that could hold too much memory.
+    #[error("listing_sort_limit must be at most {MAX_LISTING_SORT_LIMIT}")]
+    SortLimitTooLarge,
 }
 
 impl ServerConfig {
@@ -287,6 +305,9 @@ impl ServerConfig {
         }
         if self.active_source_port == ActiveSourcePort::Port(0) {
             return Err(ConfigError::Zero("active_source_port"));
+        }
+        if self.listing_sort_limit > MAX_LISTING_SORT_LIMIT {
+            return Err(ConfigError::SortLimitTooLarge);
         }
         Ok(())
     }

@@ -635,6 +635,7 @@ impl Control {
             Err(e) => return self.send(&[reply_for(e.kind, path.as_str())]).await,
         };
         let now = std::time::SystemTime::now();
+        let zone = &self.shared.config.listing_time_zone;
         let mut out = format!(
             "213-Status of {}:\r\n",
             ftpgate_proto::listing::display_name(path.as_str())
@@ -649,7 +650,8 @@ impl Control {
                 match entry {
                     Ok(entry) => {
                         out.push(b' ');
-                        format_list_line(&entry, now, &mut out);
+                        let offset = zone.offset_seconds(entry.metadata.modified);
+                        format_list_line(&entry, now, offset, &mut out);
                     }
                     Err(e) => {
                         warn!(error = %e, "listing failed");
@@ -664,12 +666,14 @@ impl Control {
         } else {
             let name = path.file_name().unwrap_or("").to_string();
             out.push(b' ');
+            let offset = zone.offset_seconds(meta.modified);
             format_list_line(
                 &DirEntry {
                     name,
                     metadata: meta,
                 },
                 now,
+                offset,
                 &mut out,
             );
         }

@@ -11,14 +11,11 @@ use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
-use ftpgate_core::{
-    DirEntry, ErrorKind, HashAlgorithm, Storage, Upload, VirtualPath, error_kind_of,
-};
+use ftpgate_core::{ErrorKind, HashAlgorithm, Storage, Upload, VirtualPath, error_kind_of};
 use ftpgate_proto::ascii::{AsciiDecoder, AsciiEncoder};
 use ftpgate_proto::hostport::canonical;
-use ftpgate_proto::listing::{ListFormat, format_entry};
 use ftpgate_proto::session::{
     DataEndpoint, StartInfo, TransferKind, TransferOutcome, TransferPlan, WriteStart,
 };
@@ -32,6 +29,7 @@ use tracing::{debug, info, warn};
 use crate::digest::Digester;
 use crate::events::{Direction, Event, TransferRecord};
 use crate::limits::UploadLimits;
+use crate::listing::Lister;
 use crate::passive::Passive;
 use crate::server::Shared;
 use crate::tls::{self, SessionTls, Stream};
@@ -393,23 +391,23 @@ async fn transfer(
             format,
             all,
             permissions,
+            pattern,
         } => {
-            let meta = ctx.storage.metadata(path).await.map_err(failed)?;
-            let mut entries = if meta.is_dir() {
-                ctx.storage.list(path).await.map_err(failed)?
-            } else if matches!(format, ListFormat::Facts(_)) {
-                return Err(TransferOutcome::Failed(ErrorKind::NotADirectory));
-            } else {
-                let name = path.file_name().unwrap_or("").to_string();
-                Box::pin(futures_util::stream::iter([Ok(DirEntry {
-                    name,
-                    metadata: meta,
-                })]))
-            };
+            let (mut entries, pattern) =
+                crate::listing::open(&*ctx.storage, path, *format, pattern.as_deref())
+                    .await
+                    .map_err(failed)?;
             let data = data_connection(plan, ctx, StartInfo::default()).await?;
             let mut data = Outgoing::new(data, plan.compressed);
-            let now = SystemTime::now();
-            let show_hidden = *all || matches!(format, ListFormat::Facts(_));
+            let config = &ctx.shared.config;
+            let mut lister = Lister::new(
+                *format,
+                *permissions,
+                *all,
+                pattern,
+                config.listing_time_zone.clone(),
+                config.listing_sort_limit,
+            );
             let mut out = Vec::with_capacity(LISTING_BUFFER + 1024);
             loop {
                 // Entries arrive in batches: take a ready one without arming a timer.
@@ -424,15 +422,13 @@ async fn transfer(
                     Guarded::Stalled => return Err(TransferOutcome::Failed(ErrorKind::Transient)),
                     Guarded::Cancelled => return Err(TransferOutcome::Aborted),
                 };
-                if !show_hidden && entry.name.starts_with('.') {
-                    continue;
-                }
-                format_entry(*format, &entry, *permissions, now, &mut out);
+                lister.push(entry, &mut out);
                 if out.len() >= LISTING_BUFFER {
                     data.write(&out, ctx).await?;
                     out.clear();
                 }
             }
+            lister.finish(&mut out);
             data.write(&out, ctx).await?;
             data.close(ctx).await
         }

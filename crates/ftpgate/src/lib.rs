@@ -30,6 +30,7 @@ mod digest;
 mod events;
 mod guard;
 mod limits;
+mod listing;
 mod passive;
 mod server;
 mod threads;
@@ -37,7 +38,9 @@ mod tls;
 mod zlib;
 
 pub use address::{PassiveAddressResolver, PassiveAddressRule};
-pub use config::{ActiveSourcePort, ConfigError, ServerConfig};
+pub use config::{
+    ActiveSourcePort, ConfigError, DEFAULT_LISTING_SORT_LIMIT, MAX_LISTING_SORT_LIMIT, ServerConfig,
+};
 pub use events::{Direction, Event, EventHandler, TransferRecord};
 pub use ftpgate_core as core;
 pub use ftpgate_proto as proto;
@@ -45,6 +48,7 @@ pub use ftpgate_proto::{Features, HashAlgorithm, TransferType};
 pub use guard::LoginGuardConfig;
 /// An IPv4 or IPv6 network (`10.0.0.0/8`), for [`PassiveAddressRule`]; from the `ipnet` crate.
 pub use ipnet::IpNet;
+pub use listing::{ListingTimeZone, UnknownTimeZone};
 pub use server::{BoundServer, ReloadHandle, Server, VirtualHost};
 pub use tls::{SessionReuse, TlsConfig};
 pub use tokio_util::sync::CancellationToken;

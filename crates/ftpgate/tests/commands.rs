@@ -252,7 +252,12 @@ fn list_options_and_hidden_files() {
         assert!(String::from_utf8(all).unwrap().contains(".hidden"), "{cmd}");
     }
     let (_, long) = raw.download("LIST -l");
-    assert!(String::from_utf8(long).unwrap().starts_with('-'));
+    let long = String::from_utf8(long).unwrap();
+    assert!(
+        long.lines()
+            .any(|l| l.starts_with('-') && l.ends_with(" shown")),
+        "{long}"
+    );
     let (code, named) = raw.download("LIST -la shown");
     assert_eq!(code, 226);
     assert!(String::from_utf8(named).unwrap().ends_with("shown\r\n"));

@@ -519,3 +519,50 @@ fn comb_composes_large_parts_in_the_store_and_streams_small_ones() {
     );
     assert!(s.incomplete().is_empty());
 }
+
+#[test]
+fn every_fact_feat_offers_is_in_every_entry_on_s3() {
+    let s = start(false, &garage::unique_prefix("facts"), |_| {});
+    let mut raw = s.raw();
+    assert_eq!(raw.code("MKD dir"), 257);
+    assert_eq!(raw.upload("STOR file.txt", b"abc"), 226);
+    assert_eq!(raw.upload("STOR dir/inner", b"x"), 226);
+    // A directory that is only a key prefix (no marker object), as other S3 clients make.
+    let prefix_only = VirtualPath::parse_absolute("/bare/object").unwrap();
+    s.runtime.block_on(async {
+        let mut upload = s
+            .store
+            .write(&prefix_only, ftpgate_core::WriteStart::Truncate)
+            .await
+            .unwrap();
+        upload.write(b"y").await.unwrap();
+        upload.commit().await.unwrap();
+    });
+    check_advertised_facts(&mut raw, true);
+    let (_, feat) = raw.cmd("FEAT");
+    assert!(
+        feat.contains("MLST type*;size*;modify*;perm*;unique*;"),
+        "{feat}"
+    );
+    // Every file has its time, in MLSD as in MLST.
+    let (_, listing) = raw.download("MLSD");
+    let listing = String::from_utf8(listing).unwrap();
+    for line in listing.lines().filter(|l| l.contains("type=file;")) {
+        assert!(line.contains("modify="), "{line}");
+    }
+    // The unique fact is the same in every session and differs between entries.
+    let unique = |raw: &mut Raw, target: &str| {
+        let (_, mlst) = raw.cmd(&format!("MLST {target}"));
+        let fact = mlst.split("unique=").nth(1).unwrap();
+        fact.split(';').next().unwrap().to_string()
+    };
+    let file = unique(&mut raw, "file.txt");
+    let dir = unique(&mut raw, "dir");
+    assert_ne!(file, dir);
+    assert_ne!(unique(&mut raw, "bare"), dir);
+    let mut other = s.raw();
+    assert_eq!(unique(&mut other, "/file.txt"), file);
+    let (_, listing) = other.download("MLSD");
+    let listing = String::from_utf8(listing).unwrap();
+    assert!(listing.contains(&format!("unique={dir}; dir")), "{listing}");
+}

@@ -396,12 +396,22 @@ fn stalled_transfers_end_after_the_data_timeout() {
 }
 
 #[test]
-fn wildcards_are_names_not_globs() {
+fn wildcards_stay_in_one_directory_and_literal_names_win() {
     let server = TestServer::start();
     write_file(&server.path("a.txt"), b"a");
     write_file(&server.path("b.txt"), b"b");
     let mut raw = server.raw_logged_in();
-    assert_eq!(raw.download("NLST *.txt").0, 550, "no file is named *.txt");
+    let (code, listing) = raw.download("NLST *.txt");
+    assert_eq!(
+        (code, listing.as_slice()),
+        (226, &b"a.txt\r\nb.txt\r\n"[..])
+    );
+    // A pattern cannot reach above the root.
+    let (code, listing) = raw.download("NLST ../../*.txt");
+    assert_eq!(
+        (code, listing.as_slice()),
+        (226, &b"../../a.txt\r\n../../b.txt\r\n"[..])
+    );
     write_file(&server.path("*"), b"star");
     let (code, listing) = raw.download("NLST *");
     assert_eq!((code, listing.as_slice()), (226, &b"*\r\n"[..]));

@@ -19,6 +19,7 @@ use crate::command::{
     TransferType, parse_line,
 };
 use crate::extensions::{Capabilities, Features, HashAlgorithm};
+use crate::glob::ListPattern;
 use crate::hostport::{canonical, format_epsv, format_pasv, same_host};
 use crate::line::Decoded;
 use crate::listing::{Facts, ListFormat, Metadata, format_facts, format_timeval};
@@ -187,6 +188,9 @@ pub enum TransferKind {
         all: bool,
         /// The user's permissions in that directory (for the MLSD `perm` fact).
         permissions: Permissions,
+        /// LIST/NLST whose last name has wildcards: when `path` does not exist as named, the
+        /// entries of its parent that match.
+        pattern: Option<Box<ListPattern>>,
     },
     /// COMB: concatenate parts into a file, then remove the parts; no data connection.
     Combine {
@@ -590,7 +594,7 @@ impl Session {
                     all: true,
                     raw: String::new(),
                 },
-                ListFormat::Facts(self.facts),
+                ListFormat::Facts(self.selected_facts()),
             ),
             Command::Mlst(arg) => {
                 let arg = arg.unwrap_or_default();
@@ -784,6 +788,12 @@ impl Session {
             Login::LoggedIn(user) => user.capabilities,
             _ => Capabilities::default(),
         }
+    }
+
+    /// The MLSx facts sent: those selected with `OPTS MLST` (all by default) that the user's
+    /// storage gives every entry.
+    fn selected_facts(&self) -> Facts {
+        self.facts.and(self.capabilities().facts)
     }
 
     /// HASH and the legacy digest commands: the digest is computed like a transfer (one at a
@@ -1283,9 +1293,18 @@ impl Session {
             args.all = false;
             args.path = (!args.raw.is_empty()).then(|| args.raw.clone());
         }
-        let path = match self.resolve_checked(spec, args.path.as_deref().unwrap_or("")) {
+        let arg = args.path.as_deref().unwrap_or("");
+        let path = match self.resolve_checked(spec, arg) {
             Ok(path) => path,
             Err(step) => return step,
+        };
+        // RFC 3659: MLSD takes no wildcards.
+        let pattern = match format {
+            ListFormat::Facts(_) => None,
+            _ => match ListPattern::of_argument(arg, path.file_name()) {
+                Ok(pattern) => pattern.map(Box::new),
+                Err(e) => return reply(ReplyCode::ArgumentSyntaxError, e.to_string()),
+            },
         };
         let permissions = self.user_perms().map(|m| m.at(&path)).unwrap_or_default();
         self.start_transfer(TransferKind::List {
@@ -1293,6 +1312,7 @@ impl Session {
             format,
             all: args.all,
             permissions,
+            pattern,
         })
     }
 
@@ -1473,7 +1493,7 @@ impl Session {
             },
             (Pending::Mlst(path), Some(meta)) => {
                 let perms = self.user_perms().map(|m| m.at(&path)).unwrap_or_default();
-                let line = format_facts(&meta, path.as_str(), self.facts, perms);
+                let line = format_facts(&meta, path.as_str(), self.selected_facts(), perms);
                 Step::Reply(Reply::multiline(
                     ReplyCode::FileActionOk,
                     format!("Listing {path}"),
@@ -1695,7 +1715,7 @@ impl Session {
             })
             .filter_map(|c| c.feat)
             .map(|f| match f {
-                "MLST" => self.facts.feat_line(),
+                "MLST" => self.facts.feat_line(caps.facts),
                 "HASH" => HashAlgorithm::feat_line(self.hash_algorithm),
                 "MFF modify;UNIX.mode;" => {
                     let mut line = "MFF ".to_string();
@@ -1735,7 +1755,7 @@ impl Session {
                 self.facts = Facts::select(value);
                 reply(
                     ReplyCode::CommandOk,
-                    format!("MLST OPTS {}", self.facts.names()),
+                    format!("MLST OPTS {}", self.selected_facts().names()),
                 )
             }
             "HASH" if self.config.features.hash => {

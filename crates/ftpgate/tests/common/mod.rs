@@ -455,3 +455,56 @@ pub fn tls_client_config(
             .with_no_client_auth(),
     )
 }
+
+/// Checks that every fact FEAT's MLST line offers is in every entry of MLSD (of the current
+/// directory, which holds a directory `dir` and a file `file.txt`) and of MLST, and that
+/// `OPTS MLST` selects exactly the offered facts.
+///
+/// On object storage a directory that exists only as a key prefix has no time of its own:
+/// with `prefix_dirs_without_modify`, a `type=dir` entry may lack `modify` (files never may).
+pub fn check_advertised_facts(raw: &mut Raw, prefix_dirs_without_modify: bool) {
+    let (code, feat) = raw.cmd("FEAT");
+    assert_eq!(code, 211);
+    let line = feat
+        .lines()
+        .map(str::trim)
+        .find_map(|l| l.strip_prefix("MLST "))
+        .unwrap()
+        .to_string();
+    let offered: Vec<String> = line
+        .split(';')
+        .filter(|f| !f.is_empty())
+        .map(|f| f.trim_end_matches('*').to_string())
+        .collect();
+    assert!(offered.contains(&"type".to_string()), "{line}");
+    let check = |entry: &str| {
+        let facts = entry.split_once(' ').unwrap().0.to_ascii_lowercase();
+        for fact in &offered {
+            if prefix_dirs_without_modify && fact == "modify" && facts.contains("type=dir;") {
+                continue;
+            }
+            assert!(
+                facts.contains(&format!("{fact}=")),
+                "{fact} offered in FEAT ({line}) but missing from {entry:?}"
+            );
+        }
+    };
+    let (code, listing) = raw.download("MLSD");
+    assert_eq!(code, 226);
+    let listing = String::from_utf8(listing).unwrap();
+    assert!(listing.lines().any(|l| l.contains("type=dir")), "{listing}");
+    assert!(
+        listing.lines().any(|l| l.contains("type=file")),
+        "{listing}"
+    );
+    listing.lines().for_each(check);
+    for target in ["", "dir", "file.txt"] {
+        let (code, mlst) = raw.cmd(&format!("MLST {target}"));
+        assert_eq!(code, 250, "{mlst}");
+        check(mlst.lines().nth(1).unwrap().trim_start());
+    }
+    // Selecting every fact selects only those offered.
+    let (_, opts) = raw.cmd("OPTS MLST type;size;modify;perm;unique;unix.mode;");
+    let selected = opts.split_once("MLST OPTS ").unwrap().1.trim().to_string();
+    assert_eq!(selected, format!("{};", offered.join(";")));
+}
