@@ -42,7 +42,7 @@ use ftpgate_proto::reply::Reply;
 use ftpgate_proto::reply_map::{ErrorKind, reply_for};
 use ftpgate_proto::session::{
     DataEndpoint, Session, SessionConfig, SessionUser, StartInfo, Step, StorageOp, StorageOutcome,
-    TlsPolicy, TransferKind, TransferOutcome, TransferPlan, WriteStart,
+    TlsPolicy, TransferKind, TransferOutcome, TransferPlan, UploadLimit, WriteStart,
 };
 use libfuzzer_sys::fuzz_target;
 
@@ -1215,10 +1215,18 @@ impl Harness<'_, '_> {
         } else if running.abort_requested && self.u.ratio(3, 4)? {
             TransferOutcome::Aborted
         } else {
-            match (self.u.int_in_range(0..=5)?, opened) {
+            match (self.u.int_in_range(0..=6)?, opened) {
                 (_, Err(kind)) => TransferOutcome::Failed(kind),
                 (0, _) => TransferOutcome::ConnectionLost,
                 (1, _) => TransferOutcome::Failed(*pick(self.u, ERRORS)?),
+                (2, _) if matches!(running.plan.kind, TransferKind::Store { .. }) => {
+                    let limit = self.u.int_in_range(0..=u64::MAX)?;
+                    TransferOutcome::OverLimit(if self.u.arbitrary()? {
+                        UploadLimit::MaxFileSize(limit)
+                    } else {
+                        UploadLimit::Quota(limit)
+                    })
+                }
                 _ => TransferOutcome::Complete {
                     bytes: self.u.int_in_range(0..=100_000)?,
                 },
@@ -1252,6 +1260,7 @@ impl Harness<'_, '_> {
             }
             TransferOutcome::TlsNotResumed => assert_eq!(first, 522),
             TransferOutcome::Failed(kind) => assert_eq!(first, reply_for(kind, "/x").code.number()),
+            TransferOutcome::OverLimit(_) => assert_eq!(first, 552),
         }
         let mut rest = replies[1..].iter();
         if running.abort_requested {

@@ -539,3 +539,47 @@ def test_site_chmod_refuses_setuid_setgid_and_sticky(ftp, ftp_server):
     assert line.startswith("drwxrwsr-x"), line
     facts = ftp.sendcmd("MLST shared")
     assert "unix.mode=02775;" in facts.lower(), facts
+
+
+LIMIT_CONFIG = """
+[server]
+max_file_size = "1M"
+"""
+
+
+@pytest.mark.server(config=LIMIT_CONFIG)
+def test_refused_or_aborted_appe_leaves_the_file_as_it_was(ftp, ftp_server):
+    if not ftp_server.is_ftpgate:
+        pytest.skip("max_file_size is ftpgate's setting")
+    old = random_bytes(300_000, 41)
+    (ftp_server.root / "log.bin").write_bytes(old)
+    ftp.voidcmd("TYPE I")
+    # Over max_file_size: 552 naming the limit, and the file keeps its 300,000 bytes.
+    with pytest.raises(ftplib.error_perm) as exc:
+        ftp.storbinary("APPE log.bin", io.BytesIO(random_bytes(2_000_000, 42)))
+    assert reply_code(exc.value) == "552"
+    assert "maximum file size of 1 MiB" in str(exc.value)
+    assert (ftp_server.root / "log.bin").read_bytes() == old
+    # ABOR in the middle of an APPE: the same.
+    conn = ftp.transfercmd("APPE log.bin")
+    conn.sendall(random_bytes(200_000, 43))
+    assert ftp.abort().startswith("426")
+    conn.close()
+    assert ftp.getresp().startswith("226")
+    assert (ftp_server.root / "log.bin").read_bytes() == old
+    # A dropped connection in the middle of an APPE: the same, once the server has noticed.
+    other = ftplib.FTP(timeout=TIMEOUT)
+    other.connect(ftp_server.host, ftp_server.port)
+    other.login(ftp_server.user, ftp_server.password)
+    other.voidcmd("TYPE I")
+    conn = other.transfercmd("APPE log.bin")
+    conn.sendall(random_bytes(200_000, 44))
+    other.sock.close()
+    conn.close()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and (ftp_server.root / "log.bin").stat().st_size != len(old):
+        time.sleep(0.05)
+    assert (ftp_server.root / "log.bin").read_bytes() == old
+    # A whole APPE still appends.
+    ftp.storbinary("APPE log.bin", io.BytesIO(b"tail"))
+    assert (ftp_server.root / "log.bin").read_bytes() == old + b"tail"

@@ -7,9 +7,12 @@
 //!
 //! Uploads that replace a file are written to a hidden temporary file in the same directory and
 //! renamed into place when the transfer completes, so a failed or aborted upload never leaves a
-//! truncated file under the real name. APPE and REST+STOR continue the existing file in place,
-//! since keeping the bytes already there is their purpose. With `keep_partial_uploads`, an
-//! interrupted upload is moved into place as it is, so the client can resume it with REST.
+//! truncated file under the real name. APPE and REST+STOR from the end of a file (a resumed
+//! upload) add to the existing file in place, and one that does not complete cuts the file back
+//! to its old length (or removes it, if APPE made it); REST+STOR from inside a file writes a
+//! copy of the first REST bytes plus what arrives, renamed into place on commit. So a refused or
+//! interrupted upload leaves every file as it was. With `keep_partial_uploads`, an interrupted
+//! upload is kept as it is instead, so the client can resume it with REST.
 
 #![warn(missing_docs)]
 

@@ -1,6 +1,6 @@
 //! Uploads to local disk: a temporary file renamed into place on commit.
 
-use std::io::{self, Seek, SeekFrom, Write};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 
 use async_trait::async_trait;
 use cap_std::fs::{Dir, OpenOptions};
@@ -23,8 +23,20 @@ enum Target {
     /// A temporary file, renamed to the final name on commit. `reserved` marks a final name
     /// created empty by STOU to claim it, to be removed on abort.
     Temp { temp: String, reserved: bool },
-    /// The final file itself (APPE, REST+STOR).
-    InPlace,
+    /// The final file itself (APPE, and REST+STOR from the end of the file), which an upload
+    /// that does not complete puts back as it was.
+    InPlace { previous: Previous },
+    /// Committed, or discarded: nothing left to undo.
+    Settled,
+}
+
+/// What an in-place upload's file was before it began.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Previous {
+    /// There was no file (APPE created it).
+    Absent,
+    /// The file had this many bytes.
+    Length(u64),
 }
 
 /// Bytes gathered before they are written to the file in one blocking call. A small upload
@@ -87,11 +99,11 @@ impl FsUpload {
     ) -> io::Result<FsUpload> {
         // The name itself, not what a symlink there points to: the upload replaces it.
         // (One stat of the entry, where following a link opens and closes it.)
-        if let Ok(meta) = dir.symlink_metadata(&name) {
-            if meta.is_dir() {
-                return Err(io::Error::from(io::ErrorKind::IsADirectory));
-            }
-        }
+        let existed = match dir.symlink_metadata(&name) {
+            Ok(meta) if meta.is_dir() => return Err(io::Error::from(io::ErrorKind::IsADirectory)),
+            Ok(_) => true,
+            Err(_) => false,
+        };
         let (file, target) = match start {
             WriteStart::Truncate => {
                 let (temp, file) = create_temp(&dir)?;
@@ -105,17 +117,50 @@ impl FsUpload {
             }
             WriteStart::Append => {
                 let file = dir.open_with(&name, OpenOptions::new().append(true).create(true))?;
-                (file.into_std(), Target::InPlace)
+                let file = file.into_std();
+                let previous = if existed {
+                    Previous::Length(file.metadata()?.len())
+                } else {
+                    Previous::Absent
+                };
+                (file, Target::InPlace { previous })
             }
             WriteStart::At(offset) => {
-                let file = dir.open_with(&name, OpenOptions::new().write(true))?;
+                let file = dir.open_with(&name, OpenOptions::new().write(true).read(true))?;
                 let mut file = file.into_std();
-                if offset > file.metadata()?.len() {
+                let meta = file.metadata()?;
+                let length = meta.len();
+                if offset > length {
                     return Err(crate::beyond_end());
                 }
-                file.set_len(offset)?;
-                file.seek(SeekFrom::Start(offset))?;
-                (file, Target::InPlace)
+                if offset == length {
+                    // Resuming at the end (the usual REST): bytes are added, as with APPE.
+                    file.seek(SeekFrom::Start(offset))?;
+                    let previous = Previous::Length(length);
+                    (file, Target::InPlace { previous })
+                } else {
+                    // Rewriting from inside the file: the new file is the first `offset` bytes
+                    // (copied in the kernel, shared extents where the file system can) and
+                    // what arrives, renamed into place on commit, so a failed upload leaves
+                    // the old file whole.
+                    let (temp, mut copy) = create_temp(&dir)?;
+                    let made = std::io::copy(&mut (&file).take(offset), &mut copy).and_then(|n| {
+                        if n == offset {
+                            copy.set_permissions(meta.permissions())
+                        } else {
+                            Err(io::Error::from(io::ErrorKind::UnexpectedEof))
+                        }
+                    });
+                    if let Err(e) = made {
+                        let _ = dir.remove_file(&temp);
+                        return Err(e);
+                    }
+                    let target = Target::Temp {
+                        temp,
+                        reserved: false,
+                    };
+                    (copy, target)
+                }
             }
         };
         Ok(FsUpload::new(file, dir, name, target, keep_partial, strict))
@@ -169,16 +214,34 @@ impl FsUpload {
         ))
     }
 
-    /// Removes (or, keeping partial uploads, moves into place) what was written.
+    /// Removes (or, keeping partial uploads, moves into place) what was written; a file
+    /// written in place goes back to what it was.
     fn discard(dir: &Dir, name: &str, target: &Target, keep_partial: bool) {
-        if let Target::Temp { temp, reserved } = target {
-            if keep_partial && !reserved && dir.rename(temp, dir, name).is_ok() {
-                return;
+        match target {
+            Target::Temp { temp, reserved } => {
+                if keep_partial && !reserved && dir.rename(temp, dir, name).is_ok() {
+                    return;
+                }
+                let _ = dir.remove_file(temp);
+                if *reserved {
+                    let _ = dir.remove_file(name);
+                }
             }
-            let _ = dir.remove_file(temp);
-            if *reserved {
+            // Kept partial uploads keep every byte that arrived, to be resumed.
+            Target::InPlace { .. } if keep_partial => {}
+            Target::InPlace {
+                previous: Previous::Absent,
+            } => {
                 let _ = dir.remove_file(name);
             }
+            Target::InPlace {
+                previous: Previous::Length(length),
+            } => {
+                if let Ok(file) = dir.open_with(name, OpenOptions::new().write(true)) {
+                    let _ = file.set_len(*length);
+                }
+            }
+            Target::Settled => {}
         }
     }
 
@@ -233,7 +296,7 @@ impl Upload for FsUpload {
         let strict = self.strict;
         let inline = !self.wrote_before && !strict && pending.len() <= COMMIT_INLINE_UP_TO;
         let name = self.name.clone();
-        let target = std::mem::replace(&mut self.target, Target::InPlace);
+        let target = std::mem::replace(&mut self.target, Target::Settled);
         let keep_partial = self.keep_partial;
         let finish = move || {
             let written = file
@@ -251,7 +314,7 @@ impl Upload for FsUpload {
                 Target::Temp { temp, .. } => dir.rename(temp, &dir, &name).inspect_err(|_| {
                     FsUpload::discard(&dir, &name, &target, keep_partial);
                 })?,
-                Target::InPlace => {}
+                Target::InPlace { .. } | Target::Settled => {}
             }
             if strict {
                 // The rename itself is durable only once the directory is.
@@ -274,7 +337,7 @@ impl Upload for FsUpload {
         let _ = self.finish_write().await;
         if let Some(dir) = self.dir.take() {
             let name = self.name.clone();
-            let target = std::mem::replace(&mut self.target, Target::InPlace);
+            let target = std::mem::replace(&mut self.target, Target::Settled);
             let keep_partial = self.keep_partial;
             let pending = std::mem::take(&mut self.pending);
             let file = self.file.take();
@@ -309,8 +372,26 @@ impl Upload for FsUpload {
 impl Drop for FsUpload {
     fn drop(&mut self) {
         // Neither committed nor aborted: the connection or task went away.
-        if let Some(dir) = self.dir.take() {
-            FsUpload::discard(&dir, &self.name, &self.target, self.keep_partial);
+        let Some(dir) = self.dir.take() else {
+            return;
+        };
+        let (name, keep_partial) = (std::mem::take(&mut self.name), self.keep_partial);
+        let target = std::mem::replace(&mut self.target, Target::Settled);
+        // A file written in place is put back once the write still in flight has ended, or
+        // that write would make it grow again.
+        if let (Some(write), Target::InPlace { .. }) = (self.in_flight.take(), &target) {
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                runtime.spawn(async move {
+                    let _ = write.await;
+                    let _ = blocking(move || {
+                        FsUpload::discard(&dir, &name, &target, keep_partial);
+                        Ok(())
+                    })
+                    .await;
+                });
+                return;
+            }
         }
+        FsUpload::discard(&dir, &name, &target, keep_partial);
     }
 }

@@ -70,6 +70,9 @@ macro_rules! storage_suite {
             aborted_replacement_keeps_previous_content,
             dropped_new_upload_is_not_visible,
             dropped_replacement_keeps_previous_content,
+            aborted_append_leaves_the_file_as_it_was,
+            dropped_append_leaves_the_file_as_it_was,
+            aborted_rewrite_from_an_offset_leaves_the_file_as_it_was,
             list_returns_exactly_the_entries,
             list_of_missing_is_not_found,
             special_names_round_trip,
@@ -514,6 +517,72 @@ pub async fn dropped_replacement_keeps_previous_content(storage: Arc<dyn Storage
         holds(storage, "/file", Some(&b"previous content"[..]))
     })
     .await;
+}
+
+/// Starts an APPE or REST+STOR upload, or `None` where the backend does not offer it.
+async fn start_in_place(
+    storage: &dyn Storage,
+    at: &str,
+    start: WriteStart,
+) -> Option<Box<dyn Upload>> {
+    match storage.write(&path(at), start).await {
+        Ok(upload) => Some(upload),
+        Err(e) if e.kind == ErrorKind::Unsupported => None,
+        Err(e) => panic!("write {at:?} from {start:?}: {e}"),
+    }
+}
+
+/// An aborted append (APPE over the size limit or quota, ABOR) leaves the file as it was, and
+/// an aborted append that would have created the file leaves none.
+pub async fn aborted_append_leaves_the_file_as_it_was(storage: Arc<dyn Storage>) {
+    let storage = &*storage;
+    put(storage, "/file", b"previous content").await;
+    let Some(mut upload) = start_in_place(storage, "/file", WriteStart::Append).await else {
+        return;
+    };
+    write_all(upload.as_mut(), "/file", &content(LARGE, 8), 64 * 1024).await;
+    upload.abort().await;
+    assert_file(storage, "/file", b"previous content").await;
+    let Some(mut upload) = start_in_place(storage, "/new", WriteStart::Append).await else {
+        return;
+    };
+    write_all(upload.as_mut(), "/new", &content(LARGE, 9), 64 * 1024).await;
+    upload.abort().await;
+    assert_missing(storage, "/new").await;
+    assert_listing(storage, "/", &[("file", FileKind::File, 16)]).await;
+}
+
+/// An append dropped without commit or abort (the connection went away) leaves the file as
+/// it was.
+pub async fn dropped_append_leaves_the_file_as_it_was(storage: Arc<dyn Storage>) {
+    let storage = &*storage;
+    put(storage, "/file", b"previous content").await;
+    let Some(mut upload) = start_in_place(storage, "/file", WriteStart::Append).await else {
+        return;
+    };
+    write_all(upload.as_mut(), "/file", &content(LARGE, 10), 64 * 1024).await;
+    drop(upload);
+    eventually("/file after an append to it was dropped", || {
+        holds(storage, "/file", Some(&b"previous content"[..]))
+    })
+    .await;
+}
+
+/// REST+STOR from inside a file, aborted, leaves the whole old file, its tail included; from
+/// its end (a resumed upload), aborted, it leaves it at its old length.
+pub async fn aborted_rewrite_from_an_offset_leaves_the_file_as_it_was(storage: Arc<dyn Storage>) {
+    let storage = &*storage;
+    let old = content(100_000, 11);
+    put(storage, "/file", &old).await;
+    for offset in [40_000, 100_000] {
+        let Some(mut upload) = start_in_place(storage, "/file", WriteStart::At(offset)).await
+        else {
+            return;
+        };
+        write_all(upload.as_mut(), "/file", &content(LARGE, 12), 64 * 1024).await;
+        upload.abort().await;
+        assert_file(storage, "/file", &old).await;
+    }
 }
 
 /// A listing holds exactly the files and directories there, with their kinds and sizes,

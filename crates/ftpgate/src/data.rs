@@ -28,7 +28,7 @@ use tracing::{debug, info, warn};
 
 use crate::digest::Digester;
 use crate::events::{Direction, Event, TransferRecord};
-use crate::limits::UploadLimits;
+use crate::limits::{Allowance, UploadLimit, UploadLimits};
 use crate::listing::Lister;
 use crate::passive::Passive;
 use crate::server::Shared;
@@ -523,8 +523,8 @@ async fn combine(
         Ok(_) => return Err(TransferOutcome::Failed(ErrorKind::IsADirectory)),
         Err(_) => 0,
     };
-    if ctx.limits.max_file_size.is_some_and(|max| total > max) {
-        return Err(TransferOutcome::Failed(ErrorKind::ExceededStorage));
+    if let Some(max) = ctx.limits.max_file_size.filter(|max| total > *max) {
+        return Err(TransferOutcome::OverLimit(UploadLimit::MaxFileSize(max)));
     }
     match ctx.storage.combine(target, parts).await {
         Ok(()) => ctx.progress.store(total, Ordering::Relaxed),
@@ -849,7 +849,7 @@ struct Sink<'a> {
     decoder: &'a mut AsciiDecoder,
     decoded: &'a mut Vec<u8>,
     written: &'a mut u64,
-    allowance: u64,
+    allowance: Allowance,
 }
 
 impl Sink<'_> {
@@ -873,12 +873,10 @@ impl Sink<'_> {
             bytes
         };
         *self.written += chunk.len() as u64;
-        if *self.written > self.allowance {
-            warn!(
-                allowance = self.allowance,
-                "upload exceeds the size limit or quota"
-            );
-            return Err(TransferOutcome::Failed(ErrorKind::ExceededStorage));
+        if *self.written > self.allowance.bytes {
+            let limit = self.allowance.limit;
+            warn!(%limit, "upload refused");
+            return Err(TransferOutcome::OverLimit(limit));
         }
         if chunk.is_empty() {
             return Ok(());
@@ -991,7 +989,8 @@ async fn receive_upload(
         // one, else on through `Upload::write`.
         Ok(Received::More(data)) => match (upload.local_file().await, data) {
             (Ok(Some(file)), Stream::Plain(tcp)) => {
-                receive_directly(tcp, file, receiver.room(), ctx).await
+                let limit = receiver.allowance.limit;
+                receive_directly(tcp, file, receiver.room(), limit, ctx).await
             }
             (Ok(_), data) => receive_to(data, &mut buf, &mut receiver, upload.as_mut(), ctx, None)
                 .await
@@ -1034,7 +1033,7 @@ enum Received {
 
 /// The state of an upload's conversions and limits.
 struct Receiver {
-    allowance: u64,
+    allowance: Allowance,
     written: u64,
     ascii: bool,
     decoder: AsciiDecoder,
@@ -1046,7 +1045,7 @@ struct Receiver {
 impl Receiver {
     /// Bytes that may still be stored.
     fn room(&self) -> u64 {
-        self.allowance.saturating_sub(self.written)
+        self.allowance.bytes.saturating_sub(self.written)
     }
 
     async fn put(
@@ -1122,6 +1121,7 @@ async fn receive_directly(
     tcp: TcpStream,
     mut file: std::fs::File,
     room: u64,
+    limit: UploadLimit,
     ctx: &TransferContext,
 ) -> Result<(), TransferOutcome> {
     use std::io::{Read, Write};
@@ -1171,8 +1171,8 @@ async fn receive_directly(
             };
             last_byte = Instant::now();
             if n as u64 > room {
-                warn!("upload exceeds the size limit or quota");
-                return Err(TransferOutcome::Failed(ErrorKind::ExceededStorage));
+                warn!(%limit, "upload refused");
+                return Err(TransferOutcome::OverLimit(limit));
             }
             room -= n as u64;
             if let Err(e) = file.write_all(&buf[..n]) {

@@ -3,6 +3,8 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+pub(crate) use ftpgate_proto::session::UploadLimit;
+
 /// One user's quota, shared by all of the user's sessions.
 #[derive(Debug)]
 pub(crate) struct Quota {
@@ -55,8 +57,8 @@ impl UploadLimits {
     }
 
     /// How many bytes an upload may write, given the size of the file it replaces or extends
-    /// (`existing`) and the offset it starts writing at (`start`).
-    pub(crate) fn allowance(&self, existing: u64, start: u64) -> u64 {
+    /// (`existing`) and the offset it starts writing at (`start`), and the limit that sets it.
+    pub(crate) fn allowance(&self, existing: u64, start: u64) -> Allowance {
         let by_size = self
             .max_file_size
             .map_or(u64::MAX, |max| max.saturating_sub(start));
@@ -64,8 +66,28 @@ impl UploadLimits {
         let by_quota = self.quota.as_ref().map_or(u64::MAX, |q| {
             q.available().saturating_add(existing.saturating_sub(start))
         });
-        by_size.min(by_quota)
+        match (self.max_file_size, &self.quota) {
+            (_, Some(quota)) if by_quota < by_size => Allowance {
+                bytes: by_quota,
+                limit: UploadLimit::Quota(quota.limit()),
+            },
+            (Some(max), _) => Allowance {
+                bytes: by_size,
+                limit: UploadLimit::MaxFileSize(max),
+            },
+            (None, _) => Allowance {
+                bytes: u64::MAX,
+                limit: UploadLimit::MaxFileSize(u64::MAX),
+            },
+        }
     }
+}
+
+/// What an upload may write, and which limit says so (named in the 552 reply when it is hit).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Allowance {
+    pub(crate) bytes: u64,
+    pub(crate) limit: UploadLimit,
 }
 
 #[cfg(test)]
@@ -79,19 +101,37 @@ mod tests {
             quota: Some(Arc::new(Quota::new(1000, 950))),
             ..UploadLimits::default()
         };
-        assert_eq!(limits.allowance(0, 0), 50);
         assert_eq!(
-            limits.allowance(40, 0),
+            limits.allowance(0, 0),
+            Allowance {
+                bytes: 50,
+                limit: UploadLimit::Quota(1000)
+            }
+        );
+        assert_eq!(
+            limits.allowance(40, 0).bytes,
             90,
             "replacing a 40-byte file frees its bytes"
         );
-        assert_eq!(limits.allowance(40, 40), 50, "appending frees nothing");
+        assert_eq!(
+            limits.allowance(40, 40).bytes,
+            50,
+            "appending frees nothing"
+        );
+        assert_eq!(
+            limits.allowance(1000, 0),
+            Allowance {
+                bytes: 100,
+                limit: UploadLimit::MaxFileSize(100)
+            },
+            "the file size limit is the tighter one here"
+        );
         let size_only = UploadLimits {
             max_file_size: Some(100),
             quota: None,
             ..UploadLimits::default()
         };
-        assert_eq!(size_only.allowance(60, 60), 40);
+        assert_eq!(size_only.allowance(60, 60).bytes, 40);
         assert!(UploadLimits::default().is_unlimited());
     }
 

@@ -133,10 +133,23 @@ fn max_file_size_is_enforced_while_the_bytes_arrive() {
         std::fs::read(server.path("keep")).unwrap(),
         random_bytes(60_000, 20)
     );
+    let (code, text) = raw.upload_reply("APPE keep", &random_bytes(50_000, 22));
+    assert_eq!(code, 552, "60k + 50k is over 100k: {text}");
+    assert!(
+        text.contains("maximum file size of 100000 bytes"),
+        "the reply names the limit: {text}"
+    );
     assert_eq!(
-        raw.upload("APPE keep", &random_bytes(50_000, 22)),
-        552,
-        "60k + 50k is over 100k"
+        std::fs::read(server.path("keep")).unwrap(),
+        random_bytes(60_000, 20),
+        "a refused APPE leaves the file as it was"
+    );
+    // REST+STOR from inside the file, refused, leaves the whole file too.
+    assert_eq!(raw.cmd("REST 30000").0, 350);
+    assert_eq!(raw.upload("STOR keep", &random_bytes(200_000, 24)), 552);
+    assert_eq!(
+        std::fs::read(server.path("keep")).unwrap(),
+        random_bytes(60_000, 20)
     );
     assert_eq!(
         raw.upload("STOR small", &random_bytes(100_000, 23)),
@@ -160,11 +173,9 @@ fn quotas_count_existing_files_uploads_and_deletes() {
     let mut raw = server.raw_logged_in();
     raw.cmd("TYPE I");
     assert_eq!(raw.upload("STOR a", &random_bytes(100_000, 31)), 226);
-    assert_eq!(
-        raw.upload("STOR b", &random_bytes(100_000, 32)),
-        552,
-        "150k + 100k + 100k > 300k"
-    );
+    let (code, text) = raw.upload_reply("STOR b", &random_bytes(100_000, 32));
+    assert_eq!(code, 552, "150k + 100k + 100k > 300k");
+    assert!(text.contains("over the quota of 300000 bytes"), "{text}");
     assert!(!server.path("b").exists());
     // Replacing a file only counts the difference.
     assert_eq!(raw.upload("STOR a", &random_bytes(140_000, 33)), 226);

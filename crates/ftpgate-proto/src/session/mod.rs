@@ -257,6 +257,8 @@ pub enum TransferOutcome {
     ConnectionLost,
     /// The storage failed.
     Failed(ErrorKind),
+    /// The upload ran into a limit of the server's (refused with 552, nothing kept).
+    OverLimit(UploadLimit),
     /// The TLS handshake on the data connection failed.
     TlsFailed,
     /// The data connection's TLS session did not resume the control connection's.
@@ -270,6 +272,48 @@ pub enum TransferOutcome {
         /// One past the last byte hashed.
         end: u64,
     },
+}
+
+/// A limit of the server's that an upload ran into (552).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UploadLimit {
+    /// The largest file the server accepts (`max_file_size`), in bytes.
+    MaxFileSize(u64),
+    /// The user's quota, in bytes.
+    Quota(u64),
+}
+
+impl std::fmt::Display for UploadLimit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            UploadLimit::MaxFileSize(max) => {
+                write!(f, "larger than the maximum file size of {}", Size(*max))
+            }
+            UploadLimit::Quota(quota) => write!(f, "over the quota of {}", Size(*quota)),
+        }
+    }
+}
+
+/// A size as people read it: `10 MiB` when it is a whole number of KiB, MiB, GiB or TiB (as
+/// sizes are written in the configuration), else bytes.
+struct Size(u64);
+
+impl std::fmt::Display for Size {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        const UNITS: [(u64, &str); 4] = [
+            (1 << 40, "TiB"),
+            (1 << 30, "GiB"),
+            (1 << 20, "MiB"),
+            (1 << 10, "KiB"),
+        ];
+        match UNITS
+            .iter()
+            .find(|(unit, _)| self.0 >= *unit && self.0 % unit == 0)
+        {
+            Some((unit, name)) => write!(f, "{} {name}", self.0 / unit),
+            None => write!(f, "{} bytes", self.0),
+        }
+    }
 }
 
 /// Facts known when a transfer's data connection is open, for the 150 reply.
@@ -1405,6 +1449,10 @@ impl Session {
                 "Data connection lost; transfer aborted",
             ),
             TransferOutcome::Failed(kind) => reply_for(kind, &subject),
+            TransferOutcome::OverLimit(limit) => Reply::new(
+                ReplyCode::ExceededStorage,
+                format!("{subject}: upload refused, {limit}; nothing was stored"),
+            ),
             TransferOutcome::TlsFailed => Reply::new(
                 ReplyCode::CantOpenDataConnection,
                 "TLS handshake on the data connection failed",

@@ -362,18 +362,22 @@ impl Raw {
 
     /// STOR-like command in passive mode with these bytes; returns the final code.
     pub fn upload(&mut self, command: &str, bytes: &[u8]) -> u16 {
+        self.upload_reply(command, bytes).0
+    }
+
+    /// The same, returning the final reply's code and text.
+    pub fn upload_reply(&mut self, command: &str, bytes: &[u8]) -> (u16, String) {
         let addr = self.epsv();
         let mut data = TcpStream::connect(addr).unwrap();
         let (code, text) = self.cmd(command);
         if code != 150 {
-            return code;
+            return (code, text);
         }
-        let _ = text;
         // The server may refuse the upload midway (a size limit): it then closes the data
         // connection, and the rest cannot be written.
         let _ = data.write_all(bytes);
         drop(data);
-        self.reply().0
+        self.reply()
     }
 }
 
