@@ -35,6 +35,9 @@ missing=()
 command -v curl >/dev/null 2>&1 || missing+=(curl)
 command -v lftp >/dev/null 2>&1 || missing+=(lftp)
 command -v rclone >/dev/null 2>&1 || missing+=(rclone)
+command -v tnftp >/dev/null 2>&1 || missing+=(tnftp)
+# Named zones of listing_time_zone come from the system's time zone database.
+[ -f /usr/share/zoneinfo/Europe/Paris ] || missing+=(tzdata)
 command -v python3 >/dev/null 2>&1 || missing+=(python3 python3-pip)
 if [ "${#missing[@]}" -gt 0 ]; then
     echo "installing: ${missing[*]}"
@@ -54,6 +57,7 @@ fi
 echo "curl:   $(curl --version | head -n1)"
 echo "lftp:   $(lftp --version | head -n1)"
 echo "rclone: $(rclone version 2>/dev/null | head -n1)"
+echo "tnftp:  $(dpkg-query -W -f='${Version}' tnftp 2>/dev/null || echo present)"
 echo "pytest: $(python3 -m pytest --version 2>&1 | head -n1)"
 
 # Garage, the S3 server the S3 storage tests run against, is built from source by cargo.
@@ -83,6 +87,12 @@ if ! command -v azurite-blob >/dev/null 2>&1; then
     esac
 fi
 echo "azurite: $(azurite-blob --version 2>&1 | tail -n1)"
+
+step "cargo fmt --check"
+cargo fmt --all --check
+
+step "cargo clippy --workspace --all-targets -- -D warnings"
+cargo clippy --workspace --all-targets -- -D warnings
 
 step "cargo build --workspace --bins"
 cargo build --workspace --bins

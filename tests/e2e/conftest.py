@@ -19,7 +19,7 @@ Environment:
     themselves; pyftpdlib is not needed for the normal run.
 ``FTPGATE_E2E_REQUIRE_TOOLS``
     When set to a non-empty value other than ``0`` (``scripts/test.sh`` sets
-    it, and so does ``CI``), a missing client program (curl, lftp, rclone)
+    it, and so does ``CI``), a missing client program (curl, lftp, rclone, tnftp)
     fails the test instead of skipping it.
 """
 
