@@ -35,7 +35,7 @@ use ftpgate_proto::command::{COMMANDS, CommandSpec, TransferType, parse_line};
 use ftpgate_proto::extensions::{Capabilities, Features};
 use ftpgate_proto::hostport::same_host;
 use ftpgate_proto::line::{Decoded, LineDecoder};
-use ftpgate_proto::listing::{DirEntry, FileKind, ListFormat, Metadata, format_entry};
+use ftpgate_proto::listing::{DirEntry, Facts, FileKind, ListFormat, Metadata, format_entry};
 use ftpgate_proto::path::VirtualPath;
 use ftpgate_proto::perm::{Perm, PermissionMap, Permissions};
 use ftpgate_proto::reply::Reply;
@@ -566,6 +566,16 @@ fn gen_user(u: &mut Unstructured<'_>, name: &str) -> Result<SessionUser> {
             set_mode: u.ratio(3, 4)?,
             symlink: u.ratio(3, 4)?,
             set_modified: u.ratio(3, 4)?,
+            ignore_set_mode: u.ratio(1, 4)?,
+            facts: if u.ratio(1, 2)? {
+                Facts::ALL
+            } else {
+                Facts {
+                    unique: u.arbitrary()?,
+                    modify: u.arbitrary()?,
+                    ..Facts::BASIC
+                }
+            },
         },
     })
 }
@@ -1132,7 +1142,7 @@ impl Harness<'_, '_> {
         };
         let now = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
         for entry in &entries {
-            format_entry(format, entry, permissions, now, &mut out);
+            format_entry(format, entry, permissions, now, 0, &mut out);
         }
         let text = std::str::from_utf8(&out).expect("listings are UTF-8");
         assert_eq!(text.matches("\r\n").count(), entries.len());
