@@ -215,6 +215,20 @@ pub enum TransferKind {
     },
 }
 
+impl TransferKind {
+    /// The file or directory it concerns (for STOU, the directory).
+    pub fn path(&self) -> &VirtualPath {
+        match self {
+            TransferKind::Retrieve { path, .. }
+            | TransferKind::Store { path, .. }
+            | TransferKind::List { path, .. }
+            | TransferKind::Hash { path, .. }
+            | TransferKind::Combine { target: path, .. }
+            | TransferKind::StoreUnique { dir: path, .. } => path,
+        }
+    }
+}
+
 /// How the data connection is made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DataEndpoint {
@@ -358,7 +372,10 @@ enum Pending {
     Mdtm(VirtualPath),
     Mlst(VirtualPath),
     Rnfr(VirtualPath),
-    Rnto { from: VirtualPath, to: VirtualPath },
+    Rnto {
+        from: VirtualPath,
+        to: VirtualPath,
+    },
     Mkd(VirtualPath),
     Done(VirtualPath, &'static str),
     Mfmt(VirtualPath, SystemTime),
@@ -1445,16 +1462,18 @@ impl Session {
                 ReplyCode::FileActionOk,
                 format!("Combined into {subject} ({bytes} bytes)"),
             ),
-            TransferOutcome::Hashed { digest, start, end } => match plan.as_ref().map(|p| &p.kind) {
-                Some(TransferKind::Hash { legacy: true, .. }) => {
-                    Reply::new(ReplyCode::FileActionOk, digest)
+            TransferOutcome::Hashed { digest, start, end } => {
+                match plan.as_ref().map(|p| &p.kind) {
+                    Some(TransferKind::Hash { legacy: true, .. }) => {
+                        Reply::new(ReplyCode::FileActionOk, digest)
+                    }
+                    Some(TransferKind::Hash { algorithm, .. }) => Reply::new(
+                        ReplyCode::FileStatus,
+                        format!("{} {start}-{end} {digest} {subject}", algorithm.name()),
+                    ),
+                    _ => Reply::new(ReplyCode::LocalError, "Unexpected digest"),
                 }
-                Some(TransferKind::Hash { algorithm, .. }) => Reply::new(
-                    ReplyCode::FileStatus,
-                    format!("{} {start}-{end} {digest} {subject}", algorithm.name()),
-                ),
-                _ => Reply::new(ReplyCode::LocalError, "Unexpected digest"),
-            },
+            }
             TransferOutcome::Complete { .. } => {
                 Reply::new(ReplyCode::ClosingDataConnection, "Transfer complete")
             }

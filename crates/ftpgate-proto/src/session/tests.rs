@@ -1314,7 +1314,9 @@ fn transfers_name_the_verb_that_started_them() {
         }
         assert_eq!(s.take_file_op(), None, "not over yet");
         s.handle_transfer_done(TransferOutcome::Complete { bytes: 1 });
-        let op = s.take_file_op().expect("a finished transfer is a file operation");
+        let op = s
+            .take_file_op()
+            .expect("a finished transfer is a file operation");
         assert_eq!(op.verb, verb);
     }
 }
@@ -1354,7 +1356,10 @@ fn refused_and_failed_operations_are_described() {
     s.handle_storage_result(Ok(StorageOutcome::Metadata(file_meta(1))));
     assert_eq!(s.take_file_op(), None, "RNFR that succeeds waits for RNTO");
     s.handle_line(b"RNTO b");
-    assert_eq!(code(&s.handle_storage_result(Ok(StorageOutcome::Done))), 250);
+    assert_eq!(
+        code(&s.handle_storage_result(Ok(StorageOutcome::Done))),
+        250
+    );
     let op = s.take_file_op().unwrap();
     assert_eq!(
         (op.verb, op.path, op.to),
