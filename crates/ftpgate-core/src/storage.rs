@@ -17,7 +17,7 @@ use crate::auth::User;
 
 /// A storage failure: what kind (which decides the FTP reply) and the cause (for the log).
 #[derive(Debug, thiserror::Error)]
-#[error("{kind:?}: {source}")]
+#[error("{kind}: {source}")]
 pub struct StorageError {
     /// The kind, which maps to the reply.
     pub kind: ErrorKind,

@@ -42,6 +42,26 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
+    /// What went wrong, as the reply (and the log) says it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::NotFound => "No such file or directory",
+            ErrorKind::PermissionDenied => "Permission denied",
+            ErrorKind::AlreadyExists => "File exists",
+            ErrorKind::NotADirectory => "Not a directory",
+            ErrorKind::IsADirectory => "Is a directory",
+            ErrorKind::DirectoryNotEmpty => "Directory not empty",
+            ErrorKind::InvalidName => "File name not allowed",
+            ErrorKind::InsufficientStorage => "Insufficient storage space",
+            ErrorKind::ExceededStorage => "Exceeded storage allocation",
+            ErrorKind::InvalidOffset => "Invalid REST parameter",
+            ErrorKind::Busy => "File busy, try again later",
+            ErrorKind::Transient => "Temporary storage failure, try again later",
+            ErrorKind::Unsupported => "Not supported by this storage",
+            ErrorKind::Local => "Local error in processing",
+        }
+    }
+
     /// Whether a retry may succeed (4xx) rather than not (5xx).
     pub fn is_transient(self) -> bool {
         matches!(
@@ -54,29 +74,30 @@ impl ErrorKind {
     }
 }
 
+impl std::fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// The reply for an error, with `subject` (usually the path) in the text.
 pub fn reply_for(kind: ErrorKind, subject: &str) -> Reply {
-    let (code, text) = match kind {
-        ErrorKind::NotFound => (ReplyCode::FileUnavailable, "No such file or directory"),
-        ErrorKind::PermissionDenied => (ReplyCode::FileUnavailable, "Permission denied"),
-        ErrorKind::AlreadyExists => (ReplyCode::FileUnavailable, "File exists"),
-        ErrorKind::NotADirectory => (ReplyCode::FileUnavailable, "Not a directory"),
-        ErrorKind::IsADirectory => (ReplyCode::FileUnavailable, "Is a directory"),
-        ErrorKind::DirectoryNotEmpty => (ReplyCode::FileUnavailable, "Directory not empty"),
-        ErrorKind::InvalidName => (ReplyCode::FileNameNotAllowed, "File name not allowed"),
-        ErrorKind::InsufficientStorage => {
-            (ReplyCode::InsufficientStorage, "Insufficient storage space")
-        }
-        ErrorKind::ExceededStorage => (ReplyCode::ExceededStorage, "Exceeded storage allocation"),
-        ErrorKind::InvalidOffset => (ReplyCode::InvalidRestParameter, "Invalid REST parameter"),
-        ErrorKind::Busy => (ReplyCode::FileBusy, "File busy, try again later"),
-        ErrorKind::Transient => (
-            ReplyCode::FileBusy,
-            "Temporary storage failure, try again later",
-        ),
-        ErrorKind::Unsupported => (ReplyCode::NotImplemented, "Not supported by this storage"),
-        ErrorKind::Local => (ReplyCode::LocalError, "Local error in processing"),
+    let code = match kind {
+        ErrorKind::NotFound
+        | ErrorKind::PermissionDenied
+        | ErrorKind::AlreadyExists
+        | ErrorKind::NotADirectory
+        | ErrorKind::IsADirectory
+        | ErrorKind::DirectoryNotEmpty => ReplyCode::FileUnavailable,
+        ErrorKind::InvalidName => ReplyCode::FileNameNotAllowed,
+        ErrorKind::InsufficientStorage => ReplyCode::InsufficientStorage,
+        ErrorKind::ExceededStorage => ReplyCode::ExceededStorage,
+        ErrorKind::InvalidOffset => ReplyCode::InvalidRestParameter,
+        ErrorKind::Busy | ErrorKind::Transient => ReplyCode::FileBusy,
+        ErrorKind::Unsupported => ReplyCode::NotImplemented,
+        ErrorKind::Local => ReplyCode::LocalError,
     };
+    let text = kind.as_str();
     if subject.is_empty() {
         Reply::new(code, text)
     } else {

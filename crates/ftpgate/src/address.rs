@@ -192,7 +192,7 @@ impl PassiveAddresses {
         match (found, *last) {
             (Some(ip), previous) => {
                 if previous != Some(ip) {
-                    info!(host = %name, address = %ip, previous = ?previous, "public_host resolved");
+                    info!(host = %name, address = %ip, previous = previous.map(tracing::field::display), "public_host resolved");
                 }
                 *last = Some(ip);
                 true

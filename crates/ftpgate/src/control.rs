@@ -11,13 +11,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use ftpgate_core::{ErrorKind, Storage};
+use ftpgate_core::{ErrorKind, Storage, StorageError};
 use ftpgate_proto::hostport::canonical;
 use ftpgate_proto::line::{Decoded, LineDecoder};
 use ftpgate_proto::listing::{DirEntry, format_list_line};
 use ftpgate_proto::reply_map::reply_for;
 use ftpgate_proto::session::{
-    SessionUser, StorageOp, StorageOutcome, TransferOutcome, TransferPlan,
+    FileOp, SessionUser, StorageOp, StorageOutcome, TransferOutcome, TransferPlan,
 };
 use ftpgate_proto::{Reply, ReplyCode, Session, SessionConfig, Step, TlsPolicy, VirtualPath};
 use futures_util::StreamExt;
@@ -27,7 +27,8 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use tracing::{Instrument, debug, error, info, info_span, warn};
+use tracing::field::display;
+use tracing::{Instrument, Span, debug, error, info, info_span, warn};
 
 use crate::control_socket::ControlSocket;
 use crate::data::{self, TransferContext, TransferEvent};
@@ -43,6 +44,9 @@ use crate::tls::{self, SessionTls, Stream};
 struct RunningTransfer {
     cancel: CancellationToken,
     progress: Arc<AtomicU64>,
+    began: Instant,
+    /// The name STOU chose, once the transfer has started.
+    unique_name: Option<String>,
     /// The transfer's work; `None` once it has ended (its last report may still be queued).
     work: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
 }
@@ -76,6 +80,11 @@ struct Control {
     quota: Option<Arc<Quota>>,
     /// The virtual host chosen with HOST, by name.
     host: Option<(String, Arc<VirtualHost>)>,
+    /// `login{user}`, inside the session's `session{client}` span, while a user is logged in:
+    /// every line logged for the user's commands and transfers names them.
+    login_span: Span,
+    /// The storage error behind the current command's failure, for its log line.
+    op_error: Option<StorageError>,
 }
 
 enum Wake {
@@ -164,6 +173,8 @@ pub(crate) async fn run(
             fresh_input: false,
             quota: None,
             host: None,
+            login_span: Span::none(),
+            op_error: None,
         };
         if implicit_tls {
             if let Err(e) = control.upgrade_tls(true).await {
@@ -174,7 +185,8 @@ pub(crate) async fn run(
         if let Err(e) = control.serve().await {
             debug!(error = %e, "control connection ended with an error");
         }
-        control.finish().await;
+        let span = control.login_span.clone();
+        control.finish().instrument(span).await;
         info!("disconnected");
     }
     .instrument(span)
@@ -198,78 +210,89 @@ impl Control {
         // pipelined commands takes a few more reads).
         let mut buf = vec![0u8; 1024];
         loop {
-            if self.session.wants_close() || self.close_now {
+            let span = self.login_span.clone();
+            if !self.turn(&mut buf).instrument(span).await? {
                 return Ok(());
             }
-            // Commands already received run first, in order.
-            if let Some(decoded) = self.decoder.next_line() {
-                // A command sent before the reply to the previous one (pipelined) costs a token:
-                // a flood waits its turn instead of taking the CPU. A client that waits for
-                // each reply, as FTP clients do, is paced by its own round trips and never
-                // throttled, however many small files it mirrors.
-                let pipelined = !std::mem::replace(&mut self.fresh_input, false);
-                if pipelined {
-                    if let Some(wait) = self.rate.take(std::time::Instant::now()) {
-                        tokio::time::sleep(wait).await;
-                    }
+        }
+    }
+
+    /// One command, or one wait for input, a transfer's report or a deadline, in the logged-in
+    /// user's span. `Ok(false)` ends the session.
+    async fn turn(&mut self, buf: &mut [u8]) -> io::Result<bool> {
+        if self.session.wants_close() || self.close_now {
+            return Ok(false);
+        }
+        // Commands already received run first, in order.
+        if let Some(decoded) = self.decoder.next_line() {
+            // A command sent before the reply to the previous one (pipelined) costs a token:
+            // a flood waits its turn instead of taking the CPU. A client that waits for
+            // each reply, as FTP clients do, is paced by its own round trips and never
+            // throttled, however many small files it mirrors.
+            let pipelined = !std::mem::replace(&mut self.fresh_input, false);
+            if pipelined {
+                if let Some(wait) = self.rate.take(std::time::Instant::now()) {
+                    tokio::time::sleep(wait).await;
                 }
-                self.last_activity = Instant::now();
-                if let Decoded::Line(line) = &decoded {
-                    debug!(command = %loggable(line), "command");
-                }
-                let step = self.session.handle_decoded(decoded);
-                self.perform(step).await?;
-                if !self.session.expects_passive() {
-                    self.passive = None;
-                }
-                continue;
             }
-            if self.shutting_down && self.transfer.is_none() {
-                let reply = Reply::new(
-                    ReplyCode::ServiceNotAvailable,
-                    "Server shutting down; closing connection",
-                );
-                return self.send(&[reply]).await;
+            self.last_activity = Instant::now();
+            if let Decoded::Line(line) = &decoded {
+                debug!(command = %loggable(line), "command");
             }
-            let deadline = self.deadline();
-            let wake = tokio::select! {
-                read = self.stream.read(&mut buf) => Wake::Read(read),
-                event = recv_event(&mut self.events_rx), if self.transfer.is_some() => Wake::Event(event),
-                _ = drive(&mut self.transfer) => Wake::TransferEnded,
-                _ = self.shared.graceful.cancelled(), if !self.shutting_down => Wake::Shutdown,
-                _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => Wake::Timeout,
-            };
-            match wake {
-                Wake::Read(Ok(0)) => return Ok(()),
-                Wake::Read(Ok(n)) => {
-                    self.decoder.feed(&buf[..n]);
-                    self.fresh_input = true;
+            let step = self.session.handle_decoded(decoded);
+            self.perform(step).await?;
+            if !self.session.expects_passive() {
+                self.passive = None;
+            }
+            return Ok(true);
+        }
+        if self.shutting_down && self.transfer.is_none() {
+            let reply = Reply::new(
+                ReplyCode::ServiceNotAvailable,
+                "Server shutting down; closing connection",
+            );
+            return self.send(&[reply]).await.map(|()| false);
+        }
+        let deadline = self.deadline();
+        let wake = tokio::select! {
+            read = self.stream.read(buf) => Wake::Read(read),
+            event = recv_event(&mut self.events_rx), if self.transfer.is_some() => Wake::Event(event),
+            _ = drive(&mut self.transfer) => Wake::TransferEnded,
+            _ = self.shared.graceful.cancelled(), if !self.shutting_down => Wake::Shutdown,
+            _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => Wake::Timeout,
+        };
+        match wake {
+            Wake::Read(Ok(0)) => return Ok(false),
+            Wake::Read(Ok(n)) => {
+                self.decoder.feed(&buf[..n]);
+                self.fresh_input = true;
+            }
+            Wake::Read(Err(e)) => return Err(e),
+            Wake::Event(Some(event)) => self.on_transfer_event(event).await?,
+            Wake::Event(None) => {
+                self.transfer = None;
+                self.events_rx = None;
+            }
+            Wake::TransferEnded => {
+                if let Some(transfer) = &mut self.transfer {
+                    transfer.work = None;
                 }
-                Wake::Read(Err(e)) => return Err(e),
-                Wake::Event(Some(event)) => self.on_transfer_event(event).await?,
-                Wake::Event(None) => {
-                    self.transfer = None;
-                    self.events_rx = None;
-                }
-                Wake::TransferEnded => {
-                    if let Some(transfer) = &mut self.transfer {
-                        transfer.work = None;
-                    }
-                }
-                Wake::Shutdown => self.shutting_down = true,
-                Wake::Timeout => {
-                    let text = if self.session.is_logged_in() {
-                        "Idle timeout; closing connection"
-                    } else {
-                        "Login timeout; closing connection"
-                    };
-                    info!("{}", text);
-                    return self
-                        .send(&[Reply::new(ReplyCode::ServiceNotAvailable, text)])
-                        .await;
-                }
+            }
+            Wake::Shutdown => self.shutting_down = true,
+            Wake::Timeout => {
+                let text = if self.session.is_logged_in() {
+                    "Idle timeout; closing connection"
+                } else {
+                    "Login timeout; closing connection"
+                };
+                info!("{}", text);
+                return self
+                    .send(&[Reply::new(ReplyCode::ServiceNotAvailable, text)])
+                    .await
+                    .map(|()| false);
             }
         }
+        Ok(true)
     }
 
     /// When the session times out: never during a transfer; before login, at the login
@@ -300,14 +323,21 @@ impl Control {
     async fn perform(&mut self, mut step: Step) -> io::Result<()> {
         loop {
             step = match step {
-                Step::Reply(reply) => return self.send(&[reply]).await,
+                Step::Reply(reply) => {
+                    self.log_file_op(&reply, None);
+                    return self.send(&[reply]).await;
+                }
                 Step::Nothing => return Ok(()),
                 Step::Authenticate { user, password } => {
                     let result = self.authenticate(&user, &password).await;
                     let ip = canonical(self.peer.ip());
                     if result.is_ok() {
                         self.shared.login_guard.success(ip);
-                        self.session.handle_auth_result(result)
+                        let step = self.session.handle_auth_result(result);
+                        if let Some(user) = self.session.user_name() {
+                            self.login_span = info_span!("login", user);
+                        }
+                        step
                     } else {
                         let decision = self
                             .shared
@@ -391,9 +421,10 @@ impl Control {
                 }
                 Step::Logout(reply) => {
                     self.quota = None;
-                    if let Some(user) = self.session.user_name() {
-                        info!(user, "logout");
+                    if self.session.user_name().is_some() {
+                        info!("logout");
                     }
+                    self.login_span = Span::none();
                     self.emit_logout();
                     self.storage = None;
                     self.passive = None;
@@ -416,7 +447,7 @@ impl Control {
             match self.live.hosts.get(name.as_str()) {
                 Some(current) => *host = current.clone(),
                 None => {
-                    warn!(user = ?user, host = %name, "login failed: the virtual host was removed by a reload");
+                    warn!(user, host = %name, "login failed: the virtual host was removed by a reload");
                     return Err(());
                 }
             }
@@ -428,7 +459,7 @@ impl Control {
         match auth.authenticate(user, password).await {
             Ok(found) => match storage.open(&found) {
                 Ok(storage) => {
-                    info!(user = ?found.name, "login");
+                    info!(user = found.name.as_str(), "login");
                     let (name, client) = (found.name.clone(), self.peer.ip());
                     self.shared.emit(|| Event::Login { user: name, client });
                     if let Some(tls) = &self.tls {
@@ -447,12 +478,12 @@ impl Control {
                     })
                 }
                 Err(e) => {
-                    error!(user = ?found.name, home = ?found.home, error = %e, "cannot open the user's home");
+                    error!(user = found.name.as_str(), home = found.home.as_str(), error = %e, "cannot open the user's home");
                     Err(())
                 }
             },
             Err(e) => {
-                warn!(user = ?user, reason = %e, "login failed");
+                warn!(user, reason = %e, "login failed");
                 let client = self.peer.ip();
                 self.shared.emit(|| Event::LoginFailed {
                     user: user.to_string(),
@@ -540,12 +571,12 @@ impl Control {
                 _ => {}
             }
         }
-        match (&result, &op) {
-            (Err(e), _) => debug!(op = ?op, error = %e, "storage call failed"),
-            (Ok(_), StorageOp::Metadata(_) | StorageOp::Available(_)) => {}
-            (Ok(_), op) => info!(user, client = %self.peer.ip(), op = ?op, "file operation"),
-        }
-        result.map_err(|e| e.kind)
+        // The command's log line (`log_file_op`) tells what became of it, with this error.
+        result.map_err(|e| {
+            let kind = e.kind;
+            self.op_error = Some(e);
+            kind
+        })
     }
 
     async fn start_transfer(&mut self, plan: TransferPlan) -> io::Result<()> {
@@ -589,10 +620,18 @@ impl Control {
             progress: progress.clone(),
             hash_slots: self.shared.hash_slots.clone(),
         };
+        // The transfer's own lines (storage errors, a refused upload) name its command and path.
+        let span = info_span!(
+            "transfer",
+            command = plan.verb,
+            path = plan.kind.path().as_str()
+        );
         self.transfer = Some(RunningTransfer {
             cancel,
             progress,
-            work: Some(Box::pin(data::run_transfer(plan, ctx))),
+            began: Instant::now(),
+            unique_name: None,
+            work: Some(Box::pin(data::run_transfer(plan, ctx).instrument(span))),
         });
         Ok(())
     }
@@ -601,6 +640,9 @@ impl Control {
         match event {
             TransferEvent::Started(info) => {
                 let mut replies = vec![self.session.transfer_started(&info)];
+                if let Some(transfer) = &mut self.transfer {
+                    transfer.unique_name = info.unique_name;
+                }
                 // A transfer that is over already (a small file sent whole): its final reply
                 // goes out in the same write, one segment and one wake-up for the client.
                 if let Some(Ok(TransferEvent::Done(outcome))) =
@@ -618,10 +660,69 @@ impl Control {
     }
 
     fn transfer_done(&mut self, outcome: TransferOutcome) -> Vec<Reply> {
-        self.transfer = None;
+        let transfer = self.transfer.take();
         self.events_rx = None;
         self.last_activity = Instant::now();
-        self.session.handle_transfer_done(outcome)
+        let replies = self.session.handle_transfer_done(outcome);
+        if let (Some(transfer), Some(reply)) = (transfer, replies.first()) {
+            let moved = Moved {
+                bytes: transfer.progress.load(Ordering::Relaxed),
+                took: transfer.began.elapsed(),
+                unique_name: transfer.unique_name,
+            };
+            self.log_file_op(reply, Some(moved));
+        }
+        replies
+    }
+
+    /// The one log line of a file operation that ended with `reply`: the command, its paths,
+    /// the result (`ok`, or the reply's code and text, with the storage error behind it) and,
+    /// for a transfer, the bytes moved and the time taken. The session's spans add the client
+    /// and the user. Server-side faults (4xx from the storage) are warnings.
+    fn log_file_op(&mut self, reply: &Reply, moved: Option<Moved>) {
+        let error = self.op_error.take();
+        let Some(op) = self.session.take_file_op() else {
+            return;
+        };
+        let FileOp {
+            verb,
+            mut path,
+            to,
+            mode,
+        } = op;
+        let number = reply.code.number();
+        let ok = number < 400;
+        let (bytes, secs) = match moved {
+            Some(moved) => {
+                if let Some(name) = moved.unique_name {
+                    path = path.parent().join(&name);
+                }
+                (Some(moved.bytes), Some(display(Seconds(moved.took))))
+            }
+            None => (None, None),
+        };
+        macro_rules! file_op {
+            ($level:ident) => {
+                $level!(
+                    command = verb,
+                    path = path.as_str(),
+                    to = to.as_ref().map(|p| p.as_str()),
+                    mode = mode.map(|m| display(Mode(m))),
+                    result = if ok { "ok" } else { "failed" },
+                    code = (!ok).then_some(number),
+                    reason = reply.lines.first().filter(|_| !ok).map(String::as_str),
+                    error = error.as_ref().map(|e| display(&e.source)),
+                    bytes,
+                    secs,
+                    "file operation"
+                )
+            };
+        }
+        if matches!(number, 450..=452) {
+            file_op!(warn);
+        } else {
+            file_op!(info);
+        }
     }
 
     /// STAT with a path: the listing goes over the control connection as one 213 reply,
@@ -796,5 +897,31 @@ impl Control {
         self.session.control_cleared();
         info!("control connection back in the clear (CCC)");
         Ok(())
+    }
+}
+
+/// What a transfer moved, for its log line.
+struct Moved {
+    bytes: u64,
+    took: Duration,
+    /// The name STOU chose.
+    unique_name: Option<String>,
+}
+
+/// Permission bits as `chmod` takes them: `0644`.
+struct Mode(u32);
+
+impl std::fmt::Display for Mode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:04o}", self.0)
+    }
+}
+
+/// A duration in seconds, to the millisecond: `0.012`.
+struct Seconds(Duration);
+
+impl std::fmt::Display for Seconds {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:.3}", self.0.as_secs_f64())
     }
 }

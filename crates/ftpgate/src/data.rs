@@ -24,7 +24,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
+use tracing::{debug, warn};
 
 use crate::digest::Digester;
 use crate::events::{Direction, Event, TransferRecord};
@@ -233,25 +233,8 @@ pub(crate) async fn run_transfer(plan: TransferPlan, mut ctx: TransferContext) {
     let outcome = match transfer(&plan, &mut ctx).await {
         Ok(outcome) | Err(outcome) => outcome,
     };
+    // The control task logs the transfer's line, with the reply the session gives it.
     let bytes = ctx.progress.load(Ordering::Relaxed);
-    let (verb, path) = match &plan.kind {
-        TransferKind::Retrieve { path, .. } => ("RETR", path.to_string()),
-        TransferKind::Store { path, .. } => ("STOR", path.to_string()),
-        TransferKind::StoreUnique { dir, base } => ("STOU", dir.join(base).to_string()),
-        TransferKind::List { path, .. } => ("LIST", path.to_string()),
-        TransferKind::Hash { path, .. } => ("HASH", path.to_string()),
-        TransferKind::Combine { target, .. } => ("COMB", target.to_string()),
-    };
-    info!(
-        user = %ctx.user,
-        client = %ctx.peer_ip,
-        command = verb,
-        path = ?path,
-        bytes,
-        duration_ms = began.elapsed().as_millis() as u64,
-        result = ?outcome,
-        "transfer"
-    );
     let direction = match &plan.kind {
         TransferKind::Retrieve { .. } => Some(Direction::Download),
         TransferKind::Store { .. } | TransferKind::StoreUnique { .. } => Some(Direction::Upload),

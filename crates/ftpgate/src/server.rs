@@ -99,7 +99,7 @@ impl Shared {
         let used = match storage.used_bytes().await {
             Ok(used) => used,
             Err(e) => {
-                warn!(user = ?user.name, error = %e, "cannot measure usage; counting the quota from zero");
+                warn!(user = user.name.as_str(), error = %e, "cannot measure usage; counting the quota from zero");
                 0
             }
         };

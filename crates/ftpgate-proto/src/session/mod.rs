@@ -215,6 +215,20 @@ pub enum TransferKind {
     },
 }
 
+impl TransferKind {
+    /// The file or directory it concerns (for STOU, the directory).
+    pub fn path(&self) -> &VirtualPath {
+        match self {
+            TransferKind::Retrieve { path, .. }
+            | TransferKind::Store { path, .. }
+            | TransferKind::List { path, .. }
+            | TransferKind::Hash { path, .. }
+            | TransferKind::Combine { target: path, .. }
+            | TransferKind::StoreUnique { dir: path, .. } => path,
+        }
+    }
+}
+
 /// How the data connection is made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DataEndpoint {
@@ -229,6 +243,8 @@ pub enum DataEndpoint {
 /// A transfer to run: everything the engine needs, decided by the session.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TransferPlan {
+    /// The command that asked for it (`NLST`, `MLSD`, `APPE`…), for the log.
+    pub verb: &'static str,
     /// What moves.
     pub kind: TransferKind,
     /// TYPE A: convert line endings.
@@ -325,6 +341,22 @@ pub struct StartInfo {
     pub unique_name: Option<String>,
 }
 
+/// A file operation that has ended (done, failed or refused), described for the engine's log:
+/// the command, what it concerned, and the mode it set. Its reply says how it ended. Taken with
+/// [`Session::take_file_op`] once the command's final reply is known.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileOp {
+    /// The command: `STOR`, `NLST`, `SITE CHMOD`…
+    pub verb: &'static str,
+    /// The path it concerned (for a rename the old name, for SITE SYMLINK the link, for STOU
+    /// the directory and the name the client asked for).
+    pub path: VirtualPath,
+    /// The new name, for RNTO.
+    pub to: Option<VirtualPath>,
+    /// The permission bits SITE CHMOD or MFF set.
+    pub mode: Option<u32>,
+}
+
 /// What the engine should do next.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Step {
@@ -384,7 +416,10 @@ enum Pending {
     Mdtm(VirtualPath),
     Mlst(VirtualPath),
     Rnfr(VirtualPath),
-    Rnto(VirtualPath),
+    Rnto {
+        from: VirtualPath,
+        to: VirtualPath,
+    },
     Mkd(VirtualPath),
     Done(VirtualPath, &'static str),
     Mfmt(VirtualPath, SystemTime),
@@ -435,6 +470,11 @@ pub struct Session {
     hash_range: Option<(u64, u64)>,
     /// MODE Z.
     compressed: bool,
+    /// The command being handled and the mode it sets, for [`FileOp`].
+    verb: &'static str,
+    mode: Option<u32>,
+    /// The file operation that has just ended, until the engine takes it.
+    file_op: Option<FileOp>,
 }
 
 fn reply(code: ReplyCode, text: impl Into<String>) -> Step {
@@ -470,7 +510,33 @@ impl Session {
             hash_algorithm: HashAlgorithm::Sha256,
             hash_range: None,
             compressed: false,
+            verb: "",
+            mode: None,
+            file_op: None,
         }
+    }
+
+    /// The file operation that has ended with the reply just returned (a transfer's, a storage
+    /// call's, or a refusal), for the log; `None` after commands that are not file operations.
+    pub fn take_file_op(&mut self) -> Option<FileOp> {
+        self.file_op.take()
+    }
+
+    /// Notes that the current command's file operation on `path` has ended.
+    fn ended(&mut self, path: VirtualPath, to: Option<VirtualPath>) {
+        self.file_op = Some(FileOp {
+            verb: self.verb,
+            path,
+            to,
+            mode: self.mode,
+        });
+    }
+
+    /// Refuses the current command on `path`: the user's permissions do not allow it.
+    fn refuse(&mut self, path: VirtualPath) -> Step {
+        let reply = reply_for(ErrorKind::PermissionDenied, path.as_str());
+        self.ended(path, None);
+        Step::Reply(reply)
     }
 
     /// The control connection is now TLS. On an implicit FTPS listener data connections are
@@ -586,6 +652,11 @@ impl Session {
                 ReplyCode::NotLoggedIn,
                 "Please log in with USER and PASS first",
             );
+        }
+        if self.transfer.is_none() {
+            self.verb = spec.verb;
+            self.mode = None;
+            self.file_op = None;
         }
         // RFC 959: RNTO must immediately follow RNFR.
         let rename_from = self.rename_from.take();
@@ -868,6 +939,7 @@ impl Session {
     /// abortable, visible to STAT; a data connection set up before it stays for later.
     fn start_job(&mut self, kind: TransferKind) -> Step {
         let plan = TransferPlan {
+            verb: self.verb,
             kind,
             ascii: false,
             data: DataEndpoint::None,
@@ -894,7 +966,7 @@ impl Session {
             if !self.permits(Some(Perm::Retrieve), &path)
                 || !self.permits(Some(Perm::Delete), &path)
             {
-                return Step::Reply(reply_for(ErrorKind::PermissionDenied, path.as_str()));
+                return self.refuse(path);
             }
             resolved.push(path);
         }
@@ -931,7 +1003,11 @@ impl Session {
                 "This storage cannot set those facts",
             );
         }
+        self.mode = mode;
         if let Some(Err(step)) = mode.map(permission_bits_only) {
+            if let Ok(path) = self.cwd.resolve(arg) {
+                self.ended(path, None);
+            }
             return step;
         }
         let mut facts = String::new();
@@ -946,7 +1022,7 @@ impl Session {
             Err(step) => return step,
         };
         if mode.is_some() && !self.permits(Some(Perm::Chmod), &path) {
-            return Step::Reply(reply_for(ErrorKind::PermissionDenied, path.as_str()));
+            return self.refuse(path);
         }
         match (modify, mode) {
             (Some(time), _) => {
@@ -1004,7 +1080,7 @@ impl Session {
         then: impl FnOnce(&Self, VirtualPath) -> (Pending, StorageOp),
     ) -> Step {
         if !self.permits(spec.perm, &path) {
-            return Step::Reply(reply_for(ErrorKind::PermissionDenied, path.as_str()));
+            return self.refuse(path);
         }
         let (pending, op) = then(self, path);
         self.pending = pending;
@@ -1235,6 +1311,7 @@ impl Session {
         self.data = DataSetup::None;
         let protected = self.protection == Protection::Private;
         let plan = TransferPlan {
+            verb: self.verb,
             kind,
             ascii: self.transfer_type == TransferType::Ascii,
             data,
@@ -1257,16 +1334,17 @@ impl Session {
         Ok(offset)
     }
 
-    fn resolve_checked(&self, spec: &'static CommandSpec, arg: &str) -> Result<VirtualPath, Step> {
+    fn resolve_checked(
+        &mut self,
+        spec: &'static CommandSpec,
+        arg: &str,
+    ) -> Result<VirtualPath, Step> {
         let path = self
             .cwd
             .resolve(arg)
             .map_err(|e| reply(ReplyCode::ArgumentSyntaxError, e.to_string()))?;
         if !self.permits(spec.perm, &path) {
-            return Err(Step::Reply(reply_for(
-                ErrorKind::PermissionDenied,
-                path.as_str(),
-            )));
+            return Err(self.refuse(path));
         }
         Ok(path)
     }
@@ -1295,14 +1373,16 @@ impl Session {
             Err(step) => return step,
         };
         if path.is_root() {
-            return Step::Reply(reply_for(ErrorKind::IsADirectory, path.as_str()));
+            let reply = reply_for(ErrorKind::IsADirectory, path.as_str());
+            self.ended(path, None);
+            return Step::Reply(reply);
         }
         let start = match offset {
             0 if append => WriteStart::Append,
             0 => WriteStart::Truncate,
             n => {
                 if !self.permits(Some(Perm::Append), &path) {
-                    return Step::Reply(reply_for(ErrorKind::PermissionDenied, path.as_str()));
+                    return self.refuse(path);
                 }
                 WriteStart::At(n)
             }
@@ -1324,7 +1404,7 @@ impl Session {
             None => (self.cwd.clone(), "file".to_string()),
         };
         if !self.permits(spec.perm, &dir.join(&base)) {
-            return Step::Reply(reply_for(ErrorKind::PermissionDenied, dir.as_str()));
+            return self.refuse(dir.join(&base));
         }
         self.start_transfer(TransferKind::StoreUnique { dir, base })
     }
@@ -1426,16 +1506,18 @@ impl Session {
                 ReplyCode::FileActionOk,
                 format!("Combined into {subject} ({bytes} bytes)"),
             ),
-            TransferOutcome::Hashed { digest, start, end } => match plan.map(|p| p.kind) {
-                Some(TransferKind::Hash { legacy: true, .. }) => {
-                    Reply::new(ReplyCode::FileActionOk, digest)
+            TransferOutcome::Hashed { digest, start, end } => {
+                match plan.as_ref().map(|p| &p.kind) {
+                    Some(TransferKind::Hash { legacy: true, .. }) => {
+                        Reply::new(ReplyCode::FileActionOk, digest)
+                    }
+                    Some(TransferKind::Hash { algorithm, .. }) => Reply::new(
+                        ReplyCode::FileStatus,
+                        format!("{} {start}-{end} {digest} {subject}", algorithm.name()),
+                    ),
+                    _ => Reply::new(ReplyCode::LocalError, "Unexpected digest"),
                 }
-                Some(TransferKind::Hash { algorithm, .. }) => Reply::new(
-                    ReplyCode::FileStatus,
-                    format!("{} {start}-{end} {digest} {subject}", algorithm.name()),
-                ),
-                _ => Reply::new(ReplyCode::LocalError, "Unexpected digest"),
-            },
+            }
             TransferOutcome::Complete { .. } => {
                 Reply::new(ReplyCode::ClosingDataConnection, "Transfer complete")
             }
@@ -1462,6 +1544,17 @@ impl Session {
                 "TLS session of the data connection must resume the control connection's session",
             ),
         }];
+        if let Some(plan) = plan {
+            self.verb = plan.verb;
+            match plan.kind {
+                TransferKind::Retrieve { path, .. }
+                | TransferKind::Store { path, .. }
+                | TransferKind::List { path, .. }
+                | TransferKind::Combine { target: path, .. } => self.ended(path, None),
+                TransferKind::StoreUnique { dir, base } => self.ended(dir.join(&base), None),
+                TransferKind::Hash { .. } => {}
+            }
+        }
         if std::mem::take(&mut self.abort_requested) {
             replies.push(Reply::new(
                 ReplyCode::ClosingDataConnection,
@@ -1492,10 +1585,27 @@ impl Session {
         let pending = std::mem::replace(&mut self.pending, Pending::None);
         let meta = match result {
             Err(kind) => {
-                return Step::Reply(reply_for(
+                let reply = reply_for(
                     kind,
                     pending_path(&pending).map(|p| p.as_str()).unwrap_or(""),
-                ));
+                );
+                match pending {
+                    Pending::Rnfr(path)
+                    | Pending::Mkd(path)
+                    | Pending::Done(path, _)
+                    | Pending::Mfmt(path, _)
+                    | Pending::Ok(path, _)
+                    | Pending::Mff { path, .. } => self.ended(path, None),
+                    Pending::Rnto { from, to } => self.ended(from, Some(to)),
+                    Pending::None
+                    | Pending::Cwd(_)
+                    | Pending::Size(_)
+                    | Pending::Mdtm(_)
+                    | Pending::Mlst(_)
+                    | Pending::Avbl(_)
+                    | Pending::Allo(..) => {}
+                }
+                return Step::Reply(reply);
             }
             Ok(StorageOutcome::Metadata(meta)) => Some(meta),
             Ok(StorageOutcome::Available(bytes)) => {
@@ -1553,19 +1663,35 @@ impl Session {
                 self.rename_from = Some(path);
                 reply(ReplyCode::PendingFurtherInformation, "Ready for RNTO")
             }
-            (Pending::Rnto(path), _) => {
-                reply(ReplyCode::FileActionOk, format!("Renamed to {path}"))
+            (Pending::Rnto { from, to }, _) => {
+                let step = reply(ReplyCode::FileActionOk, format!("Renamed to {to}"));
+                self.ended(from, Some(to));
+                step
             }
-            (Pending::Mkd(path), _) => reply(
-                ReplyCode::PathCreated,
-                format!("{} created", quote_for_257(path.as_str())),
-            ),
-            (Pending::Done(_, text), _) => reply(ReplyCode::FileActionOk, text),
-            (Pending::Mfmt(path, time), _) => reply(
-                ReplyCode::FileStatus,
-                format!("Modify={}; {}", format_timeval(time), path),
-            ),
-            (Pending::Ok(_, text), _) => reply(ReplyCode::CommandOk, text),
+            (Pending::Mkd(path), _) => {
+                let step = reply(
+                    ReplyCode::PathCreated,
+                    format!("{} created", quote_for_257(path.as_str())),
+                );
+                self.ended(path, None);
+                step
+            }
+            (Pending::Done(path, text), _) => {
+                self.ended(path, None);
+                reply(ReplyCode::FileActionOk, text)
+            }
+            (Pending::Mfmt(path, time), _) => {
+                let step = reply(
+                    ReplyCode::FileStatus,
+                    format!("Modify={}; {}", format_timeval(time), path),
+                );
+                self.ended(path, None);
+                step
+            }
+            (Pending::Ok(path, text), _) => {
+                self.ended(path, None);
+                reply(ReplyCode::CommandOk, text)
+            }
             (
                 Pending::Mff {
                     path,
@@ -1582,7 +1708,9 @@ impl Session {
                 Step::Storage(StorageOp::SetMode { path, mode })
             }
             (Pending::Mff { path, facts, .. }, _) => {
-                reply(ReplyCode::FileStatus, format!("{facts} {path}"))
+                let step = reply(ReplyCode::FileStatus, format!("{facts} {path}"));
+                self.ended(path, None);
+                step
             }
             (_, _) => reply(ReplyCode::LocalError, "Unexpected storage result"),
         }
@@ -1594,7 +1722,7 @@ impl Session {
             Err(step) => return step,
         };
         if path.is_root() {
-            return Step::Reply(reply_for(ErrorKind::PermissionDenied, path.as_str()));
+            return self.refuse(path);
         }
         self.pending = Pending::Done(path.clone(), "Directory removed");
         Step::Storage(StorageOp::RemoveDir(path))
@@ -1609,9 +1737,13 @@ impl Session {
             Err(step) => return step,
         };
         if from.is_root() || to.is_root() {
+            self.ended(from, Some(to));
             return Step::Reply(reply_for(ErrorKind::PermissionDenied, "/"));
         }
-        self.pending = Pending::Rnto(to.clone());
+        self.pending = Pending::Rnto {
+            from: from.clone(),
+            to: to.clone(),
+        };
         Step::Storage(StorageOp::Rename { from, to })
     }
 
@@ -1836,7 +1968,16 @@ impl Session {
                 format!("SITE {what} is not supported by this storage"),
             )
         };
-        match sub.to_ascii_uppercase().as_str() {
+        let sub = sub.to_ascii_uppercase();
+        self.verb = match sub.as_str() {
+            "CHMOD" => "SITE CHMOD",
+            "UTIME" => "SITE UTIME",
+            "MKDIR" => "SITE MKDIR",
+            "RMDIR" => "SITE RMDIR",
+            "SYMLINK" => "SITE SYMLINK",
+            _ => "SITE",
+        };
+        match sub.as_str() {
             "HELP" => Step::Reply(Reply::multiline(
                 ReplyCode::HelpMessage,
                 "The following SITE commands are recognized:",
@@ -1861,7 +2002,11 @@ impl Session {
                 let Some(mode) = u32::from_str_radix(mode, 8).ok().filter(|m| *m <= 0o7777) else {
                     return reply(ReplyCode::ArgumentSyntaxError, "Bad mode, expected octal");
                 };
+                self.mode = Some(mode);
                 if let Err(step) = permission_bits_only(mode) {
+                    if let Ok(path) = self.cwd.resolve(name) {
+                        self.ended(path, None);
+                    }
                     return step;
                 }
                 if !caps.set_mode {
@@ -1905,8 +2050,8 @@ impl Session {
                 (Pending::Mkd(path.clone()), StorageOp::MakeDir(path))
             }),
             "RMDIR" => {
-                if self.cwd.resolve(rest).is_ok_and(|p| p.is_root()) {
-                    return Step::Reply(reply_for(ErrorKind::PermissionDenied, "/"));
+                if let Some(root) = self.cwd.resolve(rest).ok().filter(|p| p.is_root()) {
+                    return self.refuse(root);
                 }
                 self.site_op(Perm::Delete, rest, |path| {
                     (
@@ -1925,12 +2070,7 @@ impl Session {
                 // Both ends are paths inside the user's root, so the link cannot lead out.
                 let target = match self.cwd.resolve(target) {
                     Ok(target) if self.permits(Some(Perm::Retrieve), &target) => target,
-                    Ok(target) => {
-                        return Step::Reply(reply_for(
-                            ErrorKind::PermissionDenied,
-                            target.as_str(),
-                        ));
-                    }
+                    Ok(target) => return self.refuse(target),
                     Err(e) => return reply(ReplyCode::ArgumentSyntaxError, e.to_string()),
                 };
                 self.site_op(Perm::Store, link, |link| {
@@ -1959,7 +2099,7 @@ impl Session {
             Err(e) => return reply(ReplyCode::ArgumentSyntaxError, e.to_string()),
         };
         if !self.permits(Some(perm), &path) {
-            return Step::Reply(reply_for(ErrorKind::PermissionDenied, path.as_str()));
+            return self.refuse(path);
         }
         let (pending, op) = then(path);
         self.pending = pending;
@@ -2033,7 +2173,7 @@ fn pending_path(pending: &Pending) -> Option<&VirtualPath> {
         | Pending::Mdtm(p)
         | Pending::Mlst(p)
         | Pending::Rnfr(p)
-        | Pending::Rnto(p)
+        | Pending::Rnto { to: p, .. }
         | Pending::Mkd(p)
         | Pending::Done(p, _)
         | Pending::Mfmt(p, _)

@@ -379,6 +379,7 @@ fn retr_uses_the_rest_offset_once() {
     assert_eq!(
         step,
         Step::Transfer(TransferPlan {
+            verb: "RETR",
             kind: TransferKind::Retrieve {
                 path: VirtualPath::parse_absolute("/f").unwrap(),
                 offset: 100
@@ -408,6 +409,7 @@ fn retr_uses_the_rest_offset_once() {
     assert!(matches!(
         s.handle_line(b"RETR f"),
         Step::Transfer(TransferPlan {
+            verb: "RETR",
             kind: TransferKind::Retrieve { offset: 0, .. },
             ..
         })
@@ -429,6 +431,7 @@ fn stor_appe_and_resume() {
     assert!(matches!(
         s.handle_line(b"STOR a"),
         Step::Transfer(TransferPlan {
+            verb: "STOR",
             kind: TransferKind::Store {
                 start: WriteStart::Truncate,
                 ..
@@ -441,6 +444,7 @@ fn stor_appe_and_resume() {
     assert!(matches!(
         s.handle_line(b"APPE a"),
         Step::Transfer(TransferPlan {
+            verb: "APPE",
             kind: TransferKind::Store {
                 start: WriteStart::Append,
                 ..
@@ -454,6 +458,7 @@ fn stor_appe_and_resume() {
     assert!(matches!(
         s.handle_line(b"STOR a"),
         Step::Transfer(TransferPlan {
+            verb: "STOR",
             kind: TransferKind::Store {
                 start: WriteStart::At(7),
                 ..
@@ -1287,4 +1292,81 @@ fn a_host_banner_of_several_lines_is_a_multi_line_220() {
         panic!("expected a reply")
     };
     assert_eq!(reply.encode(), b"220-Welcome to b\r\n220 Second line\r\n");
+}
+
+fn vpath(p: &str) -> VirtualPath {
+    VirtualPath::parse_absolute(p).unwrap()
+}
+
+#[test]
+fn transfers_name_the_verb_that_started_them() {
+    let mut s = logged_in();
+    for (line, verb) in [
+        (&b"NLST"[..], "NLST"),
+        (b"MLSD", "MLSD"),
+        (b"LIST -a", "LIST"),
+        (b"APPE f", "APPE"),
+    ] {
+        passive(&mut s);
+        match s.handle_line(line) {
+            Step::Transfer(plan) => assert_eq!(plan.verb, verb),
+            other => panic!("{verb}: {other:?}"),
+        }
+        assert_eq!(s.take_file_op(), None, "not over yet");
+        s.handle_transfer_done(TransferOutcome::Complete { bytes: 1 });
+        let op = s
+            .take_file_op()
+            .expect("a finished transfer is a file operation");
+        assert_eq!(op.verb, verb);
+    }
+}
+
+#[test]
+fn refused_and_failed_operations_are_described() {
+    let mut s = logged_in_with(PermissionMap::uniform(Permissions::parse("elr").unwrap()));
+    passive(&mut s);
+    assert_eq!(code(&s.handle_line(b"STOR up.txt")), 550);
+    assert_eq!(
+        s.take_file_op(),
+        Some(FileOp {
+            verb: "STOR",
+            path: vpath("/up.txt"),
+            to: None,
+            mode: None,
+        })
+    );
+    assert_eq!(code(&s.handle_line(b"SITE CHMOD 644 f")), 550);
+    let op = s.take_file_op().unwrap();
+    assert_eq!((op.verb, op.mode), ("SITE CHMOD", Some(0o644)));
+
+    let mut s = logged_in();
+    assert!(matches!(
+        s.handle_line(b"DELE gone"),
+        Step::Storage(StorageOp::Delete(_))
+    ));
+    assert_eq!(s.take_file_op(), None, "not over yet");
+    assert_eq!(
+        code(&s.handle_storage_result(Err(ErrorKind::NotFound))),
+        550
+    );
+    let op = s.take_file_op().unwrap();
+    assert_eq!((op.verb, op.path), ("DELE", vpath("/gone")));
+
+    s.handle_line(b"RNFR a");
+    s.handle_storage_result(Ok(StorageOutcome::Metadata(file_meta(1))));
+    assert_eq!(s.take_file_op(), None, "RNFR that succeeds waits for RNTO");
+    s.handle_line(b"RNTO b");
+    assert_eq!(
+        code(&s.handle_storage_result(Ok(StorageOutcome::Done))),
+        250
+    );
+    let op = s.take_file_op().unwrap();
+    assert_eq!(
+        (op.verb, op.path, op.to),
+        ("RNTO", vpath("/a"), Some(vpath("/b")))
+    );
+
+    s.handle_line(b"SIZE missing");
+    s.handle_storage_result(Err(ErrorKind::NotFound));
+    assert_eq!(s.take_file_op(), None, "SIZE is not a file operation");
 }
