@@ -566,3 +566,27 @@ fn every_fact_feat_offers_is_in_every_entry_on_s3() {
     let listing = String::from_utf8(listing).unwrap();
     assert!(listing.contains(&format!("unique={dir}; dir")), "{listing}");
 }
+
+#[test]
+fn site_chmod_is_refused_or_accepted_and_ignored_as_configured() {
+    let prefix = garage::unique_prefix("chmod");
+    // The default: objects keep no permission bits, so SITE CHMOD is refused.
+    let s = start(false, &prefix, |_| {});
+    let mut raw = s.raw();
+    assert_eq!(raw.upload("STOR f.txt", b"abc"), 226);
+    assert_eq!(raw.code("SITE CHMOD 644 f.txt"), 502);
+    // Accepted and ignored: 200 for an existing file, 550 for a missing one, setuid refused.
+    let s = start(false, &prefix, |options| {
+        let factory = ObjectStorageFactory::s3(s3_config(false))
+            .unwrap()
+            .ignore_set_mode(true);
+        options.storage = Some((Arc::new(factory), prefix.clone()));
+    });
+    let mut raw = s.raw();
+    assert_eq!(raw.code("SITE CHMOD 644 f.txt"), 200);
+    assert_eq!(raw.code("SITE CHMOD 644 missing.txt"), 550);
+    assert_eq!(raw.code("SITE CHMOD 4755 f.txt"), 550);
+    assert_eq!(s.object("/f.txt").as_deref(), Some(&b"abc"[..]));
+    let (_, feat) = raw.cmd("FEAT");
+    assert!(!feat.contains("UNIX.mode"), "{feat}");
+}
