@@ -389,7 +389,10 @@ fn serve(args: ServeArgs) -> Result<()> {
         " (FTP)"
     };
 
-    let started = std::time::SystemTime::now();
+    // Upload files older than this are leftovers of an earlier run. File systems stamp files
+    // with a coarse clock (up to a scheduler tick behind `SystemTime::now`), so the start is
+    // taken a little early: a file made just after the start is never taken for a leftover.
+    let started = std::time::SystemTime::now() - std::time::Duration::from_millis(50);
     let homes = std::mem::take(&mut settings.homes);
     let run_as = file.server.run_as.clone();
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use ftpgate::ServerConfig;
 use ftpgate_auth_file::{FileAuthenticator, UserEntry};
+use ftpgate_core::VirtualPath;
 use tracing::{info, warn};
 
 use crate::config::{self, ConfigFile, StorageKind, UserSection, log_filter};
@@ -74,8 +75,20 @@ impl Settings {
             create_default,
         );
         if let Some(extra) = extra_user {
+            let owner = format!("user {:?}", extra.name);
             users.retain(|u| u.name != extra.name);
-            homes.retain(|h| h.owner != format!("user {:?}", extra.name));
+            homes.retain(|h| h.owner != owner);
+            if !file.storage.kind.home_is_remote(&extra.home) {
+                // Made by the quick start already; listed for the write check and the
+                // cleanup of interrupted uploads.
+                let letters = extra.permissions.at(&VirtualPath::root()).to_string();
+                homes.push(LocalHome {
+                    owner,
+                    path: PathBuf::from(&extra.home),
+                    create: true,
+                    writes: writes(&letters, &[]),
+                });
+            }
             users.push(extra.clone());
         }
         let anonymous = config::anonymous_entry_of("anonymous", file.anonymous.as_ref())?;
