@@ -10,7 +10,7 @@ mod storage;
 mod tls;
 
 use std::io::{BufRead, IsTerminal};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -24,7 +24,7 @@ use rand::Rng;
 use rand::distributions::Alphanumeric;
 use tracing::{error, info, warn};
 
-use crate::config::{ConfigFile, log_filter, parse_listen, parse_port_range};
+use crate::config::{ConfigFile, S3Section, log_filter, parse_listen, parse_port_range};
 use crate::settings::{Settings, create_homes, warn_unwritable_homes};
 
 /// An FTP server for local disks, with per-user homes and permissions.
@@ -130,15 +130,13 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Serve(args) => serve(*args),
-        Command::CheckConfig { file } => {
-            let config = ConfigFile::load(&file)?;
-            let warnings = config
-                .check()
-                .with_context(|| format!("invalid config {}", file.display()))?;
-            for warning in &warnings {
+        Command::CheckConfig { file: path } => {
+            let file = ConfigFile::load(&path)?;
+            let settings = build_settings(Some(&path), &file, None)?;
+            for warning in &settings.warnings {
                 eprintln!("warning: {warning}");
             }
-            println!("{}: OK ({} users)", file.display(), config.users.len());
+            println!("{}: OK ({} users)", path.display(), file.users.len());
             Ok(())
         }
         Command::HashPassword { password } => {
@@ -162,14 +160,28 @@ fn run(cli: Cli) -> Result<()> {
     }
 }
 
-/// Logs to standard error with `level` (see [`config::log_filter`]); RUST_LOG, when set,
+/// The settings of `file` (read from `path`, if any; `quick`'s user added), built and checked
+/// by [`Settings::build`] for every command alike; errors name the file.
+fn build_settings(
+    path: Option<&Path>,
+    file: &ConfigFile,
+    quick: Option<&QuickStart>,
+) -> Result<Settings> {
+    let settings = Settings::build(file, quick.map(|q| &q.user));
+    match path {
+        Some(path) => settings.with_context(|| format!("invalid config {}", path.display())),
+        None => settings,
+    }
+}
+
+/// Logs to standard error through `filter` (the config's `log.level`); RUST_LOG, when set,
 /// replaces it.
-fn init_logging(level: &str) -> Result<()> {
+fn init_logging(filter: tracing_subscriber::EnvFilter) -> Result<()> {
     let filter = match std::env::var("RUST_LOG") {
         Ok(env) if !env.is_empty() => {
             tracing_subscriber::EnvFilter::try_new(env).context("RUST_LOG")?
         }
-        _ => log_filter(level)?,
+        _ => filter,
     };
     tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -228,7 +240,10 @@ fn apply_flags(args: &ServeArgs, quick: Option<&QuickStart>, file: &mut ConfigFi
 struct QuickStart {
     user: UserEntry,
     /// The `[storage.s3]` an `s3://` root needs.
-    s3: Option<config::S3Section>,
+    s3: Option<S3Section>,
+    /// What to print once the settings are known to be good: the home, and the password if
+    /// it was generated.
+    announcement: Vec<String>,
 }
 
 impl QuickStart {
@@ -250,22 +265,11 @@ impl QuickStart {
             let Some(endpoint) = endpoint else {
                 bail!("--root {root} needs --s3-endpoint (or a [storage.s3] section)");
             };
-            let mut s3 = file.storage.s3.clone().unwrap_or(config::S3Section {
-                endpoint: endpoint.clone(),
-                region: "us-east-1".to_string(),
-                bucket: bucket.to_string(),
-                prefix: String::new(),
-                access_key: None,
-                secret_key: None,
-                session_token: None,
-                path_style: true,
-                part_size: None,
-                parts_in_flight: 4,
-                request_timeout_secs: 300,
-                retries: 3,
-                max_rename_objects: 10_000,
-                abandoned_upload_age_secs: 7 * 24 * 3600,
-            });
+            let mut s3 = file
+                .storage
+                .s3
+                .clone()
+                .unwrap_or_else(|| S3Section::new(endpoint.clone(), bucket.to_string()));
             s3.endpoint = endpoint;
             s3.bucket = bucket.to_string();
             if let Some(region) = &args.s3_region {
@@ -300,13 +304,16 @@ impl QuickStart {
                 true,
             ),
         };
-        println!("ftpgate: serving {home} as user {name:?} ({permissions})");
-        if generated {
-            println!("ftpgate: password for {name:?}: {password}");
-        } else {
-            println!("ftpgate: password for {name:?} as given");
-        }
+        let announcement = vec![
+            format!("ftpgate: serving {home} as user {name:?} ({permissions})"),
+            if generated {
+                format!("ftpgate: password for {name:?}: {password}")
+            } else {
+                format!("ftpgate: password for {name:?} as given")
+            },
+        ];
         Ok(Some(QuickStart {
+            announcement,
             user: UserEntry {
                 name,
                 password_hash: hash_password(&password),
@@ -349,22 +356,19 @@ fn serve(args: ServeArgs) -> Result<()> {
         None => ConfigFile::default(),
     };
     apply_flags(&args, None, &mut file)?;
-    init_logging(&file.log.level).context("log.level")?;
     let quick = QuickStart::from_flags(&args, &file)?;
     apply_flags(&args, quick.as_ref(), &mut file)?;
-    let mut settings = Settings::build(&file, quick.as_ref().map(|q| &q.user))?;
+    let mut settings = build_settings(args.config.as_deref(), &file, quick.as_ref())?;
+    init_logging(std::mem::take(&mut settings.log_filter))?;
+    for line in quick.iter().flat_map(|q| &q.announcement) {
+        println!("{line}");
+    }
     for warning in &settings.warnings {
         warn!("{warning}");
     }
     create_homes(&settings.homes)?;
 
-    let mut names = vec![
-        "localhost".to_string(),
-        "127.0.0.1".to_string(),
-        "::1".to_string(),
-    ];
-    names.extend(settings.server.public_host.clone());
-    let tls = file.tls.build(names)?;
+    let tls = settings.tls.take();
     let certs = tls.as_ref().map(|t| t.certs.clone());
     if let Some(tls) = tls {
         let kind = if tls.self_signed {
@@ -385,7 +389,10 @@ fn serve(args: ServeArgs) -> Result<()> {
         " (FTP)"
     };
 
-    let started = std::time::SystemTime::now();
+    // Upload files older than this are leftovers of an earlier run. File systems stamp files
+    // with a coarse clock (up to a scheduler tick behind `SystemTime::now`), so the start is
+    // taken a little early: a file made just after the start is never taken for a leftover.
+    let started = std::time::SystemTime::now() - std::time::Duration::from_millis(50);
     let homes = std::mem::take(&mut settings.homes);
     let run_as = file.server.run_as.clone();
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -466,8 +473,7 @@ impl Reloader {
         };
         let mut file = ConfigFile::load(path)?;
         apply_flags(&self.args, self.quick.as_ref(), &mut file)?;
-        let mut settings = Settings::build(&file, self.quick.as_ref().map(|q| &q.user))?;
-        file.tls.check()?;
+        let mut settings = build_settings(Some(path), &file, self.quick.as_ref())?;
         create_homes(&settings.homes)?;
         for warning in &settings.warnings {
             warn!("{warning}");

@@ -1,16 +1,20 @@
 //! From a config file (with the command line's overrides applied) to what the engine runs.
-//! [`Settings::build`] is the one place a config is checked: `serve`, `check-config` and the
-//! SIGHUP reload all go through it, so they accept and refuse the same files.
+//! [`Settings::build`] is the one place a config is checked and built: `serve`, `check-config`
+//! and the SIGHUP reload all go through it, so they accept and refuse the same files. It checks
+//! each section (through [`crate::config`]), the rules that join sections, and builds the
+//! storage ([`crate::storage`]) and TLS ([`crate::tls`]) the sections describe.
 
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use ftpgate::ServerConfig;
 use ftpgate_auth_file::{FileAuthenticator, UserEntry};
+use ftpgate_core::VirtualPath;
 use tracing::{info, warn};
 
 use crate::config::{self, ConfigFile, StorageKind, UserSection, log_filter};
 use crate::storage::Backends;
+use crate::tls::TlsSetup;
 
 /// A home on the local disk, as the server will use it.
 pub(crate) struct LocalHome {
@@ -31,11 +35,15 @@ pub(crate) struct HostSettings {
     pub(crate) banner: String,
 }
 
-/// Everything a config file sets that the engine runs with, checked (TLS apart: see
-/// [`config::TlsSection::build`]).
+/// Everything a config file sets that the daemon runs with, checked.
 pub(crate) struct Settings {
-    /// The engine's settings (listen addresses included; no TLS yet).
+    /// The engine's settings (listen addresses included; TLS is in [`tls`](Self::tls) until
+    /// the server starts).
     pub(crate) server: ServerConfig,
+    /// FTPS, if configured (certificate loaded or made).
+    pub(crate) tls: Option<TlsSetup>,
+    /// The filter of `log.level`.
+    pub(crate) log_filter: tracing_subscriber::EnvFilter,
     pub(crate) auth: FileAuthenticator,
     pub(crate) backends: Backends,
     pub(crate) hosts: Vec<HostSettings>,
@@ -47,9 +55,10 @@ pub(crate) struct Settings {
 impl Settings {
     /// Checks `file` whole and builds the users, storage and settings it describes;
     /// `extra_user` (the quick-start user of the command line) replaces a user of that name.
-    /// Makes no request and changes nothing on disk.
+    /// Makes no network request and changes nothing on disk (a self-signed certificate is
+    /// made in memory).
     pub(crate) fn build(file: &ConfigFile, extra_user: Option<&UserEntry>) -> Result<Settings> {
-        log_filter(&file.log.level).context("log.level")?;
+        let log_filter = log_filter(&file.log.level).context("log.level")?;
         let mut server = file.server.to_server_config()?;
         file.features.apply(&mut server)?;
         let max_file_size = server.max_file_size;
@@ -66,11 +75,23 @@ impl Settings {
             create_default,
         );
         if let Some(extra) = extra_user {
+            let owner = format!("user {:?}", extra.name);
             users.retain(|u| u.name != extra.name);
-            homes.retain(|h| h.owner != format!("user {:?}", extra.name));
+            homes.retain(|h| h.owner != owner);
+            if !file.storage.kind.home_is_remote(&extra.home) {
+                // Made by the quick start already; listed for the write check and the
+                // cleanup of interrupted uploads.
+                let letters = extra.permissions.at(&VirtualPath::root()).to_string();
+                homes.push(LocalHome {
+                    owner,
+                    path: PathBuf::from(&extra.home),
+                    create: true,
+                    writes: writes(&letters, &[]),
+                });
+            }
             users.push(extra.clone());
         }
-        let anonymous = file.anonymous_entry()?;
+        let anonymous = config::anonymous_entry_of("anonymous", file.anonymous.as_ref())?;
         if let (Some(anon), Some(section)) = (&anonymous, &file.anonymous) {
             if !file.storage.kind.home_is_remote(&anon.home) {
                 homes.push(LocalHome {
@@ -137,6 +158,15 @@ impl Settings {
             });
         }
 
+        // A self-signed certificate names the addresses clients are likely to use.
+        let mut names = vec![
+            "localhost".to_string(),
+            "127.0.0.1".to_string(),
+            "::1".to_string(),
+        ];
+        names.extend(server.public_host.clone());
+        let tls = TlsSetup::build(&file.tls, names)?;
+
         let warnings = homes
             .iter()
             .filter(|h| !h.create && !h.path.is_dir())
@@ -151,6 +181,8 @@ impl Settings {
             .collect();
         Ok(Settings {
             server,
+            tls,
+            log_filter,
             auth,
             backends,
             hosts,
@@ -222,4 +254,100 @@ fn collect_local_homes(
 fn writes(letters: &str, dirs: &[config::DirSection]) -> bool {
     let writing = |l: &str| l.contains(['a', 'd', 'f', 'm', 'w', 'M', 'T']);
     writing(letters) || dirs.iter().any(|d| writing(&d.permissions))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    /// The error `Settings::build` gives for `text`, with its chain of causes.
+    fn error_of(text: &str) -> String {
+        let file = ConfigFile::parse(text).unwrap();
+        match Settings::build(&file, None) {
+            Ok(_) => panic!("accepted: {text}"),
+            Err(e) => format!("{e:#}"),
+        }
+    }
+
+    fn user(extra: &str) -> String {
+        format!(
+            "[[users]]\nname = \"a\"\npassword_hash = \"{}\"\nhome = \"/tmp\"\n{extra}\n",
+            ftpgate_auth_file::hash_password("p")
+        )
+    }
+
+    #[test]
+    fn shipped_example_configs_parse_and_check() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/examples");
+        let mut count = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                let config = ConfigFile::load(&path).unwrap();
+                Settings::build(&config, None)
+                    .unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
+                count += 1;
+            }
+        }
+        assert!(count > 0, "no example configs in {}", dir.display());
+    }
+
+    #[test]
+    fn bad_permission_letters_are_named() {
+        let err = error_of(&user("permissions = \"elrx\""));
+        assert!(err.contains("users[0].permissions"), "{err}");
+    }
+
+    #[test]
+    fn bad_hash_and_ports_are_named() {
+        let err =
+            error_of("[[users]]\nname = \"a\"\npassword_hash = \"secret\"\nhome = \"/tmp\"\n");
+        assert!(err.contains("users[0].password_hash"), "{err}");
+        let err = error_of("[server]\npassive_ports = \"9-1\"\n");
+        assert!(err.contains("server.passive_ports"), "{err}");
+    }
+
+    #[test]
+    fn rules_across_sections_are_checked() {
+        let err = error_of(&user("tls_required = true"));
+        assert!(
+            err.contains("users: tls_required needs a [tls] certificate"),
+            "{err}"
+        );
+        let err = error_of("[[hosts]]\nname = \"a.example\"\n\n[[hosts]]\nname = \"A.example\"\n");
+        assert!(
+            err.contains("hosts[1].name: host \"A.example\" is defined twice"),
+            "{err}"
+        );
+        let err = error_of("[storage]\nsite_chmod = \"ignore\"\n");
+        assert!(err.contains("storage: site_chmod"), "{err}");
+        let err = error_of("[storage]\ntype = \"s3\"\n");
+        assert!(err.contains("[storage.s3] section"), "{err}");
+    }
+
+    #[test]
+    fn a_self_signed_certificate_does_not_hide_other_tls_errors() {
+        let err = error_of("[tls]\nself_signed = true\nmin_version = \"1.1\"\n");
+        assert!(err.contains("tls.min_version"), "{err}");
+        let err = error_of("[tls]\nself_signed = true\ncert = \"c.pem\"\n");
+        assert!(err.contains("not both"), "{err}");
+        let err = error_of("[tls]\nself_signed = true\nsession_reuse = \"always\"\n");
+        assert!(err.contains("tls.session_reuse"), "{err}");
+        let err = error_of("[tls]\nself_signed = true\nrequire_client_cert = true\n");
+        assert!(err.contains("tls.client_ca"), "{err}");
+
+        let file = ConfigFile::parse("[tls]\nself_signed = true\nrequired = true\n").unwrap();
+        let tls = Settings::build(&file, None).unwrap().tls.unwrap();
+        assert!(tls.self_signed && tls.config.required_for_login);
+    }
+
+    #[test]
+    fn per_user_storage_errors_name_the_users_section() {
+        let err = error_of(&user(
+            "[users.storage]\ntype = \"s3\"\n[users.storage.s3]\nendpoint = \"nonsense\"\nbucket = \"b\"\n",
+        ));
+        assert!(err.contains("users.a.storage.s3.endpoint"), "{err}");
+    }
 }

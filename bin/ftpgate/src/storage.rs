@@ -1,4 +1,5 @@
-//! Which storage serves each user: the shared `[storage]`, or a user's own `[users.storage]`.
+//! The storage each user is served from, built from the config's `[storage]` sections: the
+//! shared one (of the server or a virtual host), or a user's own `[users.storage]`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -17,9 +18,14 @@ pub(crate) struct Backend {
     kind: StorageKind,
     local: FsStorageFactory,
     /// The S3 store: every home with `type = "s3"`, `s3://` homes otherwise.
-    s3: Option<Arc<ObjectStorageFactory>>,
+    s3: Option<S3Store>,
     /// The Azure, GCS or COS store of `type = "azure" | "gcs" | "cos"`.
     native: Option<Arc<ObjectStorageFactory>>,
+}
+
+/// An S3 store and the age at which its abandoned partial uploads are aborted.
+struct S3Store {
+    factory: Arc<ObjectStorageFactory>,
     abandoned_upload_age: Duration,
 }
 
@@ -45,12 +51,19 @@ impl Backend {
         }
         let s3 = match &section.s3 {
             Some(s3) => {
-                let config = s3.to_config(section.keep_partial_uploads, max_file_size)?;
-                Some(Arc::new(
-                    ObjectStorageFactory::s3(config)
-                        .map_err(|e| anyhow!("{key}.s3: {e}"))?
-                        .ignore_set_mode(ignore_chmod),
-                ))
+                let config = s3.to_config(
+                    &format!("{key}.s3"),
+                    section.keep_partial_uploads,
+                    max_file_size,
+                )?;
+                Some(S3Store {
+                    factory: Arc::new(
+                        ObjectStorageFactory::s3(config)
+                            .map_err(|e| anyhow!("{key}.s3: {e}"))?
+                            .ignore_set_mode(ignore_chmod),
+                    ),
+                    abandoned_upload_age: Duration::from_secs(s3.abandoned_upload_age_secs),
+                })
             }
             None => None,
         };
@@ -101,12 +114,6 @@ impl Backend {
             local,
             s3,
             native,
-            abandoned_upload_age: Duration::from_secs(
-                section
-                    .s3
-                    .as_ref()
-                    .map_or(7 * 24 * 3600, |s| s.abandoned_upload_age_secs),
-            ),
         })
     }
 
@@ -117,12 +124,14 @@ impl Backend {
                 .s3
                 .as_ref()
                 .ok_or_else(|| missing("an s3:// home needs a [storage.s3] section"))?
+                .factory
                 .open(user),
             StorageKind::Local => self.local.open(user),
             StorageKind::S3 => self
                 .s3
                 .as_ref()
                 .ok_or_else(|| missing("no [storage.s3] section"))?
+                .factory
                 .open(user),
             StorageKind::Azure | StorageKind::Gcs | StorageKind::Cos => self
                 .native
@@ -134,8 +143,11 @@ impl Backend {
 
     /// Aborts, every hour, interrupted S3 uploads kept for resuming and never resumed.
     fn spawn_cleanup(&self) -> Option<tokio::task::JoinHandle<()>> {
-        let s3 = self.s3.clone()?;
-        let age = self.abandoned_upload_age;
+        let S3Store {
+            factory,
+            abandoned_upload_age: age,
+        } = self.s3.as_ref()?;
+        let (s3, age) = (factory.clone(), *age);
         Some(tokio::spawn(async move {
             loop {
                 match s3.remove_abandoned_uploads(age).await {

@@ -1,8 +1,11 @@
-//! Certificates for FTPS: PEM files (reloaded on SIGHUP without dropping sessions) or a
-//! self-signed certificate made at start, and the rustls server configuration around them.
+//! FTPS from `[tls]`: certificates from PEM files (reloaded on SIGHUP without dropping
+//! sessions) or a self-signed certificate made at start, the rustls server configuration around
+//! them, and the engine's TLS settings.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
 use rustls::crypto::CryptoProvider;
@@ -11,6 +14,8 @@ use rustls::sign::CertifiedKey;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use sha2::{Digest, Sha256};
+
+use crate::config::{TlsSection, parse_listen};
 
 fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
@@ -102,7 +107,7 @@ impl ResolvesServerCert for CertificateStore {
 
 /// Builds the rustls configuration: TLS 1.2 and 1.3 (or 1.3 only), ALPN `ftp`, optional client
 /// certificates checked against a CA.
-pub(crate) fn server_config(
+fn server_config(
     certs: Arc<CertificateStore>,
     min_version: &str,
     client_ca: Option<&Path>,
@@ -137,4 +142,76 @@ pub(crate) fn server_config(
     // RFC 4217 clients that offer ALPN must offer "ftp"; those that offer none are fine.
     config.alpn_protocols = vec![b"ftp".to_vec()];
     Ok(config)
+}
+
+/// FTPS as configured: the engine's settings, the certificate store (for SIGHUP and the
+/// fingerprint) and the implicit listeners.
+pub(crate) struct TlsSetup {
+    pub(crate) config: ftpgate::TlsConfig,
+    pub(crate) certs: Arc<CertificateStore>,
+    pub(crate) implicit_listen: Vec<SocketAddr>,
+    pub(crate) self_signed: bool,
+}
+
+impl TlsSetup {
+    /// Checks `section`, loads or makes the certificate and builds the settings; `None` if
+    /// FTPS is off. `names` go into a self-signed certificate.
+    pub(crate) fn build(section: &TlsSection, names: Vec<String>) -> Result<Option<TlsSetup>> {
+        if !section.enabled() {
+            if section.required
+                || section.required_for_login
+                || section.required_for_data
+                || !section.implicit_listen.is_empty()
+            {
+                bail!(
+                    "tls: requiring TLS or listening for implicit TLS needs tls.cert and tls.key (or tls.self_signed)"
+                );
+            }
+            return Ok(None);
+        }
+        let certs = match (&section.cert, &section.key, section.self_signed) {
+            (Some(cert), Some(key), false) => {
+                CertificateStore::from_files(cert, key).context("tls.cert / tls.key")?
+            }
+            (None, None, true) => CertificateStore::self_signed(names)?,
+            (_, _, true) => bail!("tls: give either cert and key, or self_signed, not both"),
+            (Some(_), None, _) => bail!("tls.key: missing (tls.cert is set)"),
+            (None, Some(_), _) => bail!("tls.cert: missing (tls.key is set)"),
+            (None, None, false) => return Ok(None),
+        };
+        if section.require_client_cert && section.client_ca.is_none() {
+            bail!("tls.require_client_cert needs tls.client_ca");
+        }
+        let server_config = server_config(
+            certs.clone(),
+            &section.min_version,
+            section.client_ca.as_deref(),
+            section.require_client_cert,
+        )
+        .context("tls")?;
+        let mut implicit_listen = Vec::new();
+        for (i, text) in section.implicit_listen.iter().enumerate() {
+            implicit_listen
+                .extend(parse_listen(text).with_context(|| format!("tls.implicit_listen[{i}]"))?);
+        }
+        let mut config = ftpgate::TlsConfig::new(Arc::new(server_config));
+        config.required_for_login = section.required || section.required_for_login;
+        config.required_for_data = section.required || section.required_for_data;
+        config.session_reuse = match section.session_reuse.as_str() {
+            "user" => ftpgate::SessionReuse::SameUser,
+            "connection" => ftpgate::SessionReuse::SameConnection,
+            "off" => ftpgate::SessionReuse::Off,
+            other => bail!(
+                "tls.session_reuse must be \"user\", \"connection\" or \"off\", not {other:?}"
+            ),
+        };
+        config.allow_ccc = section.allow_ccc;
+        config.handshake_timeout = Duration::from_secs(section.handshake_timeout_secs.max(1));
+        Ok(Some(TlsSetup {
+            config,
+            certs,
+            implicit_listen,
+            self_signed: section.self_signed,
+        }))
+    }
 }

@@ -1,0 +1,298 @@
+//! `serve` and `check-config` read a config file through the same checks: every file one
+//! refuses, the other refuses with the same message (and `serve` never starts listening), and
+//! a good file is accepted by both.
+
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+mod support;
+
+use std::io::Read;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use support::*;
+
+/// An argon2 hash made by the binary itself.
+fn hash(password: &str) -> String {
+    let out = Command::new(BIN)
+        .args(["hash-password", "--password", password])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// `ftpgate ARGS` in `dir`, without the environment that could change the outcome, killed
+/// if it is still running after 30 seconds.
+fn run(dir: &Path, args: &[&str]) -> Output {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for var in [
+        "RUST_LOG",
+        "FTPGATE_PASSWORD",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AZURE_STORAGE_ACCOUNT",
+        "AZURE_STORAGE_KEY",
+        "AZURE_STORAGE_SAS_TOKEN",
+    ] {
+        cmd.env_remove(var);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            let mut stdout = String::new();
+            child
+                .stdout
+                .take()
+                .unwrap()
+                .read_to_string(&mut stdout)
+                .unwrap();
+            panic!("ftpgate {args:?} still running after 30 s; stdout: {stdout}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn serve_refuses_every_config_check_config_refuses_with_the_same_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let user = |extra: &str| {
+        format!(
+            "[[users]]\nname = \"amy\"\npassword_hash = \"{}\"\nhome = \"/tmp\"\n{extra}\n",
+            hash("pw")
+        )
+    };
+    let cases: Vec<(&str, String, &str)> = vec![
+        (
+            "unknown key",
+            "[server]\nlisten_typo = 1\n".into(),
+            "listen_typo",
+        ),
+        ("not TOML", "[server\n".into(), "invalid config"),
+        (
+            "a key of the wrong type",
+            "[server]\nmax_connections = \"many\"\n".into(),
+            "max_connections",
+        ),
+        (
+            "bad permission letters",
+            user("permissions = \"elrx\""),
+            "users[0].permissions",
+        ),
+        (
+            "bad directory permissions",
+            user("[[users.dirs]]\npath = \"/pub\"\npermissions = \"q\""),
+            "users[0].dirs[0].permissions",
+        ),
+        (
+            "bad password hash",
+            "[[users]]\nname = \"amy\"\npassword_hash = \"plain\"\nhome = \"/tmp\"\n".into(),
+            "users[0].password_hash",
+        ),
+        (
+            "bad port range",
+            "[server]\npassive_ports = \"100-50\"\n".into(),
+            "server.passive_ports",
+        ),
+        (
+            "port sharing without a range",
+            "[server]\npassive_port_sharing = true\n".into(),
+            "server.passive_port_sharing",
+        ),
+        (
+            "duplicate virtual host",
+            "[[hosts]]\nname = \"ftp.example\"\n\n[[hosts]]\nname = \"FTP.example\"\n".into(),
+            "hosts[1].name: host \"FTP.example\" is defined twice",
+        ),
+        (
+            "tls_required without [tls]",
+            user("tls_required = true"),
+            "users: tls_required needs a [tls] certificate",
+        ),
+        (
+            "TLS required without a certificate",
+            "[tls]\nrequired = true\n".into(),
+            "tls: requiring TLS",
+        ),
+        (
+            "a self-signed certificate with a bad minimum version",
+            "[tls]\nself_signed = true\nmin_version = \"1.1\"\n".into(),
+            "tls.min_version",
+        ),
+        (
+            "a self-signed certificate and a certificate file",
+            "[tls]\nself_signed = true\ncert = \"cert.pem\"\n".into(),
+            "tls: give either cert and key, or self_signed, not both",
+        ),
+        (
+            "a missing certificate file",
+            "[tls]\ncert = \"missing.pem\"\nkey = \"missing.key\"\n".into(),
+            "tls.cert / tls.key",
+        ),
+        (
+            "bad log level",
+            "[log]\nlevel = \"verbose\"\n".into(),
+            "log.level: unknown log level \"verbose\"",
+        ),
+        (
+            "unknown time zone",
+            "[server]\nlisting_time_zone = \"Mars/Olympus\"\n".into(),
+            "server.listing_time_zone",
+        ),
+        (
+            "site_chmod = \"ignore\" on local storage",
+            "[storage]\nsite_chmod = \"ignore\"\n".into(),
+            "storage: site_chmod = \"ignore\" is for object storage",
+        ),
+        (
+            "bad size string",
+            "[server]\nmax_file_size = \"10X\"\n".into(),
+            "server.max_file_size",
+        ),
+        (
+            "bad quota of a virtual host's user",
+            format!(
+                "[[hosts]]\nname = \"ftp.example\"\n{}",
+                user("quota = \"lots\"").replace("[[users]]", "[[hosts.users]]")
+            ),
+            "hosts[0].users[0].quota",
+        ),
+        (
+            "bad transfer type",
+            "[features]\ndefault_transfer_type = \"ebcdic\"\n".into(),
+            "features.default_transfer_type",
+        ),
+        (
+            "s3 storage without [storage.s3]",
+            "[storage]\ntype = \"s3\"\n".into(),
+            "storage: type = \"s3\" needs a [storage.s3] section",
+        ),
+        (
+            "s3 storage without credentials",
+            "[storage]\ntype = \"s3\"\n\n[storage.s3]\nendpoint = \"http://127.0.0.1:1\"\nbucket = \"b\"\n"
+                .into(),
+            "storage.s3: credentials missing",
+        ),
+        (
+            "a user's s3 storage with a bad part size",
+            user(
+                "[users.storage]\ntype = \"s3\"\n[users.storage.s3]\nendpoint = \"http://127.0.0.1:1\"\nbucket = \"b\"\naccess_key = \"k\"\nsecret_key = \"s\"\npart_size = \"1M\"",
+            ),
+            "users.amy.storage.s3.part_size must be at least 5M",
+        ),
+        (
+            "partial uploads kept on Azure",
+            "[storage]\ntype = \"azure\"\nkeep_partial_uploads = true\n\n[storage.azure]\naccount = \"acct\"\nkey = \"a2V5\"\ncontainer = \"c\"\n"
+                .into(),
+            "keep_partial_uploads",
+        ),
+        (
+            "run_as an unknown user",
+            "[server]\nrun_as = \"no-such-user-ftpgate\"\n".into(),
+            "server.run_as",
+        ),
+    ];
+    for (i, (what, text, expected)) in cases.iter().enumerate() {
+        let path = dir.path().join(format!("bad{i}.toml"));
+        std::fs::write(&path, text).unwrap();
+        let path = path.to_str().unwrap();
+
+        let check = run(dir.path(), &["check-config", path]);
+        let check_err = String::from_utf8_lossy(&check.stderr);
+        assert!(!check.status.success(), "check-config accepted {what}");
+        assert!(
+            check_err.contains(expected),
+            "{what}: check-config does not say {expected:?}: {check_err}"
+        );
+
+        let serve = run(
+            dir.path(),
+            &["serve", "--config", path, "--listen", "127.0.0.1:0"],
+        );
+        let serve_out = String::from_utf8_lossy(&serve.stdout);
+        let serve_err = String::from_utf8_lossy(&serve.stderr);
+        assert_eq!(serve.status.code(), Some(1), "{what}: {serve_err}");
+        assert!(
+            !serve_out.contains("listening"),
+            "{what}: serve listened: {serve_out}"
+        );
+        assert_eq!(
+            serve_err.trim(),
+            check_err.trim(),
+            "{what}: serve and check-config disagree"
+        );
+        assert!(serve_err.starts_with("error: "), "{what}: {serve_err}");
+    }
+}
+
+#[test]
+fn a_good_config_is_accepted_by_both() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("ftpgate.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[server]
+passive_ports = "40000-40100"
+max_file_size = "1G"
+listing_time_zone = "UTC"
+
+[log]
+level = "warn"
+
+[tls]
+self_signed = true
+min_version = "1.3"
+
+[[users]]
+name = "amy"
+password_hash = "{hash}"
+home = "amy"
+create_home = true
+permissions = "elr"
+quota = "10M"
+
+[[users.dirs]]
+path = "/incoming"
+permissions = "elrw"
+
+[[hosts]]
+name = "ftp.example"
+
+[[hosts.users]]
+name = "ben"
+password_hash = "{hash}"
+home = "ben"
+create_home = true
+"#,
+            hash = hash("pw")
+        ),
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+    let check = run(dir.path(), &["check-config", config]);
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    let (daemon, addr) = Daemon::start(
+        dir.path(),
+        &["--config", config, "--listen", "127.0.0.1:0"],
+        &[],
+    );
+    assert!(login(addr, "amy", "pw").starts_with("230"));
+    assert!(daemon.terminate().success());
+}
