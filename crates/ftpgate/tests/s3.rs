@@ -522,17 +522,22 @@ fn comb_composes_large_parts_in_the_store_and_streams_small_ones() {
 
 #[test]
 fn every_fact_feat_offers_is_in_every_entry_on_s3() {
-    let s = start(false, &garage::unique_prefix("facts"), |_| {});
+    let prefix = garage::unique_prefix("facts");
+    let s = start(false, &prefix, |_| {});
     let mut raw = s.raw();
     assert_eq!(raw.code("MKD dir"), 257);
     assert_eq!(raw.upload("STOR file.txt", b"abc"), 226);
     assert_eq!(raw.upload("STOR dir/inner", b"x"), 226);
-    // A directory that is only a key prefix (no marker object), as other S3 clients make.
-    let prefix_only = VirtualPath::parse_absolute("/bare/object").unwrap();
+    // A directory that is only a key prefix (no marker object), as other S3 clients make: an
+    // object written through a storage rooted inside it.
+    let inside = ObjectStorageFactory::s3(s3_config(false))
+        .unwrap()
+        .storage_at(&format!("{prefix}bare"))
+        .unwrap();
+    let object = VirtualPath::parse_absolute("/object").unwrap();
     s.runtime.block_on(async {
-        let mut upload = s
-            .store
-            .write(&prefix_only, ftpgate_core::WriteStart::Truncate)
+        let mut upload = inside
+            .write(&object, ftpgate_core::WriteStart::Truncate)
             .await
             .unwrap();
         upload.write(b"y").await.unwrap();
