@@ -519,7 +519,8 @@ pub async fn dropped_replacement_keeps_previous_content(storage: Arc<dyn Storage
     .await;
 }
 
-/// Starts an APPE or REST+STOR upload, or `None` where the backend does not offer it.
+/// Starts an APPE or REST+STOR upload, or `None` where the backend does not offer it (object
+/// stores resume only their own interrupted uploads, and refuse REST on a complete object).
 async fn start_in_place(
     storage: &dyn Storage,
     at: &str,
@@ -527,7 +528,7 @@ async fn start_in_place(
 ) -> Option<Box<dyn Upload>> {
     match storage.write(&path(at), start).await {
         Ok(upload) => Some(upload),
-        Err(e) if e.kind == ErrorKind::Unsupported => None,
+        Err(e) if matches!(e.kind, ErrorKind::Unsupported | ErrorKind::InvalidOffset) => None,
         Err(e) => panic!("write {at:?} from {start:?}: {e}"),
     }
 }
