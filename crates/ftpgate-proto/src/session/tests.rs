@@ -1,7 +1,8 @@
 //! Dialogue tests: the session state machine driven line by line, with no sockets.
 
 use super::*;
-use crate::listing::FileKind;
+use crate::listing::{FileKind, Metadata};
+use crate::perm::Permissions;
 
 fn session() -> Session {
     Session::new(
