@@ -21,8 +21,8 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::time::SystemTime;
 
 use crate::command::{
-    COMMANDS, Command, CommandSpec, EpsvArg, ListArgs, Password, Protection, TransferMode,
-    TransferType, parse_line,
+    COMMANDS, Command, CommandSpec, EpsvArg, FeatContext, ListArgs, Password, Protection,
+    TransferMode, TransferType, parse_line,
 };
 use crate::extensions::{Capabilities, Features, HashAlgorithm};
 use crate::glob::ListPattern;
@@ -320,7 +320,7 @@ impl Session {
         if matches!(self.login, Login::Authenticating) {
             return reply(ReplyCode::BadSequence, "Login in progress");
         }
-        if !self.config.features.allows(spec.verb) {
+        if !spec.is_on(&self.config.features) {
             self.rename_from = None;
             return reply(
                 ReplyCode::NotImplemented,
@@ -337,6 +337,10 @@ impl Session {
             self.verb = spec.verb;
             self.mode = None;
             self.file_op = None;
+        }
+        if let Some(refusal) = spec.missing_capability(&self.capabilities()) {
+            self.rename_from = None;
+            return reply(ReplyCode::NotImplemented, refusal);
         }
         // RFC 959: RNTO must immediately follow RNFR.
         let rename_from = self.rename_from.take();
@@ -453,12 +457,6 @@ impl Session {
                 end,
             } => self.hash(spec, &path, algorithm, start.unwrap_or(0), end, true),
             Command::Avbl(arg) => {
-                if !self.capabilities().available_space {
-                    return reply(
-                        ReplyCode::NotImplemented,
-                        "AVBL is not supported by this storage",
-                    );
-                }
                 let arg = arg.unwrap_or_default();
                 self.with_path(spec, &arg, |_, path| {
                     (Pending::Avbl(path.clone()), StorageOp::Available(path))
@@ -505,10 +503,6 @@ impl Session {
             Command::Mdtm(arg) => self.with_path(spec, &arg, |_, path| {
                 (Pending::Mdtm(path.clone()), StorageOp::Metadata(path))
             }),
-            Command::Mfmt { .. } if !self.capabilities().set_modified => reply(
-                ReplyCode::NotImplemented,
-                "This storage keeps its own modification times",
-            ),
             Command::Mfmt { time, path } => self.with_path(spec, &path, |_, path| {
                 (
                     Pending::Mfmt(path.clone(), time),
@@ -1554,41 +1548,19 @@ impl Session {
 
     /// RFC 2389 FEAT: one line per extension, from the command table.
     fn feat(&self) -> Step {
-        const TLS_VERBS: [&str; 4] = ["AUTH", "PBSZ", "PROT", "CCC"];
-        let tls = self.config.tls;
-        let caps = self.capabilities();
-        let features = self.config.features;
+        let capabilities = self.capabilities();
+        let context = FeatContext {
+            features: &self.config.features,
+            capabilities: &capabilities,
+            tls_available: self.config.tls.available,
+            ccc_allowed: self.config.tls.allow_ccc,
+            virtual_hosts: self.config.virtual_hosts,
+            facts: self.facts,
+            hash_algorithm: self.hash_algorithm,
+        };
         let mut lines: Vec<String> = COMMANDS
             .iter()
-            .filter(|c| {
-                !TLS_VERBS.contains(&c.verb)
-                    || (tls.available && (c.verb != "CCC" || tls.allow_ccc))
-            })
-            .filter(|c| features.allows(c.verb))
-            .filter(|c| c.verb != "MODE" || features.mode_z)
-            .filter(|c| c.verb != "HOST" || self.config.virtual_hosts)
-            .filter(|c| match c.verb {
-                "AVBL" => caps.available_space,
-                "MFMT" => caps.set_modified,
-                "MFF" => caps.set_modified || caps.set_mode,
-                _ => true,
-            })
-            .filter_map(|c| c.feat)
-            .map(|f| match f {
-                "MLST" => self.facts.feat_line(caps.facts),
-                "HASH" => HashAlgorithm::feat_line(self.hash_algorithm),
-                "MFF modify;UNIX.mode;" => {
-                    let mut line = "MFF ".to_string();
-                    if caps.set_modified {
-                        line.push_str("modify;");
-                    }
-                    if caps.set_mode {
-                        line.push_str("UNIX.mode;");
-                    }
-                    line
-                }
-                f => f.to_string(),
-            })
+            .filter_map(|spec| spec.feat_line(&context))
             .collect();
         lines.push("TVFS".to_string());
         lines.sort();
