@@ -6,6 +6,8 @@
 use std::net::SocketAddr;
 use std::time::SystemTime;
 
+#[cfg(doc)]
+use super::Session;
 use crate::command::Password;
 use crate::extensions::{Capabilities, HashAlgorithm};
 use crate::glob::ListPattern;
@@ -282,7 +284,7 @@ pub struct StartInfo {
 
 /// A file operation that has ended (done, failed or refused), described for the engine's log:
 /// the command, what it concerned, and the mode it set. Its reply says how it ended. Taken with
-/// [`Session::take_file_op`](super::Session::take_file_op) once the command's final reply is known.
+/// [`Session::take_file_op`] once the command's final reply is known.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileOp {
     /// The command: `STOR`, `NLST`, `SITE CHMOD`…
@@ -301,41 +303,42 @@ pub struct FileOp {
 pub enum Step {
     /// Send this reply.
     Reply(Reply),
-    /// Check these credentials, then call [`Session::handle_auth_result`](super::Session::handle_auth_result).
+    /// Check these credentials, then call [`Session::handle_auth_result`].
     Authenticate {
         /// The name from USER.
         user: String,
         /// The password from PASS.
         password: Password,
     },
-    /// Perform a storage call, then call [`Session::handle_storage_result`](super::Session::handle_storage_result).
+    /// Perform a storage call, then call [`Session::handle_storage_result`].
     Storage(StorageOp),
-    /// Open a passive listener, then call [`Session::passive_opened`](super::Session::passive_opened).
+    /// Open a passive listener, then call [`Session::handle_passive_opened`].
     OpenPassive {
         /// EPSV (229) rather than PASV (227).
         extended: bool,
     },
-    /// Run a transfer: open storage, make the data connection, send
-    /// [`Session::transfer_started`](super::Session::transfer_started), move the bytes, then call [`Session::handle_transfer_done`](super::Session::handle_transfer_done).
+    /// Run a transfer: open storage, make the data connection, send the 150 reply of
+    /// [`Session::handle_transfer_started`], move the bytes, then call
+    /// [`Session::handle_transfer_done`].
     Transfer(TransferPlan),
     /// AUTH TLS: send this reply in the clear, drop anything the client sent after AUTH, run
-    /// the TLS handshake, then call [`Session::tls_established`](super::Session::tls_established); close if it fails.
+    /// the TLS handshake, then call [`Session::handle_tls_established`]; close if it fails.
     UpgradeTls(Reply),
     /// CCC: send this reply over TLS, close TLS (both close_notify alerts), then go on in the
-    /// clear and call [`Session::control_cleared`](super::Session::control_cleared).
+    /// clear and call [`Session::handle_control_cleared`].
     ClearControl(Reply),
     /// STAT with a path: send this listing over the control connection as a 213 reply.
     StatListing {
         /// The directory or file.
         path: VirtualPath,
     },
-    /// Stop the running transfer, then report it to [`Session::handle_transfer_done`](super::Session::handle_transfer_done).
+    /// Stop the running transfer, then report it to [`Session::handle_transfer_done`].
     AbortTransfer,
-    /// STAT during a transfer: call [`Session::status_reply`](super::Session::status_reply) with the bytes moved so far.
+    /// STAT during a transfer: call [`Session::status_reply`] with the bytes moved so far.
     TransferStatus,
     /// REIN: forget the user (and its storage), then send this reply.
     Logout(Reply),
-    /// HOST: find the virtual host `name`, then call [`Session::host_selected`](super::Session::host_selected).
+    /// HOST: find the virtual host `name`, then call [`Session::handle_host_selected`].
     SelectHost(String),
     /// Nothing to send now (QUIT during a transfer waits for it to end).
     Nothing,

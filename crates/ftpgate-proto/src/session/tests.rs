@@ -3,6 +3,7 @@
 use super::*;
 use crate::listing::{FileKind, Metadata};
 use crate::perm::Permissions;
+use std::net::Ipv4Addr;
 
 fn session() -> Session {
     Session::new(
@@ -73,7 +74,7 @@ fn passive(s: &mut Session) {
         s.handle_line(b"PASV"),
         Step::OpenPassive { extended: false }
     );
-    let r = s.passive_opened(false, Ok((Some(Ipv4Addr::LOCALHOST), 50000)));
+    let r = s.handle_passive_opened(false, Ok((Some(Ipv4Addr::LOCALHOST), 50000)));
     assert_eq!(text(&r), "Entering Passive Mode (127,0,0,1,195,80).");
 }
 
@@ -392,7 +393,7 @@ fn retr_uses_the_rest_offset_once() {
         })
     );
     assert_eq!(
-        s.transfer_started(&StartInfo {
+        s.handle_transfer_started(&StartInfo {
             size: Some(5),
             unique_name: None
         })
@@ -586,7 +587,7 @@ fn epsv_all_refuses_other_setups() {
     assert_eq!(code(&s.handle_line(b"PORT 127,0,0,1,4,1")), 503);
     assert_eq!(s.handle_line(b"EPSV"), Step::OpenPassive { extended: true });
     assert_eq!(
-        text(&s.passive_opened(true, Ok((None, 2121)))),
+        text(&s.handle_passive_opened(true, Ok((None, 2121)))),
         "Entering Extended Passive Mode (|||2121|)"
     );
     assert_eq!(code(&s.handle_line(b"EPSV 2")), 522);
@@ -596,7 +597,7 @@ fn epsv_all_refuses_other_setups() {
 fn pasv_without_ipv4_is_refused() {
     let mut s = logged_in();
     s.handle_line(b"PASV");
-    assert_eq!(code(&s.passive_opened(false, Ok((None, 2121)))), 522);
+    assert_eq!(code(&s.handle_passive_opened(false, Ok((None, 2121)))), 522);
     assert!(!s.expects_passive());
 }
 
@@ -701,7 +702,7 @@ fn stou_picks_a_directory_and_base() {
             base: "name.txt".into()
         }
     );
-    let r = s.transfer_started(&StartInfo {
+    let r = s.handle_transfer_started(&StartInfo {
         size: None,
         unique_name: Some("name.txt.1".into()),
     });
@@ -779,7 +780,7 @@ fn auth_pbsz_prot_sequence() {
     assert!(
         matches!(s.handle_line(b"AUTH TLS"), Step::UpgradeTls(ref r) if r.code.number() == 234)
     );
-    s.tls_established(false);
+    s.handle_tls_established(false);
     assert_eq!(code(&s.handle_line(b"AUTH TLS")), 503);
     assert_eq!(code(&s.handle_line(b"PROT P")), 503, "PBSZ first");
     assert_eq!(text(&s.handle_line(b"PBSZ 0")), "PBSZ=0");
@@ -805,7 +806,7 @@ fn tls_required_for_login_refuses_user_in_the_clear() {
     });
     assert_eq!(code(&s.handle_line(b"USER alice")), 530);
     s.handle_line(b"AUTH TLS");
-    s.tls_established(false);
+    s.handle_tls_established(false);
     assert_eq!(code(&s.handle_line(b"USER alice")), 331);
 }
 
@@ -816,7 +817,7 @@ fn tls_required_for_data_refuses_clear_transfers() {
         ..TLS_ON
     });
     s.handle_line(b"AUTH TLS");
-    s.tls_established(false);
+    s.handle_tls_established(false);
     s.handle_line(b"USER alice");
     s.handle_line(b"PASS x");
     s.handle_auth_result(Ok(alice(false)));
@@ -843,7 +844,7 @@ fn per_user_tls_requirement() {
     assert_eq!(code(&s.handle_auth_result(Ok(alice(true)))), 530);
     assert!(!s.is_logged_in());
     s.handle_line(b"AUTH TLS");
-    s.tls_established(false);
+    s.handle_tls_established(false);
     s.handle_line(b"USER alice");
     s.handle_line(b"PASS x");
     assert_eq!(code(&s.handle_auth_result(Ok(alice(true)))), 230);
@@ -854,7 +855,7 @@ fn per_user_tls_requirement() {
 #[test]
 fn implicit_tls_protects_data_from_the_start() {
     let mut s = tls_session(TLS_ON);
-    s.tls_established(true);
+    s.handle_tls_established(true);
     s.handle_line(b"USER alice");
     s.handle_line(b"PASS x");
     s.handle_auth_result(Ok(alice(false)));
@@ -873,16 +874,16 @@ fn ccc_is_refused_unless_allowed() {
     let mut s = tls_session(TLS_ON);
     assert_eq!(code(&s.handle_line(b"CCC")), 533);
     s.handle_line(b"AUTH TLS");
-    s.tls_established(false);
+    s.handle_tls_established(false);
     assert_eq!(code(&s.handle_line(b"CCC")), 534);
     let mut s = tls_session(TlsPolicy {
         allow_ccc: true,
         ..TLS_ON
     });
     s.handle_line(b"AUTH TLS");
-    s.tls_established(false);
+    s.handle_tls_established(false);
     assert!(matches!(s.handle_line(b"CCC"), Step::ClearControl(_)));
-    s.control_cleared();
+    s.handle_control_cleared();
     assert!(!s.is_secure());
 }
 
@@ -1059,7 +1060,7 @@ fn default_type_and_list_args_switches() {
     s.handle_line(b"PASS b");
     s.handle_auth_result(Ok(alice(false)));
     s.handle_line(b"PASV");
-    s.passive_opened(false, Ok((Some(std::net::Ipv4Addr::LOCALHOST), 2000)));
+    s.handle_passive_opened(false, Ok((Some(std::net::Ipv4Addr::LOCALHOST), 2000)));
     let Step::Transfer(plan) = s.handle_line(b"LIST -la") else {
         panic!()
     };
@@ -1289,7 +1290,8 @@ fn login_message_comes_before_the_logged_in_line_of_a_multi_line_230() {
 #[test]
 fn a_host_banner_of_several_lines_is_a_multi_line_220() {
     let mut s = session();
-    let Step::Reply(reply) = s.host_selected(Some("Welcome to b\nSecond line".to_string())) else {
+    let Step::Reply(reply) = s.handle_host_selected(Some("Welcome to b\nSecond line".to_string()))
+    else {
         panic!("expected a reply")
     };
     assert_eq!(reply.encode(), b"220-Welcome to b\r\n220 Second line\r\n");
