@@ -986,6 +986,7 @@ impl Harness<'_, '_> {
 
     fn check_transfer(&self, spec: Option<&'static CommandSpec>, plan: &TransferPlan) {
         let spec = spec.expect("transfer from a parsed command");
+        assert!(spec.transfer, "{} is not a transfer command", spec.verb);
         let perms = self.perms();
         let verb = spec.verb;
         match &plan.kind {
@@ -1021,7 +1022,6 @@ impl Harness<'_, '_> {
             }
             _ => {}
         }
-        assert!(spec.transfer, "{} is not a transfer command", spec.verb);
         let perm = spec.perm.expect("transfer commands have a permission");
         match &plan.kind {
             TransferKind::Retrieve { path, offset } => {
