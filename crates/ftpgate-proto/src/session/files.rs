@@ -206,6 +206,21 @@ impl Session {
         }
     }
 
+    pub(super) fn finish_size(
+        &self,
+        path: VirtualPath,
+        result: Result<StorageOutcome, ErrorKind>,
+    ) -> Step {
+        match looked_up(&path, result) {
+            Ok(meta) if meta.is_file() => reply(ReplyCode::FileStatus, meta.size.to_string()),
+            Ok(_) => reply(
+                ReplyCode::FileUnavailable,
+                format!("{}: not a regular file", path),
+            ),
+            Err(step) => step,
+        }
+    }
+
     /// RFC 3659 MDTM.
     pub(super) fn mdtm(&mut self, spec: &CommandSpec, arg: &str) -> Step {
         match self.target(arg, spec.perm.as_slice()) {
@@ -213,6 +228,23 @@ impl Session {
                 Pending::ReplyModified(path.clone()),
                 StorageOp::Metadata(path),
             ),
+            Err(step) => step,
+        }
+    }
+
+    pub(super) fn finish_mdtm(
+        &self,
+        path: VirtualPath,
+        result: Result<StorageOutcome, ErrorKind>,
+    ) -> Step {
+        match looked_up(&path, result) {
+            Ok(meta) => match meta.modified {
+                Some(t) if meta.is_file() => reply(ReplyCode::FileStatus, format_timeval(t)),
+                _ => reply(
+                    ReplyCode::FileUnavailable,
+                    format!("{}: no modification time", path),
+                ),
+            },
             Err(step) => step,
         }
     }
@@ -381,6 +413,17 @@ impl Session {
         }
     }
 
+    pub(super) fn finish_avbl(
+        &self,
+        path: VirtualPath,
+        result: Result<StorageOutcome, ErrorKind>,
+    ) -> Step {
+        match available(&path, result) {
+            Ok(bytes) => reply(ReplyCode::FileStatus, bytes.to_string()),
+            Err(step) => step,
+        }
+    }
+
     /// RFC 959 ALLO: with a size, checked against the space available where the storage can
     /// tell.
     pub(super) fn allo(&mut self, size: Option<u64>) -> Step {
@@ -395,54 +438,24 @@ impl Session {
             _ => reply(ReplyCode::Superfluous, "ALLO not needed"),
         }
     }
-}
 
-pub(super) fn finish_size(path: &VirtualPath, result: Result<StorageOutcome, ErrorKind>) -> Step {
-    match looked_up(path, result) {
-        Ok(meta) if meta.is_file() => reply(ReplyCode::FileStatus, meta.size.to_string()),
-        Ok(_) => reply(
-            ReplyCode::FileUnavailable,
-            format!("{}: not a regular file", path),
-        ),
-        Err(step) => step,
-    }
-}
-
-pub(super) fn finish_mdtm(path: &VirtualPath, result: Result<StorageOutcome, ErrorKind>) -> Step {
-    match looked_up(path, result) {
-        Ok(meta) => match meta.modified {
-            Some(t) if meta.is_file() => reply(ReplyCode::FileStatus, format_timeval(t)),
-            _ => reply(
-                ReplyCode::FileUnavailable,
-                format!("{}: no modification time", path),
+    pub(super) fn finish_allo(
+        &self,
+        dir: VirtualPath,
+        size: u64,
+        result: Result<StorageOutcome, ErrorKind>,
+    ) -> Step {
+        match available(&dir, result) {
+            Ok(bytes) if size > bytes => reply(
+                ReplyCode::ExceededStorage,
+                format!("Not enough space: {bytes} bytes available"),
             ),
-        },
-        Err(step) => step,
-    }
-}
-
-pub(super) fn finish_avbl(path: &VirtualPath, result: Result<StorageOutcome, ErrorKind>) -> Step {
-    match available(path, result) {
-        Ok(bytes) => reply(ReplyCode::FileStatus, bytes.to_string()),
-        Err(step) => step,
-    }
-}
-
-pub(super) fn finish_allo(
-    dir: &VirtualPath,
-    size: u64,
-    result: Result<StorageOutcome, ErrorKind>,
-) -> Step {
-    match available(dir, result) {
-        Ok(bytes) if size > bytes => reply(
-            ReplyCode::ExceededStorage,
-            format!("Not enough space: {bytes} bytes available"),
-        ),
-        Ok(bytes) => reply(
-            ReplyCode::CommandOk,
-            format!("ALLO ok: {bytes} bytes available"),
-        ),
-        Err(step) => step,
+            Ok(bytes) => reply(
+                ReplyCode::CommandOk,
+                format!("ALLO ok: {bytes} bytes available"),
+            ),
+            Err(step) => step,
+        }
     }
 }
 

@@ -19,15 +19,16 @@
 //!   [`Session::wants_close`], [`Session::status_reply`]...); [`Session::take_file_op`] hands
 //!   over the description of a file operation that has ended, for the log.
 //!
-//! The engine-facing types are in `contract.rs` (re-exported here). The
-//! commands' handlers are grouped by area, each file holding the whole of its commands,
-//! including what happens when their storage call returns: `login.rs` (USER, PASS, REIN, QUIT,
-//! HOST), `tls.rs` (AUTH, PBSZ, PROT, CCC), `files.rs` (CWD, MKD, RNFR/RNTO, SIZE, MFF...),
-//! `site.rs` (SITE), `transfers.rs` (data connection setup, REST, RETR, STOR, LIST, HASH,
-//! COMB, ABOR, and the transfer inputs) and `info.rs` (STAT, HELP, FEAT, OPTS, SYST, NOOP).
-//! This file holds the state, the inputs that are not a command's, [`Session::handle_command`]
-//! (the checks every command passes, from its [`CommandSpec`], then the dispatch) and the
-//! helpers handlers share, such as [`Session::target`] (resolve a path, check a permission).
+//! The engine-facing types are in `contract.rs` (re-exported here). The commands' handlers
+//! are grouped by area, each file holding the whole of its commands, including what happens
+//! when their storage call returns: `login.rs` (USER, PASS, REIN, QUIT, HOST), `tls.rs` (AUTH,
+//! PBSZ, PROT, CCC), `files.rs` (CWD, MKD, RNFR/RNTO, SIZE, MFF...), `site.rs` (SITE),
+//! `transfers.rs` (data connection setup, REST, RETR, STOR, LIST, HASH, COMB, ABOR, and the
+//! transfer inputs) and `info.rs` (STAT, HELP, FEAT, OPTS, LANG, CLNT). This file holds the
+//! state, the line inputs, [`Session::handle_command`] (the checks every command passes, read
+//! from its [`CommandSpec`], then the dispatch), [`Session::handle_storage_result`] (which
+//! hands the result to the command that asked) and the helpers handlers share, such as
+//! `target` (resolve a path, check the permissions there).
 
 mod contract;
 mod files;
@@ -456,16 +457,16 @@ impl Session {
                 Ok(_) => unexpected(),
             },
             Pending::ChangeDir(path) => self.finish_cwd(path, result),
-            Pending::ReplySize(path) => files::finish_size(&path, result),
-            Pending::ReplyModified(path) => files::finish_mdtm(&path, result),
+            Pending::ReplySize(path) => self.finish_size(path, result),
+            Pending::ReplyModified(path) => self.finish_mdtm(path, result),
             Pending::ReplyFacts(path) => self.finish_mlst(path, result),
             Pending::AwaitRnto(path) => self.finish_rnfr(path, result),
             Pending::Renamed { from, to } => self.finish_rnto(from, to, result),
             Pending::Created(path) => self.finish_mkd(path, result),
             Pending::Removed(path, text) => self.finish_removal(path, text, result),
             Pending::ModifiedSet(path, time) => self.finish_mfmt(path, time, result),
-            Pending::ReplyAvailable(path) => files::finish_avbl(&path, result),
-            Pending::CheckSpace(dir, size) => files::finish_allo(&dir, size, result),
+            Pending::ReplyAvailable(path) => self.finish_avbl(path, result),
+            Pending::CheckSpace(dir, size) => self.finish_allo(dir, size, result),
             Pending::SetFacts { path, mode, facts } => self.finish_mff(path, mode, facts, result),
             Pending::SiteDone(path, text) => self.finish_site(path, text, result),
         }
