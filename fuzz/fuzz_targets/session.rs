@@ -796,7 +796,7 @@ impl Harness<'_, '_> {
                         };
                         Ok((ip, self.u.arbitrary::<u16>()?))
                     };
-                    let next = self.session.passive_opened(extended, result);
+                    let next = self.session.handle_passive_opened(extended, result);
                     let Step::Reply(r) = &next else {
                         panic!("passive listener answered with {next:?}");
                     };
@@ -844,7 +844,7 @@ impl Harness<'_, '_> {
                     let known = self.u.ratio(1, 2)?;
                     let next = self
                         .session
-                        .host_selected(known.then(|| "host ready".to_string()));
+                        .handle_host_selected(known.then(|| "host ready".to_string()));
                     let Step::Reply(r) = &next else {
                         panic!("HOST answered with {next:?}");
                     };
@@ -864,7 +864,7 @@ impl Harness<'_, '_> {
                     assert!(self.config.tls.available && !self.secure);
                     assert!(self.running.is_none());
                     if self.u.ratio(7, 8)? {
-                        self.session.tls_established(false);
+                        self.session.handle_tls_established(false);
                         self.secure = true;
                     } else {
                         // A failed handshake closes the connection.
@@ -878,7 +878,7 @@ impl Harness<'_, '_> {
                     assert!(self.secure && self.config.tls.allow_ccc);
                     assert!(!self.config.tls.required_for_login);
                     assert!(!self.user.as_ref().is_some_and(|u| u.tls_required));
-                    self.session.control_cleared();
+                    self.session.handle_control_cleared();
                     self.secure = false;
                     return Ok(());
                 }
@@ -986,6 +986,7 @@ impl Harness<'_, '_> {
 
     fn check_transfer(&self, spec: Option<&'static CommandSpec>, plan: &TransferPlan) {
         let spec = spec.expect("transfer from a parsed command");
+        assert!(spec.transfer, "{} is not a transfer command", spec.verb);
         let perms = self.perms();
         let verb = spec.verb;
         match &plan.kind {
@@ -1021,7 +1022,6 @@ impl Harness<'_, '_> {
             }
             _ => {}
         }
-        assert!(spec.transfer, "{} is not a transfer command", spec.verb);
         let perm = spec.perm.expect("transfer commands have a permission");
         match &plan.kind {
             TransferKind::Retrieve { path, offset } => {
@@ -1115,7 +1115,7 @@ impl Harness<'_, '_> {
             },
             _ => StartInfo::default(),
         };
-        let reply = self.session.transfer_started(&info);
+        let reply = self.session.handle_transfer_started(&info);
         trace!("  (data connection open) <- {reply:?}");
         check_reply(&reply);
         assert!(reply.code.is_preliminary());
@@ -1402,7 +1402,7 @@ fn run(data: &[u8]) -> Result<()> {
     let mut session = Session::new(config.clone(), peer, local);
     let implicit = config.tls.available && u.ratio(1, 4)?;
     if implicit {
-        session.tls_established(true);
+        session.handle_tls_established(true);
     }
     let mut h = Harness {
         u: &mut u,

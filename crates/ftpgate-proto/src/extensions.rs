@@ -57,20 +57,10 @@ impl Default for Features {
 }
 
 impl Features {
-    /// Whether `verb` (upper case) is switched on.
+    /// Whether `verb` (any case) is switched on: the switch of its command table entry
+    /// ([`CommandSpec::switch`](crate::command::CommandSpec::switch)).
     pub fn allows(&self, verb: &str) -> bool {
-        match verb {
-            "HASH" | "RANG" | "XCRC" | "XMD5" | "XSHA1" | "XSHA256" | "XSHA512" => self.hash,
-            "MLSD" => self.mlsd,
-            "MLST" => self.mlst,
-            "MFMT" | "MFF" => self.mfmt,
-            "SITE" => self.site,
-            "STAT" => self.stat,
-            "SYST" => self.syst,
-            "AVBL" => self.avbl,
-            "COMB" => self.comb,
-            _ => true,
-        }
+        crate::command::lookup(verb).is_none_or(|spec| spec.is_on(self))
     }
 }
 

@@ -384,7 +384,7 @@ impl Control {
                             Err(())
                         }
                     };
-                    self.session.passive_opened(extended, result)
+                    self.session.handle_passive_opened(extended, result)
                 }
                 Step::Transfer(plan) => return self.start_transfer(plan).await,
                 Step::StatListing { path } => return self.stat_listing(&path).await,
@@ -417,7 +417,7 @@ impl Control {
                         info!(host = %name, "virtual host chosen");
                     }
                     self.host = found.map(|h| (name, h));
-                    self.session.host_selected(banner)
+                    self.session.handle_host_selected(banner)
                 }
                 Step::Logout(reply) => {
                     self.quota = None;
@@ -639,7 +639,7 @@ impl Control {
     async fn on_transfer_event(&mut self, event: TransferEvent) -> io::Result<()> {
         match event {
             TransferEvent::Started(info) => {
-                let mut replies = vec![self.session.transfer_started(&info)];
+                let mut replies = vec![self.session.handle_transfer_started(&info)];
                 if let Some(transfer) = &mut self.transfer {
                     transfer.unique_name = info.unique_name;
                 }
@@ -842,7 +842,7 @@ impl Control {
             tls.logged_in(user);
         }
         self.stream = Stream::Tls(Box::new(stream));
-        self.session.tls_established(implicit);
+        self.session.handle_tls_established(implicit);
         Ok(())
     }
 
@@ -894,7 +894,7 @@ impl Control {
         tcp.set_tls(false);
         self.stream = Stream::Plain(tcp);
         self.decoder.clear();
-        self.session.control_cleared();
+        self.session.handle_control_cleared();
         info!("control connection back in the clear (CCC)");
         Ok(())
     }

@@ -1,8 +1,10 @@
 //! Commands: the typed [`Command`], the one command table, and the parser.
 //!
 //! Every verb has exactly one [`CommandSpec`] in [`table::COMMANDS`]: its argument parser,
-//! whether it needs a login, the permission letter it checks, whether it opens a data
-//! transfer, whether it is acted on while a transfer runs, its HELP text and its FEAT line.
+//! whether it needs a login, the permission letter it checks, the feature switch and storage
+//! capability it depends on, whether it runs as a transfer, whether it is acted on while a
+//! transfer runs, its HELP text and its FEAT line. The session checks all of these in one
+//! place before it calls the command's handler, and builds FEAT from them.
 
 mod table;
 
@@ -12,7 +14,8 @@ use std::time::SystemTime;
 
 pub use table::{COMMANDS, lookup};
 
-use crate::extensions::HashAlgorithm;
+use crate::extensions::{Capabilities, Features, HashAlgorithm};
+use crate::listing::Facts;
 use crate::perm::Perm;
 use crate::reply::{Reply, ReplyCode};
 
@@ -196,21 +199,95 @@ pub struct CommandSpec {
     pub needs_login: bool,
     /// The permission checked on the command's path, if any.
     pub perm: Option<Perm>,
-    /// Opens a data transfer.
+    /// The feature switch that turns the command on (502 and out of FEAT when off); `None`:
+    /// always on.
+    pub switch: Option<fn(&Features) -> bool>,
+    /// The storage capability the command needs (502 and out of FEAT without it).
+    pub needs: Option<Needs>,
+    /// Runs as a transfer: the session answers it with [`Step::Transfer`] when it starts
+    /// (RETR, STOR, LIST..., and HASH, COMB and the digest commands, which have no data
+    /// connection).
+    ///
+    /// [`Step::Transfer`]: crate::session::Step::Transfer
     pub transfer: bool,
     /// Acted on while a transfer runs (ABOR, STAT, NOOP, QUIT).
     pub during_transfer: bool,
     /// The syntax shown by `HELP verb`.
     pub help: &'static str,
     /// The line this command adds to FEAT.
-    pub feat: Option<&'static str>,
+    pub feat: Feat,
     parse: fn(&str) -> Result<Command, Reply>,
+}
+
+/// A storage capability a command needs.
+#[derive(Debug, Clone, Copy)]
+pub struct Needs {
+    /// Whether the user's storage has it.
+    pub capability: fn(&Capabilities) -> bool,
+    /// The text of the 502 reply when it has not.
+    pub refusal: &'static str,
+}
+
+/// What a command adds to FEAT (when it is switched on and its storage can run it).
+#[derive(Debug, Clone, Copy)]
+pub enum Feat {
+    /// Nothing.
+    None,
+    /// This line.
+    Line(&'static str),
+    /// A line that depends on the session (TLS offered, facts, the HASH algorithm...), or
+    /// nothing.
+    Dynamic(fn(&FeatContext<'_>) -> Option<String>),
+}
+
+/// What a [`Feat::Dynamic`] line may depend on.
+#[derive(Debug, Clone, Copy)]
+pub struct FeatContext<'a> {
+    /// The server's feature switches.
+    pub features: &'a Features,
+    /// What the user's storage can do (everything before login).
+    pub capabilities: &'a Capabilities,
+    /// AUTH TLS is offered.
+    pub tls_available: bool,
+    /// CCC is allowed.
+    pub ccc_allowed: bool,
+    /// The server has virtual hosts (HOST).
+    pub virtual_hosts: bool,
+    /// The MLSx facts selected with `OPTS MLST`.
+    pub facts: Facts,
+    /// The algorithm HASH uses (`OPTS HASH`).
+    pub hash_algorithm: HashAlgorithm,
 }
 
 impl CommandSpec {
     /// Parses the argument (everything after the verb and one space).
     pub fn parse(&self, arg: &str) -> Result<Command, Reply> {
         (self.parse)(arg)
+    }
+
+    /// Whether the command is switched on.
+    pub fn is_on(&self, features: &Features) -> bool {
+        self.switch.is_none_or(|on| on(features))
+    }
+
+    /// The refusal text when the storage lacks what the command needs, `None` when it can run.
+    pub fn missing_capability(&self, capabilities: &Capabilities) -> Option<&'static str> {
+        self.needs
+            .filter(|needs| !(needs.capability)(capabilities))
+            .map(|needs| needs.refusal)
+    }
+
+    /// The line this command adds to FEAT, if any.
+    pub fn feat_line(&self, context: &FeatContext<'_>) -> Option<String> {
+        if !self.is_on(context.features) || self.missing_capability(context.capabilities).is_some()
+        {
+            return None;
+        }
+        match self.feat {
+            Feat::None => None,
+            Feat::Line(line) => Some(line.to_string()),
+            Feat::Dynamic(line) => line(context),
+        }
     }
 }
 

@@ -3,9 +3,10 @@
 use std::time::SystemTime;
 
 use super::{
-    Command, CommandSpec, EpsvArg, ListArgs, Password, Protection, TransferMode, TransferType,
+    Command, CommandSpec, EpsvArg, Feat, FeatContext, ListArgs, Needs, Password, Protection,
+    TransferMode, TransferType,
 };
-use crate::extensions::{HashAlgorithm, parse_legacy_hash_args, parse_quoted_names};
+use crate::extensions::{Features, HashAlgorithm, parse_legacy_hash_args, parse_quoted_names};
 use crate::hostport::{parse_eprt, parse_port};
 use crate::listing::parse_timeval;
 use crate::path::is_forbidden_char;
@@ -271,12 +272,14 @@ fn parse_opts(arg: &str) -> Result<Command, Reply> {
 }
 
 macro_rules! spec {
-    ($verb:literal, login: $login:expr, perm: $perm:expr, transfer: $transfer:expr, during: $during:expr,
-     help: $help:literal, feat: $feat:expr, parse: $parse:expr) => {
+    ($verb:literal, login: $login:expr, perm: $perm:expr, $(switch: $switch:expr,)? $(needs: $needs:expr,)?
+     transfer: $transfer:expr, during: $during:expr, help: $help:literal, feat: $feat:expr, parse: $parse:expr) => {
         CommandSpec {
             verb: $verb,
             needs_login: $login,
             perm: $perm,
+            switch: spec!(@optional $($switch)?),
+            needs: spec!(@optional $($needs)?),
             transfer: $transfer,
             during_transfer: $during,
             help: $help,
@@ -284,135 +287,159 @@ macro_rules! spec {
             parse: $parse,
         }
     };
+    (@optional) => { None };
+    (@optional $value:expr) => { Some($value) };
+}
+
+/// The switch of HASH, RANG and the digest commands.
+fn hash_on(features: &Features) -> bool {
+    features.hash
+}
+
+/// `MFF modify;UNIX.mode;`, with the facts the storage can set.
+fn mff_line(context: &FeatContext<'_>) -> Option<String> {
+    let caps = context.capabilities;
+    if !caps.set_modified && !caps.set_mode {
+        return None;
+    }
+    let mut line = "MFF ".to_string();
+    if caps.set_modified {
+        line.push_str("modify;");
+    }
+    if caps.set_mode {
+        line.push_str("UNIX.mode;");
+    }
+    Some(line)
 }
 
 /// Every command ftpgate knows.
 pub static COMMANDS: &[CommandSpec] = &[
     // Access control (RFC 959 section 4.1.1)
-    spec!("USER", login: false, perm: None, transfer: false, during: false, help: "USER <sp> username", feat: None,
+    spec!("USER", login: false, perm: None, transfer: false, during: false, help: "USER <sp> username", feat: Feat::None,
         parse: |a| if a.is_empty() { Err(syntax("USER needs a name")) } else { checked_name(a).map(Command::User) }),
-    spec!("PASS", login: false, perm: None, transfer: false, during: false, help: "PASS <sp> password", feat: None,
+    spec!("PASS", login: false, perm: None, transfer: false, during: false, help: "PASS <sp> password", feat: Feat::None,
         parse: |a| Ok(Command::Pass(Password::new(a)))),
-    spec!("ACCT", login: false, perm: None, transfer: false, during: false, help: "ACCT <sp> account (not needed)", feat: None,
+    spec!("ACCT", login: false, perm: None, transfer: false, during: false, help: "ACCT <sp> account (not needed)", feat: Feat::None,
         parse: |_| Ok(Command::Acct)),
-    spec!("CWD", login: true, perm: Some(Perm::Cwd), transfer: false, during: false, help: "CWD <sp> pathname", feat: None,
+    spec!("CWD", login: true, perm: Some(Perm::Cwd), transfer: false, during: false, help: "CWD <sp> pathname", feat: Feat::None,
         parse: |a| path(a).map(Command::Cwd)),
-    spec!("XCWD", login: true, perm: Some(Perm::Cwd), transfer: false, during: false, help: "XCWD <sp> pathname", feat: None,
+    spec!("XCWD", login: true, perm: Some(Perm::Cwd), transfer: false, during: false, help: "XCWD <sp> pathname", feat: Feat::None,
         parse: |a| path(a).map(Command::Cwd)),
-    spec!("CDUP", login: true, perm: Some(Perm::Cwd), transfer: false, during: false, help: "CDUP", feat: None,
+    spec!("CDUP", login: true, perm: Some(Perm::Cwd), transfer: false, during: false, help: "CDUP", feat: Feat::None,
         parse: |_| Ok(Command::Cdup)),
-    spec!("XCUP", login: true, perm: Some(Perm::Cwd), transfer: false, during: false, help: "XCUP", feat: None,
+    spec!("XCUP", login: true, perm: Some(Perm::Cwd), transfer: false, during: false, help: "XCUP", feat: Feat::None,
         parse: |_| Ok(Command::Cdup)),
-    spec!("REIN", login: false, perm: None, transfer: false, during: false, help: "REIN", feat: None,
+    spec!("REIN", login: false, perm: None, transfer: false, during: false, help: "REIN", feat: Feat::None,
         parse: |_| Ok(Command::Rein)),
-    spec!("QUIT", login: false, perm: None, transfer: false, during: true, help: "QUIT", feat: None,
+    spec!("QUIT", login: false, perm: None, transfer: false, during: true, help: "QUIT", feat: Feat::None,
         parse: |_| Ok(Command::Quit)),
     // Transfer parameters (RFC 959 section 4.1.2, RFC 2428)
-    spec!("PORT", login: true, perm: None, transfer: false, during: false, help: "PORT <sp> h1,h2,h3,h4,p1,p2", feat: None,
+    spec!("PORT", login: true, perm: None, transfer: false, during: false, help: "PORT <sp> h1,h2,h3,h4,p1,p2", feat: Feat::None,
         parse: |a| parse_port(a).map(Command::Port).ok_or_else(|| syntax("Bad PORT argument"))),
-    spec!("EPRT", login: true, perm: None, transfer: false, during: false, help: "EPRT <sp> |af|addr|port|", feat: Some("EPRT"),
+    spec!("EPRT", login: true, perm: None, transfer: false, during: false, help: "EPRT <sp> |af|addr|port|", feat: Feat::Line("EPRT"),
         parse: parse_eprt_cmd),
-    spec!("PASV", login: true, perm: None, transfer: false, during: false, help: "PASV", feat: None,
+    spec!("PASV", login: true, perm: None, transfer: false, during: false, help: "PASV", feat: Feat::None,
         parse: |_| Ok(Command::Pasv)),
-    spec!("EPSV", login: true, perm: None, transfer: false, during: false, help: "EPSV [<sp> 1|2|ALL]", feat: Some("EPSV"),
+    spec!("EPSV", login: true, perm: None, transfer: false, during: false, help: "EPSV [<sp> 1|2|ALL]", feat: Feat::Line("EPSV"),
         parse: parse_epsv),
-    spec!("TYPE", login: false, perm: None, transfer: false, during: false, help: "TYPE <sp> A [N] | I | L 8", feat: None,
+    spec!("TYPE", login: false, perm: None, transfer: false, during: false, help: "TYPE <sp> A [N] | I | L 8", feat: Feat::None,
         parse: parse_type),
-    spec!("STRU", login: false, perm: None, transfer: false, during: false, help: "STRU <sp> F", feat: None,
+    spec!("STRU", login: false, perm: None, transfer: false, during: false, help: "STRU <sp> F", feat: Feat::None,
         parse: |a| one_letter(a, "F", "RP", Command::Stru)),
-    spec!("MODE", login: false, perm: None, transfer: false, during: false, help: "MODE <sp> S | Z", feat: Some("MODE Z"),
+    spec!("MODE", login: false, perm: None, transfer: false, during: false, help: "MODE <sp> S | Z", feat: Feat::Dynamic(|c| c.features.mode_z.then(|| "MODE Z".to_string())),
         parse: |a| if a.trim().eq_ignore_ascii_case("Z") { Ok(Command::Mode(TransferMode::Deflate)) } else { one_letter(a, "S", "BC", Command::Mode(TransferMode::Stream)) }),
     // Service commands (RFC 959 section 4.1.3)
-    spec!("RETR", login: true, perm: Some(Perm::Retrieve), transfer: true, during: false, help: "RETR <sp> pathname", feat: None,
+    spec!("RETR", login: true, perm: Some(Perm::Retrieve), transfer: true, during: false, help: "RETR <sp> pathname", feat: Feat::None,
         parse: |a| path(a).map(Command::Retr)),
-    spec!("STOR", login: true, perm: Some(Perm::Store), transfer: true, during: false, help: "STOR <sp> pathname", feat: None,
+    spec!("STOR", login: true, perm: Some(Perm::Store), transfer: true, during: false, help: "STOR <sp> pathname", feat: Feat::None,
         parse: |a| path(a).map(Command::Stor)),
-    spec!("STOU", login: true, perm: Some(Perm::Store), transfer: true, during: false, help: "STOU [<sp> name]", feat: None,
+    spec!("STOU", login: true, perm: Some(Perm::Store), transfer: true, during: false, help: "STOU [<sp> name]", feat: Feat::None,
         parse: |a| optional_path(a).map(Command::Stou)),
-    spec!("APPE", login: true, perm: Some(Perm::Append), transfer: true, during: false, help: "APPE <sp> pathname", feat: None,
+    spec!("APPE", login: true, perm: Some(Perm::Append), transfer: true, during: false, help: "APPE <sp> pathname", feat: Feat::None,
         parse: |a| path(a).map(Command::Appe)),
-    spec!("ALLO", login: true, perm: None, transfer: false, during: false, help: "ALLO <sp> size", feat: None,
+    spec!("ALLO", login: true, perm: None, transfer: false, during: false, help: "ALLO <sp> size", feat: Feat::None,
         parse: parse_allo),
-    spec!("REST", login: true, perm: None, transfer: false, during: false, help: "REST <sp> offset", feat: Some("REST STREAM"),
+    spec!("REST", login: true, perm: None, transfer: false, during: false, help: "REST <sp> offset", feat: Feat::Line("REST STREAM"),
         parse: parse_rest),
-    spec!("RNFR", login: true, perm: Some(Perm::Rename), transfer: false, during: false, help: "RNFR <sp> pathname", feat: None,
+    spec!("RNFR", login: true, perm: Some(Perm::Rename), transfer: false, during: false, help: "RNFR <sp> pathname", feat: Feat::None,
         parse: |a| path(a).map(Command::Rnfr)),
-    spec!("RNTO", login: true, perm: Some(Perm::Rename), transfer: false, during: false, help: "RNTO <sp> pathname", feat: None,
+    spec!("RNTO", login: true, perm: Some(Perm::Rename), transfer: false, during: false, help: "RNTO <sp> pathname", feat: Feat::None,
         parse: |a| path(a).map(Command::Rnto)),
-    spec!("ABOR", login: false, perm: None, transfer: false, during: true, help: "ABOR", feat: None,
+    spec!("ABOR", login: false, perm: None, transfer: false, during: true, help: "ABOR", feat: Feat::None,
         parse: |_| Ok(Command::Abor)),
-    spec!("DELE", login: true, perm: Some(Perm::Delete), transfer: false, during: false, help: "DELE <sp> pathname", feat: None,
+    spec!("DELE", login: true, perm: Some(Perm::Delete), transfer: false, during: false, help: "DELE <sp> pathname", feat: Feat::None,
         parse: |a| path(a).map(Command::Dele)),
-    spec!("RMD", login: true, perm: Some(Perm::Delete), transfer: false, during: false, help: "RMD <sp> pathname", feat: None,
+    spec!("RMD", login: true, perm: Some(Perm::Delete), transfer: false, during: false, help: "RMD <sp> pathname", feat: Feat::None,
         parse: |a| path(a).map(Command::Rmd)),
-    spec!("XRMD", login: true, perm: Some(Perm::Delete), transfer: false, during: false, help: "XRMD <sp> pathname", feat: None,
+    spec!("XRMD", login: true, perm: Some(Perm::Delete), transfer: false, during: false, help: "XRMD <sp> pathname", feat: Feat::None,
         parse: |a| path(a).map(Command::Rmd)),
-    spec!("MKD", login: true, perm: Some(Perm::Mkdir), transfer: false, during: false, help: "MKD <sp> pathname", feat: None,
+    spec!("MKD", login: true, perm: Some(Perm::Mkdir), transfer: false, during: false, help: "MKD <sp> pathname", feat: Feat::None,
         parse: |a| path(a).map(Command::Mkd)),
-    spec!("XMKD", login: true, perm: Some(Perm::Mkdir), transfer: false, during: false, help: "XMKD <sp> pathname", feat: None,
+    spec!("XMKD", login: true, perm: Some(Perm::Mkdir), transfer: false, during: false, help: "XMKD <sp> pathname", feat: Feat::None,
         parse: |a| path(a).map(Command::Mkd)),
-    spec!("PWD", login: true, perm: None, transfer: false, during: false, help: "PWD", feat: None,
+    spec!("PWD", login: true, perm: None, transfer: false, during: false, help: "PWD", feat: Feat::None,
         parse: |_| Ok(Command::Pwd)),
-    spec!("XPWD", login: true, perm: None, transfer: false, during: false, help: "XPWD", feat: None,
+    spec!("XPWD", login: true, perm: None, transfer: false, during: false, help: "XPWD", feat: Feat::None,
         parse: |_| Ok(Command::Pwd)),
-    spec!("LIST", login: true, perm: Some(Perm::List), transfer: true, during: false, help: "LIST [<sp> -la] [<sp> pathname]", feat: None,
+    spec!("LIST", login: true, perm: Some(Perm::List), transfer: true, during: false, help: "LIST [<sp> -la] [<sp> pathname]", feat: Feat::None,
         parse: |a| list_args(a).map(Command::List)),
-    spec!("NLST", login: true, perm: Some(Perm::List), transfer: true, during: false, help: "NLST [<sp> -a] [<sp> pathname]", feat: None,
+    spec!("NLST", login: true, perm: Some(Perm::List), transfer: true, during: false, help: "NLST [<sp> -a] [<sp> pathname]", feat: Feat::None,
         parse: |a| list_args(a).map(Command::Nlst)),
-    spec!("SITE", login: true, perm: None, transfer: false, during: false, help: "SITE <sp> HELP", feat: None,
+    spec!("SITE", login: true, perm: None, switch: |f| f.site, transfer: false, during: false, help: "SITE <sp> HELP", feat: Feat::None,
         parse: |a| if a.trim().is_empty() { Err(syntax("SITE needs a command")) } else { Ok(Command::Site(a.trim().to_string())) }),
-    spec!("SYST", login: false, perm: None, transfer: false, during: false, help: "SYST", feat: None,
+    spec!("SYST", login: false, perm: None, switch: |f| f.syst, transfer: false, during: false, help: "SYST", feat: Feat::None,
         parse: |_| Ok(Command::Syst)),
-    spec!("STAT", login: false, perm: Some(Perm::List), transfer: false, during: true, help: "STAT [<sp> pathname]", feat: None,
+    spec!("STAT", login: false, perm: Some(Perm::List), switch: |f| f.stat, transfer: false, during: true, help: "STAT [<sp> pathname]", feat: Feat::None,
         parse: |a| optional_path(a).map(Command::Stat)),
-    spec!("HELP", login: false, perm: None, transfer: false, during: false, help: "HELP [<sp> command]", feat: None,
+    spec!("HELP", login: false, perm: None, transfer: false, during: false, help: "HELP [<sp> command]", feat: Feat::None,
         parse: |a| Ok(Command::Help(if a.trim().is_empty() { None } else { Some(a.trim().to_ascii_uppercase()) }))),
-    spec!("NOOP", login: false, perm: None, transfer: false, during: true, help: "NOOP", feat: None,
+    spec!("NOOP", login: false, perm: None, transfer: false, during: true, help: "NOOP", feat: Feat::None,
         parse: |_| Ok(Command::Noop)),
     // RFC 2389
-    spec!("FEAT", login: false, perm: None, transfer: false, during: false, help: "FEAT", feat: None,
+    spec!("FEAT", login: false, perm: None, transfer: false, during: false, help: "FEAT", feat: Feat::None,
         parse: |_| Ok(Command::Feat)),
-    spec!("OPTS", login: false, perm: None, transfer: false, during: false, help: "OPTS <sp> UTF8 ON | MLST facts", feat: Some("UTF8"),
+    spec!("OPTS", login: false, perm: None, transfer: false, during: false, help: "OPTS <sp> UTF8 ON | MLST facts", feat: Feat::Line("UTF8"),
         parse: parse_opts),
     // RFC 3659 and friends
-    spec!("SIZE", login: true, perm: Some(Perm::List), transfer: false, during: false, help: "SIZE <sp> pathname", feat: Some("SIZE"),
+    spec!("SIZE", login: true, perm: Some(Perm::List), transfer: false, during: false, help: "SIZE <sp> pathname", feat: Feat::Line("SIZE"),
         parse: |a| path(a).map(Command::Size)),
-    spec!("MDTM", login: true, perm: Some(Perm::List), transfer: false, during: false, help: "MDTM <sp> pathname", feat: Some("MDTM"),
+    spec!("MDTM", login: true, perm: Some(Perm::List), transfer: false, during: false, help: "MDTM <sp> pathname", feat: Feat::Line("MDTM"),
         parse: |a| path(a).map(Command::Mdtm)),
-    spec!("MFMT", login: true, perm: Some(Perm::SetTime), transfer: false, during: false, help: "MFMT <sp> YYYYMMDDHHMMSS <sp> pathname", feat: Some("MFMT"),
+    spec!("MFMT", login: true, perm: Some(Perm::SetTime), switch: |f| f.mfmt, needs: Needs { capability: |c| c.set_modified, refusal: "This storage keeps its own modification times" },
+        transfer: false, during: false, help: "MFMT <sp> YYYYMMDDHHMMSS <sp> pathname", feat: Feat::Line("MFMT"),
         parse: parse_mfmt),
-    spec!("MLST", login: true, perm: Some(Perm::List), transfer: false, during: false, help: "MLST [<sp> pathname]", feat: Some("MLST"),
+    spec!("MLST", login: true, perm: Some(Perm::List), switch: |f| f.mlst, transfer: false, during: false, help: "MLST [<sp> pathname]", feat: Feat::Dynamic(|c| Some(c.facts.feat_line(c.capabilities.facts))),
         parse: |a| optional_path(a).map(Command::Mlst)),
-    spec!("MLSD", login: true, perm: Some(Perm::List), transfer: true, during: false, help: "MLSD [<sp> pathname]", feat: None,
+    spec!("MLSD", login: true, perm: Some(Perm::List), switch: |f| f.mlsd, transfer: true, during: false, help: "MLSD [<sp> pathname]", feat: Feat::None,
         parse: |a| optional_path(a).map(Command::Mlsd)),
     // RFC 4217 (FTP over TLS)
-    spec!("AUTH", login: false, perm: None, transfer: false, during: false, help: "AUTH <sp> TLS", feat: Some("AUTH TLS"),
+    spec!("AUTH", login: false, perm: None, transfer: false, during: false, help: "AUTH <sp> TLS", feat: Feat::Dynamic(|c| c.tls_available.then(|| "AUTH TLS".to_string())),
         parse: parse_auth),
-    spec!("PBSZ", login: false, perm: None, transfer: false, during: false, help: "PBSZ <sp> 0", feat: Some("PBSZ"),
+    spec!("PBSZ", login: false, perm: None, transfer: false, during: false, help: "PBSZ <sp> 0", feat: Feat::Dynamic(|c| c.tls_available.then(|| "PBSZ".to_string())),
         parse: |a| if a.trim().parse::<u64>().is_ok() { Ok(Command::Pbsz) } else { Err(syntax("PBSZ needs a number")) }),
-    spec!("PROT", login: false, perm: None, transfer: false, during: false, help: "PROT <sp> C | P", feat: Some("PROT"),
+    spec!("PROT", login: false, perm: None, transfer: false, during: false, help: "PROT <sp> C | P", feat: Feat::Dynamic(|c| c.tls_available.then(|| "PROT".to_string())),
         parse: parse_prot),
-    spec!("CCC", login: false, perm: None, transfer: false, during: false, help: "CCC", feat: Some("CCC"),
+    spec!("CCC", login: false, perm: None, transfer: false, during: false, help: "CCC", feat: Feat::Dynamic(|c| (c.tls_available && c.ccc_allowed).then(|| "CCC".to_string())),
         parse: |_| Ok(Command::Ccc)),
     // Digests (draft-bryan-ftpext-hash, draft-bryan-ftp-range, and the legacy X-commands)
-    spec!("HASH", login: true, perm: Some(Perm::Retrieve), transfer: false, during: false, help: "HASH <sp> pathname", feat: Some("HASH"),
+    spec!("HASH", login: true, perm: Some(Perm::Retrieve), switch: hash_on, transfer: true, during: false, help: "HASH <sp> pathname", feat: Feat::Dynamic(|c| Some(HashAlgorithm::feat_line(c.hash_algorithm))),
         parse: |a| path(a).map(Command::Hash)),
-    spec!("RANG", login: true, perm: None, transfer: false, during: false, help: "RANG <sp> start <sp> end", feat: Some("RANG STREAM"),
+    spec!("RANG", login: true, perm: None, switch: hash_on, transfer: false, during: false, help: "RANG <sp> start <sp> end", feat: Feat::Line("RANG STREAM"),
         parse: parse_rang),
-    spec!("XCRC", login: true, perm: Some(Perm::Retrieve), transfer: false, during: false, help: "XCRC <sp> pathname [<sp> start <sp> end]", feat: Some("XCRC"),
+    spec!("XCRC", login: true, perm: Some(Perm::Retrieve), switch: hash_on, transfer: true, during: false, help: "XCRC <sp> pathname [<sp> start <sp> end]", feat: Feat::Line("XCRC"),
         parse: |a| legacy_hash(HashAlgorithm::Crc32, a)),
-    spec!("XMD5", login: true, perm: Some(Perm::Retrieve), transfer: false, during: false, help: "XMD5 <sp> pathname [<sp> start <sp> end]", feat: Some("XMD5"),
+    spec!("XMD5", login: true, perm: Some(Perm::Retrieve), switch: hash_on, transfer: true, during: false, help: "XMD5 <sp> pathname [<sp> start <sp> end]", feat: Feat::Line("XMD5"),
         parse: |a| legacy_hash(HashAlgorithm::Md5, a)),
-    spec!("XSHA1", login: true, perm: Some(Perm::Retrieve), transfer: false, during: false, help: "XSHA1 <sp> pathname [<sp> start <sp> end]", feat: Some("XSHA1"),
+    spec!("XSHA1", login: true, perm: Some(Perm::Retrieve), switch: hash_on, transfer: true, during: false, help: "XSHA1 <sp> pathname [<sp> start <sp> end]", feat: Feat::Line("XSHA1"),
         parse: |a| legacy_hash(HashAlgorithm::Sha1, a)),
-    spec!("XSHA256", login: true, perm: Some(Perm::Retrieve), transfer: false, during: false, help: "XSHA256 <sp> pathname [<sp> start <sp> end]", feat: Some("XSHA256"),
+    spec!("XSHA256", login: true, perm: Some(Perm::Retrieve), switch: hash_on, transfer: true, during: false, help: "XSHA256 <sp> pathname [<sp> start <sp> end]", feat: Feat::Line("XSHA256"),
         parse: |a| legacy_hash(HashAlgorithm::Sha256, a)),
-    spec!("XSHA512", login: true, perm: Some(Perm::Retrieve), transfer: false, during: false, help: "XSHA512 <sp> pathname [<sp> start <sp> end]", feat: Some("XSHA512"),
+    spec!("XSHA512", login: true, perm: Some(Perm::Retrieve), switch: hash_on, transfer: true, during: false, help: "XSHA512 <sp> pathname [<sp> start <sp> end]", feat: Feat::Line("XSHA512"),
         parse: |a| legacy_hash(HashAlgorithm::Sha512, a)),
-    spec!("COMB", login: true, perm: Some(Perm::Store), transfer: false, during: false, help: "COMB <sp> \"target\" <sp> \"part 1\" <sp> \"part 2\" ...", feat: Some("COMB"),
+    spec!("COMB", login: true, perm: Some(Perm::Store), switch: |f| f.comb, transfer: true, during: false, help: "COMB <sp> \"target\" <sp> \"part 1\" <sp> \"part 2\" ...", feat: Feat::Line("COMB"),
         parse: parse_comb),
     // RFC 7151
-    spec!("HOST", login: false, perm: None, transfer: false, during: false, help: "HOST <sp> hostname", feat: Some("HOST"),
+    spec!("HOST", login: false, perm: None, transfer: false, during: false, help: "HOST <sp> hostname", feat: Feat::Dynamic(|c| c.virtual_hosts.then(|| "HOST".to_string())),
     parse: |a| {
         let name = a.trim().trim_start_matches('[').trim_end_matches(']');
         if name.is_empty() || name.len() > 253 || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.:_".contains(&b)) {
@@ -422,15 +449,16 @@ pub static COMMANDS: &[CommandSpec] = &[
         }
     }),
     // Space, language and facts
-    spec!("AVBL", login: true, perm: Some(Perm::List), transfer: false, during: false, help: "AVBL [<sp> pathname]", feat: Some("AVBL"),
+    spec!("AVBL", login: true, perm: Some(Perm::List), switch: |f| f.avbl, needs: Needs { capability: |c| c.available_space, refusal: "AVBL is not supported by this storage" },
+        transfer: false, during: false, help: "AVBL [<sp> pathname]", feat: Feat::Line("AVBL"),
         parse: |a| optional_path(a).map(Command::Avbl)),
-    spec!("LANG", login: false, perm: None, transfer: false, during: false, help: "LANG [<sp> EN]", feat: Some("LANG EN*"),
+    spec!("LANG", login: false, perm: None, transfer: false, during: false, help: "LANG [<sp> EN]", feat: Feat::Line("LANG EN*"),
         parse: |a| Ok(Command::Lang(if a.trim().is_empty() { None } else { Some(a.trim().to_ascii_uppercase()) }))),
-    spec!("MFCT", login: true, perm: Some(Perm::SetTime), transfer: false, during: false, help: "MFCT <sp> YYYYMMDDHHMMSS <sp> pathname", feat: None,
+    spec!("MFCT", login: true, perm: Some(Perm::SetTime), transfer: false, during: false, help: "MFCT <sp> YYYYMMDDHHMMSS <sp> pathname", feat: Feat::None,
         parse: |a| match parse_mfmt(a)? { Command::Mfmt { time, path } => Ok(Command::Mfct { time, path }), other => Ok(other) }),
-    spec!("MFF", login: true, perm: Some(Perm::SetTime), transfer: false, during: false, help: "MFF <sp> modify=YYYYMMDDHHMMSS;UNIX.mode=0644; <sp> pathname", feat: Some("MFF modify;UNIX.mode;"),
+    spec!("MFF", login: true, perm: Some(Perm::SetTime), switch: |f| f.mfmt, transfer: false, during: false, help: "MFF <sp> modify=YYYYMMDDHHMMSS;UNIX.mode=0644; <sp> pathname", feat: Feat::Dynamic(mff_line),
         parse: parse_mff),
-    spec!("CLNT", login: false, perm: None, transfer: false, during: false, help: "CLNT <sp> client name", feat: Some("CLNT"),
+    spec!("CLNT", login: false, perm: None, transfer: false, during: false, help: "CLNT <sp> client name", feat: Feat::Line("CLNT"),
         parse: |a| Ok(Command::Clnt(a.chars().filter(|c| !c.is_control()).take(128).collect()))),
 ];
 
@@ -609,6 +637,22 @@ mod tests {
                 assert_ne!(a.verb, b.verb);
             }
         }
+    }
+
+    #[test]
+    fn transfer_flags() {
+        let transfers: Vec<_> = COMMANDS
+            .iter()
+            .filter(|c| c.transfer)
+            .map(|c| c.verb)
+            .collect();
+        assert_eq!(
+            transfers,
+            [
+                "RETR", "STOR", "STOU", "APPE", "LIST", "NLST", "MLSD", "HASH", "XCRC", "XMD5",
+                "XSHA1", "XSHA256", "XSHA512", "COMB"
+            ]
+        );
     }
 
     #[test]
