@@ -72,8 +72,6 @@ struct Control {
     login_started: Instant,
     last_activity: Instant,
     shutting_down: bool,
-    /// Close after the replies already sent (a ban after failed logins).
-    close_now: bool,
     rate: CommandRate,
     /// Bytes arrived since the last command was taken: the next command is not pipelined.
     fresh_input: bool,
@@ -168,7 +166,6 @@ pub(crate) async fn run(
             login_started: now,
             last_activity: now,
             shutting_down: false,
-            close_now: false,
             rate: CommandRate::new(shared_rate, now.into_std()),
             fresh_input: false,
             quota: None,
@@ -220,7 +217,7 @@ impl Control {
     /// One command, or one wait for input, a transfer's report or a deadline, in the logged-in
     /// user's span. `Ok(false)` ends the session.
     async fn turn(&mut self, buf: &mut [u8]) -> io::Result<bool> {
-        if self.session.wants_close() || self.close_now {
+        if self.session.wants_close() {
             return Ok(false);
         }
         // Commands already received run first, in order.
@@ -247,10 +244,7 @@ impl Control {
             return Ok(true);
         }
         if self.shutting_down && self.transfer.is_none() {
-            let reply = Reply::new(
-                ReplyCode::ServiceNotAvailable,
-                "Server shutting down; closing connection",
-            );
+            let reply = self.session.handle_shutdown();
             return self.send(&[reply]).await.map(|()| false);
         }
         let deadline = self.deadline();
@@ -280,16 +274,9 @@ impl Control {
             }
             Wake::Shutdown => self.shutting_down = true,
             Wake::Timeout => {
-                let text = if self.session.is_logged_in() {
-                    "Idle timeout; closing connection"
-                } else {
-                    "Login timeout; closing connection"
-                };
-                info!("{}", text);
-                return self
-                    .send(&[Reply::new(ReplyCode::ServiceNotAvailable, text)])
-                    .await
-                    .map(|()| false);
+                let reply = self.session.handle_timeout();
+                info!("{}", reply.lines.join(" "));
+                return self.send(&[reply]).await.map(|()| false);
             }
         }
         Ok(true)
@@ -350,11 +337,7 @@ impl Control {
                             if let Step::Reply(reply) = step {
                                 self.send(&[reply]).await?;
                             }
-                            self.close_now = true;
-                            let reply = Reply::new(
-                                ReplyCode::ServiceNotAvailable,
-                                "Too many failed logins from your address; try again later",
-                            );
+                            let reply = self.session.handle_ban();
                             return self.send(&[reply]).await;
                         }
                         step

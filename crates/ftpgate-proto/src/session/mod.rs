@@ -8,6 +8,7 @@
 //! setup, permissions and FEAT are all decided here, so the whole dialogue is testable without
 //! a network.
 
+mod closing;
 #[cfg(test)]
 mod tests;
 
