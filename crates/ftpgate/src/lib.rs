@@ -25,7 +25,6 @@ mod address;
 mod config;
 mod control;
 mod control_socket;
-mod data;
 mod digest;
 mod events;
 mod guard;
@@ -35,6 +34,7 @@ mod passive;
 mod server;
 mod threads;
 mod tls;
+mod transfer;
 mod zlib;
 
 pub use address::{PassiveAddressResolver, PassiveAddressRule};
