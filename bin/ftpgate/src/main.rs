@@ -575,7 +575,7 @@ async fn wait_for_signal(
 /// Switches the whole process to an unprivileged user (after the listen ports are bound), and
 /// checks that root cannot be regained.
 fn drop_privileges(name: &str) -> Result<()> {
-    use nix::unistd::{Gid, Uid, User, setgid, setgroups, setuid};
+    use nix::unistd::{Uid, User, setgid, setgroups, setuid};
     let user =
         User::from_name(name)?.ok_or_else(|| anyhow::anyhow!("run_as: no such user {name:?}"))?;
     setgroups(&[user.gid]).context("run_as: setgroups")?;
@@ -584,7 +584,6 @@ fn drop_privileges(name: &str) -> Result<()> {
     if user.uid != Uid::from_raw(0) && setuid(Uid::from_raw(0)).is_ok() {
         bail!("run_as: root privileges could be regained");
     }
-    let _ = Gid::current();
     info!(
         user = name,
         uid = user.uid.as_raw(),

@@ -1,9 +1,12 @@
 //! The control connection: one task per client, owning its [`Session`].
 //!
 //! The driver reads lines, hands them to the session, and performs the [`Step`] it returns:
-//! send a reply, authenticate, call the storage, open a passive listener, start a transfer
-//! task. While a transfer runs it keeps reading commands (the session accepts only ABOR, STAT,
-//! NOOP and QUIT then) and relays the transfer's events as replies.
+//! send a reply, authenticate, call the storage, open a passive listener, start a transfer.
+//! A transfer is a future this task polls next to the control connection; while it runs the
+//! driver keeps reading commands (the session accepts only ABOR, STAT, NOOP and QUIT then),
+//! sends 150 when the transfer reports `Started`, and gives the session the transfer's outcome
+//! when the future ends. Deadlines and shutdown are session inputs too: the session writes
+//! every reply.
 
 use std::io;
 use std::net::SocketAddr;
@@ -17,27 +20,27 @@ use ftpgate_proto::line::{Decoded, LineDecoder};
 use ftpgate_proto::listing::{DirEntry, format_list_line};
 use ftpgate_proto::reply_map::reply_for;
 use ftpgate_proto::session::{
-    FileOp, SessionUser, StorageOp, StorageOutcome, TransferOutcome, TransferPlan,
+    FileOp, SessionUser, StartInfo, StorageOp, StorageOutcome, TransferOutcome, TransferPlan,
 };
 use ftpgate_proto::{Reply, ReplyCode, Session, SessionConfig, Step, TlsPolicy, VirtualPath};
 use futures_util::StreamExt;
 use std::pin::Pin;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
+use tokio::sync::oneshot;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::field::display;
 use tracing::{Instrument, Span, debug, error, info, info_span, warn};
 
 use crate::control_socket::ControlSocket;
-use crate::data::{self, TransferContext, TransferEvent};
 use crate::events::Event;
 use crate::guard::CommandRate;
 use crate::limits::{Quota, UploadLimits};
 use crate::passive::Passive;
 use crate::server::{Live, Shared, VirtualHost};
 use crate::tls::{self, SessionTls, Stream};
+use crate::transfer::{self, TransferContext};
 
 /// A transfer, run by its session's own task next to the control connection (no task spawned
 /// and no thread woken per transfer: a small file costs a few microseconds less each way).
@@ -47,8 +50,10 @@ struct RunningTransfer {
     began: Instant,
     /// The name STOU chose, once the transfer has started.
     unique_name: Option<String>,
-    /// The transfer's work; `None` once it has ended (its last report may still be queued).
-    work: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
+    /// The transfer's `Started` report, until it arrives.
+    started: Option<oneshot::Receiver<StartInfo>>,
+    /// The transfer itself: its output is how it ended.
+    work: Pin<Box<dyn Future<Output = TransferOutcome> + Send>>,
 }
 
 struct Control {
@@ -67,13 +72,9 @@ struct Control {
     /// queue); dropped as soon as the session no longer expects a passive connection.
     passive: Option<Passive>,
     transfer: Option<RunningTransfer>,
-    /// The running transfer's reports; made per transfer, so an idle session holds no channel.
-    events_rx: Option<mpsc::Receiver<TransferEvent>>,
     login_started: Instant,
     last_activity: Instant,
     shutting_down: bool,
-    /// Close after the replies already sent (a ban after failed logins).
-    close_now: bool,
     rate: CommandRate,
     /// Bytes arrived since the last command was taken: the next command is not pipelined.
     fresh_input: bool,
@@ -89,24 +90,33 @@ struct Control {
 
 enum Wake {
     Read(io::Result<usize>),
-    Event(Option<TransferEvent>),
-    TransferEnded,
+    TransferStarted(StartInfo),
+    TransferEnded(TransferOutcome),
     Shutdown,
     Timeout,
 }
 
-/// Runs the transfer's work to its end (pending forever without one).
-async fn drive(transfer: &mut Option<RunningTransfer>) {
-    match transfer.as_mut().and_then(|t| t.work.as_mut()) {
-        Some(work) => work.await,
-        None => std::future::pending().await,
+/// The running transfer's `Started` report (pending forever without one, or once it came).
+async fn transfer_started(started: Option<&mut Option<oneshot::Receiver<StartInfo>>>) -> StartInfo {
+    if let Some(slot) = started {
+        if let Some(receiver) = slot {
+            let report = receiver.await;
+            *slot = None;
+            // No report: the transfer ended before its data connection; its end comes next.
+            if let Ok(info) = report {
+                return info;
+            }
+        }
     }
+    std::future::pending().await
 }
 
-/// The next report of the running transfer (pending forever without one).
-async fn recv_event(events: &mut Option<mpsc::Receiver<TransferEvent>>) -> Option<TransferEvent> {
-    match events {
-        Some(rx) => rx.recv().await,
+/// Runs the transfer to its end (pending forever without one).
+async fn transfer_ended(
+    work: Option<&mut Pin<Box<dyn Future<Output = TransferOutcome> + Send>>>,
+) -> TransferOutcome {
+    match work {
+        Some(work) => work.as_mut().await,
         None => std::future::pending().await,
     }
 }
@@ -164,11 +174,9 @@ pub(crate) async fn run(
             storage: None,
             passive: None,
             transfer: None,
-            events_rx: None,
             login_started: now,
             last_activity: now,
             shutting_down: false,
-            close_now: false,
             rate: CommandRate::new(shared_rate, now.into_std()),
             fresh_input: false,
             quota: None,
@@ -220,7 +228,7 @@ impl Control {
     /// One command, or one wait for input, a transfer's report or a deadline, in the logged-in
     /// user's span. `Ok(false)` ends the session.
     async fn turn(&mut self, buf: &mut [u8]) -> io::Result<bool> {
-        if self.session.wants_close() || self.close_now {
+        if self.session.wants_close() {
             return Ok(false);
         }
         // Commands already received run first, in order.
@@ -247,17 +255,18 @@ impl Control {
             return Ok(true);
         }
         if self.shutting_down && self.transfer.is_none() {
-            let reply = Reply::new(
-                ReplyCode::ServiceNotAvailable,
-                "Server shutting down; closing connection",
-            );
+            let reply = self.session.handle_shutdown();
             return self.send(&[reply]).await.map(|()| false);
         }
         let deadline = self.deadline();
+        let (started, work) = match &mut self.transfer {
+            Some(t) => (Some(&mut t.started), Some(&mut t.work)),
+            None => (None, None),
+        };
         let wake = tokio::select! {
             read = self.stream.read(buf) => Wake::Read(read),
-            event = recv_event(&mut self.events_rx), if self.transfer.is_some() => Wake::Event(event),
-            _ = drive(&mut self.transfer) => Wake::TransferEnded,
+            info = transfer_started(started) => Wake::TransferStarted(info),
+            outcome = transfer_ended(work) => Wake::TransferEnded(outcome),
             _ = self.shared.graceful.cancelled(), if !self.shutting_down => Wake::Shutdown,
             _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => Wake::Timeout,
         };
@@ -268,28 +277,19 @@ impl Control {
                 self.fresh_input = true;
             }
             Wake::Read(Err(e)) => return Err(e),
-            Wake::Event(Some(event)) => self.on_transfer_event(event).await?,
-            Wake::Event(None) => {
-                self.transfer = None;
-                self.events_rx = None;
+            Wake::TransferStarted(info) => {
+                let reply = self.transfer_started(info);
+                self.send(&[reply]).await?;
             }
-            Wake::TransferEnded => {
-                if let Some(transfer) = &mut self.transfer {
-                    transfer.work = None;
-                }
+            Wake::TransferEnded(outcome) => {
+                let replies = self.transfer_ended(outcome);
+                self.send(&replies).await?;
             }
             Wake::Shutdown => self.shutting_down = true,
             Wake::Timeout => {
-                let text = if self.session.is_logged_in() {
-                    "Idle timeout; closing connection"
-                } else {
-                    "Login timeout; closing connection"
-                };
-                info!("{}", text);
-                return self
-                    .send(&[Reply::new(ReplyCode::ServiceNotAvailable, text)])
-                    .await
-                    .map(|()| false);
+                let reply = self.session.handle_timeout();
+                info!("{}", reply.lines.join(" "));
+                return self.send(&[reply]).await.map(|()| false);
             }
         }
         Ok(true)
@@ -350,11 +350,7 @@ impl Control {
                             if let Step::Reply(reply) = step {
                                 self.send(&[reply]).await?;
                             }
-                            self.close_now = true;
-                            let reply = Reply::new(
-                                ReplyCode::ServiceNotAvailable,
-                                "Too many failed logins from your address; try again later",
-                            );
+                            let reply = self.session.handle_ban();
                             return self.send(&[reply]).await;
                         }
                         step
@@ -461,11 +457,17 @@ impl Control {
                 Ok(storage) => {
                     info!(user = found.name.as_str(), "login");
                     let (name, client) = (found.name.clone(), self.peer.ip());
-                    self.shared.emit(|| Event::Login { user: name, client });
+                    self.shared
+                        .events
+                        .emit(|| Event::Login { user: name, client });
                     if let Some(tls) = &self.tls {
                         tls.logged_in(&found.name);
                     }
-                    self.quota = self.shared.quota(host, &found, storage.as_ref()).await;
+                    self.quota = self
+                        .shared
+                        .quotas
+                        .for_user(host, &found, storage.as_ref())
+                        .await;
                     let mut capabilities = storage.capabilities();
                     // With a quota, the space left is known whatever the storage can tell.
                     capabilities.available_space |= self.quota.is_some();
@@ -485,7 +487,7 @@ impl Control {
             Err(e) => {
                 warn!(user, reason = %e, "login failed");
                 let client = self.peer.ip();
-                self.shared.emit(|| Event::LoginFailed {
+                self.shared.events.emit(|| Event::LoginFailed {
                     user: user.to_string(),
                     client,
                 });
@@ -517,7 +519,7 @@ impl Control {
                     .await
                     .map(|()| StorageOutcome::Done);
                 if let (Ok(_), Some(quota)) = (&result, &self.quota) {
-                    quota.resized(size, 0);
+                    quota.removed(size);
                 }
                 result
             }
@@ -538,12 +540,10 @@ impl Control {
                 .await
                 .map(|()| StorageOutcome::Done),
             StorageOp::Available(dir) => {
-                // The smaller of the storage's free space and the quota's remainder.
                 let free = storage.available_bytes(dir).await;
-                match (&self.quota, free) {
-                    (Some(quota), Ok(free)) => Ok(free.min(quota.available())),
-                    (Some(quota), Err(_)) => Ok(quota.available()),
-                    (None, free) => free,
+                match &self.quota {
+                    Some(quota) => Ok(quota.available_of(free)),
+                    None => free,
                 }
                 .map(StorageOutcome::Available)
             }
@@ -551,20 +551,20 @@ impl Control {
         if result.is_ok() {
             let user = user.to_string();
             match &op {
-                StorageOp::Delete(path) => self.shared.emit(|| Event::Deleted {
+                StorageOp::Delete(path) => self.shared.events.emit(|| Event::Deleted {
                     user,
                     path: path.clone(),
                 }),
-                StorageOp::Rename { from, to } => self.shared.emit(|| Event::Renamed {
+                StorageOp::Rename { from, to } => self.shared.events.emit(|| Event::Renamed {
                     user,
                     from: from.clone(),
                     to: to.clone(),
                 }),
-                StorageOp::MakeDir(path) => self.shared.emit(|| Event::MadeDir {
+                StorageOp::MakeDir(path) => self.shared.events.emit(|| Event::MadeDir {
                     user,
                     path: path.clone(),
                 }),
-                StorageOp::RemoveDir(path) => self.shared.emit(|| Event::RemovedDir {
+                StorageOp::RemoveDir(path) => self.shared.events.emit(|| Event::RemovedDir {
                     user,
                     path: path.clone(),
                 }),
@@ -600,25 +600,21 @@ impl Control {
             mode_z_max_inflated: self.live.config.mode_z_max_inflated,
             mode_z_max_ratio: self.live.config.mode_z_max_ratio,
         };
+        let (started, started_rx) = oneshot::channel();
         let ctx = TransferContext {
+            storage,
             limits,
             tls,
-            storage,
             passive: self.passive.take(),
             peer_ip: self.peer.ip(),
             local_ip: self.local.ip(),
             active_source_port: self.shared.active_source_port(self.local.port()),
-            shared: self.shared.clone(),
             data_timeout: self.live.config.data_timeout,
             user: self.session.user_name().unwrap_or("").to_string(),
-            events: {
-                let (tx, rx) = mpsc::channel(4);
-                self.events_rx = Some(rx);
-                tx
-            },
             cancel: cancel.clone(),
             progress: progress.clone(),
-            hash_slots: self.shared.hash_slots.clone(),
+            started: Some(started),
+            server: self.shared.transfers.clone(),
         };
         // The transfer's own lines (storage errors, a refused upload) name its command and path.
         let span = info_span!(
@@ -631,37 +627,39 @@ impl Control {
             progress,
             began: Instant::now(),
             unique_name: None,
-            work: Some(Box::pin(data::run_transfer(plan, ctx).instrument(span))),
+            started: Some(started_rx),
+            work: Box::pin(transfer::run(plan, ctx).instrument(span)),
         });
         Ok(())
     }
 
-    async fn on_transfer_event(&mut self, event: TransferEvent) -> io::Result<()> {
-        match event {
-            TransferEvent::Started(info) => {
-                let mut replies = vec![self.session.handle_transfer_started(&info)];
-                if let Some(transfer) = &mut self.transfer {
-                    transfer.unique_name = info.unique_name;
-                }
-                // A transfer that is over already (a small file sent whole): its final reply
-                // goes out in the same write, one segment and one wake-up for the client.
-                if let Some(Ok(TransferEvent::Done(outcome))) =
-                    self.events_rx.as_mut().map(|rx| rx.try_recv())
-                {
-                    replies.extend(self.transfer_done(outcome));
-                }
-                self.send(&replies).await
-            }
-            TransferEvent::Done(outcome) => {
-                let replies = self.transfer_done(outcome);
-                self.send(&replies).await
-            }
+    /// The transfer's data connection is open: 150 (STOU's name is kept for the log line).
+    fn transfer_started(&mut self, info: StartInfo) -> Reply {
+        if let Some(transfer) = &mut self.transfer {
+            transfer.unique_name = info.unique_name.clone();
         }
+        self.session.handle_transfer_started(&info)
+    }
+
+    /// The transfer's future ended with `outcome`: its final reply, after the 150 of a
+    /// transfer that is over before that was sent (a small file sent whole), so both go out in
+    /// one write, one segment and one wake-up for the client.
+    fn transfer_ended(&mut self, outcome: TransferOutcome) -> Vec<Reply> {
+        let unsent_start = self
+            .transfer
+            .as_mut()
+            .and_then(|t| t.started.take())
+            .and_then(|mut started| started.try_recv().ok());
+        let start = unsent_start.map(|info| self.transfer_started(info));
+        let mut replies = self.transfer_done(outcome);
+        if let Some(start) = start {
+            replies.insert(0, start);
+        }
+        replies
     }
 
     fn transfer_done(&mut self, outcome: TransferOutcome) -> Vec<Reply> {
         let transfer = self.transfer.take();
-        self.events_rx = None;
         self.last_activity = Instant::now();
         let replies = self.session.handle_transfer_done(outcome);
         if let (Some(transfer), Some(reply)) = (transfer, replies.first()) {
@@ -786,7 +784,7 @@ impl Control {
     fn emit_logout(&self) {
         if let Some(user) = self.session.user_name() {
             let (user, client) = (user.to_string(), self.peer.ip());
-            self.shared.emit(|| Event::Logout { user, client });
+            self.shared.events.emit(|| Event::Logout { user, client });
         }
     }
 
@@ -794,9 +792,7 @@ impl Control {
     async fn finish(&mut self) {
         if let Some(transfer) = self.transfer.take() {
             transfer.cancel.cancel();
-            if let Some(work) = transfer.work {
-                let _ = tokio::time::timeout(Duration::from_secs(10), work).await;
-            }
+            let _ = tokio::time::timeout(Duration::from_secs(10), transfer.work).await;
         }
         self.emit_logout();
         let _ = tokio::time::timeout(Duration::from_secs(5), self.stream.shutdown()).await;

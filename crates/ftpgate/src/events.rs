@@ -6,6 +6,7 @@
 //! channel or a spawned task).
 
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use ftpgate_proto::VirtualPath;
@@ -106,5 +107,22 @@ pub trait EventHandler: Send + Sync + 'static {
 impl<F: Fn(&Event) + Send + Sync + 'static> EventHandler for F {
     fn on_event(&self, event: &Event) {
         self(event)
+    }
+}
+
+/// The embedder's handler, if there is one: what the engine calls to report an event.
+#[derive(Clone, Default)]
+pub(crate) struct Emitter(Option<Arc<dyn EventHandler>>);
+
+impl Emitter {
+    pub(crate) fn new(handler: Option<Arc<dyn EventHandler>>) -> Self {
+        Emitter(handler)
+    }
+
+    /// Tells the handler, building the event only if there is one.
+    pub(crate) fn emit(&self, event: impl FnOnce() -> Event) {
+        if let Some(handler) = &self.0 {
+            handler.on_event(&event());
+        }
     }
 }

@@ -16,8 +16,9 @@
 //! ```
 //!
 //! Each control connection is one task that owns its [`Session`](ftpgate_proto::Session) (the
-//! protocol state machine) and performs the effects it asks for; each transfer is a task that
-//! gets an immutable plan and reports back over a channel.
+//! protocol state machine) and performs the effects it asks for; a transfer is a future that
+//! task polls next to its control connection, made from an immutable plan, whose output is the
+//! transfer's outcome.
 
 #![warn(missing_docs)]
 
@@ -25,7 +26,6 @@ mod address;
 mod config;
 mod control;
 mod control_socket;
-mod data;
 mod digest;
 mod events;
 mod guard;
@@ -35,6 +35,7 @@ mod passive;
 mod server;
 mod threads;
 mod tls;
+mod transfer;
 mod zlib;
 
 pub use address::{PassiveAddressResolver, PassiveAddressRule};

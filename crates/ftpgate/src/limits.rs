@@ -1,9 +1,57 @@
-//! Upload size limits and per-user quotas, enforced while the bytes arrive.
+//! Upload size limits and per-user quotas: every piece of quota bookkeeping (the registry of
+//! users' quotas, what an upload may write, what a commit, a COMB or a delete changes, the
+//! space AVBL reports). Uploads are held to them while the bytes arrive.
 
-use std::sync::Arc;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
+use ftpgate_core::{Storage, User};
 pub(crate) use ftpgate_proto::session::UploadLimit;
+use tracing::warn;
+
+/// The quotas of a server's users, shared by all of a user's sessions.
+#[derive(Default)]
+pub(crate) struct Quotas {
+    /// By host and user name.
+    by_user: Mutex<HashMap<String, Arc<Quota>>>,
+}
+
+impl Quotas {
+    /// The quota of `user` (of virtual host `host`, `""` for the server's own users), measured
+    /// from its storage the first time.
+    pub(crate) async fn for_user(
+        &self,
+        host: &str,
+        user: &User,
+        storage: &dyn Storage,
+    ) -> Option<Arc<Quota>> {
+        let limit = user.quota_bytes?;
+        // Virtual hosts have users of their own: the same name on two hosts is two users.
+        let key = format!("{host}\0{}", user.name);
+        // A reload may change the limit: then the usage is measured again.
+        if let Some(quota) = self.by_user.lock().ok()?.get(&key) {
+            if quota.limit() == limit {
+                return Some(quota.clone());
+            }
+        }
+        let used = match storage.used_bytes().await {
+            Ok(used) => used,
+            Err(e) => {
+                warn!(user = user.name.as_str(), error = %e, "cannot measure usage; counting the quota from zero");
+                0
+            }
+        };
+        let mut quotas = self.by_user.lock().ok()?;
+        let quota = quotas
+            .entry(key)
+            .or_insert_with(|| Arc::new(Quota::new(limit, used)));
+        if quota.limit() != limit {
+            *quota = Arc::new(Quota::new(limit, used));
+        }
+        Some(quota.clone())
+    }
+}
 
 /// One user's quota, shared by all of the user's sessions.
 #[derive(Debug)]
@@ -30,6 +78,20 @@ impl Quota {
         self.limit.saturating_sub(self.used.load(Ordering::Relaxed))
     }
 
+    /// A file of `size` bytes was removed.
+    pub(crate) fn removed(&self, size: u64) {
+        self.resized(size, 0);
+    }
+
+    /// The space AVBL reports: the smaller of the storage's free space (`free`) and what is
+    /// left of the quota; what is left of the quota when the storage cannot tell.
+    pub(crate) fn available_of<E>(&self, free: Result<u64, E>) -> u64 {
+        match free {
+            Ok(free) => free.min(self.available()),
+            Err(_) => self.available(),
+        }
+    }
+
     /// A file grew from `old` to `new` bytes (or was removed: `new` = 0).
     pub(crate) fn resized(&self, old: u64, new: u64) {
         let _ = self
@@ -52,6 +114,13 @@ pub(crate) struct UploadLimits {
 }
 
 impl UploadLimits {
+    /// An upload (or COMB) committed: files of `replaced` bytes in all became one of `size`.
+    pub(crate) fn committed(&self, replaced: u64, size: u64) {
+        if let Some(quota) = &self.quota {
+            quota.resized(replaced, size);
+        }
+    }
+
     pub(crate) fn is_unlimited(&self) -> bool {
         self.max_file_size.is_none() && self.quota.is_none()
     }
@@ -144,5 +213,28 @@ mod tests {
         assert_eq!(q.available(), 90);
         q.resized(500, 0);
         assert_eq!(q.available(), 100);
+        q.resized(0, 40);
+        q.removed(15);
+        assert_eq!(q.available(), 75);
+    }
+
+    #[test]
+    fn available_space_is_the_smaller_of_free_space_and_quota() {
+        let q = Quota::new(100, 30);
+        assert_eq!(q.available_of::<()>(Ok(50)), 50);
+        assert_eq!(q.available_of::<()>(Ok(500)), 70);
+        assert_eq!(q.available_of(Err(())), 70);
+    }
+
+    #[test]
+    fn a_commit_moves_usage_only_with_a_quota() {
+        let quota = Arc::new(Quota::new(100, 50));
+        let limits = UploadLimits {
+            quota: Some(quota.clone()),
+            ..UploadLimits::default()
+        };
+        limits.committed(20, 60);
+        assert_eq!(quota.available(), 10);
+        UploadLimits::default().committed(20, 60);
     }
 }

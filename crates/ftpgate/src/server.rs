@@ -3,12 +3,12 @@
 use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use ftpgate_core::{Authenticator, Storage, StorageFactory, User};
+use ftpgate_core::{Authenticator, StorageFactory};
 use ftpgate_proto::Reply;
 use ftpgate_proto::hostport::canonical;
 use ftpgate_proto::reply::ReplyCode;
@@ -22,12 +22,13 @@ use tracing::{info, warn};
 use crate::address::PassiveAddresses;
 use crate::config::{ConfigError, ServerConfig};
 use crate::control;
-use crate::events::{Event, EventHandler};
+use crate::events::{Emitter, EventHandler};
 use crate::guard::LoginGuard;
-use crate::limits::Quota;
+use crate::limits::Quotas;
 use crate::passive::PortSharing;
 use crate::threads::SessionThreads;
 use crate::tls::ServerTls;
+use crate::transfer::TransferShared;
 
 /// What a reload replaces: the users, storage and virtual hosts, and the settings a session
 /// takes when it connects and again when it logs in. A session keeps the snapshot it has, so
@@ -58,61 +59,20 @@ pub(crate) struct Shared {
     passive_addresses: Arc<PassiveAddresses>,
     /// Shared passive listeners (with `passive_port_sharing`).
     pub(crate) port_sharing: PortSharing,
-    /// Whether binding the active source port has failed yet (it is logged once).
-    active_bind_failed: AtomicBool,
     pub(crate) login_guard: LoginGuard,
     /// TLS state shared by all sessions, when FTPS is configured.
     pub(crate) tls: Option<Arc<ServerTls>>,
-    /// Quotas by user name, shared by all of a user's sessions.
-    quotas: Mutex<HashMap<String, Arc<Quota>>>,
-    /// Permits for digests computed at once (HASH is a CPU and I/O amplifier).
-    pub(crate) hash_slots: Arc<Semaphore>,
-    events: Option<Arc<dyn EventHandler>>,
+    /// Users' quotas, shared by all of a user's sessions.
+    pub(crate) quotas: Quotas,
+    /// What every transfer shares (the event handler, digest permits, listing settings).
+    pub(crate) transfers: Arc<TransferShared>,
+    /// The embedder's event handler.
+    pub(crate) events: Emitter,
     /// Where sessions run, with `session_threads` set; else on the caller's runtime.
     session_threads: Option<SessionThreads>,
 }
 
 impl Shared {
-    /// Tells the embedder's handler, if there is one.
-    pub(crate) fn emit(&self, event: impl FnOnce() -> Event) {
-        if let Some(handler) = &self.events {
-            handler.on_event(&event());
-        }
-    }
-
-    /// The quota of `user`, measured from its storage the first time.
-    pub(crate) async fn quota(
-        &self,
-        host: &str,
-        user: &User,
-        storage: &dyn Storage,
-    ) -> Option<Arc<Quota>> {
-        let limit = user.quota_bytes?;
-        // Virtual hosts have users of their own: the same name on two hosts is two users.
-        let key = format!("{host}\0{}", user.name);
-        // A reload may change the limit: then the usage is measured again.
-        if let Some(quota) = self.quotas.lock().ok()?.get(&key) {
-            if quota.limit() == limit {
-                return Some(quota.clone());
-            }
-        }
-        let used = match storage.used_bytes().await {
-            Ok(used) => used,
-            Err(e) => {
-                warn!(user = user.name.as_str(), error = %e, "cannot measure usage; counting the quota from zero");
-                0
-            }
-        };
-        let mut quotas = self.quotas.lock().ok()?;
-        let quota = quotas
-            .entry(key)
-            .or_insert_with(|| Arc::new(Quota::new(limit, used)));
-        if quota.limit() != limit {
-            *quota = Arc::new(Quota::new(limit, used));
-        }
-        Some(quota.clone())
-    }
-
     /// The IPv4 address to announce in a 227 reply to `client`, whose control connection is
     /// on `local`.
     pub(crate) fn advertised_ipv4(&self, client: IpAddr, local: IpAddr) -> Option<Ipv4Addr> {
@@ -123,11 +83,6 @@ impl Shared {
     /// `control_port`, or `None` for an ephemeral one.
     pub(crate) fn active_source_port(&self, control_port: u16) -> Option<u16> {
         self.config.active_source_port.port_for(control_port)
-    }
-
-    /// Notes that binding the active source port failed; true the first time (to log it once).
-    pub(crate) fn first_active_bind_failure(&self) -> bool {
-        !self.active_bind_failed.swap(true, Ordering::Relaxed)
     }
 }
 
@@ -244,7 +199,6 @@ impl Server {
             )),
             None => None,
         };
-        let config_hashes = self.config.max_concurrent_hashes;
         let passive_addresses = Arc::new(PassiveAddresses::new(
             self.config.passive_address_resolver.clone(),
             self.config.passive_address_rules.clone(),
@@ -256,6 +210,14 @@ impl Server {
             0 => None,
             n => Some(SessionThreads::start(n, 512)?),
         };
+        let events = Emitter::new(self.events);
+        let transfers = Arc::new(TransferShared {
+            events: events.clone(),
+            hash_slots: Semaphore::new(self.config.max_concurrent_hashes.max(1)),
+            listing_time_zone: self.config.listing_time_zone.clone(),
+            listing_sort_limit: self.config.listing_sort_limit,
+            active_bind_failed: AtomicBool::new(false),
+        });
         let hard = CancellationToken::new();
         let live = Arc::new(ArcSwap::from_pointee(Live {
             config: self.config.clone(),
@@ -273,12 +235,11 @@ impl Server {
             hard,
             tasks: TaskTracker::new(),
             passive_addresses,
-            active_bind_failed: AtomicBool::new(false),
             login_guard,
             tls,
-            quotas: Mutex::new(HashMap::new()),
-            hash_slots: Arc::new(Semaphore::new(config_hashes.max(1))),
-            events: self.events,
+            quotas: Quotas::default(),
+            transfers,
+            events,
             session_threads,
         });
         Ok(BoundServer { listeners, shared })

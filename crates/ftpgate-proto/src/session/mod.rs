@@ -30,6 +30,7 @@
 //! hands the result to the command that asked) and the helpers handlers share, such as
 //! `target` (resolve a path, check the permissions there).
 
+mod closing;
 mod contract;
 mod files;
 mod info;
