@@ -37,8 +37,9 @@ use crate::control_socket::ControlSocket;
 use crate::events::Event;
 use crate::guard::CommandRate;
 use crate::limits::{Quota, UploadLimits};
+use crate::live::{Live, VirtualHost};
 use crate::passive::Passive;
-use crate::server::{Live, Shared, VirtualHost};
+use crate::session_context::SessionContext;
 use crate::tls::{self, SessionTls, Stream};
 use crate::transfer::{self, TransferContext};
 
@@ -57,7 +58,7 @@ struct RunningTransfer {
 }
 
 struct Control {
-    shared: Arc<Shared>,
+    ctx: Arc<SessionContext>,
     /// The users and settings of this session: as they were when it connected, then as they
     /// were when it logged in (a reload changes neither).
     live: Arc<Live>,
@@ -123,7 +124,7 @@ async fn transfer_ended(
 
 /// Serves one control connection to its end.
 pub(crate) async fn run(
-    shared: Arc<Shared>,
+    ctx: Arc<SessionContext>,
     stream: TcpStream,
     peer: SocketAddr,
     implicit_tls: bool,
@@ -142,12 +143,12 @@ pub(crate) async fn run(
     let span = info_span!("session", client = %peer);
     async move {
         info!(implicit_tls, "connected");
-        let live = shared.live.load_full();
+        let live = ctx.live.load_full();
         let config = SessionConfig {
             active_mode: live.config.active_mode,
             min_active_port: live.config.min_active_port,
             max_login_failures: live.config.max_login_failures,
-            tls: match &shared.config.tls {
+            tls: match &ctx.config.tls {
                 Some(tls) => TlsPolicy {
                     available: true,
                     required_for_login: tls.required_for_login,
@@ -166,7 +167,7 @@ pub(crate) async fn run(
             decoder: LineDecoder::new(live.config.max_line_length),
             live,
             session: Session::new(config, peer, local),
-            shared,
+            ctx,
             stream: Stream::Plain(stream),
             tls: None,
             peer,
@@ -267,7 +268,7 @@ impl Control {
             read = self.stream.read(buf) => Wake::Read(read),
             info = transfer_started(started) => Wake::TransferStarted(info),
             outcome = transfer_ended(work) => Wake::TransferEnded(outcome),
-            _ = self.shared.graceful.cancelled(), if !self.shutting_down => Wake::Shutdown,
+            _ = self.ctx.graceful.cancelled(), if !self.shutting_down => Wake::Shutdown,
             _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => Wake::Timeout,
         };
         match wake {
@@ -332,17 +333,14 @@ impl Control {
                     let result = self.authenticate(&user, &password).await;
                     let ip = canonical(self.peer.ip());
                     if result.is_ok() {
-                        self.shared.login_guard.success(ip);
+                        self.ctx.login_guard.success(ip);
                         let step = self.session.handle_auth_result(result);
                         if let Some(user) = self.session.user_name() {
                             self.login_span = info_span!("login", user);
                         }
                         step
                     } else {
-                        let decision = self
-                            .shared
-                            .login_guard
-                            .failure(ip, std::time::Instant::now());
+                        let decision = self.ctx.login_guard.failure(ip, std::time::Instant::now());
                         tokio::time::sleep(decision.delay).await;
                         let step = self.session.handle_auth_result(result);
                         if decision.banned {
@@ -365,14 +363,14 @@ impl Control {
                     // before the new one is made.
                     self.passive = None;
                     let result = match Passive::open(
-                        &self.shared.config,
-                        &self.shared.port_sharing,
+                        &self.ctx.config,
+                        &self.ctx.port_sharing,
                         self.local.ip(),
                         self.peer.ip(),
                     ) {
                         Ok((passive, port)) => {
                             self.passive = Some(passive);
-                            let ip = self.shared.advertised_ipv4(self.peer.ip(), self.local.ip());
+                            let ip = self.ctx.advertised_ipv4(self.peer.ip(), self.local.ip());
                             Ok((ip, port))
                         }
                         Err(e) => {
@@ -438,7 +436,7 @@ impl Control {
     ) -> Result<SessionUser, ()> {
         // A login takes the users and settings in force now (a reload may have come since
         // the connection was made), and keeps them.
-        self.live = self.shared.live.load_full();
+        self.live = self.ctx.live.load_full();
         if let Some((name, host)) = &mut self.host {
             match self.live.hosts.get(name.as_str()) {
                 Some(current) => *host = current.clone(),
@@ -457,14 +455,12 @@ impl Control {
                 Ok(storage) => {
                     info!(user = found.name.as_str(), "login");
                     let (name, client) = (found.name.clone(), self.peer.ip());
-                    self.shared
-                        .events
-                        .emit(|| Event::Login { user: name, client });
+                    self.ctx.events.emit(|| Event::Login { user: name, client });
                     if let Some(tls) = &self.tls {
                         tls.logged_in(&found.name);
                     }
                     self.quota = self
-                        .shared
+                        .ctx
                         .quotas
                         .for_user(host, &found, storage.as_ref())
                         .await;
@@ -487,7 +483,7 @@ impl Control {
             Err(e) => {
                 warn!(user, reason = %e, "login failed");
                 let client = self.peer.ip();
-                self.shared.events.emit(|| Event::LoginFailed {
+                self.ctx.events.emit(|| Event::LoginFailed {
                     user: user.to_string(),
                     client,
                 });
@@ -551,20 +547,20 @@ impl Control {
         if result.is_ok() {
             let user = user.to_string();
             match &op {
-                StorageOp::Delete(path) => self.shared.events.emit(|| Event::Deleted {
+                StorageOp::Delete(path) => self.ctx.events.emit(|| Event::Deleted {
                     user,
                     path: path.clone(),
                 }),
-                StorageOp::Rename { from, to } => self.shared.events.emit(|| Event::Renamed {
+                StorageOp::Rename { from, to } => self.ctx.events.emit(|| Event::Renamed {
                     user,
                     from: from.clone(),
                     to: to.clone(),
                 }),
-                StorageOp::MakeDir(path) => self.shared.events.emit(|| Event::MadeDir {
+                StorageOp::MakeDir(path) => self.ctx.events.emit(|| Event::MadeDir {
                     user,
                     path: path.clone(),
                 }),
-                StorageOp::RemoveDir(path) => self.shared.events.emit(|| Event::RemovedDir {
+                StorageOp::RemoveDir(path) => self.ctx.events.emit(|| Event::RemovedDir {
                     user,
                     path: path.clone(),
                 }),
@@ -587,7 +583,7 @@ impl Control {
                 .handle_transfer_done(TransferOutcome::Failed(ErrorKind::Local));
             return self.send(&replies).await;
         };
-        let cancel = self.shared.hard.child_token();
+        let cancel = self.ctx.hard.child_token();
         let progress = Arc::new(AtomicU64::new(0));
         let tls = if plan.protected {
             self.session_tls().ok()
@@ -608,13 +604,13 @@ impl Control {
             passive: self.passive.take(),
             peer_ip: self.peer.ip(),
             local_ip: self.local.ip(),
-            active_source_port: self.shared.active_source_port(self.local.port()),
+            active_source_port: self.ctx.active_source_port(self.local.port()),
             data_timeout: self.live.config.data_timeout,
             user: self.session.user_name().unwrap_or("").to_string(),
             cancel: cancel.clone(),
             progress: progress.clone(),
             started: Some(started),
-            server: self.shared.transfers.clone(),
+            server: self.ctx.transfers.clone(),
         };
         // The transfer's own lines (storage errors, a refused upload) name its command and path.
         let span = info_span!(
@@ -734,7 +730,7 @@ impl Control {
             Err(e) => return self.send(&[reply_for(e.kind, path.as_str())]).await,
         };
         let now = std::time::SystemTime::now();
-        let zone = &self.shared.config.listing_time_zone;
+        let zone = &self.ctx.config.listing_time_zone;
         let mut out = format!(
             "213-Status of {}:\r\n",
             ftpgate_proto::listing::display_name(path.as_str())
@@ -784,7 +780,7 @@ impl Control {
     fn emit_logout(&self) {
         if let Some(user) = self.session.user_name() {
             let (user, client) = (user.to_string(), self.peer.ip());
-            self.shared.events.emit(|| Event::Logout { user, client });
+            self.ctx.events.emit(|| Event::Logout { user, client });
         }
     }
 
@@ -804,7 +800,7 @@ impl Control {
             return Ok(tls.clone());
         }
         let server_tls = self
-            .shared
+            .ctx
             .tls
             .as_ref()
             .ok_or_else(|| io::Error::other("TLS is not configured"))?;

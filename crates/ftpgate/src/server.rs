@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -25,65 +25,22 @@ use crate::control;
 use crate::events::{Emitter, EventHandler};
 use crate::guard::LoginGuard;
 use crate::limits::Quotas;
+use crate::live::{Live, VirtualHost};
 use crate::passive::PortSharing;
+use crate::session_context::SessionContext;
 use crate::threads::SessionThreads;
 use crate::tls::ServerTls;
 use crate::transfer::TransferShared;
 
-/// What a reload replaces: the users, storage and virtual hosts, and the settings a session
-/// takes when it connects and again when it logs in. A session keeps the snapshot it has, so
-/// a reload never changes a running session.
-pub(crate) struct Live {
-    pub(crate) config: ServerConfig,
-    pub(crate) auth: Arc<dyn Authenticator>,
-    pub(crate) storage: Arc<dyn StorageFactory>,
-    /// Virtual hosts by lower-case name.
-    pub(crate) hosts: HashMap<String, Arc<VirtualHost>>,
-}
-
-/// What every session shares.
+/// What the listeners own: the sessions' context, the connection limits and the tasks.
 pub(crate) struct Shared {
-    /// The settings the server started with: listeners, passive ports, connection limits and
-    /// TLS come from here (a reload cannot change them).
-    pub(crate) config: ServerConfig,
-    /// The current users, storage and per-session settings; swapped whole by a reload.
-    pub(crate) live: Arc<ArcSwap<Live>>,
+    /// What every session is given.
+    pub(crate) sessions: Arc<SessionContext>,
     connections: Arc<Semaphore>,
     per_ip: Mutex<HashMap<IpAddr, usize>>,
-    /// Cancelled when shutdown starts: stop accepting, close idle sessions.
-    pub(crate) graceful: CancellationToken,
-    /// Cancelled when the grace period ends: abort running transfers.
-    pub(crate) hard: CancellationToken,
     pub(crate) tasks: TaskTracker,
-    /// Chooses the address announced in PASV replies.
-    passive_addresses: Arc<PassiveAddresses>,
-    /// Shared passive listeners (with `passive_port_sharing`).
-    pub(crate) port_sharing: PortSharing,
-    pub(crate) login_guard: LoginGuard,
-    /// TLS state shared by all sessions, when FTPS is configured.
-    pub(crate) tls: Option<Arc<ServerTls>>,
-    /// Users' quotas, shared by all of a user's sessions.
-    pub(crate) quotas: Quotas,
-    /// What every transfer shares (the event handler, digest permits, listing settings).
-    pub(crate) transfers: Arc<TransferShared>,
-    /// The embedder's event handler.
-    pub(crate) events: Emitter,
     /// Where sessions run, with `session_threads` set; else on the caller's runtime.
     session_threads: Option<SessionThreads>,
-}
-
-impl Shared {
-    /// The IPv4 address to announce in a 227 reply to `client`, whose control connection is
-    /// on `local`.
-    pub(crate) fn advertised_ipv4(&self, client: IpAddr, local: IpAddr) -> Option<Ipv4Addr> {
-        self.passive_addresses.advertised(client, local)
-    }
-
-    /// The local port for an active-mode data connection of a control connection on local port
-    /// `control_port`, or `None` for an ephemeral one.
-    pub(crate) fn active_source_port(&self, control_port: u16) -> Option<u16> {
-        self.config.active_source_port.port_for(control_port)
-    }
 }
 
 /// Holds one per-IP connection slot; frees it when dropped.
@@ -108,7 +65,7 @@ impl Drop for IpSlot {
 fn take_ip_slot(shared: &Arc<Shared>, ip: IpAddr) -> Option<IpSlot> {
     let mut map = shared.per_ip.lock().ok()?;
     let count = map.entry(ip).or_insert(0);
-    if *count >= shared.config.max_connections_per_ip {
+    if *count >= shared.sessions.config.max_connections_per_ip {
         return None;
     }
     *count += 1;
@@ -125,17 +82,6 @@ pub struct Server {
     storage: Arc<dyn StorageFactory>,
     events: Option<Arc<dyn EventHandler>>,
     hosts: HashMap<String, Arc<VirtualHost>>,
-}
-
-/// A virtual host (RFC 7151): clients choose it with HOST before logging in, and get its
-/// greeting, its users and its storage. Clients that send no HOST get the server's own.
-pub struct VirtualHost {
-    /// The host's users.
-    pub auth: Arc<dyn Authenticator>,
-    /// Where the host's users' files are.
-    pub storage: Arc<dyn StorageFactory>,
-    /// The text of the 220 reply to HOST.
-    pub banner: String,
 }
 
 impl Server {
@@ -225,21 +171,25 @@ impl Server {
             storage: self.storage,
             hosts: self.hosts,
         }));
-        let shared = Arc::new(Shared {
-            connections: Arc::new(Semaphore::new(self.config.max_connections)),
+        let connections = Arc::new(Semaphore::new(self.config.max_connections));
+        let sessions = Arc::new(SessionContext {
             config: self.config,
             live,
-            per_ip: Mutex::new(HashMap::new()),
             graceful: CancellationToken::new(),
             port_sharing: PortSharing::new(hard.child_token()),
             hard,
-            tasks: TaskTracker::new(),
             passive_addresses,
             login_guard,
             tls,
             quotas: Quotas::default(),
             transfers,
             events,
+        });
+        let shared = Arc::new(Shared {
+            sessions,
+            connections,
+            per_ip: Mutex::new(HashMap::new()),
+            tasks: TaskTracker::new(),
             session_threads,
         });
         Ok(BoundServer { listeners, shared })
@@ -276,8 +226,8 @@ impl BoundServer {
     /// while the server runs (see [`ReloadHandle::reload`]).
     pub fn reload_handle(&self) -> ReloadHandle {
         ReloadHandle {
-            started: self.shared.config.clone(),
-            live: self.shared.live.clone(),
+            started: self.shared.sessions.config.clone(),
+            live: self.shared.sessions.live.clone(),
         }
     }
 
@@ -295,24 +245,25 @@ impl BoundServer {
         }
         let refresh = tokio::spawn(
             shared
+                .sessions
                 .passive_addresses
                 .clone()
-                .refresh_loop(shared.graceful.clone()),
+                .refresh_loop(shared.sessions.graceful.clone()),
         );
         shutdown.cancelled().await;
         info!("shutting down: no new connections; waiting for transfers to finish");
-        shared.graceful.cancel();
+        shared.sessions.graceful.cancel();
         refresh.abort();
         for task in accept_tasks {
             task.abort();
         }
         shared.tasks.close();
-        if tokio::time::timeout(shared.config.shutdown_grace, shared.tasks.wait())
+        if tokio::time::timeout(shared.sessions.config.shutdown_grace, shared.tasks.wait())
             .await
             .is_err()
         {
             warn!("grace period over; aborting remaining transfers");
-            shared.hard.cancel();
+            shared.sessions.hard.cancel();
             let _ = tokio::time::timeout(Duration::from_secs(5), shared.tasks.wait()).await;
         }
         if let Some(threads) = &shared.session_threads {
@@ -373,6 +324,7 @@ async fn accept_loop(listener: TcpListener, implicit_tls: bool, shared: Arc<Shar
             }
         };
         if let Some(left) = shared
+            .sessions
             .login_guard
             .banned_for(canonical(peer.ip()), std::time::Instant::now())
         {
@@ -393,9 +345,9 @@ async fn accept_loop(listener: TcpListener, implicit_tls: bool, shared: Arc<Shar
             tokio::spawn(refuse(stream, "Too many connections from your address"));
             continue;
         };
-        let shared2 = shared.clone();
+        let sessions = shared.sessions.clone();
         let session = move |stream| async move {
-            control::run(shared2, stream, peer, implicit_tls).await;
+            control::run(sessions, stream, peer, implicit_tls).await;
             drop(slot);
             drop(permit);
         };
