@@ -1,0 +1,122 @@
+//! Logging in: the authenticator, the login guard, the virtual host chosen with HOST, and the
+//! user's storage and quota opened at login.
+
+use std::io;
+
+use ftpgate_proto::Step;
+use ftpgate_proto::hostport::canonical;
+use ftpgate_proto::session::SessionUser;
+use tracing::{error, info, info_span, warn};
+
+use super::Control;
+use crate::events::Event;
+
+impl Control {
+    /// USER/PASS: authenticates, then tells the login guard (a failure waits its delay, and
+    /// may ban the address: the session's reply and its closing reply go out, and nothing is
+    /// left to perform).
+    pub(super) async fn login(
+        &mut self,
+        user: &str,
+        password: &ftpgate_proto::Password,
+    ) -> io::Result<Step> {
+        let result = self.authenticate(user, password).await;
+        let ip = canonical(self.peer.ip());
+        Ok(if result.is_ok() {
+            self.ctx.login_guard.success(ip);
+            let step = self.session.handle_auth_result(result);
+            if let Some(user) = self.session.user_name() {
+                self.login_span = info_span!("login", user);
+            }
+            step
+        } else {
+            let decision = self.ctx.login_guard.failure(ip, std::time::Instant::now());
+            tokio::time::sleep(decision.delay).await;
+            let step = self.session.handle_auth_result(result);
+            if decision.banned {
+                warn!("address banned after repeated failed logins");
+                if let Step::Reply(reply) = step {
+                    self.send(&[reply]).await?;
+                }
+                let reply = self.session.handle_ban();
+                self.send(&[reply]).await?;
+                return Ok(Step::Nothing);
+            }
+            step
+        })
+    }
+
+    async fn authenticate(
+        &mut self,
+        user: &str,
+        password: &ftpgate_proto::Password,
+    ) -> Result<SessionUser, ()> {
+        // A login takes the users and settings in force now (a reload may have come since
+        // the connection was made), and keeps them.
+        self.live = self.ctx.live.load_full();
+        if let Some((name, host)) = &mut self.host {
+            match self.live.hosts.get(name.as_str()) {
+                Some(current) => *host = current.clone(),
+                None => {
+                    warn!(user, host = %name, "login failed: the virtual host was removed by a reload");
+                    return Err(());
+                }
+            }
+        }
+        let (auth, storage, host) = match &self.host {
+            Some((name, host)) => (host.auth.clone(), host.storage.clone(), name.as_str()),
+            None => (self.live.auth.clone(), self.live.storage.clone(), ""),
+        };
+        match auth.authenticate(user, password).await {
+            Ok(found) => match storage.open(&found) {
+                Ok(storage) => {
+                    info!(user = found.name.as_str(), "login");
+                    let (name, client) = (found.name.clone(), self.peer.ip());
+                    self.ctx.events.emit(|| Event::Login { user: name, client });
+                    if let Some(tls) = &self.tls {
+                        tls.logged_in(&found.name);
+                    }
+                    self.quota = self
+                        .ctx
+                        .quotas
+                        .for_user(host, &found, storage.as_ref())
+                        .await;
+                    let mut capabilities = storage.capabilities();
+                    // With a quota, the space left is known whatever the storage can tell.
+                    capabilities.available_space |= self.quota.is_some();
+                    self.storage = Some(storage);
+                    Ok(SessionUser {
+                        name: found.name,
+                        permissions: found.permissions,
+                        tls_required: found.tls_required,
+                        capabilities,
+                    })
+                }
+                Err(e) => {
+                    error!(user = found.name.as_str(), home = found.home.as_str(), error = %e, "cannot open the user's home");
+                    Err(())
+                }
+            },
+            Err(e) => {
+                warn!(user, reason = %e, "login failed");
+                let client = self.peer.ip();
+                self.ctx.events.emit(|| Event::LoginFailed {
+                    user: user.to_string(),
+                    client,
+                });
+                Err(())
+            }
+        }
+    }
+
+    /// HOST: the virtual host of the coming login.
+    pub(super) fn select_host(&mut self, name: String) -> Step {
+        let found = self.live.hosts.get(&name).cloned();
+        let banner = found.as_ref().map(|h| h.banner.clone());
+        if found.is_some() {
+            info!(host = %name, "virtual host chosen");
+        }
+        self.host = found.map(|h| (name, h));
+        self.session.handle_host_selected(banner)
+    }
+}

@@ -1,0 +1,95 @@
+//! Performing a [`StorageOp`]: the call, the quota's bookkeeping, the event.
+
+use ftpgate_core::ErrorKind;
+use ftpgate_proto::session::{StorageOp, StorageOutcome};
+
+use super::Control;
+use crate::events::Event;
+
+impl Control {
+    pub(super) async fn storage_call(
+        &mut self,
+        op: StorageOp,
+    ) -> Result<StorageOutcome, ErrorKind> {
+        let Some(storage) = &self.storage else {
+            return Err(ErrorKind::Local);
+        };
+        let user = self.session.user_name().unwrap_or("");
+        let result = match &op {
+            StorageOp::Metadata(path) => storage.metadata(path).await.map(StorageOutcome::Metadata),
+            StorageOp::MakeDir(path) => storage.make_dir(path).await.map(|()| StorageOutcome::Done),
+            StorageOp::RemoveDir(path) => storage
+                .remove_dir(path)
+                .await
+                .map(|()| StorageOutcome::Done),
+            StorageOp::Delete(path) => {
+                // With a quota, the freed bytes are counted back.
+                let size = match &self.quota {
+                    Some(_) => storage.metadata(path).await.map(|m| m.size).unwrap_or(0),
+                    None => 0,
+                };
+                let result = storage
+                    .remove_file(path)
+                    .await
+                    .map(|()| StorageOutcome::Done);
+                if let (Ok(_), Some(quota)) = (&result, &self.quota) {
+                    quota.removed(size);
+                }
+                result
+            }
+            StorageOp::Rename { from, to } => storage
+                .rename(from, to)
+                .await
+                .map(|()| StorageOutcome::Done),
+            StorageOp::SetModified { path, time } => storage
+                .set_modified(path, *time)
+                .await
+                .map(|()| StorageOutcome::Done),
+            StorageOp::SetMode { path, mode } => storage
+                .set_mode(path, *mode)
+                .await
+                .map(|()| StorageOutcome::Done),
+            StorageOp::Symlink { target, link } => storage
+                .symlink(target, link)
+                .await
+                .map(|()| StorageOutcome::Done),
+            StorageOp::Available(dir) => {
+                let free = storage.available_bytes(dir).await;
+                match &self.quota {
+                    Some(quota) => Ok(quota.available_of(free)),
+                    None => free,
+                }
+                .map(StorageOutcome::Available)
+            }
+        };
+        if result.is_ok() {
+            let user = user.to_string();
+            match &op {
+                StorageOp::Delete(path) => self.ctx.events.emit(|| Event::Deleted {
+                    user,
+                    path: path.clone(),
+                }),
+                StorageOp::Rename { from, to } => self.ctx.events.emit(|| Event::Renamed {
+                    user,
+                    from: from.clone(),
+                    to: to.clone(),
+                }),
+                StorageOp::MakeDir(path) => self.ctx.events.emit(|| Event::MadeDir {
+                    user,
+                    path: path.clone(),
+                }),
+                StorageOp::RemoveDir(path) => self.ctx.events.emit(|| Event::RemovedDir {
+                    user,
+                    path: path.clone(),
+                }),
+                _ => {}
+            }
+        }
+        // The command's log line (`log_file_op`) tells what became of it, with this error.
+        result.map_err(|e| {
+            let kind = e.kind;
+            self.op_error = Some(e);
+            kind
+        })
+    }
+}
