@@ -28,28 +28,32 @@
 
 #![warn(missing_docs)]
 
-mod client;
+mod config;
+mod factory;
+mod meta;
 mod native;
+mod s3_client;
 mod store;
 mod upload;
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::sync::Arc;
+use std::time::SystemTime;
 
 use async_trait::async_trait;
 use ftpgate_core::{
-    Capabilities, DirEntry, EntryStream, ErrorKind, Facts, FileKind, Metadata, ReadStream, Storage,
-    StorageError, StorageFactory, Upload, User, VirtualPath, WriteStart,
+    Capabilities, DirEntry, EntryStream, ErrorKind, Facts, Metadata, ReadStream, Storage,
+    StorageError, Upload, VirtualPath, WriteStart,
 };
 use futures_util::{StreamExt, TryStreamExt};
-use tracing::{debug, info, warn};
-use url::Url;
+use tracing::{debug, warn};
 
+pub use crate::config::{NativeConfig, S3Config};
+pub use crate::factory::ObjectStorageFactory;
 pub use crate::native::NativeService;
 
-use crate::client::{S3Client, store_error};
-use crate::native::NativeStore;
+use crate::config::Settings;
+use crate::meta::{dir_meta, file_meta};
+use crate::s3_client::{S3Client, store_error};
 use crate::store::{Listed, ObjectStore};
 use crate::upload::{MultipartUpload, StreamedUpload};
 
@@ -59,350 +63,6 @@ pub const MIN_PART_SIZE: usize = 5 * 1024 * 1024;
 pub const MAX_PARTS: u64 = 10_000;
 /// Keys per listing page.
 const PAGE: usize = 1000;
-
-/// Where the store is and how to use it.
-#[derive(Debug, Clone)]
-pub struct S3Config {
-    /// The S3 endpoint, e.g. `https://s3.eu-west-1.amazonaws.com` or `http://127.0.0.1:3900`.
-    pub endpoint: Url,
-    /// The region (any string the store accepts, e.g. `garage` or `us-east-1`).
-    pub region: String,
-    /// The bucket users' homes are in (a home may name another with `s3://bucket/prefix`).
-    pub bucket: String,
-    /// A key prefix under which all homes live ("" for the whole bucket).
-    pub prefix: String,
-    /// Access key id.
-    pub access_key: String,
-    /// Secret access key.
-    pub secret_key: String,
-    /// Session token, for temporary credentials.
-    pub session_token: Option<String>,
-    /// Path-style URLs (`endpoint/bucket/key`), as most self-hosted stores need.
-    pub path_style: bool,
-    /// Multipart part size (at least 5 MiB).
-    pub part_size: usize,
-    /// Parts uploading at once per transfer.
-    pub parts_in_flight: usize,
-    /// The largest file expected, if known: the first part size grows so that it fits in
-    /// 10,000 parts. Without it parts still double in size every 1,000 parts.
-    pub max_file_size: Option<u64>,
-    /// Keep interrupted uploads (their multipart state) so that they can be resumed.
-    pub keep_partial_uploads: bool,
-    /// Longest a single request may take.
-    pub request_timeout: Duration,
-    /// Retries of a request that failed transiently (timeouts, 5xx, throttling).
-    pub retries: u32,
-    /// Most objects a directory rename may copy.
-    pub max_rename_objects: usize,
-}
-
-impl S3Config {
-    /// Settings for a bucket at an endpoint, with defaults for the rest: 8 MiB parts, 4 in
-    /// flight, 5-minute requests, 3 retries, renames of up to 10,000 objects.
-    pub fn new(
-        endpoint: Url,
-        region: &str,
-        bucket: &str,
-        access_key: &str,
-        secret_key: &str,
-    ) -> Self {
-        S3Config {
-            endpoint,
-            region: region.to_string(),
-            bucket: bucket.to_string(),
-            prefix: String::new(),
-            access_key: access_key.to_string(),
-            secret_key: secret_key.to_string(),
-            session_token: None,
-            path_style: true,
-            part_size: 8 * 1024 * 1024,
-            parts_in_flight: 4,
-            max_file_size: None,
-            keep_partial_uploads: false,
-            request_timeout: Duration::from_secs(300),
-            retries: 3,
-            max_rename_objects: 10_000,
-        }
-    }
-
-    /// The first part size: at least 5 MiB, and large enough that `max_file_size` fits in
-    /// 10,000 parts (rounded up to whole MiB).
-    pub fn effective_part_size(&self) -> usize {
-        self.settings().effective_part_size()
-    }
-
-    /// The size of part `number` (from 1): the first part size, doubled every 1,000 parts (at
-    /// most 5 GiB, S3's largest part), so 10,000 parts hold more than S3's largest object.
-    pub fn part_size_for(&self, number: u16) -> usize {
-        self.settings().part_size_for(number)
-    }
-
-    fn settings(&self) -> Settings {
-        Settings {
-            part_size: self.part_size,
-            parts_in_flight: self.parts_in_flight,
-            max_file_size: self.max_file_size,
-            keep_partial_uploads: self.keep_partial_uploads,
-            max_rename_objects: self.max_rename_objects,
-            ignore_set_mode: false,
-        }
-    }
-}
-
-/// Where a store reached through its own API is, and how to use it.
-#[derive(Debug, Clone)]
-pub struct NativeConfig {
-    /// The store and its credentials.
-    pub service: NativeService,
-    /// A key prefix under which all homes live ("" for the whole container or bucket).
-    pub prefix: String,
-    /// Upload chunk (block) size.
-    pub part_size: usize,
-    /// Chunks uploading at once per transfer.
-    pub parts_in_flight: usize,
-    /// Longest a single request may take.
-    pub request_timeout: Duration,
-    /// Retries of a request that failed transiently (timeouts, 5xx, throttling).
-    pub retries: u32,
-    /// Most objects a directory rename may copy.
-    pub max_rename_objects: usize,
-}
-
-impl NativeConfig {
-    /// Settings for `service`, with the defaults of [`S3Config::new`].
-    pub fn new(service: NativeService) -> Self {
-        NativeConfig {
-            service,
-            prefix: String::new(),
-            part_size: 8 * 1024 * 1024,
-            parts_in_flight: 4,
-            request_timeout: Duration::from_secs(300),
-            retries: 3,
-            max_rename_objects: 10_000,
-        }
-    }
-}
-
-/// What the shared logic needs to know of either configuration.
-#[derive(Debug, Clone)]
-pub(crate) struct Settings {
-    pub(crate) part_size: usize,
-    pub(crate) parts_in_flight: usize,
-    pub(crate) max_file_size: Option<u64>,
-    pub(crate) keep_partial_uploads: bool,
-    pub(crate) max_rename_objects: usize,
-    /// SITE CHMOD is accepted and ignored instead of refused.
-    pub(crate) ignore_set_mode: bool,
-}
-
-impl Settings {
-    pub(crate) fn effective_part_size(&self) -> usize {
-        const MIB: u64 = 1024 * 1024;
-        let needed = self
-            .max_file_size
-            .unwrap_or(0)
-            .div_ceil(MAX_PARTS)
-            .div_ceil(MIB)
-            * MIB;
-        let size = (self.part_size as u64)
-            .max(needed)
-            .max(MIN_PART_SIZE as u64);
-        usize::try_from(size).unwrap_or(usize::MAX)
-    }
-
-    pub(crate) fn part_size_for(&self, number: u16) -> usize {
-        let doublings = u32::from(number.saturating_sub(1) / 1000);
-        let size = (self.effective_part_size() as u64).saturating_mul(1u64 << doublings.min(20));
-        usize::try_from(size.min(5 * 1024 * 1024 * 1024)).unwrap_or(usize::MAX)
-    }
-}
-
-fn clean_prefix(prefix: &str) -> String {
-    let trimmed = prefix.trim_matches('/');
-    if trimmed.is_empty() {
-        String::new()
-    } else {
-        format!("{trimmed}/")
-    }
-}
-
-/// How a factory reaches a bucket.
-#[derive(Debug)]
-enum Connector {
-    S3(Arc<S3Config>),
-    Native(NativeConfig),
-}
-
-impl Connector {
-    fn connect(&self, bucket: &str) -> Result<Arc<dyn ObjectStore>, StorageError> {
-        match self {
-            Connector::S3(config) => Ok(Arc::new(S3Client::new(config, bucket)?)),
-            Connector::Native(config) => {
-                let mut service = config.service.clone();
-                match &mut service {
-                    NativeService::Azure { container, .. } => *container = bucket.to_string(),
-                    NativeService::Gcs { bucket: b, .. } | NativeService::Cos { bucket: b, .. } => {
-                        *b = bucket.to_string()
-                    }
-                }
-                Ok(Arc::new(NativeStore::new(
-                    &service,
-                    config.request_timeout,
-                    config.retries,
-                )?))
-            }
-        }
-    }
-
-    /// The URL scheme of a home naming another bucket: `s3`, `azure`, `gcs` or `cos`.
-    fn scheme(&self) -> &'static str {
-        match self {
-            Connector::S3(_) => "s3",
-            Connector::Native(config) => config.service.kind(),
-        }
-    }
-}
-
-/// Opens an [`ObjectStorage`] at each user's home: a prefix in the configured bucket, or
-/// `SCHEME://bucket/prefix` for another bucket of the same store (`s3://`, `azure://`,
-/// `gcs://`, `cos://`).
-#[derive(Debug)]
-pub struct ObjectStorageFactory {
-    connector: Connector,
-    bucket: String,
-    prefix: String,
-    settings: Arc<Settings>,
-    stores: Mutex<HashMap<String, Arc<dyn ObjectStore>>>,
-}
-
-impl ObjectStorageFactory {
-    /// A factory for an S3-compatible store (checks the endpoint and bucket names, makes no
-    /// request).
-    pub fn s3(config: S3Config) -> Result<Self, StorageError> {
-        if config.part_size < MIN_PART_SIZE {
-            return Err(store_error(
-                ErrorKind::Local,
-                "part_size must be at least 5 MiB",
-            ));
-        }
-        Self::with(
-            config.bucket.clone(),
-            config.prefix.clone(),
-            config.settings(),
-            Connector::S3(Arc::new(config)),
-        )
-    }
-
-    /// Objects keep no permission bits: with `ignore`, SITE CHMOD is answered 200 and does
-    /// nothing (GUI clients that set permissions after every upload then show no error);
-    /// without it (the default), SITE CHMOD is refused with 502.
-    pub fn ignore_set_mode(mut self, ignore: bool) -> Self {
-        Arc::make_mut(&mut self.settings).ignore_set_mode = ignore;
-        self
-    }
-
-    /// A factory for a store reached through its own API (makes no request).
-    pub fn native(config: NativeConfig) -> Result<Self, StorageError> {
-        let settings = Settings {
-            part_size: config.part_size,
-            parts_in_flight: config.parts_in_flight,
-            max_file_size: None,
-            keep_partial_uploads: false,
-            max_rename_objects: config.max_rename_objects,
-            ignore_set_mode: false,
-        };
-        Self::with(
-            config.service.bucket().to_string(),
-            config.prefix.clone(),
-            settings,
-            Connector::Native(config),
-        )
-    }
-
-    fn with(
-        bucket: String,
-        prefix: String,
-        settings: Settings,
-        connector: Connector,
-    ) -> Result<Self, StorageError> {
-        let factory = ObjectStorageFactory {
-            connector,
-            bucket,
-            prefix: clean_prefix(&prefix),
-            settings: Arc::new(settings),
-            stores: Mutex::new(HashMap::new()),
-        };
-        factory.store(&factory.bucket)?;
-        Ok(factory)
-    }
-
-    fn store(&self, bucket: &str) -> Result<Arc<dyn ObjectStore>, StorageError> {
-        let mut stores = self
-            .stores
-            .lock()
-            .map_err(|_| store_error(ErrorKind::Local, "client cache poisoned"))?;
-        if let Some(store) = stores.get(bucket) {
-            return Ok(store.clone());
-        }
-        let store = self.connector.connect(bucket)?;
-        stores.insert(bucket.to_string(), store.clone());
-        Ok(store)
-    }
-
-    /// The storage rooted at `home` (a prefix, or `SCHEME://bucket/prefix`).
-    pub fn storage_at(&self, home: &str) -> Result<ObjectStorage, StorageError> {
-        let url_prefix = format!("{}://", self.connector.scheme());
-        let (bucket, prefix) = match home.strip_prefix(&url_prefix) {
-            Some(rest) => {
-                let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-                (bucket.to_string(), clean_prefix(prefix))
-            }
-            None => (
-                self.bucket.clone(),
-                clean_prefix(&format!("{}{}", self.prefix, home.trim_matches('/'))),
-            ),
-        };
-        let store = self.store(&bucket)?;
-        Ok(ObjectStorage {
-            multipart: store.multipart(),
-            store,
-            store_name: format!("{}://{bucket}", self.connector.scheme()).into(),
-            root: prefix,
-            settings: self.settings.clone(),
-        })
-    }
-
-    /// Aborts multipart uploads under the configured prefix that were started more than
-    /// `older_than` ago (interrupted uploads nobody resumed). Returns how many. Stores without
-    /// explicit multipart control keep no such uploads.
-    pub async fn remove_abandoned_uploads(
-        &self,
-        older_than: Duration,
-    ) -> Result<usize, StorageError> {
-        let Some(client) = self.store(&self.bucket)?.multipart() else {
-            return Ok(0);
-        };
-        let cutoff = jiff::Timestamp::now()
-            - jiff::SignedDuration::try_from(older_than).unwrap_or(jiff::SignedDuration::MAX);
-        let mut removed = 0;
-        for upload in client.list_uploads(&self.prefix).await? {
-            if upload.initiated.is_some_and(|t| t < cutoff) {
-                client
-                    .abort_multipart(&upload.key, &upload.upload_id)
-                    .await?;
-                info!(key = ?upload.key, "aborted an abandoned partial upload");
-                removed += 1;
-            }
-        }
-        Ok(removed)
-    }
-}
-
-impl StorageFactory for ObjectStorageFactory {
-    fn open(&self, user: &User) -> Result<Arc<dyn Storage>, StorageError> {
-        Ok(Arc::new(self.storage_at(&user.home)?))
-    }
-}
 
 /// A prefix of a bucket, served as the root of a user's tree.
 #[derive(Debug, Clone)]
@@ -417,50 +77,12 @@ pub struct ObjectStorage {
     settings: Arc<Settings>,
 }
 
-/// The MLSx `unique` fact of the file or directory (`dir`) at `key` (without a trailing `/`) in
-/// `store_name`: a 64-bit FNV-1a hash, so it is the same from every session and node, and a
-/// file and a directory of one name differ.
-fn unique_id(store_name: &str, key: &str, dir: bool) -> String {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    let parts: [&[u8]; 4] = [
-        store_name.as_bytes(),
-        b"/",
-        key.as_bytes(),
-        if dir { b"/" } else { b"" },
-    ];
-    for byte in parts.into_iter().flatten() {
-        hash = (hash ^ u64::from(*byte)).wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    format!("{hash:016x}")
-}
-
-fn file_meta(store_name: &str, key: &str, size: u64, modified: Option<SystemTime>) -> Metadata {
-    Metadata {
-        kind: FileKind::File,
-        size,
-        modified,
-        mode: None,
-        unique: Some(unique_id(store_name, key, false)),
-    }
-}
-
-/// A directory, by its key with or without the trailing `/`.
-fn dir_meta(store_name: &str, key: &str) -> Metadata {
-    Metadata {
-        kind: FileKind::Dir,
-        size: 0,
-        modified: None,
-        mode: None,
-        unique: Some(unique_id(store_name, key.trim_end_matches('/'), true)),
-    }
-}
-
 /// A multipart upload that can be continued: its id, its parts in order without gaps, and the
 /// bytes they hold.
 #[derive(Debug, Clone)]
 pub(crate) struct Resumable {
     pub(crate) upload_id: String,
-    pub(crate) parts: Vec<client::Part>,
+    pub(crate) parts: Vec<s3_client::Part>,
     pub(crate) stored: u64,
 }
 
@@ -840,7 +462,7 @@ impl Storage for ObjectStorage {
                 let etag = client
                     .upload_part_copy(&target_key, &id, number, key, None)
                     .await?;
-                done.push(client::Part {
+                done.push(s3_client::Part {
                     number,
                     etag,
                     size: *size,

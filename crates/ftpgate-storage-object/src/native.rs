@@ -14,7 +14,7 @@ use opendal::layers::{RetryLayer, TimeoutLayer};
 use opendal::{EntryMode, HttpTransporter, OperationContext, Operator};
 use opendal_http_transport_reqwest::ReqwestTransport;
 
-use crate::client::store_error;
+use crate::s3_client::store_error;
 use crate::store::{Listed, ObjectInfo, ObjectStore, ObjectWriter};
 
 /// Which store, and how to reach it.
@@ -163,7 +163,7 @@ impl NativeStore {
             ),
         }
         .map_err(|e| opendal_error(service.kind(), e))?;
-        let http = crate::client::http_client(request_timeout)?;
+        let http = crate::s3_client::http_client(request_timeout)?;
         let context = OperationContext::new()
             .with_http_transport(HttpTransporter::new(ReqwestTransport::new(http)));
         let operator = built

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use ftpgate_core::{ReadStream, StorageError};
 use futures_core::stream::BoxStream;
 
-use crate::client::S3Client;
+use crate::s3_client::S3Client;
 
 /// An object's size and modification time.
 #[derive(Debug, Clone)]

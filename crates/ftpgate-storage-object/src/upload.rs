@@ -10,7 +10,7 @@ use tokio::io::AsyncReadExt;
 use tokio::task::{JoinHandle, JoinSet};
 use tracing::{debug, warn};
 
-use crate::client::{Part, S3Client, store_error};
+use crate::s3_client::{Part, S3Client, store_error};
 use crate::store::{ObjectStore, ObjectWriter};
 use crate::{MAX_PARTS, MIN_PART_SIZE, ObjectStorage, Settings};
 
