@@ -3,20 +3,27 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use serde_json::{Value, json};
-use tokio::sync::{Barrier, Mutex, Semaphore};
 
 use crate::client::{Ftp, Tls};
 use crate::peers::{Env, Running, Server};
 use crate::procfs;
+
+mod limits;
+mod sessions;
+mod small_files;
+
+pub(crate) use limits::LOOPBACK;
+use limits::{iperf3, machine_limits, read_file};
+use sessions::{concurrent, idle, logins};
+use small_files::small_files;
 
 /// Sizes and counts; `--quick` shrinks them.
 #[derive(Debug, Clone)]
@@ -642,213 +649,6 @@ async fn run_case(
     }
 }
 
-/// S3: small files up then down, one session.
-async fn small_files(
-    addr: std::net::SocketAddr,
-    user: &str,
-    password: &str,
-    s: &Settings,
-) -> Result<Sample> {
-    let size = s.small_kib << 10;
-    let chunk = random_chunk(size as usize);
-    let mut buf = vec![0u8; 1 << 16];
-    let mut ftp = Ftp::open(addr, None, user, password).await?;
-    let mut latencies = Vec::with_capacity(2 * s.small_files);
-    let started = Instant::now();
-    for i in 0..s.small_files {
-        let t = Instant::now();
-        ftp.stor(&format!("up/small-{i}"), size, &chunk).await?;
-        latencies.push(t.elapsed());
-    }
-    let stor_took = started.elapsed();
-    for i in 0..s.small_files {
-        let t = Instant::now();
-        let got = ftp.retr(&format!("up/small-{i}"), &mut buf).await?;
-        latencies.push(t.elapsed());
-        if got != size {
-            bail!("RETR small-{i}: {got} bytes, expected {size}");
-        }
-    }
-    let took = started.elapsed();
-    ftp.quit().await?;
-    let mut sample = with_latencies(
-        (2 * s.small_files) as f64 / took.as_secs_f64(),
-        &mut latencies,
-    );
-    let n = s.small_files as f64;
-    sample
-        .extra
-        .insert("stor_ops_s".into(), n / stor_took.as_secs_f64());
-    sample
-        .extra
-        .insert("retr_ops_s".into(), n / (took - stor_took).as_secs_f64());
-    Ok(sample)
-}
-
-/// S4: `sessions` sessions log in (`in_flight` at a time), wait for each other, then each does
-/// its RETRs; the rate counts the RETR phase, the login phase is reported apart.
-async fn concurrent(
-    addr: std::net::SocketAddr,
-    user: &str,
-    password: &str,
-    s: &Settings,
-    sessions: usize,
-) -> Result<Sample> {
-    let gate = Arc::new(Semaphore::new(s.in_flight));
-    let barrier = Arc::new(Barrier::new(sessions + 1));
-    let expected = s.medium_kib << 10;
-    let mut tasks = Vec::with_capacity(sessions);
-    let started = Instant::now();
-    for _ in 0..sessions {
-        let (gate, barrier) = (gate.clone(), barrier.clone());
-        let (user, password) = (user.to_string(), password.to_string());
-        let retrs = s.retrs_per_session;
-        tasks.push(tokio::spawn(async move {
-            let session = async {
-                let _permit = gate.acquire().await?;
-                Ftp::open(addr, None, &user, &password).await
-            }
-            .await;
-            // Every task reaches the barrier, logged in or not, so none waits forever.
-            barrier.wait().await;
-            let mut ftp = session?;
-            let mut buf = vec![0u8; 1 << 16];
-            let mut latencies = Vec::with_capacity(retrs);
-            for _ in 0..retrs {
-                let t = Instant::now();
-                let got = ftp.retr("medium.bin", &mut buf).await?;
-                latencies.push(t.elapsed());
-                if got != expected {
-                    bail!("RETR medium.bin: {got} bytes, expected {expected}");
-                }
-            }
-            ftp.quit().await?;
-            Ok::<_, anyhow::Error>(latencies)
-        }));
-    }
-    barrier.wait().await;
-    let logged_in = started.elapsed();
-    let transfers = Instant::now();
-    let mut latencies = Vec::with_capacity(sessions * s.retrs_per_session);
-    let mut errors = Vec::new();
-    for task in tasks {
-        match task.await {
-            Ok(Ok(l)) => latencies.extend(l),
-            Ok(Err(e)) => errors.push(format!("{e:#}")),
-            Err(e) => errors.push(e.to_string()),
-        }
-    }
-    let took = transfers.elapsed();
-    if let Some(first) = errors.first() {
-        bail!(
-            "{} of {sessions} sessions failed, first: {first}",
-            errors.len()
-        );
-    }
-    let ops = latencies.len() as f64;
-    let mut sample = with_latencies(ops / took.as_secs_f64(), &mut latencies);
-    sample
-        .extra
-        .insert("login_phase_s".into(), logged_in.as_secs_f64());
-    Ok(sample)
-}
-
-/// S5: one cold login alone (a fresh server: no cached credential), then the storm.
-async fn logins(
-    addr: std::net::SocketAddr,
-    user: &str,
-    password: &str,
-    s: &Settings,
-) -> Result<Sample> {
-    let t = Instant::now();
-    Ftp::open(addr, None, user, password).await?.quit().await?;
-    let first = t.elapsed();
-    let next = Arc::new(AtomicUsize::new(0));
-    let started = Instant::now();
-    let mut workers = Vec::new();
-    for _ in 0..s.in_flight {
-        let next = next.clone();
-        let (user, password) = (user.to_string(), password.to_string());
-        let total = s.logins;
-        workers.push(tokio::spawn(async move {
-            let mut latencies = Vec::new();
-            // Bounded by the shared count.
-            while next.fetch_add(1, Ordering::Relaxed) < total {
-                let t = Instant::now();
-                Ftp::open(addr, None, &user, &password)
-                    .await?
-                    .quit()
-                    .await?;
-                latencies.push(t.elapsed());
-            }
-            Ok::<_, anyhow::Error>(latencies)
-        }));
-    }
-    let mut latencies = Vec::with_capacity(s.logins);
-    for worker in workers {
-        latencies.extend(worker.await??);
-    }
-    let took = started.elapsed();
-    let mut sample = with_latencies(latencies.len() as f64 / took.as_secs_f64(), &mut latencies);
-    sample
-        .extra
-        .insert("first_login_ms".into(), first.as_secs_f64() * 1e3);
-    Ok(sample)
-}
-
-/// S6: memory of the server's processes with `idle_sessions` logged-in sessions, minus before.
-async fn idle(
-    addr: std::net::SocketAddr,
-    user: &str,
-    password: &str,
-    s: &Settings,
-    server: &Running,
-) -> Result<Sample> {
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let before = procfs::memory(&server.pids());
-    let sessions = Arc::new(Mutex::new(Vec::with_capacity(s.idle_sessions)));
-    let next = Arc::new(AtomicUsize::new(0));
-    let started = Instant::now();
-    let mut workers = Vec::new();
-    for _ in 0..s.in_flight {
-        let (next, sessions) = (next.clone(), sessions.clone());
-        let (user, password) = (user.to_string(), password.to_string());
-        let total = s.idle_sessions;
-        workers.push(tokio::spawn(async move {
-            while next.fetch_add(1, Ordering::Relaxed) < total {
-                let ftp = Ftp::open(addr, None, &user, &password).await?;
-                sessions.lock().await.push(ftp);
-            }
-            Ok::<_, anyhow::Error>(())
-        }));
-    }
-    for worker in workers {
-        worker.await??;
-    }
-    let opened = started.elapsed();
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let after = procfs::memory(&server.pids());
-    let n = s.idle_sessions as f64;
-    let per = |a: u64, b: u64| (a as f64 - b as f64) / n;
-    let mut sample = Sample {
-        value: per(after.pss_kib, before.pss_kib),
-        ..Sample::default()
-    };
-    let extra = &mut sample.extra;
-    extra.insert(
-        "rss_per_session_kib".into(),
-        per(after.rss_kib, before.rss_kib),
-    );
-    extra.insert("pss_per_session_kib".into(), sample.value);
-    extra.insert("rss_before_mib".into(), before.rss_kib as f64 / 1024.0);
-    extra.insert("rss_after_mib".into(), after.rss_kib as f64 / 1024.0);
-    extra.insert("pss_after_mib".into(), after.pss_kib as f64 / 1024.0);
-    extra.insert("processes".into(), after.processes as f64);
-    extra.insert("open_s".into(), opened.as_secs_f64());
-    drop(sessions);
-    Ok(sample)
-}
-
 fn mb_s(bytes: u64, took: Duration) -> f64 {
     bytes as f64 / 1e6 / took.as_secs_f64()
 }
@@ -873,107 +673,4 @@ fn with_latencies(value: f64, latencies: &mut [Duration]) -> Sample {
         p99_ms: pick(0.99),
         ..Sample::default()
     }
-}
-
-/// L: loopback TCP (iperf3), reading the big file from the page cache, and writing as much to
-/// the disk without fsync (as the servers write), once per round.
-fn machine_limits(env: &Env, s: &Settings, mut iperf: Vec<Result<f64, String>>) -> Vec<Limit> {
-    let mut read = Vec::new();
-    let mut write = Vec::new();
-    for round in 0..s.rounds {
-        eprintln!("L round {}/{}", round + 1, s.rounds);
-        if iperf.len() < s.rounds {
-            // S1 was not run: loopback on its own.
-            iperf.push(iperf3(s.big_bytes()).map_err(|e| format!("{e:#}")));
-        }
-        read.push(read_file(&env.root.join("big.bin")).map_err(|e| format!("{e:#}")));
-        write.push(
-            write_file(&env.data.join("write-test.bin"), s.big_bytes())
-                .map_err(|e| format!("{e:#}")),
-        );
-    }
-    vec![
-        Limit {
-            name: LOOPBACK,
-            unit: "MB/s",
-            runs: iperf,
-        },
-        Limit {
-            name: "read the big file from page cache",
-            unit: "MB/s",
-            runs: read,
-        },
-        Limit {
-            name: "write as much to disk, no fsync",
-            unit: "MB/s",
-            runs: write,
-        },
-    ]
-}
-
-/// The name of the loopback limit, which S1 is compared with.
-pub(crate) const LOOPBACK: &str =
-    "loopback TCP, one stream, S1's bytes (iperf3 -n, in S1's rounds)";
-
-/// Loopback TCP throughput of one iperf3 stream sending `bytes`.
-fn iperf3(bytes: u64) -> Result<f64> {
-    let port = "21299";
-    let mut server = Command::new("iperf3")
-        .args(["-s", "-1", "-B", "127.0.0.1", "-p", port])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .context("iperf3 is not installed (bench/peers.sh install)")?;
-    std::thread::sleep(Duration::from_millis(300));
-    let output = Command::new("iperf3")
-        .args([
-            "-c",
-            "127.0.0.1",
-            "-p",
-            port,
-            "-J",
-            "-n",
-            &bytes.to_string(),
-        ])
-        .output();
-    let _ = server.kill();
-    let _ = server.wait();
-    let output = output?;
-    let report: Value = serde_json::from_slice(&output.stdout).context("iperf3 output")?;
-    let bits = report["end"]["sum_received"]["bits_per_second"]
-        .as_f64()
-        .with_context(|| format!("iperf3: {}", String::from_utf8_lossy(&output.stderr)))?;
-    Ok(bits / 8e6)
-}
-
-fn read_file(path: &Path) -> Result<f64> {
-    let mut file = std::fs::File::open(path)?;
-    let mut buf = vec![0u8; 1 << 20];
-    let started = Instant::now();
-    let mut total = 0u64;
-    loop {
-        let n = file.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        total += n as u64;
-    }
-    Ok(mb_s(total, started.elapsed()))
-}
-
-fn write_file(path: &Path, bytes: u64) -> Result<f64> {
-    let chunk = random_chunk(1 << 20);
-    let started = Instant::now();
-    {
-        let mut file = std::fs::File::create(path)?;
-        let mut left = bytes;
-        while left > 0 {
-            let n = left.min(chunk.len() as u64) as usize;
-            file.write_all(&chunk[..n])?;
-            left -= n as u64;
-        }
-    }
-    let took = started.elapsed();
-    std::fs::remove_file(path)?;
-    Ok(mb_s(bytes, took))
 }
