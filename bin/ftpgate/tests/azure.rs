@@ -10,14 +10,6 @@ use ftpgate_storage_object::{NativeConfig, NativeService, ObjectStorageFactory};
 use ftpgate_test_support::{azurite, garage};
 use support::*;
 
-fn hash(password: &str) -> String {
-    let out = std::process::Command::new(BIN)
-        .args(["hash-password", "--password", password])
-        .output()
-        .unwrap();
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
-
 /// The object `name` under `prefix` in Azurite's container, read through the backend.
 fn blob(prefix: &str, name: &str) -> Option<Vec<u8>> {
     let a = azurite::shared();

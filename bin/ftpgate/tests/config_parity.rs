@@ -13,16 +13,6 @@ use std::time::{Duration, Instant};
 
 use support::*;
 
-/// An argon2 hash made by the binary itself.
-fn hash(password: &str) -> String {
-    let out = Command::new(BIN)
-        .args(["hash-password", "--password", password])
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
-
 /// `ftpgate ARGS` in `dir`, without the environment that could change the outcome, killed
 /// if it is still running after 30 seconds.
 fn run(dir: &Path, args: &[&str]) -> Output {

@@ -8,19 +8,9 @@ mod support;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use support::*;
-
-fn hash(password: &str) -> String {
-    let out = Command::new(BIN)
-        .args(["hash-password", "--password", password])
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
 
 /// A control connection that reads whole (multi-line) replies, with EPSV data connections.
 struct Client {

@@ -13,15 +13,6 @@ use std::time::{Duration, Instant};
 
 use support::*;
 
-fn hash(password: &str) -> String {
-    let out = Command::new(BIN)
-        .args(["hash-password", "--password", password])
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
-
 /// A control connection that reads whole (multi-line) replies.
 struct Client {
     reader: BufReader<TcpStream>,

@@ -1,5 +1,9 @@
 //! The behaviour every [`Storage`] backend must have.
 //!
+//! This file is long by design: it holds one concern, the suite's cases, one short `pub async
+//! fn` each, with the few helpers they share; splitting it would scatter the list a backend
+//! author reads to learn what is expected.
+//!
 //! Each case is a `pub async fn` taking a storage whose root is empty. The
 //! [`storage_suite!`](crate::storage_suite!) macro turns all of them into one `#[test]` each for
 //! a backend, given a constructor that makes a fresh, empty root per case:

@@ -9,6 +9,16 @@ use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_ftpgate");
 
+/// An argon2id hash of `password`, made by `ftpgate hash-password`, for a config's users.
+pub fn hash(password: &str) -> String {
+    let out = Command::new(BIN)
+        .args(["hash-password", "--password", password])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
 /// A running daemon; killed if the test fails before it stops it.
 pub struct Daemon {
     pub child: Child,
