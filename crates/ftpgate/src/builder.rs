@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use ftpgate_core::{Authenticator, PermissionMap, Permissions, StorageFactory};
+use ftpgate_core::{Authenticator, StorageFactory};
 
 use crate::config::ServerConfig;
 use crate::events::EventHandler;
@@ -28,7 +28,8 @@ use crate::server::{BoundServer, Server};
 use crate::tls::TlsConfig;
 use tokio_util::sync::CancellationToken;
 
-/// A user the builder's file authenticator knows.
+/// A user the builder's file authenticator knows (feature `file-auth`).
+#[cfg(feature = "file-auth")]
 #[derive(Debug, Clone)]
 pub struct UserSpec {
     name: String,
@@ -39,12 +40,14 @@ pub struct UserSpec {
     tls_required: bool,
 }
 
+#[cfg(feature = "file-auth")]
 #[derive(Clone)]
 enum Secret {
     Plain(String),
     Hash(String),
 }
 
+#[cfg(feature = "file-auth")]
 impl std::fmt::Debug for Secret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
@@ -54,6 +57,7 @@ impl std::fmt::Debug for Secret {
     }
 }
 
+#[cfg(feature = "file-auth")]
 impl UserSpec {
     /// A user with this password (hashed with argon2id when the server is built), every
     /// permission (`elradfmwMT`), the server's root as home, no quota.
@@ -121,7 +125,7 @@ enum Storage {
     Factory(Arc<dyn StorageFactory>),
 }
 
-/// Builds a [`Server`] for the common case: see the [module docs](self).
+/// Builds a [`Server`] for the common case (see the [crate docs](crate)).
 ///
 /// Start from [`Server::with_root`] (local directory) or [`Server::with_storage`] (any
 /// [`StorageFactory`]). Errors (a bad address, bad permission letters, an unreadable
@@ -132,6 +136,7 @@ pub struct Builder {
     config: ServerConfig,
     listen_set: bool,
     storage: Storage,
+    #[cfg(feature = "file-auth")]
     users: Vec<UserSpec>,
     auth: Option<Arc<dyn Authenticator>>,
     events: Option<Arc<dyn EventHandler>>,
@@ -165,6 +170,7 @@ impl Builder {
             config: ServerConfig::default(),
             listen_set: false,
             storage,
+            #[cfg(feature = "file-auth")]
             users: Vec::new(),
             auth: None,
             events: None,
@@ -182,11 +188,13 @@ impl Builder {
         self
     }
 
+    #[cfg(feature = "file-auth")]
     /// Adds a user with every permission and the root as home (see [`UserSpec::new`]).
     pub fn user(self, name: impl Into<String>, password: impl Into<String>) -> Self {
         self.add_user(UserSpec::new(name, password))
     }
 
+    #[cfg(feature = "file-auth")]
     /// Adds a user described in full (permissions, home, quota).
     pub fn add_user(mut self, user: UserSpec) -> Self {
         self.users.push(user);
@@ -313,6 +321,7 @@ impl Builder {
             }
             Storage::Factory(factory) => (factory, None),
         };
+        #[cfg(feature = "file-auth")]
         let auth = match (self.auth, self.users.is_empty()) {
             (Some(auth), true) => auth,
             (Some(_), false) => {
@@ -326,6 +335,13 @@ impl Builder {
                 ));
             }
             (None, false) => file_auth(self.users, root.as_deref())?,
+        };
+        #[cfg(not(feature = "file-auth"))]
+        let auth = {
+            let _ = root;
+            self.auth.ok_or_else(|| {
+                BuildError("no authenticator: give one with .authenticator(..)".into())
+            })?
         };
         let mut server = Server::new(self.config, auth, storage);
         if let Some(events) = self.events {
@@ -371,6 +387,7 @@ fn file_auth(
     root: Option<&Path>,
 ) -> Result<Arc<dyn Authenticator>, BuildError> {
     use ftpgate_auth_file::{FileAuthenticator, UserEntry, hash_password};
+    use ftpgate_core::{PermissionMap, Permissions};
     let mut entries = Vec::with_capacity(users.len());
     for user in users {
         let permissions = Permissions::parse(&user.permissions)
@@ -382,8 +399,13 @@ fn file_auth(
             (None, None) => PathBuf::new(),
         };
         if root.is_some() {
-            std::fs::create_dir_all(&home)
-                .map_err(|e| BuildError(format!("user {:?}: home {}: {e}", user.name, home.display())))?;
+            std::fs::create_dir_all(&home).map_err(|e| {
+                BuildError(format!(
+                    "user {:?}: home {}: {e}",
+                    user.name,
+                    home.display()
+                ))
+            })?;
         }
         let home = home
             .into_os_string()
@@ -403,16 +425,6 @@ fn file_auth(
     }
     let auth = FileAuthenticator::new(entries, None).map_err(|e| BuildError(e.to_string()))?;
     Ok(Arc::new(auth))
-}
-
-#[cfg(not(feature = "file-auth"))]
-fn file_auth(
-    _users: Vec<UserSpec>,
-    _root: Option<&Path>,
-) -> Result<Arc<dyn Authenticator>, BuildError> {
-    Err(BuildError(
-        "users need the `file-auth` feature; or give an authenticator".into(),
-    ))
 }
 
 /// Cancels `token` on Ctrl-C or (on Unix) SIGTERM.

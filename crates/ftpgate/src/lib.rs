@@ -35,7 +35,7 @@
 //! - `file-auth` (default): [`auth_file`], users with password hashes; [`Builder::user`].
 //! - `object`: `object`, S3-compatible stores, COS, GCS and Azure Blob. Off by default: it
 //!   brings an HTTP client and cloud code that take minutes to build on a small machine.
-//! - `self-signed`: [`TlsConfig::self_signed`] and `Builder::tls_self_signed`.
+//! - `self-signed`: `TlsConfig::self_signed` and `Builder::tls_self_signed`.
 //!
 //! A backend author depends on the small `ftpgate-core` crate alone (re-exported here as
 //! [`core`]).
@@ -45,7 +45,7 @@
 //! task polls next to its control connection, made from an immutable plan, whose output is the
 //! transfer's outcome.
 
-#![warn(missing_docs)]
+#![deny(missing_docs)]
 
 mod address;
 mod builder;
@@ -67,27 +67,29 @@ mod transfer;
 mod zlib;
 
 pub use address::{PassiveAddressResolver, PassiveAddressRule};
-pub use builder::{BuildError, Builder, UserSpec};
+#[cfg(feature = "file-auth")]
+pub use builder::UserSpec;
+pub use builder::{BuildError, Builder};
 pub use config::{
     ActiveSourcePort, ConfigError, DEFAULT_LISTING_SORT_LIMIT, MAX_LISTING_SORT_LIMIT, ServerConfig,
 };
 pub use events::{Direction, Event, EventHandler, TransferRecord};
+/// The file authenticator: users with argon2id or bcrypt password hashes (feature `file-auth`).
+#[cfg(feature = "file-auth")]
+pub use ftpgate_auth_file as auth_file;
 pub use ftpgate_core as core;
 pub use ftpgate_core::{
     AuthError, Authenticator, PermissionMap, Permissions, Storage, StorageError, StorageFactory,
     User,
 };
-/// The file authenticator: users with argon2id or bcrypt password hashes (feature `file-auth`).
-#[cfg(feature = "file-auth")]
-pub use ftpgate_auth_file as auth_file;
+pub use ftpgate_proto as proto;
+pub use ftpgate_proto::{Features, HashAlgorithm, TransferType};
 /// Local directories, confined by the kernel beneath each user's home (feature `fs`).
 #[cfg(feature = "fs")]
 pub use ftpgate_storage_fs as fs;
 /// S3-compatible object storage, COS, GCS and Azure Blob (feature `object`).
 #[cfg(feature = "object")]
 pub use ftpgate_storage_object as object;
-pub use ftpgate_proto as proto;
-pub use ftpgate_proto::{Features, HashAlgorithm, TransferType};
 pub use guard::LoginGuardConfig;
 /// An IPv4 or IPv6 network (`10.0.0.0/8`), for [`PassiveAddressRule`]; from the `ipnet` crate.
 pub use ipnet::IpNet;

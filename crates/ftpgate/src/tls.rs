@@ -80,7 +80,10 @@ impl TlsConfig {
         use rustls_pki_types::pem::PemObject;
         use rustls_pki_types::{CertificateDer, PrivateKeyDer};
         let bad = |path: &std::path::Path, e: &dyn std::fmt::Display| {
-            io::Error::new(io::ErrorKind::InvalidData, format!("{}: {e}", path.display()))
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{}: {e}", path.display()),
+            )
         };
         let chain = CertificateDer::pem_file_iter(cert)
             .map_err(|e| bad(cert, &e))?
@@ -99,9 +102,8 @@ impl TlsConfig {
     pub fn self_signed(names: &[&str]) -> io::Result<Self> {
         let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
         let generated = rcgen::generate_simple_self_signed(names).map_err(io::Error::other)?;
-        let key = rustls_pki_types::PrivateKeyDer::Pkcs8(
-            generated.signing_key.serialize_der().into(),
-        );
+        let key =
+            rustls_pki_types::PrivateKeyDer::Pkcs8(generated.signing_key.serialize_der().into());
         Self::from_der(vec![generated.cert.der().clone()], key)
     }
 

@@ -1,5 +1,7 @@
 //! The builder: a server made in a few lines serves, and each wrong setting is named.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 use std::io::Cursor;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -10,7 +12,9 @@ use suppaftp::types::FileType;
 
 /// Serves `builder` on a runtime of its own thread; returns the address and the token that
 /// stops it.
-fn start(builder: ftpgate::Builder) -> (SocketAddr, CancellationToken, std::thread::JoinHandle<()>) {
+fn start(
+    builder: ftpgate::Builder,
+) -> (SocketAddr, CancellationToken, std::thread::JoinHandle<()>) {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -51,17 +55,28 @@ fn a_root_and_a_user_serve_files_with_permissions_and_homes() {
     let (addr, token, thread) = start(builder);
 
     let mut ftp = FtpStream::connect(addr).unwrap();
-    assert!(ftp.get_welcome_msg().unwrap().contains("hello from the builder"));
+    assert!(
+        ftp.get_welcome_msg()
+            .unwrap()
+            .contains("hello from the builder")
+    );
     assert!(ftp.login("demo", "wrong").is_err());
     ftp.login("demo", "secret").unwrap();
     ftp.transfer_type(FileType::Binary).unwrap();
-    ftp.put_file("a.txt", &mut Cursor::new(b"one two".to_vec())).unwrap();
+    ftp.put_file("a.txt", &mut Cursor::new(b"one two".to_vec()))
+        .unwrap();
     assert_eq!(std::fs::read(root.join("a.txt")).unwrap(), b"one two");
-    assert_eq!(ftp.retr_as_buffer("a.txt").unwrap().into_inner(), b"one two");
+    assert_eq!(
+        ftp.retr_as_buffer("a.txt").unwrap().into_inner(),
+        b"one two"
+    );
     ftp.quit().unwrap();
 
     let mut reader = login(addr, "reader", "pw");
-    assert_eq!(reader.retr_as_buffer("a.txt").unwrap().into_inner(), b"one two");
+    assert_eq!(
+        reader.retr_as_buffer("a.txt").unwrap().into_inner(),
+        b"one two"
+    );
     let refused = reader.put_file("b.txt", &mut Cursor::new(b"x".to_vec()));
     assert!(
         matches!(refused, Err(suppaftp::FtpError::UnexpectedResponse(ref r)) if r.status.code() == 550),
@@ -70,9 +85,14 @@ fn a_root_and_a_user_serve_files_with_permissions_and_homes() {
     assert!(!root.join("b.txt").exists());
 
     let mut alice = login(addr, "alice", "pw2");
-    alice.put_file("mine.txt", &mut Cursor::new(b"hers".to_vec())).unwrap();
+    alice
+        .put_file("mine.txt", &mut Cursor::new(b"hers".to_vec()))
+        .unwrap();
     assert_eq!(std::fs::read(root.join("alice/mine.txt")).unwrap(), b"hers");
-    assert!(alice.retr_as_buffer("a.txt").is_err(), "alice's home is her own");
+    assert!(
+        alice.retr_as_buffer("a.txt").is_err(),
+        "alice's home is her own"
+    );
 
     token.cancel();
     thread.join().unwrap();
@@ -104,13 +124,16 @@ fn wrong_settings_are_named_before_anything_is_bound() {
     assert!(e.contains("no users"), "{e}");
     let e = error_of(Server::builder().user("u", "p"));
     assert!(e.contains("no storage"), "{e}");
-    let e = error_of(
-        root()
-            .user("u", "p")
-            .tls_pem_files(Path::new("/nonexistent/cert.pem"), Path::new("/nonexistent/key.pem")),
+    let e = error_of(root().user("u", "p").tls_pem_files(
+        Path::new("/nonexistent/cert.pem"),
+        Path::new("/nonexistent/key.pem"),
+    ));
+    assert!(
+        e.starts_with("tls:") && e.contains("/nonexistent/cert.pem"),
+        "{e}"
     );
-    assert!(e.starts_with("tls:") && e.contains("/nonexistent/cert.pem"), "{e}");
-    let e = error_of(root().user("u", "p").passive_ports(3000..=2000));
+    let (high, low) = (3000, 2000);
+    let e = error_of(root().user("u", "p").passive_ports(high..=low));
     assert!(e.contains("passive"), "{e}");
 }
 
