@@ -112,3 +112,55 @@ def test_readme_hello_world_is_six_lines_and_serves(tmp_path: pathlib.Path) -> N
         if server.poll() is None:
             server.kill()
             server.wait()
+
+
+def test_the_storage_suite_runs_from_a_crate_outside_the_workspace(tmp_path: pathlib.Path) -> None:
+    """A backend author's own crate: the in-memory backend of the examples as its library,
+    and the behaviour suite as a dev-dependency, run by ``cargo test`` there."""
+    project = tmp_path / "my-backend"
+    (project / "src").mkdir(parents=True)
+    (project / "tests").mkdir()
+    example = REPO_ROOT / "crates" / "ftpgate" / "examples" / "custom_storage.rs"
+    (project / "src" / "lib.rs").write_text(
+        f'#[path = "{example}"]\n'
+        "#[allow(dead_code)]\n"
+        "mod custom_storage;\n"
+        "pub use custom_storage::MemoryStorage;\n"
+    )
+    (project / "tests" / "suite.rs").write_text(
+        "use std::sync::Arc;\n"
+        "use ftpgate_core::Storage;\n\n"
+        "async fn fresh_root() -> (Arc<dyn Storage>, ()) {\n"
+        "    (Arc::new(my_backend::MemoryStorage::default()), ())\n"
+        "}\n\n"
+        "ftpgate_test_support::storage_suite!(fresh_root);\n"
+    )
+    crates = REPO_ROOT / "crates"
+    (project / "Cargo.toml").write_text(
+        "[package]\n"
+        'name = "my-backend"\n'
+        'version = "0.1.0"\n'
+        'edition = "2021"\n\n'
+        "[dependencies]\n"
+        f'ftpgate = {{ path = "{crates / "ftpgate"}" }}\n'
+        f'ftpgate-core = {{ path = "{crates / "ftpgate-core"}" }}\n'
+        'async-trait = "0.1"\n'
+        'futures-util = "0.3"\n'
+        'tokio = { version = "1", features = ["macros", "rt-multi-thread"] }\n\n'
+        "[dev-dependencies]\n"
+        f'ftpgate-test-support = {{ path = "{crates / "ftpgate-test-support"}" }}\n\n'
+        "[workspace]\n"
+    )
+    shutil.copy(REPO_ROOT / "Cargo.lock", project / "Cargo.lock")
+    target = os.environ.get("CARGO_TARGET_DIR", str(REPO_ROOT / "target"))
+    run = subprocess.run(
+        ["cargo", "test", "--offline", "--test", "suite"],
+        cwd=project,
+        env={**os.environ, "CARGO_TARGET_DIR": target},
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert run.returncode == 0, (run.stdout + run.stderr)[-4000:]
+    passed = re.search(r"test result: ok\. (\d+) passed; 0 failed", run.stdout)
+    assert passed and int(passed.group(1)) >= 25, run.stdout[-2000:]
