@@ -155,6 +155,7 @@ impl ObjectStorageFactory {
             multipart: store.multipart(),
             store,
             store_name: format!("{}://{bucket}", self.connector.scheme()).into(),
+            scheme: self.connector.scheme(),
             root: prefix,
             settings: self.settings.clone(),
         })
