@@ -611,3 +611,71 @@ fn completions_load_in_bash_and_the_man_page_renders() {
         assert!(text.contains(word), "no {word} in the man page:\n{text}");
     }
 }
+
+/// The `ENV` settings of the repository's Dockerfile.
+fn dockerfile_env() -> Vec<(String, String)> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../Dockerfile");
+    let text = std::fs::read_to_string(path).unwrap();
+    let joined = text.replace("\\\n", " ");
+    let mut vars = Vec::new();
+    for line in joined.lines() {
+        if let Some(rest) = line.strip_prefix("ENV ") {
+            for pair in rest.split_whitespace() {
+                let (k, v) = pair.split_once('=').unwrap();
+                vars.push((k.to_string(), v.to_string()));
+            }
+        }
+    }
+    vars
+}
+
+#[test]
+fn the_container_image_settings_reach_the_daemon() {
+    let vars = dockerfile_env();
+    assert!(!vars.is_empty());
+    let help = Command::new(BIN)
+        .args(["serve", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8(help.stdout).unwrap();
+    for (name, _) in &vars {
+        assert!(
+            help.contains(&format!("[env: {name}=")),
+            "serve does not read {name}"
+        );
+    }
+    // As the image runs it (but on a free local port): the quick-start root is ./data in the
+    // working directory, passive ports come from the image's range.
+    let dir = tempfile::tempdir().unwrap();
+    let mut env: Vec<(&str, &str)> = vars
+        .iter()
+        .filter(|(k, _)| k != "FTPGATE_LISTEN")
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    env.extend([
+        ("FTPGATE_LISTEN", "127.0.0.1:0"),
+        ("FTPGATE_PASSWORD", "pw"),
+    ]);
+    let (daemon, addr) = Daemon::start(dir.path(), &[], &env);
+    let mut client = Client::login(addr, "ftpgate", "pw");
+    let reply = client.ask("EPSV");
+    let port: u16 = reply
+        .split("|||")
+        .nth(1)
+        .unwrap()
+        .split('|')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let (lo, hi) = vars
+        .iter()
+        .find(|(k, _)| k == "FTPGATE_PASSIVE_PORTS")
+        .map(|(_, v)| v.split_once('-').unwrap())
+        .map(|(lo, hi)| (lo.parse::<u16>().unwrap(), hi.parse::<u16>().unwrap()))
+        .unwrap();
+    assert!((lo..=hi).contains(&port), "{reply}");
+    assert!(dir.path().join("data").is_dir());
+    client.ask("QUIT");
+    assert!(daemon.terminate().success());
+}
