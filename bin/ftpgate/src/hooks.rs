@@ -497,7 +497,14 @@ impl Runner {
                 if e.is_timeout() {
                     Failure::TimedOut
                 } else {
-                    Failure::Failed(format!("{url}: {e}"))
+                    // reqwest's own message is generic; its causes say what happened.
+                    let mut text = format!("{url}: {e}");
+                    let mut source = std::error::Error::source(&e);
+                    while let Some(cause) = source {
+                        text.push_str(&format!(": {cause}"));
+                        source = cause.source();
+                    }
+                    Failure::Failed(text)
                 }
             })?;
         if response.status().is_success() {
