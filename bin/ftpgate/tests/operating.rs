@@ -248,6 +248,7 @@ fn xferlog_records_uploads_downloads_and_aborts_and_json_logs_parse() {
         }
         if value["command"] == "STOR" && value["path"] == "/my file.bin" {
             saw_transfer = true;
+            assert!(value["bytes"].is_u64() && value["secs"].is_f64(), "{line}");
             // Span fields are values too: the session's client and the login's user.
             let spans = value["spans"].as_array().unwrap();
             assert!(spans.iter().any(|s| s["user"] == "amy"), "{line}");
