@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use ftpgate_proto::Reply;
 use ftpgate_proto::session::FileOp;
-use tracing::field::display;
 use tracing::{info, warn};
 
 use super::Control;
