@@ -207,6 +207,46 @@ fn serve_refuses_every_config_check_config_refuses_with_the_same_error() {
             "keep_partial_uploads",
         ),
         (
+            "unknown log format",
+            "[log]\nformat = \"xml\"\n".into(),
+            "unknown variant `xml`",
+        ),
+        (
+            "log rotation without a file",
+            "[log]\nrotate = \"daily\"\n".into(),
+            "log.rotate: rotation needs log.file",
+        ),
+        (
+            "a transfer log the rotated log would prune",
+            "[log]\nfile = \"/tmp/ftpgate.log\"\nrotate = \"daily\"\ntransfer_log = \"/tmp/ftpgate-xfer.log\"\n".into(),
+            "log.transfer_log: \"ftpgate-xfer.log\" would be pruned",
+        ),
+        (
+            "unknown hook event",
+            "[[hooks]]\nevents = [\"uploaded\"]\ncommand = [\"/bin/true\"]\n".into(),
+            "hooks[0].events: unknown event \"uploaded\"",
+        ),
+        (
+            "hook with both a command and a url",
+            "[[hooks]]\nevents = [\"upload\"]\ncommand = [\"/bin/true\"]\nurl = \"http://127.0.0.1:1/\"\n".into(),
+            "hooks[0]: give command or url, not both",
+        ),
+        (
+            "hook with an unknown placeholder",
+            "[[hooks]]\nevents = [\"upload\"]\ncommand = [\"/bin/echo\", \"{file}\"]\n".into(),
+            "hooks[0].command: unknown placeholder {file}",
+        ),
+        (
+            "hook with a bad url",
+            "[[hooks]]\nevents = [\"upload\"]\nurl = \"ftp://127.0.0.1/\"\n".into(),
+            "hooks[0].url",
+        ),
+        (
+            "hook with no concurrency",
+            "[[hooks]]\nevents = [\"upload\"]\ncommand = [\"/bin/true\"]\nmax_concurrent = 0\n".into(),
+            "hooks[0].max_concurrent",
+        ),
+        (
             "run_as an unknown user",
             "[server]\nrun_as = \"no-such-user-ftpgate\"\n".into(),
             "server.run_as",

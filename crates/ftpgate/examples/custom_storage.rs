@@ -133,6 +133,10 @@ impl Upload for MemoryUpload {
 
 #[async_trait]
 impl Storage for MemoryStorage {
+    fn backend_name(&self) -> &'static str {
+        "memory"
+    }
+
     async fn metadata(&self, path: &VirtualPath) -> Result<Metadata, StorageError> {
         let tree = self.lock()?;
         Self::node(&tree, path)

@@ -107,7 +107,6 @@ pub(crate) async fn run(plan: TransferPlan, mut ctx: TransferContext) -> Transfe
             TransferKind::StoreUnique { dir, base } => dir.join(base),
             kind => kind.path().clone(),
         };
-        let complete = matches!(outcome, TransferOutcome::Complete { .. });
         ctx.server.events.emit(|| {
             Event::Transfer(TransferRecord {
                 user: ctx.user.clone(),
@@ -116,7 +115,11 @@ pub(crate) async fn run(plan: TransferPlan, mut ctx: TransferContext) -> Transfe
                 path,
                 bytes: ctx.progress.load(Ordering::Relaxed),
                 duration: began.elapsed(),
-                complete,
+                complete: matches!(outcome, TransferOutcome::Complete { .. }),
+                failure: TransferRecord::failure_of(&outcome),
+                ascii: plan.ascii,
+                tls: plan.protected,
+                storage: ctx.storage.backend_name(),
             })
         });
     }
