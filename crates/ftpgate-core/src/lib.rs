@@ -11,9 +11,28 @@ pub mod storage;
 
 pub use auth::{AuthError, Authenticator, User};
 pub use ftpgate_proto::{
-    DirEntry, ErrorKind, FileKind, Metadata, Password, PermissionMap, Permissions, VirtualPath,
+    DirEntry, FileKind, Metadata, Password, PermissionMap, Permissions, StorageErrorKind,
+    VirtualPath,
 };
 pub use storage::{
     Capabilities, EntryStream, Facts, HashAlgorithm, ReadStream, Storage, StorageError,
     StorageFactory, Upload, WriteStart, error_kind_of,
 };
+
+/// The old name of [`StorageErrorKind`], kept so code written against it still compiles.
+#[deprecated(
+    since = "0.1.0",
+    note = "renamed to `StorageErrorKind` (it clashed with `std::io::ErrorKind`)"
+)]
+pub type ErrorKind = StorageErrorKind;
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    #[allow(deprecated)]
+    fn the_old_error_kind_name_still_compiles() {
+        let old: crate::ErrorKind = crate::StorageErrorKind::NotFound;
+        assert_eq!(old, crate::StorageErrorKind::NotFound);
+        assert_eq!(old.as_str(), "No such file or directory");
+    }
+}

@@ -29,5 +29,5 @@ pub use listing::{DirEntry, FileKind, Metadata};
 pub use path::{PathError, VirtualPath};
 pub use perm::{Perm, PermissionMap, Permissions};
 pub use reply::{Reply, ReplyCode};
-pub use reply_map::ErrorKind;
+pub use reply_map::StorageErrorKind;
 pub use session::{Session, SessionConfig, Step, TlsPolicy};

@@ -41,8 +41,8 @@ use std::time::SystemTime;
 
 use async_trait::async_trait;
 use ftpgate_core::{
-    Capabilities, DirEntry, EntryStream, ErrorKind, Facts, Metadata, ReadStream, Storage,
-    StorageError, Upload, VirtualPath, WriteStart,
+    Capabilities, DirEntry, EntryStream, Facts, Metadata, ReadStream, Storage, StorageError,
+    StorageErrorKind, Upload, VirtualPath, WriteStart,
 };
 use futures_util::{StreamExt, TryStreamExt};
 use tracing::{debug, warn};
@@ -158,7 +158,7 @@ impl ObjectStorage {
         {
             Some(Ok(_)) => Ok(true),
             None => Ok(false),
-            Some(Err(e)) if e.kind == ErrorKind::NotFound => Ok(false),
+            Some(Err(e)) if e.kind == StorageErrorKind::NotFound => Ok(false),
             Some(Err(e)) => Err(e),
         }
     }
@@ -201,7 +201,7 @@ impl Storage for ObjectStorage {
             return Ok(dir_meta(&self.store_name, &key));
         }
         Err(store_error(
-            ErrorKind::NotFound,
+            StorageErrorKind::NotFound,
             format!("{key}: no such object or prefix"),
         ))
     }
@@ -209,7 +209,7 @@ impl Storage for ObjectStorage {
     async fn list(&self, path: &VirtualPath) -> Result<EntryStream, StorageError> {
         if !self.is_dir(path).await? {
             return Err(store_error(
-                ErrorKind::NotFound,
+                StorageErrorKind::NotFound,
                 format!("{path}: no such directory"),
             ));
         }
@@ -246,10 +246,12 @@ impl Storage for ObjectStorage {
         match self.store.get(&key, offset).await {
             Ok(stream) => Ok(stream),
             // Reading from the very end is an empty read, not an error.
-            Err(e) if e.kind == ErrorKind::InvalidOffset => match self.store.head(&key).await? {
-                Some(info) if info.size == offset => Ok(Box::new(tokio::io::empty())),
-                _ => Err(e),
-            },
+            Err(e) if e.kind == StorageErrorKind::InvalidOffset => {
+                match self.store.head(&key).await? {
+                    Some(info) if info.size == offset => Ok(Box::new(tokio::io::empty())),
+                    _ => Err(e),
+                }
+            }
             Err(e) => Err(e),
         }
     }
@@ -263,14 +265,14 @@ impl Storage for ObjectStorage {
         self.store.check_name(path.relative())?;
         if self.is_dir(path).await? {
             return Err(store_error(
-                ErrorKind::IsADirectory,
+                StorageErrorKind::IsADirectory,
                 format!("{path} is a directory"),
             ));
         }
         let parent = path.parent();
         if !self.is_dir(&parent).await? {
             return Err(store_error(
-                ErrorKind::NotFound,
+                StorageErrorKind::NotFound,
                 format!("{parent}: no such directory"),
             ));
         }
@@ -302,7 +304,10 @@ impl Storage for ObjectStorage {
                 return self.write(&path, WriteStart::Truncate).await;
             }
         }
-        Err(store_error(ErrorKind::AlreadyExists, "no free unique name"))
+        Err(store_error(
+            StorageErrorKind::AlreadyExists,
+            "no free unique name",
+        ))
     }
 
     async fn make_dir(&self, path: &VirtualPath) -> Result<(), StorageError> {
@@ -310,14 +315,14 @@ impl Storage for ObjectStorage {
         self.store.check_name(path.relative())?;
         if self.store.head(&key).await?.is_some() || self.is_dir(path).await? {
             return Err(store_error(
-                ErrorKind::AlreadyExists,
+                StorageErrorKind::AlreadyExists,
                 format!("{path} exists"),
             ));
         }
         let parent = path.parent();
         if !self.is_dir(&parent).await? {
             return Err(store_error(
-                ErrorKind::NotFound,
+                StorageErrorKind::NotFound,
                 format!("{parent}: no such directory"),
             ));
         }
@@ -337,13 +342,13 @@ impl Storage for ObjectStorage {
         let marker = first.iter().any(|item| item.key() == prefix);
         if first.iter().any(|item| item.key() != prefix) {
             return Err(store_error(
-                ErrorKind::DirectoryNotEmpty,
+                StorageErrorKind::DirectoryNotEmpty,
                 format!("{path} is not empty"),
             ));
         }
         if !marker {
             return Err(store_error(
-                ErrorKind::NotFound,
+                StorageErrorKind::NotFound,
                 format!("{path}: no such directory"),
             ));
         }
@@ -361,9 +366,9 @@ impl Storage for ObjectStorage {
                 return Ok(());
             }
             let kind = if self.is_dir(path).await? {
-                ErrorKind::IsADirectory
+                StorageErrorKind::IsADirectory
             } else {
-                ErrorKind::NotFound
+                StorageErrorKind::NotFound
             };
             return Err(store_error(kind, format!("{path}: no such file")));
         }
@@ -379,7 +384,7 @@ impl Storage for ObjectStorage {
         }
         if !self.is_dir(from).await? {
             return Err(store_error(
-                ErrorKind::NotFound,
+                StorageErrorKind::NotFound,
                 format!("{from}: no such file or directory"),
             ));
         }
@@ -389,7 +394,7 @@ impl Storage for ObjectStorage {
         let Some(keys) = self.all_keys(&from_prefix, limit).await? else {
             warn!(%from, limit, "directory rename refused: too many objects");
             return Err(store_error(
-                ErrorKind::Unsupported,
+                StorageErrorKind::Unsupported,
                 format!("{from} holds more than {limit} objects to rename"),
             ));
         };
@@ -432,7 +437,8 @@ impl Storage for ObjectStorage {
         target: &VirtualPath,
         parts: &[VirtualPath],
     ) -> Result<(), StorageError> {
-        let unsupported = || store_error(ErrorKind::Unsupported, "cannot compose these parts");
+        let unsupported =
+            || store_error(StorageErrorKind::Unsupported, "cannot compose these parts");
         let Some(client) = &self.multipart else {
             return Err(unsupported());
         };
@@ -441,7 +447,7 @@ impl Storage for ObjectStorage {
             let key = self.key(part);
             let Some(info) = self.store.head(&key).await? else {
                 return Err(store_error(
-                    ErrorKind::NotFound,
+                    StorageErrorKind::NotFound,
                     format!("{part}: no such file"),
                 ));
             };
@@ -477,7 +483,7 @@ impl Storage for ObjectStorage {
                 let _ = client.abort_multipart(&target_key, &id).await;
                 // A store that refuses this copy (Garage keeps small objects inline and cannot
                 // copy them as parts) leaves the engine to stream the parts instead.
-                if e.kind == ErrorKind::Local {
+                if e.kind == StorageErrorKind::Local {
                     debug!(error = %e, "composing in the store failed; streaming instead");
                     return Err(unsupported());
                 }
@@ -492,7 +498,7 @@ impl Storage for ObjectStorage {
         _time: SystemTime,
     ) -> Result<(), StorageError> {
         Err(store_error(
-            ErrorKind::Unsupported,
+            StorageErrorKind::Unsupported,
             "object stores keep their own modification times",
         ))
     }

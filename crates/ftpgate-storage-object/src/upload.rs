@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
-use ftpgate_core::{ErrorKind, StorageError, Upload, WriteStart};
+use ftpgate_core::{StorageError, StorageErrorKind, Upload, WriteStart};
 use tokio::io::AsyncReadExt;
 use tokio::task::{JoinHandle, JoinSet};
 use tracing::{debug, warn};
@@ -94,7 +94,7 @@ impl MultipartUpload {
                     }
                     _ => {
                         return Err(store_error(
-                            ErrorKind::InvalidOffset,
+                            StorageErrorKind::InvalidOffset,
                             "no interrupted upload to resume at that offset",
                         ));
                     }
@@ -129,7 +129,7 @@ impl MultipartUpload {
         }
         if at != offset {
             return Err(store_error(
-                ErrorKind::InvalidOffset,
+                StorageErrorKind::InvalidOffset,
                 format!(
                     "resume offset {offset} is not a part boundary of the interrupted upload ({} bytes stored)",
                     old.stored
@@ -195,7 +195,7 @@ impl MultipartUpload {
             }
             Some(Ok(Err(e))) => Err(e),
             Some(Err(e)) => Err(store_error(
-                ErrorKind::Local,
+                StorageErrorKind::Local,
                 format!("part upload task: {e}"),
             )),
             None => Ok(()),
@@ -205,7 +205,7 @@ impl MultipartUpload {
     async fn send_part(&mut self, body: Bytes) -> Result<(), StorageError> {
         if u64::from(self.next_part) > MAX_PARTS {
             return Err(store_error(
-                ErrorKind::ExceededStorage,
+                StorageErrorKind::ExceededStorage,
                 "file too large for the part size",
             ));
         }
@@ -236,13 +236,17 @@ impl MultipartUpload {
             ));
         }
         let Some(creating) = &mut self.creating else {
-            return Err(store_error(ErrorKind::Local, "no upload being created"));
+            return Err(store_error(
+                StorageErrorKind::Local,
+                "no upload being created",
+            ));
         };
         // Awaiting the handle by reference: if this future is dropped, the handle stays.
         let created = creating.await;
         self.creating = None;
-        let id = created
-            .map_err(|e| store_error(ErrorKind::Local, format!("create upload task: {e}")))??;
+        let id = created.map_err(|e| {
+            store_error(StorageErrorKind::Local, format!("create upload task: {e}"))
+        })??;
         self.upload_id = Some(id.clone());
         Ok(id)
     }
@@ -406,7 +410,7 @@ impl StreamedUpload {
                 Some(info) if info.size >= offset => offset,
                 _ => {
                     return Err(store_error(
-                        ErrorKind::InvalidOffset,
+                        StorageErrorKind::InvalidOffset,
                         format!("{key} has fewer than {offset} bytes to keep"),
                     ));
                 }
@@ -436,7 +440,7 @@ impl StreamedUpload {
                 let n = existing.read(&mut buffer[..want]).await?;
                 if n == 0 {
                     return Err(store_error(
-                        ErrorKind::Transient,
+                        StorageErrorKind::Transient,
                         format!("{} ended while its bytes were being kept", upload.key),
                     ));
                 }
@@ -449,7 +453,7 @@ impl StreamedUpload {
     fn writer(&mut self) -> Result<&mut Box<dyn ObjectWriter>, StorageError> {
         self.writer
             .as_mut()
-            .ok_or_else(|| store_error(ErrorKind::Local, "upload already finished"))
+            .ok_or_else(|| store_error(StorageErrorKind::Local, "upload already finished"))
     }
 }
 
@@ -465,7 +469,7 @@ impl Upload for StreamedUpload {
         let mut writer = self
             .writer
             .take()
-            .ok_or_else(|| store_error(ErrorKind::Local, "upload already finished"))?;
+            .ok_or_else(|| store_error(StorageErrorKind::Local, "upload already finished"))?;
         if let Err(e) = writer.close().await {
             let _ = writer.abort().await;
             return Err(e);

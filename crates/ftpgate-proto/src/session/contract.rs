@@ -15,7 +15,7 @@ use crate::listing::{ListFormat, Metadata};
 use crate::path::VirtualPath;
 use crate::perm::{PermissionMap, Permissions};
 use crate::reply::Reply;
-use crate::reply_map::ErrorKind;
+use crate::reply_map::StorageErrorKind;
 
 /// A logged-in user, as far as the protocol needs to know.
 #[derive(Debug, Clone)]
@@ -213,7 +213,7 @@ pub enum TransferOutcome {
     /// The data connection broke during the transfer.
     ConnectionLost,
     /// The storage failed.
-    Failed(ErrorKind),
+    Failed(StorageErrorKind),
     /// The upload ran into a limit of the server's (refused with 552, nothing kept).
     OverLimit(UploadLimit),
     /// The TLS handshake on the data connection failed.

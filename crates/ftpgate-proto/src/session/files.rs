@@ -12,7 +12,7 @@ use crate::listing::{format_facts, format_timeval};
 use crate::path::{VirtualPath, quote_for_257};
 use crate::perm::Perm;
 use crate::reply::{Reply, ReplyCode};
-use crate::reply_map::{ErrorKind, reply_for};
+use crate::reply_map::{StorageErrorKind, reply_for};
 
 impl Session {
     /// RFC 959 PWD.
@@ -45,14 +45,14 @@ impl Session {
     pub(super) fn finish_cwd(
         &mut self,
         path: VirtualPath,
-        result: Result<StorageOutcome, ErrorKind>,
+        result: Result<StorageOutcome, StorageErrorKind>,
     ) -> Step {
         let meta = match looked_up(&path, result) {
             Ok(meta) => meta,
             Err(step) => return step,
         };
         if !meta.is_dir() {
-            return Step::Reply(reply_for(ErrorKind::NotADirectory, path.as_str()));
+            return Step::Reply(reply_for(StorageErrorKind::NotADirectory, path.as_str()));
         }
         let text = format!("Directory changed to {}", quote_for_257(path.as_str()));
         self.cwd = path;
@@ -70,7 +70,7 @@ impl Session {
     pub(super) fn finish_mkd(
         &mut self,
         path: VirtualPath,
-        result: Result<StorageOutcome, ErrorKind>,
+        result: Result<StorageOutcome, StorageErrorKind>,
     ) -> Step {
         if let Err(step) = self.changed(&path, result) {
             return step;
@@ -114,7 +114,7 @@ impl Session {
         &mut self,
         path: VirtualPath,
         text: &'static str,
-        result: Result<StorageOutcome, ErrorKind>,
+        result: Result<StorageOutcome, StorageErrorKind>,
     ) -> Step {
         if let Err(step) = self.changed(&path, result) {
             return step;
@@ -135,7 +135,7 @@ impl Session {
     pub(super) fn finish_rnfr(
         &mut self,
         path: VirtualPath,
-        result: Result<StorageOutcome, ErrorKind>,
+        result: Result<StorageOutcome, StorageErrorKind>,
     ) -> Step {
         match result {
             Ok(StorageOutcome::Metadata(_)) => {
@@ -167,7 +167,7 @@ impl Session {
         };
         if from.is_root() || to.is_root() {
             self.ended(from, Some(to));
-            return Step::Reply(reply_for(ErrorKind::PermissionDenied, "/"));
+            return Step::Reply(reply_for(StorageErrorKind::PermissionDenied, "/"));
         }
         self.storage(
             Pending::Renamed {
@@ -182,7 +182,7 @@ impl Session {
         &mut self,
         from: VirtualPath,
         to: VirtualPath,
-        result: Result<StorageOutcome, ErrorKind>,
+        result: Result<StorageOutcome, StorageErrorKind>,
     ) -> Step {
         let step = match result {
             Ok(StorageOutcome::Metadata(_) | StorageOutcome::Done) => {
@@ -209,7 +209,7 @@ impl Session {
     pub(super) fn finish_size(
         &self,
         path: VirtualPath,
-        result: Result<StorageOutcome, ErrorKind>,
+        result: Result<StorageOutcome, StorageErrorKind>,
     ) -> Step {
         match looked_up(&path, result) {
             Ok(meta) if meta.is_file() => reply(ReplyCode::FileStatus, meta.size.to_string()),
@@ -235,7 +235,7 @@ impl Session {
     pub(super) fn finish_mdtm(
         &self,
         path: VirtualPath,
-        result: Result<StorageOutcome, ErrorKind>,
+        result: Result<StorageOutcome, StorageErrorKind>,
     ) -> Step {
         match looked_up(&path, result) {
             Ok(meta) => match meta.modified {
@@ -260,7 +260,7 @@ impl Session {
     pub(super) fn finish_mlst(
         &mut self,
         path: VirtualPath,
-        result: Result<StorageOutcome, ErrorKind>,
+        result: Result<StorageOutcome, StorageErrorKind>,
     ) -> Step {
         let meta = match looked_up(&path, result) {
             Ok(meta) => meta,
@@ -291,7 +291,7 @@ impl Session {
         &mut self,
         path: VirtualPath,
         time: SystemTime,
-        result: Result<StorageOutcome, ErrorKind>,
+        result: Result<StorageOutcome, StorageErrorKind>,
     ) -> Step {
         if let Err(step) = self.changed(&path, result) {
             return step;
@@ -382,7 +382,7 @@ impl Session {
         path: VirtualPath,
         mode: Option<u32>,
         facts: String,
-        result: Result<StorageOutcome, ErrorKind>,
+        result: Result<StorageOutcome, StorageErrorKind>,
     ) -> Step {
         if let Err(step) = self.changed(&path, result) {
             return step;
@@ -416,7 +416,7 @@ impl Session {
     pub(super) fn finish_avbl(
         &self,
         path: VirtualPath,
-        result: Result<StorageOutcome, ErrorKind>,
+        result: Result<StorageOutcome, StorageErrorKind>,
     ) -> Step {
         match available(&path, result) {
             Ok(bytes) => reply(ReplyCode::FileStatus, bytes.to_string()),
@@ -443,7 +443,7 @@ impl Session {
         &self,
         dir: VirtualPath,
         size: u64,
-        result: Result<StorageOutcome, ErrorKind>,
+        result: Result<StorageOutcome, StorageErrorKind>,
     ) -> Step {
         match available(&dir, result) {
             Ok(bytes) if size > bytes => reply(

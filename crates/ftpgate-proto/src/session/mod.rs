@@ -56,7 +56,7 @@ use crate::listing::{Facts, ListFormat};
 use crate::path::VirtualPath;
 use crate::perm::{Perm, PermissionMap};
 use crate::reply::{Reply, ReplyCode};
-use crate::reply_map::{ErrorKind, reply_for};
+use crate::reply_map::{StorageErrorKind, reply_for};
 
 /// Settings that shape the dialogue.
 #[derive(Debug, Clone)]
@@ -451,7 +451,10 @@ impl Session {
     }
 
     /// The result of a [`Step::Storage`] call, finished by the command that asked for it.
-    pub fn handle_storage_result(&mut self, result: Result<StorageOutcome, ErrorKind>) -> Step {
+    pub fn handle_storage_result(
+        &mut self,
+        result: Result<StorageOutcome, StorageErrorKind>,
+    ) -> Step {
         match std::mem::replace(&mut self.pending, Pending::None) {
             Pending::None => match result {
                 Err(kind) => Step::Reply(reply_for(kind, "")),
@@ -484,7 +487,7 @@ impl Session {
     fn changed(
         &mut self,
         path: &VirtualPath,
-        result: Result<StorageOutcome, ErrorKind>,
+        result: Result<StorageOutcome, StorageErrorKind>,
     ) -> Result<(), Step> {
         match result {
             Ok(StorageOutcome::Metadata(_) | StorageOutcome::Done) => Ok(()),
@@ -532,7 +535,7 @@ impl Session {
 
     /// Refuses the current command on `path`: the user's permissions do not allow it.
     fn refuse(&mut self, path: VirtualPath) -> Step {
-        let reply = reply_for(ErrorKind::PermissionDenied, path.as_str());
+        let reply = reply_for(StorageErrorKind::PermissionDenied, path.as_str());
         self.ended(path, None);
         Step::Reply(reply)
     }
@@ -571,7 +574,7 @@ fn unexpected() -> Step {
 /// operation of its own).
 fn looked_up(
     path: &VirtualPath,
-    result: Result<StorageOutcome, ErrorKind>,
+    result: Result<StorageOutcome, StorageErrorKind>,
 ) -> Result<crate::listing::Metadata, Step> {
     match result {
         Ok(StorageOutcome::Metadata(meta)) => Ok(meta),
@@ -582,7 +585,10 @@ fn looked_up(
 
 /// The bytes available that an AVBL or ALLO call returned; a failure is answered from its
 /// kind.
-fn available(path: &VirtualPath, result: Result<StorageOutcome, ErrorKind>) -> Result<u64, Step> {
+fn available(
+    path: &VirtualPath,
+    result: Result<StorageOutcome, StorageErrorKind>,
+) -> Result<u64, Step> {
     match result {
         Ok(StorageOutcome::Available(bytes)) => Ok(bytes),
         Ok(_) => Err(unexpected()),

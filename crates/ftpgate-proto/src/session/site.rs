@@ -8,7 +8,7 @@ use super::{Pending, Session, Step, StorageOp, StorageOutcome, reply};
 use crate::path::VirtualPath;
 use crate::perm::Perm;
 use crate::reply::{Reply, ReplyCode};
-use crate::reply_map::ErrorKind;
+use crate::reply_map::StorageErrorKind;
 
 impl Session {
     /// SITE HELP, CHMOD, UTIME, MKDIR, RMDIR and SYMLINK.
@@ -165,7 +165,7 @@ impl Session {
         &mut self,
         path: VirtualPath,
         text: &'static str,
-        result: Result<StorageOutcome, ErrorKind>,
+        result: Result<StorageOutcome, StorageErrorKind>,
     ) -> Step {
         if let Err(step) = self.changed(&path, result) {
             return step;

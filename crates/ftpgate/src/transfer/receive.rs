@@ -258,7 +258,7 @@ async fn put_inflated(
             Err(InflateError::TooLarge) => {
                 warn!("a MODE Z upload inflates beyond the cap");
                 return Err(TransferOutcome::Failed(
-                    ftpgate_core::ErrorKind::ExceededStorage,
+                    ftpgate_core::StorageErrorKind::ExceededStorage,
                 ));
             }
             Err(InflateError::Corrupt) => {
@@ -394,7 +394,9 @@ async fn receive_directly(
         Ok(result) => result,
         Err(e) => {
             warn!(error = %e, "upload task failed");
-            Err(TransferOutcome::Failed(ftpgate_core::ErrorKind::Local))
+            Err(TransferOutcome::Failed(
+                ftpgate_core::StorageErrorKind::Local,
+            ))
         }
     }
 }

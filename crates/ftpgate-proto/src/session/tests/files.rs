@@ -37,7 +37,7 @@ fn cwd_checks_the_target_is_a_directory() {
 
     s.handle_line(b"CWD missing");
     assert_eq!(
-        code(&s.handle_storage_result(Err(ErrorKind::NotFound))),
+        code(&s.handle_storage_result(Err(StorageErrorKind::NotFound))),
         550
     );
 
@@ -127,7 +127,7 @@ fn rnfr_of_missing_file_is_550() {
     let mut s = logged_in();
     s.handle_line(b"RNFR nope");
     assert_eq!(
-        code(&s.handle_storage_result(Err(ErrorKind::NotFound))),
+        code(&s.handle_storage_result(Err(StorageErrorKind::NotFound))),
         550
     );
     assert_eq!(code(&s.handle_line(b"RNTO b")), 503);
@@ -148,12 +148,12 @@ fn mkd_rmd_dele_replies() {
     );
     s.handle_line(b"MKD exists");
     assert_eq!(
-        code(&s.handle_storage_result(Err(ErrorKind::AlreadyExists))),
+        code(&s.handle_storage_result(Err(StorageErrorKind::AlreadyExists))),
         550
     );
     s.handle_line(b"RMD full");
     assert_eq!(
-        code(&s.handle_storage_result(Err(ErrorKind::DirectoryNotEmpty))),
+        code(&s.handle_storage_result(Err(StorageErrorKind::DirectoryNotEmpty))),
         550
     );
     assert_eq!(code(&s.handle_line(b"RMD /")), 550);
@@ -326,7 +326,7 @@ fn avbl_allo_lang_and_capabilities() {
     assert_eq!(code(&done), 200, "{done:?}");
     s.handle_line(b"SITE CHMOD 644 missing");
     assert_eq!(
-        code(&s.handle_storage_result(Err(ErrorKind::NotFound))),
+        code(&s.handle_storage_result(Err(StorageErrorKind::NotFound))),
         550
     );
     assert_eq!(code(&s.handle_line(b"SITE CHMOD 4755 f")), 550);
@@ -464,7 +464,7 @@ fn refused_and_failed_operations_are_described() {
     ));
     assert_eq!(s.take_file_op(), None, "not over yet");
     assert_eq!(
-        code(&s.handle_storage_result(Err(ErrorKind::NotFound))),
+        code(&s.handle_storage_result(Err(StorageErrorKind::NotFound))),
         550
     );
     let op = s.take_file_op().unwrap();
@@ -485,6 +485,6 @@ fn refused_and_failed_operations_are_described() {
     );
 
     s.handle_line(b"SIZE missing");
-    s.handle_storage_result(Err(ErrorKind::NotFound));
+    s.handle_storage_result(Err(StorageErrorKind::NotFound));
     assert_eq!(s.take_file_op(), None, "SIZE is not a file operation");
 }

@@ -162,8 +162,11 @@ fn transfer_failures_map_to_replies() {
     for (outcome, expected) in [
         (TransferOutcome::NoDataConnection, 425),
         (TransferOutcome::ConnectionLost, 426),
-        (TransferOutcome::Failed(ErrorKind::NotFound), 550),
-        (TransferOutcome::Failed(ErrorKind::InsufficientStorage), 452),
+        (TransferOutcome::Failed(StorageErrorKind::NotFound), 550),
+        (
+            TransferOutcome::Failed(StorageErrorKind::InsufficientStorage),
+            452,
+        ),
     ] {
         passive(&mut s);
         s.handle_line(b"RETR f");
