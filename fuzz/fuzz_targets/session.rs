@@ -31,18 +31,21 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use arbitrary::{Result, Unstructured};
+use ftpgate_proto::backend::{
+    Capabilities, DirEntry, Facts, FileKind, Metadata, StorageErrorKind, WriteStart,
+};
 use ftpgate_proto::command::{COMMANDS, CommandSpec, TransferType, parse_line};
-use ftpgate_proto::extensions::{Capabilities, Features};
+use ftpgate_proto::extensions::Features;
 use ftpgate_proto::hostport::same_host;
 use ftpgate_proto::line::{Decoded, LineDecoder};
-use ftpgate_proto::listing::{DirEntry, Facts, FileKind, ListFormat, Metadata, format_entry};
+use ftpgate_proto::listing::{ListFormat, format_entry};
 use ftpgate_proto::path::VirtualPath;
 use ftpgate_proto::perm::{Perm, PermissionMap, Permissions};
 use ftpgate_proto::reply::Reply;
-use ftpgate_proto::reply_map::{StorageErrorKind, reply_for};
+use ftpgate_proto::reply_map::reply_for;
 use ftpgate_proto::session::{
     DataEndpoint, Session, SessionConfig, SessionUser, StartInfo, Step, StorageOp, StorageOutcome,
-    TlsPolicy, TransferKind, TransferOutcome, TransferPlan, UploadLimit, WriteStart,
+    TlsPolicy, TransferKind, TransferOutcome, TransferPlan, UploadLimit,
 };
 use libfuzzer_sys::fuzz_target;
 

@@ -8,10 +8,10 @@ use async_trait::async_trait;
 use futures_core::Stream;
 use tokio::io::AsyncRead;
 
-pub use ftpgate_proto::listing::Facts;
-pub use ftpgate_proto::session::WriteStart;
-pub use ftpgate_proto::{Capabilities, HashAlgorithm};
-use ftpgate_proto::{DirEntry, Metadata, StorageErrorKind, VirtualPath};
+use ftpgate_proto::VirtualPath;
+use ftpgate_proto::backend::{
+    Capabilities, DirEntry, Facts, HashAlgorithm, Metadata, StorageErrorKind, WriteStart,
+};
 
 use crate::auth::User;
 

@@ -6,80 +6,8 @@
 //! retry), permanent ones 5xx. (Authenticators do not use it: every failed login gets the same
 //! reply, decided in `session/login.rs`.)
 
+use crate::backend::StorageErrorKind;
 use crate::reply::{Reply, ReplyCode};
-
-/// What went wrong, in the terms FTP replies can express.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum StorageErrorKind {
-    /// The file or directory does not exist.
-    NotFound,
-    /// Access is denied (by the backend, or by a path leading outside the root).
-    PermissionDenied,
-    /// The target already exists.
-    AlreadyExists,
-    /// A directory was expected.
-    NotADirectory,
-    /// A file was expected but this is a directory.
-    IsADirectory,
-    /// RMD of a directory that still has entries.
-    DirectoryNotEmpty,
-    /// The name is not acceptable to the backend.
-    InvalidName,
-    /// The storage is out of space for now.
-    InsufficientStorage,
-    /// A quota or size limit was exceeded.
-    ExceededStorage,
-    /// A REST offset does not fit the file.
-    InvalidOffset,
-    /// The file is busy or locked; try again later.
-    Busy,
-    /// A temporary failure of the backend; try again later.
-    Transient,
-    /// The backend cannot do this.
-    Unsupported,
-    /// An unexpected local error.
-    Local,
-}
-
-impl StorageErrorKind {
-    /// What went wrong, as the reply (and the log) says it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            StorageErrorKind::NotFound => "No such file or directory",
-            StorageErrorKind::PermissionDenied => "Permission denied",
-            StorageErrorKind::AlreadyExists => "File exists",
-            StorageErrorKind::NotADirectory => "Not a directory",
-            StorageErrorKind::IsADirectory => "Is a directory",
-            StorageErrorKind::DirectoryNotEmpty => "Directory not empty",
-            StorageErrorKind::InvalidName => "File name not allowed",
-            StorageErrorKind::InsufficientStorage => "Insufficient storage space",
-            StorageErrorKind::ExceededStorage => "Exceeded storage allocation",
-            StorageErrorKind::InvalidOffset => "Invalid REST parameter",
-            StorageErrorKind::Busy => "File busy, try again later",
-            StorageErrorKind::Transient => "Temporary storage failure, try again later",
-            StorageErrorKind::Unsupported => "Not supported by this storage",
-            StorageErrorKind::Local => "Local error in processing",
-        }
-    }
-
-    /// Whether a retry may succeed (4xx) rather than not (5xx).
-    pub fn is_transient(self) -> bool {
-        matches!(
-            self,
-            StorageErrorKind::InsufficientStorage
-                | StorageErrorKind::Busy
-                | StorageErrorKind::Transient
-                | StorageErrorKind::Local
-        )
-    }
-}
-
-impl std::fmt::Display for StorageErrorKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// The reply for an error, with `subject` (usually the path) in the text.
 pub fn reply_for(kind: StorageErrorKind, subject: &str) -> Reply {

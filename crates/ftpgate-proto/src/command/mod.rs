@@ -14,8 +14,8 @@ use std::time::SystemTime;
 
 pub use table::{COMMANDS, lookup};
 
-use crate::extensions::{Capabilities, Features, HashAlgorithm};
-use crate::listing::Facts;
+use crate::backend::{Capabilities, Facts, HashAlgorithm};
+use crate::extensions::Features;
 use crate::perm::Perm;
 use crate::reply::{Reply, ReplyCode};
 

@@ -6,7 +6,8 @@ use super::{
     Command, CommandSpec, EpsvArg, Feat, FeatContext, ListArgs, Needs, Password, Protection,
     TransferMode, TransferType,
 };
-use crate::extensions::{Features, HashAlgorithm, parse_legacy_hash_args, parse_quoted_names};
+use crate::backend::HashAlgorithm;
+use crate::extensions::{Features, parse_legacy_hash_args, parse_quoted_names};
 use crate::hostport::{parse_eprt, parse_port};
 use crate::listing::parse_timeval;
 use crate::path::is_forbidden_char;

@@ -7,12 +7,13 @@ use std::time::SystemTime;
 use super::{
     Pending, Session, Step, StorageOp, StorageOutcome, available, looked_up, reply, unexpected,
 };
+use crate::backend::StorageErrorKind;
 use crate::command::CommandSpec;
 use crate::listing::{format_facts, format_timeval};
 use crate::path::{VirtualPath, quote_for_257};
 use crate::perm::Perm;
 use crate::reply::{Reply, ReplyCode};
-use crate::reply_map::{StorageErrorKind, reply_for};
+use crate::reply_map::reply_for;
 
 impl Session {
     /// RFC 959 PWD.

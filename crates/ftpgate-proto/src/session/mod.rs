@@ -43,20 +43,21 @@ mod transfers;
 
 pub use contract::{
     DataEndpoint, FileOp, SessionUser, StartInfo, Step, StorageOp, StorageOutcome, TransferKind,
-    TransferOutcome, TransferPlan, UploadLimit, WriteStart,
+    TransferOutcome, TransferPlan, UploadLimit,
 };
 
 use std::net::SocketAddr;
 use std::time::SystemTime;
 
+use crate::backend::{Capabilities, Facts, HashAlgorithm, StorageErrorKind};
 use crate::command::{Command, CommandSpec, ListArgs, Protection, TransferType, parse_line};
-use crate::extensions::{Capabilities, Features, HashAlgorithm};
+use crate::extensions::Features;
 use crate::line::Decoded;
-use crate::listing::{Facts, ListFormat};
+use crate::listing::ListFormat;
 use crate::path::VirtualPath;
 use crate::perm::{Perm, PermissionMap};
 use crate::reply::{Reply, ReplyCode};
-use crate::reply_map::{StorageErrorKind, reply_for};
+use crate::reply_map::reply_for;
 
 /// Settings that shape the dialogue.
 #[derive(Debug, Clone)]
@@ -575,7 +576,7 @@ fn unexpected() -> Step {
 fn looked_up(
     path: &VirtualPath,
     result: Result<StorageOutcome, StorageErrorKind>,
-) -> Result<crate::listing::Metadata, Step> {
+) -> Result<crate::backend::Metadata, Step> {
     match result {
         Ok(StorageOutcome::Metadata(meta)) => Ok(meta),
         Ok(_) => Err(unexpected()),

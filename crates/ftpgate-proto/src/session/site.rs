@@ -5,10 +5,10 @@ use std::time::SystemTime;
 
 use super::files::permission_bits_only;
 use super::{Pending, Session, Step, StorageOp, StorageOutcome, reply};
+use crate::backend::StorageErrorKind;
 use crate::path::VirtualPath;
 use crate::perm::Perm;
 use crate::reply::{Reply, ReplyCode};
-use crate::reply_map::StorageErrorKind;
 
 impl Session {
     /// SITE HELP, CHMOD, UTIME, MKDIR, RMDIR and SYMLINK.

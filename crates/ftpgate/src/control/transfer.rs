@@ -5,8 +5,8 @@ use std::io;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use ftpgate_core::StorageErrorKind;
-use ftpgate_proto::listing::{DirEntry, format_list_line};
+use ftpgate_core::{DirEntry, StorageErrorKind};
+use ftpgate_proto::listing::format_list_line;
 use ftpgate_proto::reply_map::reply_for;
 use ftpgate_proto::session::{StartInfo, TransferOutcome, TransferPlan};
 use ftpgate_proto::{Reply, Step, VirtualPath};

@@ -4,8 +4,8 @@
 
 use std::sync::atomic::Ordering;
 
-use ftpgate_core::{HashAlgorithm, StorageErrorKind, Upload, VirtualPath};
-use ftpgate_proto::session::{TransferOutcome, WriteStart};
+use ftpgate_core::{HashAlgorithm, StorageErrorKind, Upload, VirtualPath, WriteStart};
+use ftpgate_proto::session::TransferOutcome;
 use tokio::io::AsyncReadExt;
 use tracing::warn;
 

@@ -7,9 +7,9 @@ use std::io;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use ftpgate_core::{Upload, VirtualPath};
+use ftpgate_core::{Upload, VirtualPath, WriteStart};
 use ftpgate_proto::ascii::AsciiDecoder;
-use ftpgate_proto::session::{StartInfo, TransferKind, TransferOutcome, TransferPlan, WriteStart};
+use ftpgate_proto::session::{StartInfo, TransferKind, TransferOutcome, TransferPlan};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tracing::{debug, warn};

@@ -1,6 +1,7 @@
 //! Dialogue tests: data connection setup, REST, the commands that run as transfers, ABOR.
 
 use super::*;
+use crate::backend::WriteStart;
 
 #[test]
 fn transfers_need_a_data_connection_first() {
