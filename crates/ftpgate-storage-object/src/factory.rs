@@ -173,11 +173,9 @@ impl ObjectStorageFactory {
         let cutoff = jiff::Timestamp::now()
             - jiff::SignedDuration::try_from(older_than).unwrap_or(jiff::SignedDuration::MAX);
         let mut removed = 0;
-        for upload in client.list_uploads(&self.prefix).await? {
+        for upload in client.pending_uploads(&self.prefix).await? {
             if upload.initiated.is_some_and(|t| t < cutoff) {
-                client
-                    .abort_multipart(&upload.key, &upload.upload_id)
-                    .await?;
+                client.abort_upload(&upload.key, &upload.upload_id).await?;
                 info!(key = ?upload.key, "aborted an abandoned partial upload");
                 removed += 1;
             }

@@ -3,7 +3,8 @@
 //! Storage, Google Cloud Storage and Tencent COS through their own APIs (Apache OpenDAL).
 //!
 //! One [`ObjectStorage`] holds the logic shared by every store (directory emulation, listing,
-//! commit/abort, resume bookkeeping) over the few calls a store answers (`store.rs`).
+//! commit/abort, resume bookkeeping) over the few calls a store answers (`store.rs`): an
+//! `ObjectStore`, and for stores with explicit multipart uploads (S3) a `MultipartStore`.
 //!
 //! - Directories are emulated as S3 consoles and rclone do: key prefixes, plus an empty
 //!   `dir/` marker object for a directory made empty with MKD.
@@ -53,8 +54,8 @@ pub use crate::native::NativeService;
 
 use crate::config::Settings;
 use crate::meta::{dir_meta, file_meta};
-use crate::s3_client::{S3Client, store_error};
-use crate::store::{Listed, ObjectStore};
+use crate::s3_client::store_error;
+use crate::store::{Listed, MultipartStore, ObjectStore, Part};
 use crate::upload::{MultipartUpload, StreamedUpload};
 
 /// S3 parts must be at least this large, except the last one.
@@ -68,8 +69,9 @@ const PAGE: usize = 1000;
 #[derive(Debug, Clone)]
 pub struct ObjectStorage {
     store: Arc<dyn ObjectStore>,
-    /// The S3 client when the store has explicit multipart uploads (which can be resumed).
-    multipart: Option<Arc<S3Client>>,
+    /// The store again, as a multipart store, when it has explicit multipart uploads (which can
+    /// be resumed).
+    multipart: Option<Arc<dyn MultipartStore>>,
     /// `scheme://bucket`, which with a key names an object for the MLSx `unique` fact.
     store_name: Arc<str>,
     /// The key prefix of the root: "" or ending with '/'.
@@ -82,7 +84,7 @@ pub struct ObjectStorage {
 #[derive(Debug, Clone)]
 pub(crate) struct Resumable {
     pub(crate) upload_id: String,
-    pub(crate) parts: Vec<s3_client::Part>,
+    pub(crate) parts: Vec<Part>,
     pub(crate) stored: u64,
 }
 
@@ -92,7 +94,7 @@ impl ObjectStorage {
         let Some(client) = &self.multipart else {
             return Ok(Vec::new());
         };
-        let uploads = client.list_uploads(&self.root).await?;
+        let uploads = client.pending_uploads(&self.root).await?;
         Ok(uploads
             .into_iter()
             .map(|u| u.key[self.root.len().min(u.key.len())..].to_string())
@@ -120,7 +122,7 @@ impl ObjectStorage {
             return Ok(None);
         }
         let mut uploads: Vec<_> = client
-            .list_uploads(key)
+            .pending_uploads(key)
             .await?
             .into_iter()
             .filter(|u| u.key == key)
@@ -129,7 +131,7 @@ impl ObjectStorage {
         let Some(upload) = uploads.pop() else {
             return Ok(None);
         };
-        let mut parts = client.list_parts(key, &upload.upload_id).await?;
+        let mut parts = client.uploaded_parts(key, &upload.upload_id).await?;
         // Only parts 1..n without a gap count; a part still uploading when the transfer broke
         // may be missing.
         let whole = parts
@@ -359,7 +361,7 @@ impl Storage for ObjectStorage {
         let key = self.key(path);
         let resumable = self.resumable(&key).await?;
         if let (Some(r), Some(client)) = (&resumable, &self.multipart) {
-            client.abort_multipart(&key, &r.upload_id).await?;
+            client.abort_upload(&key, &r.upload_id).await?;
         }
         if self.store.head(&key).await?.is_none() {
             if resumable.is_some() {
@@ -461,26 +463,24 @@ impl Storage for ObjectStorage {
             keys.push((key, info.size));
         }
         let target_key = self.key(target);
-        let id = client.create_multipart(&target_key).await?;
+        let id = client.start_upload(&target_key).await?;
         let result = async {
             let mut done = Vec::with_capacity(keys.len());
             for (number, (key, size)) in (1u16..).zip(&keys) {
-                let etag = client
-                    .upload_part_copy(&target_key, &id, number, key, None)
-                    .await?;
-                done.push(s3_client::Part {
+                let etag = client.copy_part(&target_key, &id, number, key).await?;
+                done.push(Part {
                     number,
                     etag,
                     size: *size,
                 });
             }
-            client.complete_multipart(&target_key, &id, &done).await
+            client.complete_upload(&target_key, &id, &done).await
         }
         .await;
         match result {
             Ok(()) => Ok(()),
             Err(e) => {
-                let _ = client.abort_multipart(&target_key, &id).await;
+                let _ = client.abort_upload(&target_key, &id).await;
                 // A store that refuses this copy (Garage keeps small objects inline and cannot
                 // copy them as parts) leaves the engine to stream the parts instead.
                 if e.kind == StorageErrorKind::Local {

@@ -18,7 +18,9 @@ use tracing::{debug, warn};
 use url::Url;
 
 use crate::S3Config;
-use crate::store::{Listed, ObjectInfo, ObjectStore, ObjectWriter};
+use crate::store::{
+    Listed, MultipartStore, ObjectInfo, ObjectStore, ObjectWriter, Part, PendingUpload,
+};
 
 mod xml;
 
@@ -42,22 +44,6 @@ fn status_kind(status: StatusCode) -> StorageErrorKind {
         s if s.is_server_error() => StorageErrorKind::Transient,
         _ => StorageErrorKind::Local,
     }
-}
-
-/// One pending multipart upload.
-#[derive(Debug, Clone)]
-pub(crate) struct PendingUpload {
-    pub(crate) key: String,
-    pub(crate) upload_id: String,
-    pub(crate) initiated: Option<jiff::Timestamp>,
-}
-
-/// An uploaded part.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Part {
-    pub(crate) number: u16,
-    pub(crate) etag: String,
-    pub(crate) size: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -732,7 +718,7 @@ impl ObjectStore for S3Client {
         ))
     }
 
-    fn multipart(&self) -> Option<Arc<S3Client>> {
+    fn multipart(&self) -> Option<Arc<dyn MultipartStore>> {
         Some(Arc::new(self.clone()))
     }
 
@@ -746,5 +732,64 @@ impl ObjectStore for S3Client {
             StorageErrorKind::Unsupported,
             "S3 uploads are multipart uploads",
         ))
+    }
+}
+
+/// The S3 API's multipart calls, under the names the shared upload logic uses.
+#[async_trait]
+impl MultipartStore for S3Client {
+    async fn read_range(
+        &self,
+        key: &str,
+        start: u64,
+        end_inclusive: u64,
+    ) -> Result<Bytes, StorageError> {
+        self.get_range(key, start, end_inclusive).await
+    }
+
+    async fn start_upload(&self, key: &str) -> Result<String, StorageError> {
+        self.create_multipart(key).await
+    }
+
+    async fn upload_part(
+        &self,
+        key: &str,
+        upload_id: &str,
+        number: u16,
+        body: Bytes,
+    ) -> Result<String, StorageError> {
+        S3Client::upload_part(self, key, upload_id, number, body).await
+    }
+
+    async fn copy_part(
+        &self,
+        key: &str,
+        upload_id: &str,
+        number: u16,
+        source: &str,
+    ) -> Result<String, StorageError> {
+        self.upload_part_copy(key, upload_id, number, source, None)
+            .await
+    }
+
+    async fn complete_upload(
+        &self,
+        key: &str,
+        upload_id: &str,
+        parts: &[Part],
+    ) -> Result<(), StorageError> {
+        self.complete_multipart(key, upload_id, parts).await
+    }
+
+    async fn abort_upload(&self, key: &str, upload_id: &str) -> Result<(), StorageError> {
+        self.abort_multipart(key, upload_id).await
+    }
+
+    async fn uploaded_parts(&self, key: &str, upload_id: &str) -> Result<Vec<Part>, StorageError> {
+        self.list_parts(key, upload_id).await
+    }
+
+    async fn pending_uploads(&self, prefix: &str) -> Result<Vec<PendingUpload>, StorageError> {
+        self.list_uploads(prefix).await
     }
 }

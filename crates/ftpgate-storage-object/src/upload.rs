@@ -10,14 +10,14 @@ use tokio::io::AsyncReadExt;
 use tokio::task::{JoinHandle, JoinSet};
 use tracing::{debug, warn};
 
-use crate::s3_client::{Part, S3Client, store_error};
-use crate::store::{ObjectStore, ObjectWriter};
+use crate::s3_client::store_error;
+use crate::store::{MultipartStore, ObjectStore, ObjectWriter, Part};
 use crate::{MAX_PARTS, MIN_PART_SIZE, ObjectStorage, Settings};
 
 /// An upload in progress. Bytes collect in a buffer of one part; full parts go up in the
 /// background, at most `max_in_flight` at once (the writer waits beyond that).
 pub(crate) struct MultipartUpload {
-    client: Arc<S3Client>,
+    client: Arc<dyn MultipartStore>,
     config: Arc<Settings>,
     key: String,
     name: String,
@@ -44,7 +44,7 @@ impl MultipartUpload {
     /// existing object.
     pub(crate) async fn start(
         storage: &ObjectStorage,
-        client: Arc<S3Client>,
+        client: Arc<dyn MultipartStore>,
         key: String,
         name: String,
         start: WriteStart,
@@ -73,7 +73,7 @@ impl MultipartUpload {
                 if let Some(old) = resumable {
                     upload
                         .client
-                        .abort_multipart(&upload.key, &old.upload_id)
+                        .abort_upload(&upload.key, &old.upload_id)
                         .await?;
                 }
             }
@@ -81,7 +81,7 @@ impl MultipartUpload {
                 if let Some(old) = resumable {
                     upload
                         .client
-                        .abort_multipart(&upload.key, &old.upload_id)
+                        .abort_upload(&upload.key, &old.upload_id)
                         .await?;
                 }
             }
@@ -151,12 +151,8 @@ impl MultipartUpload {
             return Ok(());
         }
         if size >= MIN_PART_SIZE as u64 {
-            let id = self.client.create_multipart(&self.key).await?;
-            match self
-                .client
-                .upload_part_copy(&self.key, &id, 1, &self.key, None)
-                .await
-            {
+            let id = self.client.start_upload(&self.key).await?;
+            match self.client.copy_part(&self.key, &id, 1, &self.key).await {
                 Ok(etag) => {
                     self.parts.push(Part {
                         number: 1,
@@ -168,7 +164,7 @@ impl MultipartUpload {
                     Ok(())
                 }
                 Err(e) => {
-                    let _ = self.client.abort_multipart(&self.key, &id).await;
+                    let _ = self.client.abort_upload(&self.key, &id).await;
                     Err(store_error(
                         e.kind,
                         format!("the store cannot append to {}: {e}", self.key),
@@ -176,7 +172,7 @@ impl MultipartUpload {
                 }
             }
         } else {
-            let existing = self.client.get_range(&self.key, 0, size - 1).await?;
+            let existing = self.client.read_range(&self.key, 0, size - 1).await?;
             self.buffer.extend_from_slice(&existing);
             Ok(())
         }
@@ -231,9 +227,7 @@ impl MultipartUpload {
         }
         if self.creating.is_none() {
             let (client, key) = (self.client.clone(), self.key.clone());
-            self.creating = Some(tokio::spawn(
-                async move { client.create_multipart(&key).await },
-            ));
+            self.creating = Some(tokio::spawn(async move { client.start_upload(&key).await }));
         }
         let Some(creating) = &mut self.creating else {
             return Err(store_error(
@@ -305,7 +299,7 @@ impl Upload for MultipartUpload {
             self.parts.sort_by_key(|p| p.number);
             let id = self.upload_id.clone().unwrap_or_default();
             self.client
-                .complete_multipart(&self.key, &id, &self.parts)
+                .complete_upload(&self.key, &id, &self.parts)
                 .await?;
             Ok(self.parts.iter().map(|p| p.size).sum())
         }
@@ -345,11 +339,11 @@ impl MultipartUpload {
             return;
         };
         for attempt in 0..3 {
-            if let Err(e) = self.client.abort_multipart(&self.key, &id).await {
+            if let Err(e) = self.client.abort_upload(&self.key, &id).await {
                 warn!(key = ?self.key, error = %e, "could not abort a multipart upload");
             }
             // S3 asks callers to check: abort again while the upload is still listed.
-            match self.client.list_uploads(&self.key).await {
+            match self.client.pending_uploads(&self.key).await {
                 Ok(uploads) if uploads.iter().any(|u| u.upload_id == id) => {
                     tokio::time::sleep(std::time::Duration::from_millis(100 << attempt)).await;
                 }
@@ -380,7 +374,7 @@ impl Drop for MultipartUpload {
                 },
                 (None, None) => return,
             };
-            let _ = client.abort_multipart(&key, &id).await;
+            let _ = client.abort_upload(&key, &id).await;
         });
     }
 }
