@@ -324,6 +324,9 @@ impl Session {
         mode: Option<u32>,
         arg: &str,
     ) -> Step {
+        // Stays here, not in the command table: what MFF needs depends on the facts its
+        // argument sets (a time, a mode, or both), and the refusal is 504 (this parameter), not
+        // 502 (this command). The table only keeps MFF out of FEAT's facts it cannot set.
         let caps = self.capabilities();
         if (modify.is_some() && !caps.set_modified) || (mode.is_some() && !caps.set_mode) {
             return reply(
@@ -426,7 +429,8 @@ impl Session {
     }
 
     /// RFC 959 ALLO: with a size, checked against the space available where the storage can
-    /// tell.
+    /// tell. (Not a capability refusal: without `available_space`, or without a size, ALLO is
+    /// answered 202 as RFC 959 allows, so the command table does not decide it.)
     pub(super) fn allo(&mut self, size: Option<u64>) -> Step {
         match size {
             Some(size) if self.is_logged_in() && self.capabilities().available_space => {

@@ -355,7 +355,7 @@ impl Session {
             self.mode = None;
             self.file_op = None;
         }
-        if let Some(refusal) = spec.missing_capability(&self.capabilities()) {
+        if let Some(refusal) = spec.refusal(&command, &self.capabilities()) {
             return reply(ReplyCode::NotImplemented, refusal);
         }
         let step = self.dispatch(spec, command, rename_from);

@@ -290,6 +290,39 @@ fn avbl_allo_lang_and_capabilities() {
     assert_eq!(code(&s.handle_line(b"ALLO 100")), 202);
     assert_eq!(code(&s.handle_line(b"SITE CHMOD 644 f")), 502);
     assert_eq!(code(&s.handle_line(b"MFMT 20200101000000 f")), 502);
+    // The command table refuses SITE's subcommands by name, any case, before their arguments
+    // are read; the others still run.
+    for (line, text) in [
+        (
+            &b"SITE CHMOD 644 f"[..],
+            "SITE CHMOD is not supported by this storage",
+        ),
+        (b"site chmod", "SITE CHMOD is not supported by this storage"),
+        (
+            b"SITE UTIME f 20200102030405",
+            "SITE UTIME is not supported by this storage",
+        ),
+        (
+            b"SITE Symlink a b",
+            "SITE SYMLINK is not supported by this storage",
+        ),
+    ] {
+        let Step::Reply(r) = s.handle_line(line) else {
+            panic!()
+        };
+        assert_eq!((r.code.number(), r.lines[0].as_str()), (502, text));
+    }
+    assert!(matches!(
+        s.handle_line(b"SITE MKDIR d"),
+        Step::Storage(StorageOp::MakeDir(_))
+    ));
+    s.handle_storage_result(Ok(StorageOutcome::Done));
+    assert_eq!(code(&s.handle_line(b"SITE HELP")), 214);
+    assert_eq!(
+        code(&s.handle_line(b"MFF UNIX.mode=0644; f")),
+        504,
+        "MFF's check depends on its facts and stays in its handler"
+    );
     let Step::Reply(feat) = s.handle_line(b"FEAT") else {
         panic!()
     };
