@@ -8,7 +8,12 @@
 //! [`StorageFactory`], [`Authenticator`]), [`StorageError`], and the data types the traits
 //! speak in, all in [`backend`] (and at the crate root).
 
-#![warn(missing_docs)]
+#![deny(missing_docs)]
+
+/// The attribute that makes `async fn` usable in [`Storage`], [`Upload`] and
+/// [`Authenticator`] implementations (the `async-trait` crate), so a backend needs no extra
+/// dependency for it.
+pub use async_trait::async_trait;
 
 pub mod auth;
 pub mod storage;

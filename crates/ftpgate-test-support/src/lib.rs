@@ -8,7 +8,7 @@
 //! - `server` (feature `server`): a real ftpgate server on `127.0.0.1:0` per test and a raw
 //!   control-connection client, for the engine's tests and FTP-level tests of backends.
 
-#![warn(missing_docs)]
+#![deny(missing_docs)]
 
 pub mod azurite;
 pub mod garage;

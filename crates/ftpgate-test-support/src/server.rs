@@ -3,7 +3,7 @@
 //! control-connection client ([`Raw`]) for the exchanges a client library hides. Shared by the
 //! engine's tests and the storage backends' FTP-level tests (feature `server`).
 
-#![allow(clippy::unwrap_used, missing_docs)] // test helpers: a failed unwrap is a failed test
+#![allow(clippy::unwrap_used)] // test helpers: a failed unwrap is a failed test
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -17,25 +17,41 @@ use ftpgate_core::{PermissionMap, Permissions};
 use ftpgate_storage_fs::{Durability, FsStorageFactory};
 use suppaftp::FtpStream;
 
+/// The user with every permission (unless [`Options::alice_permissions`] says otherwise).
 pub const USER: &str = "alice";
+/// The password of [`USER`] and [`READER`].
 pub const PASS: &str = "secret";
+/// A user with read-only permissions, in the same home.
 pub const READER: &str = "reader";
 
+/// A server running on its own thread and runtime until dropped or [`TestServer::stop`]ped.
 pub struct TestServer {
+    /// The first listening address.
     pub addr: SocketAddr,
+    /// Every listening address.
     pub addrs: Vec<SocketAddr>,
+    /// The implicit-TLS listening addresses, if configured.
     pub implicit_addrs: Vec<SocketAddr>,
+    /// The local root (the users' home unless [`Options::storage`] gives another).
     pub root: tempfile::TempDir,
+    /// Cancel to shut the server down.
     pub shutdown: CancellationToken,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
+/// How to start a [`TestServer`].
 pub struct Options {
+    /// The engine's configuration (loopback, short timeouts, no login delay by default).
     pub config: ServerConfig,
+    /// Anonymous read-only logins into `pub/` of the root.
     pub anonymous: bool,
+    /// Local storage keeps partial uploads for resuming.
     pub keep_partial_uploads: bool,
+    /// What [`USER`] may do (everything by default).
     pub alice_permissions: PermissionMap,
+    /// [`USER`]'s quota in bytes.
     pub alice_quota: Option<u64>,
+    /// Local storage's durability.
     pub durability: Durability,
     /// Another storage for every user, and alice's home in it (the local root otherwise).
     pub storage: Option<(Arc<dyn ftpgate_core::StorageFactory>, String)>,
@@ -72,10 +88,12 @@ impl Default for Options {
 }
 
 impl TestServer {
+    /// A server with the default [`Options`].
     pub fn start() -> TestServer {
         Self::start_with(Options::default())
     }
 
+    /// A server with these options; returns once it listens.
     pub fn start_with(options: Options) -> TestServer {
         // RUST_LOG=ftpgate=debug shows the server's log while debugging a test.
         if std::env::var_os("RUST_LOG").is_some() {
@@ -158,10 +176,12 @@ impl TestServer {
         }
     }
 
+    /// A path in the local root.
     pub fn path(&self, rel: &str) -> PathBuf {
         self.root.path().join(rel)
     }
 
+    /// A suppaftp client logged in as [`USER`], in binary mode.
     pub fn client(&self) -> FtpStream {
         let mut ftp = FtpStream::connect(self.addr).unwrap();
         ftp.login(USER, PASS).unwrap();
@@ -170,10 +190,12 @@ impl TestServer {
         ftp
     }
 
+    /// A raw control connection, past the greeting.
     pub fn raw(&self) -> Raw {
         Raw::connect(self.addr)
     }
 
+    /// A raw control connection logged in as [`USER`].
     pub fn raw_logged_in(&self) -> Raw {
         let mut raw = self.raw();
         raw.login(USER, PASS);
@@ -211,11 +233,13 @@ impl Drop for TestServer {
 /// A control connection spoken by hand.
 pub struct Raw {
     reader: BufReader<TcpStream>,
+    /// The socket, for what the helpers do not cover (resets, half-closes, urgent data).
     pub stream: TcpStream,
     last_command: String,
 }
 
 impl Raw {
+    /// Connects to `addr` and reads the 220 greeting.
     pub fn connect(addr: SocketAddr) -> Raw {
         let stream = TcpStream::connect(addr).unwrap();
         stream
@@ -272,11 +296,13 @@ impl Raw {
         }
     }
 
+    /// Sends one command line (CRLF added).
     pub fn send(&mut self, line: &str) {
         self.last_command = line.to_string();
         self.send_bytes(format!("{line}\r\n").as_bytes());
     }
 
+    /// Sends bytes as they are.
     pub fn send_bytes(&mut self, bytes: &[u8]) {
         self.stream.write_all(bytes).unwrap();
     }
@@ -319,15 +345,18 @@ impl Raw {
         matches!(self.reader.read(&mut buf), Ok(0) | Err(_))
     }
 
+    /// Sends a command and reads its reply.
     pub fn cmd(&mut self, line: &str) -> (u16, String) {
         self.send(line);
         self.reply()
     }
 
+    /// Sends a command and returns its reply code.
     pub fn code(&mut self, line: &str) -> u16 {
         self.cmd(line).0
     }
 
+    /// USER and PASS, asserting 331 and 230.
     pub fn login(&mut self, user: &str, pass: &str) {
         assert_eq!(self.code(&format!("USER {user}")), 331);
         assert_eq!(self.code(&format!("PASS {pass}")), 230);
@@ -405,6 +434,7 @@ pub fn set_reset_on_close(stream: &TcpStream) {
         .unwrap();
 }
 
+/// `len` pseudo-random bytes, the same for the same `seed`.
 pub fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
     let mut x = seed.wrapping_mul(0x9E3779B97F4A7C15) | 1;
     (0..len)
