@@ -18,7 +18,7 @@ pub use async_trait::async_trait;
 pub mod auth;
 pub mod storage;
 
-pub use auth::{AuthError, Authenticator, User};
+pub use auth::{AuthError, Authenticator, NetworkRate, User, UserLimits};
 pub use ftpgate_proto::{Password, PermissionMap, Permissions, VirtualPath};
 pub use storage::{
     EntryStream, ReadStream, Storage, StorageError, StorageFactory, Upload, error_kind_of,

@@ -155,6 +155,7 @@ impl ObjectStorageFactory {
             multipart: store.multipart(),
             store,
             store_name: format!("{}://{bucket}", self.connector.scheme()).into(),
+            scheme: self.connector.scheme(),
             root: prefix,
             settings: self.settings.clone(),
         })
@@ -176,7 +177,10 @@ impl ObjectStorageFactory {
         for upload in client.pending_uploads(&self.prefix).await? {
             if upload.initiated.is_some_and(|t| t < cutoff) {
                 client.abort_upload(&upload.key, &upload.upload_id).await?;
-                info!(key = ?upload.key, "aborted an abandoned partial upload");
+                info!(
+                    key = upload.key.as_str(),
+                    "aborted an abandoned partial upload"
+                );
                 removed += 1;
             }
         }

@@ -51,6 +51,8 @@ pub struct Options {
     pub alice_permissions: PermissionMap,
     /// [`USER`]'s quota in bytes.
     pub alice_quota: Option<u64>,
+    /// [`USER`]'s rate, session and network limits.
+    pub alice_limits: ftpgate_core::UserLimits,
     /// Local storage's durability.
     pub durability: Durability,
     /// Another storage for every user, and alice's home in it (the local root otherwise).
@@ -79,6 +81,7 @@ impl Default for Options {
             keep_partial_uploads: false,
             alice_permissions: PermissionMap::uniform(Permissions::ALL),
             alice_quota: None,
+            alice_limits: Default::default(),
             durability: Durability::Normal,
             storage: None,
             events: None,
@@ -116,6 +119,7 @@ impl TestServer {
                 permissions: options.alice_permissions,
                 tls_required: false,
                 quota_bytes: options.alice_quota,
+                limits: options.alice_limits.clone(),
             },
             UserEntry {
                 name: READER.into(),
@@ -124,6 +128,7 @@ impl TestServer {
                 permissions: PermissionMap::uniform(Permissions::READ_ONLY),
                 tls_required: false,
                 quota_bytes: None,
+                limits: Default::default(),
             },
         ];
         let anonymous = options.anonymous.then(|| AnonymousEntry {
