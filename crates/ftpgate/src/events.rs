@@ -11,11 +11,15 @@ use std::time::Duration;
 
 use ftpgate_proto::VirtualPath;
 
+use crate::sessions::SessionId;
+
 /// Something a user did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
     /// A user logged in.
     Login {
+        /// The session.
+        session: SessionId,
         /// The user.
         user: String,
         /// The client's address.
@@ -23,6 +27,8 @@ pub enum Event {
     },
     /// A login was refused (unknown user or wrong password alike).
     LoginFailed {
+        /// The session.
+        session: SessionId,
         /// The name given.
         user: String,
         /// The client's address.
@@ -30,6 +36,8 @@ pub enum Event {
     },
     /// A user logged out (QUIT, REIN, or the connection ended).
     Logout {
+        /// The session.
+        session: SessionId,
         /// The user.
         user: String,
         /// The client's address.
@@ -39,6 +47,8 @@ pub enum Event {
     Transfer(TransferRecord),
     /// A file was deleted.
     Deleted {
+        /// The session.
+        session: SessionId,
         /// The user.
         user: String,
         /// The file.
@@ -46,6 +56,8 @@ pub enum Event {
     },
     /// A file or directory was renamed.
     Renamed {
+        /// The session.
+        session: SessionId,
         /// The user.
         user: String,
         /// The old name.
@@ -55,6 +67,8 @@ pub enum Event {
     },
     /// A directory was made.
     MadeDir {
+        /// The session.
+        session: SessionId,
         /// The user.
         user: String,
         /// The directory.
@@ -62,6 +76,8 @@ pub enum Event {
     },
     /// A directory was removed.
     RemovedDir {
+        /// The session.
+        session: SessionId,
         /// The user.
         user: String,
         /// The directory.
@@ -81,6 +97,8 @@ pub enum Direction {
 /// One ended transfer (listings and digests are not reported).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TransferRecord {
+    /// The session.
+    pub session: SessionId,
     /// The user.
     pub user: String,
     /// The client's address.
