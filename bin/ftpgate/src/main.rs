@@ -2,9 +2,12 @@
 //!
 //! `ftpgate serve` runs the server from a TOML config and/or quick-start flags;
 //! `ftpgate check-config FILE` validates a config; `ftpgate hash-password` prints a password
-//! hash for the config.
+//! hash for the config; `ftpgate status` and `ftpgate healthcheck` ask a running server's admin
+//! listener.
 
+mod admin;
 mod config;
+mod metrics;
 mod settings;
 mod storage;
 mod tls;
@@ -52,6 +55,75 @@ enum Command {
         #[arg(long, env = "FTPGATE_PASSWORD", hide_env_values = true)]
         password: Option<String>,
     },
+    /// Print the live sessions of a running server (from its admin listener).
+    Status {
+        #[command(flatten)]
+        admin: AdminArgs,
+        /// Print the JSON of /api/sessions instead of the table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Exit 0 if the server's admin listener answers /healthz (or /readyz with --ready), 1 if
+    /// not: for container health checks.
+    Healthcheck {
+        #[command(flatten)]
+        admin: AdminArgs,
+        /// Check readiness (/readyz: 503 while the server drains) instead of liveness.
+        #[arg(long)]
+        ready: bool,
+    },
+}
+
+/// Where the admin listener is, for `status` and `healthcheck`.
+#[derive(clap::Args, Debug)]
+struct AdminArgs {
+    /// The admin listener's URL (default: the first `admin.listen` of --config, else
+    /// http://127.0.0.1:9100).
+    #[arg(long, value_name = "URL")]
+    admin: Option<String>,
+    /// The admin token (default: the config's `admin.token` or `admin.token_file`).
+    #[arg(
+        long,
+        env = "FTPGATE_ADMIN_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    token: Option<String>,
+    /// Take the admin address and token from this config file.
+    #[arg(long, short = 'c', value_name = "FILE")]
+    config: Option<PathBuf>,
+}
+
+impl AdminArgs {
+    /// The admin URL and token: the flags, else the config file's `[admin]`, else the default.
+    fn resolve(&self) -> Result<(String, Option<String>)> {
+        let mut url = self.admin.clone();
+        let mut token = self.token.clone();
+        if let Some(path) = &self.config {
+            let file = ConfigFile::load(path)?;
+            let (settings, _) = file.admin.build().context("admin")?;
+            if let Some(settings) = settings {
+                if url.is_none() {
+                    url = settings.listen.first().map(|addr| {
+                        let ip = match addr.ip() {
+                            ip if ip.is_unspecified() && ip.is_ipv4() => "127.0.0.1".to_string(),
+                            ip if ip.is_unspecified() => "[::1]".to_string(),
+                            std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+                            ip => ip.to_string(),
+                        };
+                        format!("http://{ip}:{}", addr.port())
+                    });
+                }
+                if token.is_none() {
+                    token = settings.token;
+                }
+            }
+        }
+        Ok((
+            url.unwrap_or_else(|| admin::client::DEFAULT_URL.to_string()),
+            token,
+        ))
+    }
 }
 
 #[derive(clap::Args, Debug)]
@@ -108,6 +180,10 @@ struct ServeArgs {
     /// Require TLS: USER before AUTH TLS gets 530, transfers without PROT P get 521.
     #[arg(long)]
     tls_required: bool,
+    /// Serve the admin endpoints (health, readiness, metrics, sessions, status page) on this
+    /// address, e.g. 127.0.0.1:9100; repeatable. Replaces `admin.listen` of the file.
+    #[arg(long, value_name = "ADDR:PORT")]
+    admin_listen: Vec<String>,
     /// Log level: error, warn, info, debug, trace or off (any case; err, warning, information
     /// too), or TARGET=LEVEL directives such as ftpgate=debug,info; RUST_LOG overrides it.
     #[arg(long, value_name = "LEVEL")]
@@ -155,6 +231,36 @@ fn run(cli: Cli) -> Result<()> {
                 bail!("empty password");
             }
             println!("{}", hash_password(&password));
+            Ok(())
+        }
+        Command::Status { admin, json } => {
+            let (url, token) = admin.resolve()?;
+            let (status, body) = admin::client::get(&url, "/api/sessions", token.as_deref())?;
+            if status == hyper::StatusCode::UNAUTHORIZED {
+                bail!(
+                    "{url}: the admin token is missing or wrong (--token or FTPGATE_ADMIN_TOKEN)"
+                );
+            }
+            if !status.is_success() {
+                bail!("{url}/api/sessions: HTTP {status}");
+            }
+            if json {
+                println!("{body}");
+            } else {
+                let doc: serde_json::Value = serde_json::from_str(&body)
+                    .with_context(|| format!("{url}/api/sessions: not JSON"))?;
+                print!("{}", admin::client::table(&doc));
+            }
+            Ok(())
+        }
+        Command::Healthcheck { admin, ready } => {
+            let (url, token) = admin.resolve()?;
+            let path = if ready { "/readyz" } else { "/healthz" };
+            let (status, body) = admin::client::get(&url, path, token.as_deref())?;
+            if !status.is_success() {
+                bail!("{url}{path}: HTTP {status} {}", body.trim());
+            }
+            println!("{}", body.trim());
             Ok(())
         }
     }
@@ -228,6 +334,12 @@ fn apply_flags(args: &ServeArgs, quick: Option<&QuickStart>, file: &mut ConfigFi
     }
     if !args.implicit_listen.is_empty() {
         file.tls.implicit_listen = args.implicit_listen.clone();
+    }
+    if !args.admin_listen.is_empty() {
+        for text in &args.admin_listen {
+            parse_listen(text).context("--admin-listen")?;
+        }
+        file.admin.listen = args.admin_listen.clone();
     }
     if let Some(s3) = quick.and_then(|q| q.s3.clone()) {
         file.storage.s3 = Some(s3);
@@ -394,6 +506,7 @@ fn serve(args: ServeArgs) -> Result<()> {
     // taken a little early: a file made just after the start is never taken for a leftover.
     let started = std::time::SystemTime::now() - std::time::Duration::from_millis(50);
     let homes = std::mem::take(&mut settings.homes);
+    let admin_settings = settings.admin.take();
     let run_as = file.server.run_as.clone();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -410,7 +523,13 @@ fn serve(args: ServeArgs) -> Result<()> {
         };
         let (server, cleanups) = engine_server(settings);
         reloader.cleanups = cleanups;
-        let server = server.bind().await?;
+        // Metrics are always counted; the admin listener serves them when it is on.
+        let (registry, engine_metrics) = metrics::registry();
+        let server = server.with_metrics(engine_metrics).bind().await?;
+        let admin_listeners = match &admin_settings {
+            Some(admin) => admin::bind(&admin.listen).await?,
+            None => Vec::new(),
+        };
         reloader.handle = Some(server.reload_handle());
         if let Some(user) = &run_as {
             drop_privileges(user)?;
@@ -443,6 +562,18 @@ fn serve(args: ServeArgs) -> Result<()> {
             info!(%addr, "listening (implicit FTPS)");
         }
         let shutdown = CancellationToken::new();
+        if let Some(settings) = admin_settings {
+            // Up until the drain is over: /readyz says 503 from the signal on.
+            admin::spawn(
+                admin_listeners,
+                Arc::new(admin::Admin {
+                    token: settings.token,
+                    draining: shutdown.clone(),
+                    registry: Arc::new(registry),
+                    sessions: server.sessions(),
+                }),
+            );
+        }
         tokio::spawn(wait_for_signal(signals, shutdown.clone(), certs, reloader));
         server.run(shutdown).await;
         Ok(())
@@ -502,6 +633,9 @@ impl Reloader {
         }
         if file.server.run_as != self.started.server.run_as {
             restart.push("server.run_as");
+        }
+        if file.admin != self.started.admin {
+            restart.push("admin");
         }
         if !restart.is_empty() {
             warn!(

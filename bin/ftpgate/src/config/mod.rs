@@ -5,6 +5,7 @@
 //! Nothing here depends on the rest of the daemon: [`crate::settings`] puts the sections
 //! together (and builds storage and TLS from them) for every command that reads a config.
 
+mod admin;
 mod log;
 mod server;
 mod storage;
@@ -16,6 +17,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, anyhow};
 use serde::Deserialize;
 
+pub(crate) use admin::{AdminSection, AdminSettings};
 pub(crate) use log::{LogSection, log_filter};
 pub(crate) use server::{FeaturesSection, ServerSection, parse_listen, parse_port_range};
 pub(crate) use storage::{DurabilitySetting, S3Section, SiteChmod, StorageKind, StorageSection};
@@ -46,6 +48,9 @@ pub(crate) struct ConfigFile {
     /// Virtual hosts (RFC 7151 HOST), each with its own users and storage.
     #[serde(default)]
     pub(crate) hosts: Vec<HostSection>,
+    /// The operators' HTTP listener.
+    #[serde(default)]
+    pub(crate) admin: AdminSection,
 }
 
 impl ConfigFile {
@@ -117,6 +122,7 @@ impl ConfigFile {
             &mut self.tls.cert,
             &mut self.tls.key,
             &mut self.tls.client_ca,
+            &mut self.admin.token_file,
         ]
         .into_iter()
         .flatten()
