@@ -553,17 +553,10 @@ fn serve(args: ServeArgs) -> Result<()> {
                 }
             }
         });
-        for addr in server.local_addrs() {
-            println!("ftpgate: listening on {addr}{explicit}");
-            info!(%addr, "listening{}", explicit);
-        }
-        for addr in server.implicit_tls_addrs() {
-            println!("ftpgate: listening on {addr} (implicit FTPS)");
-            info!(%addr, "listening (implicit FTPS)");
-        }
         let shutdown = CancellationToken::new();
         if let Some(settings) = admin_settings {
-            // Up until the drain is over: /readyz says 503 from the signal on.
+            // Up until the drain is over: /readyz says 503 from the signal on. Announced before
+            // the FTP listeners, whose line says the server is up.
             admin::spawn(
                 admin_listeners,
                 Arc::new(admin::Admin {
@@ -573,6 +566,14 @@ fn serve(args: ServeArgs) -> Result<()> {
                     sessions: server.sessions(),
                 }),
             );
+        }
+        for addr in server.local_addrs() {
+            println!("ftpgate: listening on {addr}{explicit}");
+            info!(%addr, "listening{}", explicit);
+        }
+        for addr in server.implicit_tls_addrs() {
+            println!("ftpgate: listening on {addr} (implicit FTPS)");
+            info!(%addr, "listening (implicit FTPS)");
         }
         tokio::spawn(wait_for_signal(signals, shutdown.clone(), certs, reloader));
         server.run(shutdown).await;

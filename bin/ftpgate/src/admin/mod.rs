@@ -14,6 +14,7 @@ pub(crate) mod client;
 mod sessions;
 
 use std::convert::Infallible;
+use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -65,7 +66,11 @@ pub(crate) fn spawn(listeners: Vec<TcpListener>, admin: Arc<Admin>) {
     let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     for listener in listeners {
         if let Ok(addr) = listener.local_addr() {
-            println!("ftpgate: admin listener on http://{addr}");
+            // Not println!: a closed standard output must not stop the server.
+            let _ = writeln!(
+                std::io::stdout(),
+                "ftpgate: admin listener on http://{addr}"
+            );
             info!(%addr, "admin listener");
         }
         tokio::spawn(accept_loop(listener, admin.clone(), permits.clone()));
