@@ -6,7 +6,7 @@
 //! session updates its entry in place: atomics for the TLS state and the last command (a store
 //! per command, no lock, no allocation), a mutex for the user name (at login and logout) and the
 //! running transfer (at its start and end); the transfer's byte counter is the atomic its
-//! loops already update for STAT. Ending a session cancels its token; the session's own task
+//! loops already update for STAT. Ending a session sets its flag and wakes it; the session's own task
 //! then aborts its transfer (as ABOR would) and the session writes the 421.
 
 use std::collections::HashMap;
@@ -14,10 +14,11 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::Poll;
 use std::time::{Instant, SystemTime};
 
 use ftpgate_proto::command::COMMANDS;
-use tokio_util::sync::CancellationToken;
+use futures_util::task::AtomicWaker;
 
 use crate::session_context::SessionContext;
 
@@ -66,8 +67,11 @@ pub(crate) struct SessionEntry {
     /// `COMMANDS` index + 1, or [`NO_COMMAND`] / [`UNKNOWN_COMMAND`].
     last_command: AtomicU16,
     transfer: Mutex<Option<LiveTransfer>>,
-    /// Cancelled to end the session ([`SessionsHandle::end_session`]).
-    pub(crate) end: CancellationToken,
+    /// Set to end the session ([`SessionsHandle::end_session`]).
+    end: AtomicBool,
+    /// The session's task, woken when `end` is set. Polled on every turn of the control loop,
+    /// so it is lock-free (a cancellation token's waiter list takes a mutex per poll).
+    end_waker: AtomicWaker,
 }
 
 /// The running transfer, as the registry sees it.
@@ -109,6 +113,19 @@ impl SessionEntry {
         if let Ok(mut slot) = self.transfer.lock() {
             *slot = transfer;
         }
+    }
+
+    /// Ready once the session is to end ([`SessionsHandle::end_session`]).
+    pub(crate) async fn ended(&self) {
+        std::future::poll_fn(|cx| {
+            self.end_waker.register(cx.waker());
+            if self.end.load(Ordering::Acquire) {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
+        .await
     }
 
     fn info(&self) -> SessionInfo {
@@ -216,7 +233,8 @@ impl Registry {
             tls_data: AtomicBool::new(false),
             last_command: AtomicU16::new(NO_COMMAND),
             transfer: Mutex::new(None),
-            end: CancellationToken::new(),
+            end: AtomicBool::new(false),
+            end_waker: AtomicWaker::new(),
         });
         if let Ok(mut map) = self.map.lock() {
             map.insert(entry.id, entry.clone());
@@ -272,7 +290,8 @@ impl SessionsHandle {
         };
         match entry {
             Some(entry) => {
-                entry.end.cancel();
+                entry.end.store(true, Ordering::Release);
+                entry.end_waker.wake();
                 true
             }
             None => false,

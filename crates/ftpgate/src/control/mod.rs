@@ -301,7 +301,7 @@ impl Control {
             info = transfer_started(started) => Wake::TransferStarted(info),
             outcome = transfer_ended(work) => Wake::TransferEnded(outcome),
             _ = self.ctx.graceful.cancelled(), if !self.shutting_down => Wake::Shutdown,
-            _ = self.entry.end.cancelled() => Wake::Ended,
+            () = self.entry.ended() => Wake::Ended,
             _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => Wake::Timeout,
         };
         match wake {
