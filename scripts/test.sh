@@ -99,6 +99,14 @@ cargo fmt --all --check
 step "cargo clippy --workspace --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings
 
+step "cargo doc (every public item documented, no broken links; the library with all features)"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --exclude ftpgate-bench --quiet
+RUSTDOCFLAGS="-D warnings" cargo doc -p ftpgate --no-deps --all-features --quiet
+cargo clippy -p ftpgate --no-default-features -- -D warnings
+
+step "cargo package (each publishable crate packages: metadata, README, no files from outside it)"
+cargo package --workspace --exclude ftpgate-bench --exclude ftpgate-test-support --no-verify --allow-dirty --quiet
+
 step "cargo build --workspace --bins"
 cargo build --workspace --bins
 

@@ -4,7 +4,12 @@
 //! [`VirtualPath`]s, already normalised inside the user's root; the backend maps them to its own
 //! keys and must keep every access beneath that root.
 
-#![warn(missing_docs)]
+#![deny(missing_docs)]
+
+/// The attribute that makes `async fn` usable in [`Storage`], [`Upload`] and
+/// [`Authenticator`] implementations (the `async-trait` crate), so a backend needs no extra
+/// dependency for it.
+pub use async_trait::async_trait;
 
 pub mod auth;
 pub mod storage;
