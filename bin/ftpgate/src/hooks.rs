@@ -13,11 +13,11 @@
 use std::collections::BTreeMap;
 use std::process::Stdio;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow};
 use chrono::Utc;
+use ftpgate::prometheus_client::metrics::counter::Counter;
 use ftpgate::{Direction, Event};
 use ftpgate_proto::glob::Glob;
 use tokio::io::AsyncReadExt;
@@ -36,33 +36,30 @@ const STDERR_KEPT: u64 = 2048;
 const INHERITED_ENV: [&str; 4] = ["PATH", "LANG", "LC_ALL", "TZ"];
 
 /// Counts of hook results, for logs and metrics.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct HookStats {
     /// Runs that succeeded (exit status 0, HTTP 2xx).
-    pub(crate) ok: AtomicU64,
+    pub(crate) ok: Counter,
     /// Events given up on after every attempt failed.
-    pub(crate) failed: AtomicU64,
+    pub(crate) failed: Counter,
     /// Attempts killed or abandoned at the timeout.
-    pub(crate) timed_out: AtomicU64,
+    pub(crate) timed_out: Counter,
     /// Attempts repeated after a failure.
-    pub(crate) retried: AtomicU64,
+    pub(crate) retried: Counter,
     /// Events dropped because the hook's queue was full.
-    pub(crate) dropped: AtomicU64,
+    pub(crate) dropped: Counter,
 }
 
-impl HookStats {
-    /// `(result, count)` pairs: `ok`, `failed`, `timeout`, `retry`, `dropped` (as a
-    /// `hooks_total{result}` counter would show them).
-    #[allow(dead_code)] // for the metrics endpoint
-    pub(crate) fn snapshot(&self) -> [(&'static str, u64); 5] {
-        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        [
-            ("ok", get(&self.ok)),
-            ("failed", get(&self.failed)),
-            ("timeout", get(&self.timed_out)),
-            ("retry", get(&self.retried)),
-            ("dropped", get(&self.dropped)),
-        ]
+impl Default for HookStats {
+    /// The process's `ftpgate_hooks_total{result}` counters, shared by every hook.
+    fn default() -> Self {
+        HookStats {
+            ok: crate::metrics::hook_counter("ok"),
+            failed: crate::metrics::hook_counter("failed"),
+            timed_out: crate::metrics::hook_counter("timeout"),
+            retried: crate::metrics::hook_counter("retry"),
+            dropped: crate::metrics::hook_counter("dropped"),
+        }
     }
 }
 
@@ -320,7 +317,7 @@ impl Hooks {
                 continue;
             }
             if hook.queue.try_send(data.clone()).is_err() {
-                let dropped = self.stats.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+                let dropped = self.stats.dropped.inc() + 1;
                 warn!(
                     hook = %hook.name,
                     event = name,
@@ -388,7 +385,7 @@ impl Runner {
             if attempt > 0 {
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(MAX_BACKOFF);
-                self.stats.retried.fetch_add(1, Ordering::Relaxed);
+                self.stats.retried.inc();
             }
             let result = match &self.action {
                 Action::Command(argv) => self.run_command(argv, event).await,
@@ -396,12 +393,12 @@ impl Runner {
             };
             let error = match result {
                 Ok(()) => {
-                    self.stats.ok.fetch_add(1, Ordering::Relaxed);
+                    self.stats.ok.inc();
                     debug!(hook = %self.name, event = event.event, "hook ran");
                     return;
                 }
                 Err(Failure::TimedOut) => {
-                    self.stats.timed_out.fetch_add(1, Ordering::Relaxed);
+                    self.stats.timed_out.inc();
                     format!("timed out after {} s", self.timeout.as_secs())
                 }
                 Err(Failure::Failed(error)) => error,
@@ -416,7 +413,7 @@ impl Runner {
                 "hook failed"
             );
         }
-        self.stats.failed.fetch_add(1, Ordering::Relaxed);
+        self.stats.failed.inc();
         warn!(
             hook = %self.name,
             event = event.event,

@@ -4,11 +4,15 @@
 //! `ftpgate check-config FILE` validates a config; `ftpgate hash-password` prints a password
 //! hash for the config; `ftpgate completions SHELL` and `ftpgate man` print shell completions
 //! and the manual page.
+//! hash for the config; `ftpgate status` and `ftpgate healthcheck` ask a running server's admin
+//! listener.
 
+mod admin;
 mod config;
 mod events;
 mod hooks;
 mod logging;
+mod metrics;
 mod settings;
 mod storage;
 mod tls;
@@ -64,6 +68,75 @@ enum Command {
     },
     /// Print the manual page (roff): `ftpgate man | man -l -`.
     Man,
+    /// Print the live sessions of a running server (from its admin listener).
+    Status {
+        #[command(flatten)]
+        admin: AdminArgs,
+        /// Print the JSON of /api/sessions instead of the table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Exit 0 if the server's admin listener answers /healthz (or /readyz with --ready), 1 if
+    /// not: for container health checks.
+    Healthcheck {
+        #[command(flatten)]
+        admin: AdminArgs,
+        /// Check readiness (/readyz: 503 while the server drains) instead of liveness.
+        #[arg(long)]
+        ready: bool,
+    },
+}
+
+/// Where the admin listener is, for `status` and `healthcheck`.
+#[derive(clap::Args, Debug)]
+struct AdminArgs {
+    /// The admin listener's URL (default: the first `admin.listen` of --config, else
+    /// http://127.0.0.1:9100).
+    #[arg(long, value_name = "URL")]
+    admin: Option<String>,
+    /// The admin token (default: the config's `admin.token` or `admin.token_file`).
+    #[arg(
+        long,
+        env = "FTPGATE_ADMIN_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    token: Option<String>,
+    /// Take the admin address and token from this config file.
+    #[arg(long, short = 'c', value_name = "FILE")]
+    config: Option<PathBuf>,
+}
+
+impl AdminArgs {
+    /// The admin URL and token: the flags, else the config file's `[admin]`, else the default.
+    fn resolve(&self) -> Result<(String, Option<String>)> {
+        let mut url = self.admin.clone();
+        let mut token = self.token.clone();
+        if let Some(path) = &self.config {
+            let file = ConfigFile::load(path)?;
+            let (settings, _) = file.admin.build().context("admin")?;
+            if let Some(settings) = settings {
+                if url.is_none() {
+                    url = settings.listen.first().map(|addr| {
+                        let ip = match addr.ip() {
+                            ip if ip.is_unspecified() && ip.is_ipv4() => "127.0.0.1".to_string(),
+                            ip if ip.is_unspecified() => "[::1]".to_string(),
+                            std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+                            ip => ip.to_string(),
+                        };
+                        format!("http://{ip}:{}", addr.port())
+                    });
+                }
+                if token.is_none() {
+                    token = settings.token;
+                }
+            }
+        }
+        Ok((
+            url.unwrap_or_else(|| admin::client::DEFAULT_URL.to_string()),
+            token,
+        ))
+    }
 }
 
 #[derive(clap::Args, Debug)]
@@ -140,6 +213,10 @@ struct ServeArgs {
     /// Require TLS: USER before AUTH TLS gets 530, transfers without PROT P get 521.
     #[arg(long, env = "FTPGATE_TLS_REQUIRED")]
     tls_required: bool,
+    /// Serve the admin endpoints (health, readiness, metrics, sessions, status page) on this
+    /// address, e.g. 127.0.0.1:9100; repeatable. Replaces `admin.listen` of the file.
+    #[arg(long, value_name = "ADDR:PORT")]
+    admin_listen: Vec<String>,
     /// Log level: error, warn, info, debug, trace or off (any case; err, warning, information
     /// too), or TARGET=LEVEL directives such as ftpgate=debug,info; RUST_LOG overrides it.
     #[arg(long, value_name = "LEVEL", env = "FTPGATE_LOG_LEVEL")]
@@ -202,6 +279,36 @@ fn run(cli: Cli) -> Result<()> {
             clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout())?;
             Ok(())
         }
+        Command::Status { admin, json } => {
+            let (url, token) = admin.resolve()?;
+            let (status, body) = admin::client::get(&url, "/api/sessions", token.as_deref())?;
+            if status == hyper::StatusCode::UNAUTHORIZED {
+                bail!(
+                    "{url}: the admin token is missing or wrong (--token or FTPGATE_ADMIN_TOKEN)"
+                );
+            }
+            if !status.is_success() {
+                bail!("{url}/api/sessions: HTTP {status}");
+            }
+            if json {
+                println!("{body}");
+            } else {
+                let doc: serde_json::Value = serde_json::from_str(&body)
+                    .with_context(|| format!("{url}/api/sessions: not JSON"))?;
+                print!("{}", admin::client::table(&doc));
+            }
+            Ok(())
+        }
+        Command::Healthcheck { admin, ready } => {
+            let (url, token) = admin.resolve()?;
+            let path = if ready { "/readyz" } else { "/healthz" };
+            let (status, body) = admin::client::get(&url, path, token.as_deref())?;
+            if !status.is_success() {
+                bail!("{url}{path}: HTTP {status} {}", body.trim());
+            }
+            println!("{}", body.trim());
+            Ok(())
+        }
     }
 }
 
@@ -256,6 +363,12 @@ fn apply_flags(args: &ServeArgs, quick: Option<&QuickStart>, file: &mut ConfigFi
     }
     if !args.implicit_listen.is_empty() {
         file.tls.implicit_listen = args.implicit_listen.clone();
+    }
+    if !args.admin_listen.is_empty() {
+        for text in &args.admin_listen {
+            parse_listen(text).context("--admin-listen")?;
+        }
+        file.admin.listen = args.admin_listen.clone();
     }
     if let Some(s3) = quick.and_then(|q| q.s3.clone()) {
         file.storage.s3 = Some(s3);
@@ -423,6 +536,7 @@ fn serve(args: ServeArgs) -> Result<()> {
     // taken a little early: a file made just after the start is never taken for a leftover.
     let started = std::time::SystemTime::now() - std::time::Duration::from_millis(50);
     let homes = std::mem::take(&mut settings.homes);
+    let admin_settings = settings.admin.take();
     let run_as = file.server.run_as.clone();
     let log_reopener = logging.reopener();
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -452,10 +566,17 @@ fn serve(args: ServeArgs) -> Result<()> {
             logging: log_reopener,
             transfer_log: transfer_log.clone(),
         };
+        // Metrics are always counted; the admin listener serves them when it is on.
+        let (registry, engine_metrics) = metrics::registry();
         let server = server
             .with_events(Arc::new(events::DaemonEvents { transfer_log, hooks }))
+            .with_metrics(engine_metrics)
             .bind()
             .await?;
+        let admin_listeners = match &admin_settings {
+            Some(admin) => admin::bind(&admin.listen).await?,
+            None => Vec::new(),
+        };
         reloader.handle = Some(server.reload_handle());
         if let Some(user) = &run_as {
             drop_privileges(user)?;
@@ -479,6 +600,20 @@ fn serve(args: ServeArgs) -> Result<()> {
                 }
             }
         });
+        let shutdown = CancellationToken::new();
+        if let Some(settings) = admin_settings {
+            // Up until the drain is over: /readyz says 503 from the signal on. Announced before
+            // the FTP listeners, whose line says the server is up.
+            admin::spawn(
+                admin_listeners,
+                Arc::new(admin::Admin {
+                    token: settings.token,
+                    draining: shutdown.clone(),
+                    registry: Arc::new(registry),
+                    sessions: server.sessions(),
+                }),
+            );
+        }
         for addr in server.local_addrs() {
             println!("ftpgate: listening on {addr}{explicit}");
             info!(%addr, "listening{}", explicit);
@@ -487,7 +622,6 @@ fn serve(args: ServeArgs) -> Result<()> {
             println!("ftpgate: listening on {addr} (implicit FTPS)");
             info!(%addr, "listening (implicit FTPS)");
         }
-        let shutdown = CancellationToken::new();
         tokio::spawn(wait_for_signal(signals, shutdown.clone(), certs, reloader, reopen));
         server.run(shutdown).await;
         Ok(())
@@ -550,6 +684,9 @@ impl Reloader {
         }
         if file.server.run_as != self.started.server.run_as {
             restart.push("server.run_as");
+        }
+        if file.admin != self.started.admin {
+            restart.push("admin");
         }
         if !restart.is_empty() {
             warn!(

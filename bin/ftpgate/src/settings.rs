@@ -12,7 +12,7 @@ use ftpgate_auth_file::{FileAuthenticator, UserEntry};
 use ftpgate_core::VirtualPath;
 use tracing::{info, warn};
 
-use crate::config::{self, ConfigFile, StorageKind, UserSection, log_filter};
+use crate::config::{self, AdminSettings, ConfigFile, StorageKind, UserSection, log_filter};
 use crate::storage::Backends;
 use crate::tls::TlsSetup;
 
@@ -48,6 +48,8 @@ pub(crate) struct Settings {
     pub(crate) backends: Backends,
     pub(crate) hosts: Vec<HostSettings>,
     pub(crate) homes: Vec<LocalHome>,
+    /// The admin listener (`[admin]`), when it is on.
+    pub(crate) admin: Option<AdminSettings>,
     /// Problems that do not stop the server (a missing home: its user cannot log in).
     pub(crate) warnings: Vec<String>,
 }
@@ -171,7 +173,8 @@ impl Settings {
         names.extend(server.public_host.clone());
         let tls = TlsSetup::build(&file.tls, names)?;
 
-        let warnings = homes
+        let (admin, admin_warning) = file.admin.build()?;
+        let mut warnings: Vec<String> = homes
             .iter()
             .filter(|h| !h.create && !h.path.is_dir())
             .map(|h| {
@@ -183,6 +186,7 @@ impl Settings {
                 )
             })
             .collect();
+        warnings.extend(admin_warning);
         Ok(Settings {
             server,
             tls,
@@ -191,6 +195,7 @@ impl Settings {
             backends,
             hosts,
             homes,
+            admin,
             warnings,
         })
     }

@@ -51,11 +51,12 @@ impl Backend {
         }
         let s3 = match &section.s3 {
             Some(s3) => {
-                let config = s3.to_config(
+                let mut config = s3.to_config(
                     &format!("{key}.s3"),
                     section.keep_partial_uploads,
                     max_file_size,
                 )?;
+                config.observer = Some(crate::metrics::storage_observer());
                 Some(S3Store {
                     factory: Arc::new(
                         ObjectStorageFactory::s3(config)
@@ -102,11 +103,12 @@ impl Backend {
             );
         }
         let native = match native_config {
-            Some(config) => Some(Arc::new(
+            Some(mut config) => Some(Arc::new({
+                config.observer = Some(crate::metrics::storage_observer());
                 ObjectStorageFactory::native(config)
                     .map_err(|e| anyhow!("{key}: {e}"))?
-                    .ignore_set_mode(ignore_chmod),
-            )),
+                    .ignore_set_mode(ignore_chmod)
+            })),
             None => None,
         };
         Ok(Backend {

@@ -161,10 +161,12 @@ pub(crate) fn xferlog_line(record: &TransferRecord, at: DateTime<Local>) -> Stri
 }
 
 /// One JSON object per line: the xferlog fields with their names, and what xferlog has no
-/// room for. (The session's id will join them when the engine's events carry it.)
+/// room for: the session's id (as in the admin listener's `/api/sessions`), TLS, the duration,
+/// the reason of a failure and the storage backend.
 pub(crate) fn json_line(record: &TransferRecord, at: DateTime<Utc>) -> String {
     let value = serde_json::json!({
         "time": at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        "session": record.session.as_u64(),
         "user": record.user,
         "client": record.client.to_string(),
         "direction": match record.direction {
@@ -194,6 +196,7 @@ mod tests {
 
     fn record() -> TransferRecord {
         TransferRecord {
+            session: ftpgate::SessionId::from_u64(42),
             user: "amy".to_string(),
             client: "192.0.2.7"
                 .parse()
@@ -233,5 +236,6 @@ mod tests {
         assert_eq!(value["duration_ms"], 2900);
         assert_eq!(value["tls"], true);
         assert_eq!(value["storage"], "fs");
+        assert_eq!(value["session"], 42);
     }
 }

@@ -119,6 +119,8 @@ secret_key = "{secret}"
             config.to_str().unwrap(),
             "--listen",
             "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
         ],
         &[],
     );
@@ -143,7 +145,42 @@ secret_key = "{secret}"
         round_trip(addr, "sami", "samipw", "s3.txt", b"in S3"),
         b"in S3"
     );
+    // Both stores' requests are in the metrics, by backend.
+    let admin = daemon
+        .lines
+        .iter()
+        .find_map(|l| l.strip_prefix("ftpgate: admin listener on http://"))
+        .unwrap()
+        .to_string();
+    let page = metrics_page(&admin);
+    for sample in [
+        "ftpgate_storage_requests_total{backend=\"azure\",operation=\"Complete\",result=\"ok\"}",
+        "ftpgate_storage_requests_total{backend=\"azure\",operation=\"GET\",result=\"ok\"}",
+        "ftpgate_storage_requests_total{backend=\"s3\",operation=\"PUT\",result=\"ok\"}",
+        "ftpgate_storage_request_duration_seconds_count{backend=\"azure\",operation=\"HEAD\"}",
+    ] {
+        let value: f64 = page
+            .lines()
+            .find_map(|l| l.strip_prefix(sample)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {sample} in\n{page}"));
+        assert!(value >= 1.0, "{sample} {value}");
+    }
     assert!(daemon.terminate().success());
+}
+
+/// `/metrics` of the admin listener at `addr` (no token configured).
+fn metrics_page(addr: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        stream,
+        "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    response
 }
 
 #[test]

@@ -251,6 +251,43 @@ fn serve_refuses_every_config_check_config_refuses_with_the_same_error() {
             "[server]\nrun_as = \"no-such-user-ftpgate\"\n".into(),
             "server.run_as",
         ),
+        (
+            "a bad admin listen address",
+            "[admin]\nlisten = [\"127.0.0.1\"]\n".into(),
+            "admin.listen[0]",
+        ),
+        (
+            "an admin token and a token file",
+            "[admin]\nlisten = [\"127.0.0.1:9100\"]\ntoken = \"0123456789abcdef\"\ntoken_file = \"t\"\n"
+                .into(),
+            "admin: set token or token_file, not both",
+        ),
+        (
+            "a short admin token",
+            "[admin]\nlisten = [\"127.0.0.1:9100\"]\ntoken = \"short\"\n".into(),
+            "admin.token: the token is too short",
+        ),
+        (
+            "an admin token with a space",
+            "[admin]\nlisten = [\"127.0.0.1:9100\"]\ntoken = \"0123456789 abcdef\"\n".into(),
+            "admin.token: the token must be printable ASCII",
+        ),
+        (
+            "a missing admin token file",
+            "[admin]\nlisten = [\"127.0.0.1:9100\"]\ntoken_file = \"no-such-token-file\"\n"
+                .into(),
+            "admin.token_file: cannot read",
+        ),
+        (
+            "an admin token without a listener",
+            "[admin]\ntoken = \"0123456789abcdef\"\n".into(),
+            "admin.listen is empty",
+        ),
+        (
+            "an unknown admin key",
+            "[admin]\nlisten = [\"127.0.0.1:9100\"]\nbind = 1\n".into(),
+            "bind",
+        ),
     ];
     for (i, (what, text, expected)) in cases.iter().enumerate() {
         let path = dir.path().join(format!("bad{i}.toml"));

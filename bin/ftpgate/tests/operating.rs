@@ -490,7 +490,22 @@ fn a_failing_hook_url_is_retried_then_dropped() {
             "[[hooks]]\nevents = [\"upload\", \"mkdir\"]\nurl = \"http://{server}/ftp-events\"\nretries = 2\ntimeout_secs = 5\n[hooks.filter]\npath = \"/in*\"\n"
         ),
     );
-    let (daemon, addr) = Daemon::start(d, &["--config", &config, "--listen", "127.0.0.1:0"], &[]);
+    let admin = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let (daemon, addr) = Daemon::start(
+        d,
+        &[
+            "--config",
+            &config,
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            &admin.to_string(),
+        ],
+        &[],
+    );
     let mut amy = Client::login(addr, "amy", "pw");
     amy.ask("TYPE I");
     assert!(amy.upload("STOR skipped.bin", b"x").starts_with("226"));
@@ -513,6 +528,24 @@ fn a_failing_hook_url_is_retried_then_dropped() {
     line_with(&log, &["hook failed", "attempt=1", "HTTP 500"]);
     line_with(&log, &["hook failed", "attempt=3"]);
     line_with(&log, &["hook gave up", "event=\"mkdir\""]);
+    // Two retries, then given up: counted for Prometheus.
+    let mut http = std::net::TcpStream::connect(admin).unwrap();
+    http.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        .unwrap();
+    let mut metrics = String::new();
+    http.read_to_string(&mut metrics).unwrap();
+    assert!(
+        metrics.contains("ftpgate_hooks_total{result=\"retry\"} 2"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("ftpgate_hooks_total{result=\"failed\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("ftpgate_hooks_total{result=\"ok\"} 0"),
+        "{metrics}"
+    );
     amy.ask("QUIT");
     assert!(daemon.terminate().success());
 }

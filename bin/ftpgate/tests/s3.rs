@@ -146,3 +146,74 @@ home = "dana"
     );
     assert!(daemon.terminate().success());
 }
+
+/// `/metrics` of the admin listener at `addr`.
+fn metrics_page(addr: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        stream,
+        "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    response
+}
+
+#[test]
+fn the_stores_requests_are_counted_in_the_metrics() {
+    let g = garage::shared();
+    let prefix = garage::unique_prefix("metrics");
+    let dir = tempfile::tempdir().unwrap();
+    let root = format!("s3://{}/{}", g.bucket, prefix);
+    let (daemon, addr) = Daemon::start(
+        dir.path(),
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+            "--password",
+            "pw",
+            "--root",
+            &root,
+            "--s3-endpoint",
+            &g.endpoint,
+            "--s3-region",
+            &g.region,
+        ],
+        &[
+            ("AWS_ACCESS_KEY_ID", &g.access_key),
+            ("AWS_SECRET_ACCESS_KEY", &g.secret_key),
+        ],
+    );
+    let admin = daemon
+        .lines
+        .iter()
+        .find_map(|l| l.strip_prefix("ftpgate: admin listener on http://"))
+        .unwrap()
+        .to_string();
+    let bytes: Vec<u8> = (0..300_000u32).map(|i| (i % 253) as u8).collect();
+    assert_eq!(round_trip(addr, "ftpgate", "pw", "m.bin", &bytes), bytes);
+    let page = metrics_page(&admin);
+    let value = |key: &str| -> f64 {
+        page.lines()
+            .find_map(|l| l.strip_prefix(key)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {key} in\n{page}"))
+    };
+    // The upload (one part: a PUT), the download (a GET) and the HEADs around them.
+    let ok = |op: &str| {
+        value(&format!(
+            "ftpgate_storage_requests_total{{backend=\"s3\",operation=\"{op}\",result=\"ok\"}}"
+        ))
+    };
+    assert!(ok("PUT") >= 1.0, "{page}");
+    assert!(ok("GET") >= 1.0, "{page}");
+    assert!(
+        value("ftpgate_storage_request_duration_seconds_count{backend=\"s3\",operation=\"GET\"}")
+            >= 1.0
+    );
+    assert!(daemon.terminate().success());
+}

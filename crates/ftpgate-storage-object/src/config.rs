@@ -1,11 +1,12 @@
 //! The configurations of the two kinds of store, and the settings the shared logic takes from
 //! either.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use url::Url;
 
-use crate::{MAX_PARTS, MIN_PART_SIZE, NativeService};
+use crate::{MAX_PARTS, MIN_PART_SIZE, NativeService, RequestObserver};
 
 /// Where the store is and how to use it.
 #[derive(Debug, Clone)]
@@ -41,6 +42,8 @@ pub struct S3Config {
     pub retries: u32,
     /// Most objects a directory rename may copy.
     pub max_rename_objects: usize,
+    /// Told of every request to the store (for metrics); none by default.
+    pub observer: Option<Arc<dyn RequestObserver>>,
 }
 
 impl S3Config {
@@ -69,6 +72,7 @@ impl S3Config {
             request_timeout: Duration::from_secs(300),
             retries: 3,
             max_rename_objects: 10_000,
+            observer: None,
         }
     }
 
@@ -113,6 +117,8 @@ pub struct NativeConfig {
     pub retries: u32,
     /// Most objects a directory rename may copy.
     pub max_rename_objects: usize,
+    /// Told of every request to the store (for metrics); none by default.
+    pub observer: Option<Arc<dyn RequestObserver>>,
 }
 
 impl NativeConfig {
@@ -126,6 +132,7 @@ impl NativeConfig {
             request_timeout: Duration::from_secs(300),
             retries: 3,
             max_rename_objects: 10_000,
+            observer: None,
         }
     }
 }

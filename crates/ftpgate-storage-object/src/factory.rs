@@ -1,6 +1,7 @@
 //! [`ObjectStorageFactory`]: opens an [`ObjectStorage`] at each user's home, one client per
 //! bucket.
 
+use crate::observe::Observer;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -37,6 +38,7 @@ impl Connector {
                     &service,
                     config.request_timeout,
                     config.retries,
+                    Observer(config.observer.clone()),
                 )?))
             }
         }

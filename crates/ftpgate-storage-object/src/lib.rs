@@ -33,6 +33,7 @@ mod config;
 mod factory;
 mod meta;
 mod native;
+mod observe;
 mod s3_client;
 mod store;
 mod upload;
@@ -51,6 +52,7 @@ use tracing::{debug, warn};
 pub use crate::config::{NativeConfig, S3Config};
 pub use crate::factory::ObjectStorageFactory;
 pub use crate::native::NativeService;
+pub use crate::observe::RequestObserver;
 
 use crate::config::Settings;
 use crate::meta::{dir_meta, file_meta};

@@ -3,6 +3,7 @@
 //! leave nothing behind on abort, ranged reads and paged listings; it does not expose the
 //! multipart state, so interrupted uploads on these stores cannot be resumed.
 
+use crate::observe::Observer;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -83,6 +84,7 @@ impl NativeService {
 pub(crate) struct NativeStore {
     operator: Operator,
     service: NativeService,
+    observer: Observer,
 }
 
 fn opendal_error(what: &str, e: opendal::Error) -> StorageError {
@@ -110,6 +112,7 @@ impl NativeStore {
         service: &NativeService,
         request_timeout: Duration,
         retries: u32,
+        observer: Observer,
     ) -> Result<NativeStore, StorageError> {
         let built = match service.clone() {
             NativeService::Azure {
@@ -181,6 +184,7 @@ impl NativeStore {
         Ok(NativeStore {
             operator,
             service: service.clone(),
+            observer,
         })
     }
 }
@@ -195,12 +199,15 @@ fn info_of(meta: &opendal::Metadata) -> ObjectInfo {
 #[async_trait]
 impl ObjectStore for NativeStore {
     async fn head(&self, key: &str) -> Result<Option<ObjectInfo>, StorageError> {
-        match self.operator.stat(key).await {
-            Ok(meta) if meta.mode() == EntryMode::FILE => Ok(Some(info_of(&meta))),
-            Ok(_) => Ok(None),
-            Err(e) if e.kind() == opendal::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(opendal_error("HEAD", e)),
-        }
+        let stat = async {
+            match self.operator.stat(key).await {
+                Ok(meta) if meta.mode() == EntryMode::FILE => Ok(Some(info_of(&meta))),
+                Ok(_) => Ok(None),
+                Err(e) if e.kind() == opendal::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(opendal_error("HEAD", e)),
+            }
+        };
+        self.observer.time(self.service.kind(), "HEAD", stat).await
     }
 
     async fn get(&self, key: &str, offset: u64) -> Result<ReadStream, StorageError> {
@@ -219,16 +226,19 @@ impl ObjectStore for NativeStore {
                 format!("{key}: offset {offset} beyond the end ({size} bytes)"),
             ));
         }
-        let reader = self
-            .operator
-            .reader_with(key)
-            .chunk(4 * 1024 * 1024)
-            .await
-            .map_err(|e| opendal_error("GET", e))?;
-        let body = reader
-            .into_bytes_stream(offset..size)
-            .await
-            .map_err(|e| opendal_error("GET", e))?;
+        let open = async {
+            let reader = self
+                .operator
+                .reader_with(key)
+                .chunk(4 * 1024 * 1024)
+                .await
+                .map_err(|e| opendal_error("GET", e))?;
+            reader
+                .into_bytes_stream(offset..size)
+                .await
+                .map_err(|e| opendal_error("GET", e))
+        };
+        let body = self.observer.time(self.service.kind(), "GET", open).await?;
         Ok(Box::new(tokio_util::io::StreamReader::new(Box::pin(body))))
     }
 
@@ -251,34 +261,47 @@ impl ObjectStore for NativeStore {
     }
 
     async fn put(&self, key: &str, body: Bytes) -> Result<(), StorageError> {
-        if key.ends_with('/') {
-            // A directory marker: OpenDAL writes it as an empty `dir/` object.
-            return self
-                .operator
-                .create_dir(key)
+        let put = async {
+            if key.ends_with('/') {
+                // A directory marker: OpenDAL writes it as an empty `dir/` object.
+                return self
+                    .operator
+                    .create_dir(key)
+                    .await
+                    .map_err(|e| opendal_error("PUT", e));
+            }
+            self.operator
+                .write(key, body)
                 .await
-                .map_err(|e| opendal_error("PUT", e));
-        }
-        self.operator
-            .write(key, body)
-            .await
-            .map(|_| ())
-            .map_err(|e| opendal_error("PUT", e))
+                .map(|_| ())
+                .map_err(|e| opendal_error("PUT", e))
+        };
+        self.observer.time(self.service.kind(), "PUT", put).await
     }
 
     async fn delete(&self, key: &str) -> Result<(), StorageError> {
-        match self.operator.delete(key).await {
-            Err(e) if e.kind() != opendal::ErrorKind::NotFound => Err(opendal_error("DELETE", e)),
-            _ => Ok(()),
-        }
+        let delete = async {
+            match self.operator.delete(key).await {
+                Err(e) if e.kind() != opendal::ErrorKind::NotFound => {
+                    Err(opendal_error("DELETE", e))
+                }
+                _ => Ok(()),
+            }
+        };
+        self.observer
+            .time(self.service.kind(), "DELETE", delete)
+            .await
     }
 
     async fn copy(&self, from: &str, to: &str, _size: u64) -> Result<(), StorageError> {
-        self.operator
-            .copy(from, to)
-            .await
-            .map(|_| ())
-            .map_err(|e| opendal_error("COPY", e))
+        let copy = async {
+            self.operator
+                .copy(from, to)
+                .await
+                .map(|_| ())
+                .map_err(|e| opendal_error("COPY", e))
+        };
+        self.observer.time(self.service.kind(), "COPY", copy).await
     }
 
     fn list(
@@ -289,6 +312,7 @@ impl ObjectStore for NativeStore {
     ) -> BoxStream<'static, Result<Listed, StorageError>> {
         let operator = self.operator.clone();
         let prefix = prefix.to_string();
+        let (observer, backend) = (self.observer.clone(), self.service.kind());
         let listing = async move {
             // OpenDAL lists "" as the root, and a directory path ending with '/'.
             let path = if prefix.is_empty() {
@@ -296,12 +320,16 @@ impl ObjectStore for NativeStore {
             } else {
                 prefix.as_str()
             };
-            let lister = operator
-                .lister_with(path)
-                .recursive(!delimited)
-                .limit(page)
-                .await
-                .map_err(|e| opendal_error("LIST", e))?;
+            // The first page's request; later pages come as the stream is read.
+            let open = async {
+                operator
+                    .lister_with(path)
+                    .recursive(!delimited)
+                    .limit(page)
+                    .await
+                    .map_err(|e| opendal_error("LIST", e))
+            };
+            let lister = observer.time(backend, "LIST", open).await?;
             Ok::<_, StorageError>(lister.map(move |entry| {
                 let entry = entry.map_err(|e| opendal_error("LIST", e))?;
                 let key = entry.path().trim_start_matches('/').to_string();
@@ -332,12 +360,18 @@ impl ObjectStore for NativeStore {
             .concurrent(in_flight.max(1))
             .await
             .map_err(|e| opendal_error("upload", e))?;
-        Ok(Box::new(NativeWriter { writer }))
+        Ok(Box::new(NativeWriter {
+            writer,
+            observer: self.observer.clone(),
+            backend: self.service.kind(),
+        }))
     }
 }
 
 struct NativeWriter {
     writer: opendal::Writer,
+    observer: Observer,
+    backend: &'static str,
 }
 
 #[async_trait]
@@ -350,17 +384,23 @@ impl ObjectWriter for NativeWriter {
     }
 
     async fn close(&mut self) -> Result<(), StorageError> {
-        self.writer
-            .close()
-            .await
-            .map(|_| ())
-            .map_err(|e| opendal_error("upload", e))
+        let close = async {
+            self.writer
+                .close()
+                .await
+                .map(|_| ())
+                .map_err(|e| opendal_error("upload", e))
+        };
+        self.observer.time(self.backend, "Complete", close).await
     }
 
     async fn abort(&mut self) -> Result<(), StorageError> {
-        self.writer
-            .abort()
-            .await
-            .map_err(|e| opendal_error("abort upload", e))
+        let abort = async {
+            self.writer
+                .abort()
+                .await
+                .map_err(|e| opendal_error("abort upload", e))
+        };
+        self.observer.time(self.backend, "Abort", abort).await
     }
 }

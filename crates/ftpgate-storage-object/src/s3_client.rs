@@ -1,6 +1,7 @@
 //! A lean S3 client: requests signed with SigV4 by `rusty-s3`, sent with `reqwest`, retried
 //! with backoff when the failure is transient, every call bounded by a timeout.
 
+use crate::observe::Observer;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -54,6 +55,7 @@ pub(crate) struct S3Client {
     retries: u32,
     /// Longest a whole request may take; a streamed download is bounded per read instead.
     request_timeout: Duration,
+    observer: Observer,
 }
 
 /// The HTTP client every store uses: rustls with ring and the platform's roots, a 10 s connect
@@ -114,6 +116,7 @@ impl S3Client {
             credentials,
             retries: config.retries,
             request_timeout: config.request_timeout,
+            observer: Observer(config.observer.clone()),
         })
     }
 
@@ -121,7 +124,18 @@ impl S3Client {
     /// failures with exponential backoff. `what` names the call for errors and logs.
     async fn send(
         &self,
-        what: &str,
+        what: &'static str,
+        make: impl Fn() -> reqwest::RequestBuilder,
+        accept: &[StatusCode],
+    ) -> Result<Response, StorageError> {
+        self.observer
+            .time("s3", what, self.send_with_retries(what, make, accept))
+            .await
+    }
+
+    async fn send_with_retries(
+        &self,
+        what: &'static str,
         make: impl Fn() -> reqwest::RequestBuilder,
         accept: &[StatusCode],
     ) -> Result<Response, StorageError> {
@@ -172,7 +186,7 @@ impl S3Client {
     /// Sends a request and reads the whole (small) response body.
     async fn send_for_text(
         &self,
-        what: &str,
+        what: &'static str,
         make: impl Fn() -> reqwest::RequestBuilder,
     ) -> Result<String, StorageError> {
         let response = self.send(what, make, &[]).await?;

@@ -36,6 +36,8 @@ pub struct TestServer {
     pub root: tempfile::TempDir,
     /// Cancel to shut the server down.
     pub shutdown: CancellationToken,
+    /// The live sessions.
+    pub sessions: ftpgate::SessionsHandle,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -61,6 +63,8 @@ pub struct Options {
     pub events: Option<Arc<dyn ftpgate::EventHandler>>,
     /// Virtual hosts, by name.
     pub hosts: Vec<(String, ftpgate::VirtualHost)>,
+    /// Where the server counts its metrics.
+    pub metrics: Option<Arc<ftpgate::Metrics>>,
 }
 
 impl Default for Options {
@@ -86,6 +90,7 @@ impl Default for Options {
             storage: None,
             events: None,
             hosts: Vec::new(),
+            metrics: None,
         }
     }
 }
@@ -149,6 +154,7 @@ impl TestServer {
         let config = options.config;
         let events = options.events;
         let hosts = options.hosts;
+        let metrics = options.metrics;
         let (tx, rx) = std::sync::mpsc::channel();
         let thread = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -164,19 +170,27 @@ impl TestServer {
                 for (name, host) in hosts {
                     server = server.with_virtual_host(&name, host);
                 }
+                if let Some(metrics) = metrics {
+                    server = server.with_metrics(metrics);
+                }
                 let server = server.bind().await.unwrap();
-                tx.send((server.local_addrs(), server.implicit_tls_addrs()))
-                    .unwrap();
+                tx.send((
+                    server.local_addrs(),
+                    server.implicit_tls_addrs(),
+                    server.sessions(),
+                ))
+                .unwrap();
                 server.run(token).await;
             });
         });
-        let (addrs, implicit_addrs) = rx.recv().unwrap();
+        let (addrs, implicit_addrs, sessions) = rx.recv().unwrap();
         TestServer {
             addr: addrs[0],
             addrs,
             implicit_addrs,
             root,
             shutdown,
+            sessions,
             thread: Some(thread),
         }
     }

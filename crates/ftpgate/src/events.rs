@@ -13,11 +13,15 @@ use ftpgate_core::StorageErrorKind;
 use ftpgate_proto::VirtualPath;
 use ftpgate_proto::session::{TransferOutcome, UploadLimit};
 
+use crate::sessions::SessionId;
+
 /// Something a user did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
     /// A user logged in.
     Login {
+        /// The session.
+        session: SessionId,
         /// The user.
         user: String,
         /// The client's address.
@@ -25,6 +29,8 @@ pub enum Event {
     },
     /// A login was refused (unknown user or wrong password alike).
     LoginFailed {
+        /// The session.
+        session: SessionId,
         /// The name given.
         user: String,
         /// The client's address.
@@ -32,6 +38,8 @@ pub enum Event {
     },
     /// A user logged out (QUIT, REIN, or the connection ended).
     Logout {
+        /// The session.
+        session: SessionId,
         /// The user.
         user: String,
         /// The client's address.
@@ -41,6 +49,8 @@ pub enum Event {
     Transfer(TransferRecord),
     /// A file was deleted.
     Deleted {
+        /// The session.
+        session: SessionId,
         /// The user.
         user: String,
         /// The file.
@@ -48,6 +58,8 @@ pub enum Event {
     },
     /// A file or directory was renamed.
     Renamed {
+        /// The session.
+        session: SessionId,
         /// The user.
         user: String,
         /// The old name.
@@ -57,6 +69,8 @@ pub enum Event {
     },
     /// A directory was made.
     MadeDir {
+        /// The session.
+        session: SessionId,
         /// The user.
         user: String,
         /// The directory.
@@ -64,6 +78,8 @@ pub enum Event {
     },
     /// A directory was removed.
     RemovedDir {
+        /// The session.
+        session: SessionId,
         /// The user.
         user: String,
         /// The directory.
@@ -83,6 +99,8 @@ pub enum Direction {
 /// One ended transfer (listings and digests are not reported).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TransferRecord {
+    /// The session.
+    pub session: SessionId,
     /// The user.
     pub user: String,
     /// The client's address.

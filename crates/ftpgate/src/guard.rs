@@ -79,6 +79,18 @@ impl LoginGuard {
     }
 
     /// Records a failed login from `ip`.
+    /// How many addresses are banned at `now` (for the `ftpgate_bans_active` gauge; a walk of
+    /// the bounded table, at scrape time only).
+    pub(crate) fn active_bans(&self, now: Instant) -> usize {
+        let Ok(records) = self.records.lock() else {
+            return 0;
+        };
+        records
+            .values()
+            .filter(|r| r.banned_until.is_some_and(|until| until > now))
+            .count()
+    }
+
     pub(crate) fn failure(&self, ip: IpAddr, now: Instant) -> FailureDecision {
         let Ok(mut records) = self.records.lock() else {
             return FailureDecision {

@@ -37,12 +37,19 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use crate::config::ServerConfig;
+use crate::metrics::{Metrics, PortInUse};
 
 /// Connections a passive listener may have waiting to be accepted.
 const BACKLOG: u32 = 64;
 
-/// Where a session's next passive data connection comes from.
-pub(crate) enum Passive {
+/// Where a session's next passive data connection comes from, counted in
+/// `ftpgate_passive_ports_in_use` until it is accepted or dropped.
+pub(crate) struct Passive {
+    endpoint: Endpoint,
+    _in_use: PortInUse,
+}
+
+enum Endpoint {
     /// A listener of its own.
     Own(TcpListener),
     /// A place in the queue of a shared listener.
@@ -57,24 +64,49 @@ impl Passive {
         sharing: &PortSharing,
         local_ip: IpAddr,
         client: IpAddr,
+        metrics: Option<&Metrics>,
     ) -> io::Result<(Passive, u16)> {
+        let opened = Self::open_endpoint(config, sharing, local_ip, client);
+        match opened {
+            Ok((endpoint, port)) => Ok((
+                Passive {
+                    endpoint,
+                    _in_use: PortInUse::new(metrics),
+                },
+                port,
+            )),
+            Err(e) => {
+                if let (Some(metrics), io::ErrorKind::AddrInUse) = (metrics, e.kind()) {
+                    metrics.passive_ports_exhausted.inc();
+                }
+                Err(e)
+            }
+        }
+    }
+
+    fn open_endpoint(
+        config: &ServerConfig,
+        sharing: &PortSharing,
+        local_ip: IpAddr,
+        client: IpAddr,
+    ) -> io::Result<(Endpoint, u16)> {
         if config.passive_port_sharing {
             if let Some(range) = &config.passive_ports {
                 let wait = sharing.register(range, local_ip, client)?;
                 let port = wait.port();
-                return Ok((Passive::Shared(wait), port));
+                return Ok((Endpoint::Shared(wait), port));
             }
         }
         let listener = open_own(config, local_ip)?;
         let port = listener.local_addr()?.port();
-        Ok((Passive::Own(listener), port))
+        Ok((Endpoint::Own(listener), port))
     }
 
     /// Waits for the data connection from the client's own host.
     pub(crate) async fn accept(self, peer_ip: IpAddr) -> io::Result<TcpStream> {
-        match self {
-            Passive::Own(listener) => accept_from(&listener, peer_ip).await,
-            Passive::Shared(wait) => wait.connection().await,
+        match self.endpoint {
+            Endpoint::Own(listener) => accept_from(&listener, peer_ip).await,
+            Endpoint::Shared(wait) => wait.connection().await,
         }
     }
 }

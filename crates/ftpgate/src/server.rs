@@ -26,8 +26,10 @@ use crate::events::{Emitter, EventHandler};
 use crate::guard::LoginGuard;
 use crate::limits::Quotas;
 use crate::live::{Live, VirtualHost};
+use crate::metrics::{Metrics, Rejection};
 use crate::passive::PortSharing;
 use crate::session_context::SessionContext;
+use crate::sessions::{Registry, SessionsHandle};
 use crate::threads::SessionThreads;
 use crate::tls::ServerTls;
 use crate::transfer::TransferShared;
@@ -81,6 +83,7 @@ pub struct Server {
     auth: Arc<dyn Authenticator>,
     storage: Arc<dyn StorageFactory>,
     events: Option<Arc<dyn EventHandler>>,
+    metrics: Option<Arc<Metrics>>,
     hosts: HashMap<String, Arc<VirtualHost>>,
 }
 
@@ -96,6 +99,7 @@ impl Server {
             auth,
             storage,
             events: None,
+            metrics: None,
             hosts: HashMap::new(),
         }
     }
@@ -111,6 +115,14 @@ impl Server {
     /// `handler` (see [`Event`](crate::Event)).
     pub fn with_events(mut self, handler: Arc<dyn EventHandler>) -> Self {
         self.events = Some(handler);
+        self
+    }
+
+    /// Counts connections, logins, commands, replies, transfers, TLS handshakes, passive ports,
+    /// bans and timeouts in `metrics` (made with [`Metrics::register`] into the embedder's
+    /// `prometheus-client` registry). Without it the engine counts nothing.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = Some(metrics);
         self
     }
 
@@ -159,6 +171,7 @@ impl Server {
         let events = Emitter::new(self.events);
         let transfers = Arc::new(TransferShared {
             events: events.clone(),
+            metrics: self.metrics.clone(),
             hash_slots: Semaphore::new(self.config.max_concurrent_hashes.max(1)),
             listing_time_zone: self.config.listing_time_zone.clone(),
             listing_sort_limit: self.config.listing_sort_limit,
@@ -185,6 +198,8 @@ impl Server {
             policy: Default::default(),
             transfers,
             events,
+            metrics: self.metrics,
+            sessions: Arc::new(Registry::default()),
         });
         let shared = Arc::new(Shared {
             sessions,
@@ -229,6 +244,13 @@ impl BoundServer {
         ReloadHandle {
             started: self.shared.sessions.config.clone(),
             live: self.shared.sessions.live.clone(),
+        }
+    }
+
+    /// The live sessions: a snapshot of each, and ending one.
+    pub fn sessions(&self) -> SessionsHandle {
+        SessionsHandle {
+            ctx: self.shared.sessions.clone(),
         }
     }
 
@@ -310,6 +332,15 @@ async fn refuse(mut stream: TcpStream, text: &str) {
 
 async fn accept_loop(listener: TcpListener, implicit_tls: bool, shared: Arc<Shared>) {
     let mut backoff = Duration::from_millis(10);
+    let metrics = shared.sessions.metrics.clone();
+    let accepted = metrics
+        .as_ref()
+        .map(|m| m.connections_of(listener.local_addr().ok(), implicit_tls));
+    let rejected = |why| {
+        if let Some(m) = &metrics {
+            m.rejected(why);
+        }
+    };
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(conn) => {
@@ -330,6 +361,7 @@ async fn accept_loop(listener: TcpListener, implicit_tls: bool, shared: Arc<Shar
             .banned_for(canonical(peer.ip()), std::time::Instant::now())
         {
             warn!(%peer, seconds_left = left.as_secs(), "connection refused: address banned after failed logins");
+            rejected(Rejection::Banned);
             tokio::spawn(refuse(
                 stream,
                 "Too many failed logins from your address; try again later",
@@ -338,14 +370,19 @@ async fn accept_loop(listener: TcpListener, implicit_tls: bool, shared: Arc<Shar
         }
         let Ok(permit) = shared.connections.clone().try_acquire_owned() else {
             warn!(%peer, "connection refused: server full");
+            rejected(Rejection::MaxConnections);
             tokio::spawn(refuse(stream, "Too many connections; try again later"));
             continue;
         };
         let Some(slot) = take_ip_slot(&shared, canonical(peer.ip())) else {
             warn!(%peer, "connection refused: too many connections from this address");
+            rejected(Rejection::PerIp);
             tokio::spawn(refuse(stream, "Too many connections from your address"));
             continue;
         };
+        if let Some(accepted) = &accepted {
+            accepted.inc();
+        }
         let sessions = shared.sessions.clone();
         let session = move |stream| async move {
             control::run(sessions, stream, peer, implicit_tls).await;

@@ -14,8 +14,10 @@ use crate::events::Emitter;
 use crate::guard::LoginGuard;
 use crate::limits::Quotas;
 use crate::live::Live;
+use crate::metrics::Metrics;
 use crate::passive::PortSharing;
 use crate::policy::Policy;
+use crate::sessions::Registry;
 use crate::tls::ServerTls;
 use crate::transfer::TransferShared;
 
@@ -45,6 +47,10 @@ pub(crate) struct SessionContext {
     pub(crate) transfers: Arc<TransferShared>,
     /// The embedder's event handler.
     pub(crate) events: Emitter,
+    /// The embedder's metrics, if any.
+    pub(crate) metrics: Option<Arc<Metrics>>,
+    /// The live sessions.
+    pub(crate) sessions: Arc<Registry>,
 }
 
 impl SessionContext {

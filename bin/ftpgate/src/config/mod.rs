@@ -5,6 +5,7 @@
 //! Nothing here depends on the rest of the daemon: [`crate::settings`] puts the sections
 //! together (and builds storage and TLS from them) for every command that reads a config.
 
+mod admin;
 mod hooks;
 mod log;
 mod server;
@@ -17,6 +18,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, anyhow};
 use serde::Deserialize;
 
+pub(crate) use admin::{AdminSection, AdminSettings};
 pub(crate) use hooks::{HookSection, PLACEHOLDERS, Piece, ResultFilter, template_pieces};
 pub(crate) use log::{LogFormat, LogSection, Rotate, TransferLogFormat, file_parts, log_filter};
 pub(crate) use server::{FeaturesSection, ServerSection, parse_listen, parse_port_range};
@@ -51,6 +53,9 @@ pub(crate) struct ConfigFile {
     /// Programs to run or URLs to call on events.
     #[serde(default)]
     pub(crate) hooks: Vec<HookSection>,
+    /// The operators' HTTP listener.
+    #[serde(default)]
+    pub(crate) admin: AdminSection,
 }
 
 impl ConfigFile {
@@ -124,6 +129,7 @@ impl ConfigFile {
             &mut self.tls.client_ca,
             &mut self.log.file,
             &mut self.log.transfer_log,
+            &mut self.admin.token_file,
         ]
         .into_iter()
         .flatten()

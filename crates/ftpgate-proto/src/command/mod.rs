@@ -276,6 +276,15 @@ pub struct FeatContext<'a> {
 }
 
 impl CommandSpec {
+    /// This entry's place in [`COMMANDS`] (`0..COMMANDS.len()`): an index for per-command
+    /// arrays (counters, names) that needs no lookup.
+    pub fn index(&'static self) -> usize {
+        let offset = std::ptr::from_ref(self) as usize - COMMANDS.as_ptr() as usize;
+        let index = offset / std::mem::size_of::<CommandSpec>();
+        debug_assert!(std::ptr::eq(&COMMANDS[index], self));
+        index
+    }
+
     /// Parses the argument (everything after the verb and one space).
     pub fn parse(&self, arg: &str) -> Result<Command, Reply> {
         (self.parse)(arg)

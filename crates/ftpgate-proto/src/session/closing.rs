@@ -30,6 +30,12 @@ impl Session {
         self.close_with("Too many failed logins from your address; try again later")
     }
 
+    /// The server's operator ended the session (a running transfer was aborted first, as ABOR
+    /// would).
+    pub fn handle_ended_by_operator(&mut self) -> Reply {
+        self.close_with("Session ended by the server's administrator; closing connection")
+    }
+
     fn close_with(&mut self, text: &str) -> Reply {
         self.closing = true;
         Reply::new(ReplyCode::ServiceNotAvailable, text)
@@ -108,6 +114,32 @@ mod tests {
             );
             assert!(s.wants_close());
         }
+    }
+
+    #[test]
+    fn an_operator_ends_a_session_with_421() {
+        for mut s in [session(), logged_in()] {
+            let reply = s.handle_ended_by_operator();
+            assert_eq!(
+                wire(&reply),
+                "421 Session ended by the server's administrator; closing connection\r\n"
+            );
+            assert!(s.wants_close());
+        }
+    }
+
+    #[test]
+    fn the_last_command_is_the_table_entry_of_the_last_line() {
+        let mut s = session();
+        assert!(s.last_command().is_none());
+        s.handle_line(b"USER alice");
+        let spec = s.last_command().unwrap();
+        assert_eq!(spec.verb, "USER");
+        assert!(std::ptr::eq(&crate::command::COMMANDS[spec.index()], spec));
+        s.handle_line(b"XYZZY");
+        assert!(s.last_command().is_none());
+        s.handle_line(b"noop");
+        assert_eq!(s.last_command().unwrap().verb, "NOOP");
     }
 
     #[test]

@@ -195,6 +195,9 @@ pub struct Session {
     hash_range: Option<(u64, u64)>,
     /// MODE Z.
     compressed: bool,
+    /// The table entry of the last line that parsed as a command (`None` after one that did
+    /// not), for the engine's live view and metrics.
+    last_command: Option<&'static CommandSpec>,
     /// The command being handled and the mode it sets, for [`FileOp`].
     verb: &'static str,
     mode: Option<u32>,
@@ -233,6 +236,7 @@ impl Session {
             hash_algorithm: HashAlgorithm::Sha256,
             hash_range: None,
             compressed: false,
+            last_command: None,
             verb: "",
             mode: None,
             file_op: None,
@@ -263,6 +267,17 @@ impl Session {
             Login::LoggedIn(user) => Some(&user.name),
             _ => None,
         }
+    }
+
+    /// The table entry of the last line that parsed as a command; `None` when the last line
+    /// was no command (unknown verb, bad argument, too long).
+    pub fn last_command(&self) -> Option<&'static CommandSpec> {
+        self.last_command
+    }
+
+    /// Whether data connections are protected (PROT P, or implicit FTPS).
+    pub fn data_protected(&self) -> bool {
+        self.protection == Protection::Private
     }
 
     /// Whether a user is logged in.
@@ -311,8 +326,14 @@ impl Session {
             ));
         };
         match parse_line(line) {
-            Ok((spec, command)) => self.handle_command(spec, command),
-            Err(error) => self.bad_line(error),
+            Ok((spec, command)) => {
+                self.last_command = Some(spec);
+                self.handle_command(spec, command)
+            }
+            Err(error) => {
+                self.last_command = None;
+                self.bad_line(error)
+            }
         }
     }
 
@@ -320,6 +341,7 @@ impl Session {
     /// must immediately follow RNFR).
     fn bad_line(&mut self, reply: Reply) -> Step {
         self.rename_from = None;
+        self.last_command = None;
         Step::Reply(reply)
     }
 

@@ -20,7 +20,14 @@ impl Control {
         user: &str,
         password: &ftpgate_proto::Password,
     ) -> io::Result<Step> {
+        let began = std::time::Instant::now();
         let result = self.authenticate(user, password).await;
+        if let Some(metrics) = &self.ctx.metrics {
+            let anonymous = ["anonymous", "ftp"]
+                .iter()
+                .any(|a| a.eq_ignore_ascii_case(user));
+            metrics.login(result.is_ok(), anonymous, began.elapsed());
+        }
         let ip = canonical(self.peer.ip());
         Ok(if result.is_ok() {
             self.ctx.login_guard.success(ip);
@@ -28,6 +35,7 @@ impl Control {
             if let Some(user) = self.session.user_name() {
                 self.login_span = info_span!("login", user);
             }
+            self.entry.set_user(self.session.user_name());
             step
         } else {
             let decision = self.ctx.login_guard.failure(ip, std::time::Instant::now());
@@ -88,7 +96,12 @@ impl Control {
                     self.throttles = self.ctx.policy.throttles(host, &found, client);
                     info!(user = found.name.as_str(), "login");
                     let (name, client) = (found.name.clone(), self.peer.ip());
-                    self.ctx.events.emit(|| Event::Login { user: name, client });
+                    let session = self.entry.id;
+                    self.ctx.events.emit(|| Event::Login {
+                        session,
+                        user: name,
+                        client,
+                    });
                     if let Some(tls) = &self.tls {
                         tls.logged_in(&found.name);
                     }
@@ -116,7 +129,9 @@ impl Control {
             Err(e) => {
                 warn!(user, reason = %e, "login failed");
                 let client = self.peer.ip();
+                let session = self.entry.id;
                 self.ctx.events.emit(|| Event::LoginFailed {
+                    session,
                     user: user.to_string(),
                     client,
                 });

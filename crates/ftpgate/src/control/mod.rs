@@ -44,9 +44,11 @@ use crate::events::Event;
 use crate::guard::CommandRate;
 use crate::limits::Quota;
 use crate::live::{Live, VirtualHost};
+use crate::metrics::{Rejection, Timeout};
 use crate::passive::Passive;
 use crate::policy::{SessionSlot, SessionThrottles};
 use crate::session_context::SessionContext;
+use crate::sessions::SessionEntry;
 use crate::tls::{SessionTls, Stream};
 
 use log::loggable;
@@ -99,6 +101,8 @@ struct Control {
     login_span: Span,
     /// The storage error behind the current command's failure, for its log line.
     op_error: Option<StorageError>,
+    /// What the live sessions show of this one (its id, user, TLS, command, transfer).
+    entry: Arc<SessionEntry>,
 }
 
 enum Wake {
@@ -107,6 +111,8 @@ enum Wake {
     TransferEnded(TransferOutcome),
     Shutdown,
     Timeout,
+    /// The operator ended the session.
+    Ended,
 }
 
 /// The running transfer's `Started` report (pending forever without one, or once it came).
@@ -152,7 +158,13 @@ pub(crate) async fn run(
             return;
         }
     };
-    let span = info_span!("session", client = %peer);
+    let registration = ctx.sessions.register(peer, local);
+    let entry = registration.entry.clone();
+    let _active = ctx.metrics.as_ref().map(|m| {
+        m.connections_active.inc();
+        ActiveConnection(m.connections_active.clone())
+    });
+    let span = info_span!("session", client = %peer, id = %entry.id);
     async move {
         info!(implicit_tls, "connected");
         let live = ctx.live.load_full();
@@ -198,10 +210,14 @@ pub(crate) async fn run(
             host: None,
             login_span: Span::none(),
             op_error: None,
+            entry,
         };
         if implicit_tls {
             if let Err(e) = control.upgrade_tls(true).await {
                 info!(error = %e, "implicit TLS handshake failed");
+                if let Some(metrics) = &control.ctx.metrics {
+                    metrics.rejected(Rejection::Tls);
+                }
                 return;
             }
         }
@@ -213,7 +229,17 @@ pub(crate) async fn run(
         info!("disconnected");
     }
     .instrument(span)
-    .await
+    .await;
+    drop(registration);
+}
+
+/// One open control connection in `ftpgate_connections_active`, until dropped.
+struct ActiveConnection(prometheus_client::metrics::gauge::Gauge);
+
+impl Drop for ActiveConnection {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
 }
 
 impl Control {
@@ -254,7 +280,15 @@ impl Control {
                 debug!(command = %loggable(line), "command");
             }
             let step = self.session.handle_decoded(decoded);
+            // The live view and the metrics: an index stored and an atomic add, no lookup.
+            let index = self.session.last_command().map(|spec| spec.index());
+            self.entry.set_last_command(index);
+            if let Some(metrics) = &self.ctx.metrics {
+                metrics.command(index);
+            }
             self.perform(step).await?;
+            self.entry
+                .set_tls(self.session.is_secure(), self.session.data_protected());
             if !self.session.expects_passive() {
                 self.passive = None;
             }
@@ -274,6 +308,7 @@ impl Control {
             info = transfer_started(started) => Wake::TransferStarted(info),
             outcome = transfer_ended(work) => Wake::TransferEnded(outcome),
             _ = self.ctx.graceful.cancelled(), if !self.shutting_down => Wake::Shutdown,
+            () = self.entry.ended() => Wake::Ended,
             _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => Wake::Timeout,
         };
         match wake {
@@ -293,10 +328,18 @@ impl Control {
             }
             Wake::Shutdown => self.shutting_down = true,
             Wake::Timeout => {
+                if let Some(metrics) = &self.ctx.metrics {
+                    metrics.timeout(if self.session.is_logged_in() {
+                        Timeout::Idle
+                    } else {
+                        Timeout::Login
+                    });
+                }
                 let reply = self.session.handle_timeout();
                 info!("{}", reply.lines.join(" "));
                 return self.send(&[reply]).await.map(|()| false);
             }
+            Wake::Ended => return self.end_by_operator().await.map(|()| false),
         }
         Ok(true)
     }
@@ -315,10 +358,31 @@ impl Control {
         }
     }
 
+    /// The operator ended the session: a running transfer is aborted as ABOR would (an upload
+    /// commits nothing) and waited for, then the session answers 421.
+    async fn end_by_operator(&mut self) -> io::Result<()> {
+        if let Some(transfer) = &mut self.transfer {
+            transfer.cancel.cancel();
+            if let Ok(outcome) =
+                tokio::time::timeout(Duration::from_secs(10), transfer.work.as_mut()).await
+            {
+                // Logged and counted as any transfer's end; its replies are not sent, the
+                // session's last reply is the 421.
+                let _ = self.transfer_ended(outcome);
+            }
+        }
+        let reply = self.session.handle_ended_by_operator();
+        info!("session ended by the operator");
+        self.send(&[reply]).await
+    }
+
     async fn send(&mut self, replies: &[Reply]) -> io::Result<()> {
         let mut out = Vec::with_capacity(128);
         for reply in replies {
             reply.encode_into(&mut out);
+            if let Some(metrics) = &self.ctx.metrics {
+                metrics.reply(reply.code.number());
+            }
         }
         // One write per batch of replies, so a reply never leaves in pieces (Nagle and delayed
         // ACK would otherwise add tens of milliseconds).
@@ -374,6 +438,7 @@ impl Control {
                     }
                     self.login_span = Span::none();
                     self.emit_logout();
+                    self.entry.set_user(None);
                     self.storage = None;
                     self.passive = None;
                     self.login_started = Instant::now();
@@ -385,8 +450,12 @@ impl Control {
 
     fn emit_logout(&self) {
         if let Some(user) = self.session.user_name() {
-            let (user, client) = (user.to_string(), self.peer.ip());
-            self.ctx.events.emit(|| Event::Logout { user, client });
+            let (user, client, session) = (user.to_string(), self.peer.ip(), self.entry.id);
+            self.ctx.events.emit(|| Event::Logout {
+                session,
+                user,
+                client,
+            });
         }
     }
 

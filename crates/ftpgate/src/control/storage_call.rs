@@ -63,22 +63,26 @@ impl Control {
             }
         };
         if result.is_ok() {
-            let user = user.to_string();
+            let (user, session) = (user.to_string(), self.entry.id);
             match &op {
                 StorageOp::Delete(path) => self.ctx.events.emit(|| Event::Deleted {
+                    session,
                     user,
                     path: path.clone(),
                 }),
                 StorageOp::Rename { from, to } => self.ctx.events.emit(|| Event::Renamed {
+                    session,
                     user,
                     from: from.clone(),
                     to: to.clone(),
                 }),
                 StorageOp::MakeDir(path) => self.ctx.events.emit(|| Event::MadeDir {
+                    session,
                     user,
                     path: path.clone(),
                 }),
                 StorageOp::RemoveDir(path) => self.ctx.events.emit(|| Event::RemovedDir {
+                    session,
                     user,
                     path: path.clone(),
                 }),

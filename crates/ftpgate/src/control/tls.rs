@@ -41,10 +41,19 @@ impl Control {
             return Err(io::Error::other("the control connection is not clear"));
         };
         tcp.set_tls(true);
-        let stream = tls
+        let handshake = tls
             .accept(tcp)
             .await
-            .inspect_err(|e| warn!(error = %e, "TLS handshake failed"))?;
+            .inspect_err(|e| warn!(error = %e, "TLS handshake failed"));
+        if let Some(metrics) = &self.ctx.metrics {
+            metrics.tls_handshake(
+                handshake
+                    .as_ref()
+                    .ok()
+                    .and_then(|s| s.get_ref().1.protocol_version()),
+            );
+        }
+        let stream = handshake?;
         info!(tls = %tls::describe(&stream), "control connection secured");
         if let Some(user) = self.session.user_name() {
             tls.logged_in(user);

@@ -20,6 +20,7 @@ use super::log::Moved;
 use super::{Control, RunningTransfer};
 use crate::limits::UploadLimits;
 use crate::passive::Passive;
+use crate::sessions::LiveTransfer;
 use crate::transfer::TransferContext;
 
 impl Control {
@@ -33,6 +34,7 @@ impl Control {
             &self.ctx.port_sharing,
             self.local.ip(),
             self.peer.ip(),
+            self.ctx.metrics.as_deref(),
         ) {
             Ok((passive, port)) => {
                 self.passive = Some(passive);
@@ -57,6 +59,7 @@ impl Control {
         };
         let cancel = self.ctx.hard.child_token();
         let progress = Arc::new(AtomicU64::new(0));
+        let size = Arc::new(AtomicU64::new(u64::MAX));
         let tls = if plan.protected {
             self.session_tls().ok()
         } else {
@@ -88,6 +91,8 @@ impl Control {
                 }
                 _ => None,
             },
+            size: size.clone(),
+            session: self.entry.id,
             started: Some(started),
             server: self.ctx.transfers.clone(),
         };
@@ -97,6 +102,14 @@ impl Control {
             command = plan.verb,
             path = plan.kind.path().as_str()
         );
+        self.entry.set_transfer(Some(LiveTransfer {
+            command: plan.verb,
+            path: plan.kind.path().as_str().to_string(),
+            started: std::time::SystemTime::now(),
+            began: std::time::Instant::now(),
+            progress: progress.clone(),
+            size,
+        }));
         self.transfer = Some(RunningTransfer {
             cancel,
             progress,
@@ -135,6 +148,7 @@ impl Control {
 
     fn transfer_done(&mut self, outcome: TransferOutcome) -> Vec<Reply> {
         let transfer = self.transfer.take();
+        self.entry.set_transfer(None);
         self.last_activity = Instant::now();
         let replies = self.session.handle_transfer_done(outcome);
         if let (Some(transfer), Some(reply)) = (transfer, replies.first()) {

@@ -51,7 +51,16 @@ pub(super) async fn data_connection(
         return Err(TransferOutcome::TlsFailed);
     };
     // The client is the TLS client on the data connection whichever side connected.
-    let stream = guarded(ctx, Side::Tls, session_tls.accept_data(tcp)).await?;
+    let handshake = guarded(ctx, Side::Tls, session_tls.accept_data(tcp)).await;
+    if let Some(metrics) = &ctx.server.metrics {
+        metrics.tls_handshake(
+            handshake
+                .as_ref()
+                .ok()
+                .and_then(|s| s.get_ref().1.protocol_version()),
+        );
+    }
+    let stream = handshake?;
     if !session_tls
         .accepts_data_connection(&stream, &ctx.user)
         .await

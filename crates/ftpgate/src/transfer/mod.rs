@@ -34,8 +34,10 @@ use tokio_util::sync::CancellationToken;
 use crate::events::{Direction, Emitter, Event, TransferRecord};
 use crate::limits::UploadLimits;
 use crate::listing::ListingTimeZone;
+use crate::metrics::{Ending, Flow, Metrics};
 use crate::passive::Passive;
 use crate::policy::Throttle;
+use crate::sessions::SessionId;
 use crate::tls::SessionTls;
 
 /// Bytes moved per read and write on the data connection.
@@ -44,6 +46,8 @@ const TRANSFER_BUFFER: usize = 256 * 1024;
 /// What every transfer of a server shares; made once when the server binds.
 pub(crate) struct TransferShared {
     pub(crate) events: Emitter,
+    /// The embedder's metrics, if any.
+    pub(crate) metrics: Option<Arc<Metrics>>,
     /// Permits for digests computed at once (HASH is a CPU and I/O amplifier).
     pub(crate) hash_slots: Semaphore,
     pub(crate) listing_time_zone: ListingTimeZone,
@@ -68,10 +72,15 @@ pub(crate) struct TransferContext {
     pub(crate) user: String,
     /// Cancelled by ABOR, the end of the control connection, or the end of the shutdown grace.
     pub(crate) cancel: CancellationToken,
-    /// Bytes moved so far (STAT reads it).
+    /// Bytes moved so far (STAT and the live sessions read it).
     pub(crate) progress: Arc<AtomicU64>,
     /// The user's bandwidth limit in the transfer's direction.
     pub(crate) throttle: Option<Throttle>,
+    /// The bytes a download will send, once known (`u64::MAX` until then), for the live
+    /// sessions.
+    pub(crate) size: Arc<AtomicU64>,
+    /// The session's id, for the transfer's event.
+    pub(crate) session: SessionId,
     /// Takes the `Started` report; `None` once it is sent.
     pub(crate) started: Option<oneshot::Sender<StartInfo>>,
     pub(crate) server: Arc<TransferShared>,
@@ -102,6 +111,23 @@ pub(crate) async fn run(plan: TransferPlan, mut ctx: TransferContext) -> Transfe
             None
         }
     };
+    if let Some(metrics) = &ctx.server.metrics {
+        let flow = match &plan.kind {
+            TransferKind::Retrieve { .. } => Some(Flow::Download),
+            TransferKind::Store { .. } | TransferKind::StoreUnique { .. } => Some(Flow::Upload),
+            TransferKind::List { .. } => Some(Flow::List),
+            TransferKind::Hash { .. } | TransferKind::Combine { .. } => None,
+        };
+        let ending = match outcome {
+            TransferOutcome::Complete { .. } => Ending::Complete,
+            TransferOutcome::Aborted => Ending::Aborted,
+            _ => Ending::Failed,
+        };
+        if let Some(flow) = flow {
+            let bytes = ctx.progress.load(Ordering::Relaxed);
+            metrics.transfer(flow, ending, bytes, began.elapsed());
+        }
+    }
     if let Some(direction) = direction {
         let path = match &plan.kind {
             TransferKind::StoreUnique { dir, base } => dir.join(base),
@@ -109,6 +135,7 @@ pub(crate) async fn run(plan: TransferPlan, mut ctx: TransferContext) -> Transfe
         };
         ctx.server.events.emit(|| {
             Event::Transfer(TransferRecord {
+                session: ctx.session,
                 user: ctx.user.clone(),
                 client: ctx.peer_ip,
                 direction,

@@ -92,7 +92,12 @@ pub(super) async fn guarded<T, E: StepError>(
         result = tokio::time::timeout(ctx.data_timeout, step) => match result {
             Ok(Ok(value)) => return Ok(value),
             Ok(Err(e)) => Ended::Failed(e),
-            Err(_) => Ended::Stalled,
+            Err(_) => {
+                if let Some(metrics) = &ctx.server.metrics {
+                    metrics.timeout(crate::metrics::Timeout::Data);
+                }
+                Ended::Stalled
+            }
         },
     };
     Err(outcome(side, ended))

@@ -68,6 +68,7 @@ pub(super) async fn retrieve(
     if offset > file_size {
         return Err(TransferOutcome::Failed(StorageErrorKind::InvalidOffset));
     }
+    ctx.size.store(file_size - offset, Ordering::Relaxed);
     let reader = match local {
         Some(_) => None,
         None => Some(
