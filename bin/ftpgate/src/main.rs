@@ -2,9 +2,10 @@
 //!
 //! `ftpgate serve` runs the server from a TOML config and/or quick-start flags;
 //! `ftpgate check-config FILE` validates a config; `ftpgate hash-password` prints a password
-//! hash for the config.
+//! hash for the config; `ftpgate import cos-ftp FILE` turns another server's config into one.
 
 mod config;
+mod import;
 mod settings;
 mod storage;
 mod tls;
@@ -51,6 +52,27 @@ enum Command {
         /// The password to hash.
         #[arg(long, env = "FTPGATE_PASSWORD", hide_env_values = true)]
         password: Option<String>,
+    },
+    /// Turn another FTP server's configuration into an ftpgate config (checked as
+    /// check-config would; nothing is written if the input has a problem).
+    #[command(subcommand)]
+    Import(ImportCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum ImportCommand {
+    /// Tencent COS FTP Server's conf/vsftpd.conf (INI): prints the TOML, or writes it to -o.
+    CosFtp {
+        /// The COS FTP Server config file.
+        file: PathBuf,
+        /// Write the config here instead of standard output.
+        #[arg(short = 'o', long, value_name = "OUT")]
+        output: Option<PathBuf>,
+        /// Reach the bucket through the S3 API at this URL (type = "s3"; e.g. COS's
+        /// S3-compatible https://cos.REGION.myqcloud.com, which allows resumable uploads)
+        /// instead of COS's native API.
+        #[arg(long, value_name = "URL")]
+        s3_endpoint: Option<String>,
     },
 }
 
@@ -157,6 +179,15 @@ fn run(cli: Cli) -> Result<()> {
             println!("{}", hash_password(&password));
             Ok(())
         }
+        Command::Import(ImportCommand::CosFtp {
+            file,
+            output,
+            s3_endpoint,
+        }) => import::cos_ftp(
+            &file,
+            output.as_deref(),
+            &import::ImportOptions { s3_endpoint },
+        ),
     }
 }
 
