@@ -67,6 +67,7 @@ pub struct DalStorageFactory {
     op: Operator,
     put: Option<PutTarget>,
     read_chunk: usize,
+    ignore_set_mode: bool,
 }
 
 impl DalStorageFactory {
@@ -108,7 +109,15 @@ impl DalStorageFactory {
             op,
             put,
             read_chunk: config.read_chunk.max(64 * 1024),
+            ignore_set_mode: false,
         })
+    }
+
+    /// With `true`, SITE CHMOD is answered 200 and sets nothing (these services keep no
+    /// permission bits), for clients that set modes after every upload.
+    pub fn ignore_set_mode(mut self, ignore: bool) -> Self {
+        self.ignore_set_mode = ignore;
+        self
     }
 
     /// The storage rooted at `home` (which must exist).
@@ -123,6 +132,7 @@ impl DalStorageFactory {
                 format!("{home}/")
             },
             read_chunk: self.read_chunk,
+            ignore_set_mode: self.ignore_set_mode,
         }
     }
 
@@ -147,6 +157,7 @@ pub struct DalStorage {
     /// `""` or `"a/b/"`.
     home: String,
     read_chunk: usize,
+    ignore_set_mode: bool,
 }
 
 fn metadata_of(meta: &opendal::Metadata) -> Metadata {
@@ -506,6 +517,7 @@ impl Storage for DalStorage {
 
     fn capabilities(&self) -> Capabilities {
         Capabilities {
+            ignore_set_mode: self.ignore_set_mode,
             facts: Facts {
                 modify: true,
                 ..Facts::BASIC

@@ -5,6 +5,7 @@
 //! Nothing here depends on the rest of the daemon: [`crate::settings`] puts the sections
 //! together (and builds storage and TLS from them) for every command that reads a config.
 
+mod dal;
 mod log;
 mod server;
 mod storage;
@@ -16,6 +17,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, anyhow};
 use serde::Deserialize;
 
+pub(crate) use dal::{OpendalSection, WebdavSection};
 pub(crate) use log::{LogSection, log_filter};
 pub(crate) use server::{FeaturesSection, ServerSection, parse_listen, parse_port_range};
 pub(crate) use storage::{DurabilitySetting, S3Section, SiteChmod, StorageKind, StorageSection};
