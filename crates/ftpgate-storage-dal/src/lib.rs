@@ -75,6 +75,17 @@ impl DalStorageFactory {
     pub fn new(config: &DalConfig) -> Result<DalStorageFactory, StorageError> {
         let http = config::http_client(config.request_timeout)?;
         let op = config::operator(config, &http)?;
+        let can = op.info().capability();
+        if !(can.rename && can.list && can.create_dir) {
+            return Err(error(
+                ErrorKind::Unsupported,
+                format!(
+                    "OpenDAL service {} cannot rename, list and make directories, which uploads \
+                     (a temporary file renamed into place) and directories need",
+                    op.info().scheme()
+                ),
+            ));
+        }
         let put = match &config.service {
             DalService::Webdav {
                 endpoint,

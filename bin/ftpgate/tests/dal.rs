@@ -1,6 +1,7 @@
 //! The daemon serving a WebDAV server (`rclone serve webdav`, started per test) through
 //! `[storage] type = "webdav"`: a 200 MiB transfer each way with the daemon's memory bounded,
-//! a listing of 1,000 entries, and an interrupted upload that leaves nothing visible.
+//! a listing of 1,000 entries, and an interrupted upload that leaves nothing visible; and
+//! `type = "opendal"` with OpenDAL's `fs` service.
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
@@ -75,19 +76,17 @@ impl Ftp {
                 .write_all(format!("{cmd}\r\n").as_bytes())
                 .unwrap();
         }
+        let mut line = String::new();
+        self.reader.read_line(&mut line).unwrap();
+        if line.len() < 4 || line.as_bytes()[3] != b'-' {
+            return line;
+        }
+        let end = format!("{} ", &line[..3]);
         loop {
-            let mut line = String::new();
+            line.clear();
             self.reader.read_line(&mut line).unwrap();
-            if line.len() < 4 || line.as_bytes()[3] != b'-' {
+            if line.starts_with(&end) {
                 return line;
-            }
-            let code = line[..3].to_string();
-            loop {
-                line.clear();
-                self.reader.read_line(&mut line).unwrap();
-                if line.starts_with(&format!("{code} ")) {
-                    return line;
-                }
             }
         }
     }
@@ -304,5 +303,39 @@ fn an_interrupted_upload_leaves_nothing_visible() {
         assert!(Instant::now() < deadline, "left on the server: {files:?}");
         std::thread::sleep(Duration::from_millis(100));
     }
+    assert!(daemon.terminate().success());
+}
+
+#[test]
+fn an_opendal_fs_directory_is_served() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("files")).unwrap();
+    let path = dir.path().join("ftpgate.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[storage]\ntype = \"opendal\"\n\n[storage.opendal]\nscheme = \"fs\"\noptions = {{ root = \"files\" }}\n\n[[users]]\nname = \"dav\"\npassword_hash = \"{}\"\nhome = \"/\"\n",
+            hash("pw")
+        ),
+    )
+    .unwrap();
+    let config = path.to_str().unwrap();
+    let (daemon, addr) = Daemon::start(
+        dir.path(),
+        &["--config", config, "--listen", "127.0.0.1:0"],
+        &[],
+    );
+    let bytes: Vec<u8> = (0..3_000_000u32).map(|i| (i % 249) as u8).collect();
+    assert_eq!(round_trip(addr, "dav", "pw", "f.bin", &bytes), bytes);
+    assert_eq!(
+        std::fs::read(dir.path().join("files/f.bin")).unwrap(),
+        bytes,
+        "the root is taken from the config file's folder"
+    );
+    let mut ftp = Ftp::login(addr);
+    assert!(ftp.ask("MKD sub").starts_with("257"));
+    assert!(ftp.ask("RNFR f.bin").starts_with("350"));
+    assert!(ftp.ask("RNTO sub/g.bin").starts_with("250"));
+    assert_eq!(ftp.names("/sub"), ["g.bin"]);
     assert!(daemon.terminate().success());
 }
