@@ -94,6 +94,11 @@ cargo fmt --all --check
 step "cargo clippy --workspace --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings
 
+step "cargo doc (every public item documented, no broken links; the library with all features)"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --exclude ftpgate-bench --quiet
+RUSTDOCFLAGS="-D warnings" cargo doc -p ftpgate --no-deps --all-features --quiet
+cargo clippy -p ftpgate --no-default-features -- -D warnings
+
 step "cargo build --workspace --bins"
 cargo build --workspace --bins
 

@@ -10,7 +10,7 @@
 //! password, so timing does not tell which names exist. Anonymous login (names `anonymous` and
 //! `ftp`, any password) is off unless configured, and read-only unless configured otherwise.
 
-#![warn(missing_docs)]
+#![deny(missing_docs)]
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -41,6 +41,26 @@ pub struct UserEntry {
     pub tls_required: bool,
     /// Most bytes the user's files may take.
     pub quota_bytes: Option<u64>,
+}
+
+impl UserEntry {
+    /// A user with this password hash ([`hash_password`]), `permissions` everywhere in `home`,
+    /// no quota and no TLS requirement; set the public fields for the rest.
+    pub fn new(
+        name: impl Into<String>,
+        password_hash: impl Into<String>,
+        home: impl Into<String>,
+        permissions: ftpgate_core::Permissions,
+    ) -> UserEntry {
+        UserEntry {
+            name: name.into(),
+            password_hash: password_hash.into(),
+            home: home.into(),
+            permissions: PermissionMap::uniform(permissions),
+            tls_required: false,
+            quota_bytes: None,
+        }
+    }
 }
 
 /// Anonymous access.

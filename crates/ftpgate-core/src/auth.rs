@@ -18,6 +18,24 @@ pub struct User {
     pub quota_bytes: Option<u64>,
 }
 
+impl User {
+    /// A user with `permissions` everywhere in `home`, no quota and no TLS requirement; set the
+    /// public fields for the rest.
+    pub fn new(
+        name: impl Into<String>,
+        home: impl Into<String>,
+        permissions: ftpgate_proto::Permissions,
+    ) -> User {
+        User {
+            name: name.into(),
+            home: home.into(),
+            permissions: PermissionMap::uniform(permissions),
+            tls_required: false,
+            quota_bytes: None,
+        }
+    }
+}
+
 /// Why a login failed. The client is told the same in every case.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

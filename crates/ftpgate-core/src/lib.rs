@@ -4,7 +4,7 @@
 //! [`VirtualPath`]s, already normalised inside the user's root; the backend maps them to its own
 //! keys and must keep every access beneath that root.
 
-#![warn(missing_docs)]
+#![deny(missing_docs)]
 
 pub mod auth;
 pub mod storage;

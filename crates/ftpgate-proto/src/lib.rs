@@ -7,7 +7,7 @@
 //! state machine ([`session`]) that decides every reply. The engine in the `ftpgate` crate
 //! performs the effects the session asks for and feeds the results back.
 
-#![warn(missing_docs)]
+#![deny(missing_docs)]
 
 pub mod ascii;
 pub mod command;

@@ -10,12 +10,14 @@
 //!   depth 1 per directory, which the protocol does not page: OpenDAL parses the response whole,
 //!   so a listing's memory grows with the directory, a few hundred bytes per entry), ranged
 //!   reads (`read_chunk` bytes per request), MKCOL, DELETE, MOVE: OpenDAL.
-//! - uploads: to a temporary name moved into place on commit ([`upload`]); on WebDAV the PUT
+//! - uploads: to a temporary name moved into place on commit (`upload.rs`); on WebDAV the PUT
 //!   is streamed here, because OpenDAL's WebDAV writer holds the whole file in memory.
 //! - FTP's rules OpenDAL leaves to the caller: a parent must exist (OpenDAL's WebDAV makes
 //!   missing parents on write and rename), a directory is removed only when empty (a WebDAV
 //!   DELETE removes a collection with everything in it), a missing file is NotFound (OpenDAL
 //!   deletes are idempotent).
+
+#![deny(missing_docs)]
 
 mod config;
 mod upload;

@@ -14,7 +14,7 @@
 //! interrupted upload leaves every file as it was. With `keep_partial_uploads`, an interrupted
 //! upload is kept as it is instead, so the client can resume it with REST.
 
-#![warn(missing_docs)]
+#![deny(missing_docs)]
 
 mod upload;
 

@@ -26,7 +26,7 @@
 //!   to itself, so interrupted uploads there are not kept for resuming; APPE and `REST n` +
 //!   STOR rewrite the object's first bytes into the new upload, streamed (bounded memory).
 
-#![warn(missing_docs)]
+#![deny(missing_docs)]
 
 mod config;
 mod factory;

@@ -7,7 +7,7 @@
 //!   [`Storage`](ftpgate_core::Storage) backend must have, as one test per case through the
 //!   [`storage_suite!`] macro.
 
-#![warn(missing_docs)]
+#![deny(missing_docs)]
 
 pub mod azurite;
 pub mod garage;

@@ -7,9 +7,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use ftpgate::{CancellationToken, Server, ServerConfig};
-use ftpgate_core::{AuthError, Authenticator, Password, PermissionMap, Permissions, User};
-use ftpgate_storage_fs::FsStorageFactory;
+use ftpgate::core::Password;
+use ftpgate::fs::FsStorageFactory;
+use ftpgate::{AuthError, Authenticator, Permissions, Server, User};
 
 /// Users and passwords from a table (a real one would keep password hashes, not passwords).
 struct TableAuthenticator {
@@ -29,38 +29,21 @@ impl Authenticator for TableAuthenticator {
                 } else {
                     Permissions::ALL
                 };
-                Ok(User {
-                    name: username.to_string(),
-                    home,
-                    permissions: PermissionMap::uniform(permissions),
-                    tls_required: false,
-                    quota_bytes: Some(100 * 1024 * 1024),
-                })
+                let mut user = User::new(username, home, permissions);
+                user.quota_bytes = Some(100 * 1024 * 1024);
+                Ok(user)
             }
             _ => Err(AuthError::InvalidCredentials),
         }
     }
 }
 
-#[tokio::main]
-async fn main() -> std::io::Result<()> {
+fn main() -> std::io::Result<()> {
     let auth = TableAuthenticator {
         passwords: HashMap::from([("alice", "wonderland"), ("guest", "guest")]),
     };
-    let server = Server::new(
-        ServerConfig::default(),
-        Arc::new(auth),
-        Arc::new(FsStorageFactory::default()),
-    )
-    .bind()
-    .await?;
-    println!("listening on {:?}", server.local_addrs());
-    let shutdown = CancellationToken::new();
-    let stop = shutdown.clone();
-    tokio::spawn(async move {
-        let _ = tokio::signal::ctrl_c().await;
-        stop.cancel();
-    });
-    server.run(shutdown).await;
-    Ok(())
+    Server::with_storage(Arc::new(FsStorageFactory::default()))
+        .authenticator(Arc::new(auth))
+        .listen("127.0.0.1:2121")
+        .serve_blocking()
 }

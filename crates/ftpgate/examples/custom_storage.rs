@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use async_trait::async_trait;
-use ftpgate::{CancellationToken, Server, ServerConfig};
+use ftpgate::Server;
 use ftpgate_core::{
     AuthError, Authenticator, DirEntry, EntryStream, ErrorKind, FileKind, Metadata, Password,
     PermissionMap, Permissions, ReadStream, Storage, StorageError, StorageFactory, Upload, User,
@@ -331,26 +331,10 @@ impl Authenticator for AnyName {
 }
 
 #[allow(dead_code)] // when this file is included by the storage suite test
-#[tokio::main]
-async fn main() -> std::io::Result<()> {
-    let storage = SharedTree(MemoryStorage::default());
-    let server = Server::new(
-        ServerConfig::default(),
-        Arc::new(AnyName),
-        Arc::new(storage),
-    )
-    .bind()
-    .await?;
-    println!(
-        "an in-memory tree on {:?}; any user, password \"memory\"",
-        server.local_addrs()
-    );
-    let shutdown = CancellationToken::new();
-    let stop = shutdown.clone();
-    tokio::spawn(async move {
-        let _ = tokio::signal::ctrl_c().await;
-        stop.cancel();
-    });
-    server.run(shutdown).await;
-    Ok(())
+fn main() -> std::io::Result<()> {
+    println!("an in-memory tree on 127.0.0.1:2121; any user, password \"memory\"");
+    Server::with_storage(Arc::new(SharedTree(MemoryStorage::default())))
+        .authenticator(Arc::new(AnyName))
+        .listen("127.0.0.1:2121")
+        .serve_blocking()
 }

@@ -1,28 +1,54 @@
 //! ftpgate: an FTP server engine on tokio.
 //!
-//! Build a [`Server`] from a [`ServerConfig`], an [`Authenticator`](ftpgate_core::Authenticator)
-//! and a [`StorageFactory`](ftpgate_core::StorageFactory), bind it, and run it until a
-//! cancellation token fires:
+//! A complete server, `./data` served to user `demo` until Ctrl-C or SIGTERM:
 //!
 //! ```no_run
-//! # async fn demo(auth: std::sync::Arc<dyn ftpgate_core::Authenticator>,
-//! #               storage: std::sync::Arc<dyn ftpgate_core::StorageFactory>) -> std::io::Result<()> {
+//! fn main() -> std::io::Result<()> {
+//!     ftpgate::Server::with_root("data")
+//!         .user("demo", "secret")
+//!         .listen("127.0.0.1:2121")
+//!         .serve_blocking()
+//! }
+//! ```
+//!
+//! In an async program, `.serve().await` does the same on the caller's runtime.
+//!
+//! The [`Builder`] covers the common settings (passive ports, public host, TLS from PEM files,
+//! limits, events) and reaches every other one with [`Builder::config`]. For anything else, build
+//! a [`Server`] from a [`ServerConfig`], an [`Authenticator`] and a [`StorageFactory`], bind it,
+//! and run it until a cancellation token fires:
+//!
+//! ```no_run
+//! # async fn demo(auth: std::sync::Arc<dyn ftpgate::Authenticator>,
+//! #               storage: std::sync::Arc<dyn ftpgate::StorageFactory>) -> std::io::Result<()> {
 //! use ftpgate::{Server, ServerConfig};
 //! let config = ServerConfig { listen: vec!["127.0.0.1:2121".parse().unwrap()], ..ServerConfig::default() };
 //! let server = Server::new(config, auth, storage).bind().await?;
-//! let shutdown = tokio_util::sync::CancellationToken::new();
+//! let shutdown = ftpgate::CancellationToken::new();
 //! server.run(shutdown).await;
 //! # Ok(()) }
 //! ```
+//!
+//! # Features
+//!
+//! - `fs` (default): [`fs`], local directories; [`Server::with_root`].
+//! - `file-auth` (default): [`auth_file`], users with password hashes; [`Builder::user`].
+//! - `object`: `object`, S3-compatible stores, COS, GCS and Azure Blob. Off by default: it
+//!   brings an HTTP client and cloud code that take minutes to build on a small machine.
+//! - `self-signed`: `TlsConfig::self_signed` and `Builder::tls_self_signed`.
+//!
+//! A backend author depends on the small `ftpgate-core` crate alone (re-exported here as
+//! [`core`]).
 //!
 //! Each control connection is one task that owns its [`Session`](ftpgate_proto::Session) (the
 //! protocol state machine) and performs the effects it asks for; a transfer is a future that
 //! task polls next to its control connection, made from an immutable plan, whose output is the
 //! transfer's outcome.
 
-#![warn(missing_docs)]
+#![deny(missing_docs)]
 
 mod address;
+mod builder;
 mod config;
 mod control;
 mod control_socket;
@@ -41,13 +67,29 @@ mod transfer;
 mod zlib;
 
 pub use address::{PassiveAddressResolver, PassiveAddressRule};
+#[cfg(feature = "file-auth")]
+pub use builder::UserSpec;
+pub use builder::{BuildError, Builder};
 pub use config::{
     ActiveSourcePort, ConfigError, DEFAULT_LISTING_SORT_LIMIT, MAX_LISTING_SORT_LIMIT, ServerConfig,
 };
 pub use events::{Direction, Event, EventHandler, TransferRecord};
+/// The file authenticator: users with argon2id or bcrypt password hashes (feature `file-auth`).
+#[cfg(feature = "file-auth")]
+pub use ftpgate_auth_file as auth_file;
 pub use ftpgate_core as core;
+pub use ftpgate_core::{
+    AuthError, Authenticator, PermissionMap, Permissions, Storage, StorageError, StorageFactory,
+    User,
+};
 pub use ftpgate_proto as proto;
 pub use ftpgate_proto::{Features, HashAlgorithm, TransferType};
+/// Local directories, confined by the kernel beneath each user's home (feature `fs`).
+#[cfg(feature = "fs")]
+pub use ftpgate_storage_fs as fs;
+/// S3-compatible object storage, COS, GCS and Azure Blob (feature `object`).
+#[cfg(feature = "object")]
+pub use ftpgate_storage_object as object;
 pub use guard::LoginGuardConfig;
 /// An IPv4 or IPv6 network (`10.0.0.0/8`), for [`PassiveAddressRule`]; from the `ipnet` crate.
 pub use ipnet::IpNet;

@@ -73,6 +73,55 @@ impl TlsConfig {
             handshake_timeout: Duration::from_secs(10),
         }
     }
+
+    /// TLS 1.2 and 1.3 (ring) with the certificate chain and private key in these PEM files,
+    /// ALPN `ftp`, no client certificates, and the defaults of [`new`](Self::new).
+    pub fn from_pem_files(cert: &std::path::Path, key: &std::path::Path) -> io::Result<Self> {
+        use rustls_pki_types::pem::PemObject;
+        use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+        let bad = |path: &std::path::Path, e: &dyn std::fmt::Display| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{}: {e}", path.display()),
+            )
+        };
+        let chain = CertificateDer::pem_file_iter(cert)
+            .map_err(|e| bad(cert, &e))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| bad(cert, &e))?;
+        if chain.is_empty() {
+            return Err(bad(cert, &"no certificate in the file"));
+        }
+        let key_der = PrivateKeyDer::from_pem_file(key).map_err(|e| bad(key, &e))?;
+        Self::from_der(chain, key_der)
+    }
+
+    /// Like [`from_pem_files`](Self::from_pem_files), with a certificate generated now for
+    /// `names` (host names or IP addresses): for tests and first trials.
+    #[cfg(feature = "self-signed")]
+    pub fn self_signed(names: &[&str]) -> io::Result<Self> {
+        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        let generated = rcgen::generate_simple_self_signed(names).map_err(io::Error::other)?;
+        let key =
+            rustls_pki_types::PrivateKeyDer::Pkcs8(generated.signing_key.serialize_der().into());
+        Self::from_der(vec![generated.cert.der().clone()], key)
+    }
+
+    fn from_der(
+        chain: Vec<rustls_pki_types::CertificateDer<'static>>,
+        key: rustls_pki_types::PrivateKeyDer<'static>,
+    ) -> io::Result<Self> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[&rustls::version::TLS12, &rustls::version::TLS13])
+            .map_err(io::Error::other)?
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+        // RFC 4217 clients that offer ALPN must offer "ftp"; those that offer none are fine.
+        config.alpn_protocols = vec![b"ftp".to_vec()];
+        Ok(TlsConfig::new(Arc::new(config)))
+    }
 }
 
 /// Acceptors sharing one session cache and one set of ticket keys.
