@@ -6,10 +6,10 @@
 //! says so, renames are one MOVE (WebDAV) or `rename(2)` (`fs`), whatever their size.
 //!
 //! What OpenDAL gives and what is added here:
-//! - metadata (PROPFIND depth 0 on WebDAV), listings (OpenDAL's lister; on WebDAV one PROPFIND
-//!   depth 1 per directory, which the protocol does not page: OpenDAL parses the response whole,
-//!   so a listing's memory grows with the directory, a few hundred bytes per entry), ranged
-//!   reads (`read_chunk` bytes per request), MKCOL, DELETE, MOVE: OpenDAL.
+//! - metadata (PROPFIND depth 0 on WebDAV), listings, ranged reads (`read_chunk` bytes per
+//!   request), MKCOL, DELETE, MOVE: OpenDAL.
+//! - WebDAV listings (`propfind.rs`): one PROPFIND depth 1 parsed as it arrives. The protocol
+//!   does not page, and OpenDAL's lister parses the whole response before the first entry.
 //! - uploads: to a temporary name moved into place on commit (`upload.rs`); on WebDAV the PUT
 //!   is streamed here, because OpenDAL's WebDAV writer holds the whole file in memory.
 //! - FTP's rules OpenDAL leaves to the caller: a parent must exist (OpenDAL's WebDAV makes
@@ -20,6 +20,7 @@
 #![deny(missing_docs)]
 
 mod config;
+mod propfind;
 mod upload;
 
 use std::sync::Arc;
@@ -304,6 +305,9 @@ impl Storage for DalStorage {
             None => return Err(not_found(path)),
         }
         let dir = self.dir_key(path);
+        if let Some(put) = &self.put {
+            return propfind::list(put, &dir).await;
+        }
         let lister = self
             .op
             .lister(&dir)

@@ -38,7 +38,7 @@ pub(crate) struct PutTarget {
 }
 
 impl PutTarget {
-    fn url(&self, path: &str) -> Result<url::Url, StorageError> {
+    pub(crate) fn url(&self, path: &str) -> Result<url::Url, StorageError> {
         let mut url = self.base.clone();
         {
             let mut segments = url.path_segments_mut().map_err(|()| {
