@@ -99,6 +99,9 @@ RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --exclude ftpgate-ben
 RUSTDOCFLAGS="-D warnings" cargo doc -p ftpgate --no-deps --all-features --quiet
 cargo clippy -p ftpgate --no-default-features -- -D warnings
 
+step "cargo package (each publishable crate packages: metadata, README, no files from outside it)"
+cargo package --workspace --exclude ftpgate-bench --exclude ftpgate-test-support --no-verify --allow-dirty --quiet
+
 step "cargo build --workspace --bins"
 cargo build --workspace --bins
 

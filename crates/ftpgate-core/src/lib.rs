@@ -6,6 +6,11 @@
 
 #![deny(missing_docs)]
 
+/// The attribute that makes `async fn` usable in [`Storage`], [`Upload`] and
+/// [`Authenticator`] implementations (the `async-trait` crate), so a backend needs no extra
+/// dependency for it.
+pub use async_trait::async_trait;
+
 pub mod auth;
 pub mod storage;
 

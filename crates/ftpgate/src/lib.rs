@@ -37,8 +37,87 @@
 //!   brings an HTTP client and cloud code that take minutes to build on a small machine.
 //! - `self-signed`: `TlsConfig::self_signed` and `Builder::tls_self_signed`.
 //!
-//! A backend author depends on the small `ftpgate-core` crate alone (re-exported here as
-//! [`core`]).
+//! # Your own storage
+//!
+//! Implement [`Storage`] (metadata, streamed listings, reads from an offset, uploads that
+//! commit or abort, directories, renames) and a [`StorageFactory`] that opens it for each
+//! user, then serve it with [`Server::with_storage`]. A backend author depends on the small
+//! `ftpgate-core` crate alone (re-exported here as [`core`]). `examples/custom_storage.rs` is
+//! a complete in-memory backend that passes the behaviour suite every backend should pass;
+//! `docs/BACKENDS.md` in the repository gives the contract of each method, which error kind
+//! becomes which reply, and how to run the suite from your own crate.
+//!
+//! # Capabilities
+//!
+//! [`Storage::capabilities`] says which optional calls a storage answers; the session turns
+//! the matching commands on, and refuses the others up front and leaves them out of FEAT:
+//! `set_modified` (MFMT, MFF modify, SITE UTIME), `set_mode` (SITE CHMOD, MFF UNIX.mode),
+//! `ignore_set_mode` (SITE CHMOD accepted without effect), `symlink` (SITE SYMLINK),
+//! `available_space` (AVBL, ALLO), and `facts`, the MLSx facts every entry carries.
+//!
+//! # Your own users
+//!
+//! Implement [`Authenticator`]: from a name and password to a [`User`] (home, permissions,
+//! quota, TLS requirement), or [`AuthError`]. `examples/custom_auth.rs` looks users up in a
+//! table; the same shape asks a database or an HTTP service.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use ftpgate::{AuthError, Authenticator, Permissions, User, core::Password};
+//!
+//! struct OneUser;
+//!
+//! #[ftpgate::async_trait]
+//! impl Authenticator for OneUser {
+//!     async fn authenticate(&self, name: &str, password: &Password) -> Result<User, AuthError> {
+//!         match (name, password.expose()) {
+//!             ("ann", "secret") => Ok(User::new("ann", "/srv/ftp/ann", Permissions::ALL)),
+//!             _ => Err(AuthError::InvalidCredentials),
+//!         }
+//!     }
+//! }
+//!
+//! # fn main() -> std::io::Result<()> {
+//! ftpgate::Server::with_storage(Arc::new(ftpgate::fs::FsStorageFactory::default()))
+//!     .authenticator(Arc::new(OneUser))
+//!     .serve_blocking()
+//! # }
+//! ```
+//!
+//! # Events
+//!
+//! [`Builder::events`] (or [`Server::with_events`]) reports logins, failed logins, logouts,
+//! transfers, deletes, renames and directory changes as [`Event`]s, on the session's task: hand
+//! slow work (a virus scan, a message queue) to a channel.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use ftpgate::{Event, Server};
+//!
+//! # fn main() -> std::io::Result<()> {
+//! let (tx, rx) = std::sync::mpsc::channel::<Event>();
+//! std::thread::spawn(move || {
+//!     for event in rx {
+//!         if let Event::Transfer(record) = event {
+//!             println!("{} {:?} {} ({} bytes)", record.user, record.direction, record.path, record.bytes);
+//!         }
+//!     }
+//! });
+//! let tx = std::sync::Mutex::new(tx);
+//! Server::with_root("data")
+//!     .user("demo", "secret")
+//!     .events(Arc::new(move |event: &Event| {
+//!         let _ = tx.lock().map(|tx| tx.send(event.clone()));
+//!     }))
+//!     .serve_blocking()
+//! # }
+//! ```
+//!
+//! # Virtual hosts
+//!
+//! Clients that send `HOST name` (RFC 7151) before logging in can get their own greeting,
+//! users and storage: [`Server::with_virtual_host`] with a [`VirtualHost`]; clients that send
+//! no HOST get the server's own.
 //!
 //! Each control connection is one task that owns its [`Session`](ftpgate_proto::Session) (the
 //! protocol state machine) and performs the effects it asks for; a transfer is a future that
@@ -80,7 +159,7 @@ pub use ftpgate_auth_file as auth_file;
 pub use ftpgate_core as core;
 pub use ftpgate_core::{
     AuthError, Authenticator, PermissionMap, Permissions, Storage, StorageError, StorageFactory,
-    User,
+    User, async_trait,
 };
 pub use ftpgate_proto as proto;
 pub use ftpgate_proto::{Features, HashAlgorithm, TransferType};
