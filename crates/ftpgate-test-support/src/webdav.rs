@@ -1,6 +1,7 @@
 //! A real WebDAV server for tests: `rclone serve webdav` on a loopback port, serving a
 //! temporary directory, with basic authentication. Stopped (killed) and deleted when the
-//! [`WebdavServer`] is dropped.
+//! [`WebdavServer`] is dropped, or, for one kept in a `static` (never dropped), when the test
+//! binary exits, even if it is killed: a small watchdog process does it, as for Garage.
 //!
 //! ```no_run
 //! let dav = ftpgate_test_support::webdav::start();
@@ -18,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
-use crate::garage::{free_ports, port_open, random_hex};
+use crate::garage::{Watchdog, free_ports, port_open, random_hex};
 
 /// A running `rclone serve webdav`.
 #[derive(Debug)]
@@ -32,6 +33,7 @@ pub struct WebdavServer {
     /// The server's process id.
     pub pid: u32,
     child: Child,
+    watchdog: Option<Watchdog>,
     dir: TempDir,
 }
 
@@ -44,7 +46,12 @@ impl WebdavServer {
 
 impl Drop for WebdavServer {
     fn drop(&mut self) {
+        // Killed before it is reaped, so the watchdog cannot hit a reused process id.
         let _ = self.child.kill();
+        if let Some(mut watchdog) = self.watchdog.take() {
+            drop(watchdog.stdin.take());
+            let _ = watchdog.child.wait();
+        }
         let _ = self.child.wait();
     }
 }
@@ -82,12 +89,14 @@ pub fn start() -> WebdavServer {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if port_open(port) {
+                let watchdog = Watchdog::start(child.id(), dir.path()).ok();
                 return WebdavServer {
                     endpoint: format!("http://127.0.0.1:{port}"),
                     username,
                     password,
                     pid: child.id(),
                     child,
+                    watchdog,
                     dir,
                 };
             }
