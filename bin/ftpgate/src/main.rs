@@ -352,6 +352,7 @@ impl QuickStart {
                 permissions: PermissionMap::uniform(permissions),
                 tls_required: false,
                 quota_bytes: None,
+                limits: Default::default(),
             },
             s3: s3_section,
         }))

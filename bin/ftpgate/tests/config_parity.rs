@@ -160,6 +160,25 @@ fn serve_refuses_every_config_check_config_refuses_with_the_same_error() {
             ),
             "hosts[0].users[0].quota",
         ),
+        ("zero upload rate", user("upload_rate = 0"), "users[0].upload_rate"),
+        ("bad download rate", user("download_rate = \"fast\""), "users[0].download_rate"),
+        ("zero sessions", user("max_sessions = 0"), "users[0].max_sessions"),
+        (
+            "bad allowed network",
+            user("allowed_networks = [\"10.0.0.0/33\"]"),
+            "users[0].allowed_networks",
+        ),
+        (
+            "bad denied network",
+            user("denied_networks = [\"lan\"]"),
+            "users[0].denied_networks",
+        ),
+        ("bad expiry", user("expires_at = \"next year\""), "users[0].expires_at"),
+        (
+            "bad network rate",
+            user("[[users.network_rates]]\nnetwork = \"10.0.0.0/8\"\nupload_rate = 0"),
+            "users[0].network_rates[0].upload_rate",
+        ),
         (
             "bad transfer type",
             "[features]\ndefault_transfer_type = \"ebcdic\"\n".into(),

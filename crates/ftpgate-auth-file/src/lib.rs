@@ -41,6 +41,8 @@ pub struct UserEntry {
     pub tls_required: bool,
     /// Most bytes the user's files may take.
     pub quota_bytes: Option<u64>,
+    /// Bandwidth, sessions, networks and validity.
+    pub limits: ftpgate_core::UserLimits,
 }
 
 impl UserEntry {
@@ -59,6 +61,7 @@ impl UserEntry {
             permissions: PermissionMap::uniform(permissions),
             tls_required: false,
             quota_bytes: None,
+            limits: Default::default(),
         }
     }
 }
@@ -352,6 +355,7 @@ impl Authenticator for FileAuthenticator {
                     permissions: anon.permissions.clone(),
                     tls_required: false,
                     quota_bytes: None,
+                    limits: Default::default(),
                 });
             }
         }
@@ -378,6 +382,7 @@ impl Authenticator for FileAuthenticator {
                 permissions: entry.permissions,
                 tls_required: entry.tls_required,
                 quota_bytes: entry.quota_bytes,
+                limits: entry.limits,
             }),
             _ => Err(AuthError::InvalidCredentials),
         }
@@ -390,14 +395,7 @@ mod tests {
     use ftpgate_core::Permissions;
 
     fn user(name: &str, hash: String) -> UserEntry {
-        UserEntry {
-            name: name.into(),
-            password_hash: hash,
-            home: "/tmp".into(),
-            permissions: PermissionMap::uniform(Permissions::ALL),
-            tls_required: false,
-            quota_bytes: None,
-        }
+        UserEntry::new(name, hash, "/tmp", Permissions::ALL)
     }
 
     #[tokio::test]

@@ -13,8 +13,8 @@ use async_trait::async_trait;
 use ftpgate::Server;
 use ftpgate_core::{
     AuthError, Authenticator, DirEntry, EntryStream, ErrorKind, FileKind, Metadata, Password,
-    PermissionMap, Permissions, ReadStream, Storage, StorageError, StorageFactory, Upload, User,
-    VirtualPath, WriteStart,
+    Permissions, ReadStream, Storage, StorageError, StorageFactory, Upload, User, VirtualPath,
+    WriteStart,
 };
 
 #[derive(Debug, Clone)]
@@ -320,13 +320,7 @@ impl Authenticator for AnyName {
         if password.expose() != "memory" {
             return Err(AuthError::InvalidCredentials);
         }
-        Ok(User {
-            name: username.to_string(),
-            home: String::new(),
-            permissions: PermissionMap::uniform(Permissions::ALL),
-            tls_required: false,
-            quota_bytes: None,
-        })
+        Ok(User::new(username, "", Permissions::ALL))
     }
 }
 

@@ -460,6 +460,7 @@ fn host_selects_a_virtual_host_with_its_own_users_and_root() {
             permissions: ftpgate::core::PermissionMap::uniform(ftpgate::core::Permissions::ALL),
             tls_required: false,
             quota_bytes: None,
+            limits: Default::default(),
         }],
         None,
     )
