@@ -5,12 +5,13 @@
 //! hash for the config; `ftpgate completions SHELL` and `ftpgate man` print shell completions
 //! and the manual page.
 //! hash for the config; `ftpgate status` and `ftpgate healthcheck` ask a running server's admin
-//! listener.
+//! listener; `ftpgate import cos-ftp FILE` turns another server's config into one.
 
 mod admin;
 mod config;
 mod events;
 mod hooks;
+mod import;
 mod logging;
 mod metrics;
 mod settings;
@@ -85,6 +86,10 @@ enum Command {
         #[arg(long)]
         ready: bool,
     },
+    /// Turn another FTP server's configuration into an ftpgate config (checked as
+    /// check-config would; nothing is written if the input has a problem).
+    #[command(subcommand)]
+    Import(ImportCommand),
 }
 
 /// Where the admin listener is, for `status` and `healthcheck`.
@@ -137,6 +142,23 @@ impl AdminArgs {
             token,
         ))
     }
+}
+
+#[derive(Subcommand, Debug)]
+enum ImportCommand {
+    /// Tencent COS FTP Server's conf/vsftpd.conf (INI): prints the TOML, or writes it to -o.
+    CosFtp {
+        /// The COS FTP Server config file.
+        file: PathBuf,
+        /// Write the config here instead of standard output.
+        #[arg(short = 'o', long, value_name = "OUT")]
+        output: Option<PathBuf>,
+        /// Reach the bucket through the S3 API at this URL (type = "s3"; e.g. COS's
+        /// S3-compatible https://cos.REGION.myqcloud.com, which allows resumable uploads)
+        /// instead of COS's native API.
+        #[arg(long, value_name = "URL")]
+        s3_endpoint: Option<String>,
+    },
 }
 
 #[derive(clap::Args, Debug)]
@@ -309,6 +331,15 @@ fn run(cli: Cli) -> Result<()> {
             println!("{}", body.trim());
             Ok(())
         }
+        Command::Import(ImportCommand::CosFtp {
+            file,
+            output,
+            s3_endpoint,
+        }) => import::cos_ftp(
+            &file,
+            output.as_deref(),
+            &import::ImportOptions { s3_endpoint },
+        ),
     }
 }
 

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Result, anyhow, bail};
 use ftpgate_core::{Storage, StorageError, StorageErrorKind, StorageFactory, User};
+use ftpgate_storage_dal::DalStorageFactory;
 use ftpgate_storage_fs::{Durability, FsStorageFactory};
 use ftpgate_storage_object::ObjectStorageFactory;
 use tracing::{info, warn};
@@ -21,6 +22,8 @@ pub(crate) struct Backend {
     s3: Option<S3Store>,
     /// The Azure, GCS or COS store of `type = "azure" | "gcs" | "cos"`.
     native: Option<Arc<ObjectStorageFactory>>,
+    /// The OpenDAL service of `type = "webdav" | "opendal"`.
+    dal: Option<Arc<DalStorageFactory>>,
 }
 
 /// An S3 store and the age at which its abandoned partial uploads are aborted.
@@ -68,8 +71,44 @@ impl Backend {
             }
             None => None,
         };
+        let dal_config = match section.kind {
+            StorageKind::Webdav => Some(
+                section
+                    .webdav
+                    .as_ref()
+                    .ok_or_else(|| {
+                        anyhow!("{key}: type = \"webdav\" needs a [{key}.webdav] section")
+                    })?
+                    .to_config(&format!("{key}.webdav"))?,
+            ),
+            StorageKind::Opendal => Some(
+                section
+                    .opendal
+                    .as_ref()
+                    .ok_or_else(|| {
+                        anyhow!("{key}: type = \"opendal\" needs a [{key}.opendal] section")
+                    })?
+                    .to_config(&format!("{key}.opendal"))?,
+            ),
+            _ => None,
+        };
+        if dal_config.is_some() && section.keep_partial_uploads {
+            bail!(
+                "{key}: keep_partial_uploads is for S3 multipart uploads; WebDAV and OpenDAL services resume by rewriting through a temporary file"
+            );
+        }
+        let dal = match dal_config {
+            Some(config) => Some(Arc::new(
+                DalStorageFactory::new(&config)
+                    .map_err(|e| anyhow!("{key}: {e}"))?
+                    .ignore_set_mode(ignore_chmod),
+            )),
+            None => None,
+        };
         let native_config = match section.kind {
-            StorageKind::Local | StorageKind::S3 => None,
+            StorageKind::Local | StorageKind::S3 | StorageKind::Webdav | StorageKind::Opendal => {
+                None
+            }
             StorageKind::Azure => Some(
                 section
                     .azure
@@ -116,6 +155,7 @@ impl Backend {
             local,
             s3,
             native,
+            dal,
         })
     }
 
@@ -139,6 +179,11 @@ impl Backend {
                 .native
                 .as_ref()
                 .ok_or_else(|| missing("no object store section"))?
+                .open(user),
+            StorageKind::Webdav | StorageKind::Opendal => self
+                .dal
+                .as_ref()
+                .ok_or_else(|| missing("no WebDAV or OpenDAL section"))?
                 .open(user),
         }
     }

@@ -31,6 +31,8 @@ fn run(dir: &Path, args: &[&str]) -> Output {
         "AZURE_STORAGE_ACCOUNT",
         "AZURE_STORAGE_KEY",
         "AZURE_STORAGE_SAS_TOKEN",
+        "FTPGATE_WEBDAV_PASSWORD",
+        "FTPGATE_WEBDAV_TOKEN",
     ] {
         cmd.env_remove(var);
     }
@@ -245,6 +247,45 @@ fn serve_refuses_every_config_check_config_refuses_with_the_same_error() {
             "hook with no concurrency",
             "[[hooks]]\nevents = [\"upload\"]\ncommand = [\"/bin/true\"]\nmax_concurrent = 0\n".into(),
             "hooks[0].max_concurrent",
+        ),
+        (
+            "webdav storage without its section",
+            "[storage]\ntype = \"webdav\"\n".into(),
+            "storage: type = \"webdav\" needs a [storage.webdav] section",
+        ),
+        (
+            "webdav endpoint that is not http",
+            "[storage]\ntype = \"webdav\"\n[storage.webdav]\nendpoint = \"ftp://127.0.0.1/\"\n"
+                .into(),
+            "storage.webdav.endpoint",
+        ),
+        (
+            "webdav user without a password",
+            "[storage]\ntype = \"webdav\"\n[storage.webdav]\nendpoint = \"http://127.0.0.1:1\"\nusername = \"u\"\n"
+                .into(),
+            "storage.webdav: username needs a password",
+        ),
+        (
+            "webdav basic and bearer together",
+            "[storage]\ntype = \"webdav\"\n[storage.webdav]\nendpoint = \"http://127.0.0.1:1\"\nusername = \"u\"\npassword = \"p\"\ntoken = \"t\"\n"
+                .into(),
+            "not both",
+        ),
+        (
+            "webdav with kept partial uploads",
+            "[storage]\ntype = \"webdav\"\nkeep_partial_uploads = true\n[storage.webdav]\nendpoint = \"http://127.0.0.1:1\"\n"
+                .into(),
+            "keep_partial_uploads",
+        ),
+        (
+            "an OpenDAL service not compiled in",
+            "[storage]\ntype = \"opendal\"\n[storage.opendal]\nscheme = \"nosuch\"\n".into(),
+            "storage.opendal.scheme: \"nosuch\" is not compiled into this ftpgate",
+        ),
+        (
+            "a bad OpenDAL read chunk",
+            "[storage]\ntype = \"opendal\"\n[storage.opendal]\nscheme = \"fs\"\noptions = { root = \"/tmp\" }\nread_chunk = \"1K\"\n".into(),
+            "storage.opendal.read_chunk must be between 64K and 256M",
         ),
         (
             "run_as an unknown user",

@@ -2,6 +2,7 @@
 //!
 //! - [`garage`]: starts a real single-node Garage S3 server for tests of S3 storage.
 //! - [`azurite`]: starts Azurite, the Azure Blob Storage emulator, for tests of Azure storage.
+//! - [`webdav`]: starts `rclone serve webdav` for tests of WebDAV storage.
 //! - [`storage_suite`](mod@storage_suite): the behaviour every
 //!   [`Storage`](ftpgate_core::Storage) backend must have, as one test per case through the
 //!   [`storage_suite!`] macro.
@@ -15,3 +16,4 @@ pub mod garage;
 #[cfg(feature = "server")]
 pub mod server;
 pub mod storage_suite;
+pub mod webdav;

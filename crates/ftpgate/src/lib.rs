@@ -166,6 +166,9 @@ pub use ftpgate_core::{
 };
 pub use ftpgate_proto as proto;
 pub use ftpgate_proto::{Features, HashAlgorithm, TransferType};
+/// WebDAV and other Apache OpenDAL services (feature `dal`): [`dal::DalStorageFactory`].
+#[cfg(feature = "dal")]
+pub use ftpgate_storage_dal as dal;
 /// Local directories, confined by the kernel beneath each user's home (feature `fs`).
 #[cfg(feature = "fs")]
 pub use ftpgate_storage_fs as fs;

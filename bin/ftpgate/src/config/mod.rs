@@ -6,6 +6,7 @@
 //! together (and builds storage and TLS from them) for every command that reads a config.
 
 mod admin;
+mod dal;
 mod hooks;
 mod log;
 mod server;
@@ -19,6 +20,7 @@ use anyhow::{Context, Result, anyhow};
 use serde::Deserialize;
 
 pub(crate) use admin::{AdminSection, AdminSettings};
+pub(crate) use dal::{OpendalSection, WebdavSection};
 pub(crate) use hooks::{HookSection, PLACEHOLDERS, Piece, ResultFilter, template_pieces};
 pub(crate) use log::{LogFormat, LogSection, Rotate, TransferLogFormat, file_parts, log_filter};
 pub(crate) use server::{FeaturesSection, ServerSection, parse_listen, parse_port_range};

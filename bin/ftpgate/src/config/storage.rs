@@ -58,7 +58,8 @@ macro_rules! apply_tuning {
 pub(crate) struct StorageSection {
     /// "local" (homes are directories; a home written `s3://bucket/prefix` is in S3), "s3"
     /// (every home is a prefix in `[storage.s3]`'s bucket, or an `s3://` URL), or "azure",
-    /// "gcs", "cos" (every home is a prefix in that section's container or bucket).
+    /// "gcs", "cos" (every home is a prefix in that section's container or bucket), "webdav"
+    /// or "opendal" (every home is a folder of that service).
     #[serde(default, rename = "type")]
     pub(crate) kind: StorageKind,
     #[serde(default)]
@@ -75,6 +76,12 @@ pub(crate) struct StorageSection {
     /// Tencent COS (native API).
     #[serde(default)]
     pub(crate) cos: Option<CosSection>,
+    /// A WebDAV server.
+    #[serde(default)]
+    pub(crate) webdav: Option<super::WebdavSection>,
+    /// Another OpenDAL service compiled in.
+    #[serde(default)]
+    pub(crate) opendal: Option<super::OpendalSection>,
     /// "normal", or "strict": 226 only after the file and its directory are fsynced.
     #[serde(default)]
     pub(crate) durability: DurabilitySetting,
@@ -102,6 +109,8 @@ pub(crate) enum StorageKind {
     Azure,
     Gcs,
     Cos,
+    Webdav,
+    Opendal,
 }
 
 impl StorageKind {
@@ -120,12 +129,20 @@ pub(crate) enum DurabilitySetting {
 }
 
 impl StorageSection {
-    /// Makes a relative GCS `credential_path` relative to `base` (see
+    /// Makes a relative GCS `credential_path` (and OpenDAL `fs` root) relative to `base` (see
     /// [`ConfigFile::load`](super::ConfigFile::load)).
     pub(super) fn resolve_paths(&mut self, base: &Path) {
         if let Some(path) = self.gcs.as_mut().and_then(|g| g.credential_path.as_mut()) {
             if Path::new(path.as_str()).is_relative() {
                 *path = base.join(&*path).to_string_lossy().into_owned();
+            }
+        }
+        // OpenDAL's `fs` root, like a local home, is taken from the file's folder.
+        if let Some(section) = self.opendal.as_mut().filter(|o| o.scheme == "fs") {
+            if let Some(root) = section.options.get_mut("root") {
+                if Path::new(root.as_str()).is_relative() {
+                    *root = base.join(&*root).to_string_lossy().into_owned();
+                }
             }
         }
     }
