@@ -14,10 +14,11 @@ pub use async_trait::async_trait;
 pub mod auth;
 pub mod storage;
 
-pub use auth::{AuthError, Authenticator, User};
+pub use auth::{AuthChain, AuthError, Authenticator, LoginRequest, User};
 pub use ftpgate_proto::{
     DirEntry, ErrorKind, FileKind, Metadata, Password, PermissionMap, Permissions, VirtualPath,
 };
+pub use rustls_pki_types::CertificateDer;
 pub use storage::{
     Capabilities, EntryStream, Facts, HashAlgorithm, ReadStream, Storage, StorageError,
     StorageFactory, Upload, WriteStart, error_kind_of,

@@ -42,8 +42,8 @@ mod tls;
 mod transfers;
 
 pub use contract::{
-    DataEndpoint, FileOp, SessionUser, StartInfo, Step, StorageOp, StorageOutcome, TransferKind,
-    TransferOutcome, TransferPlan, UploadLimit, WriteStart,
+    DataEndpoint, FileOp, LoginFailure, SessionUser, StartInfo, Step, StorageOp, StorageOutcome,
+    TransferKind, TransferOutcome, TransferPlan, UploadLimit, WriteStart,
 };
 
 use std::net::SocketAddr;

@@ -3,18 +3,20 @@
 
 use std::io;
 
+use ftpgate_core::{AuthError, LoginRequest};
 use ftpgate_proto::Step;
 use ftpgate_proto::hostport::canonical;
-use ftpgate_proto::session::SessionUser;
+use ftpgate_proto::session::{LoginFailure, SessionUser};
 use tracing::{error, info, info_span, warn};
 
 use super::Control;
 use crate::events::Event;
 
 impl Control {
-    /// USER/PASS: authenticates, then tells the login guard (a failure waits its delay, and
+    /// USER/PASS: authenticates, then tells the login guard (a rejection waits its delay, and
     /// may ban the address: the session's reply and its closing reply go out, and nothing is
-    /// left to perform).
+    /// left to perform). An authenticator that could not decide is no rejection: the guard
+    /// is not told, and the session closes with 421.
     pub(super) async fn login(
         &mut self,
         user: &str,
@@ -22,35 +24,37 @@ impl Control {
     ) -> io::Result<Step> {
         let result = self.authenticate(user, password).await;
         let ip = canonical(self.peer.ip());
-        Ok(if result.is_ok() {
-            self.ctx.login_guard.success(ip);
-            let step = self.session.handle_auth_result(result);
-            if let Some(user) = self.session.user_name() {
-                self.login_span = info_span!("login", user);
-            }
-            step
-        } else {
-            let decision = self.ctx.login_guard.failure(ip, std::time::Instant::now());
-            tokio::time::sleep(decision.delay).await;
-            let step = self.session.handle_auth_result(result);
-            if decision.banned {
-                warn!("address banned after repeated failed logins");
-                if let Step::Reply(reply) = step {
-                    self.send(&[reply]).await?;
+        Ok(
+            if matches!(result, Ok(_) | Err(LoginFailure::Unavailable)) {
+                self.ctx.login_guard.success(ip);
+                let step = self.session.handle_auth_result(result);
+                if let Some(user) = self.session.user_name() {
+                    self.login_span = info_span!("login", user);
                 }
-                let reply = self.session.handle_ban();
-                self.send(&[reply]).await?;
-                return Ok(Step::Nothing);
-            }
-            step
-        })
+                step
+            } else {
+                let decision = self.ctx.login_guard.failure(ip, std::time::Instant::now());
+                tokio::time::sleep(decision.delay).await;
+                let step = self.session.handle_auth_result(result);
+                if decision.banned {
+                    warn!("address banned after repeated failed logins");
+                    if let Step::Reply(reply) = step {
+                        self.send(&[reply]).await?;
+                    }
+                    let reply = self.session.handle_ban();
+                    self.send(&[reply]).await?;
+                    return Ok(Step::Nothing);
+                }
+                step
+            },
+        )
     }
 
     async fn authenticate(
         &mut self,
         user: &str,
         password: &ftpgate_proto::Password,
-    ) -> Result<SessionUser, ()> {
+    ) -> Result<SessionUser, LoginFailure> {
         // A login takes the users and settings in force now (a reload may have come since
         // the connection was made), and keeps them.
         self.live = self.ctx.live.load_full();
@@ -59,7 +63,7 @@ impl Control {
                 Some(current) => *host = current.clone(),
                 None => {
                     warn!(user, host = %name, "login failed: the virtual host was removed by a reload");
-                    return Err(());
+                    return Err(LoginFailure::Rejected);
                 }
             }
         }
@@ -67,7 +71,15 @@ impl Control {
             Some((name, host)) => (host.auth.clone(), host.storage.clone(), name.as_str()),
             None => (self.live.auth.clone(), self.live.storage.clone(), ""),
         };
-        match auth.authenticate(user, password).await {
+        let request = LoginRequest::new(user, password)
+            .with_addresses(self.peer, self.local)
+            .with_tls(
+                matches!(self.stream, crate::tls::Stream::Tls(_)),
+                &self.client_certificates,
+            )
+            .with_host(self.host.as_ref().map(|(name, _)| name.as_str()))
+            .with_session_id(self.session_id);
+        match auth.authenticate(&request).await {
             Ok(found) => match storage.open(&found) {
                 Ok(storage) => {
                     info!(user = found.name.as_str(), "login");
@@ -94,9 +106,13 @@ impl Control {
                 }
                 Err(e) => {
                     error!(user = found.name.as_str(), home = found.home.as_str(), error = %e, "cannot open the user's home");
-                    Err(())
+                    Err(LoginFailure::Rejected)
                 }
             },
+            Err(AuthError::Unavailable(why)) => {
+                error!(user, reason = %why, "login not decided: the authenticator is unavailable");
+                Err(LoginFailure::Unavailable)
+            }
             Err(e) => {
                 warn!(user, reason = %e, "login failed");
                 let client = self.peer.ip();
@@ -104,7 +120,7 @@ impl Control {
                     user: user.to_string(),
                     client,
                 });
-                Err(())
+                Err(LoginFailure::Rejected)
             }
         }
     }

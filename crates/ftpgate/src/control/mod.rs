@@ -94,7 +94,15 @@ struct Control {
     login_span: Span,
     /// The storage error behind the current command's failure, for its log line.
     op_error: Option<StorageError>,
+    /// This connection's number, given to the authenticator.
+    session_id: u64,
+    /// The certificate chain the client presented in the TLS handshake, if any (verified
+    /// against the client CA by the TLS layer).
+    client_certificates: Vec<rustls_pki_types::CertificateDer<'static>>,
 }
+
+/// The number of the next connection: unique since the process started.
+static NEXT_SESSION_ID: AtomicU64 = AtomicU64::new(1);
 
 enum Wake {
     Read(io::Result<usize>),
@@ -191,6 +199,8 @@ pub(crate) async fn run(
             host: None,
             login_span: Span::none(),
             op_error: None,
+            session_id: NEXT_SESSION_ID.fetch_add(1, Ordering::Relaxed),
+            client_certificates: Vec::new(),
         };
         if implicit_tls {
             if let Err(e) = control.upgrade_tls(true).await {

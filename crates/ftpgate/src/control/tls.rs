@@ -46,6 +46,12 @@ impl Control {
             .await
             .inspect_err(|e| warn!(error = %e, "TLS handshake failed"))?;
         info!(tls = %tls::describe(&stream), "control connection secured");
+        self.client_certificates = stream
+            .get_ref()
+            .1
+            .peer_certificates()
+            .map(<[_]>::to_vec)
+            .unwrap_or_default();
         if let Some(user) = self.session.user_name() {
             tls.logged_in(user);
         }
