@@ -24,15 +24,18 @@ impl Control {
     ) -> io::Result<Step> {
         let result = self.authenticate(user, password).await;
         let ip = canonical(self.peer.ip());
-        Ok(
-            if matches!(result, Ok(_) | Err(LoginFailure::Unavailable)) {
+        Ok(match result {
+            Ok(_) => {
                 self.ctx.login_guard.success(ip);
                 let step = self.session.handle_auth_result(result);
                 if let Some(user) = self.session.user_name() {
                     self.login_span = info_span!("login", user);
                 }
                 step
-            } else {
+            }
+            // Neither a failure nor a success: the guard's count for the address stays.
+            Err(LoginFailure::Unavailable) => self.session.handle_auth_result(result),
+            Err(LoginFailure::Rejected) => {
                 let decision = self.ctx.login_guard.failure(ip, std::time::Instant::now());
                 tokio::time::sleep(decision.delay).await;
                 let step = self.session.handle_auth_result(result);
@@ -46,8 +49,8 @@ impl Control {
                     return Ok(Step::Nothing);
                 }
                 step
-            },
-        )
+            }
+        })
     }
 
     async fn authenticate(
