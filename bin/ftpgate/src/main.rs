@@ -4,6 +4,7 @@
 //! `ftpgate check-config FILE` validates a config; `ftpgate hash-password` prints a password
 //! hash for the config.
 
+mod cert_auth;
 mod config;
 mod settings;
 mod storage;
@@ -331,11 +332,7 @@ impl QuickStart {
 /// and the cleanup tasks of its object stores.
 fn engine_server(settings: Settings) -> (Server, Vec<tokio::task::JoinHandle<()>>) {
     let mut cleanups = settings.backends.spawn_cleanup();
-    let mut server = Server::new(
-        settings.server,
-        Arc::new(settings.auth),
-        Arc::new(settings.backends),
-    );
+    let mut server = Server::new(settings.server, settings.auth, Arc::new(settings.backends));
     for host in settings.hosts {
         cleanups.extend(host.backends.spawn_cleanup());
         server = server.with_virtual_host(

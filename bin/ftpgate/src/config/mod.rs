@@ -5,6 +5,7 @@
 //! Nothing here depends on the rest of the daemon: [`crate::settings`] puts the sections
 //! together (and builds storage and TLS from them) for every command that reads a config.
 
+mod auth;
 mod log;
 mod server;
 mod storage;
@@ -16,6 +17,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, anyhow};
 use serde::Deserialize;
 
+pub(crate) use auth::{AuthSection, CertPassword, cert_map, check_auth_list, http_authenticator};
 pub(crate) use log::{LogSection, log_filter};
 pub(crate) use server::{FeaturesSection, ServerSection, parse_listen, parse_port_range};
 pub(crate) use storage::{DurabilitySetting, S3Section, SiteChmod, StorageKind, StorageSection};
@@ -31,6 +33,9 @@ pub(crate) use users::{
 pub(crate) struct ConfigFile {
     #[serde(default)]
     pub(crate) server: ServerSection,
+    /// The authenticators asked in turn (`[[users]]` alone without it).
+    #[serde(default)]
+    pub(crate) auth: Vec<AuthSection>,
     #[serde(default)]
     pub(crate) users: Vec<UserSection>,
     #[serde(default)]
