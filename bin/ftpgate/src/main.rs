@@ -2,13 +2,18 @@
 //!
 //! `ftpgate serve` runs the server from a TOML config and/or quick-start flags;
 //! `ftpgate check-config FILE` validates a config; `ftpgate hash-password` prints a password
-//! hash for the config.
+//! hash for the config; `ftpgate completions SHELL` and `ftpgate man` print shell completions
+//! and the manual page.
 
 mod cert_auth;
 mod config;
+mod events;
+mod hooks;
+mod logging;
 mod settings;
 mod storage;
 mod tls;
+mod transfer_log;
 
 use std::io::{BufRead, IsTerminal};
 use std::path::{Path, PathBuf};
@@ -16,7 +21,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use ftpgate::{CancellationToken, ReloadHandle, Server, VirtualHost};
 use ftpgate_auth_file::{UserEntry, hash_password};
 use ftpgate_core::{PermissionMap, Permissions};
@@ -53,29 +58,41 @@ enum Command {
         #[arg(long, env = "FTPGATE_PASSWORD", hide_env_values = true)]
         password: Option<String>,
     },
+    /// Print a shell completion script: `ftpgate completions bash > /etc/bash_completion.d/ftpgate`.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff): `ftpgate man | man -l -`.
+    Man,
 }
 
 #[derive(clap::Args, Debug)]
 struct ServeArgs {
     /// TOML config file. Flags below override it.
-    #[arg(long, short = 'c', value_name = "FILE")]
+    #[arg(long, short = 'c', value_name = "FILE", env = "FTPGATE_CONFIG")]
     config: Option<PathBuf>,
     /// Directory to serve for the quick-start user (created if missing; default ./data), or an
     /// S3 bucket and prefix as s3://BUCKET/PREFIX (with --s3-endpoint; credentials from
     /// AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY).
-    #[arg(long, value_name = "DIR|s3://BUCKET/PREFIX")]
+    #[arg(long, value_name = "DIR|s3://BUCKET/PREFIX", env = "FTPGATE_ROOT")]
     root: Option<String>,
     /// S3 endpoint URL for an s3:// root, e.g. http://127.0.0.1:3900.
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", env = "FTPGATE_S3_ENDPOINT")]
     s3_endpoint: Option<String>,
     /// S3 region for an s3:// root (default us-east-1).
-    #[arg(long, value_name = "REGION")]
+    #[arg(long, value_name = "REGION", env = "FTPGATE_S3_REGION")]
     s3_region: Option<String>,
     /// Address to listen on, e.g. 0.0.0.0:21 or [::]:21; repeat for several (default 127.0.0.1:2121).
-    #[arg(long, value_name = "ADDR:PORT")]
+    #[arg(
+        long,
+        value_name = "ADDR:PORT",
+        env = "FTPGATE_LISTEN",
+        value_delimiter = ','
+    )]
     listen: Vec<String>,
     /// Quick-start user name (default "ftpgate").
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", env = "FTPGATE_USER")]
     user: Option<String>,
     /// Quick-start user's password (default: generated and printed).
     #[arg(
@@ -86,32 +103,47 @@ struct ServeArgs {
     )]
     password: Option<String>,
     /// Quick-start user's permissions, as pyftpdlib's letters elradfmwMT (default: all).
-    #[arg(long, value_name = "LETTERS")]
+    #[arg(long, value_name = "LETTERS", env = "FTPGATE_PERMISSIONS")]
     permissions: Option<String>,
     /// Port range for passive data connections, e.g. 50000-50100.
-    #[arg(long, value_name = "LO-HI")]
+    #[arg(long, value_name = "LO-HI", env = "FTPGATE_PASSIVE_PORTS")]
     passive_ports: Option<String>,
     /// Address announced in PASV replies (IPv4 or host name), for servers behind NAT.
-    #[arg(long, value_name = "HOST")]
+    #[arg(long, value_name = "HOST", env = "FTPGATE_PUBLIC_HOST")]
     public_host: Option<String>,
     /// PEM certificate chain for FTPS (AUTH TLS on the plain listeners); reloaded on SIGHUP.
-    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "tls_key",
+        env = "FTPGATE_TLS_CERT"
+    )]
     tls_cert: Option<PathBuf>,
     /// PEM private key for --tls-cert.
-    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "tls_cert",
+        env = "FTPGATE_TLS_KEY"
+    )]
     tls_key: Option<PathBuf>,
     /// Generate a self-signed certificate at start (its fingerprint is printed).
-    #[arg(long, conflicts_with = "tls_cert")]
+    #[arg(long, conflicts_with = "tls_cert", env = "FTPGATE_TLS_SELF_SIGNED")]
     tls_self_signed: bool,
     /// Also listen for implicit FTPS (TLS from the first byte), e.g. 0.0.0.0:990; repeatable.
-    #[arg(long, value_name = "ADDR:PORT")]
+    #[arg(
+        long,
+        value_name = "ADDR:PORT",
+        env = "FTPGATE_IMPLICIT_LISTEN",
+        value_delimiter = ','
+    )]
     implicit_listen: Vec<String>,
     /// Require TLS: USER before AUTH TLS gets 530, transfers without PROT P get 521.
-    #[arg(long)]
+    #[arg(long, env = "FTPGATE_TLS_REQUIRED")]
     tls_required: bool,
     /// Log level: error, warn, info, debug, trace or off (any case; err, warning, information
     /// too), or TARGET=LEVEL directives such as ftpgate=debug,info; RUST_LOG overrides it.
-    #[arg(long, value_name = "LEVEL")]
+    #[arg(long, value_name = "LEVEL", env = "FTPGATE_LOG_LEVEL")]
     log_level: Option<String>,
 }
 
@@ -158,6 +190,19 @@ fn run(cli: Cli) -> Result<()> {
             println!("{}", hash_password(&password));
             Ok(())
         }
+        Command::Completions { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "ftpgate",
+                &mut std::io::stdout(),
+            );
+            Ok(())
+        }
+        Command::Man => {
+            clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout())?;
+            Ok(())
+        }
     }
 }
 
@@ -173,23 +218,6 @@ fn build_settings(
         Some(path) => settings.with_context(|| format!("invalid config {}", path.display())),
         None => settings,
     }
-}
-
-/// Logs to standard error through `filter` (the config's `log.level`); RUST_LOG, when set,
-/// replaces it.
-fn init_logging(filter: tracing_subscriber::EnvFilter) -> Result<()> {
-    let filter = match std::env::var("RUST_LOG") {
-        Ok(env) if !env.is_empty() => {
-            tracing_subscriber::EnvFilter::try_new(env).context("RUST_LOG")?
-        }
-        _ => filter,
-    };
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
-    Ok(())
 }
 
 /// Puts the command-line flags that override the config file into `file` (again on each
@@ -322,6 +350,7 @@ impl QuickStart {
                 permissions: PermissionMap::uniform(permissions),
                 tls_required: false,
                 quota_bytes: None,
+                limits: Default::default(),
             },
             s3: s3_section,
         }))
@@ -356,7 +385,7 @@ fn serve(args: ServeArgs) -> Result<()> {
     let quick = QuickStart::from_flags(&args, &file)?;
     apply_flags(&args, quick.as_ref(), &mut file)?;
     let mut settings = build_settings(args.config.as_deref(), &file, quick.as_ref())?;
-    init_logging(std::mem::take(&mut settings.log_filter))?;
+    let logging = logging::init(&file.log, std::mem::take(&mut settings.log_filter))?;
     for line in quick.iter().flat_map(|q| &q.announcement) {
         println!("{line}");
     }
@@ -392,6 +421,7 @@ fn serve(args: ServeArgs) -> Result<()> {
     let started = std::time::SystemTime::now() - std::time::Duration::from_millis(50);
     let homes = std::mem::take(&mut settings.homes);
     let run_as = file.server.run_as.clone();
+    let log_reopener = logging.reopener();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -407,7 +437,22 @@ fn serve(args: ServeArgs) -> Result<()> {
         };
         let (server, cleanups) = engine_server(settings);
         reloader.cleanups = cleanups;
-        let server = server.bind().await?;
+        let transfer_log = match &reloader.started.log.transfer_log {
+            Some(path) => Some(
+                transfer_log::TransferLog::start(path.clone(), reloader.started.log.transfer_log_format)
+                    .with_context(|| format!("log.transfer_log: cannot open {}", path.display()))?,
+            ),
+            None => None,
+        };
+        let hooks = hooks::Hooks::start(&reloader.started.hooks)?;
+        let reopen = Reopen {
+            logging: log_reopener,
+            transfer_log: transfer_log.clone(),
+        };
+        let server = server
+            .with_events(Arc::new(events::DaemonEvents { transfer_log, hooks }))
+            .bind()
+            .await?;
         reloader.handle = Some(server.reload_handle());
         if let Some(user) = &run_as {
             drop_privileges(user)?;
@@ -440,7 +485,7 @@ fn serve(args: ServeArgs) -> Result<()> {
             info!(%addr, "listening (implicit FTPS)");
         }
         let shutdown = CancellationToken::new();
-        tokio::spawn(wait_for_signal(signals, shutdown.clone(), certs, reloader));
+        tokio::spawn(wait_for_signal(signals, shutdown.clone(), certs, reloader, reopen));
         server.run(shutdown).await;
         Ok(())
     })
@@ -494,8 +539,11 @@ impl Reloader {
         if file.tls != self.started.tls {
             restart.push("tls");
         }
-        if file.log.level != self.started.log.level {
-            restart.push("log.level");
+        if file.log != self.started.log {
+            restart.push("log");
+        }
+        if file.hooks != self.started.hooks {
+            restart.push("hooks");
         }
         if file.server.run_as != self.started.server.run_as {
             restart.push("server.run_as");
@@ -539,6 +587,7 @@ async fn wait_for_signal(
     shutdown: CancellationToken,
     certs: Option<Arc<tls::CertificateStore>>,
     mut reloader: Reloader,
+    reopen: Reopen,
 ) {
     let Some(Signals {
         mut term,
@@ -554,6 +603,7 @@ async fn wait_for_signal(
             _ = term.recv() => { info!("SIGTERM received"); break; }
             _ = int.recv() => { info!("SIGINT received"); break; }
             _ = hup.recv() => {
+                reopen.reopen();
                 match certs.as_ref().map(|c| c.reload()) {
                     Some(Ok(true)) => info!(fingerprint = %certs.as_ref().map(|c| c.fingerprint()).unwrap_or_default(), "SIGHUP: TLS certificate reloaded"),
                     Some(Ok(false)) => info!("SIGHUP: the self-signed certificate is kept"),
@@ -567,6 +617,23 @@ async fn wait_for_signal(
         }
     }
     shutdown.cancel();
+}
+
+/// The log files SIGHUP reopens (after logrotate moved them away, say).
+struct Reopen {
+    logging: logging::LogReopener,
+    transfer_log: Option<Arc<transfer_log::TransferLog>>,
+}
+
+impl Reopen {
+    fn reopen(&self) {
+        if let Err(e) = self.logging.reopen() {
+            error!(error = %e, "SIGHUP: cannot reopen the log file; writing to the old one");
+        }
+        if let Some(log) = &self.transfer_log {
+            log.reopen();
+        }
+    }
 }
 
 /// Switches the whole process to an unprivileged user (after the listen ports are bound), and

@@ -62,6 +62,10 @@ impl Settings {
     /// made in memory).
     pub(crate) fn build(file: &ConfigFile, extra_user: Option<&UserEntry>) -> Result<Settings> {
         let log_filter = log_filter(&file.log.level).context("log.level")?;
+        file.log.check()?;
+        for (i, hook) in file.hooks.iter().enumerate() {
+            hook.check(&format!("hooks[{i}]"))?;
+        }
         let mut server = file.server.to_server_config()?;
         file.features.apply(&mut server)?;
         let max_file_size = server.max_file_size;

@@ -158,6 +158,25 @@ fn serve_refuses_every_config_check_config_refuses_with_the_same_error() {
             ),
             "hosts[0].users[0].quota",
         ),
+        ("zero upload rate", user("upload_rate = 0"), "users[0].upload_rate"),
+        ("bad download rate", user("download_rate = \"fast\""), "users[0].download_rate"),
+        ("zero sessions", user("max_sessions = 0"), "users[0].max_sessions"),
+        (
+            "bad allowed network",
+            user("allowed_networks = [\"10.0.0.0/33\"]"),
+            "users[0].allowed_networks",
+        ),
+        (
+            "bad denied network",
+            user("denied_networks = [\"lan\"]"),
+            "users[0].denied_networks",
+        ),
+        ("bad expiry", user("expires_at = \"next year\""), "users[0].expires_at"),
+        (
+            "bad network rate",
+            user("[[users.network_rates]]\nnetwork = \"10.0.0.0/8\"\nupload_rate = 0"),
+            "users[0].network_rates[0].upload_rate",
+        ),
         (
             "bad transfer type",
             "[features]\ndefault_transfer_type = \"ebcdic\"\n".into(),
@@ -249,6 +268,46 @@ fn serve_refuses_every_config_check_config_refuses_with_the_same_error() {
             "a certificate [[auth]] requiring a password nobody checks",
             "[tls]\nself_signed = true\nclient_ca = \"/dev/null\"\n\n[[auth]]\ntype = \"certificate\"\nmap = \"cn\"\npassword = \"required\"\n".into(),
             "auth[0].password",
+        ),
+        (
+            "unknown log format",
+            "[log]\nformat = \"xml\"\n".into(),
+            "unknown variant `xml`",
+        ),
+        (
+            "log rotation without a file",
+            "[log]\nrotate = \"daily\"\n".into(),
+            "log.rotate: rotation needs log.file",
+        ),
+        (
+            "a transfer log the rotated log would prune",
+            "[log]\nfile = \"/tmp/ftpgate.log\"\nrotate = \"daily\"\ntransfer_log = \"/tmp/ftpgate-xfer.log\"\n".into(),
+            "log.transfer_log: \"ftpgate-xfer.log\" would be pruned",
+        ),
+        (
+            "unknown hook event",
+            "[[hooks]]\nevents = [\"uploaded\"]\ncommand = [\"/bin/true\"]\n".into(),
+            "hooks[0].events: unknown event \"uploaded\"",
+        ),
+        (
+            "hook with both a command and a url",
+            "[[hooks]]\nevents = [\"upload\"]\ncommand = [\"/bin/true\"]\nurl = \"http://127.0.0.1:1/\"\n".into(),
+            "hooks[0]: give command or url, not both",
+        ),
+        (
+            "hook with an unknown placeholder",
+            "[[hooks]]\nevents = [\"upload\"]\ncommand = [\"/bin/echo\", \"{file}\"]\n".into(),
+            "hooks[0].command: unknown placeholder {file}",
+        ),
+        (
+            "hook with a bad url",
+            "[[hooks]]\nevents = [\"upload\"]\nurl = \"ftp://127.0.0.1/\"\n".into(),
+            "hooks[0].url",
+        ),
+        (
+            "hook with no concurrency",
+            "[[hooks]]\nevents = [\"upload\"]\ncommand = [\"/bin/true\"]\nmax_concurrent = 0\n".into(),
+            "hooks[0].max_concurrent",
         ),
         (
             "run_as an unknown user",

@@ -41,6 +41,8 @@ pub struct UserEntry {
     pub tls_required: bool,
     /// Most bytes the user's files may take.
     pub quota_bytes: Option<u64>,
+    /// Bandwidth, sessions, networks and validity.
+    pub limits: ftpgate_core::UserLimits,
 }
 
 impl UserEntry {
@@ -59,6 +61,7 @@ impl UserEntry {
             permissions: PermissionMap::uniform(permissions),
             tls_required: false,
             quota_bytes: None,
+            limits: Default::default(),
         }
     }
 }
@@ -353,6 +356,7 @@ impl Authenticator for FileAuthenticator {
                     permissions: anon.permissions.clone(),
                     tls_required: false,
                     quota_bytes: None,
+                    limits: Default::default(),
                 });
             }
         }
@@ -379,6 +383,7 @@ impl Authenticator for FileAuthenticator {
                 permissions: entry.permissions,
                 tls_required: entry.tls_required,
                 quota_bytes: entry.quota_bytes,
+                limits: entry.limits,
             }),
             (Some(_), false) => Err(AuthError::InvalidCredentials),
             // After the same work as a wrong password: the client sees no difference.
@@ -398,14 +403,7 @@ mod tests {
     }
 
     fn user(name: &str, hash: String) -> UserEntry {
-        UserEntry {
-            name: name.into(),
-            password_hash: hash,
-            home: "/tmp".into(),
-            permissions: PermissionMap::uniform(Permissions::ALL),
-            tls_required: false,
-            quota_bytes: None,
-        }
+        UserEntry::new(name, hash, "/tmp", Permissions::ALL)
     }
 
     #[tokio::test]

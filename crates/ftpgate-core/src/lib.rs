@@ -14,7 +14,7 @@ pub use async_trait::async_trait;
 pub mod auth;
 pub mod storage;
 
-pub use auth::{AuthChain, AuthError, Authenticator, LoginRequest, User};
+pub use auth::{AuthChain, AuthError, Authenticator, LoginRequest, NetworkRate, User, UserLimits};
 pub use ftpgate_proto::{
     DirEntry, ErrorKind, FileKind, Metadata, Password, PermissionMap, Permissions, VirtualPath,
 };

@@ -174,6 +174,12 @@ pub trait Storage: Send + Sync + 'static {
         }
     }
 
+    /// A short name of the kind of storage (`fs`, `s3`, `azure`…), for logs and events.
+    /// The default, `custom`, suits a backend that has no better name.
+    fn backend_name(&self) -> &'static str {
+        "custom"
+    }
+
     /// Bytes available for new files in `dir` (AVBL, and ALLO's check).
     async fn available_bytes(&self, dir: &VirtualPath) -> Result<u64, StorageError> {
         let _ = dir;

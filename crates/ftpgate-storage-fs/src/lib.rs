@@ -296,6 +296,10 @@ fn du(dir: &Dir) -> io::Result<u64> {
 
 #[async_trait]
 impl Storage for FsStorage {
+    fn backend_name(&self) -> &'static str {
+        "fs"
+    }
+
     async fn metadata(&self, path: &VirtualPath) -> Result<Metadata, StorageError> {
         on_name(|| self.root.metadata(rel(path)).map(|m| to_metadata(&m)))
     }

@@ -155,6 +155,7 @@ impl ObjectStorageFactory {
             multipart: store.multipart(),
             store,
             store_name: format!("{}://{bucket}", self.connector.scheme()).into(),
+            scheme: self.connector.scheme(),
             root: prefix,
             settings: self.settings.clone(),
         })
@@ -178,7 +179,10 @@ impl ObjectStorageFactory {
                 client
                     .abort_multipart(&upload.key, &upload.upload_id)
                     .await?;
-                info!(key = ?upload.key, "aborted an abandoned partial upload");
+                info!(
+                    key = upload.key.as_str(),
+                    "aborted an abandoned partial upload"
+                );
                 removed += 1;
             }
         }

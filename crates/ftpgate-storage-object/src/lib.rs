@@ -72,6 +72,8 @@ pub struct ObjectStorage {
     multipart: Option<Arc<S3Client>>,
     /// `scheme://bucket`, which with a key names an object for the MLSx `unique` fact.
     store_name: Arc<str>,
+    /// The scheme of `store_name` (`s3`, `azure`, `gcs`, `cos`), the backend's name.
+    scheme: &'static str,
     /// The key prefix of the root: "" or ending with '/'.
     root: String,
     settings: Arc<Settings>,
@@ -185,6 +187,10 @@ impl ObjectStorage {
 
 #[async_trait]
 impl Storage for ObjectStorage {
+    fn backend_name(&self) -> &'static str {
+        self.scheme
+    }
+
     async fn metadata(&self, path: &VirtualPath) -> Result<Metadata, StorageError> {
         if path.is_root() {
             return Ok(dir_meta(&self.store_name, &self.root));

@@ -140,7 +140,10 @@ impl MultipartUpload {
         self.parts = old.parts.into_iter().take(kept).collect();
         self.next_part = u16::try_from(kept + 1).unwrap_or(u16::MAX);
         self.upload_id = Some(old.upload_id);
-        debug!(key = ?self.key, offset, "resuming an interrupted upload");
+        debug!(
+            key = self.key.as_str(),
+            offset, "resuming an interrupted upload"
+        );
         Ok(())
     }
 
@@ -342,7 +345,7 @@ impl MultipartUpload {
         };
         for attempt in 0..3 {
             if let Err(e) = self.client.abort_multipart(&self.key, &id).await {
-                warn!(key = ?self.key, error = %e, "could not abort a multipart upload");
+                warn!(key = self.key.as_str(), error = %e, "could not abort a multipart upload");
             }
             // S3 asks callers to check: abort again while the upload is still listed.
             match self.client.list_uploads(&self.key).await {
@@ -426,7 +429,10 @@ impl StreamedUpload {
             written: 0,
         };
         if kept > 0 {
-            debug!(key = ?upload.key, kept, "rewriting the kept bytes into the new upload");
+            debug!(
+                key = upload.key.as_str(),
+                kept, "rewriting the kept bytes into the new upload"
+            );
             let mut existing = store.get(&upload.key, 0).await?;
             let mut buffer = vec![0u8; 256 * 1024];
             while upload.written < kept {
@@ -477,7 +483,7 @@ impl Upload for StreamedUpload {
         if let Some(mut writer) = self.writer.take()
             && let Err(e) = writer.abort().await
         {
-            warn!(key = ?self.key, error = %e, "could not abort an upload");
+            warn!(key = self.key.as_str(), error = %e, "could not abort an upload");
         }
     }
 

@@ -13,8 +13,8 @@ use async_trait::async_trait;
 use ftpgate::Server;
 use ftpgate_core::{
     AuthError, Authenticator, DirEntry, EntryStream, ErrorKind, FileKind, LoginRequest, Metadata,
-    PermissionMap, Permissions, ReadStream, Storage, StorageError, StorageFactory, Upload, User,
-    VirtualPath, WriteStart,
+    Permissions, ReadStream, Storage, StorageError, StorageFactory, Upload, User, VirtualPath,
+    WriteStart,
 };
 
 #[derive(Debug, Clone)]
@@ -133,6 +133,10 @@ impl Upload for MemoryUpload {
 
 #[async_trait]
 impl Storage for MemoryStorage {
+    fn backend_name(&self) -> &'static str {
+        "memory"
+    }
+
     async fn metadata(&self, path: &VirtualPath) -> Result<Metadata, StorageError> {
         let tree = self.lock()?;
         Self::node(&tree, path)
@@ -321,13 +325,7 @@ impl Authenticator for AnyName {
         if request.password().expose() != "memory" {
             return Err(AuthError::InvalidCredentials);
         }
-        Ok(User {
-            name: username.to_string(),
-            home: String::new(),
-            permissions: PermissionMap::uniform(Permissions::ALL),
-            tls_required: false,
-            quota_bytes: None,
-        })
+        Ok(User::new(username, "", Permissions::ALL))
     }
 }
 

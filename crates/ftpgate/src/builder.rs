@@ -38,6 +38,7 @@ pub struct UserSpec {
     permissions: String,
     quota_bytes: Option<u64>,
     tls_required: bool,
+    limits: ftpgate_core::UserLimits,
 }
 
 #[cfg(feature = "file-auth")]
@@ -69,6 +70,7 @@ impl UserSpec {
             permissions: "elradfmwMT".into(),
             quota_bytes: None,
             tls_required: false,
+            limits: ftpgate_core::UserLimits::default(),
         }
     }
 
@@ -97,6 +99,12 @@ impl UserSpec {
     /// Most bytes the user's files may take.
     pub fn quota_bytes(mut self, bytes: u64) -> Self {
         self.quota_bytes = Some(bytes);
+        self
+    }
+
+    /// Bandwidth, sessions, networks and validity (see [`UserLimits`](ftpgate_core::UserLimits)).
+    pub fn limits(mut self, limits: ftpgate_core::UserLimits) -> Self {
+        self.limits = limits;
         self
     }
 
@@ -421,6 +429,7 @@ fn file_auth(
             permissions: PermissionMap::uniform(permissions),
             tls_required: user.tls_required,
             quota_bytes: user.quota_bytes,
+            limits: user.limits,
         });
     }
     let auth = FileAuthenticator::new(entries, None).map_err(|e| BuildError(e.to_string()))?;

@@ -9,7 +9,9 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use ftpgate_core::ErrorKind;
 use ftpgate_proto::VirtualPath;
+use ftpgate_proto::session::{TransferOutcome, UploadLimit};
 
 /// Something a user did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,6 +98,40 @@ pub struct TransferRecord {
     /// Whether it completed: an upload was committed, a download sent in full. An upload
     /// that did not complete was aborted, and nothing of it is visible.
     pub complete: bool,
+    /// Why it did not complete (`None` when it did): a short, stable word for logs and
+    /// filters, see [`TransferRecord::failure_of`].
+    pub failure: Option<&'static str>,
+    /// TYPE A: line endings were converted (`false`: TYPE I, binary).
+    pub ascii: bool,
+    /// PROT P: the data connection was TLS.
+    pub tls: bool,
+    /// The storage's [`backend_name`](ftpgate_core::Storage::backend_name): `fs`, `s3`…
+    pub storage: &'static str,
+}
+
+impl TransferRecord {
+    /// The [`failure`](Self::failure) word of a transfer's outcome: `aborted` (ABOR, or the
+    /// control connection or the server ended first), `no_data_connection`,
+    /// `connection_lost` (the data connection broke or stalled past the data timeout),
+    /// `storage_error`, `not_found`, `permission_denied`, `no_space`, `file_too_large`
+    /// (`max_file_size`), `quota`, `tls_failed` or `tls_not_resumed`; `None` for a complete transfer.
+    pub fn failure_of(outcome: &TransferOutcome) -> Option<&'static str> {
+        Some(match outcome {
+            TransferOutcome::Complete { .. } | TransferOutcome::Hashed { .. } => return None,
+            TransferOutcome::Aborted => "aborted",
+            TransferOutcome::NoDataConnection => "no_data_connection",
+            TransferOutcome::ConnectionLost => "connection_lost",
+            TransferOutcome::Failed(ErrorKind::NotFound) => "not_found",
+            TransferOutcome::Failed(ErrorKind::PermissionDenied) => "permission_denied",
+            TransferOutcome::Failed(ErrorKind::InsufficientStorage) => "no_space",
+            TransferOutcome::Failed(ErrorKind::ExceededStorage) => "quota",
+            TransferOutcome::Failed(_) => "storage_error",
+            TransferOutcome::OverLimit(UploadLimit::MaxFileSize(_)) => "file_too_large",
+            TransferOutcome::OverLimit(UploadLimit::Quota(_)) => "quota",
+            TransferOutcome::TlsFailed => "tls_failed",
+            TransferOutcome::TlsNotResumed => "tls_not_resumed",
+        })
+    }
 }
 
 /// Receives [`Event`]s.

@@ -142,6 +142,7 @@ mod limits;
 mod listing;
 mod live;
 mod passive;
+mod policy;
 mod server;
 mod session_context;
 mod threads;

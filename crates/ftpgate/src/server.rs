@@ -182,6 +182,7 @@ impl Server {
             login_guard,
             tls,
             quotas: Quotas::default(),
+            policy: Default::default(),
             transfers,
             events,
         });

@@ -15,6 +15,7 @@ use crate::guard::LoginGuard;
 use crate::limits::Quotas;
 use crate::live::Live;
 use crate::passive::PortSharing;
+use crate::policy::Policy;
 use crate::tls::ServerTls;
 use crate::transfer::TransferShared;
 
@@ -38,6 +39,8 @@ pub(crate) struct SessionContext {
     pub(crate) tls: Option<Arc<ServerTls>>,
     /// Users' quotas, shared by all of a user's sessions.
     pub(crate) quotas: Quotas,
+    /// Users' session counts and bandwidth, shared by all of a user's sessions.
+    pub(crate) policy: Policy,
     /// What every transfer shares (the event handler, digest permits, listing settings).
     pub(crate) transfers: Arc<TransferShared>,
     /// The embedder's event handler.

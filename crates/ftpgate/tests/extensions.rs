@@ -292,11 +292,14 @@ fn embedders_get_events_for_what_users_do() {
         .iter()
         .map(|e| match e {
             Event::Transfer(t) => format!(
-                "{:?} {} {} {}",
+                "{:?} {} {} {} {} {} {}",
                 t.direction,
                 t.path,
                 t.bytes,
-                if t.complete { "complete" } else { "aborted" }
+                t.failure.unwrap_or("complete"),
+                if t.ascii { "ascii" } else { "binary" },
+                if t.tls { "tls" } else { "clear" },
+                t.storage,
             ),
             Event::Login { user, .. } => format!("login {user}"),
             Event::LoginFailed { user, .. } => format!("failed {user}"),
@@ -312,13 +315,13 @@ fn embedders_get_events_for_what_users_do() {
         [
             "failed alice",
             "login alice",
-            "Upload /up.bin 1000 complete",
-            "Download /up.bin 1000 complete",
+            "Upload /up.bin 1000 complete binary clear fs",
+            "Download /up.bin 1000 complete binary clear fs",
             "mkdir /d",
             "renamed /up.bin /d/moved.bin",
             "deleted /d/moved.bin",
             "rmdir /d",
-            "Upload /cut.bin 0 aborted",
+            "Upload /cut.bin 0 aborted binary clear fs",
             "logout alice",
         ]
     );
@@ -460,6 +463,7 @@ fn host_selects_a_virtual_host_with_its_own_users_and_root() {
             permissions: ftpgate::core::PermissionMap::uniform(ftpgate::core::Permissions::ALL),
             tls_required: false,
             quota_bytes: None,
+            limits: Default::default(),
         }],
         None,
     )

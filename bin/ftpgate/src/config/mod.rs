@@ -6,6 +6,7 @@
 //! together (and builds storage and TLS from them) for every command that reads a config.
 
 mod auth;
+mod hooks;
 mod log;
 mod server;
 mod storage;
@@ -18,7 +19,8 @@ use anyhow::{Context, Result, anyhow};
 use serde::Deserialize;
 
 pub(crate) use auth::{AuthSection, CertPassword, cert_map, check_auth_list, http_authenticator};
-pub(crate) use log::{LogSection, log_filter};
+pub(crate) use hooks::{HookSection, PLACEHOLDERS, Piece, ResultFilter, template_pieces};
+pub(crate) use log::{LogFormat, LogSection, Rotate, TransferLogFormat, file_parts, log_filter};
 pub(crate) use server::{FeaturesSection, ServerSection, parse_listen, parse_port_range};
 pub(crate) use storage::{DurabilitySetting, S3Section, SiteChmod, StorageKind, StorageSection};
 pub(crate) use tls::TlsSection;
@@ -51,6 +53,9 @@ pub(crate) struct ConfigFile {
     /// Virtual hosts (RFC 7151 HOST), each with its own users and storage.
     #[serde(default)]
     pub(crate) hosts: Vec<HostSection>,
+    /// Programs to run or URLs to call on events.
+    #[serde(default)]
+    pub(crate) hooks: Vec<HookSection>,
 }
 
 impl ConfigFile {
@@ -122,6 +127,8 @@ impl ConfigFile {
             &mut self.tls.cert,
             &mut self.tls.key,
             &mut self.tls.client_ca,
+            &mut self.log.file,
+            &mut self.log.transfer_log,
         ]
         .into_iter()
         .flatten()

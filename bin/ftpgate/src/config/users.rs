@@ -51,6 +51,41 @@ pub(crate) struct UserSection {
     /// Make the home at start if it is missing (local storage); default `server.create_homes`.
     #[serde(default)]
     pub(crate) create_home: Option<bool>,
+    /// Upload bandwidth per second ("5M", or bytes), per session and across the user's sessions.
+    #[serde(default)]
+    pub(crate) upload_rate: Option<Size>,
+    /// Download bandwidth per second, per session and across the user's sessions.
+    #[serde(default)]
+    pub(crate) download_rate: Option<Size>,
+    /// Rates for clients in particular networks, instead of the two above.
+    #[serde(default)]
+    pub(crate) network_rates: Vec<NetworkRateSection>,
+    /// Most sessions logged in as this user at once.
+    #[serde(default)]
+    pub(crate) max_sessions: Option<u32>,
+    /// The user may log in only from these networks (CIDRs; empty: anywhere).
+    #[serde(default)]
+    pub(crate) allowed_networks: Vec<String>,
+    /// The user may not log in from these networks.
+    #[serde(default)]
+    pub(crate) denied_networks: Vec<String>,
+    /// No login from this time on: `2027-01-31` (midnight UTC) or RFC 3339.
+    #[serde(default)]
+    pub(crate) expires_at: Option<String>,
+    /// No login at all.
+    #[serde(default)]
+    pub(crate) disabled: bool,
+}
+
+/// `[[users.network_rates]]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NetworkRateSection {
+    pub(crate) network: String,
+    #[serde(default)]
+    pub(crate) upload_rate: Option<Size>,
+    #[serde(default)]
+    pub(crate) download_rate: Option<Size>,
 }
 
 /// `[[users.dirs]]` and `[[anonymous.dirs]]`: permissions for a directory and everything beneath.
@@ -108,9 +143,84 @@ pub(crate) fn user_entries_of(prefix: &str, users: &[UserSection]) -> Result<Vec
                 Some(size) => Some(size.bytes().with_context(|| format!("{key}.quota"))?),
                 None => None,
             },
+            limits: limits_of(&key, user)?,
         });
     }
     Ok(entries)
+}
+
+fn rate(key: &str, rate: Option<&Size>) -> Result<Option<u64>> {
+    match rate {
+        None => Ok(None),
+        Some(size) => match size.bytes().with_context(|| key.to_string())? {
+            0 => bail!("{key}: must be more than 0 bytes per second (leave it out for no limit)"),
+            n => Ok(Some(n)),
+        },
+    }
+}
+
+fn networks(key: &str, list: &[String]) -> Result<Vec<ipnet::IpNet>> {
+    list.iter()
+        .map(|n| parse_network(n).with_context(|| key.to_string()))
+        .collect()
+}
+
+/// A CIDR network, or one address as a network of its own.
+fn parse_network(text: &str) -> Result<ipnet::IpNet> {
+    if let Ok(net) = text.parse::<ipnet::IpNet>() {
+        return Ok(net);
+    }
+    match text.parse::<std::net::IpAddr>() {
+        Ok(ip) => Ok(ipnet::IpNet::from(ip)),
+        Err(_) => bail!("{text:?} is not a network (10.0.0.0/8, 2001:db8::/32) or an address"),
+    }
+}
+
+/// `2027-01-31` (midnight UTC) or an RFC 3339 time.
+fn parse_expiry(text: &str) -> Result<std::time::SystemTime> {
+    let timestamp = match text.parse::<jiff::Timestamp>() {
+        Ok(t) => t,
+        Err(_) => match text.parse::<jiff::civil::Date>() {
+            Ok(date) => date
+                .to_zoned(jiff::tz::TimeZone::UTC)
+                .map_err(|e| anyhow!("{text:?}: {e}"))?
+                .timestamp(),
+            Err(_) => bail!("{text:?} is neither a date (2027-01-31) nor an RFC 3339 time"),
+        },
+    };
+    Ok(std::time::SystemTime::from(timestamp))
+}
+
+/// A user's bandwidth, session, network and validity limits, checked.
+fn limits_of(key: &str, user: &UserSection) -> Result<ftpgate_core::UserLimits> {
+    let mut network_rates = Vec::new();
+    for (i, section) in user.network_rates.iter().enumerate() {
+        let key = format!("{key}.network_rates[{i}]");
+        network_rates.push(ftpgate_core::NetworkRate {
+            network: parse_network(&section.network).with_context(|| format!("{key}.network"))?,
+            upload_rate: rate(&format!("{key}.upload_rate"), section.upload_rate.as_ref())?,
+            download_rate: rate(
+                &format!("{key}.download_rate"),
+                section.download_rate.as_ref(),
+            )?,
+        });
+    }
+    if user.max_sessions == Some(0) {
+        bail!("{key}.max_sessions: must be at least 1 (use disabled = true to refuse every login)");
+    }
+    Ok(ftpgate_core::UserLimits {
+        upload_rate: rate(&format!("{key}.upload_rate"), user.upload_rate.as_ref())?,
+        download_rate: rate(&format!("{key}.download_rate"), user.download_rate.as_ref())?,
+        network_rates,
+        max_sessions: user.max_sessions,
+        allowed_networks: networks(&format!("{key}.allowed_networks"), &user.allowed_networks)?,
+        denied_networks: networks(&format!("{key}.denied_networks"), &user.denied_networks)?,
+        expires_at: match &user.expires_at {
+            Some(text) => Some(parse_expiry(text).with_context(|| format!("{key}.expires_at"))?),
+            None => None,
+        },
+        disabled: user.disabled,
+    })
 }
 
 /// The kind of storage user `name` of `users` is served from: their own section's, else

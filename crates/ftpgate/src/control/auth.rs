@@ -85,6 +85,22 @@ impl Control {
         match auth.authenticate(&request).await {
             Ok(found) => match storage.open(&found) {
                 Ok(storage) => {
+                    let client = self.peer.ip();
+                    if let Some(reason) = found.limits.refusal(client, std::time::SystemTime::now())
+                    {
+                        warn!(user = found.name.as_str(), reason, "login refused");
+                        return Err(LoginFailure::Rejected);
+                    }
+                    let Some(slot) = self.ctx.policy.enter(host, &found) else {
+                        warn!(
+                            user = found.name.as_str(),
+                            reason = "the user has its most sessions already",
+                            "login refused"
+                        );
+                        return Err(LoginFailure::Rejected);
+                    };
+                    self.user_slot = Some(slot);
+                    self.throttles = self.ctx.policy.throttles(host, &found, client);
                     info!(user = found.name.as_str(), "login");
                     let (name, client) = (found.name.clone(), self.peer.ip());
                     self.ctx.events.emit(|| Event::Login { user: name, client });

@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use ftpgate_proto::Reply;
 use ftpgate_proto::session::FileOp;
-use tracing::field::display;
 use tracing::{info, warn};
 
 use super::Control;
@@ -42,7 +41,9 @@ impl Control {
                 if let Some(name) = moved.unique_name {
                     path = path.parent().join(&name);
                 }
-                (Some(moved.bytes), Some(display(Seconds(moved.took))))
+                // Seconds to the millisecond, as a number (a JSON log gets `"secs":0.012`).
+                let secs = (moved.took.as_secs_f64() * 1000.0).round() / 1000.0;
+                (Some(moved.bytes), Some(secs))
             }
             None => (None, None),
         };
@@ -85,14 +86,5 @@ struct Mode(u32);
 impl std::fmt::Display for Mode {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{:04o}", self.0)
-    }
-}
-
-/// A duration in seconds, to the millisecond: `0.012`.
-struct Seconds(Duration);
-
-impl std::fmt::Display for Seconds {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{:.3}", self.0.as_secs_f64())
     }
 }

@@ -45,6 +45,7 @@ use crate::guard::CommandRate;
 use crate::limits::Quota;
 use crate::live::{Live, VirtualHost};
 use crate::passive::Passive;
+use crate::policy::{SessionSlot, SessionThrottles};
 use crate::session_context::SessionContext;
 use crate::tls::{SessionTls, Stream};
 
@@ -87,6 +88,10 @@ struct Control {
     /// Bytes arrived since the last command was taken: the next command is not pipelined.
     fresh_input: bool,
     quota: Option<Arc<Quota>>,
+    /// The logged-in user's place among its sessions (`max_sessions`).
+    user_slot: Option<SessionSlot>,
+    /// The logged-in user's bandwidth limits.
+    throttles: SessionThrottles,
     /// The virtual host chosen with HOST, by name.
     host: Option<(String, Arc<VirtualHost>)>,
     /// `login{user}`, inside the session's `session{client}` span, while a user is logged in:
@@ -196,6 +201,8 @@ pub(crate) async fn run(
             rate: CommandRate::new(shared_rate, now.into_std()),
             fresh_input: false,
             quota: None,
+            user_slot: None,
+            throttles: SessionThrottles::default(),
             host: None,
             login_span: Span::none(),
             op_error: None,
@@ -370,6 +377,8 @@ impl Control {
                 Step::SelectHost(name) => self.select_host(name),
                 Step::Logout(reply) => {
                     self.quota = None;
+                    self.user_slot = None;
+                    self.throttles = SessionThrottles::default();
                     if self.session.user_name().is_some() {
                         info!("logout");
                     }

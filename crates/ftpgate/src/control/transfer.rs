@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use ftpgate_core::ErrorKind;
 use ftpgate_proto::listing::{DirEntry, format_list_line};
 use ftpgate_proto::reply_map::reply_for;
-use ftpgate_proto::session::{StartInfo, TransferOutcome, TransferPlan};
+use ftpgate_proto::session::{StartInfo, TransferKind, TransferOutcome, TransferPlan};
 use ftpgate_proto::{Reply, Step, VirtualPath};
 use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
@@ -81,6 +81,13 @@ impl Control {
             user: self.session.user_name().unwrap_or("").to_string(),
             cancel: cancel.clone(),
             progress: progress.clone(),
+            throttle: match &plan.kind {
+                TransferKind::Retrieve { .. } => self.throttles.download.clone(),
+                TransferKind::Store { .. } | TransferKind::StoreUnique { .. } => {
+                    self.throttles.upload.clone()
+                }
+                _ => None,
+            },
             started: Some(started),
             server: self.ctx.transfers.clone(),
         };

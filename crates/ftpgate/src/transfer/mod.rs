@@ -35,6 +35,7 @@ use crate::events::{Direction, Emitter, Event, TransferRecord};
 use crate::limits::UploadLimits;
 use crate::listing::ListingTimeZone;
 use crate::passive::Passive;
+use crate::policy::Throttle;
 use crate::tls::SessionTls;
 
 /// Bytes moved per read and write on the data connection.
@@ -69,6 +70,8 @@ pub(crate) struct TransferContext {
     pub(crate) cancel: CancellationToken,
     /// Bytes moved so far (STAT reads it).
     pub(crate) progress: Arc<AtomicU64>,
+    /// The user's bandwidth limit in the transfer's direction.
+    pub(crate) throttle: Option<Throttle>,
     /// Takes the `Started` report; `None` once it is sent.
     pub(crate) started: Option<oneshot::Sender<StartInfo>>,
     pub(crate) server: Arc<TransferShared>,
@@ -104,7 +107,6 @@ pub(crate) async fn run(plan: TransferPlan, mut ctx: TransferContext) -> Transfe
             TransferKind::StoreUnique { dir, base } => dir.join(base),
             kind => kind.path().clone(),
         };
-        let complete = matches!(outcome, TransferOutcome::Complete { .. });
         ctx.server.events.emit(|| {
             Event::Transfer(TransferRecord {
                 user: ctx.user.clone(),
@@ -113,7 +115,11 @@ pub(crate) async fn run(plan: TransferPlan, mut ctx: TransferContext) -> Transfe
                 path,
                 bytes: ctx.progress.load(Ordering::Relaxed),
                 duration: began.elapsed(),
-                complete,
+                complete: matches!(outcome, TransferOutcome::Complete { .. }),
+                failure: TransferRecord::failure_of(&outcome),
+                ascii: plan.ascii,
+                tls: plan.protected,
+                storage: ctx.storage.backend_name(),
             })
         });
     }
@@ -155,6 +161,19 @@ async fn work(
             ..
         } => jobs::hash_file(ctx, path, *algorithm, *start, *end).await,
         TransferKind::Combine { target, parts } => jobs::combine(ctx, target, parts).await,
+    }
+}
+
+/// Waits until `n` bytes may move under `throttle`; ABOR and the end of the session end the
+/// wait.
+async fn paced(
+    ctx: &TransferContext,
+    throttle: &Throttle,
+    n: usize,
+) -> Result<(), TransferOutcome> {
+    tokio::select! {
+        () = throttle.take(n) => Ok(()),
+        () = ctx.cancel.cancelled() => Err(TransferOutcome::Aborted),
     }
 }
 

@@ -16,8 +16,9 @@ use tracing::{debug, warn};
 
 use super::connect::data_connection;
 use super::outcome::{Ended, Side, guarded, outcome, storage_failed};
-use super::{TRANSFER_BUFFER, TransferContext, read_into};
+use super::{TRANSFER_BUFFER, TransferContext, paced, read_into};
 use crate::limits::{Allowance, UploadLimit};
+use crate::policy::Throttle;
 use crate::tls::Stream;
 use crate::zlib::{InflateError, Inflater, Progress};
 
@@ -132,8 +133,16 @@ async fn receive(
             decoded: Vec::new(),
         },
     };
-    let direct = !plan.ascii && !plan.compressed && matches!(data, Stream::Plain(_));
-    let mut buf = Vec::with_capacity(TRANSFER_BUFFER);
+    // A throttled upload stays in the loop that paces it.
+    let direct = !plan.ascii
+        && !plan.compressed
+        && matches!(data, Stream::Plain(_))
+        && ctx.throttle.is_none();
+    let mut buf = Vec::with_capacity(
+        ctx.throttle
+            .as_ref()
+            .map_or(TRANSFER_BUFFER, Throttle::chunk),
+    );
     let stop_after = direct.then_some(TRANSFER_BUFFER as u64);
     let Received::More(data) =
         receive_to(data, &mut buf, &mut receiver, upload, ctx, stop_after).await?
@@ -297,6 +306,10 @@ async fn receive_to(
             return Ok(Received::More(data));
         }
         let n = guarded(ctx, Side::Data, read_into(&mut data, buf)).await?;
+        if let (Some(throttle), true) = (&ctx.throttle, n > 0) {
+            // Reading no faster than the rate makes the client's sending wait (TCP flow control).
+            paced(ctx, throttle, n).await?;
+        }
         receiver.put(upload, &buf[..n], ctx).await?;
         if n == 0 {
             if receiver.inflater.as_ref().is_some_and(|i| !i.ended()) {

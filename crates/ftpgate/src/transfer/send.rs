@@ -18,8 +18,9 @@ use tracing::warn;
 
 use super::connect::data_connection;
 use super::outcome::{Ended, Side, guarded, outcome, storage_failed};
-use super::{TRANSFER_BUFFER, TransferContext, read_into};
+use super::{TRANSFER_BUFFER, TransferContext, paced, read_into};
 use crate::listing::Lister;
+use crate::policy::Throttle;
 use crate::tls::Stream;
 use crate::zlib::Deflater;
 
@@ -35,7 +36,8 @@ pub(super) async fn retrieve(
 ) -> Result<TransferOutcome, TransferOutcome> {
     // Bytes sent as they are, from a local file: zero-copy with sendfile(2), and one storage
     // call (the open file tells its size).
-    let plain = !plan.ascii && !plan.compressed && !plan.protected;
+    // A throttled download goes through the loop that paces it.
+    let plain = !plan.ascii && !plan.compressed && !plan.protected && ctx.throttle.is_none();
     let local = if plain {
         ctx.storage.read_local(path).await.map_err(storage_failed)?
     } else {
@@ -155,7 +157,11 @@ async fn send_file(
     ascii: bool,
     ctx: &TransferContext,
 ) -> Result<TransferOutcome, TransferOutcome> {
-    let mut buf = Vec::with_capacity(TRANSFER_BUFFER);
+    let mut buf = Vec::with_capacity(
+        ctx.throttle
+            .as_ref()
+            .map_or(TRANSFER_BUFFER, Throttle::chunk),
+    );
     let mut encoder = AsciiEncoder::default();
     let mut encoded = Vec::new();
     loop {
@@ -238,6 +244,9 @@ async fn write_data(
     bytes: &[u8],
     ctx: &TransferContext,
 ) -> Result<(), TransferOutcome> {
+    if let Some(throttle) = &ctx.throttle {
+        paced(ctx, throttle, bytes.len()).await?;
+    }
     guarded(ctx, Side::Data, data.write_all(bytes)).await?;
     ctx.progress
         .fetch_add(bytes.len() as u64, Ordering::Relaxed);

@@ -34,6 +34,7 @@ pub struct Options {
     pub keep_partial_uploads: bool,
     pub alice_permissions: PermissionMap,
     pub alice_quota: Option<u64>,
+    pub alice_limits: ftpgate_core::UserLimits,
     pub durability: Durability,
     /// Another storage for every user, and alice's home in it (the local root otherwise).
     pub storage: Option<(Arc<dyn ftpgate_core::StorageFactory>, String)>,
@@ -64,6 +65,7 @@ impl Default for Options {
             keep_partial_uploads: false,
             alice_permissions: PermissionMap::uniform(Permissions::ALL),
             alice_quota: None,
+            alice_limits: Default::default(),
             durability: Durability::Normal,
             storage: None,
             events: None,
@@ -100,6 +102,7 @@ impl TestServer {
                 permissions: options.alice_permissions,
                 tls_required: false,
                 quota_bytes: options.alice_quota,
+                limits: options.alice_limits.clone(),
             },
             UserEntry {
                 name: READER.into(),
@@ -108,6 +111,7 @@ impl TestServer {
                 permissions: PermissionMap::uniform(Permissions::READ_ONLY),
                 tls_required: false,
                 quota_bytes: None,
+                limits: Default::default(),
             },
         ];
         let anonymous = options.anonymous.then(|| AnonymousEntry {
