@@ -32,11 +32,12 @@ use crate::scenarios::{Case, Results, Settings};
 #[command(about = "Benchmarks of ftpgate against peers, measured in one run")]
 struct Cli {
     #[command(subcommand)]
-    scenario: Scenario,
+    command: Command,
 }
 
+/// The two comparisons (`S3` is the object store here, not a `peers` scenario).
 #[derive(Subcommand)]
-enum Scenario {
+enum Command {
     /// STOR and RETR of one large file through ftpgate to S3 (Garage), next to rclone talking
     /// to the same store directly.
     S3 {
@@ -57,9 +58,9 @@ enum Scenario {
 /// Options of `ftpgate-bench peers`.
 #[derive(clap::Args)]
 struct PeersArgs {
-    /// Scenarios to run, comma-separated: S1 (RETR), S2 (STOR), S3 (small files), S4
-    /// (concurrent sessions), S5 (login storm), S6 (idle sessions), S7 (big listing), L (the
-    /// machine's limits). Default: all.
+    /// Scenarios to run, comma-separated: large-retr, large-stor, small-files, concurrent,
+    /// login-storm, idle-sessions, large-listing (also by the short ids of earlier results, S1
+    /// to S7 in that order), L (the machine's limits). Default: all.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Servers to compare, comma-separated (default: ftpgate,vsftpd,pure-ftpd,proftpd,pyftpdlib).
@@ -71,16 +72,16 @@ struct PeersArgs {
     /// Rounds (each server runs each scenario this many times; medians are reported).
     #[arg(long)]
     rounds: Option<usize>,
-    /// S1/S2 file size in MiB (default 1024).
+    /// large-retr/large-stor file size in MiB (default 1024).
     #[arg(long)]
     size_mib: Option<u64>,
-    /// S5 logins (default 2000).
+    /// login-storm logins (default 2000).
     #[arg(long)]
     logins: Option<usize>,
-    /// S6 idle sessions (default 1000).
+    /// idle-sessions: idle sessions (default 1000).
     #[arg(long)]
     idle_sessions: Option<usize>,
-    /// S7 files in the listed directory (default 100000).
+    /// large-listing: files in the listed directory (default 100000).
     #[arg(long)]
     list_files: Option<usize>,
     /// Longest time one scenario may take on one server, in seconds.
@@ -104,13 +105,13 @@ struct PeersArgs {
 }
 
 fn main() -> Result<()> {
-    match Cli::parse().scenario {
-        Scenario::S3 {
+    match Cli::parse().command {
+        Command::S3 {
             size_mib,
             ftpgate,
             results,
         } => s3::run(size_mib, &ftpgate, &results),
-        Scenario::Peers(args) => tokio::runtime::Builder::new_multi_thread()
+        Command::Peers(args) => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()?
             .block_on(peers_comparison(*args)),

@@ -100,7 +100,7 @@ fn utc_now() -> String {
         .unwrap_or_default()
 }
 
-/// How each server checks a password, which dominates S5.
+/// How each server checks a password, which dominates login-storm.
 pub(crate) fn hash_notes(servers: &[ServerStatus]) -> Vec<(String, String)> {
     let system = system_hash("ftpbench");
     servers
@@ -109,7 +109,7 @@ pub(crate) fn hash_notes(servers: &[ServerStatus]) -> Vec<(String, String)> {
             let note = match s.name.as_str() {
                 "ftpgate" => "argon2id (m=19 MiB, t=2, p=1), hashed at start; a verified login is \
                      cached for 5 minutes, so only the first login of a run pays for the hash \
-                     (S5 first_login_ms is that cold login)"
+                     (login-storm first_login_ms is that cold login)"
                     .to_string(),
                 "vsftpd" => format!("system account via PAM (pam_unix): {system}, no cache"),
                 "pure-ftpd" => format!("system account via crypt(3) (-l unix): {system}, no cache"),
@@ -229,7 +229,7 @@ pub(crate) fn markdown(
     );
     let _ = writeln!(
         md,
-        "{} CPUs ({}), {:.0} GiB RAM, Linux {}; {} round(s) ({} for S1 and S2), servers \
+        "{} CPUs ({}), {:.0} GiB RAM, Linux {}; {} round(s) ({} for large-retr and large-stor), servers \
          alternating within each round, a fresh server process for every run; medians. Load average at start: {}; at \
          end: {}.\n\n`{command}`\n",
         machine.cpus,
@@ -318,7 +318,7 @@ pub(crate) fn markdown(
             let _ = writeln!(md, "| {} | {} |", l.name, cell(&limit_median(l)));
         }
         if let Some(ratio) = s1_to_loopback(results) {
-            let _ = writeln!(md, "\nftpgate S1 / loopback TCP: {ratio:.2}");
+            let _ = writeln!(md, "\nftpgate large-retr / loopback TCP: {ratio:.2}");
         }
     }
 
@@ -443,7 +443,7 @@ fn not_started(
     }
 }
 
-/// ftpgate's S1 median over the loopback median measured in the same rounds.
+/// ftpgate's large-retr median over the loopback median measured in the same rounds.
 fn s1_to_loopback(results: &Results) -> Option<f64> {
     let s1 = results
         .cases

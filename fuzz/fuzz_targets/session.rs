@@ -31,18 +31,21 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use arbitrary::{Result, Unstructured};
+use ftpgate_proto::backend::{
+    Capabilities, DirEntry, Facts, FileKind, Metadata, StorageErrorKind, WriteStart,
+};
 use ftpgate_proto::command::{COMMANDS, CommandSpec, TransferType, parse_line};
-use ftpgate_proto::extensions::{Capabilities, Features};
+use ftpgate_proto::extensions::Features;
 use ftpgate_proto::hostport::same_host;
 use ftpgate_proto::line::{Decoded, LineDecoder};
-use ftpgate_proto::listing::{DirEntry, Facts, FileKind, ListFormat, Metadata, format_entry};
+use ftpgate_proto::listing::{ListFormat, format_entry};
 use ftpgate_proto::path::VirtualPath;
 use ftpgate_proto::perm::{Perm, PermissionMap, Permissions};
 use ftpgate_proto::reply::Reply;
-use ftpgate_proto::reply_map::{ErrorKind, reply_for};
+use ftpgate_proto::reply_map::reply_for;
 use ftpgate_proto::session::{
     DataEndpoint, LoginFailure, Session, SessionConfig, SessionUser, StartInfo, Step, StorageOp, StorageOutcome,
-    TlsPolicy, TransferKind, TransferOutcome, TransferPlan, UploadLimit, WriteStart,
+    TlsPolicy, TransferKind, TransferOutcome, TransferPlan, UploadLimit,
 };
 use libfuzzer_sys::fuzz_target;
 
@@ -197,11 +200,11 @@ impl Fs {
         }
     }
 
-    fn parent_dir(&self, p: &VirtualPath) -> Result<(), ErrorKind> {
+    fn parent_dir(&self, p: &VirtualPath) -> Result<(), StorageErrorKind> {
         match self.get(&p.parent()) {
             Some(Node::Dir) => Ok(()),
-            Some(Node::File { .. }) => Err(ErrorKind::NotADirectory),
-            None => Err(ErrorKind::NotFound),
+            Some(Node::File { .. }) => Err(StorageErrorKind::NotADirectory),
+            None => Err(StorageErrorKind::NotFound),
         }
     }
 
@@ -217,55 +220,57 @@ impl Fs {
         })
     }
 
-    fn apply(&mut self, op: &StorageOp) -> Result<StorageOutcome, ErrorKind> {
+    fn apply(&mut self, op: &StorageOp) -> Result<StorageOutcome, StorageErrorKind> {
         match op {
             StorageOp::Metadata(p) => self
                 .get(p)
                 .map(|n| StorageOutcome::Metadata(Fs::metadata(n)))
-                .ok_or(ErrorKind::NotFound),
+                .ok_or(StorageErrorKind::NotFound),
             StorageOp::MakeDir(p) => {
                 if self.get(p).is_some() {
-                    return Err(ErrorKind::AlreadyExists);
+                    return Err(StorageErrorKind::AlreadyExists);
                 }
                 self.parent_dir(p)?;
                 self.nodes.insert(key(p), Node::Dir);
                 Ok(StorageOutcome::Done)
             }
             StorageOp::RemoveDir(p) => match self.get(p) {
-                None => Err(ErrorKind::NotFound),
-                Some(Node::File { .. }) => Err(ErrorKind::NotADirectory),
-                Some(Node::Dir) if p.is_root() => Err(ErrorKind::PermissionDenied),
+                None => Err(StorageErrorKind::NotFound),
+                Some(Node::File { .. }) => Err(StorageErrorKind::NotADirectory),
+                Some(Node::Dir) if p.is_root() => Err(StorageErrorKind::PermissionDenied),
                 Some(Node::Dir) => {
                     if self.children(p).next().is_some() {
-                        return Err(ErrorKind::DirectoryNotEmpty);
+                        return Err(StorageErrorKind::DirectoryNotEmpty);
                     }
                     self.nodes.remove(p.as_str());
                     Ok(StorageOutcome::Done)
                 }
             },
             StorageOp::Delete(p) => match self.get(p) {
-                None => Err(ErrorKind::NotFound),
-                Some(Node::Dir) => Err(ErrorKind::IsADirectory),
+                None => Err(StorageErrorKind::NotFound),
+                Some(Node::Dir) => Err(StorageErrorKind::IsADirectory),
                 Some(Node::File { .. }) => {
                     self.nodes.remove(p.as_str());
                     Ok(StorageOutcome::Done)
                 }
             },
             StorageOp::Rename { from, to } => {
-                let node = self.get(from).ok_or(ErrorKind::NotFound)?;
+                let node = self.get(from).ok_or(StorageErrorKind::NotFound)?;
                 if from.is_root() || to.is_root() {
-                    return Err(ErrorKind::PermissionDenied);
+                    return Err(StorageErrorKind::PermissionDenied);
                 }
                 if from == to {
                     return Ok(StorageOutcome::Done);
                 }
                 if to.starts_with(from) {
-                    return Err(ErrorKind::InvalidName);
+                    return Err(StorageErrorKind::InvalidName);
                 }
                 self.parent_dir(to)?;
                 match (node, self.get(to)) {
-                    (_, Some(Node::Dir)) => return Err(ErrorKind::AlreadyExists),
-                    (Node::Dir, Some(Node::File { .. })) => return Err(ErrorKind::NotADirectory),
+                    (_, Some(Node::Dir)) => return Err(StorageErrorKind::AlreadyExists),
+                    (Node::Dir, Some(Node::File { .. })) => {
+                        return Err(StorageErrorKind::NotADirectory);
+                    }
                     _ => {}
                 }
                 let moved: Vec<(String, Node)> = self
@@ -285,16 +290,16 @@ impl Fs {
             }
             StorageOp::Available(p) => match self.get(p) {
                 Some(Node::Dir) => Ok(StorageOutcome::Available(1 << 30)),
-                Some(_) => Err(ErrorKind::NotADirectory),
-                None => Err(ErrorKind::NotFound),
+                Some(_) => Err(StorageErrorKind::NotADirectory),
+                None => Err(StorageErrorKind::NotFound),
             },
             StorageOp::SetMode { path, .. } => self
                 .get(path)
                 .map(|_| StorageOutcome::Done)
-                .ok_or(ErrorKind::NotFound),
+                .ok_or(StorageErrorKind::NotFound),
             StorageOp::Symlink { link, .. } => {
                 if self.get(link).is_some() {
-                    return Err(ErrorKind::AlreadyExists);
+                    return Err(StorageErrorKind::AlreadyExists);
                 }
                 self.parent_dir(link)?;
                 self.nodes.insert(
@@ -307,8 +312,8 @@ impl Fs {
                 Ok(StorageOutcome::Done)
             }
             StorageOp::SetModified { path, time } => match self.get(path) {
-                None => Err(ErrorKind::NotFound),
-                Some(Node::Dir) => Err(ErrorKind::IsADirectory),
+                None => Err(StorageErrorKind::NotFound),
+                Some(Node::Dir) => Err(StorageErrorKind::IsADirectory),
                 Some(Node::File { size, .. }) => {
                     self.nodes.insert(
                         key(path),
@@ -344,21 +349,21 @@ const PARTS: &[&str] = &[
     "a", "f", "pub", "incoming", "readme", "new", "x y", ".hidden", "..", ".", "", "\\", "%2e%2e",
     "Grüße", "\"q\"", "...", "-la",
 ];
-const ERRORS: &[ErrorKind] = &[
-    ErrorKind::NotFound,
-    ErrorKind::PermissionDenied,
-    ErrorKind::AlreadyExists,
-    ErrorKind::NotADirectory,
-    ErrorKind::IsADirectory,
-    ErrorKind::DirectoryNotEmpty,
-    ErrorKind::InvalidName,
-    ErrorKind::InsufficientStorage,
-    ErrorKind::ExceededStorage,
-    ErrorKind::InvalidOffset,
-    ErrorKind::Busy,
-    ErrorKind::Transient,
-    ErrorKind::Unsupported,
-    ErrorKind::Local,
+const ERRORS: &[StorageErrorKind] = &[
+    StorageErrorKind::NotFound,
+    StorageErrorKind::PermissionDenied,
+    StorageErrorKind::AlreadyExists,
+    StorageErrorKind::NotADirectory,
+    StorageErrorKind::IsADirectory,
+    StorageErrorKind::DirectoryNotEmpty,
+    StorageErrorKind::InvalidName,
+    StorageErrorKind::InsufficientStorage,
+    StorageErrorKind::ExceededStorage,
+    StorageErrorKind::InvalidOffset,
+    StorageErrorKind::Busy,
+    StorageErrorKind::Transient,
+    StorageErrorKind::Unsupported,
+    StorageErrorKind::Local,
 ];
 const LETTERS: &str = "elradfmwMT";
 
@@ -1153,44 +1158,50 @@ impl Harness<'_, '_> {
     }
 
     /// What the storage says when the transfer opens its file.
-    fn open_result(&self, kind: &TransferKind) -> Result<(), ErrorKind> {
+    fn open_result(&self, kind: &TransferKind) -> Result<(), StorageErrorKind> {
         match kind {
             TransferKind::Retrieve { path, offset } => match self.fs.get(path) {
-                None => Err(ErrorKind::NotFound),
-                Some(Node::Dir) => Err(ErrorKind::IsADirectory),
-                Some(Node::File { size, .. }) if *offset > size => Err(ErrorKind::InvalidOffset),
+                None => Err(StorageErrorKind::NotFound),
+                Some(Node::Dir) => Err(StorageErrorKind::IsADirectory),
+                Some(Node::File { size, .. }) if *offset > size => {
+                    Err(StorageErrorKind::InvalidOffset)
+                }
                 Some(Node::File { .. }) => Ok(()),
             },
             TransferKind::Store { path, start } => {
                 self.fs.parent_dir(path)?;
                 match (self.fs.get(path), start) {
-                    (Some(Node::Dir), _) => Err(ErrorKind::IsADirectory),
+                    (Some(Node::Dir), _) => Err(StorageErrorKind::IsADirectory),
                     (Some(Node::File { size, .. }), WriteStart::At(n)) if *n > size => {
-                        Err(ErrorKind::InvalidOffset)
+                        Err(StorageErrorKind::InvalidOffset)
                     }
-                    (None, WriteStart::At(_)) => Err(ErrorKind::NotFound),
+                    (None, WriteStart::At(_)) => Err(StorageErrorKind::NotFound),
                     _ => Ok(()),
                 }
             }
             TransferKind::StoreUnique { dir, .. } => match self.fs.get(dir) {
                 Some(Node::Dir) => Ok(()),
-                Some(_) => Err(ErrorKind::NotADirectory),
-                None => Err(ErrorKind::NotFound),
+                Some(_) => Err(StorageErrorKind::NotADirectory),
+                None => Err(StorageErrorKind::NotFound),
             },
-            TransferKind::List { path, .. } => {
-                self.fs.get(path).map(|_| ()).ok_or(ErrorKind::NotFound)
-            }
+            TransferKind::List { path, .. } => self
+                .fs
+                .get(path)
+                .map(|_| ())
+                .ok_or(StorageErrorKind::NotFound),
             TransferKind::Hash { path, start, .. } => match self.fs.get(path) {
-                None => Err(ErrorKind::NotFound),
-                Some(Node::Dir) => Err(ErrorKind::IsADirectory),
-                Some(Node::File { size, .. }) if *start > size => Err(ErrorKind::InvalidOffset),
+                None => Err(StorageErrorKind::NotFound),
+                Some(Node::Dir) => Err(StorageErrorKind::IsADirectory),
+                Some(Node::File { size, .. }) if *start > size => {
+                    Err(StorageErrorKind::InvalidOffset)
+                }
                 Some(Node::File { .. }) => Ok(()),
             },
             TransferKind::Combine { parts, .. } => {
                 parts.iter().try_for_each(|p| match self.fs.get(p) {
                     Some(Node::File { .. }) => Ok(()),
-                    Some(Node::Dir) => Err(ErrorKind::IsADirectory),
-                    None => Err(ErrorKind::NotFound),
+                    Some(Node::Dir) => Err(StorageErrorKind::IsADirectory),
+                    None => Err(StorageErrorKind::NotFound),
                 })
             }
         }

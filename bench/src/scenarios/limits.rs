@@ -24,7 +24,7 @@ pub(super) fn machine_limits(
     for round in 0..s.rounds {
         eprintln!("L round {}/{}", round + 1, s.rounds);
         if iperf.len() < s.rounds {
-            // S1 was not run: loopback on its own.
+            // large-retr was not run: loopback on its own.
             iperf.push(iperf3(s.big_bytes()).map_err(|e| format!("{e:#}")));
         }
         read.push(read_file(&env.root.join("big.bin")).map_err(|e| format!("{e:#}")));
@@ -52,9 +52,9 @@ pub(super) fn machine_limits(
     ]
 }
 
-/// The name of the loopback limit, which S1 is compared with.
+/// The name of the loopback limit, which large-retr is compared with.
 pub(crate) const LOOPBACK: &str =
-    "loopback TCP, one stream, S1's bytes (iperf3 -n, in S1's rounds)";
+    "loopback TCP, one stream, large-retr's bytes (iperf3 -n, in large-retr's rounds)";
 
 /// Loopback TCP throughput of one iperf3 stream sending `bytes`.
 pub(super) fn iperf3(bytes: u64) -> Result<f64> {

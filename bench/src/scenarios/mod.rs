@@ -1,5 +1,11 @@
 //! The scenarios: what each one does to a server, what it measures, and the loop that runs every
 //! scenario on every server, alternating servers within each round.
+//!
+//! Each scenario has a descriptive id ([`SCENARIOS`]) and its code in a module of its own:
+//! large-retr and large-stor in `large_files.rs`, small-files in `small_files.rs`, concurrent,
+//! login-storm and idle-sessions in `sessions.rs`, large-listing in `listing.rs`, the machine's
+//! limits (L) in `limits.rs`. Results before the ids were named call them S1 to S7, in that
+//! order; `--only` still accepts those.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -7,7 +13,7 @@ use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Result, bail};
 use serde_json::{Value, json};
@@ -16,41 +22,58 @@ use crate::client::{Ftp, Tls};
 use crate::peers::{Env, Running, Server};
 use crate::procfs;
 
+mod large_files;
 mod limits;
+mod listing;
 mod sessions;
 mod small_files;
 
+use large_files::{large_retr, large_stor};
 pub(crate) use limits::LOOPBACK;
 use limits::{iperf3, machine_limits, read_file};
+use listing::large_listing;
 use sessions::{concurrent, idle, logins};
 use small_files::small_files;
+
+/// The scenarios in the order they run: the id `--only` takes and reports show, and the short
+/// id earlier results used (also accepted by `--only`).
+pub(crate) const SCENARIOS: [(&str, &str); 7] = [
+    ("large-retr", "S1"),
+    ("large-stor", "S2"),
+    ("small-files", "S3"),
+    ("concurrent", "S4"),
+    ("login-storm", "S5"),
+    ("idle-sessions", "S6"),
+    ("large-listing", "S7"),
+];
 
 /// Sizes and counts; `--quick` shrinks them.
 #[derive(Debug, Clone)]
 pub(crate) struct Settings {
     pub(crate) rounds: usize,
-    /// S1/S2 file size.
+    /// large-retr/large-stor file size.
     pub(crate) big_mib: u64,
-    /// S3: files stored then retrieved, and their size.
+    /// small-files: files stored then retrieved, and their size.
     pub(crate) small_files: usize,
     pub(crate) small_kib: u64,
-    /// S4: concurrent session counts, RETRs per session, file size.
+    /// concurrent: session counts, RETRs per session, file size.
     pub(crate) sessions: Vec<usize>,
     pub(crate) retrs_per_session: usize,
     pub(crate) medium_kib: u64,
-    /// S5: logins, and how many are in flight at once (also S4/S6 connection setup).
+    /// login-storm: logins, and how many are in flight at once (also the connection setup of
+    /// concurrent and idle-sessions).
     pub(crate) logins: usize,
     pub(crate) in_flight: usize,
-    /// S6: idle sessions.
+    /// idle-sessions: idle sessions.
     pub(crate) idle_sessions: usize,
-    /// S7: files in the listed directory.
+    /// large-listing: files in the listed directory.
     pub(crate) list_files: usize,
     /// The longest one scenario may take on one server.
     pub(crate) timeout: Duration,
 }
 
 impl Settings {
-    /// Runs per server of S1 and S2 (see [`Case::rounds`]).
+    /// Runs per server of large-retr and large-stor (see [`Case::rounds`]).
     pub(crate) fn big_transfer_rounds(&self) -> usize {
         self.rounds * 2 + 1
     }
@@ -96,48 +119,58 @@ impl Settings {
 /// One measured case (a scenario, or one variant of it).
 #[derive(Debug, Clone)]
 pub(crate) enum Case {
-    /// S1: RETR of the big file.
+    /// large-retr: RETR of the big file.
     Retr { tls: bool },
-    /// S2: STOR of a file as big.
+    /// large-stor: STOR of a file as big.
     Stor { tls: bool },
-    /// S3: many small STORs then RETRs on one session.
+    /// small-files: many small STORs then RETRs on one session.
     Small,
-    /// S4: concurrent sessions, each logging in and then doing RETRs.
+    /// concurrent: concurrent sessions, each logging in and then doing RETRs.
     Concurrent { sessions: usize },
-    /// S5: connect, login, quit, many times.
+    /// login-storm: connect, login, quit, many times.
     Logins,
-    /// S6: memory of idle logged-in sessions.
+    /// idle-sessions: memory of idle logged-in sessions.
     Idle,
-    /// S7: a listing of a big directory.
+    /// large-listing: a listing of a big directory.
     List { verb: &'static str },
 }
 
 impl Case {
-    /// The cases of the selected scenarios (S1..S7), in order.
+    /// The cases of the selected scenarios (by id or old short id, see [`SCENARIOS`]), in
+    /// order.
     pub(crate) fn selected(only: &[String], settings: &Settings) -> Vec<Case> {
-        let on = |s: &str| only.is_empty() || only.iter().any(|o| o.eq_ignore_ascii_case(s));
+        let on = |id: &str| {
+            let old = SCENARIOS
+                .iter()
+                .find(|(new, _)| *new == id)
+                .map(|(_, old)| *old);
+            only.is_empty()
+                || only.iter().any(|o| {
+                    o.eq_ignore_ascii_case(id) || old.is_some_and(|old| o.eq_ignore_ascii_case(old))
+                })
+        };
         let mut cases = Vec::new();
-        if on("S1") {
+        if on("large-retr") {
             cases.extend([Case::Retr { tls: false }, Case::Retr { tls: true }]);
         }
-        if on("S2") {
+        if on("large-stor") {
             cases.extend([Case::Stor { tls: false }, Case::Stor { tls: true }]);
         }
-        if on("S3") {
+        if on("small-files") {
             cases.push(Case::Small);
         }
-        if on("S4") {
+        if on("concurrent") {
             for &sessions in &settings.sessions {
                 cases.push(Case::Concurrent { sessions });
             }
         }
-        if on("S5") {
+        if on("login-storm") {
             cases.push(Case::Logins);
         }
-        if on("S6") {
+        if on("idle-sessions") {
             cases.push(Case::Idle);
         }
-        if on("S7") {
+        if on("large-listing") {
             cases.extend([Case::List { verb: "LIST" }, Case::List { verb: "MLSD" }]);
         }
         cases
@@ -145,8 +178,8 @@ impl Case {
 
     /// How many times each server runs this case. A single 1 GiB transfer takes about a
     /// second and swings most from run to run (the kernel's page allocation, the host under
-    /// the virtual machine: 0.4-2.6 GB/s for the same server within minutes), so S1 and S2
-    /// take 2n+1 runs where the other cases take n.
+    /// the virtual machine: 0.4-2.6 GB/s for the same server within minutes), so large-retr and
+    /// large-stor take 2n+1 runs where the other cases take n.
     pub(crate) fn rounds(&self, settings: &Settings) -> usize {
         match self {
             Case::Retr { .. } | Case::Stor { .. } => settings.big_transfer_rounds(),
@@ -157,15 +190,15 @@ impl Case {
     /// Short name, as in the tables.
     pub(crate) fn id(&self) -> String {
         match self {
-            Case::Retr { tls: false } => "S1".into(),
-            Case::Retr { tls: true } => "S1 TLS".into(),
-            Case::Stor { tls: false } => "S2".into(),
-            Case::Stor { tls: true } => "S2 TLS".into(),
-            Case::Small => "S3".into(),
-            Case::Concurrent { sessions } => format!("S4 x{sessions}"),
-            Case::Logins => "S5".into(),
-            Case::Idle => "S6".into(),
-            Case::List { verb } => format!("S7 {verb}"),
+            Case::Retr { tls: false } => "large-retr".into(),
+            Case::Retr { tls: true } => "large-retr TLS".into(),
+            Case::Stor { tls: false } => "large-stor".into(),
+            Case::Stor { tls: true } => "large-stor TLS".into(),
+            Case::Small => "small-files".into(),
+            Case::Concurrent { sessions } => format!("concurrent x{sessions}"),
+            Case::Logins => "login-storm".into(),
+            Case::Idle => "idle-sessions".into(),
+            Case::List { verb } => format!("large-listing {verb}"),
         }
     }
 
@@ -211,7 +244,8 @@ impl Case {
         matches!(self, Case::Retr { tls: true } | Case::Stor { tls: true })
     }
 
-    /// Whether the case is one session doing one thing after another (S1, S2, S3, S7).
+    /// Whether the case is one session doing one thing after another (large-retr, large-stor,
+    /// small-files, large-listing).
     fn one_session(&self) -> bool {
         matches!(
             self,
@@ -286,8 +320,8 @@ pub(crate) struct Results {
     pub(crate) limits: Vec<Limit>,
 }
 
-/// Creates the served tree once: the big file, the S4 file, the S7 directory; an empty
-/// upload directory every server may write to.
+/// Creates the served tree once: the big file, the concurrent file, the large-listing directory; an
+/// empty upload directory every server may write to.
 pub(crate) fn prepare_data(env: &Env, s: &Settings) -> Result<()> {
     std::fs::create_dir_all(env.data.join("logs"))?;
     std::fs::create_dir_all(&env.root)?;
@@ -310,7 +344,7 @@ pub(crate) fn prepare_data(env: &Env, s: &Settings) -> Result<()> {
     clear_uploads(env)
 }
 
-/// The S7 directory, named by its size so quick and full runs keep their own.
+/// The large-listing directory, named by its size so quick and full runs keep their own.
 fn list_dir(s: &Settings) -> String {
     format!("many-{}", s.list_files)
 }
@@ -319,10 +353,11 @@ fn list_dir(s: &Settings) -> String {
 /// as the system user and others as root.
 fn clear_uploads(env: &Env) -> Result<()> {
     let up = env.root.join("up");
-    // The big upload goes (a few inodes); the small files of S3 are moved aside, not deleted:
-    // on ext4 without a journal a new inode skips every inode freed in the last minute, so
+    // The big upload goes (a few inodes); the small files of small-files are moved aside, not
+    // deleted: on ext4 without a journal a new inode skips every inode freed in the last minute, so
     // deleting 2,000 files before each run made every later run's file creations slower
-    // (S3 1,700 ops/s after a few runs, 2,900 after a minute's pause, for the same server).
+    // (small-files 1,700 ops/s after a few runs, 2,900 after a minute's pause, for the same
+    // server).
     let _ = std::fs::remove_file(up.join("big.bin"));
     if up.exists() {
         let trash = env.data.join("trash");
@@ -423,8 +458,9 @@ pub(crate) async fn run_all(
         })
         .collect();
     let mut results = Vec::new();
-    // Loopback TCP is measured in S1's rounds, moving the same bytes, so the S1/loopback ratio
-    // compares runs minutes apart at most, not a run at the end of the bench.
+    // Loopback TCP is measured in large-retr's rounds, moving the same bytes, so the
+    // large-retr/loopback ratio compares runs minutes apart at most, not a run at the end of the
+    // bench.
     let mut loopback = Vec::new();
     for case in cases {
         let mut runs: BTreeMap<String, Vec<Result<Sample, String>>> = BTreeMap::new();
@@ -473,7 +509,7 @@ async fn measure(
 ) -> Result<Sample> {
     clear_uploads(env)?;
     if let Case::Retr { .. } = case {
-        // S1 reads from the page cache: a STOR case or another program may have pushed the
+        // large-retr reads from the page cache: a STOR case or another program may have pushed the
         // file out, and then the first server measured would pay for the disk.
         read_file(&env.root.join("big.bin"))?;
     }
@@ -501,10 +537,10 @@ async fn measure(
     Ok(sample)
 }
 
-/// Runs a one-session case on a single-threaded runtime of its own thread. On the
-/// work-stealing runtime each step of a session (a reply read, a data connection accepted) can
-/// wake the other worker and move the task across threads: S3 cost the client 170 µs of CPU
-/// per operation that way, more than most servers spent, and it slowed every server alike.
+/// Runs a one-session case on a single-threaded runtime of its own thread. On the work-stealing
+/// runtime each step of a session (a reply read, a data connection accepted) can wake the other
+/// worker and move the task across threads: small-files cost the client 170 µs of CPU per operation
+/// that way, more than most servers spent, and it slowed every server alike.
 fn on_own_thread<T: Send>(body: impl Future<Output = Result<T>> + Send) -> Result<T> {
     std::thread::scope(|scope| {
         scope
@@ -583,69 +619,13 @@ async fn run_case(
     let addr = server.addr();
     let (user, password) = (env.user.as_str(), env.password.as_str());
     match case {
-        Case::Retr { .. } => {
-            let mut ftp = Ftp::open(addr, tls, user, password).await?;
-            let mut buf = vec![0u8; 1 << 20];
-            let started = Instant::now();
-            let got = ftp.retr("big.bin", &mut buf).await?;
-            let took = started.elapsed();
-            ftp.quit().await?;
-            if got != s.big_bytes() {
-                bail!("RETR returned {got} bytes, expected {}", s.big_bytes());
-            }
-            Ok(Sample {
-                value: mb_s(got, took),
-                ..Sample::default()
-            })
-        }
-        Case::Stor { .. } => {
-            let mut ftp = Ftp::open(addr, tls, user, password).await?;
-            let chunk = random_chunk(1 << 20);
-            let started = Instant::now();
-            ftp.stor("up/big.bin", s.big_bytes(), &chunk).await?;
-            let took = started.elapsed();
-            ftp.quit().await?;
-            // Some servers answer 226 before their last write reaches the file; give them a
-            // moment (bounded) before checking the size.
-            let path = env.root.join("up/big.bin");
-            let mut stored = 0;
-            for _ in 0..30 {
-                stored = std::fs::metadata(&path)?.len();
-                if stored == s.big_bytes() {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            if stored != s.big_bytes() {
-                bail!("STOR left {stored} bytes, expected {}", s.big_bytes());
-            }
-            Ok(Sample {
-                value: mb_s(s.big_bytes(), took),
-                ..Sample::default()
-            })
-        }
+        Case::Retr { .. } => large_retr(addr, tls, user, password, s).await,
+        Case::Stor { .. } => large_stor(env, addr, tls, user, password, s).await,
         Case::Small => small_files(addr, user, password, s).await,
         Case::Concurrent { sessions } => concurrent(addr, user, password, s, *sessions).await,
         Case::Logins => logins(addr, user, password, s).await,
         Case::Idle => idle(addr, user, password, s, running).await,
-        Case::List { verb } => {
-            let mut ftp = Ftp::open(addr, None, user, password).await?;
-            let mut buf = vec![0u8; 1 << 16];
-            let started = Instant::now();
-            let (bytes, lines) = ftp.listing(verb, &list_dir(s), &mut buf).await?;
-            let took = started.elapsed();
-            ftp.quit().await?;
-            if lines < s.list_files as u64 {
-                bail!("{verb} listed {lines} lines for {} files", s.list_files);
-            }
-            let mut sample = Sample {
-                value: took.as_secs_f64(),
-                ..Sample::default()
-            };
-            sample.extra.insert("lines".into(), lines as f64);
-            sample.extra.insert("bytes".into(), bytes as f64);
-            Ok(sample)
-        }
+        Case::List { verb } => large_listing(addr, user, password, s, verb).await,
     }
 }
 
@@ -672,5 +652,41 @@ fn with_latencies(value: f64, latencies: &mut [Duration]) -> Sample {
         p50_ms: pick(0.50),
         p99_ms: pick(0.99),
         ..Sample::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids(only: &[&str]) -> Vec<String> {
+        let only: Vec<String> = only.iter().map(|s| s.to_string()).collect();
+        Case::selected(&only, &Settings::quick())
+            .iter()
+            .map(Case::id)
+            .collect()
+    }
+
+    #[test]
+    fn scenarios_are_selected_by_id_or_by_their_old_short_id() {
+        assert_eq!(ids(&["small-files"]), ["small-files"]);
+        assert_eq!(ids(&["S3"]), ids(&["small-files"]));
+        assert_eq!(ids(&["s1", "S7"]), ids(&["large-retr", "large-listing"]));
+        assert_eq!(
+            ids(&["large-listing", "concurrent"]),
+            [
+                "concurrent x20",
+                "concurrent x50",
+                "large-listing LIST",
+                "large-listing MLSD"
+            ]
+        );
+        for (new, old) in SCENARIOS {
+            assert!(!ids(&[new]).is_empty(), "{new}");
+            assert_eq!(ids(&[old]), ids(&[new]), "{old}");
+        }
+        // Every case, in the order of the table.
+        assert_eq!(ids(&[]).len(), 2 + 2 + 1 + 2 + 1 + 1 + 2);
+        assert!(ids(&["S8"]).is_empty());
     }
 }

@@ -1,4 +1,5 @@
-//! S4, S5 and S6: many sessions at once, login storms, idle sessions.
+//! concurrent, login-storm and idle-sessions (formerly S4, S5 and S6): many sessions at once,
+//! login storms, idle sessions.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -13,8 +14,8 @@ use crate::procfs;
 
 use super::*;
 
-/// S4: `sessions` sessions log in (`in_flight` at a time), wait for each other, then each does
-/// its RETRs; the rate counts the RETR phase, the login phase is reported apart.
+/// concurrent: `sessions` sessions log in (`in_flight` at a time), wait for each other, then each
+/// does its RETRs; the rate counts the RETR phase, the login phase is reported apart.
 pub(super) async fn concurrent(
     addr: std::net::SocketAddr,
     user: &str,
@@ -81,7 +82,7 @@ pub(super) async fn concurrent(
     Ok(sample)
 }
 
-/// S5: one cold login alone (a fresh server: no cached credential), then the storm.
+/// login-storm: one cold login alone (a fresh server: no cached credential), then the storm.
 pub(super) async fn logins(
     addr: std::net::SocketAddr,
     user: &str,
@@ -124,7 +125,8 @@ pub(super) async fn logins(
     Ok(sample)
 }
 
-/// S6: memory of the server's processes with `idle_sessions` logged-in sessions, minus before.
+/// idle-sessions: memory of the server's processes with `idle_sessions` logged-in sessions, minus
+/// before.
 pub(super) async fn idle(
     addr: std::net::SocketAddr,
     user: &str,

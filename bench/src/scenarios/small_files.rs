@@ -1,4 +1,4 @@
-//! S3: many small files through one session.
+//! small-files (formerly S3): many small files through one session.
 
 use std::time::Instant;
 
@@ -8,7 +8,7 @@ use crate::client::Ftp;
 
 use super::*;
 
-/// S3: small files up then down, one session.
+/// small-files: small files up then down, one session.
 pub(super) async fn small_files(
     addr: std::net::SocketAddr,
     user: &str,

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Result, anyhow, bail};
-use ftpgate_core::{ErrorKind, Storage, StorageError, StorageFactory, User};
+use ftpgate_core::{Storage, StorageError, StorageErrorKind, StorageFactory, User};
 use ftpgate_storage_fs::{Durability, FsStorageFactory};
 use ftpgate_storage_object::ObjectStorageFactory;
 use tracing::{info, warn};
@@ -118,7 +118,7 @@ impl Backend {
     }
 
     fn open(&self, user: &User) -> Result<Arc<dyn Storage>, StorageError> {
-        let missing = |what: &str| StorageError::new(ErrorKind::Local, what.to_string());
+        let missing = |what: &str| StorageError::new(StorageErrorKind::Local, what.to_string());
         match self.kind {
             StorageKind::Local if user.home.starts_with("s3://") => self
                 .s3

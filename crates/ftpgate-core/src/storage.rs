@@ -8,10 +8,10 @@ use async_trait::async_trait;
 use futures_core::Stream;
 use tokio::io::AsyncRead;
 
-pub use ftpgate_proto::listing::Facts;
-pub use ftpgate_proto::session::WriteStart;
-pub use ftpgate_proto::{Capabilities, HashAlgorithm};
-use ftpgate_proto::{DirEntry, ErrorKind, Metadata, VirtualPath};
+use ftpgate_proto::VirtualPath;
+use ftpgate_proto::backend::{
+    Capabilities, DirEntry, Facts, HashAlgorithm, Metadata, StorageErrorKind, WriteStart,
+};
 
 use crate::auth::User;
 
@@ -20,7 +20,7 @@ use crate::auth::User;
 #[error("{kind}: {source}")]
 pub struct StorageError {
     /// The kind, which maps to the reply.
-    pub kind: ErrorKind,
+    pub kind: StorageErrorKind,
     /// The underlying error.
     #[source]
     pub source: Box<dyn std::error::Error + Send + Sync>,
@@ -29,7 +29,7 @@ pub struct StorageError {
 impl StorageError {
     /// An error of `kind` caused by `source`.
     pub fn new(
-        kind: ErrorKind,
+        kind: StorageErrorKind,
         source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
     ) -> Self {
         StorageError {
@@ -49,26 +49,26 @@ impl From<std::io::Error> for StorageError {
 }
 
 /// The kind of an I/O error, for backends built on files and sockets.
-pub fn error_kind_of(e: &std::io::Error) -> ErrorKind {
+pub fn error_kind_of(e: &std::io::Error) -> StorageErrorKind {
     use std::io::ErrorKind as K;
     match e.kind() {
-        K::NotFound => ErrorKind::NotFound,
-        K::PermissionDenied => ErrorKind::PermissionDenied,
-        K::AlreadyExists => ErrorKind::AlreadyExists,
-        K::NotADirectory => ErrorKind::NotADirectory,
-        K::IsADirectory => ErrorKind::IsADirectory,
-        K::DirectoryNotEmpty => ErrorKind::DirectoryNotEmpty,
-        K::StorageFull => ErrorKind::InsufficientStorage,
-        K::QuotaExceeded | K::FileTooLarge => ErrorKind::ExceededStorage,
-        K::InvalidFilename => ErrorKind::InvalidName,
-        K::ResourceBusy | K::ExecutableFileBusy => ErrorKind::Busy,
-        K::Interrupted | K::WouldBlock | K::TimedOut => ErrorKind::Transient,
+        K::NotFound => StorageErrorKind::NotFound,
+        K::PermissionDenied => StorageErrorKind::PermissionDenied,
+        K::AlreadyExists => StorageErrorKind::AlreadyExists,
+        K::NotADirectory => StorageErrorKind::NotADirectory,
+        K::IsADirectory => StorageErrorKind::IsADirectory,
+        K::DirectoryNotEmpty => StorageErrorKind::DirectoryNotEmpty,
+        K::StorageFull => StorageErrorKind::InsufficientStorage,
+        K::QuotaExceeded | K::FileTooLarge => StorageErrorKind::ExceededStorage,
+        K::InvalidFilename => StorageErrorKind::InvalidName,
+        K::ResourceBusy | K::ExecutableFileBusy => StorageErrorKind::Busy,
+        K::Interrupted | K::WouldBlock | K::TimedOut => StorageErrorKind::Transient,
         _ => match e.raw_os_error() {
             // ELOOP: a symlink loop, or a link that would lead out of the root.
-            Some(40) => ErrorKind::PermissionDenied,
+            Some(40) => StorageErrorKind::PermissionDenied,
             // ENAMETOOLONG
-            Some(36) => ErrorKind::InvalidName,
-            _ => ErrorKind::Local,
+            Some(36) => StorageErrorKind::InvalidName,
+            _ => StorageErrorKind::Local,
         },
     }
 }
@@ -154,7 +154,7 @@ pub trait Storage: Send + Sync + 'static {
     /// this default, and quotas are then counted from zero.
     async fn used_bytes(&self) -> Result<u64, StorageError> {
         Err(StorageError::new(
-            ErrorKind::Unsupported,
+            StorageErrorKind::Unsupported,
             "this storage cannot measure its usage",
         ))
     }
@@ -234,7 +234,7 @@ pub trait Storage: Send + Sync + 'static {
 
 fn unsupported(what: &str) -> StorageError {
     StorageError::new(
-        ErrorKind::Unsupported,
+        StorageErrorKind::Unsupported,
         format!("this storage does not support {what}"),
     )
 }

@@ -1,9 +1,9 @@
 //! Optional commands: which are switched on ([`Features`], with the meaning of ftpserverlib's
-//! settings), what the user's storage can do ([`Capabilities`]), and the digests HASH and the
-//! legacy X-commands offer ([`HashAlgorithm`]).
+//! settings), and how HASH names the digests it offers. What the user's storage can do
+//! ([`Capabilities`](crate::backend::Capabilities)) is in [`backend`](crate::backend).
 
+use crate::backend::HashAlgorithm;
 use crate::command::TransferType;
-use crate::listing::Facts;
 
 /// Switches for optional commands and behaviours. A switched-off command answers 502 and is
 /// not advertised in FEAT.
@@ -64,99 +64,8 @@ impl Features {
     }
 }
 
-/// What a user's storage can do beyond the basic calls, found at login; commands that need a
-/// missing capability answer 502 and leave FEAT.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Capabilities {
-    /// Free space (AVBL, ALLO checks).
-    pub available_space: bool,
-    /// Permission bits (SITE CHMOD, MFF UNIX.mode).
-    pub set_mode: bool,
-    /// Symbolic links (SITE SYMLINK).
-    pub symlink: bool,
-    /// Modification times (MFMT, MFF modify, SITE UTIME).
-    pub set_modified: bool,
-    /// Without `set_mode`: SITE CHMOD is accepted and does nothing, for clients that set
-    /// permissions after every upload (the storage keeps no permission bits).
-    pub ignore_set_mode: bool,
-    /// The MLSx facts the storage gives every entry, file or directory: FEAT offers only
-    /// these and `OPTS MLST` selects among them, so an offered fact is in every MLSD and MLST
-    /// entry.
-    pub facts: Facts,
-}
-
-impl Default for Capabilities {
-    /// Everything: what the session assumes before it knows the user's storage.
-    fn default() -> Self {
-        Capabilities {
-            available_space: true,
-            set_mode: true,
-            symlink: true,
-            set_modified: true,
-            ignore_set_mode: false,
-            facts: Facts::ALL,
-        }
-    }
-}
-
-impl Capabilities {
-    /// None of the optional calls, and only the facts every storage has
-    /// ([`Facts::BASIC`]).
-    pub fn none() -> Self {
-        Capabilities {
-            available_space: false,
-            set_mode: false,
-            symlink: false,
-            set_modified: false,
-            ignore_set_mode: false,
-            facts: Facts::BASIC,
-        }
-    }
-}
-
-/// A digest algorithm of HASH (draft-bryan-ftpext-hash) and the legacy X-commands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum HashAlgorithm {
-    /// SHA-256, the default.
-    Sha256,
-    /// SHA-512.
-    Sha512,
-    /// SHA-1.
-    Sha1,
-    /// MD5.
-    Md5,
-    /// CRC-32 (IEEE).
-    Crc32,
-}
-
+/// How HASH's FEAT line names the algorithms.
 impl HashAlgorithm {
-    /// Every algorithm, in the order FEAT lists them.
-    pub const ALL: [HashAlgorithm; 5] = [
-        HashAlgorithm::Sha256,
-        HashAlgorithm::Sha512,
-        HashAlgorithm::Sha1,
-        HashAlgorithm::Md5,
-        HashAlgorithm::Crc32,
-    ];
-
-    /// The name HASH uses (`SHA-256`, …, `CRC32`).
-    pub fn name(self) -> &'static str {
-        match self {
-            HashAlgorithm::Sha256 => "SHA-256",
-            HashAlgorithm::Sha512 => "SHA-512",
-            HashAlgorithm::Sha1 => "SHA-1",
-            HashAlgorithm::Md5 => "MD5",
-            HashAlgorithm::Crc32 => "CRC32",
-        }
-    }
-
-    /// The algorithm named `name` (any case).
-    pub fn from_name(name: &str) -> Option<HashAlgorithm> {
-        Self::ALL
-            .into_iter()
-            .find(|a| a.name().eq_ignore_ascii_case(name.trim()))
-    }
-
     /// The FEAT line: `HASH SHA-256*;SHA-512;SHA-1;MD5;CRC32`, the selected one starred.
     pub fn feat_line(selected: HashAlgorithm) -> String {
         let names: Vec<String> = Self::ALL

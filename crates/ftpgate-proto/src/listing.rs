@@ -9,113 +9,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use time::{Date, Month, OffsetDateTime, PrimitiveDateTime, Time};
 
+use crate::backend::{DirEntry, Facts, FileKind, Metadata};
 use crate::perm::{Perm, Permissions};
 
-/// What kind of thing an entry is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FileKind {
-    /// A regular file.
-    File,
-    /// A directory.
-    Dir,
-    /// A symbolic link that could not be followed inside the root.
-    Symlink,
-}
-
-/// What a backend knows about a file or directory.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Metadata {
-    /// File, directory or unfollowable link.
-    pub kind: FileKind,
-    /// Size in bytes (0 for directories where unknown).
-    pub size: u64,
-    /// Last modification time, if the backend keeps one.
-    pub modified: Option<SystemTime>,
-    /// Unix permission bits (`0o644`), if the backend has them.
-    pub mode: Option<u32>,
-    /// A stable identifier for the MLSx `unique` fact (device and inode on local disk).
-    pub unique: Option<String>,
-}
-
-impl Metadata {
-    /// Whether this is a directory.
-    pub fn is_dir(&self) -> bool {
-        self.kind == FileKind::Dir
-    }
-
-    /// Whether this is a regular file.
-    pub fn is_file(&self) -> bool {
-        self.kind == FileKind::File
-    }
-}
-
-/// One entry of a directory.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DirEntry {
-    /// The entry's name (one component).
-    pub name: String,
-    /// Its metadata.
-    pub metadata: Metadata,
-}
-
-/// A set of MLSx facts: those a client asked for with `OPTS MLST` (RFC 3659 section 7.9), or
-/// those a storage gives every entry ([`Capabilities::facts`](crate::Capabilities::facts)).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Facts {
-    /// `type`
-    pub kind: bool,
-    /// `size`
-    pub size: bool,
-    /// `modify`
-    pub modify: bool,
-    /// `perm`
-    pub perm: bool,
-    /// `unique`
-    pub unique: bool,
-    /// `unix.mode`
-    pub unix_mode: bool,
-}
-
-impl Default for Facts {
-    fn default() -> Self {
-        Facts::ALL
-    }
-}
-
+/// How the facts are named on the wire: `OPTS MLST`, its reply, and FEAT's MLST line.
 impl Facts {
-    /// Every fact this server knows.
-    pub const ALL: Facts = Facts {
-        kind: true,
-        size: true,
-        modify: true,
-        perm: true,
-        unique: true,
-        unix_mode: true,
-    };
-
-    /// The facts any storage gives every entry: `type` and `size` from its metadata, `perm`
-    /// from the user's permissions.
-    pub const BASIC: Facts = Facts {
-        kind: true,
-        size: true,
-        modify: false,
-        perm: true,
-        unique: false,
-        unix_mode: false,
-    };
-
-    /// The facts in both `self` and `other`.
-    pub fn and(self, other: Facts) -> Facts {
-        Facts {
-            kind: self.kind && other.kind,
-            size: self.size && other.size,
-            modify: self.modify && other.modify,
-            perm: self.perm && other.perm,
-            unique: self.unique && other.unique,
-            unix_mode: self.unix_mode && other.unix_mode,
-        }
-    }
-
     fn table(&self) -> [(bool, &'static str); 6] {
         [
             (self.kind, "type"),

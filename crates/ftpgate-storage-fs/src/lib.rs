@@ -30,8 +30,8 @@ use async_trait::async_trait;
 use cap_std::ambient_authority;
 use cap_std::fs::Dir;
 use ftpgate_core::{
-    Capabilities, DirEntry, EntryStream, ErrorKind, Facts, FileKind, Metadata, ReadStream, Storage,
-    StorageError, StorageFactory, Upload, User, VirtualPath, WriteStart,
+    Capabilities, DirEntry, EntryStream, Facts, FileKind, Metadata, ReadStream, Storage,
+    StorageError, StorageErrorKind, StorageFactory, Upload, User, VirtualPath, WriteStart,
 };
 use futures_core::Stream;
 use tokio::sync::mpsc;
@@ -95,7 +95,7 @@ pub(crate) fn beyond_end() -> io::Error {
 /// Maps an I/O error to a storage error of the right kind.
 pub(crate) fn io_error(e: io::Error) -> StorageError {
     if e.get_ref().is_some_and(|inner| inner.is::<BeyondEnd>()) {
-        return StorageError::new(ErrorKind::InvalidOffset, e);
+        return StorageError::new(StorageErrorKind::InvalidOffset, e);
     }
     StorageError::from(e)
 }
@@ -120,7 +120,7 @@ async fn blocking<T: Send + 'static>(
 ) -> Result<T, StorageError> {
     match tokio::task::spawn_blocking(f).await {
         Ok(result) => result.map_err(io_error),
-        Err(e) => Err(StorageError::new(ErrorKind::Local, e)),
+        Err(e) => Err(StorageError::new(StorageErrorKind::Local, e)),
     }
 }
 
@@ -452,7 +452,7 @@ impl Storage for FsStorage {
         // them first; this holds for any other caller too).
         if mode & !0o777 != 0 {
             return Err(StorageError::new(
-                ErrorKind::PermissionDenied,
+                StorageErrorKind::PermissionDenied,
                 "only permission bits (at most 777) can be set",
             ));
         }

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ftpgate_core::{ErrorKind, Storage, StorageError, StorageFactory, User};
+use ftpgate_core::{Storage, StorageError, StorageErrorKind, StorageFactory, User};
 use tracing::info;
 
 use crate::config::{Settings, clean_prefix};
@@ -69,7 +69,7 @@ impl ObjectStorageFactory {
     pub fn s3(config: S3Config) -> Result<Self, StorageError> {
         if config.part_size < MIN_PART_SIZE {
             return Err(store_error(
-                ErrorKind::Local,
+                StorageErrorKind::Local,
                 "part_size must be at least 5 MiB",
             ));
         }
@@ -128,7 +128,7 @@ impl ObjectStorageFactory {
         let mut stores = self
             .stores
             .lock()
-            .map_err(|_| store_error(ErrorKind::Local, "client cache poisoned"))?;
+            .map_err(|_| store_error(StorageErrorKind::Local, "client cache poisoned"))?;
         if let Some(store) = stores.get(bucket) {
             return Ok(store.clone());
         }
@@ -174,11 +174,9 @@ impl ObjectStorageFactory {
         let cutoff = jiff::Timestamp::now()
             - jiff::SignedDuration::try_from(older_than).unwrap_or(jiff::SignedDuration::MAX);
         let mut removed = 0;
-        for upload in client.list_uploads(&self.prefix).await? {
+        for upload in client.pending_uploads(&self.prefix).await? {
             if upload.initiated.is_some_and(|t| t < cutoff) {
-                client
-                    .abort_multipart(&upload.key, &upload.upload_id)
-                    .await?;
+                client.abort_upload(&upload.key, &upload.upload_id).await?;
                 info!(
                     key = upload.key.as_str(),
                     "aborted an abandoned partial upload"

@@ -3,7 +3,8 @@
 //! Storage, Google Cloud Storage and Tencent COS through their own APIs (Apache OpenDAL).
 //!
 //! One [`ObjectStorage`] holds the logic shared by every store (directory emulation, listing,
-//! commit/abort, resume bookkeeping) over the few calls a store answers (`store.rs`).
+//! commit/abort, resume bookkeeping) over the few calls a store answers (`store.rs`): an
+//! `ObjectStore`, and for stores with explicit multipart uploads (S3) a `MultipartStore`.
 //!
 //! - Directories are emulated as S3 consoles and rclone do: key prefixes, plus an empty
 //!   `dir/` marker object for a directory made empty with MKD.
@@ -41,8 +42,8 @@ use std::time::SystemTime;
 
 use async_trait::async_trait;
 use ftpgate_core::{
-    Capabilities, DirEntry, EntryStream, ErrorKind, Facts, Metadata, ReadStream, Storage,
-    StorageError, Upload, VirtualPath, WriteStart,
+    Capabilities, DirEntry, EntryStream, Facts, Metadata, ReadStream, Storage, StorageError,
+    StorageErrorKind, Upload, VirtualPath, WriteStart,
 };
 use futures_util::{StreamExt, TryStreamExt};
 use tracing::{debug, warn};
@@ -53,8 +54,8 @@ pub use crate::native::NativeService;
 
 use crate::config::Settings;
 use crate::meta::{dir_meta, file_meta};
-use crate::s3_client::{S3Client, store_error};
-use crate::store::{Listed, ObjectStore};
+use crate::s3_client::store_error;
+use crate::store::{Listed, MultipartStore, ObjectStore, Part};
 use crate::upload::{MultipartUpload, StreamedUpload};
 
 /// S3 parts must be at least this large, except the last one.
@@ -68,8 +69,9 @@ const PAGE: usize = 1000;
 #[derive(Debug, Clone)]
 pub struct ObjectStorage {
     store: Arc<dyn ObjectStore>,
-    /// The S3 client when the store has explicit multipart uploads (which can be resumed).
-    multipart: Option<Arc<S3Client>>,
+    /// The store again, as a multipart store, when it has explicit multipart uploads (which can
+    /// be resumed).
+    multipart: Option<Arc<dyn MultipartStore>>,
     /// `scheme://bucket`, which with a key names an object for the MLSx `unique` fact.
     store_name: Arc<str>,
     /// The scheme of `store_name` (`s3`, `azure`, `gcs`, `cos`), the backend's name.
@@ -84,7 +86,7 @@ pub struct ObjectStorage {
 #[derive(Debug, Clone)]
 pub(crate) struct Resumable {
     pub(crate) upload_id: String,
-    pub(crate) parts: Vec<s3_client::Part>,
+    pub(crate) parts: Vec<Part>,
     pub(crate) stored: u64,
 }
 
@@ -94,7 +96,7 @@ impl ObjectStorage {
         let Some(client) = &self.multipart else {
             return Ok(Vec::new());
         };
-        let uploads = client.list_uploads(&self.root).await?;
+        let uploads = client.pending_uploads(&self.root).await?;
         Ok(uploads
             .into_iter()
             .map(|u| u.key[self.root.len().min(u.key.len())..].to_string())
@@ -122,7 +124,7 @@ impl ObjectStorage {
             return Ok(None);
         }
         let mut uploads: Vec<_> = client
-            .list_uploads(key)
+            .pending_uploads(key)
             .await?
             .into_iter()
             .filter(|u| u.key == key)
@@ -131,7 +133,7 @@ impl ObjectStorage {
         let Some(upload) = uploads.pop() else {
             return Ok(None);
         };
-        let mut parts = client.list_parts(key, &upload.upload_id).await?;
+        let mut parts = client.uploaded_parts(key, &upload.upload_id).await?;
         // Only parts 1..n without a gap count; a part still uploading when the transfer broke
         // may be missing.
         let whole = parts
@@ -160,7 +162,7 @@ impl ObjectStorage {
         {
             Some(Ok(_)) => Ok(true),
             None => Ok(false),
-            Some(Err(e)) if e.kind == ErrorKind::NotFound => Ok(false),
+            Some(Err(e)) if e.kind == StorageErrorKind::NotFound => Ok(false),
             Some(Err(e)) => Err(e),
         }
     }
@@ -207,7 +209,7 @@ impl Storage for ObjectStorage {
             return Ok(dir_meta(&self.store_name, &key));
         }
         Err(store_error(
-            ErrorKind::NotFound,
+            StorageErrorKind::NotFound,
             format!("{key}: no such object or prefix"),
         ))
     }
@@ -215,7 +217,7 @@ impl Storage for ObjectStorage {
     async fn list(&self, path: &VirtualPath) -> Result<EntryStream, StorageError> {
         if !self.is_dir(path).await? {
             return Err(store_error(
-                ErrorKind::NotFound,
+                StorageErrorKind::NotFound,
                 format!("{path}: no such directory"),
             ));
         }
@@ -252,10 +254,12 @@ impl Storage for ObjectStorage {
         match self.store.get(&key, offset).await {
             Ok(stream) => Ok(stream),
             // Reading from the very end is an empty read, not an error.
-            Err(e) if e.kind == ErrorKind::InvalidOffset => match self.store.head(&key).await? {
-                Some(info) if info.size == offset => Ok(Box::new(tokio::io::empty())),
-                _ => Err(e),
-            },
+            Err(e) if e.kind == StorageErrorKind::InvalidOffset => {
+                match self.store.head(&key).await? {
+                    Some(info) if info.size == offset => Ok(Box::new(tokio::io::empty())),
+                    _ => Err(e),
+                }
+            }
             Err(e) => Err(e),
         }
     }
@@ -269,14 +273,14 @@ impl Storage for ObjectStorage {
         self.store.check_name(path.relative())?;
         if self.is_dir(path).await? {
             return Err(store_error(
-                ErrorKind::IsADirectory,
+                StorageErrorKind::IsADirectory,
                 format!("{path} is a directory"),
             ));
         }
         let parent = path.parent();
         if !self.is_dir(&parent).await? {
             return Err(store_error(
-                ErrorKind::NotFound,
+                StorageErrorKind::NotFound,
                 format!("{parent}: no such directory"),
             ));
         }
@@ -308,7 +312,10 @@ impl Storage for ObjectStorage {
                 return self.write(&path, WriteStart::Truncate).await;
             }
         }
-        Err(store_error(ErrorKind::AlreadyExists, "no free unique name"))
+        Err(store_error(
+            StorageErrorKind::AlreadyExists,
+            "no free unique name",
+        ))
     }
 
     async fn make_dir(&self, path: &VirtualPath) -> Result<(), StorageError> {
@@ -316,14 +323,14 @@ impl Storage for ObjectStorage {
         self.store.check_name(path.relative())?;
         if self.store.head(&key).await?.is_some() || self.is_dir(path).await? {
             return Err(store_error(
-                ErrorKind::AlreadyExists,
+                StorageErrorKind::AlreadyExists,
                 format!("{path} exists"),
             ));
         }
         let parent = path.parent();
         if !self.is_dir(&parent).await? {
             return Err(store_error(
-                ErrorKind::NotFound,
+                StorageErrorKind::NotFound,
                 format!("{parent}: no such directory"),
             ));
         }
@@ -343,13 +350,13 @@ impl Storage for ObjectStorage {
         let marker = first.iter().any(|item| item.key() == prefix);
         if first.iter().any(|item| item.key() != prefix) {
             return Err(store_error(
-                ErrorKind::DirectoryNotEmpty,
+                StorageErrorKind::DirectoryNotEmpty,
                 format!("{path} is not empty"),
             ));
         }
         if !marker {
             return Err(store_error(
-                ErrorKind::NotFound,
+                StorageErrorKind::NotFound,
                 format!("{path}: no such directory"),
             ));
         }
@@ -360,16 +367,16 @@ impl Storage for ObjectStorage {
         let key = self.key(path);
         let resumable = self.resumable(&key).await?;
         if let (Some(r), Some(client)) = (&resumable, &self.multipart) {
-            client.abort_multipart(&key, &r.upload_id).await?;
+            client.abort_upload(&key, &r.upload_id).await?;
         }
         if self.store.head(&key).await?.is_none() {
             if resumable.is_some() {
                 return Ok(());
             }
             let kind = if self.is_dir(path).await? {
-                ErrorKind::IsADirectory
+                StorageErrorKind::IsADirectory
             } else {
-                ErrorKind::NotFound
+                StorageErrorKind::NotFound
             };
             return Err(store_error(kind, format!("{path}: no such file")));
         }
@@ -385,7 +392,7 @@ impl Storage for ObjectStorage {
         }
         if !self.is_dir(from).await? {
             return Err(store_error(
-                ErrorKind::NotFound,
+                StorageErrorKind::NotFound,
                 format!("{from}: no such file or directory"),
             ));
         }
@@ -395,7 +402,7 @@ impl Storage for ObjectStorage {
         let Some(keys) = self.all_keys(&from_prefix, limit).await? else {
             warn!(%from, limit, "directory rename refused: too many objects");
             return Err(store_error(
-                ErrorKind::Unsupported,
+                StorageErrorKind::Unsupported,
                 format!("{from} holds more than {limit} objects to rename"),
             ));
         };
@@ -438,7 +445,8 @@ impl Storage for ObjectStorage {
         target: &VirtualPath,
         parts: &[VirtualPath],
     ) -> Result<(), StorageError> {
-        let unsupported = || store_error(ErrorKind::Unsupported, "cannot compose these parts");
+        let unsupported =
+            || store_error(StorageErrorKind::Unsupported, "cannot compose these parts");
         let Some(client) = &self.multipart else {
             return Err(unsupported());
         };
@@ -447,7 +455,7 @@ impl Storage for ObjectStorage {
             let key = self.key(part);
             let Some(info) = self.store.head(&key).await? else {
                 return Err(store_error(
-                    ErrorKind::NotFound,
+                    StorageErrorKind::NotFound,
                     format!("{part}: no such file"),
                 ));
             };
@@ -461,29 +469,27 @@ impl Storage for ObjectStorage {
             keys.push((key, info.size));
         }
         let target_key = self.key(target);
-        let id = client.create_multipart(&target_key).await?;
+        let id = client.start_upload(&target_key).await?;
         let result = async {
             let mut done = Vec::with_capacity(keys.len());
             for (number, (key, size)) in (1u16..).zip(&keys) {
-                let etag = client
-                    .upload_part_copy(&target_key, &id, number, key, None)
-                    .await?;
-                done.push(s3_client::Part {
+                let etag = client.copy_part(&target_key, &id, number, key).await?;
+                done.push(Part {
                     number,
                     etag,
                     size: *size,
                 });
             }
-            client.complete_multipart(&target_key, &id, &done).await
+            client.complete_upload(&target_key, &id, &done).await
         }
         .await;
         match result {
             Ok(()) => Ok(()),
             Err(e) => {
-                let _ = client.abort_multipart(&target_key, &id).await;
+                let _ = client.abort_upload(&target_key, &id).await;
                 // A store that refuses this copy (Garage keeps small objects inline and cannot
                 // copy them as parts) leaves the engine to stream the parts instead.
-                if e.kind == ErrorKind::Local {
+                if e.kind == StorageErrorKind::Local {
                     debug!(error = %e, "composing in the store failed; streaming instead");
                     return Err(unsupported());
                 }
@@ -498,7 +504,7 @@ impl Storage for ObjectStorage {
         _time: SystemTime,
     ) -> Result<(), StorageError> {
         Err(store_error(
-            ErrorKind::Unsupported,
+            StorageErrorKind::Unsupported,
             "object stores keep their own modification times",
         ))
     }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use ftpgate_core::{ErrorKind, ReadStream, StorageError};
+use ftpgate_core::{ReadStream, StorageError, StorageErrorKind};
 use futures_core::stream::BoxStream;
 use futures_util::{StreamExt, TryStreamExt};
 use opendal::layers::{RetryLayer, TimeoutLayer};
@@ -88,17 +88,17 @@ pub(crate) struct NativeStore {
 fn opendal_error(what: &str, e: opendal::Error) -> StorageError {
     use opendal::ErrorKind as K;
     let kind = match e.kind() {
-        K::NotFound => ErrorKind::NotFound,
-        K::PermissionDenied => ErrorKind::PermissionDenied,
-        K::AlreadyExists => ErrorKind::AlreadyExists,
-        K::IsADirectory => ErrorKind::IsADirectory,
-        K::NotADirectory => ErrorKind::NotFound,
-        K::RangeNotSatisfied => ErrorKind::InvalidOffset,
-        K::ConditionNotMatch | K::Conflict => ErrorKind::Busy,
-        K::Unsupported => ErrorKind::Unsupported,
-        K::RateLimited => ErrorKind::Transient,
-        _ if e.is_temporary() => ErrorKind::Transient,
-        _ => ErrorKind::Local,
+        K::NotFound => StorageErrorKind::NotFound,
+        K::PermissionDenied => StorageErrorKind::PermissionDenied,
+        K::AlreadyExists => StorageErrorKind::AlreadyExists,
+        K::IsADirectory => StorageErrorKind::IsADirectory,
+        K::NotADirectory => StorageErrorKind::NotFound,
+        K::RangeNotSatisfied => StorageErrorKind::InvalidOffset,
+        K::ConditionNotMatch | K::Conflict => StorageErrorKind::Busy,
+        K::Unsupported => StorageErrorKind::Unsupported,
+        K::RateLimited => StorageErrorKind::Transient,
+        _ if e.is_temporary() => StorageErrorKind::Transient,
+        _ => StorageErrorKind::Local,
     };
     store_error(kind, format!("{what}: {e}"))
 }
@@ -208,14 +208,14 @@ impl ObjectStore for NativeStore {
             Some(info) => info.size,
             None => {
                 return Err(store_error(
-                    ErrorKind::NotFound,
+                    StorageErrorKind::NotFound,
                     format!("{key}: no such object"),
                 ));
             }
         };
         if offset > size {
             return Err(store_error(
-                ErrorKind::InvalidOffset,
+                StorageErrorKind::InvalidOffset,
                 format!("{key}: offset {offset} beyond the end ({size} bytes)"),
             ));
         }
@@ -242,7 +242,7 @@ impl ObjectStore for NativeStore {
                 || (xml_listing && name.ends_with(char::is_whitespace));
             if refused {
                 return Err(store_error(
-                    ErrorKind::InvalidName,
+                    StorageErrorKind::InvalidName,
                     format!("{:?}: the store cannot hold this name", name),
                 ));
             }

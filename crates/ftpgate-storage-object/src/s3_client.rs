@@ -8,7 +8,7 @@ use std::collections::VecDeque;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use ftpgate_core::{ErrorKind, ReadStream, StorageError};
+use ftpgate_core::{ReadStream, StorageError, StorageErrorKind};
 use futures_core::stream::BoxStream;
 use futures_util::StreamExt;
 use reqwest::{Method, Response, StatusCode};
@@ -18,7 +18,9 @@ use tracing::{debug, warn};
 use url::Url;
 
 use crate::S3Config;
-use crate::store::{Listed, ObjectInfo, ObjectStore, ObjectWriter};
+use crate::store::{
+    Listed, MultipartStore, ObjectInfo, ObjectStore, ObjectWriter, Part, PendingUpload,
+};
 
 mod xml;
 
@@ -28,36 +30,20 @@ use xml::{error_code, parse_time, parse_uploads, xml_text};
 const SIGNATURE_LIFETIME: Duration = Duration::from_secs(3600);
 
 /// A failure from the store, with the kind the FTP reply needs.
-pub(crate) fn store_error(kind: ErrorKind, what: impl Into<String>) -> StorageError {
+pub(crate) fn store_error(kind: StorageErrorKind, what: impl Into<String>) -> StorageError {
     StorageError::new(kind, what.into())
 }
 
-fn status_kind(status: StatusCode) -> ErrorKind {
+fn status_kind(status: StatusCode) -> StorageErrorKind {
     match status {
-        StatusCode::NOT_FOUND => ErrorKind::NotFound,
-        StatusCode::FORBIDDEN | StatusCode::UNAUTHORIZED => ErrorKind::PermissionDenied,
-        StatusCode::RANGE_NOT_SATISFIABLE => ErrorKind::InvalidOffset,
-        StatusCode::CONFLICT | StatusCode::PRECONDITION_FAILED => ErrorKind::Busy,
-        StatusCode::TOO_MANY_REQUESTS | StatusCode::REQUEST_TIMEOUT => ErrorKind::Transient,
-        s if s.is_server_error() => ErrorKind::Transient,
-        _ => ErrorKind::Local,
+        StatusCode::NOT_FOUND => StorageErrorKind::NotFound,
+        StatusCode::FORBIDDEN | StatusCode::UNAUTHORIZED => StorageErrorKind::PermissionDenied,
+        StatusCode::RANGE_NOT_SATISFIABLE => StorageErrorKind::InvalidOffset,
+        StatusCode::CONFLICT | StatusCode::PRECONDITION_FAILED => StorageErrorKind::Busy,
+        StatusCode::TOO_MANY_REQUESTS | StatusCode::REQUEST_TIMEOUT => StorageErrorKind::Transient,
+        s if s.is_server_error() => StorageErrorKind::Transient,
+        _ => StorageErrorKind::Local,
     }
-}
-
-/// One pending multipart upload.
-#[derive(Debug, Clone)]
-pub(crate) struct PendingUpload {
-    pub(crate) key: String,
-    pub(crate) upload_id: String,
-    pub(crate) initiated: Option<jiff::Timestamp>,
-}
-
-/// An uploaded part.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Part {
-    pub(crate) number: u16,
-    pub(crate) etag: String,
-    pub(crate) size: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -79,16 +65,16 @@ pub(crate) fn http_client(read_timeout: Duration) -> Result<reqwest::Client, Sto
         .read_timeout(read_timeout)
         .pool_max_idle_per_host(32)
         .build()
-        .map_err(|e| store_error(ErrorKind::Local, format!("HTTP client: {e}")))
+        .map_err(|e| store_error(StorageErrorKind::Local, format!("HTTP client: {e}")))
 }
 
 fn tls_config() -> Result<rustls::ClientConfig, StorageError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let verifier = rustls_platform_verifier::Verifier::new(provider.clone())
-        .map_err(|e| store_error(ErrorKind::Local, format!("TLS roots: {e}")))?;
+        .map_err(|e| store_error(StorageErrorKind::Local, format!("TLS roots: {e}")))?;
     Ok(rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| store_error(ErrorKind::Local, e.to_string()))?
+        .map_err(|e| store_error(StorageErrorKind::Local, e.to_string()))?
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(verifier))
         .with_no_client_auth())
@@ -109,7 +95,7 @@ impl S3Client {
         )
         .map_err(|e| {
             store_error(
-                ErrorKind::Local,
+                StorageErrorKind::Local,
                 format!("bucket {bucket:?} at {}: {e}", config.endpoint),
             )
         })?;
@@ -153,25 +139,28 @@ impl S3Client {
                     let body = response.text().await.unwrap_or_default();
                     let code = error_code(&body).unwrap_or_default();
                     let kind = match code.as_str() {
-                        "NoSuchUpload" | "NoSuchKey" => ErrorKind::NotFound,
+                        "NoSuchUpload" | "NoSuchKey" => StorageErrorKind::NotFound,
                         "SlowDown" | "InternalError" | "ServiceUnavailable" | "RequestTimeout" => {
-                            ErrorKind::Transient
+                            StorageErrorKind::Transient
                         }
-                        "EntityTooLarge" => ErrorKind::ExceededStorage,
-                        "InvalidRange" => ErrorKind::InvalidOffset,
+                        "EntityTooLarge" => StorageErrorKind::ExceededStorage,
+                        "InvalidRange" => StorageErrorKind::InvalidOffset,
                         _ => status_kind(status),
                     };
-                    if kind != ErrorKind::Transient || attempt >= self.retries {
+                    if kind != StorageErrorKind::Transient || attempt >= self.retries {
                         return Err(store_error(kind, format!("{what}: HTTP {status} {code}")));
                     }
                     kind
                 }
                 Err(e) => {
                     if attempt >= self.retries {
-                        return Err(store_error(ErrorKind::Transient, format!("{what}: {e}")));
+                        return Err(store_error(
+                            StorageErrorKind::Transient,
+                            format!("{what}: {e}"),
+                        ));
                     }
                     debug!(error = %e, what, "request failed; retrying");
-                    ErrorKind::Transient
+                    StorageErrorKind::Transient
                 }
             };
             attempt += 1;
@@ -190,7 +179,7 @@ impl S3Client {
         response
             .text()
             .await
-            .map_err(|e| store_error(ErrorKind::Transient, format!("{what} response: {e}")))
+            .map_err(|e| store_error(StorageErrorKind::Transient, format!("{what} response: {e}")))
     }
 
     fn request(&self, method: Method, url: Url) -> reqwest::RequestBuilder {
@@ -272,7 +261,7 @@ impl S3Client {
         response
             .bytes()
             .await
-            .map_err(|e| store_error(ErrorKind::Transient, format!("GET body: {e}")))
+            .map_err(|e| store_error(StorageErrorKind::Transient, format!("GET body: {e}")))
     }
 
     async fn put_object(&self, key: &str, body: Bytes) -> Result<(), StorageError> {
@@ -334,7 +323,10 @@ impl S3Client {
         // A copy can fail after a 200 status; the body then holds an error.
         let body = response.text().await.unwrap_or_default();
         if let Some(code) = error_code(&body) {
-            return Err(store_error(ErrorKind::Transient, format!("COPY: {code}")));
+            return Err(store_error(
+                StorageErrorKind::Transient,
+                format!("COPY: {code}"),
+            ));
         }
         Ok(())
     }
@@ -361,7 +353,7 @@ impl S3Client {
             .send_for_text("LIST", || self.request(Method::GET, url.clone()))
             .await?;
         ListObjectsV2::parse_response(&text)
-            .map_err(|e| store_error(ErrorKind::Local, format!("LIST response: {e}")))
+            .map_err(|e| store_error(StorageErrorKind::Local, format!("LIST response: {e}")))
     }
 
     pub(crate) async fn create_multipart(&self, key: &str) -> Result<String, StorageError> {
@@ -377,7 +369,7 @@ impl S3Client {
         let parsed =
             rusty_s3::actions::CreateMultipartUpload::parse_response(&text).map_err(|e| {
                 store_error(
-                    ErrorKind::Local,
+                    StorageErrorKind::Local,
                     format!("CreateMultipartUpload response: {e}"),
                 )
             })?;
@@ -444,8 +436,12 @@ impl S3Client {
             )
             .await?;
         let body = response.text().await.unwrap_or_default();
-        xml_text(&body, "ETag")
-            .ok_or_else(|| store_error(ErrorKind::Local, "UploadPartCopy: no ETag in the response"))
+        xml_text(&body, "ETag").ok_or_else(|| {
+            store_error(
+                StorageErrorKind::Local,
+                "UploadPartCopy: no ETag in the response",
+            )
+        })
     }
 
     pub(crate) async fn complete_multipart(
@@ -472,7 +468,7 @@ impl S3Client {
         let text = response.text().await.unwrap_or_default();
         if let Some(code) = error_code(&text) {
             return Err(store_error(
-                ErrorKind::Transient,
+                StorageErrorKind::Transient,
                 format!("CompleteMultipartUpload: {code}"),
             ));
         }
@@ -517,7 +513,9 @@ impl S3Client {
                 .send_for_text("ListParts", || self.request(Method::GET, url.clone()))
                 .await?;
             let page: ListPartsResponse = rusty_s3::actions::ListParts::parse_response(&text)
-                .map_err(|e| store_error(ErrorKind::Local, format!("ListParts response: {e}")))?;
+                .map_err(|e| {
+                    store_error(StorageErrorKind::Local, format!("ListParts response: {e}"))
+                })?;
             parts.extend(page.parts.iter().map(|p| Part {
                 number: p.number,
                 etag: p.etag.clone(),
@@ -594,7 +592,7 @@ fn etag_of(response: &Response) -> Result<String, StorageError> {
         .get(reqwest::header::ETAG)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string)
-        .ok_or_else(|| store_error(ErrorKind::Local, "no ETag in the response"))
+        .ok_or_else(|| store_error(StorageErrorKind::Local, "no ETag in the response"))
 }
 
 /// CopyObject copies at most this much in one request.
@@ -720,7 +718,7 @@ impl ObjectStore for S3Client {
         ))
     }
 
-    fn multipart(&self) -> Option<Arc<S3Client>> {
+    fn multipart(&self) -> Option<Arc<dyn MultipartStore>> {
         Some(Arc::new(self.clone()))
     }
 
@@ -731,8 +729,67 @@ impl ObjectStore for S3Client {
         _in_flight: usize,
     ) -> Result<Box<dyn ObjectWriter>, StorageError> {
         Err(store_error(
-            ErrorKind::Unsupported,
+            StorageErrorKind::Unsupported,
             "S3 uploads are multipart uploads",
         ))
+    }
+}
+
+/// The S3 API's multipart calls, under the names the shared upload logic uses.
+#[async_trait]
+impl MultipartStore for S3Client {
+    async fn read_range(
+        &self,
+        key: &str,
+        start: u64,
+        end_inclusive: u64,
+    ) -> Result<Bytes, StorageError> {
+        self.get_range(key, start, end_inclusive).await
+    }
+
+    async fn start_upload(&self, key: &str) -> Result<String, StorageError> {
+        self.create_multipart(key).await
+    }
+
+    async fn upload_part(
+        &self,
+        key: &str,
+        upload_id: &str,
+        number: u16,
+        body: Bytes,
+    ) -> Result<String, StorageError> {
+        S3Client::upload_part(self, key, upload_id, number, body).await
+    }
+
+    async fn copy_part(
+        &self,
+        key: &str,
+        upload_id: &str,
+        number: u16,
+        source: &str,
+    ) -> Result<String, StorageError> {
+        self.upload_part_copy(key, upload_id, number, source, None)
+            .await
+    }
+
+    async fn complete_upload(
+        &self,
+        key: &str,
+        upload_id: &str,
+        parts: &[Part],
+    ) -> Result<(), StorageError> {
+        self.complete_multipart(key, upload_id, parts).await
+    }
+
+    async fn abort_upload(&self, key: &str, upload_id: &str) -> Result<(), StorageError> {
+        self.abort_multipart(key, upload_id).await
+    }
+
+    async fn uploaded_parts(&self, key: &str, upload_id: &str) -> Result<Vec<Part>, StorageError> {
+        self.list_parts(key, upload_id).await
+    }
+
+    async fn pending_uploads(&self, prefix: &str) -> Result<Vec<PendingUpload>, StorageError> {
+        self.list_uploads(prefix).await
     }
 }

@@ -1,6 +1,12 @@
 //! The calls the shared object-storage logic needs from a store, and the two kinds of stores
 //! that answer them: the S3 API (with explicit multipart control, so uploads can be resumed)
 //! and the native APIs of other stores through OpenDAL (streamed uploads that commit or abort).
+//!
+//! The shared logic never sees a store's client type: an upload either asks the store for a
+//! streamed [`ObjectWriter`] or, when [`ObjectStore::multipart`] offers one, drives a
+//! [`MultipartStore`] (start, upload parts, complete or abort, and find kept uploads again to
+//! resume them). Another store with addressable parts (Azure's staged blocks, say) would
+//! implement [`MultipartStore`] too, and get resumable uploads and COMB without changes here.
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -9,8 +15,6 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use ftpgate_core::{ReadStream, StorageError};
 use futures_core::stream::BoxStream;
-
-use crate::s3_client::S3Client;
 
 /// An object's size and modification time.
 #[derive(Debug, Clone)]
@@ -63,9 +67,10 @@ pub(crate) trait ObjectStore: Send + Sync + std::fmt::Debug {
     fn check_name(&self, _key: &str) -> Result<(), StorageError> {
         Ok(())
     }
-    /// The S3 client, when the store speaks the S3 API: multipart uploads are then explicit and
-    /// can be kept and resumed.
-    fn multipart(&self) -> Option<Arc<S3Client>> {
+    /// The same store with explicit multipart uploads, when it has them (the S3 API): uploads
+    /// then go up part by part under an id, and can be kept and resumed. `None` (the default):
+    /// uploads go through [`ObjectStore::writer`].
+    fn multipart(&self) -> Option<Arc<dyn MultipartStore>> {
         None
     }
     /// A streamed writer of `key` for stores without explicit multipart control: bytes go up
@@ -86,4 +91,66 @@ pub(crate) trait ObjectWriter: Send {
     async fn close(&mut self) -> Result<(), StorageError>;
     /// Discards what was written; the object is left as it was.
     async fn abort(&mut self) -> Result<(), StorageError>;
+}
+
+/// One multipart upload in progress or kept for resuming.
+#[derive(Debug, Clone)]
+pub(crate) struct PendingUpload {
+    pub(crate) key: String,
+    pub(crate) upload_id: String,
+    pub(crate) initiated: Option<jiff::Timestamp>,
+}
+
+/// An uploaded part: its number (from 1), the store's tag for it, and its size.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Part {
+    pub(crate) number: u16,
+    pub(crate) etag: String,
+    pub(crate) size: u64,
+}
+
+/// A store whose uploads are made of numbered parts under an upload id that outlives the
+/// connection, so an interrupted upload can be listed, continued and completed later, and an
+/// object can be composed from others in place (COMB).
+#[async_trait]
+pub(crate) trait MultipartStore: ObjectStore {
+    /// Bytes `start..=end_inclusive` of `key`, whole (for the short tail an append re-uploads).
+    async fn read_range(
+        &self,
+        key: &str,
+        start: u64,
+        end_inclusive: u64,
+    ) -> Result<Bytes, StorageError>;
+    /// Starts an upload of `key`; returns its id.
+    async fn start_upload(&self, key: &str) -> Result<String, StorageError>;
+    /// Uploads part `number` of the upload; returns the part's tag.
+    async fn upload_part(
+        &self,
+        key: &str,
+        upload_id: &str,
+        number: u16,
+        body: Bytes,
+    ) -> Result<String, StorageError>;
+    /// Makes the whole object `source` part `number` of the upload, in the store; returns the
+    /// part's tag.
+    async fn copy_part(
+        &self,
+        key: &str,
+        upload_id: &str,
+        number: u16,
+        source: &str,
+    ) -> Result<String, StorageError>;
+    /// Makes `key` the concatenation of `parts`.
+    async fn complete_upload(
+        &self,
+        key: &str,
+        upload_id: &str,
+        parts: &[Part],
+    ) -> Result<(), StorageError>;
+    /// Discards the upload and its parts; `key` is left as it was.
+    async fn abort_upload(&self, key: &str, upload_id: &str) -> Result<(), StorageError>;
+    /// The parts uploaded so far, by number.
+    async fn uploaded_parts(&self, key: &str, upload_id: &str) -> Result<Vec<Part>, StorageError>;
+    /// Uploads in progress or kept, of keys starting with `prefix`.
+    async fn pending_uploads(&self, prefix: &str) -> Result<Vec<PendingUpload>, StorageError>;
 }

@@ -5,19 +5,19 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
-use ftpgate_core::{ErrorKind, StorageError, Upload, WriteStart};
+use ftpgate_core::{StorageError, StorageErrorKind, Upload, WriteStart};
 use tokio::io::AsyncReadExt;
 use tokio::task::{JoinHandle, JoinSet};
 use tracing::{debug, warn};
 
-use crate::s3_client::{Part, S3Client, store_error};
-use crate::store::{ObjectStore, ObjectWriter};
+use crate::s3_client::store_error;
+use crate::store::{MultipartStore, ObjectStore, ObjectWriter, Part};
 use crate::{MAX_PARTS, MIN_PART_SIZE, ObjectStorage, Settings};
 
 /// An upload in progress. Bytes collect in a buffer of one part; full parts go up in the
 /// background, at most `max_in_flight` at once (the writer waits beyond that).
 pub(crate) struct MultipartUpload {
-    client: Arc<S3Client>,
+    client: Arc<dyn MultipartStore>,
     config: Arc<Settings>,
     key: String,
     name: String,
@@ -44,7 +44,7 @@ impl MultipartUpload {
     /// existing object.
     pub(crate) async fn start(
         storage: &ObjectStorage,
-        client: Arc<S3Client>,
+        client: Arc<dyn MultipartStore>,
         key: String,
         name: String,
         start: WriteStart,
@@ -73,7 +73,7 @@ impl MultipartUpload {
                 if let Some(old) = resumable {
                     upload
                         .client
-                        .abort_multipart(&upload.key, &old.upload_id)
+                        .abort_upload(&upload.key, &old.upload_id)
                         .await?;
                 }
             }
@@ -81,7 +81,7 @@ impl MultipartUpload {
                 if let Some(old) = resumable {
                     upload
                         .client
-                        .abort_multipart(&upload.key, &old.upload_id)
+                        .abort_upload(&upload.key, &old.upload_id)
                         .await?;
                 }
             }
@@ -94,7 +94,7 @@ impl MultipartUpload {
                     }
                     _ => {
                         return Err(store_error(
-                            ErrorKind::InvalidOffset,
+                            StorageErrorKind::InvalidOffset,
                             "no interrupted upload to resume at that offset",
                         ));
                     }
@@ -129,7 +129,7 @@ impl MultipartUpload {
         }
         if at != offset {
             return Err(store_error(
-                ErrorKind::InvalidOffset,
+                StorageErrorKind::InvalidOffset,
                 format!(
                     "resume offset {offset} is not a part boundary of the interrupted upload ({} bytes stored)",
                     old.stored
@@ -154,12 +154,8 @@ impl MultipartUpload {
             return Ok(());
         }
         if size >= MIN_PART_SIZE as u64 {
-            let id = self.client.create_multipart(&self.key).await?;
-            match self
-                .client
-                .upload_part_copy(&self.key, &id, 1, &self.key, None)
-                .await
-            {
+            let id = self.client.start_upload(&self.key).await?;
+            match self.client.copy_part(&self.key, &id, 1, &self.key).await {
                 Ok(etag) => {
                     self.parts.push(Part {
                         number: 1,
@@ -171,7 +167,7 @@ impl MultipartUpload {
                     Ok(())
                 }
                 Err(e) => {
-                    let _ = self.client.abort_multipart(&self.key, &id).await;
+                    let _ = self.client.abort_upload(&self.key, &id).await;
                     Err(store_error(
                         e.kind,
                         format!("the store cannot append to {}: {e}", self.key),
@@ -179,7 +175,7 @@ impl MultipartUpload {
                 }
             }
         } else {
-            let existing = self.client.get_range(&self.key, 0, size - 1).await?;
+            let existing = self.client.read_range(&self.key, 0, size - 1).await?;
             self.buffer.extend_from_slice(&existing);
             Ok(())
         }
@@ -198,7 +194,7 @@ impl MultipartUpload {
             }
             Some(Ok(Err(e))) => Err(e),
             Some(Err(e)) => Err(store_error(
-                ErrorKind::Local,
+                StorageErrorKind::Local,
                 format!("part upload task: {e}"),
             )),
             None => Ok(()),
@@ -208,7 +204,7 @@ impl MultipartUpload {
     async fn send_part(&mut self, body: Bytes) -> Result<(), StorageError> {
         if u64::from(self.next_part) > MAX_PARTS {
             return Err(store_error(
-                ErrorKind::ExceededStorage,
+                StorageErrorKind::ExceededStorage,
                 "file too large for the part size",
             ));
         }
@@ -234,18 +230,20 @@ impl MultipartUpload {
         }
         if self.creating.is_none() {
             let (client, key) = (self.client.clone(), self.key.clone());
-            self.creating = Some(tokio::spawn(
-                async move { client.create_multipart(&key).await },
-            ));
+            self.creating = Some(tokio::spawn(async move { client.start_upload(&key).await }));
         }
         let Some(creating) = &mut self.creating else {
-            return Err(store_error(ErrorKind::Local, "no upload being created"));
+            return Err(store_error(
+                StorageErrorKind::Local,
+                "no upload being created",
+            ));
         };
         // Awaiting the handle by reference: if this future is dropped, the handle stays.
         let created = creating.await;
         self.creating = None;
-        let id = created
-            .map_err(|e| store_error(ErrorKind::Local, format!("create upload task: {e}")))??;
+        let id = created.map_err(|e| {
+            store_error(StorageErrorKind::Local, format!("create upload task: {e}"))
+        })??;
         self.upload_id = Some(id.clone());
         Ok(id)
     }
@@ -304,7 +302,7 @@ impl Upload for MultipartUpload {
             self.parts.sort_by_key(|p| p.number);
             let id = self.upload_id.clone().unwrap_or_default();
             self.client
-                .complete_multipart(&self.key, &id, &self.parts)
+                .complete_upload(&self.key, &id, &self.parts)
                 .await?;
             Ok(self.parts.iter().map(|p| p.size).sum())
         }
@@ -344,11 +342,11 @@ impl MultipartUpload {
             return;
         };
         for attempt in 0..3 {
-            if let Err(e) = self.client.abort_multipart(&self.key, &id).await {
+            if let Err(e) = self.client.abort_upload(&self.key, &id).await {
                 warn!(key = self.key.as_str(), error = %e, "could not abort a multipart upload");
             }
             // S3 asks callers to check: abort again while the upload is still listed.
-            match self.client.list_uploads(&self.key).await {
+            match self.client.pending_uploads(&self.key).await {
                 Ok(uploads) if uploads.iter().any(|u| u.upload_id == id) => {
                     tokio::time::sleep(std::time::Duration::from_millis(100 << attempt)).await;
                 }
@@ -379,7 +377,7 @@ impl Drop for MultipartUpload {
                 },
                 (None, None) => return,
             };
-            let _ = client.abort_multipart(&key, &id).await;
+            let _ = client.abort_upload(&key, &id).await;
         });
     }
 }
@@ -409,7 +407,7 @@ impl StreamedUpload {
                 Some(info) if info.size >= offset => offset,
                 _ => {
                     return Err(store_error(
-                        ErrorKind::InvalidOffset,
+                        StorageErrorKind::InvalidOffset,
                         format!("{key} has fewer than {offset} bytes to keep"),
                     ));
                 }
@@ -442,7 +440,7 @@ impl StreamedUpload {
                 let n = existing.read(&mut buffer[..want]).await?;
                 if n == 0 {
                     return Err(store_error(
-                        ErrorKind::Transient,
+                        StorageErrorKind::Transient,
                         format!("{} ended while its bytes were being kept", upload.key),
                     ));
                 }
@@ -455,7 +453,7 @@ impl StreamedUpload {
     fn writer(&mut self) -> Result<&mut Box<dyn ObjectWriter>, StorageError> {
         self.writer
             .as_mut()
-            .ok_or_else(|| store_error(ErrorKind::Local, "upload already finished"))
+            .ok_or_else(|| store_error(StorageErrorKind::Local, "upload already finished"))
     }
 }
 
@@ -471,7 +469,7 @@ impl Upload for StreamedUpload {
         let mut writer = self
             .writer
             .take()
-            .ok_or_else(|| store_error(ErrorKind::Local, "upload already finished"))?;
+            .ok_or_else(|| store_error(StorageErrorKind::Local, "upload already finished"))?;
         if let Err(e) = writer.close().await {
             let _ = writer.abort().await;
             return Err(e);

@@ -5,9 +5,13 @@
 //! - [`storage_suite`](mod@storage_suite): the behaviour every
 //!   [`Storage`](ftpgate_core::Storage) backend must have, as one test per case through the
 //!   [`storage_suite!`] macro.
+//! - `server` (feature `server`): a real ftpgate server on `127.0.0.1:0` per test and a raw
+//!   control-connection client, for the engine's tests and FTP-level tests of backends.
 
 #![deny(missing_docs)]
 
 pub mod azurite;
 pub mod garage;
+#[cfg(feature = "server")]
+pub mod server;
 pub mod storage_suite;

@@ -35,7 +35,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ftpgate_core::{
-    ErrorKind, FileKind, Metadata, Storage, StorageError, Upload, VirtualPath, WriteStart,
+    FileKind, Metadata, Storage, StorageError, StorageErrorKind, Upload, VirtualPath, WriteStart,
 };
 use futures_util::StreamExt as _;
 use tokio::io::AsyncReadExt as _;
@@ -157,7 +157,7 @@ fn content(len: usize, seed: u64) -> Vec<u8> {
 }
 
 #[track_caller]
-fn expect_kind<T>(result: Result<T, StorageError>, kind: ErrorKind, what: &str) {
+fn expect_kind<T>(result: Result<T, StorageError>, kind: StorageErrorKind, what: &str) {
     match result {
         Ok(_) => panic!("{what}: expected {kind:?}, but it succeeded"),
         Err(e) => assert_eq!(e.kind, kind, "{what}: expected {kind:?}, got {e}"),
@@ -233,7 +233,7 @@ async fn assert_dir(storage: &dyn Storage, at: &str) {
 async fn assert_missing(storage: &dyn Storage, at: &str) {
     expect_kind(
         storage.metadata(&path(at)).await,
-        ErrorKind::NotFound,
+        StorageErrorKind::NotFound,
         &format!("metadata of {at:?}"),
     );
 }
@@ -299,7 +299,7 @@ where
 /// `Ok` when `at` holds exactly `data` (or does not exist, for `None`).
 async fn holds(storage: &dyn Storage, at: &str, data: Option<&[u8]>) -> Result<(), String> {
     match (storage.metadata(&path(at)).await, data) {
-        (Err(e), None) if e.kind == ErrorKind::NotFound => {}
+        (Err(e), None) if e.kind == StorageErrorKind::NotFound => {}
         (Err(e), _) => return Err(format!("metadata: {e}")),
         (Ok(meta), None) => return Err(format!("it exists: {meta:?}")),
         (Ok(meta), Some(data)) => {
@@ -389,13 +389,13 @@ pub async fn make_dir_twice_is_already_exists(storage: Arc<dyn Storage>) {
         .unwrap_or_else(|e| panic!("make_dir /dir: {e}"));
     expect_kind(
         storage.make_dir(&path("/dir")).await,
-        ErrorKind::AlreadyExists,
+        StorageErrorKind::AlreadyExists,
         "make_dir /dir a second time",
     );
     put(storage, "/file", b"content").await;
     expect_kind(
         storage.make_dir(&path("/file")).await,
-        ErrorKind::AlreadyExists,
+        StorageErrorKind::AlreadyExists,
         "make_dir over the file /file",
     );
     assert_file(storage, "/file", b"content").await;
@@ -406,7 +406,7 @@ pub async fn make_dir_in_missing_parent_is_not_found(storage: Arc<dyn Storage>) 
     let storage = &*storage;
     expect_kind(
         storage.make_dir(&path("/missing/dir")).await,
-        ErrorKind::NotFound,
+        StorageErrorKind::NotFound,
         "make_dir /missing/dir",
     );
     assert_missing(storage, "/missing").await;
@@ -466,12 +466,12 @@ pub async fn read_of_missing_is_not_found(storage: Arc<dyn Storage>) {
     let storage = &*storage;
     expect_kind(
         storage.read(&path("/missing"), 0).await,
-        ErrorKind::NotFound,
+        StorageErrorKind::NotFound,
         "read /missing",
     );
     expect_kind(
         storage.read(&path("/missing/deeper"), 0).await,
-        ErrorKind::NotFound,
+        StorageErrorKind::NotFound,
         "read /missing/deeper",
     );
 }
@@ -532,7 +532,14 @@ async fn start_in_place(
 ) -> Option<Box<dyn Upload>> {
     match storage.write(&path(at), start).await {
         Ok(upload) => Some(upload),
-        Err(e) if matches!(e.kind, ErrorKind::Unsupported | ErrorKind::InvalidOffset) => None,
+        Err(e)
+            if matches!(
+                e.kind,
+                StorageErrorKind::Unsupported | StorageErrorKind::InvalidOffset
+            ) =>
+        {
+            None
+        }
         Err(e) => panic!("write {at:?} from {start:?}: {e}"),
     }
 }
@@ -637,13 +644,13 @@ pub async fn list_of_missing_is_not_found(storage: Arc<dyn Storage>) {
     let storage = &*storage;
     expect_kind(
         storage.list(&path("/missing")).await,
-        ErrorKind::NotFound,
+        StorageErrorKind::NotFound,
         "list /missing",
     );
     put(storage, "/present", b"x").await;
     expect_kind(
         storage.list(&path("/pres")).await,
-        ErrorKind::NotFound,
+        StorageErrorKind::NotFound,
         "list /pres (a prefix of a file's name)",
     );
 }
@@ -683,7 +690,11 @@ pub async fn special_names_round_trip(storage: Arc<dyn Storage>) {
                 upload.abort().await;
                 names.push(name);
             }
-            Err(e) => assert_eq!(e.kind, ErrorKind::InvalidName, "write of {name:?}: {e}"),
+            Err(e) => assert_eq!(
+                e.kind,
+                StorageErrorKind::InvalidName,
+                "write of {name:?}: {e}"
+            ),
         }
     }
     for name in &names {
@@ -719,7 +730,7 @@ pub async fn remove_file_then_not_found(storage: Arc<dyn Storage>) {
     assert_missing(storage, "/file").await;
     expect_kind(
         storage.read(&path("/file"), 0).await,
-        ErrorKind::NotFound,
+        StorageErrorKind::NotFound,
         "read of the removed /file",
     );
     assert_listing(storage, "/", &[("other", FileKind::File, 5)]).await;
@@ -731,12 +742,12 @@ pub async fn remove_missing_file_is_not_found(storage: Arc<dyn Storage>) {
     let storage = &*storage;
     expect_kind(
         storage.remove_file(&path("/missing")).await,
-        ErrorKind::NotFound,
+        StorageErrorKind::NotFound,
         "remove_file /missing",
     );
     expect_kind(
         storage.remove_file(&path("/missing/deeper")).await,
-        ErrorKind::NotFound,
+        StorageErrorKind::NotFound,
         "remove_file /missing/deeper",
     );
 }
@@ -752,7 +763,7 @@ pub async fn remove_dir_refuses_non_empty(storage: Arc<dyn Storage>) {
     put(storage, "/full/file", b"content").await;
     expect_kind(
         storage.remove_dir(&path("/full")).await,
-        ErrorKind::DirectoryNotEmpty,
+        StorageErrorKind::DirectoryNotEmpty,
         "remove_dir /full (holding a file)",
     );
     assert_dir(storage, "/full").await;
@@ -768,7 +779,7 @@ pub async fn remove_dir_refuses_non_empty(storage: Arc<dyn Storage>) {
         .unwrap_or_else(|e| panic!("make_dir /nested/empty: {e}"));
     expect_kind(
         storage.remove_dir(&path("/nested")).await,
-        ErrorKind::DirectoryNotEmpty,
+        StorageErrorKind::DirectoryNotEmpty,
         "remove_dir /nested (holding an empty directory)",
     );
     assert_dir(storage, "/nested/empty").await;
@@ -884,7 +895,7 @@ pub async fn write_into_missing_parent_fails(storage: Arc<dyn Storage>) {
     {
         Err(e) => assert_eq!(
             e.kind,
-            ErrorKind::NotFound,
+            StorageErrorKind::NotFound,
             "write /missing/file: expected NotFound, got {e}"
         ),
         Ok(mut upload) => {
@@ -895,7 +906,7 @@ pub async fn write_into_missing_parent_fails(storage: Arc<dyn Storage>) {
             };
             expect_kind(
                 committed,
-                ErrorKind::NotFound,
+                StorageErrorKind::NotFound,
                 "upload to /missing/file (started, so writing or committing must fail)",
             );
         }

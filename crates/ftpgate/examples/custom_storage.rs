@@ -12,8 +12,8 @@ use std::time::SystemTime;
 use async_trait::async_trait;
 use ftpgate::Server;
 use ftpgate_core::{
-    AuthError, Authenticator, DirEntry, EntryStream, ErrorKind, FileKind, LoginRequest, Metadata,
-    Permissions, ReadStream, Storage, StorageError, StorageFactory, Upload, User, VirtualPath,
+    AuthError, Authenticator, DirEntry, EntryStream, FileKind, LoginRequest, Metadata, Permissions,
+    ReadStream, Storage, StorageError, StorageErrorKind, StorageFactory, Upload, User, VirtualPath,
     WriteStart,
 };
 
@@ -34,7 +34,7 @@ pub struct MemoryStorage {
     tree: Arc<Mutex<BTreeMap<String, Node>>>,
 }
 
-fn error(kind: ErrorKind, what: &str) -> StorageError {
+fn error(kind: StorageErrorKind, what: &str) -> StorageError {
     StorageError::new(kind, what.to_string())
 }
 
@@ -61,7 +61,7 @@ impl MemoryStorage {
     fn lock(&self) -> Result<std::sync::MutexGuard<'_, BTreeMap<String, Node>>, StorageError> {
         self.tree
             .lock()
-            .map_err(|_| error(ErrorKind::Local, "tree lock poisoned"))
+            .map_err(|_| error(StorageErrorKind::Local, "tree lock poisoned"))
     }
 
     fn node(tree: &BTreeMap<String, Node>, path: &VirtualPath) -> Option<Node> {
@@ -76,8 +76,8 @@ impl MemoryStorage {
     fn require_dir(tree: &BTreeMap<String, Node>, path: &VirtualPath) -> Result<(), StorageError> {
         match Self::node(tree, path) {
             Some(Node::Dir { .. }) => Ok(()),
-            Some(Node::File { .. }) => Err(error(ErrorKind::NotADirectory, path.as_str())),
-            None => Err(error(ErrorKind::NotFound, path.as_str())),
+            Some(Node::File { .. }) => Err(error(StorageErrorKind::NotADirectory, path.as_str())),
+            None => Err(error(StorageErrorKind::NotFound, path.as_str())),
         }
     }
 
@@ -141,7 +141,7 @@ impl Storage for MemoryStorage {
         let tree = self.lock()?;
         Self::node(&tree, path)
             .map(|n| meta(&n))
-            .ok_or_else(|| error(ErrorKind::NotFound, path.as_str()))
+            .ok_or_else(|| error(StorageErrorKind::NotFound, path.as_str()))
     }
 
     async fn list(&self, path: &VirtualPath) -> Result<EntryStream, StorageError> {
@@ -167,14 +167,14 @@ impl Storage for MemoryStorage {
         match Self::node(&tree, path) {
             Some(Node::File { bytes, .. }) => {
                 let start = usize::try_from(offset)
-                    .map_err(|_| error(ErrorKind::InvalidOffset, path.as_str()))?;
+                    .map_err(|_| error(StorageErrorKind::InvalidOffset, path.as_str()))?;
                 let tail = bytes
                     .get(start..)
-                    .ok_or_else(|| error(ErrorKind::InvalidOffset, path.as_str()))?;
+                    .ok_or_else(|| error(StorageErrorKind::InvalidOffset, path.as_str()))?;
                 Ok(Box::new(std::io::Cursor::new(tail.to_vec())))
             }
-            Some(Node::Dir { .. }) => Err(error(ErrorKind::IsADirectory, path.as_str())),
-            None => Err(error(ErrorKind::NotFound, path.as_str())),
+            Some(Node::Dir { .. }) => Err(error(StorageErrorKind::IsADirectory, path.as_str())),
+            None => Err(error(StorageErrorKind::NotFound, path.as_str())),
         }
     }
 
@@ -186,7 +186,9 @@ impl Storage for MemoryStorage {
         let tree = self.lock()?;
         Self::require_dir(&tree, &path.parent())?;
         let existing = match Self::node(&tree, path) {
-            Some(Node::Dir { .. }) => return Err(error(ErrorKind::IsADirectory, path.as_str())),
+            Some(Node::Dir { .. }) => {
+                return Err(error(StorageErrorKind::IsADirectory, path.as_str()));
+            }
             Some(Node::File { bytes, .. }) => bytes.to_vec(),
             None => Vec::new(),
         };
@@ -197,7 +199,8 @@ impl Storage for MemoryStorage {
                 let keep = usize::try_from(offset)
                     .ok()
                     .filter(|&n| n <= existing.len());
-                let keep = keep.ok_or_else(|| error(ErrorKind::InvalidOffset, path.as_str()))?;
+                let keep =
+                    keep.ok_or_else(|| error(StorageErrorKind::InvalidOffset, path.as_str()))?;
                 existing[..keep].to_vec()
             }
         };
@@ -224,7 +227,7 @@ impl Storage for MemoryStorage {
                     }
                 })
                 .find(|name| Self::node(&tree, &dir.join(name)).is_none())
-                .ok_or_else(|| error(ErrorKind::AlreadyExists, "no free unique name"))?
+                .ok_or_else(|| error(StorageErrorKind::AlreadyExists, "no free unique name"))?
         };
         self.write(&dir.join(&name), WriteStart::Truncate).await
     }
@@ -232,7 +235,7 @@ impl Storage for MemoryStorage {
     async fn make_dir(&self, path: &VirtualPath) -> Result<(), StorageError> {
         let mut tree = self.lock()?;
         if Self::node(&tree, path).is_some() {
-            return Err(error(ErrorKind::AlreadyExists, path.as_str()));
+            return Err(error(StorageErrorKind::AlreadyExists, path.as_str()));
         }
         Self::require_dir(&tree, &path.parent())?;
         tree.insert(
@@ -248,10 +251,10 @@ impl Storage for MemoryStorage {
         let mut tree = self.lock()?;
         Self::require_dir(&tree, path)?;
         if path.is_root() {
-            return Err(error(ErrorKind::PermissionDenied, "/"));
+            return Err(error(StorageErrorKind::PermissionDenied, "/"));
         }
         if Self::beneath(&tree, path.relative()).next().is_some() {
-            return Err(error(ErrorKind::DirectoryNotEmpty, path.as_str()));
+            return Err(error(StorageErrorKind::DirectoryNotEmpty, path.as_str()));
         }
         tree.remove(path.relative());
         Ok(())
@@ -264,19 +267,19 @@ impl Storage for MemoryStorage {
                 tree.remove(path.relative());
                 Ok(())
             }
-            Some(Node::Dir { .. }) => Err(error(ErrorKind::IsADirectory, path.as_str())),
-            None => Err(error(ErrorKind::NotFound, path.as_str())),
+            Some(Node::Dir { .. }) => Err(error(StorageErrorKind::IsADirectory, path.as_str())),
+            None => Err(error(StorageErrorKind::NotFound, path.as_str())),
         }
     }
 
     async fn rename(&self, from: &VirtualPath, to: &VirtualPath) -> Result<(), StorageError> {
         let mut tree = self.lock()?;
-        let node =
-            Self::node(&tree, from).ok_or_else(|| error(ErrorKind::NotFound, from.as_str()))?;
+        let node = Self::node(&tree, from)
+            .ok_or_else(|| error(StorageErrorKind::NotFound, from.as_str()))?;
         Self::require_dir(&tree, &to.parent())?;
         if to.starts_with(from) {
             return Err(error(
-                ErrorKind::InvalidName,
+                StorageErrorKind::InvalidName,
                 "cannot move a directory into itself",
             ));
         }
@@ -301,7 +304,7 @@ impl Storage for MemoryStorage {
                 *modified = time;
                 Ok(())
             }
-            None => Err(error(ErrorKind::NotFound, path.as_str())),
+            None => Err(error(StorageErrorKind::NotFound, path.as_str())),
         }
     }
 }

@@ -31,7 +31,7 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use ftpgate::Server;
 use ftpgate_core::{
-    DirEntry, EntryStream, ErrorKind, FileKind, Metadata, ReadStream, Storage, StorageError,
+    DirEntry, EntryStream, FileKind, Metadata, ReadStream, Storage, StorageError, StorageErrorKind,
     StorageFactory, Upload, User, VirtualPath, WriteStart, async_trait,
 };
 use futures_util::TryStreamExt;
@@ -93,21 +93,21 @@ fn to_metadata(meta: &Meta) -> Metadata {
 
 /// The API being unreachable or failing is a temporary failure (450), never a wrong answer.
 fn unavailable(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> StorageError {
-    StorageError::new(ErrorKind::Transient, e)
+    StorageError::new(StorageErrorKind::Transient, e)
 }
 
 /// A response that is not a success, as the error kind its body names.
 async fn failure(response: Response, what: &str) -> StorageError {
     let status = response.status();
     let kind = match response.json::<ApiError>().await.map(|e| e.error) {
-        Ok(e) if e == "not_found" => ErrorKind::NotFound,
-        Ok(e) if e == "exists" => ErrorKind::AlreadyExists,
-        Ok(e) if e == "not_empty" => ErrorKind::DirectoryNotEmpty,
-        Ok(e) if e == "not_a_dir" => ErrorKind::NotADirectory,
-        Ok(e) if e == "is_a_dir" => ErrorKind::IsADirectory,
-        Ok(e) if e == "bad_offset" => ErrorKind::InvalidOffset,
-        _ if status.is_server_error() => ErrorKind::Transient,
-        _ => ErrorKind::Local,
+        Ok(e) if e == "not_found" => StorageErrorKind::NotFound,
+        Ok(e) if e == "exists" => StorageErrorKind::AlreadyExists,
+        Ok(e) if e == "not_empty" => StorageErrorKind::DirectoryNotEmpty,
+        Ok(e) if e == "not_a_dir" => StorageErrorKind::NotADirectory,
+        Ok(e) if e == "is_a_dir" => StorageErrorKind::IsADirectory,
+        Ok(e) if e == "bad_offset" => StorageErrorKind::InvalidOffset,
+        _ if status.is_server_error() => StorageErrorKind::Transient,
+        _ => StorageErrorKind::Local,
     };
     StorageError::new(kind, format!("{what}: HTTP {status}"))
 }
@@ -347,7 +347,7 @@ impl Storage for RestStorage {
     ) -> Result<Box<dyn Upload>, StorageError> {
         if start != WriteStart::Truncate {
             return Err(StorageError::new(
-                ErrorKind::Unsupported,
+                StorageErrorKind::Unsupported,
                 "this API stores whole files only",
             ));
         }
@@ -355,19 +355,19 @@ impl Storage for RestStorage {
         let parent = self.metadata(&path.parent()).await?;
         if !parent.is_dir() {
             return Err(StorageError::new(
-                ErrorKind::NotADirectory,
+                StorageErrorKind::NotADirectory,
                 path.parent().as_str().to_string(),
             ));
         }
         match self.metadata(path).await {
             Ok(meta) if meta.is_dir() => {
                 return Err(StorageError::new(
-                    ErrorKind::IsADirectory,
+                    StorageErrorKind::IsADirectory,
                     path.as_str().to_string(),
                 ));
             }
             Ok(_) => {}
-            Err(e) if e.kind == ErrorKind::NotFound => {}
+            Err(e) if e.kind == StorageErrorKind::NotFound => {}
             Err(e) => return Err(e),
         }
         let id = format!("{:016x}{:016x}", rand_u64(), rand_u64());
@@ -397,7 +397,7 @@ impl Storage for RestStorage {
             };
             let path = dir.join(&name);
             match self.metadata(&path).await {
-                Err(e) if e.kind == ErrorKind::NotFound => {
+                Err(e) if e.kind == StorageErrorKind::NotFound => {
                     return self.write(&path, WriteStart::Truncate).await;
                 }
                 Err(e) => return Err(e),
@@ -405,7 +405,7 @@ impl Storage for RestStorage {
             }
         }
         Err(StorageError::new(
-            ErrorKind::AlreadyExists,
+            StorageErrorKind::AlreadyExists,
             "no free unique name",
         ))
     }

@@ -9,7 +9,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ftpgate_core::ErrorKind;
+use ftpgate_core::StorageErrorKind;
 use ftpgate_proto::VirtualPath;
 use ftpgate_proto::session::{TransferOutcome, UploadLimit};
 
@@ -121,10 +121,10 @@ impl TransferRecord {
             TransferOutcome::Aborted => "aborted",
             TransferOutcome::NoDataConnection => "no_data_connection",
             TransferOutcome::ConnectionLost => "connection_lost",
-            TransferOutcome::Failed(ErrorKind::NotFound) => "not_found",
-            TransferOutcome::Failed(ErrorKind::PermissionDenied) => "permission_denied",
-            TransferOutcome::Failed(ErrorKind::InsufficientStorage) => "no_space",
-            TransferOutcome::Failed(ErrorKind::ExceededStorage) => "quota",
+            TransferOutcome::Failed(StorageErrorKind::NotFound) => "not_found",
+            TransferOutcome::Failed(StorageErrorKind::PermissionDenied) => "permission_denied",
+            TransferOutcome::Failed(StorageErrorKind::InsufficientStorage) => "no_space",
+            TransferOutcome::Failed(StorageErrorKind::ExceededStorage) => "quota",
             TransferOutcome::Failed(_) => "storage_error",
             TransferOutcome::OverLimit(UploadLimit::MaxFileSize(_)) => "file_too_large",
             TransferOutcome::OverLimit(UploadLimit::Quota(_)) => "quota",

@@ -4,7 +4,7 @@
 
 use std::time::SystemTime;
 
-use ftpgate_core::{DirEntry, EntryStream, ErrorKind, Storage, StorageError, VirtualPath};
+use ftpgate_core::{DirEntry, EntryStream, Storage, StorageError, StorageErrorKind, VirtualPath};
 use ftpgate_proto::Permissions;
 use ftpgate_proto::glob::ListPattern;
 use ftpgate_proto::listing::{ListFormat, display_name, format_entry};
@@ -63,7 +63,7 @@ pub(crate) async fn open(
     match storage.metadata(path).await {
         Ok(meta) if meta.is_dir() => Ok((storage.list(path).await?, None)),
         Ok(_) if matches!(format, ListFormat::Facts(_)) => Err(StorageError::new(
-            ErrorKind::NotADirectory,
+            StorageErrorKind::NotADirectory,
             format!("{path}: MLSD of a file"),
         )),
         Ok(meta) => {
@@ -74,7 +74,7 @@ pub(crate) async fn open(
             };
             Ok((Box::pin(futures_util::stream::iter([Ok(entry)])), None))
         }
-        Err(e) if e.kind == ErrorKind::NotFound && pattern.is_some() => {
+        Err(e) if e.kind == StorageErrorKind::NotFound && pattern.is_some() => {
             let entries = storage.list(&path.parent()).await?;
             Ok((entries, pattern.cloned()))
         }

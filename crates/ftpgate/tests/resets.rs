@@ -25,9 +25,7 @@ fn thousands_of_reset_connections_leave_no_trace() {
     assert_eq!(raw.download("RETR f").0, 226);
     let baseline = open_fds();
     let reset = |stream: TcpStream| {
-        socket2::SockRef::from(&stream)
-            .set_linger(Some(Duration::ZERO))
-            .unwrap();
+        set_reset_on_close(&stream);
         drop(stream);
     };
     for _ in 0..5000 {

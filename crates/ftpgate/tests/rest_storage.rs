@@ -492,10 +492,38 @@ fn a_listing_of_many_entries_is_read_page_by_page() {
 #[test]
 fn an_aborted_upload_leaves_nothing_visible() {
     let gateway = Gateway::start();
+    // By hand: ABOR while the data connection stays open, so the server cannot take the
+    // connection's end for the end of the file.
+    let control = std::net::TcpStream::connect(gateway.addr).unwrap();
+    let mut reader = io::BufReader::new(control.try_clone().unwrap());
+    let mut writer = control;
+    let mut reply = |writer: &mut std::net::TcpStream, line: Option<&str>| -> String {
+        if let Some(line) = line {
+            writer.write_all(format!("{line}\r\n").as_bytes()).unwrap();
+        }
+        let mut text = String::new();
+        io::BufRead::read_line(&mut reader, &mut text).unwrap();
+        text
+    };
+    assert!(reply(&mut writer, None).starts_with("220"));
+    assert!(reply(&mut writer, Some("USER demo")).starts_with("331"));
+    assert!(reply(&mut writer, Some("PASS demo")).starts_with("230"));
+    assert!(reply(&mut writer, Some("TYPE I")).starts_with("200"));
+    let epsv = reply(&mut writer, Some("EPSV"));
+    let port: u16 = epsv
+        .split("|||")
+        .nth(1)
+        .unwrap()
+        .trim_end_matches(|c: char| !c.is_ascii_digit())
+        .parse()
+        .unwrap();
+    let mut data = std::net::TcpStream::connect((gateway.addr.ip(), port)).unwrap();
+    assert!(reply(&mut writer, Some("STOR cut.bin")).starts_with("150"));
+    data.write_all(&vec![7u8; 4 * 1024 * 1024]).unwrap();
+    assert!(reply(&mut writer, Some("ABOR")).starts_with("426"));
+    assert!(reply(&mut writer, None).starts_with("226"));
+    drop(data);
     let mut ftp = gateway.login();
-    let mut stream = ftp.put_with_stream("cut.bin").unwrap();
-    stream.write_all(&vec![7u8; 4 * 1024 * 1024]).unwrap();
-    ftp.abort(stream).unwrap();
     // The aborted upload is discarded by the API server asynchronously.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while gateway.api().uploads_left() > 0 && std::time::Instant::now() < deadline {

@@ -305,9 +305,7 @@ fn upload_cut_by_a_reset_keeps_the_previous_version() {
     (&data).write_all(&random_bytes(100_000, 6)).unwrap();
     std::thread::sleep(Duration::from_millis(100));
     // SO_LINGER 0: close with RST, as a crashed client or a cut network would.
-    socket2::SockRef::from(&data)
-        .set_linger(Some(Duration::ZERO))
-        .unwrap();
+    set_reset_on_close(&data);
     drop(data);
     let code = raw.reply().0;
     assert!(code == 426 || code == 451, "{code}");

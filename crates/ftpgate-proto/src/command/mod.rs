@@ -14,8 +14,8 @@ use std::time::SystemTime;
 
 pub use table::{COMMANDS, lookup};
 
-use crate::extensions::{Capabilities, Features, HashAlgorithm};
-use crate::listing::Facts;
+use crate::backend::{Capabilities, Facts, HashAlgorithm};
+use crate::extensions::Features;
 use crate::perm::Perm;
 use crate::reply::{Reply, ReplyCode};
 
@@ -181,6 +181,17 @@ pub enum Command {
     },
 }
 
+impl Command {
+    /// The subcommand named by the first word of the argument (SITE's), if the command has
+    /// subcommands.
+    pub fn subcommand(&self) -> Option<&str> {
+        match self {
+            Command::Site(arg) => arg.split(' ').next(),
+            _ => None,
+        }
+    }
+}
+
 /// The data channel protection level of PROT (RFC 4217 section 9).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Protection {
@@ -202,8 +213,13 @@ pub struct CommandSpec {
     /// The feature switch that turns the command on (502 and out of FEAT when off); `None`:
     /// always on.
     pub switch: Option<fn(&Features) -> bool>,
-    /// The storage capability the command needs (502 and out of FEAT without it).
+    /// The storage capability the command needs (502 with [`Needs::refusal`] without it, and
+    /// left out of FEAT).
     pub needs: Option<Needs>,
+    /// The storage capability each subcommand needs, by name (SITE's CHMOD, UTIME, SYMLINK):
+    /// the first word of the argument, any case. Without it: 502 with the refusal. Checked with
+    /// [`needs`](Self::needs) in [`CommandSpec::refusal`], before the handler runs.
+    pub sub_needs: &'static [(&'static str, Needs)],
     /// Runs as a transfer: the session answers it with [`Step::Transfer`] when it starts
     /// (RETR, STOR, LIST..., and HASH, COMB and the digest commands, which have no data
     /// connection).
@@ -275,6 +291,19 @@ impl CommandSpec {
         self.needs
             .filter(|needs| !(needs.capability)(capabilities))
             .map(|needs| needs.refusal)
+    }
+
+    /// The 502 text when the storage cannot run `command` (this verb, or its subcommand),
+    /// `None` when it can. The one place a command is refused for a missing capability.
+    pub fn refusal(&self, command: &Command, capabilities: &Capabilities) -> Option<&'static str> {
+        self.missing_capability(capabilities).or_else(|| {
+            let sub = command.subcommand()?;
+            self.sub_needs
+                .iter()
+                .find(|(name, _)| name.eq_ignore_ascii_case(sub))
+                .filter(|(_, needs)| !(needs.capability)(capabilities))
+                .map(|(_, needs)| needs.refusal)
+        })
     }
 
     /// The line this command adds to FEAT, if any.

@@ -6,7 +6,8 @@ use super::{
     Command, CommandSpec, EpsvArg, Feat, FeatContext, ListArgs, Needs, Password, Protection,
     TransferMode, TransferType,
 };
-use crate::extensions::{Features, HashAlgorithm, parse_legacy_hash_args, parse_quoted_names};
+use crate::backend::HashAlgorithm;
+use crate::extensions::{Features, parse_legacy_hash_args, parse_quoted_names};
 use crate::hostport::{parse_eprt, parse_port};
 use crate::listing::parse_timeval;
 use crate::path::is_forbidden_char;
@@ -272,7 +273,7 @@ fn parse_opts(arg: &str) -> Result<Command, Reply> {
 }
 
 macro_rules! spec {
-    ($verb:literal, login: $login:expr, perm: $perm:expr, $(switch: $switch:expr,)? $(needs: $needs:expr,)?
+    ($verb:literal, login: $login:expr, perm: $perm:expr, $(switch: $switch:expr,)? $(needs: $needs:expr,)? $(sub_needs: $sub_needs:expr,)?
      transfer: $transfer:expr, during: $during:expr, help: $help:literal, feat: $feat:expr, parse: $parse:expr) => {
         CommandSpec {
             verb: $verb,
@@ -280,6 +281,7 @@ macro_rules! spec {
             perm: $perm,
             switch: spec!(@optional $($switch)?),
             needs: spec!(@optional $($needs)?),
+            sub_needs: spec!(@list $($sub_needs)?),
             transfer: $transfer,
             during_transfer: $during,
             help: $help,
@@ -289,6 +291,8 @@ macro_rules! spec {
     };
     (@optional) => { None };
     (@optional $value:expr) => { Some($value) };
+    (@list) => { &[] };
+    (@list $value:expr) => { $value };
 }
 
 /// The switch of HASH, RANG and the digest commands.
@@ -385,7 +389,14 @@ pub static COMMANDS: &[CommandSpec] = &[
         parse: |a| list_args(a).map(Command::List)),
     spec!("NLST", login: true, perm: Some(Perm::List), transfer: true, during: false, help: "NLST [<sp> -a] [<sp> pathname]", feat: Feat::None,
         parse: |a| list_args(a).map(Command::Nlst)),
-    spec!("SITE", login: true, perm: None, switch: |f| f.site, transfer: false, during: false, help: "SITE <sp> HELP", feat: Feat::None,
+    spec!("SITE", login: true, perm: None, switch: |f| f.site,
+        sub_needs: &[
+            // A storage set to ignore SITE CHMOD accepts it and sets nothing (site.rs).
+            ("CHMOD", Needs { capability: |c| c.set_mode || c.ignore_set_mode, refusal: "SITE CHMOD is not supported by this storage" }),
+            ("UTIME", Needs { capability: |c| c.set_modified, refusal: "SITE UTIME is not supported by this storage" }),
+            ("SYMLINK", Needs { capability: |c| c.symlink, refusal: "SITE SYMLINK is not supported by this storage" }),
+        ],
+        transfer: false, during: false, help: "SITE <sp> HELP", feat: Feat::None,
         parse: |a| if a.trim().is_empty() { Err(syntax("SITE needs a command")) } else { Ok(Command::Site(a.trim().to_string())) }),
     spec!("SYST", login: false, perm: None, switch: |f| f.syst, transfer: false, during: false, help: "SYST", feat: Feat::None,
         parse: |_| Ok(Command::Syst)),

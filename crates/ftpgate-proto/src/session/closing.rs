@@ -38,7 +38,7 @@ impl Session {
 
 #[cfg(test)]
 mod tests {
-    use crate::extensions::Capabilities;
+    use crate::backend::Capabilities;
     use crate::perm::{PermissionMap, Permissions};
     use crate::session::{LoginFailure, Session, SessionConfig, SessionUser, Step};
 

@@ -8,14 +8,13 @@ use std::time::SystemTime;
 
 #[cfg(doc)]
 use super::Session;
+use crate::backend::{Capabilities, HashAlgorithm, Metadata, StorageErrorKind, WriteStart};
 use crate::command::Password;
-use crate::extensions::{Capabilities, HashAlgorithm};
 use crate::glob::ListPattern;
-use crate::listing::{ListFormat, Metadata};
+use crate::listing::ListFormat;
 use crate::path::VirtualPath;
 use crate::perm::{PermissionMap, Permissions};
 use crate::reply::Reply;
-use crate::reply_map::ErrorKind;
 
 /// A logged-in user, as far as the protocol needs to know.
 #[derive(Debug, Clone)]
@@ -93,17 +92,6 @@ pub enum StorageOutcome {
     Available(u64),
     /// Any other call succeeded.
     Done,
-}
-
-/// Where an upload starts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WriteStart {
-    /// A new file replaces any previous one when the upload completes.
-    Truncate,
-    /// Bytes are added at the end of the existing file (APPE).
-    Append,
-    /// Bytes are written from this offset of the existing file (REST then STOR or APPE).
-    At(u64),
 }
 
 /// What a transfer moves.
@@ -224,7 +212,7 @@ pub enum TransferOutcome {
     /// The data connection broke during the transfer.
     ConnectionLost,
     /// The storage failed.
-    Failed(ErrorKind),
+    Failed(StorageErrorKind),
     /// The upload ran into a limit of the server's (refused with 552, nothing kept).
     OverLimit(UploadLimit),
     /// The TLS handshake on the data connection failed.

@@ -7,12 +7,13 @@ use std::time::SystemTime;
 use super::{
     Pending, Session, Step, StorageOp, StorageOutcome, available, looked_up, reply, unexpected,
 };
+use crate::backend::StorageErrorKind;
 use crate::command::CommandSpec;
 use crate::listing::{format_facts, format_timeval};
 use crate::path::{VirtualPath, quote_for_257};
 use crate::perm::Perm;
 use crate::reply::{Reply, ReplyCode};
-use crate::reply_map::{ErrorKind, reply_for};
+use crate::reply_map::reply_for;
 
 impl Session {
     /// RFC 959 PWD.
@@ -45,14 +46,14 @@ impl Session {
     pub(super) fn finish_cwd(
         &mut self,
         path: VirtualPath,
-        result: Result<StorageOutcome, ErrorKind>,
+        result: Result<StorageOutcome, StorageErrorKind>,
     ) -> Step {
         let meta = match looked_up(&path, result) {
             Ok(meta) => meta,
             Err(step) => return step,
         };
         if !meta.is_dir() {
-            return Step::Reply(reply_for(ErrorKind::NotADirectory, path.as_str()));
+            return Step::Reply(reply_for(StorageErrorKind::NotADirectory, path.as_str()));
         }
         let text = format!("Directory changed to {}", quote_for_257(path.as_str()));
         self.cwd = path;
@@ -70,7 +71,7 @@ impl Session {
     pub(super) fn finish_mkd(
         &mut self,
         path: VirtualPath,
-        result: Result<StorageOutcome, ErrorKind>,
+        result: Result<StorageOutcome, StorageErrorKind>,
     ) -> Step {
         if let Err(step) = self.changed(&path, result) {
             return step;
@@ -114,7 +115,7 @@ impl Session {
         &mut self,
         path: VirtualPath,
         text: &'static str,
-        result: Result<StorageOutcome, ErrorKind>,
+        result: Result<StorageOutcome, StorageErrorKind>,
     ) -> Step {
         if let Err(step) = self.changed(&path, result) {
             return step;
@@ -135,7 +136,7 @@ impl Session {
     pub(super) fn finish_rnfr(
         &mut self,
         path: VirtualPath,
-        result: Result<StorageOutcome, ErrorKind>,
+        result: Result<StorageOutcome, StorageErrorKind>,
     ) -> Step {
         match result {
             Ok(StorageOutcome::Metadata(_)) => {
@@ -167,7 +168,7 @@ impl Session {
         };
         if from.is_root() || to.is_root() {
             self.ended(from, Some(to));
-            return Step::Reply(reply_for(ErrorKind::PermissionDenied, "/"));
+            return Step::Reply(reply_for(StorageErrorKind::PermissionDenied, "/"));
         }
         self.storage(
             Pending::Renamed {
@@ -182,7 +183,7 @@ impl Session {
         &mut self,
         from: VirtualPath,
         to: VirtualPath,
-        result: Result<StorageOutcome, ErrorKind>,
+        result: Result<StorageOutcome, StorageErrorKind>,
     ) -> Step {
         let step = match result {
             Ok(StorageOutcome::Metadata(_) | StorageOutcome::Done) => {
@@ -209,7 +210,7 @@ impl Session {
     pub(super) fn finish_size(
         &self,
         path: VirtualPath,
-        result: Result<StorageOutcome, ErrorKind>,
+        result: Result<StorageOutcome, StorageErrorKind>,
     ) -> Step {
         match looked_up(&path, result) {
             Ok(meta) if meta.is_file() => reply(ReplyCode::FileStatus, meta.size.to_string()),
@@ -235,7 +236,7 @@ impl Session {
     pub(super) fn finish_mdtm(
         &self,
         path: VirtualPath,
-        result: Result<StorageOutcome, ErrorKind>,
+        result: Result<StorageOutcome, StorageErrorKind>,
     ) -> Step {
         match looked_up(&path, result) {
             Ok(meta) => match meta.modified {
@@ -260,7 +261,7 @@ impl Session {
     pub(super) fn finish_mlst(
         &mut self,
         path: VirtualPath,
-        result: Result<StorageOutcome, ErrorKind>,
+        result: Result<StorageOutcome, StorageErrorKind>,
     ) -> Step {
         let meta = match looked_up(&path, result) {
             Ok(meta) => meta,
@@ -291,7 +292,7 @@ impl Session {
         &mut self,
         path: VirtualPath,
         time: SystemTime,
-        result: Result<StorageOutcome, ErrorKind>,
+        result: Result<StorageOutcome, StorageErrorKind>,
     ) -> Step {
         if let Err(step) = self.changed(&path, result) {
             return step;
@@ -323,6 +324,9 @@ impl Session {
         mode: Option<u32>,
         arg: &str,
     ) -> Step {
+        // Stays here, not in the command table: what MFF needs depends on the facts its
+        // argument sets (a time, a mode, or both), and the refusal is 504 (this parameter), not
+        // 502 (this command). The table only keeps MFF out of FEAT's facts it cannot set.
         let caps = self.capabilities();
         if (modify.is_some() && !caps.set_modified) || (mode.is_some() && !caps.set_mode) {
             return reply(
@@ -382,7 +386,7 @@ impl Session {
         path: VirtualPath,
         mode: Option<u32>,
         facts: String,
-        result: Result<StorageOutcome, ErrorKind>,
+        result: Result<StorageOutcome, StorageErrorKind>,
     ) -> Step {
         if let Err(step) = self.changed(&path, result) {
             return step;
@@ -416,7 +420,7 @@ impl Session {
     pub(super) fn finish_avbl(
         &self,
         path: VirtualPath,
-        result: Result<StorageOutcome, ErrorKind>,
+        result: Result<StorageOutcome, StorageErrorKind>,
     ) -> Step {
         match available(&path, result) {
             Ok(bytes) => reply(ReplyCode::FileStatus, bytes.to_string()),
@@ -425,7 +429,8 @@ impl Session {
     }
 
     /// RFC 959 ALLO: with a size, checked against the space available where the storage can
-    /// tell.
+    /// tell. (Not a capability refusal: without `available_space`, or without a size, ALLO is
+    /// answered 202 as RFC 959 allows, so the command table does not decide it.)
     pub(super) fn allo(&mut self, size: Option<u64>) -> Step {
         match size {
             Some(size) if self.is_logged_in() && self.capabilities().available_space => {
@@ -443,7 +448,7 @@ impl Session {
         &self,
         dir: VirtualPath,
         size: u64,
-        result: Result<StorageOutcome, ErrorKind>,
+        result: Result<StorageOutcome, StorageErrorKind>,
     ) -> Step {
         match available(&dir, result) {
             Ok(bytes) if size > bytes => reply(

@@ -3,9 +3,8 @@
 
 use super::transfers::describe;
 use super::{Login, Running, Session, Step, reply};
+use crate::backend::{Facts, HashAlgorithm};
 use crate::command::{COMMANDS, CommandSpec, FeatContext, TransferType};
-use crate::extensions::HashAlgorithm;
-use crate::listing::Facts;
 use crate::reply::{Reply, ReplyCode};
 
 impl Session {

@@ -2,8 +2,8 @@
 //! with the engine's answer.
 
 use super::{DataSetup, Login, LoginFailure, Session, SessionUser, Step, reply};
+use crate::backend::Facts;
 use crate::command::Password;
-use crate::listing::Facts;
 use crate::path::VirtualPath;
 use crate::reply::{Reply, ReplyCode};
 

@@ -43,20 +43,21 @@ mod transfers;
 
 pub use contract::{
     DataEndpoint, FileOp, LoginFailure, SessionUser, StartInfo, Step, StorageOp, StorageOutcome,
-    TransferKind, TransferOutcome, TransferPlan, UploadLimit, WriteStart,
+    TransferKind, TransferOutcome, TransferPlan, UploadLimit,
 };
 
 use std::net::SocketAddr;
 use std::time::SystemTime;
 
+use crate::backend::{Capabilities, Facts, HashAlgorithm, StorageErrorKind};
 use crate::command::{Command, CommandSpec, ListArgs, Protection, TransferType, parse_line};
-use crate::extensions::{Capabilities, Features, HashAlgorithm};
+use crate::extensions::Features;
 use crate::line::Decoded;
-use crate::listing::{Facts, ListFormat};
+use crate::listing::ListFormat;
 use crate::path::VirtualPath;
 use crate::perm::{Perm, PermissionMap};
 use crate::reply::{Reply, ReplyCode};
-use crate::reply_map::{ErrorKind, reply_for};
+use crate::reply_map::reply_for;
 
 /// Settings that shape the dialogue.
 #[derive(Debug, Clone)]
@@ -354,7 +355,7 @@ impl Session {
             self.mode = None;
             self.file_op = None;
         }
-        if let Some(refusal) = spec.missing_capability(&self.capabilities()) {
+        if let Some(refusal) = spec.refusal(&command, &self.capabilities()) {
             return reply(ReplyCode::NotImplemented, refusal);
         }
         let step = self.dispatch(spec, command, rename_from);
@@ -451,7 +452,10 @@ impl Session {
     }
 
     /// The result of a [`Step::Storage`] call, finished by the command that asked for it.
-    pub fn handle_storage_result(&mut self, result: Result<StorageOutcome, ErrorKind>) -> Step {
+    pub fn handle_storage_result(
+        &mut self,
+        result: Result<StorageOutcome, StorageErrorKind>,
+    ) -> Step {
         match std::mem::replace(&mut self.pending, Pending::None) {
             Pending::None => match result {
                 Err(kind) => Step::Reply(reply_for(kind, "")),
@@ -484,7 +488,7 @@ impl Session {
     fn changed(
         &mut self,
         path: &VirtualPath,
-        result: Result<StorageOutcome, ErrorKind>,
+        result: Result<StorageOutcome, StorageErrorKind>,
     ) -> Result<(), Step> {
         match result {
             Ok(StorageOutcome::Metadata(_) | StorageOutcome::Done) => Ok(()),
@@ -532,7 +536,7 @@ impl Session {
 
     /// Refuses the current command on `path`: the user's permissions do not allow it.
     fn refuse(&mut self, path: VirtualPath) -> Step {
-        let reply = reply_for(ErrorKind::PermissionDenied, path.as_str());
+        let reply = reply_for(StorageErrorKind::PermissionDenied, path.as_str());
         self.ended(path, None);
         Step::Reply(reply)
     }
@@ -571,8 +575,8 @@ fn unexpected() -> Step {
 /// operation of its own).
 fn looked_up(
     path: &VirtualPath,
-    result: Result<StorageOutcome, ErrorKind>,
-) -> Result<crate::listing::Metadata, Step> {
+    result: Result<StorageOutcome, StorageErrorKind>,
+) -> Result<crate::backend::Metadata, Step> {
     match result {
         Ok(StorageOutcome::Metadata(meta)) => Ok(meta),
         Ok(_) => Err(unexpected()),
@@ -582,7 +586,10 @@ fn looked_up(
 
 /// The bytes available that an AVBL or ALLO call returned; a failure is answered from its
 /// kind.
-fn available(path: &VirtualPath, result: Result<StorageOutcome, ErrorKind>) -> Result<u64, Step> {
+fn available(
+    path: &VirtualPath,
+    result: Result<StorageOutcome, StorageErrorKind>,
+) -> Result<u64, Step> {
     match result {
         Ok(StorageOutcome::Available(bytes)) => Ok(bytes),
         Ok(_) => Err(unexpected()),

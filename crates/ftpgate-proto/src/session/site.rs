@@ -5,23 +5,18 @@ use std::time::SystemTime;
 
 use super::files::permission_bits_only;
 use super::{Pending, Session, Step, StorageOp, StorageOutcome, reply};
+use crate::backend::StorageErrorKind;
 use crate::path::VirtualPath;
 use crate::perm::Perm;
 use crate::reply::{Reply, ReplyCode};
-use crate::reply_map::ErrorKind;
 
 impl Session {
-    /// SITE HELP, CHMOD, UTIME, MKDIR, RMDIR and SYMLINK.
+    /// SITE HELP, CHMOD, UTIME, MKDIR, RMDIR and SYMLINK. A subcommand the storage cannot run
+    /// never gets here: the SITE entry of the command table names what each needs
+    /// (`sub_needs`), and `handle_command` refuses it.
     pub(super) fn site(&mut self, arg: &str) -> Step {
         let (sub, rest) = arg.split_once(' ').unwrap_or((arg, ""));
         let rest = rest.trim_start();
-        let caps = self.capabilities();
-        let unsupported = |what: &str| {
-            reply(
-                ReplyCode::NotImplemented,
-                format!("SITE {what} is not supported by this storage"),
-            )
-        };
         let sub = sub.to_ascii_uppercase();
         self.verb = match sub.as_str() {
             "CHMOD" => "SITE CHMOD",
@@ -47,9 +42,6 @@ impl Session {
                 "Help OK",
             )),
             "CHMOD" => {
-                if !caps.set_mode && !caps.ignore_set_mode {
-                    return unsupported("CHMOD");
-                }
                 let Some((mode, name)) = rest.split_once(' ') else {
                     return reply(ReplyCode::ArgumentSyntaxError, "SITE CHMOD mode pathname");
                 };
@@ -63,9 +55,10 @@ impl Session {
                     }
                     return step;
                 }
-                if !caps.set_mode {
-                    // The storage keeps no permission bits: the file must exist, nothing else
-                    // happens (clients that set modes after each upload see no error).
+                if !self.capabilities().set_mode {
+                    // Not a refusal: the storage keeps no permission bits and is set to ignore
+                    // SITE CHMOD, so the file must exist and nothing else happens (clients that
+                    // set modes after each upload see no error).
                     return self.site_op(Perm::Chmod, name, |path| {
                         (
                             "SITE CHMOD ignored: this storage keeps no permissions",
@@ -81,9 +74,6 @@ impl Session {
                 })
             }
             "UTIME" => {
-                if !caps.set_modified {
-                    return unsupported("UTIME");
-                }
                 let Some((name, time)) = parse_site_utime(rest) else {
                     return reply(
                         ReplyCode::ArgumentSyntaxError,
@@ -114,9 +104,6 @@ impl Session {
                 }
             }
             "SYMLINK" => {
-                if !caps.symlink {
-                    return unsupported("SYMLINK");
-                }
                 let Some((target, link)) = rest.split_once(' ') else {
                     return reply(ReplyCode::ArgumentSyntaxError, "SITE SYMLINK target link");
                 };
@@ -165,7 +152,7 @@ impl Session {
         &mut self,
         path: VirtualPath,
         text: &'static str,
-        result: Result<StorageOutcome, ErrorKind>,
+        result: Result<StorageOutcome, StorageErrorKind>,
     ) -> Step {
         if let Err(step) = self.changed(&path, result) {
             return step;

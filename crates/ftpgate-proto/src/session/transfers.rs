@@ -7,16 +7,16 @@ use std::net::{Ipv4Addr, SocketAddr};
 
 use super::{
     DataEndpoint, DataSetup, Running, Session, StartInfo, Step, TransferKind, TransferOutcome,
-    TransferPlan, WriteStart, reply,
+    TransferPlan, reply,
 };
+use crate::backend::{HashAlgorithm, StorageErrorKind, WriteStart};
 use crate::command::{CommandSpec, EpsvArg, ListArgs, Protection, TransferMode, TransferType};
-use crate::extensions::HashAlgorithm;
 use crate::glob::ListPattern;
 use crate::hostport::{canonical, format_epsv, format_pasv, same_host};
 use crate::listing::ListFormat;
 use crate::perm::Perm;
 use crate::reply::{Reply, ReplyCode};
-use crate::reply_map::{ErrorKind, reply_for};
+use crate::reply_map::reply_for;
 
 impl Session {
     // --- Data connection setup ------------------------------------------------------------------
@@ -258,7 +258,7 @@ impl Session {
             Err(step) => return step,
         };
         if path.is_root() {
-            let reply = reply_for(ErrorKind::IsADirectory, path.as_str());
+            let reply = reply_for(StorageErrorKind::IsADirectory, path.as_str());
             self.ended(path, None);
             return Step::Reply(reply);
         }

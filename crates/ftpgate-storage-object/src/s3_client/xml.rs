@@ -1,6 +1,6 @@
 //! Parsing of the XML documents S3 answers with.
 
-use ftpgate_core::{ErrorKind, StorageError};
+use ftpgate_core::{StorageError, StorageErrorKind};
 
 use super::{PendingUpload, store_error};
 
@@ -37,7 +37,7 @@ fn percent_decode(s: &str) -> String {
 pub(super) fn parse_uploads(xml: &str) -> Result<UploadsPage, StorageError> {
     let doc = roxmltree::Document::parse(xml).map_err(|e| {
         store_error(
-            ErrorKind::Local,
+            StorageErrorKind::Local,
             format!("ListMultipartUploads response: {e}"),
         )
     })?;

@@ -1,6 +1,6 @@
 //! Performing a [`StorageOp`]: the call, the quota's bookkeeping, the event.
 
-use ftpgate_core::ErrorKind;
+use ftpgate_core::StorageErrorKind;
 use ftpgate_proto::session::{StorageOp, StorageOutcome};
 
 use super::Control;
@@ -10,9 +10,9 @@ impl Control {
     pub(super) async fn storage_call(
         &mut self,
         op: StorageOp,
-    ) -> Result<StorageOutcome, ErrorKind> {
+    ) -> Result<StorageOutcome, StorageErrorKind> {
         let Some(storage) = &self.storage else {
-            return Err(ErrorKind::Local);
+            return Err(StorageErrorKind::Local);
         };
         let user = self.session.user_name().unwrap_or("");
         let result = match &op {

@@ -5,8 +5,8 @@ use std::io;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use ftpgate_core::ErrorKind;
-use ftpgate_proto::listing::{DirEntry, format_list_line};
+use ftpgate_core::{DirEntry, StorageErrorKind};
+use ftpgate_proto::listing::format_list_line;
 use ftpgate_proto::reply_map::reply_for;
 use ftpgate_proto::session::{StartInfo, TransferKind, TransferOutcome, TransferPlan};
 use ftpgate_proto::{Reply, Step, VirtualPath};
@@ -52,7 +52,7 @@ impl Control {
             // Not reachable while logged in; answer rather than leave the session waiting.
             let replies = self
                 .session
-                .handle_transfer_done(TransferOutcome::Failed(ErrorKind::Local));
+                .handle_transfer_done(TransferOutcome::Failed(StorageErrorKind::Local));
             return self.send(&replies).await;
         };
         let cancel = self.ctx.hard.child_token();

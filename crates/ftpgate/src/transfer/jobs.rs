@@ -4,8 +4,8 @@
 
 use std::sync::atomic::Ordering;
 
-use ftpgate_core::{ErrorKind, HashAlgorithm, Upload, VirtualPath};
-use ftpgate_proto::session::{TransferOutcome, WriteStart};
+use ftpgate_core::{HashAlgorithm, StorageErrorKind, Upload, VirtualPath, WriteStart};
+use ftpgate_proto::session::TransferOutcome;
 use tokio::io::AsyncReadExt;
 use tracing::warn;
 
@@ -25,11 +25,11 @@ pub(super) async fn hash_file(
 ) -> Result<TransferOutcome, TransferOutcome> {
     let meta = ctx.storage.metadata(path).await.map_err(storage_failed)?;
     if meta.is_dir() {
-        return Err(TransferOutcome::Failed(ErrorKind::IsADirectory));
+        return Err(TransferOutcome::Failed(StorageErrorKind::IsADirectory));
     }
     let end = end.map_or(meta.size, |e| e.min(meta.size));
     if start > end {
-        return Err(TransferOutcome::Failed(ErrorKind::InvalidOffset));
+        return Err(TransferOutcome::Failed(StorageErrorKind::InvalidOffset));
     }
     if start == 0 && end == meta.size {
         if let Ok(Some(stored)) = ctx.storage.stored_digest(path, algorithm).await {
@@ -43,7 +43,7 @@ pub(super) async fn hash_file(
     let server = ctx.server.clone();
     let _permit = cancellable(ctx, server.hash_slots.acquire())
         .await?
-        .map_err(|_| TransferOutcome::Failed(ErrorKind::Local))?;
+        .map_err(|_| TransferOutcome::Failed(StorageErrorKind::Local))?;
     let reader = ctx
         .storage
         .read(path, start)
@@ -81,7 +81,7 @@ pub(super) async fn combine(
     for part in parts {
         let meta = ctx.storage.metadata(part).await.map_err(storage_failed)?;
         if !meta.is_file() {
-            return Err(TransferOutcome::Failed(ErrorKind::IsADirectory));
+            return Err(TransferOutcome::Failed(StorageErrorKind::IsADirectory));
         }
         total += meta.size;
         if part != target {
@@ -90,7 +90,7 @@ pub(super) async fn combine(
     }
     let old_target = match ctx.storage.metadata(target).await {
         Ok(meta) if meta.is_file() => meta.size,
-        Ok(_) => return Err(TransferOutcome::Failed(ErrorKind::IsADirectory)),
+        Ok(_) => return Err(TransferOutcome::Failed(StorageErrorKind::IsADirectory)),
         Err(_) => 0,
     };
     if let Some(max) = ctx.limits.max_file_size.filter(|max| total > *max) {
@@ -98,7 +98,7 @@ pub(super) async fn combine(
     }
     match ctx.storage.combine(target, parts).await {
         Ok(()) => ctx.progress.store(total, Ordering::Relaxed),
-        Err(e) if e.kind == ErrorKind::Unsupported => {
+        Err(e) if e.kind == StorageErrorKind::Unsupported => {
             let mut upload = ctx
                 .storage
                 .write(target, WriteStart::Truncate)

@@ -5,7 +5,7 @@
 use std::fmt::Display;
 use std::io;
 
-use ftpgate_core::{ErrorKind, StorageError, error_kind_of};
+use ftpgate_core::{StorageError, StorageErrorKind, error_kind_of};
 use ftpgate_proto::session::TransferOutcome;
 use tracing::warn;
 
@@ -34,17 +34,17 @@ pub(super) enum Ended<E> {
 
 /// An error a step can fail with: it has a storage error kind.
 pub(super) trait StepError: Display {
-    fn kind(&self) -> ErrorKind;
+    fn kind(&self) -> StorageErrorKind;
 }
 
 impl StepError for io::Error {
-    fn kind(&self) -> ErrorKind {
+    fn kind(&self) -> StorageErrorKind {
         error_kind_of(self)
     }
 }
 
 impl StepError for StorageError {
-    fn kind(&self) -> ErrorKind {
+    fn kind(&self) -> StorageErrorKind {
         self.kind
     }
 }
@@ -57,7 +57,7 @@ pub(super) fn outcome<E: StepError>(side: Side, ended: Ended<E>) -> TransferOutc
             warn!(error = %e, "storage error");
             TransferOutcome::Failed(e.kind())
         }
-        (Side::Storage, Ended::Stalled) => TransferOutcome::Failed(ErrorKind::Transient),
+        (Side::Storage, Ended::Stalled) => TransferOutcome::Failed(StorageErrorKind::Transient),
         (Side::Data, Ended::Failed(_) | Ended::Stalled) => TransferOutcome::ConnectionLost,
         (Side::Connect, Ended::Failed(e)) => {
             warn!(error = %e, "data connection failed");

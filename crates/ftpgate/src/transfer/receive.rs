@@ -7,9 +7,9 @@ use std::io;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use ftpgate_core::{Upload, VirtualPath};
+use ftpgate_core::{Upload, VirtualPath, WriteStart};
 use ftpgate_proto::ascii::AsciiDecoder;
-use ftpgate_proto::session::{StartInfo, TransferKind, TransferOutcome, TransferPlan, WriteStart};
+use ftpgate_proto::session::{StartInfo, TransferKind, TransferOutcome, TransferPlan};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tracing::{debug, warn};
@@ -267,7 +267,7 @@ async fn put_inflated(
             Err(InflateError::TooLarge) => {
                 warn!("a MODE Z upload inflates beyond the cap");
                 return Err(TransferOutcome::Failed(
-                    ftpgate_core::ErrorKind::ExceededStorage,
+                    ftpgate_core::StorageErrorKind::ExceededStorage,
                 ));
             }
             Err(InflateError::Corrupt) => {
@@ -407,7 +407,9 @@ async fn receive_directly(
         Ok(result) => result,
         Err(e) => {
             warn!(error = %e, "upload task failed");
-            Err(TransferOutcome::Failed(ftpgate_core::ErrorKind::Local))
+            Err(TransferOutcome::Failed(
+                ftpgate_core::StorageErrorKind::Local,
+            ))
         }
     }
 }

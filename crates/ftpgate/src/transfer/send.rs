@@ -3,7 +3,7 @@
 
 use std::io;
 
-use ftpgate_core::{ErrorKind, error_kind_of};
+use ftpgate_core::{StorageErrorKind, error_kind_of};
 use ftpgate_proto::VirtualPath;
 use ftpgate_proto::ascii::AsciiEncoder;
 use ftpgate_proto::glob::ListPattern;
@@ -49,7 +49,7 @@ pub(super) async fn retrieve(
                 .metadata()
                 .map_err(|e| TransferOutcome::Failed(error_kind_of(&e)))?;
             if meta.is_dir() {
-                return Err(TransferOutcome::Failed(ErrorKind::IsADirectory));
+                return Err(TransferOutcome::Failed(StorageErrorKind::IsADirectory));
             }
             Some(meta.len())
         }
@@ -60,13 +60,13 @@ pub(super) async fn retrieve(
         None => {
             let meta = ctx.storage.metadata(path).await.map_err(storage_failed)?;
             if meta.is_dir() {
-                return Err(TransferOutcome::Failed(ErrorKind::IsADirectory));
+                return Err(TransferOutcome::Failed(StorageErrorKind::IsADirectory));
             }
             meta.size
         }
     };
     if offset > file_size {
-        return Err(TransferOutcome::Failed(ErrorKind::InvalidOffset));
+        return Err(TransferOutcome::Failed(StorageErrorKind::InvalidOffset));
     }
     let reader = match local {
         Some(_) => None,
@@ -96,7 +96,7 @@ pub(super) async fn retrieve(
             send_file(reader, data, plan.ascii, ctx).await
         }
         // A local file is asked for only when the connection is plain.
-        _ => Err(TransferOutcome::Failed(ErrorKind::Local)),
+        _ => Err(TransferOutcome::Failed(StorageErrorKind::Local)),
     }
 }
 

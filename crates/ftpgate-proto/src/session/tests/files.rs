@@ -37,7 +37,7 @@ fn cwd_checks_the_target_is_a_directory() {
 
     s.handle_line(b"CWD missing");
     assert_eq!(
-        code(&s.handle_storage_result(Err(ErrorKind::NotFound))),
+        code(&s.handle_storage_result(Err(StorageErrorKind::NotFound))),
         550
     );
 
@@ -127,7 +127,7 @@ fn rnfr_of_missing_file_is_550() {
     let mut s = logged_in();
     s.handle_line(b"RNFR nope");
     assert_eq!(
-        code(&s.handle_storage_result(Err(ErrorKind::NotFound))),
+        code(&s.handle_storage_result(Err(StorageErrorKind::NotFound))),
         550
     );
     assert_eq!(code(&s.handle_line(b"RNTO b")), 503);
@@ -148,12 +148,12 @@ fn mkd_rmd_dele_replies() {
     );
     s.handle_line(b"MKD exists");
     assert_eq!(
-        code(&s.handle_storage_result(Err(ErrorKind::AlreadyExists))),
+        code(&s.handle_storage_result(Err(StorageErrorKind::AlreadyExists))),
         550
     );
     s.handle_line(b"RMD full");
     assert_eq!(
-        code(&s.handle_storage_result(Err(ErrorKind::DirectoryNotEmpty))),
+        code(&s.handle_storage_result(Err(StorageErrorKind::DirectoryNotEmpty))),
         550
     );
     assert_eq!(code(&s.handle_line(b"RMD /")), 550);
@@ -290,6 +290,39 @@ fn avbl_allo_lang_and_capabilities() {
     assert_eq!(code(&s.handle_line(b"ALLO 100")), 202);
     assert_eq!(code(&s.handle_line(b"SITE CHMOD 644 f")), 502);
     assert_eq!(code(&s.handle_line(b"MFMT 20200101000000 f")), 502);
+    // The command table refuses SITE's subcommands by name, any case, before their arguments
+    // are read; the others still run.
+    for (line, text) in [
+        (
+            &b"SITE CHMOD 644 f"[..],
+            "SITE CHMOD is not supported by this storage",
+        ),
+        (b"site chmod", "SITE CHMOD is not supported by this storage"),
+        (
+            b"SITE UTIME f 20200102030405",
+            "SITE UTIME is not supported by this storage",
+        ),
+        (
+            b"SITE Symlink a b",
+            "SITE SYMLINK is not supported by this storage",
+        ),
+    ] {
+        let Step::Reply(r) = s.handle_line(line) else {
+            panic!()
+        };
+        assert_eq!((r.code.number(), r.lines[0].as_str()), (502, text));
+    }
+    assert!(matches!(
+        s.handle_line(b"SITE MKDIR d"),
+        Step::Storage(StorageOp::MakeDir(_))
+    ));
+    s.handle_storage_result(Ok(StorageOutcome::Done));
+    assert_eq!(code(&s.handle_line(b"SITE HELP")), 214);
+    assert_eq!(
+        code(&s.handle_line(b"MFF UNIX.mode=0644; f")),
+        504,
+        "MFF's check depends on its facts and stays in its handler"
+    );
     let Step::Reply(feat) = s.handle_line(b"FEAT") else {
         panic!()
     };
@@ -326,7 +359,7 @@ fn avbl_allo_lang_and_capabilities() {
     assert_eq!(code(&done), 200, "{done:?}");
     s.handle_line(b"SITE CHMOD 644 missing");
     assert_eq!(
-        code(&s.handle_storage_result(Err(ErrorKind::NotFound))),
+        code(&s.handle_storage_result(Err(StorageErrorKind::NotFound))),
         550
     );
     assert_eq!(code(&s.handle_line(b"SITE CHMOD 4755 f")), 550);
@@ -464,7 +497,7 @@ fn refused_and_failed_operations_are_described() {
     ));
     assert_eq!(s.take_file_op(), None, "not over yet");
     assert_eq!(
-        code(&s.handle_storage_result(Err(ErrorKind::NotFound))),
+        code(&s.handle_storage_result(Err(StorageErrorKind::NotFound))),
         550
     );
     let op = s.take_file_op().unwrap();
@@ -485,6 +518,6 @@ fn refused_and_failed_operations_are_described() {
     );
 
     s.handle_line(b"SIZE missing");
-    s.handle_storage_result(Err(ErrorKind::NotFound));
+    s.handle_storage_result(Err(StorageErrorKind::NotFound));
     assert_eq!(s.take_file_op(), None, "SIZE is not a file operation");
 }

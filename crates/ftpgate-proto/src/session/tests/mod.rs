@@ -8,7 +8,7 @@ mod tls;
 mod transfers;
 
 use super::*;
-use crate::listing::{FileKind, Metadata};
+use crate::backend::{FileKind, Metadata};
 use crate::perm::Permissions;
 use std::net::Ipv4Addr;
 

@@ -1,6 +1,7 @@
 //! Dialogue tests: data connection setup, REST, the commands that run as transfers, ABOR.
 
 use super::*;
+use crate::backend::WriteStart;
 
 #[test]
 fn transfers_need_a_data_connection_first() {
@@ -162,8 +163,11 @@ fn transfer_failures_map_to_replies() {
     for (outcome, expected) in [
         (TransferOutcome::NoDataConnection, 425),
         (TransferOutcome::ConnectionLost, 426),
-        (TransferOutcome::Failed(ErrorKind::NotFound), 550),
-        (TransferOutcome::Failed(ErrorKind::InsufficientStorage), 452),
+        (TransferOutcome::Failed(StorageErrorKind::NotFound), 550),
+        (
+            TransferOutcome::Failed(StorageErrorKind::InsufficientStorage),
+            452,
+        ),
     ] {
         passive(&mut s);
         s.handle_line(b"RETR f");

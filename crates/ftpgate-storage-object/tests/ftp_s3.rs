@@ -4,17 +4,15 @@
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::*;
 use ftpgate_core::{Storage, VirtualPath};
 use ftpgate_storage_object::{ObjectStorage, ObjectStorageFactory, S3Config};
 use ftpgate_test_support::garage;
+use ftpgate_test_support::server::*;
 
 const MIB: usize = 1024 * 1024;
 
@@ -137,9 +135,7 @@ fn abor_reset_and_dropped_control_leave_no_object_and_no_parts() {
     assert_eq!(raw.code("STOR reset"), 150);
     data.write_all(&big[..11 * MIB]).unwrap();
     std::thread::sleep(Duration::from_millis(500));
-    socket2::SockRef::from(&data)
-        .set_linger(Some(Duration::ZERO))
-        .unwrap();
+    set_reset_on_close(&data);
     drop(data);
     assert_eq!(raw.reply().0, 426);
     // A control connection that goes away.
@@ -181,9 +177,7 @@ fn an_interrupted_upload_resumes_through_another_server_instance() {
         assert_eq!(raw.code("STOR big.bin"), 150);
         (&data).write_all(&bytes[..17 * MIB]).unwrap();
         std::thread::sleep(Duration::from_millis(1500));
-        socket2::SockRef::from(&data)
-            .set_linger(Some(Duration::ZERO))
-            .unwrap();
+        set_reset_on_close(&data);
         drop(data);
         assert_eq!(raw.reply().0, 426);
         assert!(
@@ -434,9 +428,7 @@ fn abandoned_partial_uploads_are_cleaned_after_their_age() {
     assert_eq!(raw.code("STOR left.bin"), 150);
     (&data).write_all(&random_bytes(11 * MIB, 15)).unwrap();
     std::thread::sleep(Duration::from_millis(1000));
-    socket2::SockRef::from(&data)
-        .set_linger(Some(Duration::ZERO))
-        .unwrap();
+    set_reset_on_close(&data);
     drop(data);
     assert_eq!(raw.reply().0, 426);
     assert_eq!(s.incomplete(), ["left.bin"], "kept for resuming");

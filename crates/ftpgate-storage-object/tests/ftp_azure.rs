@@ -4,16 +4,14 @@
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
-mod common;
-
 use std::io::Write;
 use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::*;
 use ftpgate_core::{Storage, VirtualPath};
 use ftpgate_storage_object::{NativeConfig, NativeService, ObjectStorage, ObjectStorageFactory};
+use ftpgate_test_support::server::*;
 use ftpgate_test_support::{azurite, garage};
 
 const MIB: usize = 1024 * 1024;
@@ -113,9 +111,7 @@ fn abor_reset_and_dropped_control_leave_no_blob() {
     assert_eq!(raw.code("STOR reset"), 150);
     data.write_all(&big[..3 * MIB]).unwrap();
     std::thread::sleep(Duration::from_millis(300));
-    socket2::SockRef::from(&data)
-        .set_linger(Some(Duration::ZERO))
-        .unwrap();
+    set_reset_on_close(&data);
     drop(data);
     assert_eq!(raw.reply().0, 426);
     let addr = raw.epsv();
