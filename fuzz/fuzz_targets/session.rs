@@ -44,7 +44,7 @@ use ftpgate_proto::perm::{Perm, PermissionMap, Permissions};
 use ftpgate_proto::reply::Reply;
 use ftpgate_proto::reply_map::reply_for;
 use ftpgate_proto::session::{
-    DataEndpoint, Session, SessionConfig, SessionUser, StartInfo, Step, StorageOp, StorageOutcome,
+    DataEndpoint, LoginFailure, Session, SessionConfig, SessionUser, StartInfo, Step, StorageOp, StorageOutcome,
     TlsPolicy, TransferKind, TransferOutcome, TransferPlan, UploadLimit,
 };
 use libfuzzer_sys::fuzz_target;
@@ -732,7 +732,7 @@ impl Harness<'_, '_> {
                         next
                     } else {
                         trace!("  (authentication fails)");
-                        let next = self.session.handle_auth_result(Err(()));
+                        let next = self.session.handle_auth_result(Err(LoginFailure::Rejected));
                         match &next {
                             Step::Reply(r) => {
                                 assert!(matches!(r.code.number(), 530 | 421));

@@ -8,6 +8,7 @@
 //! listener; `ftpgate import cos-ftp FILE` turns another server's config into one.
 
 mod admin;
+mod cert_auth;
 mod config;
 mod events;
 mod hooks;
@@ -504,11 +505,7 @@ impl QuickStart {
 /// and the cleanup tasks of its object stores.
 fn engine_server(settings: Settings) -> (Server, Vec<tokio::task::JoinHandle<()>>) {
     let mut cleanups = settings.backends.spawn_cleanup();
-    let mut server = Server::new(
-        settings.server,
-        Arc::new(settings.auth),
-        Arc::new(settings.backends),
-    );
+    let mut server = Server::new(settings.server, settings.auth, Arc::new(settings.backends));
     for host in settings.hosts {
         cleanups.extend(host.backends.spawn_cleanup());
         server = server.with_virtual_host(

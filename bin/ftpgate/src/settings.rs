@@ -5,14 +5,18 @@
 //! storage ([`crate::storage`]) and TLS ([`crate::tls`]) the sections describe.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use ftpgate::ServerConfig;
 use ftpgate_auth_file::{FileAuthenticator, UserEntry};
-use ftpgate_core::VirtualPath;
+use ftpgate_core::{AuthChain, Authenticator, VirtualPath};
 use tracing::{info, warn};
 
-use crate::config::{self, AdminSettings, ConfigFile, StorageKind, UserSection, log_filter};
+use crate::cert_auth::{CertificateAuthenticator, Then};
+use crate::config::{
+    self, AdminSettings, AuthSection, ConfigFile, StorageKind, UserSection, log_filter,
+};
 use crate::storage::Backends;
 use crate::tls::TlsSetup;
 
@@ -44,7 +48,8 @@ pub(crate) struct Settings {
     pub(crate) tls: Option<TlsSetup>,
     /// The filter of `log.level`.
     pub(crate) log_filter: tracing_subscriber::EnvFilter,
-    pub(crate) auth: FileAuthenticator,
+    /// The `[[auth]]` chain, with the `[[users]]` in it (or the users alone).
+    pub(crate) auth: Arc<dyn Authenticator>,
     pub(crate) backends: Backends,
     pub(crate) hosts: Vec<HostSettings>,
     pub(crate) homes: Vec<LocalHome>,
@@ -112,7 +117,7 @@ impl Settings {
             bail!("users: tls_required needs a [tls] certificate");
         }
         let backends = Backends::build("storage", &file.storage, &file.users, max_file_size)?;
-        let auth = FileAuthenticator::new(users, anonymous)?;
+        let auth = auth_chain(file, FileAuthenticator::new(users, anonymous)?)?;
 
         let mut hosts = Vec::new();
         for (i, host) in file.hosts.iter().enumerate() {
@@ -199,6 +204,75 @@ impl Settings {
             warnings,
         })
     }
+}
+
+/// The `[[auth]]` chain of `file`, with `users` where `type = "file"` is listed (first if it
+/// is not); `users` alone without `[[auth]]`. A certificate entry that requires the password
+/// takes the entries after it as the ones that check it.
+fn auth_chain(file: &ConfigFile, users: FileAuthenticator) -> Result<Arc<dyn Authenticator>> {
+    if file.auth.is_empty() {
+        return Ok(Arc::new(users));
+    }
+    config::check_auth_list(&file.auth)?;
+    let users: Arc<dyn Authenticator> = Arc::new(users);
+    // Built from the end, so that each entry can take those after it.
+    let mut tail: Vec<(Arc<dyn Authenticator>, bool)> = Vec::new();
+    for (i, section) in file.auth.iter().enumerate().rev() {
+        let key = format!("auth[{i}]");
+        let auth: Arc<dyn Authenticator> = match section {
+            AuthSection::File(_) => users.clone(),
+            AuthSection::Http(http) => Arc::new(config::http_authenticator(&key, http)?),
+            AuthSection::Certificate(cert) => {
+                if file.tls.client_ca.is_none() {
+                    bail!(
+                        "{key}: type = \"certificate\" needs tls.client_ca (the CA client certificates are checked against)"
+                    );
+                }
+                let map = config::cert_map(&key, cert)?;
+                let then = match cert.password {
+                    config::CertPassword::None => Then::Accept {
+                        home_template: match &cert.home_template {
+                            Some(t) if !t.trim().is_empty() => t.clone(),
+                            _ => bail!(
+                                "{key}.home_template: needed with password = \"none\" (the home of a user the certificate logs in, e.g. \"/srv/ftp/{{user}}\")"
+                            ),
+                        },
+                        permissions: ftpgate_core::PermissionMap::uniform(
+                            ftpgate_core::Permissions::parse(&cert.permissions)
+                                .map_err(|e| anyhow::anyhow!("{key}.permissions: {e}"))?,
+                        ),
+                    },
+                    config::CertPassword::Required => {
+                        if cert.home_template.is_some() {
+                            bail!(
+                                "{key}.home_template: with password = \"required\" the entries after this one give the home"
+                            );
+                        }
+                        if tail.is_empty() {
+                            bail!(
+                                "{key}.password: \"required\" needs [[auth]] entries after this one to check the password"
+                            );
+                        }
+                        let rest = std::mem::take(&mut tail)
+                            .into_iter()
+                            .rev()
+                            .fold(AuthChain::new(), |chain, (a, f)| chain.push(a, f));
+                        Then::Password(Arc::new(rest))
+                    }
+                };
+                Arc::new(CertificateAuthenticator { map, then })
+            }
+        };
+        tail.push((auth, section.fallthrough()));
+    }
+    if !file.auth.iter().any(|a| matches!(a, AuthSection::File(_))) {
+        tail.push((users, false));
+    }
+    Ok(Arc::new(
+        tail.into_iter()
+            .rev()
+            .fold(AuthChain::new(), |chain, (a, f)| chain.push(a, f)),
+    ))
 }
 
 /// Makes the missing homes whose owners have `create_home`.

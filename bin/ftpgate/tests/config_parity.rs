@@ -209,6 +209,69 @@ fn serve_refuses_every_config_check_config_refuses_with_the_same_error() {
             "keep_partial_uploads",
         ),
         (
+            "an [[auth]] type not known",
+            "[[auth]]\ntype = \"kerberos\"\n".into(),
+            "kerberos",
+        ),
+        (
+            "an http [[auth]] without a url",
+            "[[auth]]\ntype = \"http\"\n".into(),
+            "url",
+        ),
+        (
+            "an http [[auth]] with an ftp:// url",
+            "[[auth]]\ntype = \"http\"\nurl = \"ftp://127.0.0.1/\"\n".into(),
+            "auth[0].url",
+        ),
+        (
+            "an http [[auth]] with a zero timeout",
+            "[[auth]]\ntype = \"http\"\nurl = \"http://127.0.0.1:1/\"\ntimeout_secs = 0\n"
+                .into(),
+            "auth[0].timeout_secs",
+        ),
+        (
+            "an http [[auth]] with a bad header",
+            "[[auth]]\ntype = \"http\"\nurl = \"http://127.0.0.1:1/\"\nheaders = { \"Bad Name\" = \"x\" }\n"
+                .into(),
+            "auth[0].headers",
+        ),
+        (
+            "an unknown key in an [[auth]]",
+            "[[auth]]\ntype = \"http\"\nurl = \"http://127.0.0.1:1/\"\nfallthrough = true\n"
+                .into(),
+            "fallthrough",
+        ),
+        (
+            "the file users listed twice",
+            "[[auth]]\ntype = \"file\"\n\n[[auth]]\ntype = \"file\"\n".into(),
+            "auth[1].type",
+        ),
+        (
+            "a certificate [[auth]] without tls.client_ca",
+            "[[auth]]\ntype = \"certificate\"\nmap = \"cn\"\nhome_template = \"/srv/{user}\"\n".into(),
+            "needs tls.client_ca",
+        ),
+        (
+            "a certificate [[auth]] with a bad map",
+            "[tls]\nself_signed = true\nclient_ca = \"/dev/null\"\n\n[[auth]]\ntype = \"certificate\"\nmap = \"email\"\nhome_template = \"/srv/{user}\"\n".into(),
+            "auth[0].map",
+        ),
+        (
+            "a certificate [[auth]] with a bad fingerprint",
+            "[tls]\nself_signed = true\nclient_ca = \"/dev/null\"\n\n[[auth]]\ntype = \"certificate\"\nmap = { \"AA:BB\" = \"amy\" }\nhome_template = \"/srv/{user}\"\n".into(),
+            "auth[0].map",
+        ),
+        (
+            "a certificate [[auth]] alone without a home",
+            "[tls]\nself_signed = true\nclient_ca = \"/dev/null\"\n\n[[auth]]\ntype = \"certificate\"\nmap = \"cn\"\n".into(),
+            "auth[0].home_template",
+        ),
+        (
+            "a certificate [[auth]] requiring a password nobody checks",
+            "[tls]\nself_signed = true\nclient_ca = \"/dev/null\"\n\n[[auth]]\ntype = \"certificate\"\nmap = \"cn\"\npassword = \"required\"\n".into(),
+            "auth[0].password",
+        ),
+        (
             "unknown log format",
             "[log]\nformat = \"xml\"\n".into(),
             "unknown variant `xml`",

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, SaltString};
 use async_trait::async_trait;
-use ftpgate_core::{AuthError, Authenticator, Password, PermissionMap, User};
+use ftpgate_core::{AuthError, Authenticator, LoginRequest, PermissionMap, User};
 use sha2::{Digest, Sha256};
 
 /// How long a successful login is remembered by default.
@@ -344,7 +344,8 @@ impl FileAuthenticator {
 
 #[async_trait]
 impl Authenticator for FileAuthenticator {
-    async fn authenticate(&self, username: &str, password: &Password) -> Result<User, AuthError> {
+    async fn authenticate(&self, request: &LoginRequest<'_>) -> Result<User, AuthError> {
+        let (username, password) = (request.username(), request.password());
         if let Some(anon) = &self.anonymous {
             if ANONYMOUS_NAMES.contains(&username.to_ascii_lowercase().as_str())
                 && !self.users.contains_key(username)
@@ -384,7 +385,9 @@ impl Authenticator for FileAuthenticator {
                 quota_bytes: entry.quota_bytes,
                 limits: entry.limits,
             }),
-            _ => Err(AuthError::InvalidCredentials),
+            (Some(_), false) => Err(AuthError::InvalidCredentials),
+            // After the same work as a wrong password: the client sees no difference.
+            (None, _) => Err(AuthError::UnknownUser),
         }
     }
 }
@@ -392,7 +395,12 @@ impl Authenticator for FileAuthenticator {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ftpgate_core::Permissions;
+    use ftpgate_core::{Password, Permissions};
+
+    async fn login(auth: &FileAuthenticator, name: &str, pw: &str) -> Result<User, AuthError> {
+        let password = Password::new(pw);
+        auth.authenticate(&LoginRequest::new(name, &password)).await
+    }
 
     fn user(name: &str, hash: String) -> UserEntry {
         UserEntry::new(name, hash, "/tmp", Permissions::ALL)
@@ -406,20 +414,19 @@ mod tests {
             None,
         )
         .unwrap();
-        assert!(auth.authenticate("a", &Password::new("pw1")).await.is_ok());
-        assert!(auth.authenticate("a", &Password::new("pw2")).await.is_err());
-        assert!(auth.authenticate("b", &Password::new("pw2")).await.is_ok());
-        assert!(auth.authenticate("b", &Password::new("pw1")).await.is_err());
-        assert!(
-            auth.authenticate("nobody", &Password::new("pw1"))
-                .await
-                .is_err()
-        );
-        assert!(
-            auth.authenticate("anonymous", &Password::new("x@y"))
-                .await
-                .is_err()
-        );
+        assert!(login(&auth, "a", "pw1").await.is_ok());
+        assert!(login(&auth, "a", "pw2").await.is_err());
+        assert!(login(&auth, "b", "pw2").await.is_ok());
+        assert!(login(&auth, "b", "pw1").await.is_err());
+        assert!(matches!(
+            login(&auth, "a", "pw2").await,
+            Err(AuthError::InvalidCredentials)
+        ));
+        assert!(matches!(
+            login(&auth, "nobody", "pw1").await,
+            Err(AuthError::UnknownUser)
+        ));
+        assert!(login(&auth, "anonymous", "x@y").await.is_err());
     }
 
     #[tokio::test]
@@ -429,34 +436,31 @@ mod tests {
             permissions: PermissionMap::uniform(Permissions::READ_ONLY),
         };
         let auth = FileAuthenticator::new(vec![], Some(anon)).unwrap();
-        let user = auth
-            .authenticate("anonymous", &Password::new("me@example.com"))
-            .await
-            .unwrap();
+        let user = login(&auth, "anonymous", "me@example.com").await.unwrap();
         assert_eq!(user.home, "/pub");
         assert_eq!(
             user.permissions,
             PermissionMap::uniform(Permissions::READ_ONLY)
         );
-        assert!(auth.authenticate("FTP", &Password::new("")).await.is_ok());
+        assert!(login(&auth, "FTP", "").await.is_ok());
     }
 
     #[tokio::test]
     async fn verified_logins_are_cached_without_the_password() {
         let auth = FileAuthenticator::new(vec![user("a", hash_password("pw"))], None).unwrap();
         let start = std::time::Instant::now();
-        assert!(auth.authenticate("a", &Password::new("pw")).await.is_ok());
+        assert!(login(&auth, "a", "pw").await.is_ok());
         let cold = start.elapsed();
         let start = std::time::Instant::now();
         for _ in 0..20 {
-            assert!(auth.authenticate("a", &Password::new("pw")).await.is_ok());
+            assert!(login(&auth, "a", "pw").await.is_ok());
         }
         assert!(
             start.elapsed() < cold,
             "20 cached logins took longer than one verification"
         );
         // A wrong password is never served from the cache.
-        assert!(auth.authenticate("a", &Password::new("pw2")).await.is_err());
+        assert!(login(&auth, "a", "pw2").await.is_err());
         let cache = auth.verifier.cache.lock().unwrap();
         assert_eq!(cache.len(), 1);
         assert!(cache.keys().all(|k| !k.windows(2).any(|w| w == b"pw")));
@@ -469,9 +473,7 @@ mod tests {
         let logins: Vec<_> = (0..50)
             .map(|_| {
                 let auth = auth.clone();
-                tokio::spawn(
-                    async move { auth.authenticate("a", &Password::new("pw")).await.is_ok() },
-                )
+                tokio::spawn(async move { login(&auth, "a", "pw").await.is_ok() })
             })
             .collect();
         for login in logins {
@@ -493,7 +495,7 @@ mod tests {
         let auth = FileAuthenticator::new(vec![user("a", hash_password("pw"))], None)
             .unwrap()
             .with_cache_ttl(Duration::ZERO);
-        assert!(auth.authenticate("a", &Password::new("pw")).await.is_ok());
+        assert!(login(&auth, "a", "pw").await.is_ok());
         assert!(auth.verifier.cache.lock().unwrap().is_empty());
     }
 

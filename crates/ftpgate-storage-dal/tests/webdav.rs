@@ -74,7 +74,11 @@ fn wrong_credentials_are_refused() {
     .storage_at("/");
     tokio::runtime::Runtime::new().unwrap().block_on(async {
         let err = storage.metadata(&path("/anything")).await.unwrap_err();
-        assert_eq!(err.kind, ftpgate_core::StorageErrorKind::PermissionDenied, "{err}");
+        assert_eq!(
+            err.kind,
+            ftpgate_core::StorageErrorKind::PermissionDenied,
+            "{err}"
+        );
     });
 }
 

@@ -65,6 +65,9 @@ pub struct Options {
     pub hosts: Vec<(String, ftpgate::VirtualHost)>,
     /// Where the server counts its metrics.
     pub metrics: Option<Arc<ftpgate::Metrics>>,
+    /// An authenticator asked before the users above (in an `AuthChain`), and whether the
+    /// chain goes on to them when it is unavailable.
+    pub auth_in_front: Option<(Arc<dyn ftpgate_core::Authenticator>, bool)>,
 }
 
 impl Default for Options {
@@ -91,6 +94,7 @@ impl Default for Options {
             events: None,
             hosts: Vec::new(),
             metrics: None,
+            auth_in_front: None,
         }
     }
 }
@@ -140,7 +144,15 @@ impl TestServer {
             home: root.path().join("pub").to_string_lossy().into_owned(),
             permissions: PermissionMap::uniform(Permissions::READ_ONLY),
         });
-        let auth = FileAuthenticator::new(users, anonymous).unwrap();
+        let file_auth = Arc::new(FileAuthenticator::new(users, anonymous).unwrap());
+        let auth: Arc<dyn ftpgate_core::Authenticator> = match options.auth_in_front {
+            Some((front, fallthrough)) => Arc::new(
+                ftpgate_core::AuthChain::new()
+                    .push(front, fallthrough)
+                    .push(file_auth, false),
+            ),
+            None => file_auth,
+        };
         let local = FsStorageFactory {
             durability: options.durability,
             keep_partial_uploads: options.keep_partial_uploads,
@@ -163,7 +175,7 @@ impl TestServer {
                 .build()
                 .unwrap();
             runtime.block_on(async move {
-                let mut server = Server::new(config, Arc::new(auth), storage);
+                let mut server = Server::new(config, auth, storage);
                 if let Some(events) = events {
                     server = server.with_events(events);
                 }

@@ -7,9 +7,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use ftpgate::core::Password;
 use ftpgate::fs::FsStorageFactory;
-use ftpgate::{AuthError, Authenticator, Permissions, Server, User};
+use ftpgate::{AuthError, Authenticator, LoginRequest, Permissions, Server, User};
 
 /// Users and passwords from a table (a real one would keep password hashes, not passwords).
 struct TableAuthenticator {
@@ -18,7 +17,8 @@ struct TableAuthenticator {
 
 #[async_trait]
 impl Authenticator for TableAuthenticator {
-    async fn authenticate(&self, username: &str, password: &Password) -> Result<User, AuthError> {
+    async fn authenticate(&self, request: &LoginRequest<'_>) -> Result<User, AuthError> {
+        let (username, password) = (request.username(), request.password());
         match self.passwords.get(username) {
             Some(expected) if *expected == password.expose() => {
                 let home = format!("homes/{username}");
@@ -33,7 +33,8 @@ impl Authenticator for TableAuthenticator {
                 user.quota_bytes = Some(100 * 1024 * 1024);
                 Ok(user)
             }
-            _ => Err(AuthError::InvalidCredentials),
+            Some(_) => Err(AuthError::InvalidCredentials),
+            None => Err(AuthError::UnknownUser),
         }
     }
 }

@@ -12,7 +12,7 @@ use std::time::SystemTime;
 use async_trait::async_trait;
 use ftpgate::Server;
 use ftpgate_core::{
-    AuthError, Authenticator, DirEntry, EntryStream, FileKind, Metadata, Password, Permissions,
+    AuthError, Authenticator, DirEntry, EntryStream, FileKind, LoginRequest, Metadata, Permissions,
     ReadStream, Storage, StorageError, StorageErrorKind, StorageFactory, Upload, User, VirtualPath,
     WriteStart,
 };
@@ -323,8 +323,9 @@ struct AnyName;
 
 #[async_trait]
 impl Authenticator for AnyName {
-    async fn authenticate(&self, username: &str, password: &Password) -> Result<User, AuthError> {
-        if password.expose() != "memory" {
+    async fn authenticate(&self, request: &LoginRequest<'_>) -> Result<User, AuthError> {
+        let username = request.username();
+        if request.password().expose() != "memory" {
             return Err(AuthError::InvalidCredentials);
         }
         Ok(User::new(username, "", Permissions::ALL))

@@ -57,22 +57,26 @@
 //!
 //! # Your own users
 //!
-//! Implement [`Authenticator`]: from a name and password to a [`User`] (home, permissions,
-//! quota, TLS requirement), or [`AuthError`]. `examples/custom_auth.rs` looks users up in a
-//! table; the same shape asks a database or an HTTP service.
+//! Implement [`Authenticator`]: from a [`LoginRequest`] (name, password, client address, TLS
+//! and client certificate, virtual host, session id) to a [`User`] (home, permissions, quota,
+//! TLS requirement), or [`AuthError`]: `InvalidCredentials` (wrong password), `UnknownUser`
+//! (an [`AuthChain`] asks the next authenticator; the client sees a wrong password) or
+//! `Unavailable` (421, the connection closes, no ban). `examples/custom_auth.rs` looks users up
+//! in a table; the same shape asks a database or an HTTP service.
 //!
 //! ```no_run
 //! use std::sync::Arc;
-//! use ftpgate::{AuthError, Authenticator, Permissions, User, core::Password};
+//! use ftpgate::{AuthError, Authenticator, LoginRequest, Permissions, User};
 //!
 //! struct OneUser;
 //!
 //! #[ftpgate::async_trait]
 //! impl Authenticator for OneUser {
-//!     async fn authenticate(&self, name: &str, password: &Password) -> Result<User, AuthError> {
-//!         match (name, password.expose()) {
+//!     async fn authenticate(&self, request: &LoginRequest<'_>) -> Result<User, AuthError> {
+//!         match (request.username(), request.password().expose()) {
 //!             ("ann", "secret") => Ok(User::new("ann", "/srv/ftp/ann", Permissions::ALL)),
-//!             _ => Err(AuthError::InvalidCredentials),
+//!             ("ann", _) => Err(AuthError::InvalidCredentials),
+//!             _ => Err(AuthError::UnknownUser),
 //!         }
 //!     }
 //! }
@@ -161,8 +165,8 @@ pub use events::{Direction, Event, EventHandler, TransferRecord};
 pub use ftpgate_auth_file as auth_file;
 pub use ftpgate_core as core;
 pub use ftpgate_core::{
-    AuthError, Authenticator, PermissionMap, Permissions, Storage, StorageError, StorageFactory,
-    User, async_trait,
+    AuthChain, AuthError, Authenticator, LoginRequest, PermissionMap, Permissions, Storage,
+    StorageError, StorageFactory, User, async_trait,
 };
 pub use ftpgate_proto as proto;
 pub use ftpgate_proto::{Features, HashAlgorithm, TransferType};

@@ -82,6 +82,87 @@ fn failed_logins_are_delayed_more_and_more_then_the_address_is_banned() {
     raw.login(USER, PASS);
 }
 
+/// An authenticator in front of the file users whose backend can be down (it cannot decide
+/// for anyone) or up (it knows nobody, so the users after it decide); it counts the calls.
+struct Down(AtomicU64, AtomicBool);
+
+#[ftpgate::async_trait]
+impl ftpgate_core::Authenticator for Down {
+    async fn authenticate(
+        &self,
+        _request: &ftpgate_core::LoginRequest<'_>,
+    ) -> Result<ftpgate_core::User, ftpgate_core::AuthError> {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        if !self.1.load(Ordering::SeqCst) {
+            return Err(ftpgate_core::AuthError::UnknownUser);
+        }
+        Err(ftpgate_core::AuthError::Unavailable(
+            "connection refused".into(),
+        ))
+    }
+}
+
+fn guarded_options(front: Arc<Down>, fallthrough: bool) -> Options {
+    let mut options = Options::default();
+    options.config.max_login_failures = 10;
+    options.config.login_guard = ftpgate::LoginGuardConfig {
+        failure_delay: Duration::from_millis(400),
+        ban_after_failures: 3,
+        failure_window: Duration::from_secs(60),
+        ban_time: Duration::from_secs(60),
+        ban_growth: 2.0,
+    };
+    options.auth_in_front = Some((front, fallthrough));
+    options
+}
+
+#[test]
+fn an_unavailable_authenticator_gets_421_and_never_a_ban() {
+    let down = Arc::new(Down(AtomicU64::new(0), AtomicBool::new(true)));
+    let server = TestServer::start_with(guarded_options(down.clone(), false));
+    // Twice the ban threshold, each on a new connection from the same address: every one
+    // is told to come back later and closed, none is delayed or banned.
+    for attempt in 0..6 {
+        let mut raw = server.raw();
+        assert_eq!(raw.code(&format!("USER {USER}")), 331, "attempt {attempt}");
+        let start = Instant::now();
+        let (code, text) = raw.cmd(&format!("PASS {PASS}"));
+        assert_eq!(code, 421, "attempt {attempt}: {text}");
+        assert!(text.contains("unavailable"), "{text}");
+        assert!(
+            start.elapsed() < Duration::from_millis(400),
+            "no failure delay"
+        );
+        assert!(raw.is_closed(), "attempt {attempt}: the connection closes");
+    }
+    assert_eq!(down.0.load(Ordering::SeqCst), 6);
+    // The backend is back. Not banned: the address still gets its greeting (`raw` checks the
+    // 220), and none of the six was counted: two wrong passwords are below the threshold of
+    // three, and the right one logs in.
+    down.1.store(false, Ordering::SeqCst);
+    let mut raw = server.raw();
+    for _ in 0..2 {
+        raw.cmd(&format!("USER {USER}"));
+        assert_eq!(raw.code("PASS wrong"), 530);
+    }
+    raw.login(USER, PASS);
+    assert_eq!(raw.code("PWD"), 257);
+}
+
+#[test]
+fn an_unavailable_authenticator_that_falls_through_lets_the_next_decide() {
+    let down = Arc::new(Down(AtomicU64::new(0), AtomicBool::new(true)));
+    let server = TestServer::start_with(guarded_options(down.clone(), true));
+    let mut raw = server.raw();
+    raw.login(USER, PASS);
+    assert_eq!(raw.code("PWD"), 257);
+    assert_eq!(down.0.load(Ordering::SeqCst), 1);
+    // A name nobody after it knows may exist where nobody could look: 421, not 530.
+    let mut raw = server.raw();
+    raw.cmd("USER nobody");
+    assert_eq!(raw.code("PASS x"), 421);
+}
+
 #[test]
 fn a_command_flood_is_paced() {
     let mut options = Options::default();

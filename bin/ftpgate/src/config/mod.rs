@@ -6,6 +6,7 @@
 //! together (and builds storage and TLS from them) for every command that reads a config.
 
 mod admin;
+mod auth;
 mod dal;
 mod hooks;
 mod log;
@@ -20,6 +21,7 @@ use anyhow::{Context, Result, anyhow};
 use serde::Deserialize;
 
 pub(crate) use admin::{AdminSection, AdminSettings};
+pub(crate) use auth::{AuthSection, CertPassword, cert_map, check_auth_list, http_authenticator};
 pub(crate) use dal::{OpendalSection, WebdavSection};
 pub(crate) use hooks::{HookSection, PLACEHOLDERS, Piece, ResultFilter, template_pieces};
 pub(crate) use log::{LogFormat, LogSection, Rotate, TransferLogFormat, file_parts, log_filter};
@@ -37,6 +39,9 @@ pub(crate) use users::{
 pub(crate) struct ConfigFile {
     #[serde(default)]
     pub(crate) server: ServerSection,
+    /// The authenticators asked in turn (`[[users]]` alone without it).
+    #[serde(default)]
+    pub(crate) auth: Vec<AuthSection>,
     #[serde(default)]
     pub(crate) users: Vec<UserSection>,
     #[serde(default)]

@@ -46,7 +46,7 @@ impl Session {
 mod tests {
     use crate::backend::Capabilities;
     use crate::perm::{PermissionMap, Permissions};
-    use crate::session::{Session, SessionConfig, SessionUser, Step};
+    use crate::session::{LoginFailure, Session, SessionConfig, SessionUser, Step};
 
     fn session() -> Session {
         Session::new(
@@ -150,7 +150,7 @@ mod tests {
             s.handle_line(b"PASS guess"),
             Step::Authenticate { .. }
         ));
-        match s.handle_auth_result(Err(())) {
+        match s.handle_auth_result(Err(LoginFailure::Rejected)) {
             Step::Reply(reply) => assert_eq!(reply.code.number(), 530),
             other => panic!("expected a reply, got {other:?}"),
         }

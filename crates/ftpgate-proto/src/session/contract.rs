@@ -29,6 +29,17 @@ pub struct SessionUser {
     pub capabilities: Capabilities,
 }
 
+/// Why the engine could not log a user in ([`Session::handle_auth_result`](super::Session::handle_auth_result)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginFailure {
+    /// Unknown user or wrong password (or the user's home could not be opened): 530, and it
+    /// counts towards the session's limit of failed logins.
+    Rejected,
+    /// The authenticator could not decide (its backend is down or timed out): 421 and the
+    /// connection closes; not a failed login.
+    Unavailable,
+}
+
 /// A storage call the engine performs for the session.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StorageOp {

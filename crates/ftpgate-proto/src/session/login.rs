@@ -1,7 +1,7 @@
 //! Access control: USER, PASS and the authenticator's answer, REIN, QUIT, and HOST (RFC 7151)
 //! with the engine's answer.
 
-use super::{DataSetup, Login, Session, SessionUser, Step, reply};
+use super::{DataSetup, Login, LoginFailure, Session, SessionUser, Step, reply};
 use crate::backend::Facts;
 use crate::command::Password;
 use crate::path::VirtualPath;
@@ -42,9 +42,10 @@ impl Session {
         }
     }
 
-    /// The authenticator's answer to [`Step::Authenticate`]. Failures give the same reply
-    /// whatever the reason (unknown user or wrong password).
-    pub fn handle_auth_result(&mut self, result: Result<SessionUser, ()>) -> Step {
+    /// The authenticator's answer to [`Step::Authenticate`]. A rejection gives the same reply
+    /// whatever the reason (unknown user or wrong password); an authenticator that could not
+    /// decide closes the connection with 421 and is not counted as a failed login.
+    pub fn handle_auth_result(&mut self, result: Result<SessionUser, LoginFailure>) -> Step {
         match result {
             Ok(user) if user.tls_required && !self.secure => {
                 self.login = Login::AwaitingUser;
@@ -69,7 +70,15 @@ impl Session {
                     None => reply(ReplyCode::LoggedIn, text),
                 }
             }
-            Err(()) => {
+            Err(LoginFailure::Unavailable) => {
+                self.login = Login::AwaitingUser;
+                self.closing = true;
+                reply(
+                    ReplyCode::ServiceNotAvailable,
+                    "Login service unavailable; try again later",
+                )
+            }
+            Err(LoginFailure::Rejected) => {
                 self.login = Login::AwaitingUser;
                 self.login_failures += 1;
                 if self.login_failures >= self.config.max_login_failures {

@@ -42,8 +42,8 @@ mod tls;
 mod transfers;
 
 pub use contract::{
-    DataEndpoint, FileOp, SessionUser, StartInfo, Step, StorageOp, StorageOutcome, TransferKind,
-    TransferOutcome, TransferPlan, UploadLimit,
+    DataEndpoint, FileOp, LoginFailure, SessionUser, StartInfo, Step, StorageOp, StorageOutcome,
+    TransferKind, TransferOutcome, TransferPlan, UploadLimit,
 };
 
 use std::net::SocketAddr;

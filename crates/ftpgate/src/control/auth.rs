@@ -3,18 +3,20 @@
 
 use std::io;
 
+use ftpgate_core::{AuthError, LoginRequest};
 use ftpgate_proto::Step;
 use ftpgate_proto::hostport::canonical;
-use ftpgate_proto::session::SessionUser;
+use ftpgate_proto::session::{LoginFailure, SessionUser};
 use tracing::{error, info, info_span, warn};
 
 use super::Control;
 use crate::events::Event;
 
 impl Control {
-    /// USER/PASS: authenticates, then tells the login guard (a failure waits its delay, and
+    /// USER/PASS: authenticates, then tells the login guard (a rejection waits its delay, and
     /// may ban the address: the session's reply and its closing reply go out, and nothing is
-    /// left to perform).
+    /// left to perform). An authenticator that could not decide is no rejection: the guard
+    /// is not told, and the session closes with 421.
     pub(super) async fn login(
         &mut self,
         user: &str,
@@ -29,28 +31,33 @@ impl Control {
             metrics.login(result.is_ok(), anonymous, began.elapsed());
         }
         let ip = canonical(self.peer.ip());
-        Ok(if result.is_ok() {
-            self.ctx.login_guard.success(ip);
-            let step = self.session.handle_auth_result(result);
-            if let Some(user) = self.session.user_name() {
-                self.login_span = info_span!("login", user);
-            }
-            self.entry.set_user(self.session.user_name());
-            step
-        } else {
-            let decision = self.ctx.login_guard.failure(ip, std::time::Instant::now());
-            tokio::time::sleep(decision.delay).await;
-            let step = self.session.handle_auth_result(result);
-            if decision.banned {
-                warn!("address banned after repeated failed logins");
-                if let Step::Reply(reply) = step {
-                    self.send(&[reply]).await?;
+        Ok(match result {
+            Ok(_) => {
+                self.ctx.login_guard.success(ip);
+                let step = self.session.handle_auth_result(result);
+                if let Some(user) = self.session.user_name() {
+                    self.login_span = info_span!("login", user);
                 }
-                let reply = self.session.handle_ban();
-                self.send(&[reply]).await?;
-                return Ok(Step::Nothing);
+                self.entry.set_user(self.session.user_name());
+                step
             }
-            step
+            // Neither a failure nor a success: the guard's count for the address stays.
+            Err(LoginFailure::Unavailable) => self.session.handle_auth_result(result),
+            Err(LoginFailure::Rejected) => {
+                let decision = self.ctx.login_guard.failure(ip, std::time::Instant::now());
+                tokio::time::sleep(decision.delay).await;
+                let step = self.session.handle_auth_result(result);
+                if decision.banned {
+                    warn!("address banned after repeated failed logins");
+                    if let Step::Reply(reply) = step {
+                        self.send(&[reply]).await?;
+                    }
+                    let reply = self.session.handle_ban();
+                    self.send(&[reply]).await?;
+                    return Ok(Step::Nothing);
+                }
+                step
+            }
         })
     }
 
@@ -58,7 +65,7 @@ impl Control {
         &mut self,
         user: &str,
         password: &ftpgate_proto::Password,
-    ) -> Result<SessionUser, ()> {
+    ) -> Result<SessionUser, LoginFailure> {
         // A login takes the users and settings in force now (a reload may have come since
         // the connection was made), and keeps them.
         self.live = self.ctx.live.load_full();
@@ -67,7 +74,7 @@ impl Control {
                 Some(current) => *host = current.clone(),
                 None => {
                     warn!(user, host = %name, "login failed: the virtual host was removed by a reload");
-                    return Err(());
+                    return Err(LoginFailure::Rejected);
                 }
             }
         }
@@ -75,14 +82,22 @@ impl Control {
             Some((name, host)) => (host.auth.clone(), host.storage.clone(), name.as_str()),
             None => (self.live.auth.clone(), self.live.storage.clone(), ""),
         };
-        match auth.authenticate(user, password).await {
+        let request = LoginRequest::new(user, password)
+            .with_addresses(self.peer, self.local)
+            .with_tls(
+                matches!(self.stream, crate::tls::Stream::Tls(_)),
+                &self.client_certificates,
+            )
+            .with_host(self.host.as_ref().map(|(name, _)| name.as_str()))
+            .with_session_id(self.entry.id.as_u64());
+        match auth.authenticate(&request).await {
             Ok(found) => match storage.open(&found) {
                 Ok(storage) => {
                     let client = self.peer.ip();
                     if let Some(reason) = found.limits.refusal(client, std::time::SystemTime::now())
                     {
                         warn!(user = found.name.as_str(), reason, "login refused");
-                        return Err(());
+                        return Err(LoginFailure::Rejected);
                     }
                     let Some(slot) = self.ctx.policy.enter(host, &found) else {
                         warn!(
@@ -90,7 +105,7 @@ impl Control {
                             reason = "the user has its most sessions already",
                             "login refused"
                         );
-                        return Err(());
+                        return Err(LoginFailure::Rejected);
                     };
                     self.user_slot = Some(slot);
                     self.throttles = self.ctx.policy.throttles(host, &found, client);
@@ -123,9 +138,13 @@ impl Control {
                 }
                 Err(e) => {
                     error!(user = found.name.as_str(), home = found.home.as_str(), error = %e, "cannot open the user's home");
-                    Err(())
+                    Err(LoginFailure::Rejected)
                 }
             },
+            Err(AuthError::Unavailable(why)) => {
+                error!(user, reason = %why, "login not decided: the authenticator is unavailable");
+                Err(LoginFailure::Unavailable)
+            }
             Err(e) => {
                 warn!(user, reason = %e, "login failed");
                 let client = self.peer.ip();
@@ -135,7 +154,7 @@ impl Control {
                     user: user.to_string(),
                     client,
                 });
-                Err(())
+                Err(LoginFailure::Rejected)
             }
         }
     }

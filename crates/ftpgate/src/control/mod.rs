@@ -103,6 +103,9 @@ struct Control {
     op_error: Option<StorageError>,
     /// What the live sessions show of this one (its id, user, TLS, command, transfer).
     entry: Arc<SessionEntry>,
+    /// The certificate chain the client presented in the TLS handshake, if any (verified
+    /// against the client CA by the TLS layer).
+    client_certificates: Vec<rustls_pki_types::CertificateDer<'static>>,
 }
 
 enum Wake {
@@ -211,6 +214,7 @@ pub(crate) async fn run(
             login_span: Span::none(),
             op_error: None,
             entry,
+            client_certificates: Vec::new(),
         };
         if implicit_tls {
             if let Err(e) = control.upgrade_tls(true).await {

@@ -55,6 +55,12 @@ impl Control {
         }
         let stream = handshake?;
         info!(tls = %tls::describe(&stream), "control connection secured");
+        self.client_certificates = stream
+            .get_ref()
+            .1
+            .peer_certificates()
+            .map(<[_]>::to_vec)
+            .unwrap_or_default();
         if let Some(user) = self.session.user_name() {
             tls.logged_in(user);
         }

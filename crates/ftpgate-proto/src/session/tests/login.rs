@@ -46,7 +46,7 @@ fn failed_logins_close_after_the_limit() {
             s.handle_line(b"PASS y"),
             Step::Authenticate { .. }
         ));
-        let step = s.handle_auth_result(Err(()));
+        let step = s.handle_auth_result(Err(LoginFailure::Rejected));
         if attempt < 3 {
             assert_eq!(code(&step), 530);
             assert!(!s.wants_close());
@@ -115,4 +115,18 @@ fn a_host_banner_of_several_lines_is_a_multi_line_220() {
         panic!("expected a reply")
     };
     assert_eq!(reply.encode(), b"220-Welcome to b\r\n220 Second line\r\n");
+}
+
+#[test]
+fn an_unavailable_authenticator_closes_with_421_and_is_no_failed_login() {
+    let mut s = session();
+    s.handle_line(b"USER x");
+    assert!(matches!(
+        s.handle_line(b"PASS y"),
+        Step::Authenticate { .. }
+    ));
+    let step = s.handle_auth_result(Err(LoginFailure::Unavailable));
+    assert_eq!(code(&step), 421);
+    assert!(s.wants_close());
+    assert_eq!(s.login_failures, 0);
 }

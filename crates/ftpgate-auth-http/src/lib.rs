@@ -1,0 +1,327 @@
+//! Logins checked by an HTTP service.
+//!
+//! Each login the cache cannot answer is one `POST` of JSON to the configured URL:
+//!
+//! ```json
+//! {"username": "ann", "password": "secret", "client_ip": "192.0.2.7", "protocol": "ftps",
+//!  "tls_client_cert": "-----BEGIN CERTIFICATE-----\n...", "host": "ftp.example.org",
+//!  "session_id": 42}
+//! ```
+//!
+//! (`protocol` is `"ftps"` when the control connection is TLS; `tls_client_cert` is the
+//! client's certificate in PEM, or `null`; `host` is the name given with HOST, or `null`.)
+//!
+//! The answer decides:
+//! - `200` with `{"home": "/srv/ftp/ann", "permissions": "elr", "quota_bytes": 1000000,
+//!   "cache_secs": 60}` accepts (`home` is required; `permissions` defaults to all, as for
+//!   `[[users]]`; `quota_bytes` and `cache_secs` are optional);
+//! - `401` or `403` rejects: a wrong password ([`AuthError::InvalidCredentials`]);
+//! - `404`: the service does not know the user ([`AuthError::UnknownUser`]; in a chain the next
+//!   authenticator is asked);
+//! - anything else — another status, a body that is not that JSON, a timeout, a refused
+//!   connection — is [`AuthError::Unavailable`]: the client gets 421 and no failed login is
+//!   counted against its address.
+//!
+//! An accepted login with `cache_secs` is remembered for that long under a keyed SHA-256 of the
+//! name, the password and the virtual host (never the password itself), so repeated logins (a
+//! client opening several connections) do not each ask the service; a rejection is never
+//! cached.
+
+#![deny(missing_docs)]
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use base64::Engine as _;
+use ftpgate_core::{AuthError, Authenticator, LoginRequest, Permissions, User};
+use reqwest::StatusCode;
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// How long the service may take to answer by default.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Most accepted logins remembered at once.
+const CACHE_ENTRIES: usize = 10_000;
+
+/// Largest answer read from the service.
+const MAX_BODY: usize = 64 * 1024;
+
+/// A setting the authenticator cannot work with.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The URL is not an `http://` or `https://` URL.
+    #[error("not an http:// or https:// URL: {0}")]
+    Url(String),
+    /// A header name or value is not valid in HTTP.
+    #[error("header {0:?}: not a valid HTTP header")]
+    Header(String),
+    /// The HTTP client could not be made (TLS roots could not be loaded).
+    #[error("HTTP client: {0}")]
+    Client(String),
+}
+
+/// Asks an HTTP service whether a login is good; see the [crate documentation](crate).
+#[derive(Debug, Clone)]
+pub struct HttpAuthenticator {
+    client: reqwest::Client,
+    url: reqwest::Url,
+    headers: HeaderMap,
+    cache: Arc<LoginCache>,
+}
+
+impl HttpAuthenticator {
+    /// An authenticator posting to `url` (`http://` or `https://`, checked against the
+    /// platform's roots), waiting at most `timeout` for the whole answer, sending `headers`
+    /// with each request (an `Authorization` the service expects, say).
+    pub fn new(
+        url: &str,
+        timeout: Duration,
+        headers: &[(String, String)],
+    ) -> Result<HttpAuthenticator, ConfigError> {
+        let url = reqwest::Url::parse(url).map_err(|e| ConfigError::Url(format!("{url}: {e}")))?;
+        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+            return Err(ConfigError::Url(url.to_string()));
+        }
+        let mut map = HeaderMap::new();
+        for (name, value) in headers {
+            let bad = || ConfigError::Header(name.clone());
+            let mut value = HeaderValue::from_str(value).map_err(|_| bad())?;
+            value.set_sensitive(true);
+            map.insert(
+                HeaderName::from_bytes(name.as_bytes()).map_err(|_| bad())?,
+                value,
+            );
+        }
+        let client = reqwest::Client::builder()
+            .use_preconfigured_tls(tls_config()?)
+            .timeout(timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| ConfigError::Client(e.to_string()))?;
+        Ok(HttpAuthenticator {
+            client,
+            url,
+            headers: map,
+            cache: Arc::new(LoginCache::new()),
+        })
+    }
+
+    async fn ask(&self, request: &LoginRequest<'_>) -> Result<(User, Duration), AuthError> {
+        let body = LoginBody {
+            username: request.username(),
+            password: request.password().expose(),
+            client_ip: request.client().ip().to_string(),
+            protocol: if request.is_tls() { "ftps" } else { "ftp" },
+            tls_client_cert: request.client_certificates().first().map(|c| pem(c)),
+            host: request.host(),
+            session_id: request.session_id(),
+        };
+        let body = serde_json::to_vec(&body).map_err(|e| unavailable(&e))?;
+        let mut response = self
+            .client
+            .post(self.url.clone())
+            .headers(self.headers.clone())
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| unavailable(&e))?;
+        match response.status() {
+            StatusCode::OK => {}
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
+                return Err(AuthError::InvalidCredentials);
+            }
+            StatusCode::NOT_FOUND => return Err(AuthError::UnknownUser),
+            other => {
+                return Err(AuthError::Unavailable(format!(
+                    "{}: answered {other}",
+                    self.url
+                )));
+            }
+        }
+        let mut bytes = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|e| unavailable(&e))? {
+            if bytes.len() + chunk.len() > MAX_BODY {
+                return Err(AuthError::Unavailable(format!(
+                    "{}: answer longer than {MAX_BODY} bytes",
+                    self.url
+                )));
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        let accepted: Accepted = serde_json::from_slice(&bytes).map_err(|e| {
+            AuthError::Unavailable(format!("{}: not a user in the answer: {e}", self.url))
+        })?;
+        let permissions = match &accepted.permissions {
+            Some(letters) => Permissions::parse(letters).map_err(|e| {
+                AuthError::Unavailable(format!("{}: answer's permissions: {e}", self.url))
+            })?,
+            None => Permissions::ALL,
+        };
+        if accepted.home.is_empty() {
+            return Err(AuthError::Unavailable(format!(
+                "{}: the answer's home is empty",
+                self.url
+            )));
+        }
+        let mut user = User::new(request.username(), accepted.home, permissions);
+        user.quota_bytes = accepted.quota_bytes;
+        Ok((user, Duration::from_secs(accepted.cache_secs.unwrap_or(0))))
+    }
+}
+
+#[async_trait]
+impl Authenticator for HttpAuthenticator {
+    async fn authenticate(&self, request: &LoginRequest<'_>) -> Result<User, AuthError> {
+        let key = self.cache.key(request);
+        if let Some(user) = self.cache.get(&key) {
+            return Ok(user);
+        }
+        let (user, ttl) = self.ask(request).await?;
+        self.cache.put(key, &user, ttl);
+        Ok(user)
+    }
+}
+
+#[derive(Serialize)]
+struct LoginBody<'a> {
+    username: &'a str,
+    password: &'a str,
+    client_ip: String,
+    protocol: &'static str,
+    tls_client_cert: Option<String>,
+    host: Option<&'a str>,
+    session_id: u64,
+}
+
+#[derive(Deserialize)]
+struct Accepted {
+    home: String,
+    #[serde(default)]
+    permissions: Option<String>,
+    #[serde(default)]
+    quota_bytes: Option<u64>,
+    #[serde(default)]
+    cache_secs: Option<u64>,
+}
+
+fn unavailable(e: &dyn std::fmt::Display) -> AuthError {
+    AuthError::Unavailable(e.to_string())
+}
+
+/// A DER certificate as PEM.
+fn pem(der: &[u8]) -> String {
+    let base64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut out = String::from("-----BEGIN CERTIFICATE-----\n");
+    for line in base64.as_bytes().chunks(64) {
+        out.push_str(&String::from_utf8_lossy(line));
+        out.push('\n');
+    }
+    out.push_str("-----END CERTIFICATE-----\n");
+    out
+}
+
+fn tls_config() -> Result<rustls::ClientConfig, ConfigError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let verifier = rustls_platform_verifier::Verifier::new(provider.clone())
+        .map_err(|e| ConfigError::Client(format!("TLS roots: {e}")))?;
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| ConfigError::Client(e.to_string()))?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(verifier))
+        .with_no_client_auth())
+}
+
+/// Accepted logins, by a keyed digest of name, password and virtual host, until they expire.
+#[derive(Debug)]
+struct LoginCache {
+    key: [u8; 32],
+    entries: Mutex<HashMap<[u8; 32], (User, Instant)>>,
+}
+
+impl LoginCache {
+    fn new() -> Self {
+        let mut key = [0u8; 32];
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut key);
+        LoginCache {
+            key,
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn key(&self, request: &LoginRequest<'_>) -> [u8; 32] {
+        let mut digest = Sha256::new();
+        digest.update(self.key);
+        for part in [
+            request.username(),
+            request.password().expose(),
+            request.host().unwrap_or(""),
+        ] {
+            digest.update((part.len() as u64).to_le_bytes());
+            digest.update(part.as_bytes());
+        }
+        digest.finalize().into()
+    }
+
+    fn get(&self, key: &[u8; 32]) -> Option<User> {
+        let entries = self.entries.lock().ok()?;
+        entries
+            .get(key)
+            .filter(|(_, expiry)| *expiry > Instant::now())
+            .map(|(user, _)| user.clone())
+    }
+
+    fn put(&self, key: [u8; 32], user: &User, ttl: Duration) {
+        if ttl.is_zero() {
+            return;
+        }
+        let Ok(mut entries) = self.entries.lock() else {
+            return;
+        };
+        let now = Instant::now();
+        if entries.len() >= CACHE_ENTRIES {
+            entries.retain(|_, (_, expiry)| *expiry > now);
+            if entries.len() >= CACHE_ENTRIES {
+                return;
+            }
+        }
+        entries.insert(key, (user.clone(), now + ttl));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pem_wraps_base64_at_64_columns() {
+        let pem = pem(&[0u8; 100]);
+        let lines: Vec<&str> = pem.lines().collect();
+        assert_eq!(lines[0], "-----BEGIN CERTIFICATE-----");
+        assert_eq!(lines[1].len(), 64);
+        assert_eq!(lines.last(), Some(&"-----END CERTIFICATE-----"));
+    }
+
+    #[test]
+    fn bad_urls_and_headers_are_refused() {
+        assert!(matches!(
+            HttpAuthenticator::new("ftp://x/", DEFAULT_TIMEOUT, &[]),
+            Err(ConfigError::Url(_))
+        ));
+        assert!(matches!(
+            HttpAuthenticator::new("not a url", DEFAULT_TIMEOUT, &[]),
+            Err(ConfigError::Url(_))
+        ));
+        let header = [("Bad Name".to_string(), "x".to_string())];
+        assert!(matches!(
+            HttpAuthenticator::new("http://127.0.0.1/", DEFAULT_TIMEOUT, &header),
+            Err(ConfigError::Header(_))
+        ));
+    }
+}
