@@ -35,6 +35,7 @@
 //! - `file-auth` (default): [`auth_file`], users with password hashes; [`Builder::user`].
 //! - `object`: `object`, S3-compatible stores, COS, GCS and Azure Blob. Off by default: it
 //!   brings an HTTP client and cloud code that take minutes to build on a small machine.
+//! - `dal`: `dal`, WebDAV and other Apache OpenDAL services; off by default for the same reason.
 //! - `self-signed`: `TlsConfig::self_signed` and `Builder::tls_self_signed`.
 //!
 //! # Your own storage
