@@ -73,7 +73,7 @@ enum Command {
     /// Print the live sessions of a running server (from its admin listener).
     Status {
         #[command(flatten)]
-        admin: AdminArgs,
+        admin: admin::client::AdminArgs,
         /// Print the JSON of /api/sessions instead of the table.
         #[arg(long)]
         json: bool,
@@ -82,7 +82,7 @@ enum Command {
     /// not: for container health checks.
     Healthcheck {
         #[command(flatten)]
-        admin: AdminArgs,
+        admin: admin::client::AdminArgs,
         /// Check readiness (/readyz: 503 while the server drains) instead of liveness.
         #[arg(long)]
         ready: bool,
@@ -91,58 +91,6 @@ enum Command {
     /// check-config would; nothing is written if the input has a problem).
     #[command(subcommand)]
     Import(ImportCommand),
-}
-
-/// Where the admin listener is, for `status` and `healthcheck`.
-#[derive(clap::Args, Debug)]
-struct AdminArgs {
-    /// The admin listener's URL (default: the first `admin.listen` of --config, else
-    /// http://127.0.0.1:9100).
-    #[arg(long, value_name = "URL")]
-    admin: Option<String>,
-    /// The admin token (default: the config's `admin.token` or `admin.token_file`).
-    #[arg(
-        long,
-        env = "FTPGATE_ADMIN_TOKEN",
-        hide_env_values = true,
-        value_name = "TOKEN"
-    )]
-    token: Option<String>,
-    /// Take the admin address and token from this config file.
-    #[arg(long, short = 'c', value_name = "FILE")]
-    config: Option<PathBuf>,
-}
-
-impl AdminArgs {
-    /// The admin URL and token: the flags, else the config file's `[admin]`, else the default.
-    fn resolve(&self) -> Result<(String, Option<String>)> {
-        let mut url = self.admin.clone();
-        let mut token = self.token.clone();
-        if let Some(path) = &self.config {
-            let file = ConfigFile::load(path)?;
-            let (settings, _) = file.admin.build().context("admin")?;
-            if let Some(settings) = settings {
-                if url.is_none() {
-                    url = settings.listen.first().map(|addr| {
-                        let ip = match addr.ip() {
-                            ip if ip.is_unspecified() && ip.is_ipv4() => "127.0.0.1".to_string(),
-                            ip if ip.is_unspecified() => "[::1]".to_string(),
-                            std::net::IpAddr::V6(ip) => format!("[{ip}]"),
-                            ip => ip.to_string(),
-                        };
-                        format!("http://{ip}:{}", addr.port())
-                    });
-                }
-                if token.is_none() {
-                    token = settings.token;
-                }
-            }
-        }
-        Ok((
-            url.unwrap_or_else(|| admin::client::DEFAULT_URL.to_string()),
-            token,
-        ))
-    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -302,36 +250,8 @@ fn run(cli: Cli) -> Result<()> {
             clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout())?;
             Ok(())
         }
-        Command::Status { admin, json } => {
-            let (url, token) = admin.resolve()?;
-            let (status, body) = admin::client::get(&url, "/api/sessions", token.as_deref())?;
-            if status == hyper::StatusCode::UNAUTHORIZED {
-                bail!(
-                    "{url}: the admin token is missing or wrong (--token or FTPGATE_ADMIN_TOKEN)"
-                );
-            }
-            if !status.is_success() {
-                bail!("{url}/api/sessions: HTTP {status}");
-            }
-            if json {
-                println!("{body}");
-            } else {
-                let doc: serde_json::Value = serde_json::from_str(&body)
-                    .with_context(|| format!("{url}/api/sessions: not JSON"))?;
-                print!("{}", admin::client::table(&doc));
-            }
-            Ok(())
-        }
-        Command::Healthcheck { admin, ready } => {
-            let (url, token) = admin.resolve()?;
-            let path = if ready { "/readyz" } else { "/healthz" };
-            let (status, body) = admin::client::get(&url, path, token.as_deref())?;
-            if !status.is_success() {
-                bail!("{url}{path}: HTTP {status} {}", body.trim());
-            }
-            println!("{}", body.trim());
-            Ok(())
-        }
+        Command::Status { admin, json } => admin::client::status(&admin, json),
+        Command::Healthcheck { admin, ready } => admin::client::healthcheck(&admin, ready),
         Command::Import(ImportCommand::CosFtp {
             file,
             output,

@@ -157,67 +157,6 @@ fn metrics(server: &Server) -> (String, HashMap<String, f64>) {
     (body, parsed)
 }
 
-/// A control connection.
-struct Ftp {
-    reader: BufReader<TcpStream>,
-    writer: TcpStream,
-    ip: std::net::IpAddr,
-}
-
-impl Ftp {
-    fn connect(addr: SocketAddr) -> Ftp {
-        let stream = TcpStream::connect(addr).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(15)))
-            .unwrap();
-        let mut ftp = Ftp {
-            reader: BufReader::new(stream.try_clone().unwrap()),
-            writer: stream,
-            ip: addr.ip(),
-        };
-        assert!(ftp.reply().starts_with("220"));
-        ftp
-    }
-
-    fn reply(&mut self) -> String {
-        let mut all = String::new();
-        loop {
-            let mut line = String::new();
-            if self.reader.read_line(&mut line).unwrap_or(0) == 0 {
-                return all;
-            }
-            all.push_str(&line);
-            if line.len() >= 4 && line.as_bytes()[3] == b' ' {
-                return all;
-            }
-        }
-    }
-
-    fn ask(&mut self, command: &str) -> String {
-        self.writer
-            .write_all(format!("{command}\r\n").as_bytes())
-            .unwrap();
-        self.reply()
-    }
-
-    fn login(&mut self, password: &str) -> String {
-        assert!(self.ask("USER amy").starts_with("331"));
-        self.ask(&format!("PASS {password}"))
-    }
-
-    /// EPSV and a connection to its port.
-    fn data(&mut self) -> TcpStream {
-        let reply = self.ask("EPSV");
-        let port: u16 = reply
-            .split("|||")
-            .nth(1)
-            .and_then(|r| r.split('|').next())
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("{reply}"));
-        TcpStream::connect((self.ip, port)).unwrap()
-    }
-}
-
 /// promtool's verdict on a metrics page, if promtool is installed (scripts/test.sh installs it;
 /// FTPGATE_REQUIRE_PROMTOOL=1 makes its absence a failure).
 fn promtool_check(page: &str) {
@@ -268,12 +207,12 @@ fn metrics_count_a_scripted_session_exactly() {
     };
 
     // A failed login on a connection of its own.
-    let mut intruder = Ftp::connect(server.ftp);
-    assert!(intruder.login("wrong").starts_with("530"));
+    let mut intruder = Client::connect(server.ftp);
+    assert!(intruder.try_login("amy", "wrong").starts_with("530"));
     drop(intruder);
 
-    let mut ftp = Ftp::connect(server.ftp);
-    assert!(ftp.login("pw").starts_with("230"));
+    let mut ftp = Client::connect(server.ftp);
+    assert!(ftp.try_login("amy", "pw").starts_with("230"));
     assert!(ftp.ask("TYPE I").starts_with("200"));
     // Upload 1000 bytes.
     let mut data = ftp.data();
@@ -432,8 +371,8 @@ fn readyz_turns_503_at_sigterm_while_a_slow_upload_finishes_with_226() {
         http(server.admin, "GET", "/readyz", Some(TOKEN)),
         (200, "ready\n".into())
     );
-    let mut ftp = Ftp::connect(server.ftp);
-    assert!(ftp.login("pw").starts_with("230"));
+    let mut ftp = Client::connect(server.ftp);
+    assert!(ftp.try_login("amy", "pw").starts_with("230"));
     assert!(ftp.ask("TYPE I").starts_with("200"));
     let mut data = ftp.data();
     assert!(ftp.ask("STOR slow.bin").starts_with("150"));
@@ -500,8 +439,8 @@ fn readyz_turns_503_at_sigterm_while_a_slow_upload_finishes_with_226() {
 fn deleting_a_session_ends_it_with_421_and_its_upload_leaves_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), "");
-    let mut ftp = Ftp::connect(server.ftp);
-    assert!(ftp.login("pw").starts_with("230"));
+    let mut ftp = Client::connect(server.ftp);
+    assert!(ftp.try_login("amy", "pw").starts_with("230"));
     assert!(ftp.ask("TYPE I").starts_with("200"));
     let mut data = ftp.data();
     assert!(ftp.ask("STOR cut.bin").starts_with("150"));
@@ -548,11 +487,11 @@ fn deleting_a_session_ends_it_with_421_and_its_upload_leaves_nothing() {
 fn ftpgate_status_prints_the_live_sessions() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), "");
-    let mut ftp = Ftp::connect(server.ftp);
-    assert!(ftp.login("pw").starts_with("230"));
-    let mut anonymous = Ftp::connect(server.ftp);
+    let mut ftp = Client::connect(server.ftp);
+    assert!(ftp.try_login("amy", "pw").starts_with("230"));
+    let mut anonymous = Client::connect(server.ftp);
     assert!(anonymous.ask("NOOP").starts_with("200"));
-    let client = ftp.writer.local_addr().unwrap().to_string();
+    let client = ftp.local_addr().to_string();
     // The token from the config file, the address from the flag.
     let out = Command::new(BIN)
         .args(["status", "--admin"])

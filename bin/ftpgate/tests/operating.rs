@@ -7,104 +7,12 @@
 mod support;
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use support::*;
-
-/// A control connection with EPSV data connections.
-struct Client {
-    reader: BufReader<TcpStream>,
-    writer: TcpStream,
-    addr: SocketAddr,
-}
-
-impl Client {
-    fn login(addr: SocketAddr, user: &str, password: &str) -> Client {
-        let stream = TcpStream::connect(addr).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(20)))
-            .unwrap();
-        let mut client = Client {
-            reader: BufReader::new(stream.try_clone().unwrap()),
-            writer: stream,
-            addr,
-        };
-        assert!(client.reply().starts_with("220"));
-        client.ask(&format!("USER {user}"));
-        let reply = client.ask(&format!("PASS {password}"));
-        assert!(reply.starts_with("230"), "{reply}");
-        client
-    }
-
-    fn reply(&mut self) -> String {
-        let mut all = String::new();
-        loop {
-            let mut line = String::new();
-            assert!(
-                self.reader.read_line(&mut line).unwrap() > 0,
-                "closed: {all}"
-            );
-            all.push_str(&line);
-            if line.len() >= 4 && line.as_bytes()[3] == b' ' {
-                return all;
-            }
-        }
-    }
-
-    fn ask(&mut self, command: &str) -> String {
-        self.writer
-            .write_all(format!("{command}\r\n").as_bytes())
-            .unwrap();
-        self.reply()
-    }
-
-    fn data(&mut self) -> TcpStream {
-        let reply = self.ask("EPSV");
-        let port: u16 = reply
-            .split("|||")
-            .nth(1)
-            .unwrap()
-            .split('|')
-            .next()
-            .unwrap()
-            .parse()
-            .unwrap();
-        TcpStream::connect((self.addr.ip(), port)).unwrap()
-    }
-
-    fn upload(&mut self, command: &str, bytes: &[u8]) -> String {
-        let mut data = self.data();
-        let first = self.ask(command);
-        assert!(first.starts_with("150"), "{first}");
-        data.write_all(bytes).unwrap();
-        drop(data);
-        self.reply()
-    }
-
-    fn download(&mut self, command: &str) -> (String, Vec<u8>) {
-        let mut data = self.data();
-        let first = self.ask(command);
-        assert!(first.starts_with("150"), "{first}");
-        let mut bytes = Vec::new();
-        data.read_to_end(&mut bytes).unwrap();
-        (self.reply(), bytes)
-    }
-
-    /// Starts an upload, sends some bytes, then ABOR: an incomplete transfer.
-    fn aborted_upload(&mut self, command: &str) {
-        let mut data = self.data();
-        assert!(self.ask(command).starts_with("150"));
-        data.write_all(b"partial").unwrap();
-        let reply = self.ask("ABOR");
-        if reply.starts_with("426") {
-            assert!(self.reply().starts_with("226"));
-        }
-        drop(data);
-    }
-}
 
 /// A config with user `amy` (password `pw`, home `home`) and `extra` appended.
 fn write_config(dir: &Path, extra: &str) -> String {

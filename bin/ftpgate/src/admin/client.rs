@@ -2,6 +2,7 @@
 //! terminal and for container health checks. One HTTP/1 request with hyper's client
 //! connection over a TCP stream (plain HTTP: the admin listener speaks nothing else).
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -12,6 +13,8 @@ use hyper::{Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde_json::Value;
 use url::Url;
+
+use crate::config::ConfigFile;
 
 /// The default admin address (the example config's).
 pub(crate) const DEFAULT_URL: &str = "http://127.0.0.1:9100";
@@ -150,4 +153,85 @@ pub(crate) fn table(doc: &Value) -> String {
         human(totals["rate"].as_f64().unwrap_or(0.0))
     ));
     out
+}
+
+/// Where the admin listener is, for `status` and `healthcheck`.
+#[derive(clap::Args, Debug)]
+pub(crate) struct AdminArgs {
+    /// The admin listener's URL (default: the first `admin.listen` of --config, else
+    /// http://127.0.0.1:9100).
+    #[arg(long, value_name = "URL")]
+    admin: Option<String>,
+    /// The admin token (default: the config's `admin.token` or `admin.token_file`).
+    #[arg(
+        long,
+        env = "FTPGATE_ADMIN_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    token: Option<String>,
+    /// Take the admin address and token from this config file.
+    #[arg(long, short = 'c', value_name = "FILE")]
+    config: Option<PathBuf>,
+}
+
+impl AdminArgs {
+    /// The admin URL and token: the flags, else the config file's `[admin]`, else the default.
+    pub(crate) fn resolve(&self) -> Result<(String, Option<String>)> {
+        let mut url = self.admin.clone();
+        let mut token = self.token.clone();
+        if let Some(path) = &self.config {
+            let file = ConfigFile::load(path)?;
+            let (settings, _) = file.admin.build().context("admin")?;
+            if let Some(settings) = settings {
+                if url.is_none() {
+                    url = settings.listen.first().map(|addr| {
+                        let ip = match addr.ip() {
+                            ip if ip.is_unspecified() && ip.is_ipv4() => "127.0.0.1".to_string(),
+                            ip if ip.is_unspecified() => "[::1]".to_string(),
+                            std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+                            ip => ip.to_string(),
+                        };
+                        format!("http://{ip}:{}", addr.port())
+                    });
+                }
+                if token.is_none() {
+                    token = settings.token;
+                }
+            }
+        }
+        Ok((url.unwrap_or_else(|| DEFAULT_URL.to_string()), token))
+    }
+}
+
+/// `ftpgate status`: the live sessions as a table (or the JSON).
+pub(crate) fn status(admin: &AdminArgs, json: bool) -> Result<()> {
+    let (url, token) = admin.resolve()?;
+    let (status, body) = get(&url, "/api/sessions", token.as_deref())?;
+    if status == hyper::StatusCode::UNAUTHORIZED {
+        bail!("{url}: the admin token is missing or wrong (--token or FTPGATE_ADMIN_TOKEN)");
+    }
+    if !status.is_success() {
+        bail!("{url}/api/sessions: HTTP {status}");
+    }
+    if json {
+        println!("{body}");
+    } else {
+        let doc: serde_json::Value =
+            serde_json::from_str(&body).with_context(|| format!("{url}/api/sessions: not JSON"))?;
+        print!("{}", table(&doc));
+    }
+    Ok(())
+}
+
+/// `ftpgate healthcheck`: exit 0 if /healthz (or /readyz) answers 2xx.
+pub(crate) fn healthcheck(admin: &AdminArgs, ready: bool) -> Result<()> {
+    let (url, token) = admin.resolve()?;
+    let path = if ready { "/readyz" } else { "/healthz" };
+    let (status, body) = get(&url, path, token.as_deref())?;
+    if !status.is_success() {
+        bail!("{url}{path}: HTTP {status} {}", body.trim());
+    }
+    println!("{}", body.trim());
+    Ok(())
 }

@@ -159,3 +159,114 @@ pub fn round_trip(
     assert!(ask("").starts_with("226"));
     back
 }
+
+/// A control connection spoken by hand, with EPSV data connections.
+pub struct Client {
+    reader: BufReader<TcpStream>,
+    writer: TcpStream,
+    ip: std::net::IpAddr,
+}
+
+impl Client {
+    /// Connects and reads the 220 greeting.
+    pub fn connect(addr: SocketAddr) -> Client {
+        let stream = TcpStream::connect(addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        let mut client = Client {
+            reader: BufReader::new(stream.try_clone().unwrap()),
+            writer: stream,
+            ip: addr.ip(),
+        };
+        let greeting = client.reply();
+        assert!(greeting.starts_with("220"), "{greeting}");
+        client
+    }
+
+    /// The client's own address, as the server sees it.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.writer.local_addr().unwrap()
+    }
+
+    /// Connects and logs in (230 expected).
+    pub fn login(addr: SocketAddr, user: &str, password: &str) -> Client {
+        let mut client = Client::connect(addr);
+        let reply = client.try_login(user, password);
+        assert!(reply.starts_with("230"), "{reply}");
+        client
+    }
+
+    /// USER then PASS; the reply to PASS.
+    pub fn try_login(&mut self, user: &str, password: &str) -> String {
+        let reply = self.ask(&format!("USER {user}"));
+        assert!(reply.starts_with("331"), "{reply}");
+        self.ask(&format!("PASS {password}"))
+    }
+
+    /// The next reply, all its lines; what arrived before the server closed, if it did.
+    pub fn reply(&mut self) -> String {
+        let mut all = String::new();
+        loop {
+            let mut line = String::new();
+            if self.reader.read_line(&mut line).unwrap_or(0) == 0 {
+                return all;
+            }
+            all.push_str(&line);
+            if line.len() >= 4 && line.as_bytes()[3] == b' ' {
+                return all;
+            }
+        }
+    }
+
+    pub fn ask(&mut self, command: &str) -> String {
+        self.writer
+            .write_all(format!("{command}\r\n").as_bytes())
+            .unwrap();
+        self.reply()
+    }
+
+    /// EPSV and a connection to its port.
+    pub fn data(&mut self) -> TcpStream {
+        let reply = self.ask("EPSV");
+        let port: u16 = reply
+            .split("|||")
+            .nth(1)
+            .and_then(|r| r.split('|').next())
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("{reply}"));
+        TcpStream::connect((self.ip, port)).unwrap()
+    }
+
+    /// A whole upload; the final reply.
+    pub fn upload(&mut self, command: &str, bytes: &[u8]) -> String {
+        let mut data = self.data();
+        let first = self.ask(command);
+        assert!(first.starts_with("150"), "{first}");
+        data.write_all(bytes).unwrap();
+        drop(data);
+        self.reply()
+    }
+
+    /// A whole download; the final reply and the bytes.
+    pub fn download(&mut self, command: &str) -> (String, Vec<u8>) {
+        let mut data = self.data();
+        let first = self.ask(command);
+        assert!(first.starts_with("150"), "{first}");
+        let mut bytes = Vec::new();
+        data.read_to_end(&mut bytes).unwrap();
+        (self.reply(), bytes)
+    }
+
+    /// Starts an upload, sends some bytes, then ABOR: an incomplete transfer.
+    pub fn aborted_upload(&mut self, command: &str) {
+        let mut data = self.data();
+        assert!(self.ask(command).starts_with("150"));
+        data.write_all(b"partial").unwrap();
+        let reply = self.ask("ABOR");
+        if reply.starts_with("426") {
+            assert!(self.reply().starts_with("226"));
+        }
+        drop(data);
+    }
+}
