@@ -6,17 +6,18 @@
 //! ftpgate/peer for each scenario, the servers' CPU time and memory, and the machine's own
 //! limits measured in the same run.
 //!
-//! `ftpgate-bench s3` uploads and downloads one large file (2 GiB by default) through ftpgate to
-//! a real S3 store (Garage, started here), and the same file directly with an S3 client
-//! (rclone).
+//! `ftpgate-bench object` (also `s3`) runs ftpgate in front of a real S3 store (Garage, started
+//! here) next to a tuned direct S3 client (rclone) on the same store: one large file, many small
+//! files over one session, many sessions at once, a listing of a large prefix and a resumed
+//! upload (see `object`).
 //!
 //! Both write their results as JSON and Markdown under `bench/results/`.
 
 mod client;
+mod object;
 mod peers;
 mod procfs;
 mod report;
-mod s3;
 mod scenarios;
 
 use std::path::PathBuf;
@@ -35,15 +36,27 @@ struct Cli {
     command: Command,
 }
 
-/// The two comparisons (`S3` is the object store here, not a `peers` scenario).
+/// The two comparisons.
 #[derive(Subcommand)]
 enum Command {
-    /// STOR and RETR of one large file through ftpgate to S3 (Garage), next to rclone talking
-    /// to the same store directly.
-    S3 {
-        /// File size in MiB.
+    /// ftpgate in front of S3 (Garage), next to rclone talking to the same store directly.
+    #[command(alias = "s3")]
+    Object {
+        /// Scenarios, comma-separated: large, small, sessions, listing, resume (default: all).
+        #[arg(long, value_delimiter = ',')]
+        only: Vec<String>,
+        /// large: file size in MiB.
         #[arg(long, default_value_t = 2048)]
         size_mib: u64,
+        /// small: how many 64 KiB files.
+        #[arg(long, default_value_t = 1000)]
+        small_files: usize,
+        /// sessions: how many sessions at once (each 20 files of 1 MiB up and down).
+        #[arg(long, default_value_t = 100)]
+        sessions: usize,
+        /// listing: keys under the listed prefix.
+        #[arg(long, default_value_t = 100_000)]
+        list_keys: usize,
         /// The ftpgate binary (build it with `cargo build --release -p ftpgate-daemon`).
         #[arg(long, default_value = "target/release/ftpgate")]
         ftpgate: PathBuf,
@@ -106,11 +119,23 @@ struct PeersArgs {
 
 fn main() -> Result<()> {
     match Cli::parse().command {
-        Command::S3 {
+        Command::Object {
+            only,
             size_mib,
+            small_files,
+            sessions,
+            list_keys,
             ftpgate,
             results,
-        } => s3::run(size_mib, &ftpgate, &results),
+        } => object::run(&object::Options {
+            only,
+            size_mib,
+            small_files,
+            sessions,
+            list_keys,
+            ftpgate,
+            results,
+        }),
         Command::Peers(args) => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()?

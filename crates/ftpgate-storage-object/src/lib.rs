@@ -34,6 +34,7 @@ mod factory;
 mod meta;
 mod native;
 mod observe;
+mod part_buffer;
 mod s3_client;
 mod store;
 mod upload;

@@ -4,12 +4,13 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use ftpgate_core::{StorageError, StorageErrorKind, Upload, WriteStart};
 use tokio::io::AsyncReadExt;
 use tokio::task::{JoinHandle, JoinSet};
 use tracing::{debug, warn};
 
+use crate::part_buffer::{PartBuffer, Shared};
 use crate::s3_client::store_error;
 use crate::store::{MultipartStore, ObjectStore, ObjectWriter, Part};
 use crate::{MAX_PARTS, MIN_PART_SIZE, ObjectStorage, Settings};
@@ -30,12 +31,12 @@ pub(crate) struct MultipartUpload {
     creating: Option<JoinHandle<Result<String, StorageError>>>,
     parts: Vec<Part>,
     next_part: u16,
-    /// The part being filled: its own allocation of one part size.
-    buffer: BytesMut,
+    /// The part being filled: a mapping of its own of one part size (see `part_buffer`).
+    buffer: PartBuffer,
     /// Buffers of finished parts, reused: an upload allocates at most (parts in flight + 1)
     /// part buffers, however large the file.
-    spare: Vec<BytesMut>,
-    in_flight: JoinSet<Result<(Part, Bytes), StorageError>>,
+    spare: Vec<PartBuffer>,
+    in_flight: JoinSet<Result<(Part, Shared), StorageError>>,
     finished: bool,
 }
 
@@ -61,7 +62,7 @@ impl MultipartUpload {
             creating: None,
             parts: Vec::new(),
             next_part: 1,
-            buffer: BytesMut::new(),
+            buffer: PartBuffer::default(),
             spare: Vec::new(),
             in_flight: JoinSet::new(),
             finished: false,
@@ -176,7 +177,7 @@ impl MultipartUpload {
             }
         } else {
             let existing = self.client.read_range(&self.key, 0, size - 1).await?;
-            self.buffer.extend_from_slice(&existing);
+            self.buffer.extend_from_slice(&existing)?;
             Ok(())
         }
     }
@@ -185,9 +186,8 @@ impl MultipartUpload {
         match self.in_flight.join_next().await {
             Some(Ok(Ok((part, body)))) => {
                 self.parts.push(part);
-                // The request is done with the bytes; keep the allocation for a later part.
-                if let Ok(mut buffer) = body.try_into_mut() {
-                    buffer.clear();
+                // The request is done with the bytes; keep the buffer for a later part.
+                if let Some(buffer) = body.reclaim() {
                     self.spare.push(buffer);
                 }
                 Ok(())
@@ -201,7 +201,7 @@ impl MultipartUpload {
         }
     }
 
-    async fn send_part(&mut self, body: Bytes) -> Result<(), StorageError> {
+    async fn send_part(&mut self, part: PartBuffer) -> Result<(), StorageError> {
         if u64::from(self.next_part) > MAX_PARTS {
             return Err(store_error(
                 StorageErrorKind::ExceededStorage,
@@ -214,10 +214,11 @@ impl MultipartUpload {
         }
         let (client, key, number) = (self.client.clone(), self.key.clone(), self.next_part);
         self.next_part += 1;
+        let (body, shared) = part.share();
         self.in_flight.spawn(async move {
             let size = body.len() as u64;
-            let etag = client.upload_part(&key, &id, number, body.clone()).await?;
-            Ok((Part { number, etag, size }, body))
+            let etag = client.upload_part(&key, &id, number, body).await?;
+            Ok((Part { number, etag, size }, shared))
         });
         Ok(())
     }
@@ -265,20 +266,19 @@ impl Upload for MultipartUpload {
         while !data.is_empty() {
             let part_size = self.config.part_size_for(self.next_part);
             if self.buffer.capacity() < part_size {
-                let mut fresh = self
-                    .spare
-                    .pop()
-                    .filter(|b| b.capacity() >= part_size)
-                    .unwrap_or_else(|| BytesMut::with_capacity(part_size));
-                fresh.extend_from_slice(&self.buffer);
+                let mut fresh = match self.spare.pop().filter(|b| b.capacity() >= part_size) {
+                    Some(buffer) => buffer,
+                    None => PartBuffer::with_capacity(part_size)?,
+                };
+                fresh.extend_from_slice(self.buffer.as_slice())?;
                 self.buffer = fresh;
             }
             let take = (part_size - self.buffer.len().min(part_size)).min(data.len());
-            self.buffer.extend_from_slice(&data[..take]);
+            self.buffer.extend_from_slice(&data[..take])?;
             data = &data[take..];
             if self.buffer.len() >= part_size {
                 let next = self.spare.pop().unwrap_or_default();
-                let full = std::mem::replace(&mut self.buffer, next).freeze();
+                let full = std::mem::replace(&mut self.buffer, next);
                 self.send_part(full).await?;
             }
         }
@@ -289,13 +289,13 @@ impl Upload for MultipartUpload {
         let result = async {
             if self.upload_id.is_none() && self.creating.is_none() {
                 // Small files (and empty ones) go up in one request.
-                let body = std::mem::take(&mut self.buffer).freeze();
+                let (body, _) = std::mem::take(&mut self.buffer).share();
                 let size = body.len() as u64;
                 self.client.put(&self.key, body).await?;
                 return Ok(size);
             }
             if !self.buffer.is_empty() {
-                let last = std::mem::take(&mut self.buffer).freeze();
+                let last = std::mem::take(&mut self.buffer);
                 self.send_part(last).await?;
             }
             self.drain().await?;

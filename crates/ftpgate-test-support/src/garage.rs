@@ -406,6 +406,11 @@ admin_token = "{admin_token}"
         ])
     }
 
+    /// The server's process id (to read its CPU time and memory from /proc).
+    pub fn pid(&self) -> Option<u32> {
+        self.server.as_ref().map(Child::id)
+    }
+
     /// Creates another bucket, with the key allowed to read, write and own it.
     ///
     /// # Panics
