@@ -89,14 +89,17 @@ impl Bed {
         format!("store:{}/{path}", self.garage.bucket)
     }
 
-    /// Starts ftpgate serving `s3://BUCKET/PREFIX/` (resumable uploads kept, no per-address
-    /// session cap in the way of a hundred sessions from one address).
-    pub(crate) fn daemon(&self, prefix: &str) -> Result<Daemon> {
+    /// Starts ftpgate serving `s3://BUCKET/PREFIX/` with the default settings but for the
+    /// per-address session cap (in the way of a hundred sessions from one address) and, for
+    /// `resume`, kept partial uploads (which cost a look for one at each upload's start).
+    pub(crate) fn daemon(&self, prefix: &str, keep_partial_uploads: bool) -> Result<Daemon> {
         let config = self.work.join(format!("ftpgate-{prefix}.toml"));
         std::fs::write(
             &config,
-            "[server]\nmax_connections = 2000\nmax_connections_per_ip = 2000\n\n\
-             [storage]\nkeep_partial_uploads = true\n",
+            format!(
+                "[server]\nmax_connections = 2000\nmax_connections_per_ip = 2000\n\n\
+                 [storage]\nkeep_partial_uploads = {keep_partial_uploads}\n"
+            ),
         )?;
         let root = format!("s3://{}/{prefix}/", self.garage.bucket);
         let g = &self.garage;

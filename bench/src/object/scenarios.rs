@@ -46,7 +46,7 @@ pub(crate) fn large(bed: &Bed, size_mib: u64) -> Result<Vec<Row>> {
     let bytes = size_mib * MIB;
     let file = bed.work.join("large.bin");
     write_payload(&file, bytes, 1)?;
-    let daemon = bed.daemon("large")?;
+    let daemon = bed.daemon("large", false)?;
     let mut ftp = daemon.login()?;
     let cpu_before = daemon.cpu();
     let stor = ftp.stor("large.bin", &mut std::fs::File::open(&file)?)?;
@@ -135,7 +135,7 @@ fn small_content(i: usize, size: usize) -> Vec<u8> {
 /// Many small files over one session, against the direct client one object at a time.
 pub(crate) fn small(bed: &Bed, count: usize) -> Result<Vec<Row>> {
     const SIZE: usize = 64 * 1024;
-    let daemon = bed.daemon("small")?;
+    let daemon = bed.daemon("small", false)?;
     let mut ftp = daemon.login()?;
     let contents: Vec<Vec<u8>> = (0..count).map(|i| small_content(i, SIZE)).collect();
     let started = Instant::now();
@@ -224,7 +224,7 @@ fn percentile(samples: &mut [Duration], p: f64) -> Duration {
 /// Many sessions at once, each uploading then downloading files of 1 MiB.
 pub(crate) fn sessions(bed: &Bed, sessions: usize, files: usize) -> Result<Vec<Row>> {
     let size = MIB as usize;
-    let daemon = Arc::new(bed.daemon("sessions")?);
+    let daemon = Arc::new(bed.daemon("sessions", false)?);
     let barrier = Arc::new(Barrier::new(sessions + 1));
     let mut workers = Vec::new();
     for s in 0..sessions {
@@ -378,7 +378,7 @@ pub(crate) fn listing(bed: &Bed, keys: usize) -> Result<Vec<Row>> {
     seed_keys(bed, "list/tenth", tenth)?;
     // Peak RSS of a daemon that lists only the small prefix, then of one that lists the big one.
     let small_peak = {
-        let daemon = bed.daemon("list")?;
+        let daemon = bed.daemon("list", false)?;
         let mut ftp = daemon.login()?;
         let (_, lines) = ftp.listing("MLSD", "tenth")?;
         if lines != tenth {
@@ -387,7 +387,7 @@ pub(crate) fn listing(bed: &Bed, keys: usize) -> Result<Vec<Row>> {
         ftp.listing("LIST", "tenth")?;
         daemon.peak_rss_mib()
     };
-    let daemon = bed.daemon("list")?;
+    let daemon = bed.daemon("list", false)?;
     let mut ftp = daemon.login()?;
     let (list, lines) = ftp.listing("LIST", "big")?;
     if lines != keys {
@@ -452,7 +452,7 @@ pub(crate) fn resume(bed: &Bed, size_mib: u64) -> Result<Vec<Row>> {
     let bytes = size_mib * MIB;
     let file = bed.work.join("resume.bin");
     write_payload(&file, bytes, 7)?;
-    let daemon = bed.daemon("resume")?;
+    let daemon = bed.daemon("resume", true)?;
     // Send a little over half, not on a part boundary, then die.
     let cut = bytes / 2 + 3 * MIB + 12_345;
     {

@@ -121,6 +121,32 @@ pub trait Storage: Send + Sync + 'static {
     /// Opens a file for reading from `offset`.
     async fn read(&self, path: &VirtualPath, offset: u64) -> Result<ReadStream, StorageError>;
 
+    /// Opens a file for reading from `offset` and tells its metadata, as RETR needs both. The
+    /// default asks [`Storage::metadata`], refuses a directory (`IsADirectory`) and an offset
+    /// past the end (`InvalidOffset`), then calls [`Storage::read`]. A store whose read itself
+    /// tells the size (an object store's GET) overrides it to save a request per download.
+    async fn read_with_metadata(
+        &self,
+        path: &VirtualPath,
+        offset: u64,
+    ) -> Result<(Metadata, ReadStream), StorageError> {
+        let metadata = self.metadata(path).await?;
+        if metadata.is_dir() {
+            return Err(StorageError::new(
+                StorageErrorKind::IsADirectory,
+                format!("{path} is a directory"),
+            ));
+        }
+        if offset > metadata.size {
+            return Err(StorageError::new(
+                StorageErrorKind::InvalidOffset,
+                format!("offset {offset} is past the end of {path}"),
+            ));
+        }
+        let stream = self.read(path, offset).await?;
+        Ok((metadata, stream))
+    }
+
     /// Starts an upload to `path`.
     async fn write(
         &self,

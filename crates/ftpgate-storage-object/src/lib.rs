@@ -267,6 +267,30 @@ impl Storage for ObjectStorage {
         }
     }
 
+    /// One GET on S3 (its headers tell the size); a directory or a missing file costs the
+    /// look-ups `metadata` makes.
+    async fn read_with_metadata(
+        &self,
+        path: &VirtualPath,
+        offset: u64,
+    ) -> Result<(Metadata, ReadStream), StorageError> {
+        let key = self.key(path);
+        if !path.is_root()
+            && let Some((info, stream)) = self.store.get_with_info(&key, offset).await?
+        {
+            let metadata = file_meta(&self.store_name, &key, info.size, info.modified);
+            return Ok((metadata, stream));
+        }
+        // No such object: a directory, an interrupted upload kept for resuming (not readable
+        // until it is finished), or nothing.
+        let kind = match self.metadata(path).await {
+            Ok(metadata) if metadata.is_dir() => StorageErrorKind::IsADirectory,
+            Ok(_) => StorageErrorKind::NotFound,
+            Err(e) => return Err(e),
+        };
+        Err(store_error(kind, format!("{key}: no such object")))
+    }
+
     async fn write(
         &self,
         path: &VirtualPath,

@@ -13,7 +13,7 @@ use std::time::SystemTime;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use ftpgate_core::{ReadStream, StorageError};
+use ftpgate_core::{ReadStream, StorageError, StorageErrorKind};
 use futures_core::stream::BoxStream;
 
 /// An object's size and modification time.
@@ -49,6 +49,33 @@ pub(crate) trait ObjectStore: Send + Sync + std::fmt::Debug {
     /// The bytes of `key` from `offset` to the end, streamed. An offset beyond the end is an
     /// `InvalidOffset` error.
     async fn get(&self, key: &str, offset: u64) -> Result<ReadStream, StorageError>;
+    /// The size and time of `key` with its bytes from `offset`, streamed, in as few requests
+    /// as the store allows (S3: one GET); None when there is no such object. An offset at the
+    /// end is an empty stream, beyond it an `InvalidOffset` error. The default is a HEAD, then
+    /// a GET.
+    async fn get_with_info(
+        &self,
+        key: &str,
+        offset: u64,
+    ) -> Result<Option<(ObjectInfo, ReadStream)>, StorageError> {
+        let Some(info) = self.head(key).await? else {
+            return Ok(None);
+        };
+        if offset > info.size {
+            return Err(StorageError::new(
+                StorageErrorKind::InvalidOffset,
+                format!(
+                    "offset {offset} is past the end of {key} ({} bytes)",
+                    info.size
+                ),
+            ));
+        }
+        if offset == info.size {
+            return Ok(Some((info, Box::new(tokio::io::empty()))));
+        }
+        let stream = self.get(key, offset).await?;
+        Ok(Some((info, stream)))
+    }
     /// Writes a whole (small) object.
     async fn put(&self, key: &str, body: Bytes) -> Result<(), StorageError>;
     /// Deletes `key`; a missing key is not an error.

@@ -70,6 +70,7 @@ macro_rules! storage_suite {
             overwrite_replaces_content,
             read_at_offset_returns_the_tail,
             read_of_missing_is_not_found,
+            read_with_metadata_tells_size_and_refuses_what_it_cannot_read,
             aborted_new_upload_leaves_nothing,
             aborted_replacement_keeps_previous_content,
             dropped_new_upload_is_not_visible,
@@ -473,6 +474,54 @@ pub async fn read_of_missing_is_not_found(storage: Arc<dyn Storage>) {
         storage.read(&path("/missing/deeper"), 0).await,
         StorageErrorKind::NotFound,
         "read /missing/deeper",
+    );
+}
+
+/// `read_with_metadata` (what RETR calls) gives the file's size with its bytes from the
+/// offset; at the end an empty read; beyond it `InvalidOffset`; a directory `IsADirectory`; a
+/// missing file `NotFound`.
+pub async fn read_with_metadata_tells_size_and_refuses_what_it_cannot_read(
+    storage: Arc<dyn Storage>,
+) {
+    let storage = &*storage;
+    let data = content(10_000, 5);
+    put(storage, "/file", &data).await;
+    for offset in [0usize, 1234, 10_000] {
+        let (metadata, mut stream) = storage
+            .read_with_metadata(&path("/file"), offset as u64)
+            .await
+            .unwrap_or_else(|e| panic!("read_with_metadata /file at {offset}: {e}"));
+        assert!(metadata.is_file(), "/file at {offset}: not a file");
+        assert_eq!(metadata.size, 10_000, "/file at {offset}: size");
+        let mut tail = Vec::new();
+        tokio::io::AsyncReadExt::read_to_end(&mut stream, &mut tail)
+            .await
+            .unwrap_or_else(|e| panic!("reading /file from {offset}: {e}"));
+        assert!(
+            tail == data[offset..],
+            "read_with_metadata /file from {offset}: got {} bytes, expected {}",
+            tail.len(),
+            data.len() - offset
+        );
+    }
+    expect_kind(
+        storage.read_with_metadata(&path("/file"), 10_001).await,
+        StorageErrorKind::InvalidOffset,
+        "read_with_metadata /file past its end",
+    );
+    storage
+        .make_dir(&path("/dir"))
+        .await
+        .unwrap_or_else(|e| panic!("make_dir /dir: {e}"));
+    expect_kind(
+        storage.read_with_metadata(&path("/dir"), 0).await,
+        StorageErrorKind::IsADirectory,
+        "read_with_metadata /dir",
+    );
+    expect_kind(
+        storage.read_with_metadata(&path("/missing"), 0).await,
+        StorageErrorKind::NotFound,
+        "read_with_metadata /missing",
     );
 }
 

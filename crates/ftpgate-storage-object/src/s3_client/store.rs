@@ -21,6 +21,37 @@ impl ObjectStore for S3Client {
         Ok(Box::new(tokio_util::io::StreamReader::new(Box::pin(body))))
     }
 
+    /// One GET: its headers tell the size (Content-Range's total, or Content-Length) and time.
+    async fn get_with_info(
+        &self,
+        key: &str,
+        offset: u64,
+    ) -> Result<Option<(ObjectInfo, ReadStream)>, StorageError> {
+        let response = match self.get_response(key, offset).await {
+            Ok(response) => response,
+            Err(e) if e.kind == StorageErrorKind::NotFound => return Ok(None),
+            // 416: reading from the very end is an empty read; beyond it, the error.
+            Err(e) if e.kind == StorageErrorKind::InvalidOffset => {
+                return match self.head_object(key).await? {
+                    Some(info) if info.size == offset => {
+                        Ok(Some((info, Box::new(tokio::io::empty()))))
+                    }
+                    Some(_) => Err(e),
+                    None => Ok(None),
+                };
+            }
+            Err(e) => return Err(e),
+        };
+        let info = info_of_get(offset, response.headers());
+        let body = response
+            .bytes_stream()
+            .map(|chunk| chunk.map_err(std::io::Error::other));
+        Ok(Some((
+            info,
+            Box::new(tokio_util::io::StreamReader::new(Box::pin(body))),
+        )))
+    }
+
     async fn put(&self, key: &str, body: Bytes) -> Result<(), StorageError> {
         self.put_object(key, body).await
     }
@@ -200,5 +231,49 @@ impl MultipartStore for S3Client {
 
     async fn pending_uploads(&self, prefix: &str) -> Result<Vec<PendingUpload>, StorageError> {
         self.list_uploads(prefix).await
+    }
+}
+
+/// The object's size and time from a GET's headers: the total of `Content-Range` (a ranged
+/// GET), else `offset` + `Content-Length`.
+fn info_of_get(offset: u64, headers: &reqwest::header::HeaderMap) -> ObjectInfo {
+    let header = |name| headers.get(name).and_then(|v| v.to_str().ok());
+    let total = header(reqwest::header::CONTENT_RANGE)
+        .and_then(|range| range.rsplit_once('/'))
+        .and_then(|(_, total)| total.trim().parse::<u64>().ok());
+    let size = total.unwrap_or_else(|| {
+        offset
+            + header(reqwest::header::CONTENT_LENGTH)
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0)
+    });
+    let modified =
+        header(reqwest::header::LAST_MODIFIED).and_then(|v| httpdate::parse_http_date(v).ok());
+    ObjectInfo { size, modified }
+}
+
+#[cfg(test)]
+mod get_info_tests {
+    use super::*;
+    use reqwest::header::{CONTENT_LENGTH, CONTENT_RANGE, HeaderMap, HeaderValue, LAST_MODIFIED};
+
+    #[test]
+    fn size_from_a_ranged_get_or_a_whole_one() {
+        let mut ranged = HeaderMap::new();
+        ranged.insert(
+            CONTENT_RANGE,
+            HeaderValue::from_static("bytes 100-999/1000"),
+        );
+        ranged.insert(CONTENT_LENGTH, HeaderValue::from_static("900"));
+        ranged.insert(
+            LAST_MODIFIED,
+            HeaderValue::from_static("Sun, 06 Dec 2026 12:00:00 GMT"),
+        );
+        let info = info_of_get(100, &ranged);
+        assert_eq!(info.size, 1000);
+        assert!(info.modified.is_some());
+        let mut whole = HeaderMap::new();
+        whole.insert(CONTENT_LENGTH, HeaderValue::from_static("4096"));
+        assert_eq!(info_of_get(0, &whole).size, 4096);
     }
 }

@@ -55,29 +55,23 @@ pub(super) async fn retrieve(
         }
         None => None,
     };
-    let file_size = match size_of_local {
-        Some(size) => size,
+    // Otherwise the store opens the file and tells its size in one call (one GET on an
+    // object store).
+    let (file_size, reader) = match size_of_local {
+        Some(size) => (size, None),
         None => {
-            let meta = ctx.storage.metadata(path).await.map_err(storage_failed)?;
-            if meta.is_dir() {
-                return Err(TransferOutcome::Failed(StorageErrorKind::IsADirectory));
-            }
-            meta.size
+            let (meta, reader) = ctx
+                .storage
+                .read_with_metadata(path, offset)
+                .await
+                .map_err(storage_failed)?;
+            (meta.size, Some(reader))
         }
     };
     if offset > file_size {
         return Err(TransferOutcome::Failed(StorageErrorKind::InvalidOffset));
     }
     ctx.size.store(file_size - offset, Ordering::Relaxed);
-    let reader = match local {
-        Some(_) => None,
-        None => Some(
-            ctx.storage
-                .read(path, offset)
-                .await
-                .map_err(storage_failed)?,
-        ),
-    };
     let size = if plan.ascii {
         None
     } else {
