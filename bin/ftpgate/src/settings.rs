@@ -179,6 +179,10 @@ impl Settings {
         let tls = TlsSetup::build(&file.tls, names)?;
 
         let (admin, admin_warning) = file.admin.build()?;
+        if file.server.drain_secs.is_none() && admin.is_some() {
+            // Something can watch /readyz: give it time to see the drain.
+            server.drain = std::time::Duration::from_secs(config::DEFAULT_DRAIN_SECS_WITH_ADMIN);
+        }
         let mut warnings: Vec<String> = homes
             .iter()
             .filter(|h| !h.create && !h.path.is_dir())

@@ -25,7 +25,9 @@ pub(crate) use auth::{AuthSection, CertPassword, cert_map, check_auth_list, http
 pub(crate) use dal::{OpendalSection, WebdavSection};
 pub(crate) use hooks::{HookSection, PLACEHOLDERS, Piece, ResultFilter, template_pieces};
 pub(crate) use log::{LogFormat, LogSection, Rotate, TransferLogFormat, file_parts, log_filter};
-pub(crate) use server::{FeaturesSection, ServerSection, parse_listen, parse_port_range};
+pub(crate) use server::{
+    DEFAULT_DRAIN_SECS_WITH_ADMIN, FeaturesSection, ServerSection, parse_listen, parse_port_range,
+};
 pub(crate) use storage::{DurabilitySetting, S3Section, SiteChmod, StorageKind, StorageSection};
 pub(crate) use tls::TlsSection;
 pub(crate) use users::{

@@ -30,7 +30,7 @@ impl Control {
                 .any(|a| a.eq_ignore_ascii_case(user));
             metrics.login(result.is_ok(), anonymous, began.elapsed());
         }
-        let ip = canonical(self.peer.ip());
+        let ip = canonical(self.client.ip());
         Ok(match result {
             Ok(_) => {
                 self.ctx.login_guard.success(ip);
@@ -83,7 +83,7 @@ impl Control {
             None => (self.live.auth.clone(), self.live.storage.clone(), ""),
         };
         let request = LoginRequest::new(user, password)
-            .with_addresses(self.peer, self.local)
+            .with_addresses(self.client, self.dialled)
             .with_tls(
                 matches!(self.stream, crate::tls::Stream::Tls(_)),
                 &self.client_certificates,
@@ -93,7 +93,7 @@ impl Control {
         match auth.authenticate(&request).await {
             Ok(found) => match storage.open(&found) {
                 Ok(storage) => {
-                    let client = self.peer.ip();
+                    let client = self.client.ip();
                     if let Some(reason) = found.limits.refusal(client, std::time::SystemTime::now())
                     {
                         warn!(user = found.name.as_str(), reason, "login refused");
@@ -110,7 +110,7 @@ impl Control {
                     self.user_slot = Some(slot);
                     self.throttles = self.ctx.policy.throttles(host, &found, client);
                     info!(user = found.name.as_str(), "login");
-                    let (name, client) = (found.name.clone(), self.peer.ip());
+                    let (name, client) = (found.name.clone(), self.client.ip());
                     let session = self.entry.id;
                     self.ctx.events.emit(|| Event::Login {
                         session,
@@ -147,7 +147,7 @@ impl Control {
             }
             Err(e) => {
                 warn!(user, reason = %e, "login failed");
-                let client = self.peer.ip();
+                let client = self.client.ip();
                 let session = self.entry.id;
                 self.ctx.events.emit(|| Event::LoginFailed {
                     session,
