@@ -1,5 +1,6 @@
 //! Test helpers shared by ftpgate's crates.
 //!
+//! - [`fleet`]: two ftpgate nodes behind HAProxy (`contrib/haproxy.cfg`) on loopback.
 //! - [`garage`]: starts a real single-node Garage S3 server for tests of S3 storage.
 //! - [`azurite`]: starts Azurite, the Azure Blob Storage emulator, for tests of Azure storage.
 //! - [`webdav`]: starts `rclone serve webdav` for tests of WebDAV storage.
@@ -12,6 +13,7 @@
 #![deny(missing_docs)]
 
 pub mod azurite;
+pub mod fleet;
 pub mod garage;
 #[cfg(feature = "server")]
 pub mod server;
