@@ -289,7 +289,7 @@ fn forged_missing_oversized_and_slow_headers_are_refused() {
     assert!(read_line(&mut reader).starts_with("221"));
 
     let log = node.log_text();
-    assert!(log.contains("client=2001:db8::7"), "IPv6 client logged: {log}");
+    assert!(log.contains("client=[2001:db8::7]"), "IPv6 client logged: {log}");
     assert!(!log.contains("client=192.0.2.66"), "forged address believed: {log}");
     assert!(log.contains("no valid PROXY header"), "{log}");
 
@@ -313,13 +313,16 @@ fn forged_missing_oversized_and_slow_headers_are_refused() {
         .iter()
         .find(|n| n.passive.contains(&port))
         .unwrap();
+    // (The listener accepts once the transfer waits for its connection.)
+    write!(by_writer, "RETR after.txt\r\n").unwrap();
     let mut intruder = connect_from(LB_SOURCE, SocketAddr::from((owner.addr, port)));
     intruder
         .write_all(v1_header("127.0.0.66", "127.0.0.1", "TCP4").as_bytes())
         .unwrap();
+    let began = Instant::now();
     assert_eq!(read_to_close(&mut intruder), "", "intruder refused");
+    assert!(began.elapsed() < Duration::from_secs(2), "closed, not timed out");
     let mut data = connect_from(CLIENT, SocketAddr::from((fleet.lb.ip(), port)));
-    write!(by_writer, "RETR after.txt\r\n").unwrap();
     assert!(read_line(&mut by_reader).starts_with("150"));
     assert_eq!(read_to_close(&mut data), "still here");
     assert!(read_line(&mut by_reader).starts_with("226"));

@@ -241,6 +241,20 @@ impl Builder {
         self
     }
 
+    /// Behind a TCP load balancer: connections from its addresses start with a PROXY header
+    /// (v1 or v2) naming the client (see [`ProxyProtocol`](crate::ProxyProtocol)).
+    pub fn proxy_protocol(mut self, settings: crate::ProxyProtocol) -> Self {
+        self.config.proxy_protocol = Some(settings);
+        self
+    }
+
+    /// On shutdown, keep accepting connections this long first, so a load balancer sees the
+    /// drain (see [`ServerConfig::drain`]).
+    pub fn drain(mut self, drain: Duration) -> Self {
+        self.config.drain = drain;
+        self
+    }
+
     /// The address announced in PASV replies, for servers behind NAT.
     pub fn public_host(mut self, host: impl Into<String>) -> Self {
         self.config.public_host = Some(host.into());

@@ -26,6 +26,8 @@ use tracing::debug;
 /// The smallest `max_header_bytes` accepted: a version 2 header with UNIX addresses (16 + 216
 /// bytes); a version 1 header is at most 107.
 pub const MIN_PROXY_HEADER_BYTES: usize = 232;
+/// The longest version 1 header, CRLF included (the protocol's limit).
+const V1_MAX_LENGTH: usize = 107;
 /// The largest header version 2 can describe (16 + 65,535 bytes).
 pub const MAX_PROXY_HEADER_BYTES: usize = 16 + 65_535;
 
@@ -187,6 +189,18 @@ enum Parsed {
 
 /// Parses the header at the start of `bytes`.
 fn parse(bytes: &[u8], cap: usize) -> Result<Parsed, HeaderError> {
+    // A version 1 header is judged whole: `ppp` takes a piece that ends after a space (a
+    // partial read) for a header with an empty field.
+    let v1_prefix = v1::PROTOCOL_PREFIX.as_bytes();
+    let n = bytes.len().min(v1_prefix.len());
+    if bytes[..n] == v1_prefix[..n] && !bytes.contains(&b'\n') {
+        if bytes.len() > V1_MAX_LENGTH {
+            return Err(HeaderError::Invalid(format!(
+                "version 1 header longer than {V1_MAX_LENGTH} bytes"
+            )));
+        }
+        return Ok(Parsed::Incomplete);
+    }
     let result = HeaderResult::parse(bytes);
     if result.is_incomplete() {
         if let HeaderResult::V2(Err(v2::ParseError::Partial(_, length))) = &result {
