@@ -44,9 +44,16 @@ command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v python3 >/dev/null 2>&1 || missing+=(python3 python3-pip)
 # The daemon's tests render `ftpgate man` with man -l.
 command -v man >/dev/null 2>&1 || missing+=(man-db)
+# The fleet tests run two nodes behind HAProxy (contrib/haproxy.cfg).
+haproxy_missing=0
+command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || { missing+=(haproxy); haproxy_missing=1; }
 if [ "${#missing[@]}" -gt 0 ]; then
     echo "installing: ${missing[*]}"
     apt_install "${missing[@]}"
+fi
+if [ "$haproxy_missing" -eq 1 ]; then
+    # The package starts its own service; the tests run their own haproxy on their own ports.
+    "${SUDO[@]}" service haproxy stop >/dev/null 2>&1 || true
 fi
 
 if ! python3 -c 'import pytest' >/dev/null 2>&1; then

@@ -366,6 +366,23 @@ mod tests {
     }
 
     #[test]
+    fn the_drain_defaults_to_a_few_seconds_only_with_an_admin_listener() {
+        let build = |text: &str| {
+            let file = ConfigFile::parse(text).unwrap();
+            Settings::build(&file, None).unwrap().server.drain
+        };
+        assert_eq!(build("[server]\n"), std::time::Duration::ZERO);
+        assert_eq!(
+            build("[admin]\nlisten = [\"127.0.0.1:0\"]\n"),
+            std::time::Duration::from_secs(config::DEFAULT_DRAIN_SECS_WITH_ADMIN)
+        );
+        assert_eq!(
+            build("[server]\ndrain_secs = 0\n\n[admin]\nlisten = [\"127.0.0.1:0\"]\n"),
+            std::time::Duration::ZERO
+        );
+    }
+
+    #[test]
     fn shipped_example_configs_parse_and_check() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/examples");
         let mut count = 0;

@@ -392,6 +392,46 @@ fn serve_refuses_every_config_check_config_refuses_with_the_same_error() {
             "[admin]\nlisten = [\"127.0.0.1:9100\"]\nbind = 1\n".into(),
             "bind",
         ),
+        (
+            "a drain past its limit",
+            "[server]\ndrain_secs = 3600\n".into(),
+            "server.drain_secs must be at most 300",
+        ),
+        (
+            "PROXY protocol without trusted networks",
+            "[server.proxy_protocol]\ntrusted = []\n".into(),
+            "server.proxy_protocol: trusted: name at least one network",
+        ),
+        (
+            "PROXY protocol with a bad trusted network",
+            "[server.proxy_protocol]\ntrusted = [\"10.0.0.0/40\"]\n".into(),
+            "server.proxy_protocol: trusted[0]",
+        ),
+        (
+            "PROXY protocol with an unknown data mode",
+            "[server.proxy_protocol]\ntrusted = [\"10.0.0.1\"]\ndata = \"sometimes\"\n".into(),
+            "server.proxy_protocol: data: must be \"required\" or \"off\"",
+        ),
+        (
+            "PROXY protocol with a zero header timeout",
+            "[server.proxy_protocol]\ntrusted = [\"10.0.0.1\"]\nheader_timeout_ms = 0\n".into(),
+            "server.proxy_protocol: header_timeout_ms must be greater than zero",
+        ),
+        (
+            "PROXY protocol with a tiny header cap",
+            "[server.proxy_protocol]\ntrusted = [\"10.0.0.1\"]\nmax_header_bytes = 100\n".into(),
+            "server.proxy_protocol: max_header_bytes must be from 232 to 65551",
+        ),
+        (
+            "PROXY protocol with an unknown key",
+            "[server.proxy_protocol]\ntrusted = [\"10.0.0.1\"]\nversion = 2\n".into(),
+            "version",
+        ),
+        (
+            "PROXY protocol with passive port sharing",
+            "[server]\npassive_ports = \"40000-40010\"\npassive_port_sharing = true\n\n[server.proxy_protocol]\ntrusted = [\"10.0.0.1\"]\n".into(),
+            "server.passive_port_sharing cannot be used with server.proxy_protocol",
+        ),
     ];
     for (i, (what, text, expected)) in cases.iter().enumerate() {
         let path = dir.path().join(format!("bad{i}.toml"));
@@ -438,6 +478,13 @@ fn a_good_config_is_accepted_by_both() {
 passive_ports = "40000-40100"
 max_file_size = "1G"
 listing_time_zone = "UTC"
+drain_secs = 1
+
+[server.proxy_protocol]
+trusted = ["10.0.0.10", "fd00::/64"]
+data = "off"
+header_timeout_ms = 2000
+max_header_bytes = 8192
 
 [log]
 level = "warn"

@@ -28,9 +28,7 @@ fn python_client() -> PathBuf {
 /// A TCP connection from `source` (any port) to `to`.
 fn connect_from(source: Ipv4Addr, to: SocketAddr) -> TcpStream {
     let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-    socket
-        .bind(&SocketAddr::from((source, 0)).into())
-        .unwrap();
+    socket.bind(&SocketAddr::from((source, 0)).into()).unwrap();
     socket.connect(&to.into()).unwrap();
     let stream: TcpStream = socket.into();
     stream
@@ -55,7 +53,13 @@ fn read_line(reader: &mut BufReader<TcpStream>) -> String {
 fn curl(fleet: &Fleet, extra: &[&str], url_path: &str) -> std::process::Output {
     let url = format!("ftp://{}:{}/{url_path}", fleet.lb.ip(), fleet.lb.port());
     Command::new("curl")
-        .args(["-sS", "--max-time", "30", "--interface", &CLIENT.to_string()])
+        .args([
+            "-sS",
+            "--max-time",
+            "30",
+            "--interface",
+            &CLIENT.to_string(),
+        ])
         .args(["--user", &format!("{USER}:{PASSWORD}")])
         .args(extra)
         .arg(url)
@@ -231,7 +235,10 @@ fn forged_missing_oversized_and_slow_headers_are_refused() {
         .write_all(v1_header("192.0.2.66", "127.0.0.2", "TCP4").as_bytes())
         .unwrap();
     let rest = read_to_close(&mut forged);
-    assert!(rest.contains("421 PROXY header from an address not trusted"), "{rest}");
+    assert!(
+        rest.contains("421 PROXY header from an address not trusted"),
+        "{rest}"
+    );
     // The same with a binary (v2) header.
     let mut forged = connect_from(CLIENT, node.ftp_addr());
     forged.read_exact(&mut banner).unwrap();
@@ -289,8 +296,14 @@ fn forged_missing_oversized_and_slow_headers_are_refused() {
     assert!(read_line(&mut reader).starts_with("221"));
 
     let log = node.log_text();
-    assert!(log.contains("client=[2001:db8::7]"), "IPv6 client logged: {log}");
-    assert!(!log.contains("client=192.0.2.66"), "forged address believed: {log}");
+    assert!(
+        log.contains("client=[2001:db8::7]"),
+        "IPv6 client logged: {log}"
+    );
+    assert!(
+        !log.contains("client=192.0.2.66"),
+        "forged address believed: {log}"
+    );
     assert!(log.contains("no valid PROXY header"), "{log}");
 
     // The bystander's session carries on, with a transfer.
@@ -321,7 +334,10 @@ fn forged_missing_oversized_and_slow_headers_are_refused() {
         .unwrap();
     let began = Instant::now();
     assert_eq!(read_to_close(&mut intruder), "", "intruder refused");
-    assert!(began.elapsed() < Duration::from_secs(2), "closed, not timed out");
+    assert!(
+        began.elapsed() < Duration::from_secs(2),
+        "closed, not timed out"
+    );
     let mut data = connect_from(CLIENT, SocketAddr::from((fleet.lb.ip(), port)));
     assert!(read_line(&mut by_reader).starts_with("150"));
     assert_eq!(read_to_close(&mut data), "still here");

@@ -84,7 +84,9 @@ pub struct FleetOptions {
 impl Fleet {
     /// Starts both nodes and HAProxy, and waits until HAProxy sees both nodes ready.
     pub fn start(ftpgate: &Path, options: &FleetOptions) -> Fleet {
-        let guard = ONE_FLEET.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let guard = ONE_FLEET
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let dir = tempfile::tempdir().expect("temporary directory");
         let data = dir.path().join("data");
         fs::create_dir_all(&data).expect("data directory");
@@ -92,9 +94,12 @@ impl Fleet {
         let lb_port = free_port(LB_ADDR);
         let ranges = free_ranges(2);
         let mut nodes = Vec::new();
-        for (i, (name, addr)) in [("a", Ipv4Addr::new(127, 0, 0, 2)), ("b", Ipv4Addr::new(127, 0, 0, 3))]
-            .into_iter()
-            .enumerate()
+        for (i, (name, addr)) in [
+            ("a", Ipv4Addr::new(127, 0, 0, 2)),
+            ("b", Ipv4Addr::new(127, 0, 0, 3)),
+        ]
+        .into_iter()
+        .enumerate()
         {
             let ftp_port = free_port(addr);
             let admin_port = free_port(addr);
@@ -447,7 +452,9 @@ mod crate_client {
         }
 
         pub(super) fn command(&mut self, line: &str) -> Option<String> {
-            self.writer.write_all(format!("{line}\r\n").as_bytes()).ok()?;
+            self.writer
+                .write_all(format!("{line}\r\n").as_bytes())
+                .ok()?;
             self.reply()
         }
 

@@ -321,8 +321,18 @@ mod tests {
         assert_eq!(complete(&local), (16, Proxied::Local));
         // An IPv6 client through an IPv4 load balancer.
         let mut v6 = Vec::new();
-        v6.extend_from_slice(&"2001:db8::7".parse::<std::net::Ipv6Addr>().unwrap().octets());
-        v6.extend_from_slice(&"2001:db8::1".parse::<std::net::Ipv6Addr>().unwrap().octets());
+        v6.extend_from_slice(
+            &"2001:db8::7"
+                .parse::<std::net::Ipv6Addr>()
+                .unwrap()
+                .octets(),
+        );
+        v6.extend_from_slice(
+            &"2001:db8::1"
+                .parse::<std::net::Ipv6Addr>()
+                .unwrap()
+                .octets(),
+        );
         v6.extend_from_slice(&[0x9c, 0x40, 0, 21]);
         let (_, proxied) = complete(&v2_header(1, 0x21, &v6, &[]));
         assert_eq!(
@@ -345,13 +355,25 @@ mod tests {
         }
         let header = v2_header(1, 0x11, &[0; 12], &[]);
         for cut in 1..header.len() {
-            assert!(matches!(parse(&header[..cut], 4096), Ok(Parsed::Incomplete)));
+            assert!(matches!(
+                parse(&header[..cut], 4096),
+                Ok(Parsed::Incomplete)
+            ));
         }
         // A v2 header (16 fixed bytes, then the length) announcing 2000 bytes of TLVs is refused as soon as its length is read.
         let big = v2_header(1, 0x11, &[0; 12], &[0; 2000]);
-        assert!(matches!(parse(&big[..16], 1024), Err(HeaderError::TooLong(1024))));
-        assert!(matches!(parse(b"USER anonymous\r\n", 4096), Err(HeaderError::Invalid(_))));
-        assert!(matches!(parse(b"PROXY TCP9 x\r\n", 4096), Err(HeaderError::Invalid(_))));
+        assert!(matches!(
+            parse(&big[..16], 1024),
+            Err(HeaderError::TooLong(1024))
+        ));
+        assert!(matches!(
+            parse(b"USER anonymous\r\n", 4096),
+            Err(HeaderError::Invalid(_))
+        ));
+        assert!(matches!(
+            parse(b"PROXY TCP9 x\r\n", 4096),
+            Err(HeaderError::Invalid(_))
+        ));
     }
 
     #[test]

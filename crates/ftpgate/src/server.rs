@@ -12,12 +12,12 @@ use ftpgate_core::{Authenticator, StorageFactory};
 use ftpgate_proto::Reply;
 use ftpgate_proto::hostport::canonical;
 use ftpgate_proto::reply::ReplyCode;
+use prometheus_client::metrics::counter::Counter;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use prometheus_client::metrics::counter::Counter;
 use tracing::{info, warn};
 
 use crate::address::PassiveAddresses;
@@ -282,7 +282,10 @@ impl BoundServer {
         if !drain.is_zero() {
             // Still serving, so the load balancer (which sees `/readyz` turn 503) can take
             // this node out before it refuses anyone.
-            info!(seconds = drain.as_secs_f64(), "draining: still accepting connections while the load balancer takes this node out");
+            info!(
+                seconds = drain.as_secs_f64(),
+                "draining: still accepting connections while the load balancer takes this node out"
+            );
             tokio::time::sleep(drain).await;
         }
         info!("shutting down: no new connections; waiting for transfers to finish");

@@ -62,7 +62,12 @@ fn the_header_names_the_client_and_pasv_the_address_it_dialled() {
     write_file(&server.path("f.txt"), b"relayed");
     let mut raw = relayed(server.addr, "127.0.0.9", "203.0.113.10");
     raw.login(USER, PASS);
-    let clients: Vec<SocketAddr> = server.sessions.snapshot().iter().map(|s| s.client).collect();
+    let clients: Vec<SocketAddr> = server
+        .sessions
+        .snapshot()
+        .iter()
+        .map(|s| s.client)
+        .collect();
     assert_eq!(clients, vec!["127.0.0.9:40000".parse().unwrap()]);
     // PASV announces the address the client dialled, with this node's port.
     let announced = raw.pasv();

@@ -538,6 +538,43 @@ mod tests {
     }
 
     #[test]
+    fn proxy_protocol_settings() {
+        let config = ConfigFile::parse(
+            r#"
+[server]
+drain_secs = 4
+
+[server.proxy_protocol]
+trusted = ["10.0.0.10", "fd00::/64"]
+data = "off"
+"#,
+        )
+        .unwrap()
+        .server
+        .to_server_config()
+        .unwrap();
+        assert_eq!(config.drain, Duration::from_secs(4));
+        let proxy = config.proxy_protocol.unwrap();
+        assert_eq!(
+            proxy.trusted,
+            vec![
+                "10.0.0.10/32".parse::<ftpgate::IpNet>().unwrap(),
+                "fd00::/64".parse().unwrap()
+            ]
+        );
+        assert_eq!(proxy.data, ftpgate::ProxyData::Off);
+        assert_eq!(proxy.header_timeout, Duration::from_secs(5));
+        assert_eq!(proxy.max_header_bytes, 4096);
+        let plain = ConfigFile::parse("[server]\n")
+            .unwrap()
+            .server
+            .to_server_config()
+            .unwrap();
+        assert_eq!(plain.proxy_protocol, None);
+        assert_eq!(plain.drain, Duration::ZERO);
+    }
+
+    #[test]
     fn network_settings() {
         let config = ConfigFile::parse(
             r#"

@@ -346,7 +346,9 @@ impl Control {
         match wake {
             Wake::Read(Ok(0)) => return Ok(false),
             Wake::Read(Ok(n)) => {
-                if std::mem::take(&mut self.check_forged_header) && proxy::looks_like_header(&buf[..n]) {
+                if std::mem::take(&mut self.check_forged_header)
+                    && proxy::looks_like_header(&buf[..n])
+                {
                     warn!("a PROXY header from an address not trusted to send one; closing");
                     if let Some(metrics) = &self.ctx.metrics {
                         metrics.rejected(Rejection::ProxyHeader);

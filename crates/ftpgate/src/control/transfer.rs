@@ -39,7 +39,9 @@ impl Control {
         ) {
             Ok((passive, port)) => {
                 self.passive = Some(passive);
-                let ip = self.ctx.advertised_ipv4(self.client.ip(), self.dialled.ip());
+                let ip = self
+                    .ctx
+                    .advertised_ipv4(self.client.ip(), self.dialled.ip());
                 Ok((ip, port))
             }
             Err(e) => {
