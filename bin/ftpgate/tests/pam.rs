@@ -2,7 +2,7 @@
 //! (useradd, chpasswd) and a PAM service file of its own (pam_unix for auth and account),
 //! then logs in through the daemon: the right password (and a file uploaded and read back),
 //! a wrong one (530, counted towards the ban), a locked and an expired account (530), an
-//! unknown user (the next `[[auth]]` entry decides). Needs root (pam_unix reads /etc/shadow):
+//! unknown user (the next `[[auth]]` entry decides), and the optional cache. Needs root (pam_unix reads /etc/shadow):
 //! skipped otherwise, unless FTPGATE_REQUIRE_PAM is set (as scripts/test.sh does).
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
@@ -85,8 +85,9 @@ fn can_run() -> bool {
     false
 }
 
-/// A config: the PAM entry, then `[[users]]` holding `amy` (password `amypw`).
-fn config(dir: &std::path::Path, service: &str, server: &str) -> std::path::PathBuf {
+/// A config: the PAM entry (with `pam` settings), then `[[users]]` holding `amy` (password
+/// `amypw`).
+fn config(dir: &std::path::Path, service: &str, server: &str, pam: &str) -> std::path::PathBuf {
     let amy_home = dir.join("amy");
     std::fs::create_dir_all(&amy_home).unwrap();
     let path = dir.join("ftpgate.toml");
@@ -101,7 +102,7 @@ listen = ["127.0.0.1:0"]
 [[auth]]
 type = "pam"
 service = "{service}"
-cache_secs = 0
+{pam}
 
 [[auth]]
 type = "file"
@@ -129,7 +130,7 @@ fn pam_accounts_log_in_and_refusals_are_rejections() {
     let expired = Account::make("Expired-pw-3");
     let dir = tempfile::tempdir().unwrap();
     // Bans are off here: refused logins are still counted and delayed (checked below).
-    let path = config(dir.path(), &account.service, "ban_after_failures = 0");
+    let path = config(dir.path(), &account.service, "ban_after_failures = 0", "");
     let (daemon, addr) = Daemon::start(dir.path(), &["-c", path.to_str().unwrap()], &[]);
 
     // The right password: logged in to the account's home, a file goes up and comes back.
@@ -190,7 +191,7 @@ fn pam_accounts_log_in_and_refusals_are_rejections() {
 }
 
 #[test]
-fn wrong_pam_passwords_count_towards_the_ban() {
+fn the_cache_remembers_logins_and_wrong_passwords_count_towards_the_ban() {
     if !can_run() {
         return;
     }
@@ -200,8 +201,17 @@ fn wrong_pam_passwords_count_towards_the_ban() {
         dir.path(),
         &account.service,
         "ban_after_failures = 2\nlogin_failure_delay_ms = 10",
+        "cache_secs = 300",
     );
     let (daemon, addr) = Daemon::start(dir.path(), &["-c", path.to_str().unwrap()], &[]);
+    // With a cache, an accepted login is remembered: locking the account takes effect when
+    // the entry expires (without one, at once: the test above).
+    let reply = Client::connect(addr).try_login(&account.name, "Right-pw-4");
+    assert!(reply.starts_with("230"), "{reply}");
+    run("usermod", &["-L", &account.name]);
+    let reply = Client::connect(addr).try_login(&account.name, "Right-pw-4");
+    assert!(reply.starts_with("230"), "cached: {reply}");
+    // A wrong password is never served from the cache.
     let reply = Client::connect(addr).try_login(&account.name, "Wrong-1");
     assert!(reply.starts_with("530"), "{reply}");
     let mut client = Client::connect(addr);

@@ -21,10 +21,11 @@
 //! - PAM itself failing (the service's configuration cannot be read, a module cannot reach its
 //!   backend, `PAM_AUTHINFO_UNAVAIL`) is [`AuthError::Unavailable`].
 //!
-//! An accepted login is remembered for the cache time under a keyed SHA-256 of the name and
-//! password (never the password itself), so a client opening several connections does not run
-//! PAM for each; a rejection is never cached. Locking an account or changing its password takes
-//! effect for cached logins when the entry expires.
+//! With a cache time (none by default), an accepted login is remembered that long under a keyed
+//! SHA-256 of the name and password (never the password itself), so a client opening several
+//! connections does not run PAM for each; a rejection is never cached. PAM cannot tell when an
+//! account is locked or its password changed, so for cached logins that takes effect when the
+//! entry expires.
 //!
 //! Checking another user's password needs privileges: `pam_unix` reads `/etc/shadow`, which
 //! only root can; without root it asks its helper `unix_chkpwd`, which checks the caller's own
@@ -52,8 +53,9 @@ pub const DEFAULT_SERVICE: &str = "ftpgate";
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How many PAM transactions may run at once by default.
 pub const DEFAULT_CONCURRENCY: usize = 8;
-/// How long an accepted login is remembered by default.
-pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(60);
+/// How long an accepted login is remembered by default: not at all, so that locking an
+/// account or changing its password takes effect at the next login.
+pub const DEFAULT_CACHE_TTL: Duration = Duration::ZERO;
 /// Accounts with a lower uid are not served by default (root and system accounts).
 pub const DEFAULT_MIN_UID: u32 = 1000;
 

@@ -75,7 +75,7 @@ fn default_pam_concurrency() -> usize {
 }
 
 fn default_pam_cache() -> u64 {
-    60
+    0
 }
 
 /// `[[auth]] type = "certificate"`
