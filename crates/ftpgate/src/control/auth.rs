@@ -144,7 +144,7 @@ impl Control {
             },
             Err(AuthError::Unavailable(why)) => {
                 error!(user, reason = %why, "login not decided: the authenticator is unavailable");
-                let client = self.peer.ip();
+                let client = self.client.ip();
                 let session = self.entry.id;
                 self.ctx.events.emit(|| Event::LoginUnavailable {
                     session,
