@@ -19,8 +19,8 @@ pub(crate) enum AuthSection {
     Http(HttpAuthSection),
     /// The client certificate names the user.
     Certificate(CertificateAuthSection),
-    /// An LDAP directory: a search, then a bind as the entry found.
-    Ldap(LdapAuthSection),
+    /// An LDAP directory: a search, then a bind as the entry found (boxed: it has many keys).
+    Ldap(Box<LdapAuthSection>),
 }
 
 /// `[[auth]] type = "certificate"`
