@@ -198,3 +198,52 @@ fn a_stopped_directory_gets_421_never_a_ban_and_logins_resume_when_it_returns() 
     assert!(login(addr, "ann", "wrong").starts_with("530"));
     assert!(daemon.terminate().success());
 }
+
+#[test]
+fn ldaps_and_starttls_with_a_private_ca_file_next_to_the_config() {
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let ca_cert = params.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::new(params, ca_key);
+    let server = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = server.signed_by(&key, &issuer).unwrap();
+    let ldap = slapd::start_with_tls(&slapd::TlsFiles {
+        cert_pem: cert.pem(),
+        key_pem: key.serialize_pem(),
+    });
+    ldap.add(&slapd::user_ldif("ann", "ann-pw", None));
+
+    for (url, starttls) in [
+        (ldap.ldaps_url.clone().unwrap(), false),
+        (ldap.url.clone(), true),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("homes/ann")).unwrap();
+        // A relative ca_file is taken from the config file's folder.
+        std::fs::write(dir.path().join("ldap-ca.pem"), ca_cert.pem()).unwrap();
+        let config = dir.path().join("ftpgate.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[[auth]]\ntype = \"ldap\"\nurl = \"{url}\"\nstarttls = {starttls}\n\
+                 ca_file = \"ldap-ca.pem\"\nbase_dn = \"{BASE_DN}\"\n\
+                 home_template = \"{}/homes/{{user}}\"\n",
+                dir.path().display()
+            ),
+        )
+        .unwrap();
+        let config = config.to_str().unwrap();
+        // Started from another folder, so a path taken from the working directory would fail.
+        let elsewhere = tempfile::tempdir().unwrap();
+        let (daemon, addr) = Daemon::start(
+            elsewhere.path(),
+            &["--config", config, "--listen", "127.0.0.1:0"],
+            &[],
+        );
+        assert!(login(addr, "ann", "ann-pw").starts_with("230"), "{url}");
+        assert!(login(addr, "ann", "nope").starts_with("530"), "{url}");
+        assert!(daemon.terminate().success());
+    }
+}

@@ -89,7 +89,7 @@ impl ConfigFile {
         toml::from_str(text).map_err(|e| anyhow!("{e}"))
     }
 
-    /// Makes the relative paths of the file (local homes, TLS files, GCS credentials)
+    /// Makes the relative paths of the file (local homes, TLS files, GCS credentials, LDAP CAs)
     /// relative to `base`, the folder of the config file, not to the working directory.
     fn resolve_paths(&mut self, base: &Path) {
         let join = |path: &mut PathBuf| {
@@ -144,6 +144,13 @@ impl ConfigFile {
         .flatten()
         {
             join(path);
+        }
+        for auth in &mut self.auth {
+            if let AuthSection::Ldap(ldap) = auth {
+                if let Some(path) = &mut ldap.ca_file {
+                    join(path);
+                }
+            }
         }
     }
 }
