@@ -7,7 +7,9 @@
 //!    `\29`, `\5c`, `\00`, so a name can never widen or break the filter). The search runs on a
 //!    pooled connection bound as the service account (`bind_dn`/`bind_password`), or an
 //!    anonymous one when none is configured;
-//! 2. no entry: [`AuthError::UnknownUser`] (in a chain, the next authenticator is asked); more
+//! 2. no entry: [`AuthError::UnknownUser`] (in a chain, the next authenticator is asked; a
+//!    bind the server refuses is made anyway, so that the time taken does not tell which names
+//!    exist); more
 //!    than one: the login is refused ([`AuthError::InvalidCredentials`]) and the ambiguity
 //!    logged, since which entry's password would count is anyone's guess;
 //! 3. an empty password is refused here, with no bind at all (an LDAP bind with an empty
@@ -265,10 +267,16 @@ impl LdapAuthenticator {
                 "LDAP: the filter finds more than one entry for this name; login refused");
             return Err(AuthError::InvalidCredentials);
         }
+        let password = request.password().expose();
         let Some(entry) = entries.pop() else {
+            if !password.is_empty() {
+                // The same work as for a known name with a wrong password (a bind the server
+                // refuses), so the time taken does not tell which names exist.
+                let decoy = format!("cn=ftpgate-no-such-user,{}", self.settings.base_dn);
+                let _ = self.check_password(&decoy, password).await;
+            }
             return Err(AuthError::UnknownUser);
         };
-        let password = request.password().expose();
         if password.is_empty() {
             debug!(user = name, "LDAP: empty password refused without a bind");
             return Err(AuthError::InvalidCredentials);

@@ -105,6 +105,31 @@ async fn logins_by_uid_wrong_password_unknown_user_and_empty_password() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn empty_passwords_never_bind_and_unknown_names_cost_a_refused_bind() {
+    let ldap = directory();
+    let auth = LdapAuthenticator::new(settings(&ldap)).unwrap();
+    let ann_bind = format!("BIND dn=\"uid=ann,{}\"", slapd::PEOPLE_DN);
+    assert!(matches!(
+        login(&auth, "ann", "").await,
+        Err(AuthError::InvalidCredentials)
+    ));
+    // Searched for, never bound as (the service account's bind is the only one).
+    let log = ldap.log();
+    assert!(log.contains("SRCH"), "{log}");
+    assert!(!log.contains(&ann_bind), "{log}");
+
+    assert!(matches!(
+        login(&auth, "nobody", "guess").await,
+        Err(AuthError::UnknownUser)
+    ));
+    let decoy = format!("BIND dn=\"cn=ftpgate-no-such-user,{BASE_DN}\"");
+    assert!(ldap.log().contains(&decoy), "{}", ldap.log());
+
+    assert!(login(&auth, "ann", "ann-pw").await.is_ok());
+    assert!(ldap.log().contains(&ann_bind));
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn home_template_and_group_permissions() {
     let ldap = directory();
     let mut s = settings(&ldap);

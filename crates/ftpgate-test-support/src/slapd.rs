@@ -154,6 +154,12 @@ impl Slapd {
         self.dir.path()
     }
 
+    /// What slapd has logged since it was last started: connections and operations
+    /// (`conn=1001 op=0 BIND dn="..." method=128`, ...).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("slapd.log")).unwrap_or_default()
+    }
+
     /// Adds entries (LDIF) as the root DN, with `ldapadd`.
     ///
     /// # Panics
