@@ -130,6 +130,32 @@ async fn empty_passwords_never_bind_and_unknown_names_cost_a_refused_bind() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn searches_reuse_one_service_bound_connection() {
+    let ldap = directory();
+    let mut s = settings(&ldap);
+    s.cache_ttl = Duration::ZERO;
+    s.group_permissions = vec![(RO.to_string(), perms("elr"))];
+    let auth = LdapAuthenticator::new(s).unwrap();
+    for _ in 0..3 {
+        login(&auth, "ro", "ro-pw").await.unwrap();
+        assert!(login(&auth, "ro", "bad").await.is_err());
+    }
+    let log = ldap.log();
+    let service_binds = log
+        .matches(&format!("BIND dn=\"{SERVICE_DN}\" method=128"))
+        .count();
+    let user_binds = log
+        .matches(&format!(
+            "BIND dn=\"uid=ro,{}\" method=128",
+            slapd::PEOPLE_DN
+        ))
+        .count();
+    // Six logins: one service bind, six user binds, each on a connection of its own.
+    assert_eq!(service_binds, 1, "{log}");
+    assert_eq!(user_binds, 6, "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn home_template_and_group_permissions() {
     let ldap = directory();
     let mut s = settings(&ldap);
