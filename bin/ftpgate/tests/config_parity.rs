@@ -352,6 +352,11 @@ fn serve_refuses_every_config_check_config_refuses_with_the_same_error() {
             "auth[0].cache_secs",
         ),
         (
+            "an ldap [[auth]] with an empty name_attribute",
+            "[[auth]]\ntype = \"ldap\"\nurl = \"ldap://127.0.0.1:1\"\nbase_dn = \"dc=example,dc=org\"\nhome_template = \"/srv/{user}\"\nname_attribute = \"\"\n".into(),
+            "auth[0].name_attribute",
+        ),
+        (
             "an ldap [[auth]] with an unknown key",
             "[[auth]]\ntype = \"ldap\"\nurl = \"ldap://127.0.0.1:1\"\nbase_dn = \"dc=example,dc=org\"\nhome_template = \"/srv/{user}\"\ngroup_attribute = \"memberOf\"\n".into(),
             "group_attribute",

@@ -100,6 +100,11 @@ fn ldap_users_log_in_with_their_groups_permissions() {
         b"through LDAP"
     );
 
+    // The directory ignores case: "ANN" is ann, with her home.
+    let back = round_trip(addr, "ANN", "ann-pw", "upper.bin", b"same user");
+    assert_eq!(back, b"same user");
+    assert!(dir.path().join("homes/ann/upper.bin").is_file());
+
     // ro (ftp-ro): lists and downloads; an upload is refused with 550 and stores nothing.
     let mut ro = Client::login(addr, "ro", "ro-pw");
     let (reply, listing) = ro.download("NLST");

@@ -17,7 +17,8 @@
 //! 4. a simple bind as the entry's DN with the given password, on a fresh connection that is
 //!    closed right after (so a user's bind never changes who a pooled connection is): result
 //!    49 (invalid credentials) and its kin reject;
-//! 5. the user: the home from an attribute (`homeDirectory`, say) or a template
+//! 5. the user, named as the entry's `uid` spells it (directories ignore case: `ANN` logs in
+//!    as `ann`, so limits, quotas and the home template see one user), the home from an attribute (`homeDirectory`, say) or a template
 //!    (`/srv/ftp/{user}`, `s3://bucket/{user}`), the permissions from the groups the entry is a
 //!    `member` of (a second search, see [`LdapSettings::group_filter`]) mapped through
 //!    `group_permissions` (several matching groups add up; none: the default permissions), and
@@ -50,6 +51,8 @@ use crate::conn::{Connector, Pool};
 
 /// The filter used when none is configured.
 pub const DEFAULT_FILTER: &str = "(uid={user})";
+/// The attribute that names a user by default.
+pub const DEFAULT_NAME_ATTRIBUTE: &str = "uid";
 /// How groups are found by default: those listing the entry as a `member`.
 pub const DEFAULT_GROUP_FILTER: &str = "(member={dn})";
 /// How long connecting (TCP and TLS) may take by default.
@@ -81,6 +84,12 @@ pub struct LdapSettings {
     pub base_dn: String,
     /// The search filter; `{user}` is the login name, escaped.
     pub filter: String,
+    /// The attribute whose value is the user's name once logged in (`uid`; Active Directory:
+    /// `sAMAccountName`): directories match names without regard to case, so `ANN` finds
+    /// `ann`'s entry, and the session, its limits and the home template must all see `ann`.
+    /// The value equal to the login name (ignoring case) is taken, else the first; an entry
+    /// without the attribute keeps the login name as typed.
+    pub name_attribute: String,
     /// The attribute holding the home (`homeDirectory`); tried before the template.
     pub home_attribute: Option<String>,
     /// The home when the attribute is not set or absent; `{user}` is the login name.
@@ -118,6 +127,7 @@ impl LdapSettings {
             bind: None,
             base_dn: base_dn.into(),
             filter: DEFAULT_FILTER.to_string(),
+            name_attribute: DEFAULT_NAME_ATTRIBUTE.to_string(),
             home_attribute: None,
             home_template: None,
             group_permissions: Vec::new(),
@@ -149,6 +159,9 @@ pub enum ConfigError {
     /// The group filter does not parse.
     #[error("{0}")]
     GroupFilter(String),
+    /// The name attribute is empty.
+    #[error("an attribute is needed (uid; sAMAccountName on Active Directory)")]
+    NameAttribute,
     /// The base DN is empty.
     #[error("a base DN is needed (where users are searched, e.g. \"ou=people,dc=example,dc=org\")")]
     BaseDn,
@@ -172,6 +185,7 @@ impl ConfigError {
             ConfigError::Filter(_) => "filter",
             ConfigError::GroupFilter(_) => "group_filter",
             ConfigError::BaseDn => "base_dn",
+            ConfigError::NameAttribute => "name_attribute",
             ConfigError::Home => "home_template",
             ConfigError::Ca(_) | ConfigError::Tls(_) => "ca_file",
         }
@@ -206,6 +220,9 @@ impl LdapAuthenticator {
         }
         if settings.base_dn.trim().is_empty() {
             return Err(ConfigError::BaseDn);
+        }
+        if settings.name_attribute.trim().is_empty() {
+            return Err(ConfigError::NameAttribute);
         }
         if !settings.filter.contains("{user}") {
             return Err(ConfigError::Filter(format!(
@@ -252,12 +269,9 @@ impl LdapAuthenticator {
     async fn login(&self, request: &LoginRequest<'_>) -> Result<User, AuthError> {
         let name = request.username();
         let filter = self.settings.filter.replace("{user}", &ldap_escape(name));
-        let mut attrs: Vec<&str> = Vec::new();
+        let mut attrs: Vec<&str> = vec![self.settings.name_attribute.as_str()];
         attrs.extend(self.settings.home_attribute.as_deref());
         attrs.extend(self.settings.quota_attribute.as_deref());
-        if attrs.is_empty() {
-            attrs.push("1.1"); // RFC 4511: no attributes, the DN alone
-        }
         let (mut entries, more) = self
             .search(&self.settings.base_dn, &filter, &attrs, 2)
             .await?;
@@ -282,8 +296,9 @@ impl LdapAuthenticator {
             return Err(AuthError::InvalidCredentials);
         }
         self.check_password(&entry.dn, password).await?;
-        let home = self.home_of(name, &entry)?;
-        let permissions = self.permissions_of(name, &entry.dn).await?;
+        let name = self.name_of(name, &entry);
+        let home = self.home_of(&name, &entry)?;
+        let permissions = self.permissions_of(&name, &entry.dn).await?;
         let mut user = User::new(name, home, permissions);
         if let Some(attr) = &self.settings.quota_attribute {
             if let Some(value) = attribute(&entry, attr) {
@@ -321,6 +336,23 @@ impl LdapAuthenticator {
                 self.settings.url, result.text
             ))),
         }
+    }
+
+    /// The user's name as the directory spells it (see [`LdapSettings::name_attribute`]).
+    fn name_of(&self, login: &str, entry: &SearchEntry) -> String {
+        let values = entry
+            .attrs
+            .iter()
+            .find(|(attr, _)| attr.eq_ignore_ascii_case(&self.settings.name_attribute))
+            .map(|(_, values)| values.as_slice())
+            .unwrap_or_default();
+        values
+            .iter()
+            .find(|v| v.eq_ignore_ascii_case(login))
+            .or_else(|| values.first())
+            .filter(|v| !v.is_empty())
+            .cloned()
+            .unwrap_or_else(|| login.to_string())
     }
 
     /// The home: the attribute's value if it has one, else the template.

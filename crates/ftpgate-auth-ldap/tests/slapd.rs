@@ -170,6 +170,14 @@ async fn home_template_and_group_permissions() {
     let ann = login(&auth, "ann", "ann-pw").await.unwrap();
     assert_eq!(ann.home, "/srv/ftp/ann");
     assert_eq!(ann.permissions.at(&root), perms("elradfmw"));
+    // The directory ignores case; the user is named as the entry's uid spells it, so the
+    // home (and the engine's per-user limits) are ann's.
+    let upper = login(&auth, "ANN", "ann-pw").await.unwrap();
+    assert_eq!(
+        (upper.name.as_str(), upper.home.as_str()),
+        ("ann", "/srv/ftp/ann")
+    );
+    assert_eq!(upper.permissions.at(&root), perms("elradfmw"));
     let ro = login(&auth, "ro", "ro-pw").await.unwrap();
     assert_eq!(ro.permissions.at(&root), perms("elr"));
     // Several groups add up.

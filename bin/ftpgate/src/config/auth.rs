@@ -195,6 +195,9 @@ pub(crate) struct LdapAuthSection {
     /// `{user}` is the login name, escaped (RFC 4515).
     #[serde(default = "default_ldap_filter")]
     pub(crate) filter: String,
+    /// The attribute naming the user once found (`uid`; AD: `sAMAccountName`).
+    #[serde(default = "default_ldap_name_attribute")]
+    pub(crate) name_attribute: String,
     /// The attribute holding the home (`homeDirectory`).
     #[serde(default)]
     pub(crate) home_attribute: Option<String>,
@@ -232,6 +235,10 @@ pub(crate) struct LdapAuthSection {
 
 fn default_ldap_filter() -> String {
     ftpgate_auth_ldap::DEFAULT_FILTER.to_string()
+}
+
+fn default_ldap_name_attribute() -> String {
+    ftpgate_auth_ldap::DEFAULT_NAME_ATTRIBUTE.to_string()
 }
 
 fn default_ldap_group_filter() -> String {
@@ -292,6 +299,7 @@ pub(crate) fn ldap_authenticator(
             })?);
     }
     settings.filter = section.filter.clone();
+    settings.name_attribute = section.name_attribute.clone();
     settings.home_attribute = section.home_attribute.clone();
     settings.home_template = section.home_template.clone();
     for (dn, letters) in &section.group_permissions {
