@@ -21,8 +21,11 @@ use anyhow::{Context, Result, anyhow};
 use serde::Deserialize;
 
 pub(crate) use admin::{AdminSection, AdminSettings};
+#[cfg(feature = "pam")]
+pub(crate) use auth::pam_authenticator;
 pub(crate) use auth::{
-    AuthSection, CertPassword, cert_map, check_auth_list, http_authenticator, ldap_authenticator,
+    AuthSection, CertPassword, PamPlan, cert_map, check_auth_list, http_authenticator,
+    ldap_authenticator, pam_plan,
 };
 pub(crate) use dal::{OpendalSection, WebdavSection};
 pub(crate) use hooks::{HookSection, PLACEHOLDERS, Piece, ResultFilter, template_pieces};
