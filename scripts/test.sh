@@ -61,6 +61,22 @@ if [ "$haproxy_missing" -eq 1 ]; then
     "${SUDO[@]}" service haproxy stop >/dev/null 2>&1 || true
 fi
 
+# LDAP logins are tested against slapd, which the tests start themselves (their own
+# configuration in a temporary directory, on a free loopback port), seeded with ldapadd.
+if [ ! -x /usr/sbin/slapd ] || ! command -v ldapadd >/dev/null 2>&1; then
+    echo "installing: slapd ldap-utils"
+    apt_install slapd ldap-utils
+    # The package's own server is not used: stop it if its postinst started it, and keep
+    # it from starting at boot (the tests never talk to it, whatever it listens on).
+    if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+        "${SUDO[@]}" systemctl disable --now slapd >/dev/null 2>&1 || true
+    elif [ -x /etc/init.d/slapd ]; then
+        "${SUDO[@]}" /etc/init.d/slapd stop >/dev/null 2>&1 || true
+        "${SUDO[@]}" update-rc.d slapd disable >/dev/null 2>&1 || true
+    fi
+fi
+echo "slapd:  $(dpkg-query -W -f='${Version}' slapd 2>/dev/null || echo present)"
+
 if ! python3 -c 'import pytest' >/dev/null 2>&1; then
     echo "installing: pytest"
     if ! python3 -m pip --version >/dev/null 2>&1; then

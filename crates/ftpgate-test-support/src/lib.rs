@@ -4,6 +4,8 @@
 //! - [`garage`]: starts a real single-node Garage S3 server for tests of S3 storage.
 //! - [`azurite`]: starts Azurite, the Azure Blob Storage emulator, for tests of Azure storage.
 //! - [`webdav`]: starts `rclone serve webdav` for tests of WebDAV storage.
+//! - [`slapd`]: starts Debian's OpenLDAP server with a minimal configuration, for tests of
+//!   LDAP logins.
 //! - [`storage_suite`](mod@storage_suite): the behaviour every
 //!   [`Storage`](ftpgate_core::Storage) backend must have, as one test per case through the
 //!   [`storage_suite!`] macro.
@@ -17,5 +19,6 @@ pub mod fleet;
 pub mod garage;
 #[cfg(feature = "server")]
 pub mod server;
+pub mod slapd;
 pub mod storage_suite;
 pub mod webdav;
