@@ -44,10 +44,38 @@ command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v python3 >/dev/null 2>&1 || missing+=(python3 python3-pip)
 # The daemon's tests render `ftpgate man` with man -l.
 command -v man >/dev/null 2>&1 || missing+=(man-db)
+# PAM logins (the daemon's default `pam` feature) build against libpam's headers; the PAM
+# tests make users with useradd/chpasswd/usermod (passwd) and check them with pam_unix.
+[ -f /usr/include/security/pam_appl.h ] || missing+=(libpam0g-dev)
+command -v chpasswd >/dev/null 2>&1 || missing+=(passwd)
+compgen -G '/usr/lib/*/security/pam_unix.so' >/dev/null || missing+=(libpam-modules)
+# The fleet tests run two nodes behind HAProxy (contrib/haproxy.cfg).
+haproxy_missing=0
+command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || { missing+=(haproxy); haproxy_missing=1; }
 if [ "${#missing[@]}" -gt 0 ]; then
     echo "installing: ${missing[*]}"
     apt_install "${missing[@]}"
 fi
+if [ "$haproxy_missing" -eq 1 ]; then
+    # The package starts its own service; the tests run their own haproxy on their own ports.
+    "${SUDO[@]}" service haproxy stop >/dev/null 2>&1 || true
+fi
+
+# LDAP logins are tested against slapd, which the tests start themselves (their own
+# configuration in a temporary directory, on a free loopback port), seeded with ldapadd.
+if [ ! -x /usr/sbin/slapd ] || ! command -v ldapadd >/dev/null 2>&1; then
+    echo "installing: slapd ldap-utils"
+    apt_install slapd ldap-utils
+    # The package's own server is not used: stop it if its postinst started it, and keep
+    # it from starting at boot (the tests never talk to it, whatever it listens on).
+    if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+        "${SUDO[@]}" systemctl disable --now slapd >/dev/null 2>&1 || true
+    elif [ -x /etc/init.d/slapd ]; then
+        "${SUDO[@]}" /etc/init.d/slapd stop >/dev/null 2>&1 || true
+        "${SUDO[@]}" update-rc.d slapd disable >/dev/null 2>&1 || true
+    fi
+fi
+echo "slapd:  $(dpkg-query -W -f='${Version}' slapd 2>/dev/null || echo present)"
 
 if ! python3 -c 'import pytest' >/dev/null 2>&1; then
     echo "installing: pytest"
@@ -120,6 +148,8 @@ step "cargo doc (every public item documented, no broken links; the library with
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --exclude ftpgate-bench --quiet
 RUSTDOCFLAGS="-D warnings" cargo doc -p ftpgate --no-deps --all-features --quiet
 cargo clippy -p ftpgate --no-default-features -- -D warnings
+# The daemon without PAM (for machines without libpam's headers) builds too.
+cargo clippy -p ftpgate-daemon --no-default-features -- -D warnings
 
 step "cargo package (each publishable crate packages: metadata, README, no files from outside it)"
 cargo package --workspace --exclude ftpgate-bench --exclude ftpgate-test-support --no-verify --allow-dirty --quiet
@@ -131,7 +161,12 @@ step "cargo build --manifest-path fuzz/Cargo.toml (fuzz targets build)"
 cargo build --manifest-path fuzz/Cargo.toml --locked
 
 step "cargo test --workspace"
-FTPGATE_REQUIRE_PROMTOOL=1 cargo test --workspace
+# The PAM tests need root (CI runs as root); they are skipped otherwise unless required.
+PAM_REQUIRED=()
+if [ "$(id -u)" -eq 0 ]; then
+    PAM_REQUIRED=(FTPGATE_REQUIRE_PAM=1)
+fi
+env "${PAM_REQUIRED[@]}" FTPGATE_REQUIRE_PROMTOOL=1 cargo test --workspace
 
 step "End-to-end tests (tests/e2e)"
 export FTPGATE_BIN="$REPO_ROOT/target/debug/ftpgate"

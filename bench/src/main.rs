@@ -14,6 +14,7 @@
 //! Both write their results as JSON and Markdown under `bench/results/`.
 
 mod client;
+mod fleet;
 mod object;
 mod peers;
 mod procfs;
@@ -66,6 +67,25 @@ enum Command {
     },
     /// ftpgate and peer FTP servers on loopback, same scenarios, alternating, medians.
     Peers(Box<PeersArgs>),
+    /// Two nodes behind HAProxy (contrib/haproxy.cfg) against one node direct: latency of
+    /// small RETRs and throughput of a large one, same run.
+    Fleet {
+        /// The ftpgate binary (build it with `cargo build --release -p ftpgate-daemon`).
+        #[arg(long, default_value = "target/release/ftpgate")]
+        ftpgate: PathBuf,
+        /// Rounds per path (medians are reported).
+        #[arg(long, default_value_t = 5)]
+        rounds: usize,
+        /// Small RETRs per round.
+        #[arg(long, default_value_t = 1000)]
+        small: usize,
+        /// Size of the large file in MiB.
+        #[arg(long, default_value_t = 512)]
+        big_mib: u64,
+        /// Where results are written.
+        #[arg(long, default_value = "bench/results")]
+        results: PathBuf,
+    },
 }
 
 /// Options of `ftpgate-bench peers`.
@@ -136,6 +156,13 @@ fn main() -> Result<()> {
             ftpgate,
             results,
         }),
+        Command::Fleet {
+            ftpgate,
+            rounds,
+            small,
+            big_mib,
+            results,
+        } => fleet::run(&ftpgate, rounds, small, big_mib, &results),
         Command::Peers(args) => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()?

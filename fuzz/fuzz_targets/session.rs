@@ -1365,6 +1365,7 @@ fn run(data: &[u8]) -> Result<()> {
     let mut u = Unstructured::new(data);
     let config = SessionConfig {
         active_mode: u.ratio(7, 8)?,
+        proxied: u.ratio(1, 8)?,
         min_active_port: *pick(&mut u, &[1024, 0, 50000])?,
         max_login_failures: u.int_in_range(1..=4)?,
         tls: TlsPolicy {

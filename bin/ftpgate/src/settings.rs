@@ -179,6 +179,10 @@ impl Settings {
         let tls = TlsSetup::build(&file.tls, names)?;
 
         let (admin, admin_warning) = file.admin.build()?;
+        if file.server.drain_secs.is_none() && admin.is_some() {
+            // Something can watch /readyz: give it time to see the drain.
+            server.drain = std::time::Duration::from_secs(config::DEFAULT_DRAIN_SECS_WITH_ADMIN);
+        }
         let mut warnings: Vec<String> = homes
             .iter()
             .filter(|h| !h.create && !h.path.is_dir())
@@ -192,6 +196,7 @@ impl Settings {
             })
             .collect();
         warnings.extend(admin_warning);
+        warnings.extend(pam_warnings(file));
         Ok(Settings {
             server,
             tls,
@@ -222,6 +227,20 @@ fn auth_chain(file: &ConfigFile, users: FileAuthenticator) -> Result<Arc<dyn Aut
         let auth: Arc<dyn Authenticator> = match section {
             AuthSection::File(_) => users.clone(),
             AuthSection::Http(http) => Arc::new(config::http_authenticator(&key, http)?),
+            AuthSection::Ldap(ldap) => {
+                let s3_template = ldap
+                    .home_template
+                    .as_deref()
+                    .is_some_and(|t| t.starts_with("s3://"));
+                if s3_template
+                    && file.storage.kind == config::StorageKind::Local
+                    && file.storage.s3.is_none()
+                {
+                    bail!("{key}.home_template: an s3:// home needs a [storage.s3] section");
+                }
+                config::ldap_authenticator(&key, ldap)?
+            }
+            AuthSection::Pam(pam) => pam_authenticator(&key, config::pam_plan(&key, pam)?)?,
             AuthSection::Certificate(cert) => {
                 if file.tls.client_ca.is_none() {
                     bail!(
@@ -273,6 +292,42 @@ fn auth_chain(file: &ConfigFile, users: FileAuthenticator) -> Result<Arc<dyn Aut
             .rev()
             .fold(AuthChain::new(), |chain, (a, f)| chain.push(a, f)),
     ))
+}
+
+/// The PAM authenticator of a checked entry; a build without the `pam` feature refuses it.
+#[cfg(feature = "pam")]
+fn pam_authenticator(key: &str, plan: config::PamPlan) -> Result<Arc<dyn Authenticator>> {
+    Ok(Arc::new(config::pam_authenticator(key, plan)?))
+}
+
+#[cfg(not(feature = "pam"))]
+fn pam_authenticator(key: &str, _plan: config::PamPlan) -> Result<Arc<dyn Authenticator>> {
+    bail!(
+        "{key}: type = \"pam\" needs a build with the `pam` feature (libpam0g-dev at build time); this one was built without it"
+    )
+}
+
+/// What PAM entries need that the server may lack: root to check other users' passwords
+/// with `pam_unix`, which `run_as` gives up after start.
+fn pam_warnings(file: &ConfigFile) -> Vec<String> {
+    let Some(i) = file
+        .auth
+        .iter()
+        .position(|a| matches!(a, AuthSection::Pam(_)))
+    else {
+        return Vec::new();
+    };
+    let mut warnings = Vec::new();
+    if let Some(user) = &file.server.run_as {
+        warnings.push(format!(
+            "auth[{i}]: PAM checks passwords as server.run_as ({user:?}) after start: pam_unix can then check no other user's password (it reads /etc/shadow as root; its unix_chkpwd helper checks only the caller's own), so such logins fail; use a PAM stack that needs no root, or leave run_as out"
+        ));
+    } else if !nix::unistd::geteuid().is_root() {
+        warnings.push(format!(
+            "auth[{i}]: the server does not run as root: pam_unix can check no other user's password (it reads /etc/shadow as root; its unix_chkpwd helper checks only the caller's own), so such logins fail"
+        ));
+    }
+    warnings
 }
 
 /// Makes the missing homes whose owners have `create_home`.
@@ -359,6 +414,23 @@ mod tests {
             "[[users]]\nname = \"a\"\npassword_hash = \"{}\"\nhome = \"/tmp\"\n{extra}\n",
             ftpgate_auth_file::hash_password("p")
         )
+    }
+
+    #[test]
+    fn the_drain_defaults_to_a_few_seconds_only_with_an_admin_listener() {
+        let build = |text: &str| {
+            let file = ConfigFile::parse(text).unwrap();
+            Settings::build(&file, None).unwrap().server.drain
+        };
+        assert_eq!(build("[server]\n"), std::time::Duration::ZERO);
+        assert_eq!(
+            build("[admin]\nlisten = [\"127.0.0.1:0\"]\n"),
+            std::time::Duration::from_secs(config::DEFAULT_DRAIN_SECS_WITH_ADMIN)
+        );
+        assert_eq!(
+            build("[server]\ndrain_secs = 0\n\n[admin]\nlisten = [\"127.0.0.1:0\"]\n"),
+            std::time::Duration::ZERO
+        );
     }
 
     #[test]

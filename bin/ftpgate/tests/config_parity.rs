@@ -272,6 +272,146 @@ fn serve_refuses_every_config_check_config_refuses_with_the_same_error() {
             "auth[0].password",
         ),
         (
+            "an ldap [[auth]] without a base_dn",
+            "[[auth]]\ntype = \"ldap\"\nurl = \"ldap://127.0.0.1:1\"\nhome_template = \"/srv/{user}\"\n".into(),
+            "base_dn",
+        ),
+        (
+            "an ldap [[auth]] with an http:// url",
+            "[[auth]]\ntype = \"ldap\"\nurl = \"http://127.0.0.1:1\"\nbase_dn = \"dc=example,dc=org\"\nhome_template = \"/srv/{user}\"\n".into(),
+            "auth[0].url",
+        ),
+        (
+            "an ldap [[auth]] with StartTLS on ldaps://",
+            "[[auth]]\ntype = \"ldap\"\nurl = \"ldaps://127.0.0.1:1\"\nbase_dn = \"dc=example,dc=org\"\nhome_template = \"/srv/{user}\"\nstarttls = true\n".into(),
+            "auth[0].starttls",
+        ),
+        (
+            "an ldap [[auth]] without a home",
+            "[[auth]]\ntype = \"ldap\"\nurl = \"ldap://127.0.0.1:1\"\nbase_dn = \"dc=example,dc=org\"\n".into(),
+            "auth[0].home_template",
+        ),
+        (
+            "an ldap [[auth]] filter without {user}",
+            "[[auth]]\ntype = \"ldap\"\nurl = \"ldap://127.0.0.1:1\"\nbase_dn = \"dc=example,dc=org\"\nhome_template = \"/srv/{user}\"\nfilter = \"(uid=amy)\"\n".into(),
+            "auth[0].filter",
+        ),
+        (
+            "an ldap [[auth]] filter that does not parse",
+            "[[auth]]\ntype = \"ldap\"\nurl = \"ldap://127.0.0.1:1\"\nbase_dn = \"dc=example,dc=org\"\nhome_template = \"/srv/{user}\"\nfilter = \"(uid={user}\"\n".into(),
+            "auth[0].filter",
+        ),
+        (
+            "an ldap [[auth]] with bad group permissions",
+            "[[auth]]\ntype = \"ldap\"\nurl = \"ldap://127.0.0.1:1\"\nbase_dn = \"dc=example,dc=org\"\nhome_template = \"/srv/{user}\"\ngroup_permissions = { \"cn=ro,dc=example,dc=org\" = \"elrq\" }\n".into(),
+            "auth[0].group_permissions",
+        ),
+        (
+            "an ldap [[auth]] with bad default permissions",
+            "[[auth]]\ntype = \"ldap\"\nurl = \"ldap://127.0.0.1:1\"\nbase_dn = \"dc=example,dc=org\"\nhome_template = \"/srv/{user}\"\npermissions = \"x\"\n".into(),
+            "auth[0].permissions",
+        ),
+        (
+            "an ldap [[auth]] bind_dn without a password",
+            "[[auth]]\ntype = \"ldap\"\nurl = \"ldap://127.0.0.1:1\"\nbase_dn = \"dc=example,dc=org\"\nhome_template = \"/srv/{user}\"\nbind_dn = \"cn=svc,dc=example,dc=org\"\n".into(),
+            "auth[0].bind_password",
+        ),
+        (
+            "an ldap [[auth]] ca_file without TLS",
+            "[[auth]]\ntype = \"ldap\"\nurl = \"ldap://127.0.0.1:1\"\nbase_dn = \"dc=example,dc=org\"\nhome_template = \"/srv/{user}\"\nca_file = \"/dev/null\"\n".into(),
+            "auth[0].ca_file: is for ldaps://",
+        ),
+        (
+            "an ldap [[auth]] with a missing ca_file",
+            "[[auth]]\ntype = \"ldap\"\nurl = \"ldaps://127.0.0.1:1\"\nbase_dn = \"dc=example,dc=org\"\nhome_template = \"/srv/{user}\"\nca_file = \"no-such-ca.pem\"\n".into(),
+            "auth[0].ca_file: cannot read",
+        ),
+        (
+            "an ldap [[auth]] with a ca_file holding no certificate",
+            "[[auth]]\ntype = \"ldap\"\nurl = \"ldaps://127.0.0.1:1\"\nbase_dn = \"dc=example,dc=org\"\nhome_template = \"/srv/{user}\"\nca_file = \"/dev/null\"\n".into(),
+            "auth[0].ca_file",
+        ),
+        (
+            "an ldap [[auth]] with a zero timeout",
+            "[[auth]]\ntype = \"ldap\"\nurl = \"ldap://127.0.0.1:1\"\nbase_dn = \"dc=example,dc=org\"\nhome_template = \"/srv/{user}\"\ntimeout_secs = 0\n".into(),
+            "auth[0].timeout_secs",
+        ),
+        (
+            "an ldap [[auth]] with a negative connect timeout",
+            "[[auth]]\ntype = \"ldap\"\nurl = \"ldap://127.0.0.1:1\"\nbase_dn = \"dc=example,dc=org\"\nhome_template = \"/srv/{user}\"\nconnect_timeout_secs = -1.0\n".into(),
+            "auth[0].connect_timeout_secs",
+        ),
+        (
+            "an ldap [[auth]] with no pool",
+            "[[auth]]\ntype = \"ldap\"\nurl = \"ldap://127.0.0.1:1\"\nbase_dn = \"dc=example,dc=org\"\nhome_template = \"/srv/{user}\"\npool_size = 0\n".into(),
+            "auth[0].pool_size",
+        ),
+        (
+            "an ldap [[auth]] caching for a week",
+            "[[auth]]\ntype = \"ldap\"\nurl = \"ldap://127.0.0.1:1\"\nbase_dn = \"dc=example,dc=org\"\nhome_template = \"/srv/{user}\"\ncache_secs = 604800\n".into(),
+            "auth[0].cache_secs",
+        ),
+        (
+            "an ldap [[auth]] with an empty name_attribute",
+            "[[auth]]\ntype = \"ldap\"\nurl = \"ldap://127.0.0.1:1\"\nbase_dn = \"dc=example,dc=org\"\nhome_template = \"/srv/{user}\"\nname_attribute = \"\"\n".into(),
+            "auth[0].name_attribute",
+        ),
+        (
+            "an ldap [[auth]] with an unknown key",
+            "[[auth]]\ntype = \"ldap\"\nurl = \"ldap://127.0.0.1:1\"\nbase_dn = \"dc=example,dc=org\"\nhome_template = \"/srv/{user}\"\ngroup_attribute = \"memberOf\"\n".into(),
+            "group_attribute",
+        ),
+        (
+            "an ldap [[auth]] with s3:// homes and no [storage.s3]",
+            "[[auth]]\ntype = \"ldap\"\nurl = \"ldap://127.0.0.1:1\"\nbase_dn = \"dc=example,dc=org\"\nhome_template = \"s3://bucket/{user}\"\n".into(),
+            "auth[0].home_template: an s3:// home needs a [storage.s3] section",
+        ),
+        (
+            "a PAM service that is no file name",
+            "[[auth]]\ntype = \"pam\"\nservice = \"../shadow\"\n".into(),
+            "auth[0].service",
+        ),
+        (
+            "a PAM entry with an empty home template",
+            "[[auth]]\ntype = \"pam\"\nhome_template = \" \"\n".into(),
+            "auth[0].home_template",
+        ),
+        (
+            "a PAM entry with bad permissions",
+            "[[auth]]\ntype = \"pam\"\npermissions = \"elrq\"\n".into(),
+            "auth[0].permissions",
+        ),
+        (
+            "a PAM entry with no concurrency",
+            "[[auth]]\ntype = \"pam\"\nconcurrency = 0\n".into(),
+            "auth[0].concurrency",
+        ),
+        (
+            "a PAM entry with a zero timeout",
+            "[[auth]]\ntype = \"pam\"\ntimeout_secs = 0\n".into(),
+            "auth[0].timeout_secs",
+        ),
+        (
+            "a PAM entry with an unknown key",
+            "[[auth]]\ntype = \"pam\"\nservise = \"ftp\"\n".into(),
+            "servise",
+        ),
+        (
+            "a PAM entry with a quota of no files",
+            "[[auth]]\ntype = \"pam\"\nquota_files = 0\n".into(),
+            "auth[0].quota_files",
+        ),
+        (
+            "a user's quota of no files",
+            user("quota_files = 0"),
+            "users[0].quota_files",
+        ),
+        (
+            "a user's quota of files that is no number",
+            user("quota_files = \"many\""),
+            "quota_files",
+        ),
+        (
             "unknown log format",
             "[log]\nformat = \"xml\"\n".into(),
             "unknown variant `xml`",
@@ -392,6 +532,46 @@ fn serve_refuses_every_config_check_config_refuses_with_the_same_error() {
             "[admin]\nlisten = [\"127.0.0.1:9100\"]\nbind = 1\n".into(),
             "bind",
         ),
+        (
+            "a drain past its limit",
+            "[server]\ndrain_secs = 3600\n".into(),
+            "server.drain_secs must be at most 300",
+        ),
+        (
+            "PROXY protocol without trusted networks",
+            "[server.proxy_protocol]\ntrusted = []\n".into(),
+            "server.proxy_protocol: trusted: name at least one network",
+        ),
+        (
+            "PROXY protocol with a bad trusted network",
+            "[server.proxy_protocol]\ntrusted = [\"10.0.0.0/40\"]\n".into(),
+            "server.proxy_protocol: trusted[0]",
+        ),
+        (
+            "PROXY protocol with an unknown data mode",
+            "[server.proxy_protocol]\ntrusted = [\"10.0.0.1\"]\ndata = \"sometimes\"\n".into(),
+            "server.proxy_protocol: data: must be \"required\" or \"off\"",
+        ),
+        (
+            "PROXY protocol with a zero header timeout",
+            "[server.proxy_protocol]\ntrusted = [\"10.0.0.1\"]\nheader_timeout_ms = 0\n".into(),
+            "server.proxy_protocol: header_timeout_ms must be greater than zero",
+        ),
+        (
+            "PROXY protocol with a tiny header cap",
+            "[server.proxy_protocol]\ntrusted = [\"10.0.0.1\"]\nmax_header_bytes = 100\n".into(),
+            "server.proxy_protocol: max_header_bytes must be from 232 to 65551",
+        ),
+        (
+            "PROXY protocol with an unknown key",
+            "[server.proxy_protocol]\ntrusted = [\"10.0.0.1\"]\nversion = 2\n".into(),
+            "version",
+        ),
+        (
+            "PROXY protocol with passive port sharing",
+            "[server]\npassive_ports = \"40000-40010\"\npassive_port_sharing = true\n\n[server.proxy_protocol]\ntrusted = [\"10.0.0.1\"]\n".into(),
+            "server.passive_port_sharing cannot be used with server.proxy_protocol",
+        ),
     ];
     for (i, (what, text, expected)) in cases.iter().enumerate() {
         let path = dir.path().join(format!("bad{i}.toml"));
@@ -438,6 +618,13 @@ fn a_good_config_is_accepted_by_both() {
 passive_ports = "40000-40100"
 max_file_size = "1G"
 listing_time_zone = "UTC"
+drain_secs = 1
+
+[server.proxy_protocol]
+trusted = ["10.0.0.10", "fd00::/64"]
+data = "off"
+header_timeout_ms = 2000
+max_header_bytes = 8192
 
 [log]
 level = "warn"

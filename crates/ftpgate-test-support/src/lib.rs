@@ -1,8 +1,11 @@
 //! Test helpers shared by ftpgate's crates.
 //!
+//! - [`fleet`]: two ftpgate nodes behind HAProxy (`contrib/haproxy.cfg`) on loopback.
 //! - [`garage`]: starts a real single-node Garage S3 server for tests of S3 storage.
 //! - [`azurite`]: starts Azurite, the Azure Blob Storage emulator, for tests of Azure storage.
 //! - [`webdav`]: starts `rclone serve webdav` for tests of WebDAV storage.
+//! - [`slapd`]: starts Debian's OpenLDAP server with a minimal configuration, for tests of
+//!   LDAP logins.
 //! - [`storage_suite`](mod@storage_suite): the behaviour every
 //!   [`Storage`](ftpgate_core::Storage) backend must have, as one test per case through the
 //!   [`storage_suite!`] macro.
@@ -12,8 +15,10 @@
 #![deny(missing_docs)]
 
 pub mod azurite;
+pub mod fleet;
 pub mod garage;
 #[cfg(feature = "server")]
 pub mod server;
+pub mod slapd;
 pub mod storage_suite;
 pub mod webdav;

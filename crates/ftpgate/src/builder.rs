@@ -37,6 +37,7 @@ pub struct UserSpec {
     home: Option<PathBuf>,
     permissions: String,
     quota_bytes: Option<u64>,
+    quota_files: Option<u64>,
     tls_required: bool,
     limits: ftpgate_core::UserLimits,
 }
@@ -69,6 +70,7 @@ impl UserSpec {
             home: None,
             permissions: "elradfmwMT".into(),
             quota_bytes: None,
+            quota_files: None,
             tls_required: false,
             limits: ftpgate_core::UserLimits::default(),
         }
@@ -99,6 +101,12 @@ impl UserSpec {
     /// Most bytes the user's files may take.
     pub fn quota_bytes(mut self, bytes: u64) -> Self {
         self.quota_bytes = Some(bytes);
+        self
+    }
+
+    /// Most files the user may have (replacing a file does not count; deleting frees a place).
+    pub fn quota_files(mut self, files: u64) -> Self {
+        self.quota_files = Some(files);
         self
     }
 
@@ -238,6 +246,20 @@ impl Builder {
     /// Ports for passive data connections (open them in the firewall). Default: any.
     pub fn passive_ports(mut self, ports: RangeInclusive<u16>) -> Self {
         self.config.passive_ports = Some(ports);
+        self
+    }
+
+    /// Behind a TCP load balancer: connections from its addresses start with a PROXY header
+    /// (v1 or v2) naming the client (see [`ProxyProtocol`](crate::ProxyProtocol)).
+    pub fn proxy_protocol(mut self, settings: crate::ProxyProtocol) -> Self {
+        self.config.proxy_protocol = Some(settings);
+        self
+    }
+
+    /// On shutdown, keep accepting connections this long first, so a load balancer sees the
+    /// drain (see [`ServerConfig::drain`]).
+    pub fn drain(mut self, drain: Duration) -> Self {
+        self.config.drain = drain;
         self
     }
 
@@ -429,6 +451,7 @@ fn file_auth(
             permissions: PermissionMap::uniform(permissions),
             tls_required: user.tls_required,
             quota_bytes: user.quota_bytes,
+            quota_files: user.quota_files,
             limits: user.limits,
         });
     }

@@ -10,6 +10,7 @@ use ftpgate_proto::Features;
 use crate::address::{PassiveAddressResolver, PassiveAddressRule};
 use crate::guard::LoginGuardConfig;
 use crate::listing::ListingTimeZone;
+use crate::proxy::{MAX_PROXY_HEADER_BYTES, MIN_PROXY_HEADER_BYTES, ProxyProtocol};
 use crate::tls::TlsConfig;
 
 /// Entries a listing sorts by default: about 2 MB of names and metadata at most, sorted in a
@@ -73,6 +74,13 @@ pub struct ServerConfig {
     pub login_message: Option<String>,
     /// On shutdown, how long running transfers may take to finish.
     pub shutdown_grace: Duration,
+    /// On shutdown, how long the listeners keep accepting (and serving) new connections
+    /// before they close, so a load balancer has time to see the node drain (the daemon's
+    /// `/readyz` answers 503 from the start) and stop sending clients. 0 closes them at once.
+    pub drain: Duration,
+    /// Behind a TCP load balancer: the PROXY protocol on connections from its addresses.
+    /// `None` (the default): no connection carries a header.
+    pub proxy_protocol: Option<ProxyProtocol>,
     /// FTPS: AUTH TLS on the listen addresses, and implicit TLS on `implicit_tls_listen`.
     pub tls: Option<TlsConfig>,
     /// Addresses for implicit FTPS (TLS from the first byte, usually port 990).
@@ -129,6 +137,8 @@ impl Default for ServerConfig {
             banner: "ftpgate ready".to_string(),
             login_message: None,
             shutdown_grace: Duration::from_secs(30),
+            drain: Duration::ZERO,
+            proxy_protocol: None,
             tls: None,
             implicit_tls_listen: Vec::new(),
             login_guard: LoginGuardConfig::default(),
@@ -199,6 +209,18 @@ pub enum ConfigError {
     /// A listing sort limit that could hold too much memory.
     #[error("listing_sort_limit must be at most {MAX_LISTING_SORT_LIMIT}")]
     SortLimitTooLarge,
+    /// The PROXY protocol with no trusted address.
+    #[error("proxy_protocol.trusted must name at least one network")]
+    ProxyWithoutTrusted,
+    /// A PROXY header size cap outside what the protocol needs.
+    #[error(
+        "proxy_protocol.max_header_bytes must be from {MIN_PROXY_HEADER_BYTES} to {MAX_PROXY_HEADER_BYTES}"
+    )]
+    ProxyHeaderSize,
+    /// Passive port sharing tells sessions apart by source address, which a load balancer
+    /// hides.
+    #[error("passive_port_sharing cannot be used with proxy_protocol")]
+    SharingBehindProxy,
 }
 
 impl ServerConfig {
@@ -242,6 +264,8 @@ impl ServerConfig {
                 self.max_connections_per_ip != new.max_connections_per_ip,
             ),
             ("shutdown_grace", self.shutdown_grace != new.shutdown_grace),
+            ("drain", self.drain != new.drain),
+            ("proxy_protocol", self.proxy_protocol != new.proxy_protocol),
             (
                 "login_guard",
                 debug_differs(&self.login_guard, &new.login_guard),
@@ -308,6 +332,21 @@ impl ServerConfig {
         }
         if self.listing_sort_limit > MAX_LISTING_SORT_LIMIT {
             return Err(ConfigError::SortLimitTooLarge);
+        }
+        if let Some(proxy) = &self.proxy_protocol {
+            if proxy.trusted.is_empty() {
+                return Err(ConfigError::ProxyWithoutTrusted);
+            }
+            if !(MIN_PROXY_HEADER_BYTES..=MAX_PROXY_HEADER_BYTES).contains(&proxy.max_header_bytes)
+            {
+                return Err(ConfigError::ProxyHeaderSize);
+            }
+            if proxy.header_timeout.is_zero() {
+                return Err(ConfigError::Zero("proxy_protocol.header_timeout"));
+            }
+            if self.passive_port_sharing {
+                return Err(ConfigError::SharingBehindProxy);
+            }
         }
         Ok(())
     }

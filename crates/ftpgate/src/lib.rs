@@ -145,6 +145,7 @@ mod live;
 mod metrics;
 mod passive;
 mod policy;
+mod proxy;
 mod server;
 mod session_context;
 mod sessions;
@@ -188,6 +189,7 @@ pub use live::VirtualHost;
 pub use metrics::Metrics;
 /// The metrics library [`Metrics`] registers into (`prometheus-client`), at the engine's version.
 pub use prometheus_client;
+pub use proxy::{MAX_PROXY_HEADER_BYTES, MIN_PROXY_HEADER_BYTES, ProxyData, ProxyProtocol};
 pub use server::{BoundServer, ReloadHandle, Server};
 pub use sessions::{SessionId, SessionInfo, SessionsHandle, TransferInfo};
 pub use tls::{SessionReuse, TlsConfig};

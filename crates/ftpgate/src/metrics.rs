@@ -53,9 +53,11 @@ pub(crate) enum Rejection {
     PerIp = 1,
     Banned = 2,
     Tls = 3,
+    /// A trusted peer sent no valid PROXY header (or an untrusted one sent a header).
+    ProxyHeader = 4,
 }
 
-const REJECTIONS: [&str; 4] = ["max_connections", "per_ip", "banned", "tls"];
+const REJECTIONS: [&str; 5] = ["max_connections", "per_ip", "banned", "tls", "proxy_header"];
 
 /// Which deadline ended a session or a transfer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,7 +73,7 @@ const TIMEOUTS: [&str; 3] = ["idle", "login", "data"];
 pub struct Metrics {
     connections: Family<Labels, Counter>,
     pub(crate) connections_active: Gauge,
-    rejected: [Counter; 4],
+    rejected: [Counter; 5],
     /// `[result ok/failed][method password/anonymous]`.
     logins: [[Counter; 2]; 2],
     pub(crate) login_duration: Histogram,

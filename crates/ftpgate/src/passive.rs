@@ -38,6 +38,7 @@ use tracing::{debug, warn};
 
 use crate::config::ServerConfig;
 use crate::metrics::{Metrics, PortInUse};
+use crate::proxy::{self, Proxied, ProxyData, ProxyProtocol};
 
 /// Connections a passive listener may have waiting to be accepted.
 const BACKLOG: u32 = 64;
@@ -46,6 +47,8 @@ const BACKLOG: u32 = 64;
 /// `ftpgate_passive_ports_in_use` until it is accepted or dropped.
 pub(crate) struct Passive {
     endpoint: Endpoint,
+    /// Behind a load balancer: what its data connections carry.
+    proxy: Option<Arc<ProxyProtocol>>,
     _in_use: PortInUse,
 }
 
@@ -64,6 +67,7 @@ impl Passive {
         sharing: &PortSharing,
         local_ip: IpAddr,
         client: IpAddr,
+        proxy: Option<&Arc<ProxyProtocol>>,
         metrics: Option<&Metrics>,
     ) -> io::Result<(Passive, u16)> {
         let opened = Self::open_endpoint(config, sharing, local_ip, client);
@@ -71,6 +75,7 @@ impl Passive {
             Ok((endpoint, port)) => Ok((
                 Passive {
                     endpoint,
+                    proxy: proxy.cloned(),
                     _in_use: PortInUse::new(metrics),
                 },
                 port,
@@ -102,10 +107,13 @@ impl Passive {
         Ok((Endpoint::Own(listener), port))
     }
 
-    /// Waits for the data connection from the client's own host.
-    pub(crate) async fn accept(self, peer_ip: IpAddr) -> io::Result<TcpStream> {
+    /// Waits for the data connection from the client's own host (or, behind a load balancer,
+    /// the one it relays for the client).
+    pub(crate) async fn accept(self, client_ip: IpAddr) -> io::Result<TcpStream> {
         match self.endpoint {
-            Endpoint::Own(listener) => accept_from(&listener, peer_ip).await,
+            Endpoint::Own(listener) => {
+                accept_from(&listener, client_ip, self.proxy.as_deref()).await
+            }
             Endpoint::Shared(wait) => wait.connection().await,
         }
     }
@@ -154,13 +162,40 @@ fn open_own(config: &ServerConfig, local_ip: IpAddr) -> io::Result<TcpListener> 
 
 /// Accepts the first connection from the client's own host; connections from anyone else are
 /// closed and the listener keeps waiting for the real client.
-async fn accept_from(listener: &TcpListener, peer_ip: IpAddr) -> io::Result<TcpStream> {
+///
+/// Behind a load balancer, a connection from a trusted address is the client's when its PROXY
+/// header names the client's host (`data = "required"`; the header is consumed here, before
+/// any TLS handshake), or at once (`data = "off"`: TLS session reuse is then what ties it to
+/// the session). A header is read within its timeout while the listener waits, so a slow one
+/// delays only this session's data connection.
+async fn accept_from(
+    listener: &TcpListener,
+    client_ip: IpAddr,
+    proxy: Option<&ProxyProtocol>,
+) -> io::Result<TcpStream> {
     loop {
-        let (stream, from) = listener.accept().await?;
-        if same_host(from.ip(), peer_ip) {
-            return Ok(stream);
+        let (mut stream, from) = listener.accept().await?;
+        match proxy.filter(|p| p.trusts(from.ip())) {
+            None if same_host(from.ip(), client_ip) => return Ok(stream),
+            None => {
+                warn!(%from, expected = %client_ip, "refused a data connection from a foreign address");
+            }
+            Some(settings) if settings.data == ProxyData::Off => return Ok(stream),
+            Some(settings) => match proxy::read_header(&mut stream, settings).await {
+                Ok(Proxied::Client { source, .. }) if same_host(source.ip(), client_ip) => {
+                    return Ok(stream);
+                }
+                Ok(Proxied::Client { source, .. }) => {
+                    warn!(%from, client = %source, expected = %client_ip, "refused a data connection relayed for a foreign address");
+                }
+                Ok(Proxied::Local) => {
+                    warn!(%from, "refused a data connection whose PROXY header names no client");
+                }
+                Err(e) => {
+                    warn!(%from, error = %e, "refused a data connection without a valid PROXY header");
+                }
+            },
         }
-        warn!(%from, expected = %peer_ip, "refused a data connection from a foreign address");
     }
 }
 

@@ -12,6 +12,7 @@ use ftpgate_core::{Authenticator, StorageFactory};
 use ftpgate_proto::Reply;
 use ftpgate_proto::hostport::canonical;
 use ftpgate_proto::reply::ReplyCode;
+use prometheus_client::metrics::counter::Counter;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::Semaphore;
@@ -28,6 +29,7 @@ use crate::limits::Quotas;
 use crate::live::{Live, VirtualHost};
 use crate::metrics::{Metrics, Rejection};
 use crate::passive::PortSharing;
+use crate::proxy::{self, Origin, Proxied};
 use crate::session_context::SessionContext;
 use crate::sessions::{Registry, SessionsHandle};
 use crate::threads::SessionThreads;
@@ -185,6 +187,7 @@ impl Server {
             hosts: self.hosts,
         }));
         let connections = Arc::new(Semaphore::new(self.config.max_connections));
+        let proxy_protocol = self.config.proxy_protocol.clone().map(Arc::new);
         let sessions = Arc::new(SessionContext {
             config: self.config,
             live,
@@ -200,6 +203,7 @@ impl Server {
             events,
             metrics: self.metrics,
             sessions: Arc::new(Registry::default()),
+            proxy: proxy_protocol,
         });
         let shared = Arc::new(Shared {
             sessions,
@@ -274,6 +278,16 @@ impl BoundServer {
                 .refresh_loop(shared.sessions.graceful.clone()),
         );
         shutdown.cancelled().await;
+        let drain = shared.sessions.config.drain;
+        if !drain.is_zero() {
+            // Still serving, so the load balancer (which sees `/readyz` turn 503) can take
+            // this node out before it refuses anyone.
+            info!(
+                seconds = drain.as_secs_f64(),
+                "draining: still accepting connections while the load balancer takes this node out"
+            );
+            tokio::time::sleep(drain).await;
+        }
         info!("shutting down: no new connections; waiting for transfers to finish");
         shared.sessions.graceful.cancel();
         refresh.abort();
@@ -332,15 +346,11 @@ async fn refuse(mut stream: TcpStream, text: &str) {
 
 async fn accept_loop(listener: TcpListener, implicit_tls: bool, shared: Arc<Shared>) {
     let mut backoff = Duration::from_millis(10);
-    let metrics = shared.sessions.metrics.clone();
-    let accepted = metrics
+    let accepted = shared
+        .sessions
+        .metrics
         .as_ref()
         .map(|m| m.connections_of(listener.local_addr().ok(), implicit_tls));
-    let rejected = |why| {
-        if let Some(m) = &metrics {
-            m.rejected(why);
-        }
-    };
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(conn) => {
@@ -355,45 +365,104 @@ async fn accept_loop(listener: TcpListener, implicit_tls: bool, shared: Arc<Shar
                 continue;
             }
         };
-        if let Some(left) = shared
-            .sessions
-            .login_guard
-            .banned_for(canonical(peer.ip()), std::time::Instant::now())
-        {
-            warn!(%peer, seconds_left = left.as_secs(), "connection refused: address banned after failed logins");
-            rejected(Rejection::Banned);
-            tokio::spawn(refuse(
-                stream,
-                "Too many failed logins from your address; try again later",
-            ));
-            continue;
-        }
-        let Ok(permit) = shared.connections.clone().try_acquire_owned() else {
-            warn!(%peer, "connection refused: server full");
-            rejected(Rejection::MaxConnections);
-            tokio::spawn(refuse(stream, "Too many connections; try again later"));
-            continue;
-        };
-        let Some(slot) = take_ip_slot(&shared, canonical(peer.ip())) else {
-            warn!(%peer, "connection refused: too many connections from this address");
-            rejected(Rejection::PerIp);
-            tokio::spawn(refuse(stream, "Too many connections from your address"));
-            continue;
-        };
-        if let Some(accepted) = &accepted {
-            accepted.inc();
-        }
-        let sessions = shared.sessions.clone();
-        let session = move |stream| async move {
-            control::run(sessions, stream, peer, implicit_tls).await;
-            drop(slot);
-            drop(permit);
-        };
-        match &shared.session_threads {
-            Some(threads) => threads.spawn_connection(&shared.tasks, stream, session),
-            None => {
-                shared.tasks.spawn(session(stream));
+        let proxy = shared.sessions.proxy.clone();
+        match proxy.filter(|p| p.trusts(peer.ip())) {
+            // A load balancer's connection: its header names the client. Read in a task of
+            // its own, so a slow header holds up no other connection.
+            Some(settings) => {
+                let (shared2, accepted) = (shared.clone(), accepted.clone());
+                shared.tasks.spawn(async move {
+                    let mut stream = stream;
+                    let origin = match proxy::read_header(&mut stream, &settings).await {
+                        Ok(Proxied::Client {
+                            source,
+                            destination,
+                        }) => Origin {
+                            client: source,
+                            dialled: Some(destination),
+                            via: Some(peer),
+                        },
+                        Ok(Proxied::Local) => Origin {
+                            client: peer,
+                            dialled: None,
+                            via: Some(peer),
+                        },
+                        Err(e) => {
+                            warn!(%peer, error = %e, "connection refused: no valid PROXY header from a trusted address");
+                            if let Some(m) = &shared2.sessions.metrics {
+                                m.rejected(Rejection::ProxyHeader);
+                            }
+                            return;
+                        }
+                    };
+                    admit(&shared2, stream, origin, implicit_tls, accepted.as_ref());
+                });
             }
+            None => {
+                let origin = Origin {
+                    client: peer,
+                    dialled: None,
+                    via: None,
+                };
+                admit(&shared, stream, origin, implicit_tls, accepted.as_ref());
+            }
+        }
+    }
+}
+
+/// Starts a session for a connection from `origin.client`, unless that address is banned or
+/// a connection limit is reached (421 then).
+fn admit(
+    shared: &Arc<Shared>,
+    stream: TcpStream,
+    origin: Origin,
+    implicit_tls: bool,
+    accepted: Option<&Counter>,
+) {
+    let rejected = |why| {
+        if let Some(m) = &shared.sessions.metrics {
+            m.rejected(why);
+        }
+    };
+    let client = origin.client;
+    if let Some(left) = shared
+        .sessions
+        .login_guard
+        .banned_for(canonical(client.ip()), std::time::Instant::now())
+    {
+        warn!(%client, seconds_left = left.as_secs(), "connection refused: address banned after failed logins");
+        rejected(Rejection::Banned);
+        tokio::spawn(refuse(
+            stream,
+            "Too many failed logins from your address; try again later",
+        ));
+        return;
+    }
+    let Ok(permit) = shared.connections.clone().try_acquire_owned() else {
+        warn!(%client, "connection refused: server full");
+        rejected(Rejection::MaxConnections);
+        tokio::spawn(refuse(stream, "Too many connections; try again later"));
+        return;
+    };
+    let Some(slot) = take_ip_slot(shared, canonical(client.ip())) else {
+        warn!(%client, "connection refused: too many connections from this address");
+        rejected(Rejection::PerIp);
+        tokio::spawn(refuse(stream, "Too many connections from your address"));
+        return;
+    };
+    if let Some(accepted) = accepted {
+        accepted.inc();
+    }
+    let sessions = shared.sessions.clone();
+    let session = move |stream| async move {
+        control::run(sessions, stream, origin, implicit_tls).await;
+        drop(slot);
+        drop(permit);
+    };
+    match &shared.session_threads {
+        Some(threads) => threads.spawn_connection(&shared.tasks, stream, session),
+        None => {
+            shared.tasks.spawn(session(stream));
         }
     }
 }

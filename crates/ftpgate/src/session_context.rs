@@ -17,6 +17,7 @@ use crate::live::Live;
 use crate::metrics::Metrics;
 use crate::passive::PortSharing;
 use crate::policy::Policy;
+use crate::proxy::ProxyProtocol;
 use crate::sessions::Registry;
 use crate::tls::ServerTls;
 use crate::transfer::TransferShared;
@@ -51,6 +52,8 @@ pub(crate) struct SessionContext {
     pub(crate) metrics: Option<Arc<Metrics>>,
     /// The live sessions.
     pub(crate) sessions: Arc<Registry>,
+    /// The PROXY protocol settings, behind a load balancer.
+    pub(crate) proxy: Option<Arc<ProxyProtocol>>,
 }
 
 impl SessionContext {

@@ -520,3 +520,33 @@ fn a_stalled_tls_handshake_is_dropped() {
         "the implicit listener drops a silent client"
     );
 }
+
+#[test]
+fn implicit_tls_behind_a_load_balancer_reads_the_proxy_header_first() {
+    let (server_config, cert) = tls_server_config();
+    let mut options = Options::default();
+    options.config.tls = Some(TlsConfig::new(server_config));
+    options.config.implicit_tls_listen = vec!["127.0.0.1:0".parse().unwrap()];
+    options.config.proxy_protocol = Some(ftpgate::ProxyProtocol::new(vec![
+        "127.0.0.4/32".parse().unwrap(),
+    ]));
+    let server = TestServer::start_with(options);
+    let client = tls_client_config(&cert);
+    let mut tcp = connect_from("127.0.0.4", server.implicit_addrs[0]);
+    tcp.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    // The header, then at once the ClientHello: the header's bytes alone are consumed.
+    tcp.write_all(b"PROXY TCP4 127.0.0.9 127.0.0.1 40000 990\r\n")
+        .unwrap();
+    let mut control = TlsControl {
+        reader: BufReader::new(wrap(&client, tcp)),
+    };
+    assert_eq!(control.reply().0, 220);
+    control.login();
+    let clients: Vec<SocketAddr> = server
+        .sessions
+        .snapshot()
+        .iter()
+        .map(|s| s.client)
+        .collect();
+    assert_eq!(clients, vec!["127.0.0.9:40000".parse().unwrap()]);
+}

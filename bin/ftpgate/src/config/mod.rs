@@ -21,11 +21,18 @@ use anyhow::{Context, Result, anyhow};
 use serde::Deserialize;
 
 pub(crate) use admin::{AdminSection, AdminSettings};
-pub(crate) use auth::{AuthSection, CertPassword, cert_map, check_auth_list, http_authenticator};
+#[cfg(feature = "pam")]
+pub(crate) use auth::pam_authenticator;
+pub(crate) use auth::{
+    AuthSection, CertPassword, PamPlan, cert_map, check_auth_list, http_authenticator,
+    ldap_authenticator, pam_plan,
+};
 pub(crate) use dal::{OpendalSection, WebdavSection};
 pub(crate) use hooks::{HookSection, PLACEHOLDERS, Piece, ResultFilter, template_pieces};
 pub(crate) use log::{LogFormat, LogSection, Rotate, TransferLogFormat, file_parts, log_filter};
-pub(crate) use server::{FeaturesSection, ServerSection, parse_listen, parse_port_range};
+pub(crate) use server::{
+    DEFAULT_DRAIN_SECS_WITH_ADMIN, FeaturesSection, ServerSection, parse_listen, parse_port_range,
+};
 pub(crate) use storage::{DurabilitySetting, S3Section, SiteChmod, StorageKind, StorageSection};
 pub(crate) use tls::TlsSection;
 pub(crate) use users::{
@@ -87,7 +94,7 @@ impl ConfigFile {
         toml::from_str(text).map_err(|e| anyhow!("{e}"))
     }
 
-    /// Makes the relative paths of the file (local homes, TLS files, GCS credentials)
+    /// Makes the relative paths of the file (local homes, TLS files, GCS credentials, LDAP CAs)
     /// relative to `base`, the folder of the config file, not to the working directory.
     fn resolve_paths(&mut self, base: &Path) {
         let join = |path: &mut PathBuf| {
@@ -142,6 +149,13 @@ impl ConfigFile {
         .flatten()
         {
             join(path);
+        }
+        for auth in &mut self.auth {
+            if let AuthSection::Ldap(ldap) = auth {
+                if let Some(path) = &mut ldap.ca_file {
+                    join(path);
+                }
+            }
         }
     }
 }

@@ -31,6 +31,11 @@ pub(crate) struct ServerSection {
     pub(crate) login_timeout_secs: u64,
     pub(crate) data_timeout_secs: u64,
     pub(crate) shutdown_grace_secs: u64,
+    /// On SIGTERM, seconds the listeners keep serving new connections (while `/readyz` says
+    /// 503) before they close. Default: 2 with an `[admin]` listener, 0 without one.
+    pub(crate) drain_secs: Option<u64>,
+    /// `[server.proxy_protocol]`: behind a TCP load balancer.
+    pub(crate) proxy_protocol: Option<ProxyProtocolSection>,
     pub(crate) max_line_length: usize,
     pub(crate) max_login_failures: u32,
     /// The 220 greeting; several lines make a multi-line reply.
@@ -60,6 +65,88 @@ pub(crate) struct ServerSection {
     pub(crate) run_as: Option<String>,
     /// Threads sessions run on, each session on one of them; 0: tokio's work-stealing runtime.
     pub(crate) session_threads: usize,
+}
+
+/// `[server.proxy_protocol]`: the load balancers that send PROXY headers.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ProxyProtocolSection {
+    /// Networks (`ADDRESS/PREFIX`, or one address) whose connections must start with a header.
+    pub(crate) trusted: Vec<String>,
+    /// What passive data connections from them carry: "required" (a header) or "off".
+    #[serde(default = "default_proxy_data")]
+    pub(crate) data: String,
+    /// Milliseconds a trusted peer may take to send its header.
+    #[serde(default = "default_proxy_header_timeout_ms")]
+    pub(crate) header_timeout_ms: u64,
+    /// The longest header accepted, TLVs included.
+    #[serde(default = "default_proxy_max_header_bytes")]
+    pub(crate) max_header_bytes: usize,
+}
+
+fn default_proxy_data() -> String {
+    "required".to_string()
+}
+
+fn default_proxy_header_timeout_ms() -> u64 {
+    ftpgate::ProxyProtocol::default().header_timeout.as_millis() as u64
+}
+
+fn default_proxy_max_header_bytes() -> usize {
+    ftpgate::ProxyProtocol::default().max_header_bytes
+}
+
+/// The drain of a daemon with an admin listener, when `drain_secs` is not set: long enough for
+/// a load balancer checking `/readyz` every second to see the 503.
+pub(crate) const DEFAULT_DRAIN_SECS_WITH_ADMIN: u64 = 2;
+/// The longest drain accepted: it is meant to be a few health-check intervals.
+const MAX_DRAIN_SECS: u64 = 300;
+
+impl ProxyProtocolSection {
+    pub(crate) fn to_engine(&self) -> Result<ftpgate::ProxyProtocol> {
+        let mut trusted = Vec::new();
+        for (i, text) in self.trusted.iter().enumerate() {
+            trusted.push(parse_network(text).with_context(|| format!("trusted[{i}]"))?);
+        }
+        if trusted.is_empty() {
+            bail!("trusted: name at least one network (the load balancers' addresses)");
+        }
+        let data = match self.data.as_str() {
+            "required" => ftpgate::ProxyData::Required,
+            "off" => ftpgate::ProxyData::Off,
+            other => bail!("data: must be \"required\" or \"off\", not {other:?}"),
+        };
+        if self.header_timeout_ms == 0 {
+            bail!("header_timeout_ms must be greater than zero");
+        }
+        if !(ftpgate::MIN_PROXY_HEADER_BYTES..=ftpgate::MAX_PROXY_HEADER_BYTES)
+            .contains(&self.max_header_bytes)
+        {
+            bail!(
+                "max_header_bytes must be from {} to {}",
+                ftpgate::MIN_PROXY_HEADER_BYTES,
+                ftpgate::MAX_PROXY_HEADER_BYTES
+            );
+        }
+        Ok(ftpgate::ProxyProtocol {
+            trusted,
+            data,
+            header_timeout: Duration::from_millis(self.header_timeout_ms),
+            max_header_bytes: self.max_header_bytes,
+        })
+    }
+}
+
+/// `ADDRESS/PREFIX`, or a bare address for one host.
+fn parse_network(text: &str) -> Result<ftpgate::IpNet> {
+    let text = text.trim();
+    match text.parse::<ftpgate::IpNet>() {
+        Ok(net) => Ok(net),
+        Err(_) => match text.parse::<IpAddr>() {
+            Ok(ip) => Ok(ftpgate::IpNet::from(ip)),
+            Err(_) => bail!("{text:?} is not a network such as \"10.0.0.0/8\""),
+        },
+    }
 }
 
 /// One of `server.passive_address_rules`: `{ cidr = "10.0.0.0/8", address = "10.1.2.3" }`.
@@ -181,6 +268,8 @@ impl Default for ServerSection {
             login_timeout_secs: d.login_timeout.as_secs(),
             data_timeout_secs: d.data_timeout.as_secs(),
             shutdown_grace_secs: d.shutdown_grace.as_secs(),
+            drain_secs: None,
+            proxy_protocol: None,
             max_line_length: d.max_line_length,
             max_login_failures: d.max_login_failures,
             banner: d.banner,
@@ -265,6 +354,19 @@ impl ServerSection {
         if self.passive_port_sharing && passive_ports.is_none() {
             bail!("server.passive_port_sharing needs server.passive_ports (a port range)");
         }
+        let proxy_protocol = match &self.proxy_protocol {
+            Some(section) => Some(section.to_engine().context("server.proxy_protocol")?),
+            None => None,
+        };
+        if proxy_protocol.is_some() && self.passive_port_sharing {
+            bail!(
+                "server.passive_port_sharing cannot be used with server.proxy_protocol (sessions \
+                 would be told apart by the load balancer's address)"
+            );
+        }
+        if self.drain_secs.is_some_and(|secs| secs > MAX_DRAIN_SECS) {
+            bail!("server.drain_secs must be at most {MAX_DRAIN_SECS}");
+        }
         let config = ServerConfig {
             listen,
             passive_ports,
@@ -289,6 +391,8 @@ impl ServerSection {
             banner: self.banner.clone(),
             login_message: self.login_message.clone(),
             shutdown_grace: Duration::from_secs(self.shutdown_grace_secs),
+            drain: Duration::from_secs(self.drain_secs.unwrap_or(0)),
+            proxy_protocol,
             tls: None,
             implicit_tls_listen: Vec::new(),
             login_guard: ftpgate::LoginGuardConfig {
@@ -431,6 +535,43 @@ mod tests {
         assert!(parse_listen("nonsense").is_err());
         assert_eq!(parse_port_range("50000-50010").unwrap(), 50000..=50010);
         assert!(parse_port_range("5-").is_err());
+    }
+
+    #[test]
+    fn proxy_protocol_settings() {
+        let config = ConfigFile::parse(
+            r#"
+[server]
+drain_secs = 4
+
+[server.proxy_protocol]
+trusted = ["10.0.0.10", "fd00::/64"]
+data = "off"
+"#,
+        )
+        .unwrap()
+        .server
+        .to_server_config()
+        .unwrap();
+        assert_eq!(config.drain, Duration::from_secs(4));
+        let proxy = config.proxy_protocol.unwrap();
+        assert_eq!(
+            proxy.trusted,
+            vec![
+                "10.0.0.10/32".parse::<ftpgate::IpNet>().unwrap(),
+                "fd00::/64".parse().unwrap()
+            ]
+        );
+        assert_eq!(proxy.data, ftpgate::ProxyData::Off);
+        assert_eq!(proxy.header_timeout, Duration::from_secs(5));
+        assert_eq!(proxy.max_header_bytes, 4096);
+        let plain = ConfigFile::parse("[server]\n")
+            .unwrap()
+            .server
+            .to_server_config()
+            .unwrap();
+        assert_eq!(plain.proxy_protocol, None);
+        assert_eq!(plain.drain, Duration::ZERO);
     }
 
     #[test]

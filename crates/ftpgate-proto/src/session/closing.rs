@@ -36,6 +36,12 @@ impl Session {
         self.close_with("Session ended by the server's administrator; closing connection")
     }
 
+    /// A direct connection to a server behind a load balancer began with a PROXY header: the
+    /// peer is not one trusted to send it, so the header is a forgery and is not believed.
+    pub fn handle_forged_proxy_header(&mut self) -> Reply {
+        self.close_with("PROXY header from an address not trusted to send one; closing connection")
+    }
+
     fn close_with(&mut self, text: &str) -> Reply {
         self.closing = true;
         Reply::new(ReplyCode::ServiceNotAvailable, text)
@@ -75,6 +81,14 @@ mod tests {
 
     fn wire(reply: &crate::Reply) -> String {
         String::from_utf8(reply.encode()).unwrap()
+    }
+
+    #[test]
+    fn a_forged_proxy_header_closes_the_session() {
+        let mut s = session();
+        let reply = s.handle_forged_proxy_header();
+        assert!(wire(&reply).starts_with("421 PROXY header from an address not trusted"));
+        assert!(s.wants_close());
     }
 
     #[test]

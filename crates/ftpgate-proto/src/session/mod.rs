@@ -64,6 +64,9 @@ use crate::reply_map::reply_for;
 pub struct SessionConfig {
     /// Whether PORT and EPRT are accepted.
     pub active_mode: bool,
+    /// The control connection came through a load balancer (PROXY protocol): PORT and EPRT
+    /// are refused, since the server cannot reach the client through it.
+    pub proxied: bool,
     /// The lowest port PORT/EPRT may name (1024 keeps the server from being a bounce to
     /// privileged services).
     pub min_active_port: u16,
@@ -84,6 +87,7 @@ impl Default for SessionConfig {
     fn default() -> Self {
         SessionConfig {
             active_mode: true,
+            proxied: false,
             min_active_port: 1024,
             max_login_failures: 3,
             tls: TlsPolicy::default(),

@@ -93,6 +93,12 @@ impl Session {
                 "Active mode is disabled; use PASV or EPSV",
             );
         }
+        if self.config.proxied {
+            return reply(
+                ReplyCode::NotImplemented,
+                "Active mode is not available through the load balancer; use PASV or EPSV",
+            );
+        }
         if self.epsv_all {
             return reply(ReplyCode::BadSequence, "EPSV ALL in effect; use EPSV");
         }

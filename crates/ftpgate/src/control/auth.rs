@@ -30,7 +30,7 @@ impl Control {
                 .any(|a| a.eq_ignore_ascii_case(user));
             metrics.login(result.is_ok(), anonymous, began.elapsed());
         }
-        let ip = canonical(self.peer.ip());
+        let ip = canonical(self.client.ip());
         Ok(match result {
             Ok(_) => {
                 self.ctx.login_guard.success(ip);
@@ -83,7 +83,7 @@ impl Control {
             None => (self.live.auth.clone(), self.live.storage.clone(), ""),
         };
         let request = LoginRequest::new(user, password)
-            .with_addresses(self.peer, self.local)
+            .with_addresses(self.client, self.dialled)
             .with_tls(
                 matches!(self.stream, crate::tls::Stream::Tls(_)),
                 &self.client_certificates,
@@ -93,7 +93,7 @@ impl Control {
         match auth.authenticate(&request).await {
             Ok(found) => match storage.open(&found) {
                 Ok(storage) => {
-                    let client = self.peer.ip();
+                    let client = self.client.ip();
                     if let Some(reason) = found.limits.refusal(client, std::time::SystemTime::now())
                     {
                         warn!(user = found.name.as_str(), reason, "login refused");
@@ -110,7 +110,7 @@ impl Control {
                     self.user_slot = Some(slot);
                     self.throttles = self.ctx.policy.throttles(host, &found, client);
                     info!(user = found.name.as_str(), "login");
-                    let (name, client) = (found.name.clone(), self.peer.ip());
+                    let (name, client) = (found.name.clone(), self.client.ip());
                     let session = self.entry.id;
                     self.ctx.events.emit(|| Event::Login {
                         session,
@@ -126,8 +126,9 @@ impl Control {
                         .for_user(host, &found, storage.as_ref())
                         .await;
                     let mut capabilities = storage.capabilities();
-                    // With a quota, the space left is known whatever the storage can tell.
-                    capabilities.available_space |= self.quota.is_some();
+                    // With a quota of bytes, the space left is known whatever the storage can tell.
+                    capabilities.available_space |=
+                        self.quota.as_ref().is_some_and(|q| q.limit().is_some());
                     self.storage = Some(storage);
                     Ok(SessionUser {
                         name: found.name,
@@ -143,11 +144,19 @@ impl Control {
             },
             Err(AuthError::Unavailable(why)) => {
                 error!(user, reason = %why, "login not decided: the authenticator is unavailable");
+                let client = self.client.ip();
+                let session = self.entry.id;
+                self.ctx.events.emit(|| Event::LoginUnavailable {
+                    session,
+                    user: user.to_string(),
+                    client,
+                    reason: why,
+                });
                 Err(LoginFailure::Unavailable)
             }
             Err(e) => {
                 warn!(user, reason = %e, "login failed");
-                let client = self.peer.ip();
+                let client = self.client.ip();
                 let session = self.entry.id;
                 self.ctx.events.emit(|| Event::LoginFailed {
                     session,

@@ -37,7 +37,7 @@ use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use tracing::{Instrument, Span, debug, info, info_span};
+use tracing::{Instrument, Span, debug, info, info_span, warn};
 
 use crate::control_socket::ControlSocket;
 use crate::events::Event;
@@ -47,11 +47,18 @@ use crate::live::{Live, VirtualHost};
 use crate::metrics::{Rejection, Timeout};
 use crate::passive::Passive;
 use crate::policy::{SessionSlot, SessionThrottles};
+use crate::proxy::{self, Origin};
 use crate::session_context::SessionContext;
 use crate::sessions::SessionEntry;
 use crate::tls::{SessionTls, Stream};
 
 use log::loggable;
+
+/// During shutdown a session is closed (421) once it has been this long without a command or
+/// a transfer: an idle session at once, a client in the middle of its dialogue (logged in, about
+/// to send RETR) after it finishes, so a client that connected just before the listeners
+/// closed still gets its file. A session that never pauses is ended by the grace period.
+const SHUTDOWN_QUIET: Duration = Duration::from_millis(500);
 
 /// A transfer, run by its session's own task next to the control connection (no task spawned
 /// and no thread woken per transfer: a small file costs a few microseconds less each way).
@@ -76,8 +83,17 @@ struct Control {
     tls: Option<Arc<SessionTls>>,
     decoder: LineDecoder,
     session: Session,
-    peer: SocketAddr,
+    /// The client: the peer, or behind a load balancer the source its PROXY header named.
+    /// Every limit, ban, check, log line, metric and event uses this address.
+    client: SocketAddr,
+    /// The socket's own address (passive listeners bind here).
     local: SocketAddr,
+    /// The address the client dialled: `local`, or the PROXY header's destination (PASV
+    /// announces it when no rule or public host says otherwise).
+    dialled: SocketAddr,
+    /// A direct connection on a server that takes PROXY headers: a header in its first bytes
+    /// is a forgery, and closes it. Cleared after the first read.
+    check_forged_header: bool,
     storage: Option<Arc<dyn Storage>>,
     /// The passive endpoint of the next transfer (a listener, or a place in a shared port's
     /// queue); dropped as soon as the session no longer expects a passive connection.
@@ -147,9 +163,10 @@ async fn transfer_ended(
 pub(crate) async fn run(
     ctx: Arc<SessionContext>,
     stream: TcpStream,
-    peer: SocketAddr,
+    origin: Origin,
     implicit_tls: bool,
 ) {
+    let client = origin.client;
     let Ok(local) = stream.local_addr() else {
         return;
     };
@@ -161,18 +178,23 @@ pub(crate) async fn run(
             return;
         }
     };
-    let registration = ctx.sessions.register(peer, local);
+    let dialled = origin.dialled.unwrap_or(local);
+    let registration = ctx.sessions.register(client, local);
     let entry = registration.entry.clone();
     let _active = ctx.metrics.as_ref().map(|m| {
         m.connections_active.inc();
         ActiveConnection(m.connections_active.clone())
     });
-    let span = info_span!("session", client = %peer, id = %entry.id);
+    let span = info_span!("session", client = %client, id = %entry.id);
     async move {
-        info!(implicit_tls, "connected");
+        match origin.via {
+            Some(proxy) => info!(implicit_tls, %proxy, "connected"),
+            None => info!(implicit_tls, "connected"),
+        }
         let live = ctx.live.load_full();
         let config = SessionConfig {
             active_mode: live.config.active_mode,
+            proxied: origin.via.is_some(),
             min_active_port: live.config.min_active_port,
             max_login_failures: live.config.max_login_failures,
             tls: match &ctx.config.tls {
@@ -190,15 +212,18 @@ pub(crate) async fn run(
         };
         let now = Instant::now();
         let shared_rate = live.config.max_commands_per_second;
+        let check_forged_header = origin.via.is_none() && ctx.proxy.is_some();
         let mut control = Control {
             decoder: LineDecoder::new(live.config.max_line_length),
             live,
-            session: Session::new(config, peer, local),
+            session: Session::new(config, client, dialled),
             ctx,
             stream: Stream::Plain(stream),
             tls: None,
-            peer,
+            client,
             local,
+            dialled,
+            check_forged_header,
             storage: None,
             passive: None,
             transfer: None,
@@ -298,7 +323,10 @@ impl Control {
             }
             return Ok(true);
         }
-        if self.shutting_down && self.transfer.is_none() {
+        if self.shutting_down
+            && self.transfer.is_none()
+            && self.last_activity + SHUTDOWN_QUIET <= Instant::now()
+        {
             let reply = self.session.handle_shutdown();
             return self.send(&[reply]).await.map(|()| false);
         }
@@ -318,6 +346,16 @@ impl Control {
         match wake {
             Wake::Read(Ok(0)) => return Ok(false),
             Wake::Read(Ok(n)) => {
+                if std::mem::take(&mut self.check_forged_header)
+                    && proxy::looks_like_header(&buf[..n])
+                {
+                    warn!("a PROXY header from an address not trusted to send one; closing");
+                    if let Some(metrics) = &self.ctx.metrics {
+                        metrics.rejected(Rejection::ProxyHeader);
+                    }
+                    let reply = self.session.handle_forged_proxy_header();
+                    return self.send(&[reply]).await.map(|()| false);
+                }
                 self.decoder.feed(&buf[..n]);
                 self.fresh_input = true;
             }
@@ -327,10 +365,12 @@ impl Control {
                 self.send(&[reply]).await?;
             }
             Wake::TransferEnded(outcome) => {
+                self.last_activity = Instant::now();
                 let replies = self.transfer_ended(outcome);
                 self.send(&replies).await?;
             }
             Wake::Shutdown => self.shutting_down = true,
+            Wake::Timeout if self.shutting_down => {}
             Wake::Timeout => {
                 if let Some(metrics) = &self.ctx.metrics {
                     metrics.timeout(if self.session.is_logged_in() {
@@ -353,6 +393,9 @@ impl Control {
     fn deadline(&self) -> Option<Instant> {
         if self.transfer.is_some() {
             return None;
+        }
+        if self.shutting_down {
+            return Some(self.last_activity + SHUTDOWN_QUIET);
         }
         let idle = self.last_activity + self.live.config.idle_timeout;
         if self.session.is_logged_in() {
@@ -454,7 +497,7 @@ impl Control {
 
     fn emit_logout(&self) {
         if let Some(user) = self.session.user_name() {
-            let (user, client, session) = (user.to_string(), self.peer.ip(), self.entry.id);
+            let (user, client, session) = (user.to_string(), self.client.ip(), self.entry.id);
             self.ctx.events.emit(|| Event::Logout {
                 session,
                 user,

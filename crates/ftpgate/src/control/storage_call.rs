@@ -23,7 +23,7 @@ impl Control {
                 .await
                 .map(|()| StorageOutcome::Done),
             StorageOp::Delete(path) => {
-                // With a quota, the freed bytes are counted back.
+                // With a quota, the freed bytes (and the file's place) are counted back.
                 let size = match &self.quota {
                     Some(_) => storage.metadata(path).await.map(|m| m.size).unwrap_or(0),
                     None => 0,
@@ -37,10 +37,24 @@ impl Control {
                 }
                 result
             }
-            StorageOp::Rename { from, to } => storage
-                .rename(from, to)
-                .await
-                .map(|()| StorageOutcome::Done),
+            StorageOp::Rename { from, to } => {
+                // A file renamed over another replaces it: with a quota, the replaced file's
+                // bytes and place are counted back.
+                let replaced = match &self.quota {
+                    Some(_) => storage.metadata(to).await.ok().filter(|m| m.is_file()),
+                    None => None,
+                };
+                let result = storage
+                    .rename(from, to)
+                    .await
+                    .map(|()| StorageOutcome::Done);
+                if let (Ok(_), Some(quota), Some(replaced)) = (&result, &self.quota, replaced) {
+                    if from != to {
+                        quota.removed(replaced.size);
+                    }
+                }
+                result
+            }
             StorageOp::SetModified { path, time } => storage
                 .set_modified(path, *time)
                 .await
@@ -56,7 +70,7 @@ impl Control {
             StorageOp::Available(dir) => {
                 let free = storage.available_bytes(dir).await;
                 match &self.quota {
-                    Some(quota) => Ok(quota.available_of(free)),
+                    Some(quota) => quota.available_of(free),
                     None => free,
                 }
                 .map(StorageOutcome::Available)

@@ -22,7 +22,7 @@ impl Control {
             .ok_or_else(|| io::Error::other("TLS is not configured"))?;
         let tls = Arc::new(
             server_tls
-                .session(self.peer.ip())
+                .session(self.client.ip())
                 .map_err(io::Error::other)?,
         );
         self.tls = Some(tls.clone());

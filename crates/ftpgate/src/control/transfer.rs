@@ -33,12 +33,15 @@ impl Control {
             &self.ctx.config,
             &self.ctx.port_sharing,
             self.local.ip(),
-            self.peer.ip(),
+            self.client.ip(),
+            self.ctx.proxy.as_ref(),
             self.ctx.metrics.as_deref(),
         ) {
             Ok((passive, port)) => {
                 self.passive = Some(passive);
-                let ip = self.ctx.advertised_ipv4(self.peer.ip(), self.local.ip());
+                let ip = self
+                    .ctx
+                    .advertised_ipv4(self.client.ip(), self.dialled.ip());
                 Ok((ip, port))
             }
             Err(e) => {
@@ -77,7 +80,7 @@ impl Control {
             limits,
             tls,
             passive: self.passive.take(),
-            peer_ip: self.peer.ip(),
+            peer_ip: self.client.ip(),
             local_ip: self.local.ip(),
             active_source_port: self.ctx.active_source_port(self.local.port()),
             data_timeout: self.live.config.data_timeout,

@@ -222,6 +222,31 @@ fn active_mode_can_be_disabled() {
 }
 
 #[test]
+fn active_mode_is_refused_through_a_load_balancer() {
+    let mut s = Session::new(
+        SessionConfig {
+            proxied: true,
+            ..SessionConfig::default()
+        },
+        "192.0.2.7:40000".parse().unwrap(),
+        "198.51.100.1:21".parse().unwrap(),
+    );
+    s.handle_line(b"USER a");
+    s.handle_line(b"PASS b");
+    s.handle_auth_result(Ok(SessionUser {
+        name: "a".into(),
+        permissions: PermissionMap::uniform(Permissions::ALL),
+        tls_required: false,
+        capabilities: Capabilities::default(),
+    }));
+    let refusal = s.handle_line(b"PORT 192,0,2,7,4,1");
+    assert_eq!(code(&refusal), 502);
+    assert!(text(&refusal).contains("load balancer"));
+    assert_eq!(code(&s.handle_line(b"EPRT |1|192.0.2.7|2000|")), 502);
+    assert_eq!(s.handle_line(b"EPSV"), Step::OpenPassive { extended: true });
+}
+
+#[test]
 fn epsv_all_refuses_other_setups() {
     let mut s = logged_in();
     assert_eq!(code(&s.handle_line(b"EPSV ALL")), 200);
