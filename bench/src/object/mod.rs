@@ -81,6 +81,8 @@ pub(crate) struct Bed {
     pub(crate) garage: garage::Garage,
     pub(crate) work: PathBuf,
     ftpgate: PathBuf,
+    /// `ftpgate hash-password` of [`PASSWORD`].
+    password_hash: String,
 }
 
 impl Bed {
@@ -89,43 +91,29 @@ impl Bed {
         format!("store:{}/{path}", self.garage.bucket)
     }
 
-    /// Starts ftpgate serving `s3://BUCKET/PREFIX/` with the default settings but for the
-    /// per-address session cap (in the way of a hundred sessions from one address) and, for
+    /// Starts ftpgate serving `s3://BUCKET/PREFIX/` as a production server is set up: one
+    /// `[[users]]` entry with an argon2id hash (nothing hashed at start), default settings but
+    /// the per-address session cap (in the way of a hundred sessions from one address) and, for
     /// `resume`, kept partial uploads (which cost a look for one at each upload's start).
     pub(crate) fn daemon(&self, prefix: &str, keep_partial_uploads: bool) -> Result<Daemon> {
+        let g = &self.garage;
         let config = self.work.join(format!("ftpgate-{prefix}.toml"));
         std::fs::write(
             &config,
             format!(
-                "[server]\nmax_connections = 2000\nmax_connections_per_ip = 2000\n\n\
-                 [storage]\nkeep_partial_uploads = {keep_partial_uploads}\n"
+                "[server]\nlisten = [\"127.0.0.1:0\"]\nmax_connections = 2000\n\
+                 max_connections_per_ip = 2000\n\n\
+                 [storage]\nkeep_partial_uploads = {keep_partial_uploads}\n\n\
+                 [storage.s3]\nendpoint = \"{}\"\nregion = \"{}\"\nbucket = \"{}\"\n\
+                 access_key = \"{}\"\nsecret_key = \"{}\"\npath_style = true\n\n\
+                 [[users]]\nname = \"{USER}\"\npassword_hash = \"{}\"\nhome = \"s3://{}/{prefix}/\"\n",
+                g.endpoint, g.region, g.bucket, g.access_key, g.secret_key, self.password_hash, g.bucket
             ),
         )?;
-        let root = format!("s3://{}/{prefix}/", self.garage.bucket);
-        let g = &self.garage;
         Daemon::start(
             &self.ftpgate,
-            &[
-                "--config",
-                config.to_str().context("path")?,
-                "--listen",
-                "127.0.0.1:0",
-                "--user",
-                USER,
-                "--password",
-                PASSWORD,
-                "--root",
-                &root,
-                "--s3-endpoint",
-                &g.endpoint,
-                "--s3-region",
-                &g.region,
-            ],
-            &[
-                ("AWS_ACCESS_KEY_ID", &g.access_key),
-                ("AWS_SECRET_ACCESS_KEY", &g.secret_key),
-                ("RUST_LOG", "warn"),
-            ],
+            &["--config", config.to_str().context("path")?],
+            &[("RUST_LOG", "warn")],
         )
     }
 
@@ -274,10 +262,19 @@ pub(crate) fn run(options: &Options) -> Result<()> {
     let work = std::env::temp_dir().join(format!("ftpgate-bench-object-{}", std::process::id()));
     std::fs::create_dir_all(&work)?;
     let garage = garage::try_start().map_err(|e| anyhow::anyhow!("cannot start Garage: {e}"))?;
+    let ftpgate = std::path::absolute(&options.ftpgate)?;
+    let hashed = Command::new(&ftpgate)
+        .args(["hash-password", "--password", PASSWORD])
+        .output()
+        .with_context(|| format!("cannot run {}", ftpgate.display()))?;
+    if !hashed.status.success() {
+        bail!("ftpgate hash-password failed");
+    }
     let bed = Bed {
         garage,
         work: work.clone(),
-        ftpgate: std::path::absolute(&options.ftpgate)?,
+        ftpgate,
+        password_hash: String::from_utf8_lossy(&hashed.stdout).trim().to_string(),
     };
     let mut rows = Vec::new();
     let mut garage_cpu = Vec::new();

@@ -1,12 +1,15 @@
 //! The buffer an upload fills with one part's bytes: an anonymous memory mapping of its own.
 //!
-//! Parts are 5 MiB and up. A heap allocation of that size would, after the first few were
-//! freed, be served from the C allocator's per-thread arenas and stay resident once freed (glibc
-//! raises its mmap threshold to the largest block freed), each thread keeping its own: an upload
-//! with 4 parts of 8 MiB in flight then peaked at 91 MiB of resident memory instead of 72. A
-//! mapping is returned to the system the moment the last reference to it goes, so an upload
-//! holds at most (parts in flight + 1) part buffers, and nothing once it is over. Within an
-//! upload, buffers are reused from part to part (see `MultipartUpload::collect_one`).
+//! Parts are 5 MiB and up. Whether a heap allocation of that size gets a mapping of its own
+//! depends on glibc's mmap threshold, which starts at 128 KiB but rises to the size of any
+//! larger block freed: once something freed a bigger block (the daemon's quick-start user has
+//! its password hashed at start, freeing 19 MiB of argon2 memory), part buffers come from the
+//! per-thread arenas and stay resident there once freed, each thread keeping its own. An
+//! upload with 4 parts of 8 MiB in flight then peaked at 91 MiB of resident memory instead of
+//! 73. A mapping is returned to the system the moment the last reference to it goes, so an
+//! upload holds at most (parts in flight + 1) part buffers, and nothing once it is over,
+//! whatever the allocator did before. Within an upload, buffers are reused from part to part
+//! (see `MultipartUpload::collect_one`).
 
 use std::sync::Arc;
 
