@@ -55,6 +55,8 @@ pub(crate) struct Settings {
     pub(crate) homes: Vec<LocalHome>,
     /// The admin listener (`[admin]`), when it is on.
     pub(crate) admin: Option<AdminSettings>,
+    /// The fleet's shared state (`[state]`), when Redis is configured.
+    pub(crate) state: Option<config::StateSettings>,
     /// Problems that do not stop the server (a missing home: its user cannot log in).
     pub(crate) warnings: Vec<String>,
 }
@@ -179,6 +181,7 @@ impl Settings {
         let tls = TlsSetup::build(&file.tls, names)?;
 
         let (admin, admin_warning) = file.admin.build()?;
+        let state = file.state.build()?;
         let mut warnings: Vec<String> = homes
             .iter()
             .filter(|h| !h.create && !h.path.is_dir())
@@ -201,6 +204,7 @@ impl Settings {
             hosts,
             homes,
             admin,
+            state,
             warnings,
         })
     }

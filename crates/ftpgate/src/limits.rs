@@ -1,6 +1,12 @@
 //! Upload size limits and per-user quotas: every piece of quota bookkeeping (the registry of
 //! users' quotas, what an upload may write, what a commit, a COMB or a delete changes, the
 //! space AVBL reports). Uploads are held to them while the bytes arrive.
+//!
+//! A user's usage is measured from the storage once per process; with a
+//! [`SharedState`](crate::SharedState) it is kept in the shared store instead (seeded from a
+//! measurement when the store has none, read again before each upload and AVBL, and moved by
+//! every commit and delete), so that every node sharing the storage holds the user to the sum
+//! of all nodes' uploads. When the store does not answer, the process's own count is used.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -10,14 +16,39 @@ use ftpgate_core::{Storage, User};
 pub(crate) use ftpgate_proto::session::UploadLimit;
 use tracing::warn;
 
+use crate::state::SharedLink;
+
 /// The quotas of a server's users, shared by all of a user's sessions.
 #[derive(Default)]
 pub(crate) struct Quotas {
     /// By host and user name.
     by_user: Mutex<HashMap<String, Arc<Quota>>>,
+    shared: Option<Arc<SharedLink>>,
+}
+
+/// The usage `storage` reports, or 0 (logged) when it cannot tell.
+async fn measure(user: &str, storage: &dyn Storage) -> u64 {
+    match storage.used_bytes().await {
+        Ok(used) => used,
+        Err(e) => {
+            warn!(
+                user,
+                error = %e,
+                "cannot measure usage; counting the quota from zero"
+            );
+            0
+        }
+    }
 }
 
 impl Quotas {
+    pub(crate) fn new(shared: Option<Arc<SharedLink>>) -> Quotas {
+        Quotas {
+            by_user: Mutex::default(),
+            shared,
+        }
+    }
+
     /// The quota of `user` (of virtual host `host`, `""` for the server's own users), measured
     /// from its storage the first time.
     pub(crate) async fn for_user(
@@ -28,28 +59,41 @@ impl Quotas {
     ) -> Option<Arc<Quota>> {
         let limit = user.quota_bytes?;
         // Virtual hosts have users of their own: the same name on two hosts is two users.
-        let key = format!("{host}\0{}", user.name);
+        // (Host names hold no `/`.)
+        let key = format!("{host}/{}", user.name);
         // A reload may change the limit: then the usage is measured again.
-        if let Some(quota) = self.by_user.lock().ok()?.get(&key) {
-            if quota.limit() == limit {
-                return Some(quota.clone());
-            }
+        let cached = self
+            .by_user
+            .lock()
+            .ok()?
+            .get(&key)
+            .filter(|q| q.limit() == limit)
+            .cloned();
+        if let Some(quota) = cached {
+            quota.sync(&user.name, storage).await;
+            return Some(quota);
         }
-        let used = match storage.used_bytes().await {
-            Ok(used) => used,
-            Err(e) => {
-                warn!(user = user.name.as_str(), error = %e, "cannot measure usage; counting the quota from zero");
-                0
-            }
+        let shared = self.shared.clone().map(|link| (link, key.clone()));
+        let quota = Quota {
+            limit,
+            used: AtomicU64::new(0),
+            shared,
         };
-        let mut quotas = self.by_user.lock().ok()?;
-        let quota = quotas
-            .entry(key)
-            .or_insert_with(|| Arc::new(Quota::new(limit, used)));
-        if quota.limit() != limit {
-            *quota = Arc::new(Quota::new(limit, used));
+        if quota.shared.is_none() || !quota.sync(&user.name, storage).await {
+            quota
+                .used
+                .store(measure(&user.name, storage).await, Ordering::Relaxed);
         }
-        Some(quota.clone())
+        let mut quotas = self.by_user.lock().ok()?;
+        match quotas.get(&key) {
+            // Another session of the user got there first.
+            Some(first) if first.limit() == limit => Some(first.clone()),
+            _ => {
+                let quota = Arc::new(quota);
+                quotas.insert(key, quota.clone());
+                Some(quota)
+            }
+        }
     }
 }
 
@@ -58,14 +102,42 @@ impl Quotas {
 pub(crate) struct Quota {
     limit: u64,
     used: AtomicU64,
+    /// The shared store and the user's key in it.
+    shared: Option<(Arc<SharedLink>, String)>,
 }
 
 impl Quota {
+    #[cfg(test)]
     pub(crate) fn new(limit: u64, used: u64) -> Self {
         Quota {
             limit,
             used: AtomicU64::new(used),
+            shared: None,
         }
+    }
+
+    /// Takes the usage from the shared store, seeding it from a measurement of `storage` when
+    /// the store has none. Whether the store answered (else the count stays as it was).
+    pub(crate) async fn sync(&self, user: &str, storage: &dyn Storage) -> bool {
+        let Some((link, key)) = &self.shared else {
+            return false;
+        };
+        let used = match link.call("quota read", link.state.quota_used(key)).await {
+            Some(Some(used)) => used,
+            Some(None) => {
+                let measured = measure(user, storage).await;
+                match link
+                    .call("quota seed", link.state.seed_quota(key, measured))
+                    .await
+                {
+                    Some(used) => used,
+                    None => return false,
+                }
+            }
+            None => return false,
+        };
+        self.used.store(used, Ordering::Relaxed);
+        true
     }
 
     /// The most bytes the user's files may take.
@@ -79,8 +151,8 @@ impl Quota {
     }
 
     /// A file of `size` bytes was removed.
-    pub(crate) fn removed(&self, size: u64) {
-        self.resized(size, 0);
+    pub(crate) async fn removed(&self, size: u64) {
+        self.resized(size, 0).await;
     }
 
     /// The space AVBL reports: the smaller of the storage's free space (`free`) and what is
@@ -93,12 +165,22 @@ impl Quota {
     }
 
     /// A file grew from `old` to `new` bytes (or was removed: `new` = 0).
-    pub(crate) fn resized(&self, old: u64, new: u64) {
+    /// The shared store, if any, is told the difference.
+    pub(crate) async fn resized(&self, old: u64, new: u64) {
         let _ = self
             .used
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |used| {
                 Some(used.saturating_sub(old).saturating_add(new))
             });
+        if let Some((link, key)) = &self.shared {
+            let delta = i64::try_from(new)
+                .unwrap_or(i64::MAX)
+                .saturating_sub(i64::try_from(old).unwrap_or(i64::MAX));
+            if delta != 0 {
+                link.call("quota update", link.state.add_quota(key, delta))
+                    .await;
+            }
+        }
     }
 }
 
@@ -115,9 +197,9 @@ pub(crate) struct UploadLimits {
 
 impl UploadLimits {
     /// An upload (or COMB) committed: files of `replaced` bytes in all became one of `size`.
-    pub(crate) fn committed(&self, replaced: u64, size: u64) {
+    pub(crate) async fn committed(&self, replaced: u64, size: u64) {
         if let Some(quota) = &self.quota {
-            quota.resized(replaced, size);
+            quota.resized(replaced, size).await;
         }
     }
 
@@ -204,17 +286,17 @@ mod tests {
         assert!(UploadLimits::default().is_unlimited());
     }
 
-    #[test]
-    fn resizing_moves_usage() {
+    #[tokio::test]
+    async fn resizing_moves_usage() {
         let q = Quota::new(100, 10);
-        q.resized(0, 30);
+        q.resized(0, 30).await;
         assert_eq!(q.available(), 60);
-        q.resized(30, 0);
+        q.resized(30, 0).await;
         assert_eq!(q.available(), 90);
-        q.resized(500, 0);
+        q.resized(500, 0).await;
         assert_eq!(q.available(), 100);
-        q.resized(0, 40);
-        q.removed(15);
+        q.resized(0, 40).await;
+        q.removed(15).await;
         assert_eq!(q.available(), 75);
     }
 
@@ -226,15 +308,15 @@ mod tests {
         assert_eq!(q.available_of(Err(())), 70);
     }
 
-    #[test]
-    fn a_commit_moves_usage_only_with_a_quota() {
+    #[tokio::test]
+    async fn a_commit_moves_usage_only_with_a_quota() {
         let quota = Arc::new(Quota::new(100, 50));
         let limits = UploadLimits {
             quota: Some(quota.clone()),
             ..UploadLimits::default()
         };
-        limits.committed(20, 60);
+        limits.committed(20, 60).await;
         assert_eq!(quota.available(), 10);
-        UploadLimits::default().committed(20, 60);
+        UploadLimits::default().committed(20, 60).await;
     }
 }

@@ -11,6 +11,7 @@ mod dal;
 mod hooks;
 mod log;
 mod server;
+mod state;
 mod storage;
 mod tls;
 mod users;
@@ -26,6 +27,7 @@ pub(crate) use dal::{OpendalSection, WebdavSection};
 pub(crate) use hooks::{HookSection, PLACEHOLDERS, Piece, ResultFilter, template_pieces};
 pub(crate) use log::{LogFormat, LogSection, Rotate, TransferLogFormat, file_parts, log_filter};
 pub(crate) use server::{FeaturesSection, ServerSection, parse_listen, parse_port_range};
+pub(crate) use state::{StateSection, StateSettings};
 pub(crate) use storage::{DurabilitySetting, S3Section, SiteChmod, StorageKind, StorageSection};
 pub(crate) use tls::TlsSection;
 pub(crate) use users::{
@@ -63,6 +65,9 @@ pub(crate) struct ConfigFile {
     /// The operators' HTTP listener.
     #[serde(default)]
     pub(crate) admin: AdminSection,
+    /// State shared with the other nodes of a fleet (Redis).
+    #[serde(default)]
+    pub(crate) state: StateSection,
 }
 
 impl ConfigFile {

@@ -33,7 +33,7 @@ impl Control {
                     .await
                     .map(|()| StorageOutcome::Done);
                 if let (Ok(_), Some(quota)) = (&result, &self.quota) {
-                    quota.removed(size);
+                    quota.removed(size).await;
                 }
                 result
             }
@@ -56,7 +56,10 @@ impl Control {
             StorageOp::Available(dir) => {
                 let free = storage.available_bytes(dir).await;
                 match &self.quota {
-                    Some(quota) => Ok(quota.available_of(free)),
+                    Some(quota) => {
+                        quota.sync(user, storage.as_ref()).await;
+                        Ok(quota.available_of(free))
+                    }
                     None => free,
                 }
                 .map(StorageOutcome::Available)

@@ -65,6 +65,17 @@ impl Control {
         } else {
             None
         };
+        if let (Some(quota), true) = (
+            &self.quota,
+            matches!(
+                plan.kind,
+                TransferKind::Store { .. } | TransferKind::StoreUnique { .. }
+            ),
+        ) {
+            // Other nodes may have written since: take the fleet's usage.
+            let user = self.session.user_name().unwrap_or("");
+            quota.sync(user, storage.as_ref()).await;
+        }
         let limits = UploadLimits {
             max_file_size: self.live.config.max_file_size,
             quota: self.quota.clone(),

@@ -117,7 +117,7 @@ pub(super) async fn combine(
             warn!(part = %part, error = %e, "cannot remove a combined part");
         }
     }
-    ctx.limits.committed(old_target + freed, total);
+    ctx.limits.committed(old_target + freed, total).await;
     Ok(TransferOutcome::Complete { bytes: total })
 }
 

@@ -99,7 +99,7 @@ async fn receive_upload(
     }
     match upload.commit().await {
         Ok(size) => {
-            ctx.limits.committed(existing, size);
+            ctx.limits.committed(existing, size).await;
             Ok(TransferOutcome::Complete {
                 bytes: ctx.progress.load(Ordering::Relaxed),
             })
