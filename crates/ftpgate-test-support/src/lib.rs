@@ -3,6 +3,7 @@
 //! - [`garage`]: starts a real single-node Garage S3 server for tests of S3 storage.
 //! - [`garage_cluster`]: starts a real three-node Garage cluster (127.0.0.11-13, three copies,
 //!   consistent mode) whose nodes can be killed and restarted, for tests of a fleet.
+//! - [`redis`](mod@redis): a throwaway `redis-server` on a loopback port, for shared state.
 //! - [`azurite`]: starts Azurite, the Azure Blob Storage emulator, for tests of Azure storage.
 //! - [`webdav`]: starts `rclone serve webdav` for tests of WebDAV storage.
 //! - [`storage_suite`](mod@storage_suite): the behaviour every
@@ -16,6 +17,7 @@
 pub mod azurite;
 pub mod garage;
 pub mod garage_cluster;
+pub mod redis;
 #[cfg(feature = "server")]
 pub mod server;
 pub mod storage_suite;
