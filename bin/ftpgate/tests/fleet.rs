@@ -156,6 +156,24 @@ fn logins_keep_working_when_redis_is_gone_and_it_is_counted() {
     let before = counter(&metrics_page(&admin), "ftpgate_shared_state_failures_total");
     assert_eq!(before, 0.0, "Redis answered every request");
 
+    // Slow: Redis takes connections but answers nothing.
+    redis.pause();
+    let started = Instant::now();
+    let reply = login(a, "ann", "right");
+    assert!(
+        reply.starts_with("230"),
+        "a slow Redis delays, never refuses: {reply}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "each request waits timeout_ms at most: {:?}",
+        started.elapsed()
+    );
+    let slow = counter(&metrics_page(&admin), "ftpgate_shared_state_failures_total");
+    assert!(slow >= 1.0, "the timeouts are counted: {slow}");
+    redis.resume();
+
+    // Gone.
     redis.kill();
     let started = Instant::now();
     for _ in 0..3 {
@@ -168,7 +186,10 @@ fn logins_keep_working_when_redis_is_gone_and_it_is_counted() {
         started.elapsed()
     );
     let after = counter(&metrics_page(&admin), "ftpgate_shared_state_failures_total");
-    assert!(after >= 3.0, "every failed request is counted: {after}");
+    assert!(
+        after >= slow + 3.0,
+        "every failed request is counted: {after}"
+    );
 
     // The node's own guard still bans on its own.
     for _ in 0..2 {
@@ -181,7 +202,7 @@ fn logins_keep_working_when_redis_is_gone_and_it_is_counted() {
     let log = std::fs::read_to_string(dir.path().join("a/ftpgate.log")).unwrap();
     let warnings = log.matches("shared state unavailable").count();
     assert!(
-        (1..=3).contains(&warnings),
+        (1..=4).contains(&warnings),
         "the failures are logged, but not each one: {warnings} warnings\n{log}"
     );
 }

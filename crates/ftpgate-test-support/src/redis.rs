@@ -80,6 +80,37 @@ impl Redis {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// Stops the server with SIGSTOP (`resume` sends SIGCONT): its port still accepts
+    /// connections, but nothing answers: a slow Redis.
+    ///
+    /// # Panics
+    ///
+    /// If the signal cannot be sent.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Lets a paused server go on (SIGCONT).
+    ///
+    /// # Panics
+    ///
+    /// If the signal cannot be sent.
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, which: &str) {
+        let Some(server) = &self.server else {
+            return;
+        };
+        let status = Command::new("kill")
+            .arg(which)
+            .arg(server.id().to_string())
+            .status()
+            .unwrap_or_else(|e| panic!("cannot run kill: {e}"));
+        assert!(status.success(), "kill {which} failed");
+    }
+
     /// Kills the server (SIGKILL); its port is closed when this returns.
     pub fn kill(&mut self) {
         if let Some(mut server) = self.server.take() {
@@ -91,6 +122,7 @@ impl Redis {
 
 impl Drop for Redis {
     fn drop(&mut self) {
+        // A stopped process dies of SIGKILL all the same.
         self.kill();
     }
 }
