@@ -47,6 +47,11 @@ command -v man >/dev/null 2>&1 || missing+=(man-db)
 # The fleet tests share state in a redis-server of their own, on a free loopback port (never
 # the package's own service on 6379, which may or may not be running).
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+# PAM logins (the daemon's default `pam` feature) build against libpam's headers; the PAM
+# tests make users with useradd/chpasswd/usermod (passwd) and check them with pam_unix.
+[ -f /usr/include/security/pam_appl.h ] || missing+=(libpam0g-dev)
+command -v chpasswd >/dev/null 2>&1 || missing+=(passwd)
+compgen -G '/usr/lib/*/security/pam_unix.so' >/dev/null || missing+=(libpam-modules)
 if [ "${#missing[@]}" -gt 0 ]; then
     echo "installing: ${missing[*]}"
     apt_install "${missing[@]}"
@@ -124,6 +129,8 @@ step "cargo doc (every public item documented, no broken links; the library with
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --exclude ftpgate-bench --quiet
 RUSTDOCFLAGS="-D warnings" cargo doc -p ftpgate --no-deps --all-features --quiet
 cargo clippy -p ftpgate --no-default-features -- -D warnings
+# The daemon without PAM (for machines without libpam's headers) builds too.
+cargo clippy -p ftpgate-daemon --no-default-features -- -D warnings
 
 step "cargo package (each publishable crate packages: metadata, README, no files from outside it)"
 cargo package --workspace --exclude ftpgate-bench --exclude ftpgate-test-support --no-verify --allow-dirty --quiet
@@ -135,7 +142,12 @@ step "cargo build --manifest-path fuzz/Cargo.toml (fuzz targets build)"
 cargo build --manifest-path fuzz/Cargo.toml --locked
 
 step "cargo test --workspace"
-FTPGATE_REQUIRE_PROMTOOL=1 cargo test --workspace
+# The PAM tests need root (CI runs as root); they are skipped otherwise unless required.
+PAM_REQUIRED=()
+if [ "$(id -u)" -eq 0 ]; then
+    PAM_REQUIRED=(FTPGATE_REQUIRE_PAM=1)
+fi
+env "${PAM_REQUIRED[@]}" FTPGATE_REQUIRE_PROMTOOL=1 cargo test --workspace
 
 step "End-to-end tests (tests/e2e)"
 export FTPGATE_BIN="$REPO_ROOT/target/debug/ftpgate"

@@ -100,6 +100,7 @@ impl HookEvent {
         match event {
             Event::Login { .. } => "login",
             Event::LoginFailed { .. } => "login_failed",
+            Event::LoginUnavailable { .. } => "login_unavailable",
             Event::Logout { .. } => "logout",
             Event::Transfer(t) => match t.direction {
                 Direction::Upload => "upload",
@@ -136,6 +137,11 @@ impl HookEvent {
             | Event::Logout { user, client, .. } => {
                 e.user = Some(user.clone());
                 e.client = Some(client.to_string());
+            }
+            Event::LoginUnavailable { user, client, .. } => {
+                e.user = Some(user.clone());
+                e.client = Some(client.to_string());
+                e.reason = Some("unavailable");
             }
             Event::Transfer(t) => {
                 e.user = Some(t.user.clone());

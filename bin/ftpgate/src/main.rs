@@ -415,6 +415,7 @@ impl QuickStart {
                 permissions: PermissionMap::uniform(permissions),
                 tls_required: false,
                 quota_bytes: None,
+                quota_files: None,
                 limits: Default::default(),
             },
             s3: s3_section,

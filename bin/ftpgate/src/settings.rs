@@ -195,6 +195,7 @@ impl Settings {
             })
             .collect();
         warnings.extend(admin_warning);
+        warnings.extend(pam_warnings(file));
         Ok(Settings {
             server,
             tls,
@@ -226,6 +227,7 @@ fn auth_chain(file: &ConfigFile, users: FileAuthenticator) -> Result<Arc<dyn Aut
         let auth: Arc<dyn Authenticator> = match section {
             AuthSection::File(_) => users.clone(),
             AuthSection::Http(http) => Arc::new(config::http_authenticator(&key, http)?),
+            AuthSection::Pam(pam) => pam_authenticator(&key, config::pam_plan(&key, pam)?)?,
             AuthSection::Certificate(cert) => {
                 if file.tls.client_ca.is_none() {
                     bail!(
@@ -277,6 +279,42 @@ fn auth_chain(file: &ConfigFile, users: FileAuthenticator) -> Result<Arc<dyn Aut
             .rev()
             .fold(AuthChain::new(), |chain, (a, f)| chain.push(a, f)),
     ))
+}
+
+/// The PAM authenticator of a checked entry; a build without the `pam` feature refuses it.
+#[cfg(feature = "pam")]
+fn pam_authenticator(key: &str, plan: config::PamPlan) -> Result<Arc<dyn Authenticator>> {
+    Ok(Arc::new(config::pam_authenticator(key, plan)?))
+}
+
+#[cfg(not(feature = "pam"))]
+fn pam_authenticator(key: &str, _plan: config::PamPlan) -> Result<Arc<dyn Authenticator>> {
+    bail!(
+        "{key}: type = \"pam\" needs a build with the `pam` feature (libpam0g-dev at build time); this one was built without it"
+    )
+}
+
+/// What PAM entries need that the server may lack: root to check other users' passwords
+/// with `pam_unix`, which `run_as` gives up after start.
+fn pam_warnings(file: &ConfigFile) -> Vec<String> {
+    let Some(i) = file
+        .auth
+        .iter()
+        .position(|a| matches!(a, AuthSection::Pam(_)))
+    else {
+        return Vec::new();
+    };
+    let mut warnings = Vec::new();
+    if let Some(user) = &file.server.run_as {
+        warnings.push(format!(
+            "auth[{i}]: PAM checks passwords as server.run_as ({user:?}) after start: pam_unix can then check no other user's password (it reads /etc/shadow as root; its unix_chkpwd helper checks only the caller's own), so such logins fail; use a PAM stack that needs no root, or leave run_as out"
+        ));
+    } else if !nix::unistd::geteuid().is_root() {
+        warnings.push(format!(
+            "auth[{i}]: the server does not run as root: pam_unix can check no other user's password (it reads /etc/shadow as root; its unix_chkpwd helper checks only the caller's own), so such logins fail"
+        ));
+    }
+    warnings
 }
 
 /// Makes the missing homes whose owners have `create_home`.

@@ -6,9 +6,9 @@
 //! - `bans:IP`: how many bans the address earned; kept a week after the last one, so that
 //!   bans keep growing (`ban_growth`) across nodes.
 //! - `ban:IP`: present while the address is banned (its expiry is the ban's end).
-//! - `quota:HOST/USER`: the bytes a user's files take; seeded from a measurement by the first
-//!   node that needs it, moved by every commit and delete, expiring a day after it was seeded
-//!   (then measured again, which bounds any drift).
+//! - `quota:HOST/USER`: a hash of what a user's files take (`bytes`, `files`); seeded from a
+//!   measurement by the first node that needs it, moved (HINCRBY) by every commit, COMB and
+//!   delete, expiring a day after it was seeded (then measured again, which bounds any drift).
 //!
 //! Counting a failure and earning a ban is one Lua script, so two nodes cannot both count the
 //! threshold. Each request is short; the engine bounds it with `timeout_ms` and decides alone
@@ -18,7 +18,7 @@
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use ftpgate::{FailureCount, SharedState, StateError};
+use ftpgate::{FailureCount, QuotaUsage, SharedState, StateError};
 use ftpgate_core::async_trait;
 use redis::Script;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -47,18 +47,25 @@ end
 return {n, 0}
 ";
 
-/// KEYS: usage. ARGV: the measured usage, seconds to trust it. Returns the usage now.
+/// KEYS: usage. ARGV: the measured bytes and files, seconds to trust them. Returns the usage
+/// now {bytes, files}.
 const SEED_QUOTA: &str = r"
-redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2])
-return redis.call('GET', KEYS[1])
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  redis.call('HSET', KEYS[1], 'bytes', ARGV[1], 'files', ARGV[2])
+  redis.call('EXPIRE', KEYS[1], ARGV[3])
+end
+return redis.call('HMGET', KEYS[1], 'bytes', 'files')
 ";
 
-/// KEYS: usage. ARGV: bytes to add (negative to take). Only a known usage moves (a missing
-/// one is measured again by its next reader); it never goes below zero.
+/// KEYS: usage. ARGV: bytes and files to add (negative to take). Only a known usage moves (a
+/// missing one is measured again by its next reader); neither goes below zero.
 const ADD_QUOTA: &str = r"
 if redis.call('EXISTS', KEYS[1]) == 1 then
-  local v = redis.call('INCRBY', KEYS[1], ARGV[1])
-  if v < 0 then redis.call('SET', KEYS[1], 0, 'KEEPTTL') end
+  for i, field in ipairs({'bytes', 'files'}) do
+    if redis.call('HINCRBY', KEYS[1], field, ARGV[i]) < 0 then
+      redis.call('HSET', KEYS[1], field, 0)
+    end
+  end
 end
 return 0
 ";
@@ -206,31 +213,41 @@ impl SharedState for RedisState {
             .map_err(failed)
     }
 
-    async fn quota_used(&self, key: &str) -> Result<Option<u64>, StateError> {
+    async fn quota_used(&self, key: &str) -> Result<Option<QuotaUsage>, StateError> {
         let mut connection = self.connection().await?;
-        redis::cmd("GET")
+        let (bytes, files): (Option<u64>, Option<u64>) = redis::cmd("HMGET")
             .arg(self.key("quota", key))
+            .arg("bytes")
+            .arg("files")
             .query_async(&mut connection)
             .await
-            .map_err(failed)
+            .map_err(failed)?;
+        Ok(bytes.map(|bytes| QuotaUsage {
+            bytes,
+            files: files.unwrap_or(0),
+        }))
     }
 
-    async fn seed_quota(&self, key: &str, measured: u64) -> Result<u64, StateError> {
+    async fn seed_quota(&self, key: &str, measured: QuotaUsage) -> Result<QuotaUsage, StateError> {
         let mut connection = self.connection().await?;
-        self.seed_quota
+        let (bytes, files): (u64, u64) = self
+            .seed_quota
             .key(self.key("quota", key))
-            .arg(measured)
+            .arg(measured.bytes)
+            .arg(measured.files)
             .arg(QUOTA_TTL.as_secs())
             .invoke_async(&mut connection)
             .await
-            .map_err(failed)
+            .map_err(failed)?;
+        Ok(QuotaUsage { bytes, files })
     }
 
-    async fn add_quota(&self, key: &str, delta: i64) -> Result<(), StateError> {
+    async fn add_quota(&self, key: &str, bytes: i64, files: i64) -> Result<(), StateError> {
         let mut connection = self.connection().await?;
         self.add_quota
             .key(self.key("quota", key))
-            .arg(delta)
+            .arg(bytes)
+            .arg(files)
             .invoke_async::<()>(&mut connection)
             .await
             .map_err(failed)

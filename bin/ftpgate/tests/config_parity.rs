@@ -272,6 +272,51 @@ fn serve_refuses_every_config_check_config_refuses_with_the_same_error() {
             "auth[0].password",
         ),
         (
+            "a PAM service that is no file name",
+            "[[auth]]\ntype = \"pam\"\nservice = \"../shadow\"\n".into(),
+            "auth[0].service",
+        ),
+        (
+            "a PAM entry with an empty home template",
+            "[[auth]]\ntype = \"pam\"\nhome_template = \" \"\n".into(),
+            "auth[0].home_template",
+        ),
+        (
+            "a PAM entry with bad permissions",
+            "[[auth]]\ntype = \"pam\"\npermissions = \"elrq\"\n".into(),
+            "auth[0].permissions",
+        ),
+        (
+            "a PAM entry with no concurrency",
+            "[[auth]]\ntype = \"pam\"\nconcurrency = 0\n".into(),
+            "auth[0].concurrency",
+        ),
+        (
+            "a PAM entry with a zero timeout",
+            "[[auth]]\ntype = \"pam\"\ntimeout_secs = 0\n".into(),
+            "auth[0].timeout_secs",
+        ),
+        (
+            "a PAM entry with an unknown key",
+            "[[auth]]\ntype = \"pam\"\nservise = \"ftp\"\n".into(),
+            "servise",
+        ),
+        (
+            "a PAM entry with a quota of no files",
+            "[[auth]]\ntype = \"pam\"\nquota_files = 0\n".into(),
+            "auth[0].quota_files",
+        ),
+        (
+            "a user's quota of no files",
+            user("quota_files = 0"),
+            "users[0].quota_files",
+        ),
+        (
+            "a user's quota of files that is no number",
+            user("quota_files = \"many\""),
+            "quota_files",
+        ),
+        (
             "unknown log format",
             "[log]\nformat = \"xml\"\n".into(),
             "unknown variant `xml`",

@@ -216,7 +216,7 @@ fn a_quota_holds_on_what_both_nodes_wrote() {
     // 40 KB already there: measured once, by the first node that needs it.
     std::fs::write(home.join("old.bin"), pattern(40_000, 1)).unwrap();
     let body = format!(
-        "{}\n[[users]]\nname = \"ann\"\npassword_hash = \"{}\"\nhome = \"{}\"\nquota = \"100000\"\n",
+        "{}\n[[users]]\nname = \"ann\"\npassword_hash = \"{}\"\nhome = \"{}\"\nquota = \"100000\"\nquota_files = 4\n",
         guard_and_state(&redis.url),
         hash("right"),
         home.display()
@@ -242,16 +242,26 @@ fn a_quota_holds_on_what_both_nodes_wrote() {
     );
     let reply = on_b.upload("STOR b.bin", &pattern(25_000, 3));
     assert!(reply.starts_with("226"), "{reply}");
-    assert_eq!(
-        redis.cli(&["GET", "ftpgate:quota:/ann"]).trim(),
-        "95000",
-        "the fleet's count"
-    );
+    let usage = || redis.cli(&["HMGET", "ftpgate:quota:/ann", "bytes", "files"]);
+    assert_eq!(usage(), "95000\n3\n", "the fleet's count: bytes and files");
     // A delete on B frees space for A.
     assert!(on_b.ask("DELE old.bin").starts_with("250"));
     let reply = on_a.upload("STOR c.bin", &pattern(40_000, 4));
     assert!(reply.starts_with("226"), "{reply}");
-    assert_eq!(redis.cli(&["GET", "ftpgate:quota:/ann"]).trim(), "95000");
+    assert_eq!(usage(), "95000\n3\n");
+    // Files too: the fourth on B, then A (which alone saw three files at most) is refused a
+    // fifth.
+    let reply = on_b.upload("STOR d.bin", b"small");
+    assert!(reply.starts_with("226"), "{reply}");
+    let data = on_a.data();
+    let reply = on_a.ask("STOR e.bin");
+    let _ = data.shutdown(std::net::Shutdown::Both);
+    assert!(
+        reply.starts_with("552"),
+        "the quota of files counts what node B wrote: {reply}"
+    );
+    assert!(!home.join("e.bin").exists());
+    assert_eq!(usage(), "95005\n4\n");
 }
 
 /// `[storage]` over the cluster, through Garage node `garage_node`.

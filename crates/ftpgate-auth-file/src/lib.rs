@@ -41,6 +41,8 @@ pub struct UserEntry {
     pub tls_required: bool,
     /// Most bytes the user's files may take.
     pub quota_bytes: Option<u64>,
+    /// Most files the user may have.
+    pub quota_files: Option<u64>,
     /// Bandwidth, sessions, networks and validity.
     pub limits: ftpgate_core::UserLimits,
 }
@@ -61,6 +63,7 @@ impl UserEntry {
             permissions: PermissionMap::uniform(permissions),
             tls_required: false,
             quota_bytes: None,
+            quota_files: None,
             limits: Default::default(),
         }
     }
@@ -356,6 +359,7 @@ impl Authenticator for FileAuthenticator {
                     permissions: anon.permissions.clone(),
                     tls_required: false,
                     quota_bytes: None,
+                    quota_files: None,
                     limits: Default::default(),
                 });
             }
@@ -383,6 +387,7 @@ impl Authenticator for FileAuthenticator {
                 permissions: entry.permissions,
                 tls_required: entry.tls_required,
                 quota_bytes: entry.quota_bytes,
+                quota_files: entry.quota_files,
                 limits: entry.limits,
             }),
             (Some(_), false) => Err(AuthError::InvalidCredentials),

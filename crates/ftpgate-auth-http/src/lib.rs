@@ -13,8 +13,9 @@
 //!
 //! The answer decides:
 //! - `200` with `{"home": "/srv/ftp/ann", "permissions": "elr", "quota_bytes": 1000000,
-//!   "cache_secs": 60}` accepts (`home` is required; `permissions` defaults to all, as for
-//!   `[[users]]`; `quota_bytes` and `cache_secs` are optional);
+//!   "quota_files": 500, "cache_secs": 60}` accepts (`home` is required; `permissions`
+//!   defaults to all, as for `[[users]]`; `quota_bytes`, `quota_files` (most files) and
+//!   `cache_secs` are optional);
 //! - `401` or `403` rejects: a wrong password ([`AuthError::InvalidCredentials`]);
 //! - `404`: the service does not know the user ([`AuthError::UnknownUser`]; in a chain the next
 //!   authenticator is asked);
@@ -171,6 +172,7 @@ impl HttpAuthenticator {
         }
         let mut user = User::new(request.username(), accepted.home, permissions);
         user.quota_bytes = accepted.quota_bytes;
+        user.quota_files = accepted.quota_files;
         Ok((user, Duration::from_secs(accepted.cache_secs.unwrap_or(0))))
     }
 }
@@ -206,6 +208,8 @@ struct Accepted {
     permissions: Option<String>,
     #[serde(default)]
     quota_bytes: Option<u64>,
+    #[serde(default)]
+    quota_files: Option<u64>,
     #[serde(default)]
     cache_secs: Option<u64>,
 }

@@ -55,7 +55,7 @@ async fn answer(
     let (status, body) = match (user.as_str(), password.as_str()) {
         ("ann", "good") => (
             StatusCode::OK,
-            r#"{"home": "/srv/ann", "permissions": "elr", "quota_bytes": 1000, "cache_secs": 60}"#
+            r#"{"home": "/srv/ann", "permissions": "elr", "quota_bytes": 1000, "quota_files": 7, "cache_secs": 60}"#
                 .to_string(),
         ),
         ("ann", _) => (StatusCode::UNAUTHORIZED, String::new()),
@@ -124,6 +124,7 @@ async fn the_service_accepts_rejects_and_does_not_know() {
         ftpgate_core::PermissionMap::uniform(Permissions::parse("elr").unwrap())
     );
     assert_eq!(user.quota_bytes, Some(1000));
+    assert_eq!(user.quota_files, Some(7));
     assert_eq!(
         service.seen.authorization.lock().unwrap().as_deref(),
         Some("Bearer t0ken")

@@ -122,6 +122,9 @@ pub struct User {
     pub tls_required: bool,
     /// Most bytes the user's files may take, enforced while uploads arrive.
     pub quota_bytes: Option<u64>,
+    /// Most files the user may have: an upload that would make one more is refused;
+    /// replacing a file does not count, deleting one frees a place.
+    pub quota_files: Option<u64>,
     /// Bandwidth, sessions, networks and validity, enforced by the engine.
     pub limits: UserLimits,
 }
@@ -210,6 +213,7 @@ impl User {
             permissions: PermissionMap::uniform(permissions),
             tls_required: false,
             quota_bytes: None,
+            quota_files: None,
             limits: UserLimits::default(),
         }
     }

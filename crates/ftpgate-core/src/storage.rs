@@ -159,6 +159,15 @@ pub trait Storage: Send + Sync + 'static {
         ))
     }
 
+    /// Files under the root, for quotas by number of files. Backends that cannot tell keep
+    /// this default, and the count then starts from zero.
+    async fn used_files(&self) -> Result<u64, StorageError> {
+        Err(StorageError::new(
+            StorageErrorKind::Unsupported,
+            "this storage cannot count its files",
+        ))
+    }
+
     /// Which optional calls below this storage answers, so that commands needing a missing
     /// one are refused up front and left out of FEAT. The default claims modification times
     /// (the required [`Storage::set_modified`], and a `modify` fact for every entry) and

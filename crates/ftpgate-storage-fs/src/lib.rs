@@ -400,6 +400,19 @@ impl Storage for FsStorage {
         blocking(move || du(&root)).await
     }
 
+    async fn used_files(&self) -> Result<u64, StorageError> {
+        let root = self.root.clone();
+        blocking(move || {
+            let mut count = 0u64;
+            for_each_file(&root, |_, _| {
+                count += 1;
+                Ok(())
+            })?;
+            Ok(count)
+        })
+        .await
+    }
+
     async fn set_modified(&self, path: &VirtualPath, time: SystemTime) -> Result<(), StorageError> {
         let root = self.root.clone();
         let path = path.clone();

@@ -518,6 +518,15 @@ impl Storage for ObjectStorage {
             .unwrap_or_default();
         Ok(keys.iter().map(|(_, size)| size).sum())
     }
+
+    async fn used_files(&self) -> Result<u64, StorageError> {
+        let keys = self
+            .all_keys(&self.root, usize::MAX)
+            .await?
+            .unwrap_or_default();
+        // Directory markers (`dir/`) are no files.
+        Ok(keys.iter().filter(|(key, _)| !key.ends_with('/')).count() as u64)
+    }
 }
 
 #[cfg(test)]

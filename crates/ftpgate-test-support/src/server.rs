@@ -53,6 +53,8 @@ pub struct Options {
     pub alice_permissions: PermissionMap,
     /// [`USER`]'s quota in bytes.
     pub alice_quota: Option<u64>,
+    /// Most files alice may have.
+    pub alice_quota_files: Option<u64>,
     /// [`USER`]'s rate, session and network limits.
     pub alice_limits: ftpgate_core::UserLimits,
     /// Local storage's durability.
@@ -88,6 +90,7 @@ impl Default for Options {
             keep_partial_uploads: false,
             alice_permissions: PermissionMap::uniform(Permissions::ALL),
             alice_quota: None,
+            alice_quota_files: None,
             alice_limits: Default::default(),
             durability: Durability::Normal,
             storage: None,
@@ -128,6 +131,7 @@ impl TestServer {
                 permissions: options.alice_permissions,
                 tls_required: false,
                 quota_bytes: options.alice_quota,
+                quota_files: options.alice_quota_files,
                 limits: options.alice_limits.clone(),
             },
             UserEntry {
@@ -137,6 +141,7 @@ impl TestServer {
                 permissions: PermissionMap::uniform(Permissions::READ_ONLY),
                 tls_required: false,
                 quota_bytes: None,
+                quota_files: None,
                 limits: Default::default(),
             },
         ];

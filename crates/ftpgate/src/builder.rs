@@ -37,6 +37,7 @@ pub struct UserSpec {
     home: Option<PathBuf>,
     permissions: String,
     quota_bytes: Option<u64>,
+    quota_files: Option<u64>,
     tls_required: bool,
     limits: ftpgate_core::UserLimits,
 }
@@ -69,6 +70,7 @@ impl UserSpec {
             home: None,
             permissions: "elradfmwMT".into(),
             quota_bytes: None,
+            quota_files: None,
             tls_required: false,
             limits: ftpgate_core::UserLimits::default(),
         }
@@ -99,6 +101,12 @@ impl UserSpec {
     /// Most bytes the user's files may take.
     pub fn quota_bytes(mut self, bytes: u64) -> Self {
         self.quota_bytes = Some(bytes);
+        self
+    }
+
+    /// Most files the user may have (replacing a file does not count; deleting frees a place).
+    pub fn quota_files(mut self, files: u64) -> Self {
+        self.quota_files = Some(files);
         self
     }
 
@@ -429,6 +437,7 @@ fn file_auth(
             permissions: PermissionMap::uniform(permissions),
             tls_required: user.tls_required,
             quota_bytes: user.quota_bytes,
+            quota_files: user.quota_files,
             limits: user.limits,
         });
     }

@@ -36,6 +36,18 @@ pub enum Event {
         /// The client's address.
         client: IpAddr,
     },
+    /// A login could not be decided: the authenticator was unavailable (its backend down or
+    /// too slow). The client got 421; this is no failed login (not counted towards bans).
+    LoginUnavailable {
+        /// The session.
+        session: SessionId,
+        /// The name given.
+        user: String,
+        /// The client's address.
+        client: IpAddr,
+        /// What the authenticator said.
+        reason: String,
+    },
     /// A user logged out (QUIT, REIN, or the connection ended).
     Logout {
         /// The session.
@@ -145,7 +157,9 @@ impl TransferRecord {
             TransferOutcome::Failed(StorageErrorKind::ExceededStorage) => "quota",
             TransferOutcome::Failed(_) => "storage_error",
             TransferOutcome::OverLimit(UploadLimit::MaxFileSize(_)) => "file_too_large",
-            TransferOutcome::OverLimit(UploadLimit::Quota(_)) => "quota",
+            TransferOutcome::OverLimit(UploadLimit::Quota(_) | UploadLimit::QuotaFiles(_)) => {
+                "quota"
+            }
             TransferOutcome::TlsFailed => "tls_failed",
             TransferOutcome::TlsNotResumed => "tls_not_resumed",
         })

@@ -198,6 +198,6 @@ pub use metrics::Metrics;
 pub use prometheus_client;
 pub use server::{BoundServer, ReloadHandle, Server};
 pub use sessions::{SessionId, SessionInfo, SessionsHandle, TransferInfo};
-pub use state::{FailureCount, SharedState, StateError};
+pub use state::{FailureCount, QuotaUsage, SharedState, StateError};
 pub use tls::{SessionReuse, TlsConfig};
 pub use tokio_util::sync::CancellationToken;

@@ -34,6 +34,15 @@ pub struct FailureCount {
     pub ban: Option<u32>,
 }
 
+/// What a user's files take: bytes, and how many files.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QuotaUsage {
+    /// Bytes.
+    pub bytes: u64,
+    /// Files.
+    pub files: u64,
+}
+
 /// State shared by every node of a fleet. Every method is one short request to the store;
 /// the engine bounds each with a timeout and falls back to its own in-process state when one
 /// fails, so an implementation need not retry.
@@ -56,13 +65,13 @@ pub trait SharedState: Send + Sync + fmt::Debug {
     async fn ban(&self, ip: IpAddr, duration: Duration) -> Result<(), StateError>;
     /// A successful login from `ip`: its failures are forgotten (its ban history stays).
     async fn clear_failures(&self, ip: IpAddr) -> Result<(), StateError>;
-    /// The bytes a user's files take, if the store knows.
-    async fn quota_used(&self, key: &str) -> Result<Option<u64>, StateError>;
+    /// What a user's files take, if the store knows.
+    async fn quota_used(&self, key: &str) -> Result<Option<QuotaUsage>, StateError>;
     /// Sets a user's usage to `measured` unless another node did first; the usage now.
-    async fn seed_quota(&self, key: &str, measured: u64) -> Result<u64, StateError>;
-    /// Adds `delta` bytes to a user's usage, if the store knows it (else the next reader
-    /// measures it again).
-    async fn add_quota(&self, key: &str, delta: i64) -> Result<(), StateError>;
+    async fn seed_quota(&self, key: &str, measured: QuotaUsage) -> Result<QuotaUsage, StateError>;
+    /// Adds `bytes` and `files` (either may be negative) to a user's usage, if the store knows
+    /// it (else the next reader measures it again).
+    async fn add_quota(&self, key: &str, bytes: i64, files: i64) -> Result<(), StateError>;
 }
 
 /// Failures of the shared store are logged at most this often (each is counted).

@@ -273,6 +273,53 @@ fn quotas_count_existing_files_uploads_and_deletes() {
 }
 
 #[test]
+fn quotas_of_files_count_new_files_only() {
+    let server = TestServer::start_with(Options {
+        alice_quota_files: Some(3),
+        ..Options::default()
+    });
+    write_file(&server.path("existing"), b"x");
+    let mut raw = server.raw_logged_in();
+    raw.cmd("TYPE I");
+    assert_eq!(raw.upload("STOR a", b"a"), 226);
+    assert_eq!(raw.upload("STOR b", b"b"), 226);
+    let (code, text) = raw.upload_reply("STOR c", b"c");
+    assert_eq!(code, 552, "{text}");
+    assert!(text.contains("over the quota of 3 files"), "{text}");
+    assert!(
+        !server.path("c").exists(),
+        "a refused upload leaves nothing"
+    );
+    // Replacing or extending a file makes none; a directory is no file.
+    assert_eq!(raw.upload("STOR a", b"again"), 226);
+    assert_eq!(raw.upload("APPE b", b"more"), 226);
+    assert_eq!(raw.code("MKD dir"), 257);
+    // Another session of the same user shares the count.
+    let mut other = server.raw_logged_in();
+    other.cmd("TYPE I");
+    assert_eq!(other.upload("STOR c", b"c"), 552);
+    // A file renamed over another: one file fewer, a place free.
+    assert_eq!(raw.code("RNFR b"), 350);
+    assert_eq!(raw.code("RNTO a"), 250);
+    // An upload of a new file that does not complete gives its place back.
+    let data_addr = other.epsv();
+    let mut data = TcpStream::connect(data_addr).unwrap();
+    assert_eq!(other.code("STOR partial"), 150);
+    data.write_all(b"some of it").unwrap();
+    other.send("ABOR");
+    let (code, _) = other.reply();
+    if code == 426 {
+        assert_eq!(other.reply().0, 226);
+    }
+    drop(data);
+    assert!(!server.path("partial").exists());
+    assert_eq!(other.upload("STOR c", b"c"), 226);
+    assert_eq!(other.upload("STOR d", b"d"), 552);
+    assert_eq!(raw.code("DELE existing"), 250);
+    assert_eq!(other.upload("STOR d", b"d"), 226);
+}
+
+#[test]
 fn strict_durability_still_commits_atomically() {
     let server = TestServer::start_with(Options {
         durability: Durability::Strict,

@@ -4,7 +4,7 @@ use anyhow::{Result, bail};
 use serde::Deserialize;
 
 /// The event names a hook may list, as the engine's events are named for operators.
-pub(crate) const EVENT_NAMES: [&str; 9] = [
+pub(crate) const EVENT_NAMES: [&str; 10] = [
     "upload",
     "download",
     "delete",
@@ -13,6 +13,7 @@ pub(crate) const EVENT_NAMES: [&str; 9] = [
     "rmdir",
     "login",
     "login_failed",
+    "login_unavailable",
     "logout",
 ];
 

@@ -22,7 +22,11 @@ use anyhow::{Context, Result, anyhow};
 use serde::Deserialize;
 
 pub(crate) use admin::{AdminSection, AdminSettings};
-pub(crate) use auth::{AuthSection, CertPassword, cert_map, check_auth_list, http_authenticator};
+#[cfg(feature = "pam")]
+pub(crate) use auth::pam_authenticator;
+pub(crate) use auth::{
+    AuthSection, CertPassword, PamPlan, cert_map, check_auth_list, http_authenticator, pam_plan,
+};
 pub(crate) use dal::{OpendalSection, WebdavSection};
 pub(crate) use hooks::{HookSection, PLACEHOLDERS, Piece, ResultFilter, template_pieces};
 pub(crate) use log::{LogFormat, LogSection, Rotate, TransferLogFormat, file_parts, log_filter};

@@ -45,6 +45,9 @@ pub(crate) struct UserSection {
     /// Most bytes the user's files may take ("5G", or bytes).
     #[serde(default)]
     pub(crate) quota: Option<Size>,
+    /// Most files the user may have (an upload of one more is refused with 552).
+    #[serde(default)]
+    pub(crate) quota_files: Option<u64>,
     /// This user's own storage, instead of the shared `[storage]` (same keys).
     #[serde(default)]
     pub(crate) storage: Option<StorageSection>,
@@ -143,10 +146,19 @@ pub(crate) fn user_entries_of(prefix: &str, users: &[UserSection]) -> Result<Vec
                 Some(size) => Some(size.bytes().with_context(|| format!("{key}.quota"))?),
                 None => None,
             },
+            quota_files: quota_files(&format!("{key}.quota_files"), user.quota_files)?,
             limits: limits_of(&key, user)?,
         });
     }
     Ok(entries)
+}
+
+/// A quota of files: more than 0 when given.
+pub(crate) fn quota_files(key: &str, files: Option<u64>) -> Result<Option<u64>> {
+    match files {
+        Some(0) => bail!("{key}: must be more than 0 files (leave it out for no limit)"),
+        files => Ok(files),
+    }
 }
 
 fn rate(key: &str, rate: Option<&Size>) -> Result<Option<u64>> {

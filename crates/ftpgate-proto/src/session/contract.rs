@@ -237,6 +237,8 @@ pub enum UploadLimit {
     MaxFileSize(u64),
     /// The user's quota, in bytes.
     Quota(u64),
+    /// The user's quota, in files: the upload would make one more.
+    QuotaFiles(u64),
 }
 
 impl std::fmt::Display for UploadLimit {
@@ -246,6 +248,8 @@ impl std::fmt::Display for UploadLimit {
                 write!(f, "larger than the maximum file size of {}", Size(*max))
             }
             UploadLimit::Quota(quota) => write!(f, "over the quota of {}", Size(*quota)),
+            UploadLimit::QuotaFiles(1) => write!(f, "over the quota of 1 file"),
+            UploadLimit::QuotaFiles(files) => write!(f, "over the quota of {files} files"),
         }
     }
 }

@@ -130,8 +130,9 @@ impl Control {
                         .for_user(host, &found, storage.as_ref())
                         .await;
                     let mut capabilities = storage.capabilities();
-                    // With a quota, the space left is known whatever the storage can tell.
-                    capabilities.available_space |= self.quota.is_some();
+                    // With a quota of bytes, the space left is known whatever the storage can tell.
+                    capabilities.available_space |=
+                        self.quota.as_ref().is_some_and(|q| q.limit().is_some());
                     self.storage = Some(storage);
                     Ok(SessionUser {
                         name: found.name,
@@ -147,6 +148,14 @@ impl Control {
             },
             Err(AuthError::Unavailable(why)) => {
                 error!(user, reason = %why, "login not decided: the authenticator is unavailable");
+                let client = self.peer.ip();
+                let session = self.entry.id;
+                self.ctx.events.emit(|| Event::LoginUnavailable {
+                    session,
+                    user: user.to_string(),
+                    client,
+                    reason: why,
+                });
                 Err(LoginFailure::Unavailable)
             }
             Err(e) => {

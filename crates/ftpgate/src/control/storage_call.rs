@@ -23,7 +23,7 @@ impl Control {
                 .await
                 .map(|()| StorageOutcome::Done),
             StorageOp::Delete(path) => {
-                // With a quota, the freed bytes are counted back.
+                // With a quota, the freed bytes (and the file's place) are counted back.
                 let size = match &self.quota {
                     Some(_) => storage.metadata(path).await.map(|m| m.size).unwrap_or(0),
                     None => 0,
@@ -37,10 +37,24 @@ impl Control {
                 }
                 result
             }
-            StorageOp::Rename { from, to } => storage
-                .rename(from, to)
-                .await
-                .map(|()| StorageOutcome::Done),
+            StorageOp::Rename { from, to } => {
+                // A file renamed over another replaces it: with a quota, the replaced file's
+                // bytes and place are counted back.
+                let replaced = match &self.quota {
+                    Some(_) => storage.metadata(to).await.ok().filter(|m| m.is_file()),
+                    None => None,
+                };
+                let result = storage
+                    .rename(from, to)
+                    .await
+                    .map(|()| StorageOutcome::Done);
+                if let (Ok(_), Some(quota), Some(replaced)) = (&result, &self.quota, replaced) {
+                    if from != to {
+                        quota.removed(replaced.size).await;
+                    }
+                }
+                result
+            }
             StorageOp::SetModified { path, time } => storage
                 .set_modified(path, *time)
                 .await
@@ -57,8 +71,8 @@ impl Control {
                 let free = storage.available_bytes(dir).await;
                 match &self.quota {
                     Some(quota) => {
-                        quota.sync(user, storage.as_ref()).await;
-                        Ok(quota.available_of(free))
+                        quota.sync(storage.as_ref()).await;
+                        quota.available_of(free)
                     }
                     None => free,
                 }

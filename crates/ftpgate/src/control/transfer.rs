@@ -73,8 +73,7 @@ impl Control {
             ),
         ) {
             // Other nodes may have written since: take the fleet's usage.
-            let user = self.session.user_name().unwrap_or("");
-            quota.sync(user, storage.as_ref()).await;
+            quota.sync(storage.as_ref()).await;
         }
         let limits = UploadLimits {
             max_file_size: self.live.config.max_file_size,

@@ -88,10 +88,10 @@ pub(super) async fn combine(
             freed += meta.size;
         }
     }
-    let old_target = match ctx.storage.metadata(target).await {
-        Ok(meta) if meta.is_file() => meta.size,
+    let (old_target, target_is_new) = match ctx.storage.metadata(target).await {
+        Ok(meta) if meta.is_file() => (meta.size, false),
         Ok(_) => return Err(TransferOutcome::Failed(StorageErrorKind::IsADirectory)),
-        Err(_) => 0,
+        Err(_) => (0, true),
     };
     if let Some(max) = ctx.limits.max_file_size.filter(|max| total > *max) {
         return Err(TransferOutcome::OverLimit(UploadLimit::MaxFileSize(max)));
@@ -112,12 +112,17 @@ pub(super) async fn combine(
         }
         Err(e) => return Err(storage_failed(e)),
     }
+    let mut removed = 0;
     for part in parts.iter().filter(|p| *p != target) {
-        if let Err(e) = ctx.storage.remove_file(part).await {
-            warn!(part = %part, error = %e, "cannot remove a combined part");
+        match ctx.storage.remove_file(part).await {
+            Ok(()) => removed += 1,
+            Err(e) => warn!(part = %part, error = %e, "cannot remove a combined part"),
         }
     }
     ctx.limits.committed(old_target + freed, total).await;
+    if let Some(quota) = &ctx.limits.quota {
+        quota.files_changed(u64::from(target_is_new), removed).await;
+    }
     Ok(TransferOutcome::Complete { bytes: total })
 }
 

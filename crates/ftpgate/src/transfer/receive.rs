@@ -29,28 +29,41 @@ pub(super) async fn store(
     path: &VirtualPath,
     start: WriteStart,
 ) -> Result<TransferOutcome, TransferOutcome> {
-    // With limits, the size of the file being replaced or extended matters.
+    // With limits, the size of the file being replaced or extended matters, and whether
+    // there is one (a new file takes a place in a quota of files).
     let existing = if ctx.limits.is_unlimited() {
-        0
+        Some(0)
     } else {
         ctx.storage
             .metadata(path)
             .await
             .ok()
             .filter(|m| m.is_file())
-            .map_or(0, |m| m.size)
+            .map(|m| m.size)
     };
+    let new_file = existing.is_none();
+    let existing = existing.unwrap_or(0);
     let offset = match start {
         WriteStart::Truncate => 0,
         WriteStart::Append => existing,
         WriteStart::At(n) => n,
     };
-    let upload = ctx
-        .storage
-        .write(path, start)
-        .await
-        .map_err(storage_failed)?;
-    receive_upload(plan, upload, ctx, existing, offset).await
+    if new_file {
+        // Refused before anything is made: the upload leaves nothing behind.
+        ctx.limits
+            .reserve_file()
+            .map_err(TransferOutcome::OverLimit)?;
+    }
+    let result = match ctx.storage.write(path, start).await {
+        Ok(upload) => receive_upload(plan, upload, ctx, existing, offset).await,
+        Err(e) => Err(storage_failed(e)),
+    };
+    match (new_file, &result) {
+        (true, Ok(_)) => ctx.limits.file_added().await,
+        (true, Err(_)) => ctx.limits.release_file(),
+        (false, _) => {}
+    }
+    result
 }
 
 /// STOU: a new file in `dir`, its name made from `base`.
@@ -60,12 +73,18 @@ pub(super) async fn store_unique(
     dir: &VirtualPath,
     base: &str,
 ) -> Result<TransferOutcome, TransferOutcome> {
-    let upload = ctx
-        .storage
-        .write_unique(dir, base)
-        .await
-        .map_err(storage_failed)?;
-    receive_upload(plan, upload, ctx, 0, 0).await
+    ctx.limits
+        .reserve_file()
+        .map_err(TransferOutcome::OverLimit)?;
+    let result = match ctx.storage.write_unique(dir, base).await {
+        Ok(upload) => receive_upload(plan, upload, ctx, 0, 0).await,
+        Err(e) => Err(storage_failed(e)),
+    };
+    match &result {
+        Ok(_) => ctx.limits.file_added().await,
+        Err(_) => ctx.limits.release_file(),
+    }
+    result
 }
 
 /// Receives an upload. `existing` is the size of the file it replaces or extends and `offset`
