@@ -89,14 +89,22 @@ fn a_ban_earned_on_one_node_holds_on_the_other() {
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("home");
     std::fs::create_dir_all(&home).unwrap();
+    // Short bans, to see the second one grow.
     let body = format!(
         "{}\n[[users]]\nname = \"ann\"\npassword_hash = \"{}\"\nhome = \"{}\"\n",
-        guard_and_state(&redis.url),
+        guard_and_state(&redis.url).replace("ban_secs = 60", "ban_secs = 4"),
         hash("right"),
         home.display()
     );
     let (_a, a) = node(dir.path(), "a", NODE_A, &body);
     let (_b, b) = node(dir.path(), "b", NODE_B, &body);
+    let ban_left = || -> i64 {
+        redis
+            .cli(&["PTTL", "ftpgate:ban:127.0.0.1"])
+            .trim()
+            .parse()
+            .unwrap()
+    };
 
     // The failures are counted once for the fleet: two on A and one on B earn the ban.
     for addr in [a, a] {
@@ -111,14 +119,10 @@ fn a_ban_earned_on_one_node_holds_on_the_other() {
         closing.starts_with("421"),
         "the third failure bans: {closing}"
     );
+    let first = ban_left();
     assert!(
-        redis
-            .cli(&["PTTL", "ftpgate:ban:127.0.0.1"])
-            .trim()
-            .parse::<i64>()
-            .unwrap()
-            > 50_000,
-        "the ban is in Redis, for ban_secs"
+        (2_000..=4_000).contains(&first),
+        "the ban is in Redis, for ban_secs: {first} ms"
     );
 
     // Both nodes refuse the address now, even with the right password.
@@ -134,6 +138,20 @@ fn a_ban_earned_on_one_node_holds_on_the_other() {
             "{addr}: {greeting}"
         );
     }
+
+    // Once it ends, the next ban (earned on B, then A) lasts twice as long (ban_growth 2):
+    // the ban history is the fleet's too.
+    std::thread::sleep(Duration::from_millis(u64::try_from(first).unwrap() + 300));
+    assert!(login(b, "ann", "wrong").starts_with("530"));
+    assert!(login(a, "ann", "wrong").starts_with("530"));
+    let mut client = Client::connect(a);
+    assert!(client.try_login("ann", "wrong").starts_with("530"));
+    assert!(client.reply().starts_with("421"));
+    let second = ban_left();
+    assert!(
+        (6_000..=8_000).contains(&second),
+        "the second ban is twice as long: {second} ms"
+    );
 }
 
 #[test]
