@@ -44,9 +44,6 @@ command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v python3 >/dev/null 2>&1 || missing+=(python3 python3-pip)
 # The daemon's tests render `ftpgate man` with man -l.
 command -v man >/dev/null 2>&1 || missing+=(man-db)
-# The fleet tests share state in a redis-server of their own, on a free loopback port (never
-# the package's own service on 6379, which may or may not be running).
-command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 # PAM logins (the daemon's default `pam` feature) build against libpam's headers; the PAM
 # tests make users with useradd/chpasswd/usermod (passwd) and check them with pam_unix.
 [ -f /usr/include/security/pam_appl.h ] || missing+=(libpam0g-dev)
@@ -55,6 +52,35 @@ compgen -G '/usr/lib/*/security/pam_unix.so' >/dev/null || missing+=(libpam-modu
 if [ "${#missing[@]}" -gt 0 ]; then
     echo "installing: ${missing[*]}"
     apt_install "${missing[@]}"
+fi
+
+# LDAP logins are tested against slapd, which the tests start themselves (their own
+# configuration in a temporary directory, on a free loopback port), seeded with ldapadd.
+if [ ! -x /usr/sbin/slapd ] || ! command -v ldapadd >/dev/null 2>&1; then
+    echo "installing: slapd ldap-utils"
+    apt_install slapd ldap-utils
+    # The package's own server is not used: stop it if its postinst started it, and keep
+    # it from starting at boot (the tests never talk to it, whatever it listens on).
+    if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+        "${SUDO[@]}" systemctl disable --now slapd >/dev/null 2>&1 || true
+    elif [ -x /etc/init.d/slapd ]; then
+        "${SUDO[@]}" /etc/init.d/slapd stop >/dev/null 2>&1 || true
+        "${SUDO[@]}" update-rc.d slapd disable >/dev/null 2>&1 || true
+    fi
+fi
+echo "slapd:  $(dpkg-query -W -f='${Version}' slapd 2>/dev/null || echo present)"
+
+# The fleet tests share state in a redis-server they start themselves, on a free loopback
+# port; the package's own service (port 6379) is never used.
+if ! command -v redis-server >/dev/null 2>&1 || ! command -v redis-cli >/dev/null 2>&1; then
+    echo "installing: redis-server"
+    apt_install redis-server redis-tools
+    if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+        "${SUDO[@]}" systemctl disable --now redis-server >/dev/null 2>&1 || true
+    elif [ -x /etc/init.d/redis-server ]; then
+        "${SUDO[@]}" /etc/init.d/redis-server stop >/dev/null 2>&1 || true
+        "${SUDO[@]}" update-rc.d redis-server disable >/dev/null 2>&1 || true
+    fi
 fi
 
 if ! python3 -c 'import pytest' >/dev/null 2>&1; then

@@ -227,6 +227,19 @@ fn auth_chain(file: &ConfigFile, users: FileAuthenticator) -> Result<Arc<dyn Aut
         let auth: Arc<dyn Authenticator> = match section {
             AuthSection::File(_) => users.clone(),
             AuthSection::Http(http) => Arc::new(config::http_authenticator(&key, http)?),
+            AuthSection::Ldap(ldap) => {
+                let s3_template = ldap
+                    .home_template
+                    .as_deref()
+                    .is_some_and(|t| t.starts_with("s3://"));
+                if s3_template
+                    && file.storage.kind == config::StorageKind::Local
+                    && file.storage.s3.is_none()
+                {
+                    bail!("{key}.home_template: an s3:// home needs a [storage.s3] section");
+                }
+                config::ldap_authenticator(&key, ldap)?
+            }
             AuthSection::Pam(pam) => pam_authenticator(&key, config::pam_plan(&key, pam)?)?,
             AuthSection::Certificate(cert) => {
                 if file.tls.client_ca.is_none() {

@@ -99,7 +99,7 @@ fn write_config(path: &Path, auth: &str, extra: &str) {
     std::fs::write(
         path,
         format!(
-            "[server]\nlisten = [\"127.0.0.1:0\"]\nban_after_failures = 2\nlogin_failure_delay_ms = 10\n{extra}\n{auth}"
+            "[server]\nlisten = [\"127.0.0.1:0\"]\nlogin_failure_delay_ms = 10\n{extra}\n{auth}"
         ),
     )
     .unwrap();
@@ -184,7 +184,11 @@ fn unavailable_logins_are_events_and_never_bans() {
              command = [\"/bin/sh\", \"-c\", \"echo \\\"$FTPGATE_EVENT $FTPGATE_USER $FTPGATE_REASON\\\" >> {}\"]\n",
             events.display()
         ),
-        &format!("\n[log]\nformat = \"json\"\nfile = \"{}\"\n", log.display()),
+        // A low ban threshold, to show that unavailable logins never reach it.
+        &format!(
+            "ban_after_failures = 2\n\n[log]\nformat = \"json\"\nfile = \"{}\"\n",
+            log.display()
+        ),
     );
     let (daemon, addr) = Daemon::start(dir.path(), &["-c", path.to_str().unwrap()], &[]);
     // Three times the ban threshold: 421 each time, and the address is never banned.

@@ -272,6 +272,101 @@ fn serve_refuses_every_config_check_config_refuses_with_the_same_error() {
             "auth[0].password",
         ),
         (
+            "an ldap [[auth]] without a base_dn",
+            "[[auth]]\ntype = \"ldap\"\nurl = \"ldap://127.0.0.1:1\"\nhome_template = \"/srv/{user}\"\n".into(),
+            "base_dn",
+        ),
+        (
+            "an ldap [[auth]] with an http:// url",
+            "[[auth]]\ntype = \"ldap\"\nurl = \"http://127.0.0.1:1\"\nbase_dn = \"dc=example,dc=org\"\nhome_template = \"/srv/{user}\"\n".into(),
+            "auth[0].url",
+        ),
+        (
+            "an ldap [[auth]] with StartTLS on ldaps://",
+            "[[auth]]\ntype = \"ldap\"\nurl = \"ldaps://127.0.0.1:1\"\nbase_dn = \"dc=example,dc=org\"\nhome_template = \"/srv/{user}\"\nstarttls = true\n".into(),
+            "auth[0].starttls",
+        ),
+        (
+            "an ldap [[auth]] without a home",
+            "[[auth]]\ntype = \"ldap\"\nurl = \"ldap://127.0.0.1:1\"\nbase_dn = \"dc=example,dc=org\"\n".into(),
+            "auth[0].home_template",
+        ),
+        (
+            "an ldap [[auth]] filter without {user}",
+            "[[auth]]\ntype = \"ldap\"\nurl = \"ldap://127.0.0.1:1\"\nbase_dn = \"dc=example,dc=org\"\nhome_template = \"/srv/{user}\"\nfilter = \"(uid=amy)\"\n".into(),
+            "auth[0].filter",
+        ),
+        (
+            "an ldap [[auth]] filter that does not parse",
+            "[[auth]]\ntype = \"ldap\"\nurl = \"ldap://127.0.0.1:1\"\nbase_dn = \"dc=example,dc=org\"\nhome_template = \"/srv/{user}\"\nfilter = \"(uid={user}\"\n".into(),
+            "auth[0].filter",
+        ),
+        (
+            "an ldap [[auth]] with bad group permissions",
+            "[[auth]]\ntype = \"ldap\"\nurl = \"ldap://127.0.0.1:1\"\nbase_dn = \"dc=example,dc=org\"\nhome_template = \"/srv/{user}\"\ngroup_permissions = { \"cn=ro,dc=example,dc=org\" = \"elrq\" }\n".into(),
+            "auth[0].group_permissions",
+        ),
+        (
+            "an ldap [[auth]] with bad default permissions",
+            "[[auth]]\ntype = \"ldap\"\nurl = \"ldap://127.0.0.1:1\"\nbase_dn = \"dc=example,dc=org\"\nhome_template = \"/srv/{user}\"\npermissions = \"x\"\n".into(),
+            "auth[0].permissions",
+        ),
+        (
+            "an ldap [[auth]] bind_dn without a password",
+            "[[auth]]\ntype = \"ldap\"\nurl = \"ldap://127.0.0.1:1\"\nbase_dn = \"dc=example,dc=org\"\nhome_template = \"/srv/{user}\"\nbind_dn = \"cn=svc,dc=example,dc=org\"\n".into(),
+            "auth[0].bind_password",
+        ),
+        (
+            "an ldap [[auth]] ca_file without TLS",
+            "[[auth]]\ntype = \"ldap\"\nurl = \"ldap://127.0.0.1:1\"\nbase_dn = \"dc=example,dc=org\"\nhome_template = \"/srv/{user}\"\nca_file = \"/dev/null\"\n".into(),
+            "auth[0].ca_file: is for ldaps://",
+        ),
+        (
+            "an ldap [[auth]] with a missing ca_file",
+            "[[auth]]\ntype = \"ldap\"\nurl = \"ldaps://127.0.0.1:1\"\nbase_dn = \"dc=example,dc=org\"\nhome_template = \"/srv/{user}\"\nca_file = \"no-such-ca.pem\"\n".into(),
+            "auth[0].ca_file: cannot read",
+        ),
+        (
+            "an ldap [[auth]] with a ca_file holding no certificate",
+            "[[auth]]\ntype = \"ldap\"\nurl = \"ldaps://127.0.0.1:1\"\nbase_dn = \"dc=example,dc=org\"\nhome_template = \"/srv/{user}\"\nca_file = \"/dev/null\"\n".into(),
+            "auth[0].ca_file",
+        ),
+        (
+            "an ldap [[auth]] with a zero timeout",
+            "[[auth]]\ntype = \"ldap\"\nurl = \"ldap://127.0.0.1:1\"\nbase_dn = \"dc=example,dc=org\"\nhome_template = \"/srv/{user}\"\ntimeout_secs = 0\n".into(),
+            "auth[0].timeout_secs",
+        ),
+        (
+            "an ldap [[auth]] with a negative connect timeout",
+            "[[auth]]\ntype = \"ldap\"\nurl = \"ldap://127.0.0.1:1\"\nbase_dn = \"dc=example,dc=org\"\nhome_template = \"/srv/{user}\"\nconnect_timeout_secs = -1.0\n".into(),
+            "auth[0].connect_timeout_secs",
+        ),
+        (
+            "an ldap [[auth]] with no pool",
+            "[[auth]]\ntype = \"ldap\"\nurl = \"ldap://127.0.0.1:1\"\nbase_dn = \"dc=example,dc=org\"\nhome_template = \"/srv/{user}\"\npool_size = 0\n".into(),
+            "auth[0].pool_size",
+        ),
+        (
+            "an ldap [[auth]] caching for a week",
+            "[[auth]]\ntype = \"ldap\"\nurl = \"ldap://127.0.0.1:1\"\nbase_dn = \"dc=example,dc=org\"\nhome_template = \"/srv/{user}\"\ncache_secs = 604800\n".into(),
+            "auth[0].cache_secs",
+        ),
+        (
+            "an ldap [[auth]] with an empty name_attribute",
+            "[[auth]]\ntype = \"ldap\"\nurl = \"ldap://127.0.0.1:1\"\nbase_dn = \"dc=example,dc=org\"\nhome_template = \"/srv/{user}\"\nname_attribute = \"\"\n".into(),
+            "auth[0].name_attribute",
+        ),
+        (
+            "an ldap [[auth]] with an unknown key",
+            "[[auth]]\ntype = \"ldap\"\nurl = \"ldap://127.0.0.1:1\"\nbase_dn = \"dc=example,dc=org\"\nhome_template = \"/srv/{user}\"\ngroup_attribute = \"memberOf\"\n".into(),
+            "group_attribute",
+        ),
+        (
+            "an ldap [[auth]] with s3:// homes and no [storage.s3]",
+            "[[auth]]\ntype = \"ldap\"\nurl = \"ldap://127.0.0.1:1\"\nbase_dn = \"dc=example,dc=org\"\nhome_template = \"s3://bucket/{user}\"\n".into(),
+            "auth[0].home_template: an s3:// home needs a [storage.s3] section",
+        ),
+        (
             "a PAM service that is no file name",
             "[[auth]]\ntype = \"pam\"\nservice = \"../shadow\"\n".into(),
             "auth[0].service",

@@ -6,6 +6,8 @@
 //! - [`redis`](mod@redis): a throwaway `redis-server` on a loopback port, for shared state.
 //! - [`azurite`]: starts Azurite, the Azure Blob Storage emulator, for tests of Azure storage.
 //! - [`webdav`]: starts `rclone serve webdav` for tests of WebDAV storage.
+//! - [`slapd`]: starts Debian's OpenLDAP server with a minimal configuration, for tests of
+//!   LDAP logins.
 //! - [`storage_suite`](mod@storage_suite): the behaviour every
 //!   [`Storage`](ftpgate_core::Storage) backend must have, as one test per case through the
 //!   [`storage_suite!`] macro.
@@ -20,5 +22,6 @@ pub mod garage_cluster;
 pub mod redis;
 #[cfg(feature = "server")]
 pub mod server;
+pub mod slapd;
 pub mod storage_suite;
 pub mod webdav;

@@ -3,6 +3,7 @@
 //! where `type = "file"` is listed, or first if it is not.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Result, bail};
@@ -18,6 +19,8 @@ pub(crate) enum AuthSection {
     Http(HttpAuthSection),
     /// The client certificate names the user.
     Certificate(CertificateAuthSection),
+    /// An LDAP directory: a search, then a bind as the entry found (boxed: it has many keys).
+    Ldap(Box<LdapAuthSection>),
     /// The machine's accounts, through PAM.
     Pam(PamAuthSection),
 }
@@ -156,6 +159,7 @@ impl AuthSection {
             AuthSection::File(s) => s.fallthrough_when_unavailable,
             AuthSection::Http(s) => s.fallthrough_when_unavailable,
             AuthSection::Certificate(s) => s.fallthrough_when_unavailable,
+            AuthSection::Ldap(s) => s.fallthrough_when_unavailable,
             AuthSection::Pam(s) => s.fallthrough_when_unavailable,
         }
     }
@@ -242,10 +246,7 @@ pub(crate) fn pam_plan(key: &str, section: &PamAuthSection) -> Result<PamPlan> {
     }
     let permissions = ftpgate_core::Permissions::parse(&section.permissions)
         .map_err(|e| anyhow::anyhow!("{key}.permissions: {e}"))?;
-    let timeout = section.timeout_secs;
-    if !(timeout.is_finite() && timeout > 0.0 && timeout <= 3600.0) {
-        bail!("{key}.timeout_secs: must be more than 0 and at most 3600, not {timeout}");
-    }
+    let timeout = timeout_of(key, "timeout_secs", section.timeout_secs)?;
     if !(1..=1024).contains(&section.concurrency) {
         bail!(
             "{key}.concurrency: must be 1 to 1024, not {}",
@@ -266,7 +267,7 @@ pub(crate) fn pam_plan(key: &str, section: &PamAuthSection) -> Result<PamPlan> {
         quota_bytes,
         quota_files: super::users::quota_files(&format!("{key}.quota_files"), section.quota_files)?,
         min_uid: section.min_uid,
-        timeout: Duration::from_secs_f64(timeout),
+        timeout,
         concurrency: section.concurrency,
         cache: Duration::from_secs(section.cache_secs),
     })
@@ -302,23 +303,174 @@ pub(crate) fn http_authenticator(
     key: &str,
     section: &HttpAuthSection,
 ) -> Result<ftpgate_auth_http::HttpAuthenticator> {
-    let timeout = section.timeout_secs;
-    if !(timeout.is_finite() && timeout > 0.0 && timeout <= 3600.0) {
-        bail!("{key}.timeout_secs: must be more than 0 and at most 3600, not {timeout}");
-    }
+    let timeout = timeout_of(key, "timeout_secs", section.timeout_secs)?;
     let headers: Vec<(String, String)> = section
         .headers
         .iter()
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
-    ftpgate_auth_http::HttpAuthenticator::new(
-        &section.url,
-        Duration::from_secs_f64(timeout),
-        &headers,
+    ftpgate_auth_http::HttpAuthenticator::new(&section.url, timeout, &headers).map_err(
+        |e| match e {
+            ftpgate_auth_http::ConfigError::Url(_) => anyhow::anyhow!("{key}.url: {e}"),
+            ftpgate_auth_http::ConfigError::Header(_) => anyhow::anyhow!("{key}.headers: {e}"),
+            _ => anyhow::anyhow!("{key}: {e}"),
+        },
     )
-    .map_err(|e| match e {
-        ftpgate_auth_http::ConfigError::Url(_) => anyhow::anyhow!("{key}.url: {e}"),
-        ftpgate_auth_http::ConfigError::Header(_) => anyhow::anyhow!("{key}.headers: {e}"),
-        _ => anyhow::anyhow!("{key}: {e}"),
-    })
+}
+
+/// `[[auth]] type = "ldap"`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct LdapAuthSection {
+    /// `ldap://host[:port]` or `ldaps://host[:port]`.
+    pub(crate) url: String,
+    /// Upgrade `ldap://` with StartTLS.
+    #[serde(default)]
+    pub(crate) starttls: bool,
+    /// CA certificates (PEM) for a server certificate from a private CA.
+    #[serde(default)]
+    pub(crate) ca_file: Option<PathBuf>,
+    /// The service account that searches (anonymous searches without it).
+    #[serde(default)]
+    pub(crate) bind_dn: Option<String>,
+    #[serde(default)]
+    pub(crate) bind_password: Option<String>,
+    /// Where users are searched (subtree).
+    pub(crate) base_dn: String,
+    /// `{user}` is the login name, escaped (RFC 4515).
+    #[serde(default = "default_ldap_filter")]
+    pub(crate) filter: String,
+    /// The attribute naming the user once found (`uid`; AD: `sAMAccountName`).
+    #[serde(default = "default_ldap_name_attribute")]
+    pub(crate) name_attribute: String,
+    /// The attribute holding the home (`homeDirectory`).
+    #[serde(default)]
+    pub(crate) home_attribute: Option<String>,
+    /// The home when there is no attribute (or the entry lacks it): `/srv/ftp/{user}`.
+    #[serde(default)]
+    pub(crate) home_template: Option<String>,
+    /// Permission letters by group DN.
+    #[serde(default)]
+    pub(crate) group_permissions: BTreeMap<String, String>,
+    /// Where groups are searched (default: `base_dn`).
+    #[serde(default)]
+    pub(crate) group_base_dn: Option<String>,
+    /// `{dn}` is the user's DN, `{user}` the login name.
+    #[serde(default = "default_ldap_group_filter")]
+    pub(crate) group_filter: String,
+    /// Permissions when no group of `group_permissions` matches.
+    #[serde(default = "all_permissions")]
+    pub(crate) permissions: String,
+    /// An attribute holding the quota in bytes.
+    #[serde(default)]
+    pub(crate) quota_attribute: Option<String>,
+    #[serde(default = "default_ldap_connect_timeout")]
+    pub(crate) connect_timeout_secs: f64,
+    #[serde(default = "default_ldap_timeout")]
+    pub(crate) timeout_secs: f64,
+    /// How long an accepted login is remembered (0: never).
+    #[serde(default = "default_ldap_cache_secs")]
+    pub(crate) cache_secs: u64,
+    /// Service-bound connections kept open.
+    #[serde(default = "default_ldap_pool_size")]
+    pub(crate) pool_size: usize,
+    #[serde(default)]
+    pub(crate) fallthrough_when_unavailable: bool,
+}
+
+fn default_ldap_filter() -> String {
+    ftpgate_auth_ldap::DEFAULT_FILTER.to_string()
+}
+
+fn default_ldap_name_attribute() -> String {
+    ftpgate_auth_ldap::DEFAULT_NAME_ATTRIBUTE.to_string()
+}
+
+fn default_ldap_group_filter() -> String {
+    ftpgate_auth_ldap::DEFAULT_GROUP_FILTER.to_string()
+}
+
+fn default_ldap_connect_timeout() -> f64 {
+    ftpgate_auth_ldap::DEFAULT_CONNECT_TIMEOUT.as_secs_f64()
+}
+
+fn default_ldap_timeout() -> f64 {
+    ftpgate_auth_ldap::DEFAULT_TIMEOUT.as_secs_f64()
+}
+
+fn default_ldap_cache_secs() -> u64 {
+    ftpgate_auth_ldap::DEFAULT_CACHE_TTL.as_secs()
+}
+
+fn default_ldap_pool_size() -> usize {
+    ftpgate_auth_ldap::DEFAULT_POOL_SIZE
+}
+
+/// A timeout setting, checked: more than 0 and at most an hour.
+fn timeout_of(key: &str, name: &str, secs: f64) -> Result<Duration> {
+    if !(secs.is_finite() && secs > 0.0 && secs <= 3600.0) {
+        bail!("{key}.{name}: must be more than 0 and at most 3600, not {secs}");
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// The LDAP authenticator an entry describes (`key` names it in errors). Reads `ca_file`;
+/// sends nothing to the server.
+pub(crate) fn ldap_authenticator(
+    key: &str,
+    section: &LdapAuthSection,
+) -> Result<std::sync::Arc<ftpgate_auth_ldap::LdapAuthenticator>> {
+    use ftpgate_core::Permissions;
+    let mut settings = ftpgate_auth_ldap::LdapSettings::new(&section.url, &section.base_dn);
+    settings.starttls = section.starttls;
+    settings.bind = match (&section.bind_dn, &section.bind_password) {
+        (Some(dn), Some(password)) if !dn.trim().is_empty() => Some((dn.clone(), password.clone())),
+        (None, None) => None,
+        (Some(_), Some(_)) => {
+            bail!("{key}.bind_dn: empty (leave bind_dn out for anonymous searches)")
+        }
+        (Some(_), None) => bail!("{key}.bind_password: needed with bind_dn"),
+        (None, Some(_)) => bail!("{key}.bind_dn: needed with bind_password"),
+    };
+    if let Some(path) = &section.ca_file {
+        if !section.starttls && !section.url.starts_with("ldaps://") {
+            bail!(
+                "{key}.ca_file: is for ldaps:// URLs or starttls = true (this connection has no TLS)"
+            );
+        }
+        settings.ca_pem =
+            Some(std::fs::read(path).map_err(|e| {
+                anyhow::anyhow!("{key}.ca_file: cannot read {}: {e}", path.display())
+            })?);
+    }
+    settings.filter = section.filter.clone();
+    settings.name_attribute = section.name_attribute.clone();
+    settings.home_attribute = section.home_attribute.clone();
+    settings.home_template = section.home_template.clone();
+    for (dn, letters) in &section.group_permissions {
+        let perms = Permissions::parse(letters)
+            .map_err(|e| anyhow::anyhow!("{key}.group_permissions.{dn:?}: {e}"))?;
+        settings.group_permissions.push((dn.clone(), perms));
+    }
+    settings.group_base_dn = section.group_base_dn.clone();
+    settings.group_filter = section.group_filter.clone();
+    settings.default_permissions = Permissions::parse(&section.permissions)
+        .map_err(|e| anyhow::anyhow!("{key}.permissions: {e}"))?;
+    settings.quota_attribute = section.quota_attribute.clone();
+    settings.connect_timeout =
+        timeout_of(key, "connect_timeout_secs", section.connect_timeout_secs)?;
+    settings.timeout = timeout_of(key, "timeout_secs", section.timeout_secs)?;
+    if section.cache_secs > 86_400 {
+        bail!(
+            "{key}.cache_secs: at most 86400 (a day), not {}",
+            section.cache_secs
+        );
+    }
+    settings.cache_ttl = Duration::from_secs(section.cache_secs);
+    if !(1..=64).contains(&section.pool_size) {
+        bail!("{key}.pool_size: from 1 to 64, not {}", section.pool_size);
+    }
+    settings.pool_size = section.pool_size;
+    ftpgate_auth_ldap::LdapAuthenticator::new(settings)
+        .map_err(|e| anyhow::anyhow!("{key}.{}: {e}", e.setting()))
 }

@@ -25,7 +25,8 @@ pub(crate) use admin::{AdminSection, AdminSettings};
 #[cfg(feature = "pam")]
 pub(crate) use auth::pam_authenticator;
 pub(crate) use auth::{
-    AuthSection, CertPassword, PamPlan, cert_map, check_auth_list, http_authenticator, pam_plan,
+    AuthSection, CertPassword, PamPlan, cert_map, check_auth_list, http_authenticator,
+    ldap_authenticator, pam_plan,
 };
 pub(crate) use dal::{OpendalSection, WebdavSection};
 pub(crate) use hooks::{HookSection, PLACEHOLDERS, Piece, ResultFilter, template_pieces};
@@ -96,7 +97,7 @@ impl ConfigFile {
         toml::from_str(text).map_err(|e| anyhow!("{e}"))
     }
 
-    /// Makes the relative paths of the file (local homes, TLS files, GCS credentials)
+    /// Makes the relative paths of the file (local homes, TLS files, GCS credentials, LDAP CAs)
     /// relative to `base`, the folder of the config file, not to the working directory.
     fn resolve_paths(&mut self, base: &Path) {
         let join = |path: &mut PathBuf| {
@@ -151,6 +152,13 @@ impl ConfigFile {
         .flatten()
         {
             join(path);
+        }
+        for auth in &mut self.auth {
+            if let AuthSection::Ldap(ldap) = auth {
+                if let Some(path) = &mut ldap.ca_file {
+                    join(path);
+                }
+            }
         }
     }
 }
