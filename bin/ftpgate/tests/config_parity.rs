@@ -572,6 +572,46 @@ fn serve_refuses_every_config_check_config_refuses_with_the_same_error() {
             "[server]\npassive_ports = \"40000-40010\"\npassive_port_sharing = true\n\n[server.proxy_protocol]\ntrusted = [\"10.0.0.1\"]\n".into(),
             "server.passive_port_sharing cannot be used with server.proxy_protocol",
         ),
+        (
+            "a state URL that is no URL",
+            "[state]\nredis = \"127.0.0.1:6379\"\n".into(),
+            "state.redis",
+        ),
+        (
+            "a state URL of another scheme",
+            "[state]\nredis = \"http://127.0.0.1:6379\"\n".into(),
+            "state.redis: unknown scheme",
+        ),
+        (
+            "a state URL over TLS",
+            "[state]\nredis = \"rediss://127.0.0.1:6379\"\n".into(),
+            "state.redis: rediss://",
+        ),
+        (
+            "a state timeout of zero",
+            "[state]\nredis = \"redis://127.0.0.1:6379/0\"\ntimeout_ms = 0\n".into(),
+            "state.timeout_ms",
+        ),
+        (
+            "a state timeout too long",
+            "[state]\nredis = \"redis://127.0.0.1:6379/0\"\ntimeout_ms = 60000\n".into(),
+            "state.timeout_ms",
+        ),
+        (
+            "a state key prefix with a space",
+            "[state]\nredis = \"redis://127.0.0.1:6379/0\"\nkey_prefix = \"a b\"\n".into(),
+            "state.key_prefix",
+        ),
+        (
+            "state settings without Redis",
+            "[state]\ntimeout_ms = 100\n".into(),
+            "need state.redis",
+        ),
+        (
+            "an unknown state key",
+            "[state]\nredis = \"redis://127.0.0.1:6379/0\"\npool = 4\n".into(),
+            "pool",
+        ),
     ];
     for (i, (what, text, expected)) in cases.iter().enumerate() {
         let path = dir.path().join(format!("bad{i}.toml"));
@@ -628,6 +668,11 @@ max_header_bytes = 8192
 
 [log]
 level = "warn"
+
+[state]
+# Nothing listens there: a node starts, and logs in, without its Redis.
+redis = "redis://127.0.0.1:1/0"
+timeout_ms = 100
 
 [tls]
 self_signed = true
