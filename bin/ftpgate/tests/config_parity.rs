@@ -402,6 +402,51 @@ fn serve_refuses_every_config_check_config_refuses_with_the_same_error() {
             "auth[0].quota_files",
         ),
         (
+            "a PAM entry with no sessions",
+            "[[auth]]\ntype = \"pam\"\nmax_sessions = 0\n".into(),
+            "auth[0].max_sessions",
+        ),
+        (
+            "a PAM entry denying a network that is none",
+            "[[auth]]\ntype = \"pam\"\ndenied_networks = [\"lan\"]\n".into(),
+            "auth[0].denied_networks",
+        ),
+        (
+            "a PAM entry expiring at no time",
+            "[[auth]]\ntype = \"pam\"\nexpires_at = \"soon\"\n".into(),
+            "auth[0].expires_at",
+        ),
+        (
+            "a PAM entry with a misspelt limit key",
+            "[[auth]]\ntype = \"pam\"\nmax_session = 1\n".into(),
+            "max_session",
+        ),
+        (
+            "an ldap [[auth]] with an upload rate of 0",
+            "[[auth]]\ntype = \"ldap\"\nurl = \"ldap://127.0.0.1:1\"\nbase_dn = \"dc=example,dc=org\"\nhome_template = \"/srv/{user}\"\nupload_rate = 0\n".into(),
+            "auth[0].upload_rate",
+        ),
+        (
+            "an ldap [[auth]] with a download rate that is no size",
+            "[[auth]]\ntype = \"ldap\"\nurl = \"ldap://127.0.0.1:1\"\nbase_dn = \"dc=example,dc=org\"\nhome_template = \"/srv/{user}\"\ndownload_rate = \"fast\"\n".into(),
+            "auth[0].download_rate",
+        ),
+        (
+            "an ldap [[auth]] allowing a network that is none",
+            "[[auth]]\ntype = \"ldap\"\nurl = \"ldap://127.0.0.1:1\"\nbase_dn = \"dc=example,dc=org\"\nhome_template = \"/srv/{user}\"\nallowed_networks = [\"10.0.0.0/33\"]\n".into(),
+            "auth[0].allowed_networks",
+        ),
+        (
+            "an ldap [[auth]] with a session attribute that is no attribute name",
+            "[[auth]]\ntype = \"ldap\"\nurl = \"ldap://127.0.0.1:1\"\nbase_dn = \"dc=example,dc=org\"\nhome_template = \"/srv/{user}\"\nmax_sessions_attribute = \"ftp sessions\"\n".into(),
+            "auth[0].max_sessions_attribute",
+        ),
+        (
+            "an ldap [[auth]] with an empty rate attribute",
+            "[[auth]]\ntype = \"ldap\"\nurl = \"ldap://127.0.0.1:1\"\nbase_dn = \"dc=example,dc=org\"\nhome_template = \"/srv/{user}\"\nupload_rate_attribute = \"\"\n".into(),
+            "auth[0].upload_rate_attribute",
+        ),
+        (
             "a user's quota of no files",
             user("quota_files = 0"),
             "users[0].quota_files",
@@ -678,6 +723,21 @@ timeout_ms = 100
 self_signed = true
 min_version = "1.3"
 
+[[auth]]
+type = "file"
+
+# Asked only for names the [[users]] do not have; nothing listens there.
+[[auth]]
+type = "ldap"
+url = "ldap://127.0.0.1:1"
+base_dn = "dc=example,dc=org"
+home_template = "/srv/ftp/{{user}}"
+max_sessions = 2
+download_rate = "1M"
+denied_networks = ["192.0.2.0/24"]
+max_sessions_attribute = "ftpMaxSessions"
+allowed_networks_attribute = "ftpAllowedNetwork"
+
 [[users]]
 name = "amy"
 password_hash = "{hash}"
@@ -685,6 +745,8 @@ home = "amy"
 create_home = true
 permissions = "elr"
 quota = "10M"
+max_sessions = 3
+upload_rate = "2M"
 
 [[users.dirs]]
 path = "/incoming"
