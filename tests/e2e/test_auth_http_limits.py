@@ -191,6 +191,7 @@ def test_download_rate_slows_a_curl_download(gate, tmp_path):
     port, payload, _ = gate
     unlimited = _timed_download(port, "free", payload, tmp_path)
     limited = _timed_download(port, "slow", payload, tmp_path)
+    print(f"2 MiB: unlimited {unlimited:.2f} s, at 1 MiB/s {limited:.2f} s")
     # 2 MiB at 1 MiB/s: about 2 s (a token bucket may start with a little credit).
     assert limited >= 1.6, (limited, unlimited)
     assert limited < 10, limited
