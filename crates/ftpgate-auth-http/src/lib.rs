@@ -393,6 +393,62 @@ mod tests {
         assert_eq!(lines.last(), Some(&"-----END CERTIFICATE-----"));
     }
 
+    fn accepted(json: &str) -> Accepted {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn the_answers_limits_become_the_users() {
+        let limits = accepted(
+            r#"{"home": "/h", "upload_rate": 1000, "download_rate": 2000, "max_sessions": 2,
+                "allowed_networks": ["10.0.0.0/8", "192.0.2.7"], "denied_networks": ["10.9.0.0/16"],
+                "network_rates": [{"network": "10.1.0.0/16", "download_rate": 50}],
+                "expires_at": "2027-01-31T00:00:00Z", "disabled": false}"#,
+        )
+        .limits()
+        .unwrap();
+        assert_eq!(
+            (limits.upload_rate, limits.download_rate),
+            (Some(1000), Some(2000))
+        );
+        assert_eq!(limits.max_sessions, Some(2));
+        assert_eq!(limits.allowed_networks.len(), 2);
+        assert_eq!(limits.network_rates[0].download_rate, Some(50));
+        let at = limits.expires_at.unwrap();
+        assert_eq!(
+            at.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs(),
+            1_801_353_600
+        );
+        assert_eq!(
+            accepted(r#"{"home": "/h"}"#).limits().unwrap(),
+            UserLimits::default()
+        );
+    }
+
+    #[test]
+    fn a_limit_that_is_wrong_is_an_error_never_no_limit() {
+        for bad in [
+            r#"{"home": "/h", "upload_rate": 0}"#,
+            r#"{"home": "/h", "max_sessions": 0}"#,
+            r#"{"home": "/h", "allowed_networks": ["10.0.0.0/33"]}"#,
+            r#"{"home": "/h", "denied_networks": ["everyone"]}"#,
+            r#"{"home": "/h", "network_rates": [{"network": "x", "upload_rate": 5}]}"#,
+            r#"{"home": "/h", "network_rates": [{"network": "10.0.0.0/8", "upload_rate": 0}]}"#,
+            r#"{"home": "/h", "expires_at": "2027-01-31"}"#,
+        ] {
+            assert!(accepted(bad).limits().is_err(), "{bad}");
+        }
+        for bad in [
+            r#"{"home": "/h", "upload_rate": "1M"}"#,
+            r#"{"home": "/h", "download_rate": -1}"#,
+            r#"{"home": "/h", "max_sessions": 1.5}"#,
+            r#"{"home": "/h", "disabled": "yes"}"#,
+            r#"{"home": "/h", "network_rates": [{"network": "10.0.0.0/8", "rate": 5}]}"#,
+        ] {
+            assert!(serde_json::from_str::<Accepted>(bad).is_err(), "{bad}");
+        }
+    }
+
     #[test]
     fn bad_urls_and_headers_are_refused() {
         assert!(matches!(
