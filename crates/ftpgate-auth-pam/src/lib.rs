@@ -21,6 +21,10 @@
 //! - PAM itself failing (the service's configuration cannot be read, a module cannot reach its
 //!   backend, `PAM_AUTHINFO_UNAVAIL`) is [`AuthError::Unavailable`].
 //!
+//! An accepted user gets the authenticator's home, permissions, quota and limits
+//! ([`PamAuthenticator::with_limits`]: bandwidth, sessions, networks, validity), the same for
+//! every account; the engine enforces the limits as for any user.
+//!
 //! With a cache time (none by default), an accepted login is remembered that long under a keyed
 //! SHA-256 of the name and password (never the password itself), so a client opening several
 //! connections does not run PAM for each; a rejection is never cached. PAM cannot tell when an
