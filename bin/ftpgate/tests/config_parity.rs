@@ -402,6 +402,16 @@ fn serve_refuses_every_config_check_config_refuses_with_the_same_error() {
             "auth[0].quota_files",
         ),
         (
+            "a user's session count that is no number",
+            user("max_sessions = \"one\""),
+            "max_sessions: invalid type",
+        ),
+        (
+            "a PAM entry that is disabled by a word",
+            "[[auth]]\ntype = \"pam\"\ndisabled = \"yes\"\n".into(),
+            "disabled: invalid type",
+        ),
+        (
             "a PAM entry with no sessions",
             "[[auth]]\ntype = \"pam\"\nmax_sessions = 0\n".into(),
             "auth[0].max_sessions",

@@ -64,29 +64,57 @@ pub(crate) struct UserSection {
 #[derive(Debug, Default, Deserialize)]
 pub(crate) struct LimitsSection {
     /// Upload bandwidth per second ("5M", or bytes), per session and across the user's sessions.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "keyed::upload_rate")]
     pub(crate) upload_rate: Option<Size>,
     /// Download bandwidth per second, per session and across the user's sessions.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "keyed::download_rate")]
     pub(crate) download_rate: Option<Size>,
     /// Rates for clients in particular networks, instead of the two above.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "keyed::network_rates")]
     pub(crate) network_rates: Vec<NetworkRateSection>,
     /// Most sessions logged in as this user at once.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "keyed::max_sessions")]
     pub(crate) max_sessions: Option<u32>,
     /// The user may log in only from these networks (CIDRs; empty: anywhere).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "keyed::allowed_networks")]
     pub(crate) allowed_networks: Vec<String>,
     /// The user may not log in from these networks.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "keyed::denied_networks")]
     pub(crate) denied_networks: Vec<String>,
     /// No login from this time on: `2027-01-31` (midnight UTC) or RFC 3339.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "keyed::expires_at")]
     pub(crate) expires_at: Option<String>,
     /// No login at all.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "keyed::disabled")]
     pub(crate) disabled: bool,
+}
+
+/// Deserializers of the limit keys that put the key's name before serde's error.
+mod keyed {
+    use serde::{Deserialize, Deserializer};
+
+    use super::{NetworkRateSection, Size};
+
+    macro_rules! keyed {
+        ($($name:ident: $ty:ty;)*) => {$(
+            pub(super) fn $name<'de, D: Deserializer<'de>>(d: D) -> Result<$ty, D::Error> {
+                <$ty>::deserialize(d).map_err(|e| {
+                    serde::de::Error::custom(format_args!("{}: {e}", stringify!($name)))
+                })
+            }
+        )*};
+    }
+
+    keyed! {
+        upload_rate: Option<Size>;
+        download_rate: Option<Size>;
+        network_rates: Vec<NetworkRateSection>;
+        max_sessions: Option<u32>;
+        allowed_networks: Vec<String>;
+        denied_networks: Vec<String>;
+        expires_at: Option<String>;
+        disabled: bool;
+    }
 }
 
 /// `[[users.network_rates]]`
