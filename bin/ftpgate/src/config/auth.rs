@@ -22,7 +22,8 @@ pub(crate) enum AuthSection {
     /// An LDAP directory: a search, then a bind as the entry found (boxed: it has many keys).
     Ldap(Box<LdapAuthSection>),
     /// The machine's accounts, through PAM.
-    Pam(PamAuthSection),
+    /// (Boxed, like `ldap`: it has many keys.)
+    Pam(Box<PamAuthSection>),
 }
 
 /// `[[auth]] type = "pam"` (parsed in every build; a build without the `pam` feature refuses
