@@ -3,8 +3,8 @@
 //! cluster (127.0.0.11-13; S3 storage, `keep_partial_uploads`) and sharing one Redis
 //! (`[state] redis`). Every client goes through the load balancer:
 //!
-//! - curl and Python's ftplib upload and download, plain and explicit TLS, PASV and EPSV, the
-//!   objects in the bucket, sessions on both nodes;
+//! - curl and Python's ftplib upload and download, lftp downloads, plain and explicit TLS, PASV
+//!   and EPSV, the objects in the bucket, sessions on both nodes;
 //! - failed logins spread by the load balancer over both nodes earn one ban, which holds
 //!   through the load balancer and on each node, for the client's address (logged as such);
 //! - an upload whose node is killed (SIGKILL) mid-STOR is resumed through the load balancer,
@@ -181,6 +181,26 @@ fn real_clients(fleet: &Fleet) {
         args.extend(["-o", back.to_str().unwrap()]);
         curl(fleet, &args, &name);
         assert_eq!(std::fs::read(&back).unwrap(), payload, "curl {extra:?}");
+    }
+    // lftp, plain and TLS: a download of what curl uploaded.
+    for tls in [false, true] {
+        let out = work.join(format!("lftp-{tls}.bin"));
+        let script = format!(
+            "set net:socket-bind-ipv4 {CLIENT}; set ftp:ssl-allow {tls}; set ftp:ssl-force {tls}; \
+             set ftp:ssl-protect-data {tls}; set ssl:verify-certificate no; \
+             set net:max-retries 1; set net:timeout 20; \
+             open -u {USER},{PASSWORD} -p {port} {host}; get curl-0.bin -o {out}; bye",
+            port = fleet.lb.port(),
+            host = fleet.lb.ip(),
+            out = out.display(),
+        );
+        let result = Command::new("lftp").args(["-c", &script]).output().unwrap();
+        assert!(
+            result.status.success(),
+            "lftp tls={tls}: {}",
+            String::from_utf8_lossy(&result.stderr)
+        );
+        assert_eq!(std::fs::read(&out).unwrap(), payload, "lftp tls={tls}");
     }
     // ftplib: STOR then RETR, plain and TLS, PASV and EPSV, twice: sessions on both nodes.
     let mut nodes_seen = [0usize; 2];
