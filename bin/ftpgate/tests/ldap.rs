@@ -252,3 +252,93 @@ fn ldaps_and_starttls_with_a_private_ca_file_next_to_the_config() {
         assert!(daemon.terminate().success());
     }
 }
+
+/// `user_ldif` with extra attribute lines (`attr: value\n`...).
+fn user_with(uid: &str, password: &str, extra: &str) -> String {
+    let mut ldif = slapd::user_ldif(uid, password, None).trim_end().to_string();
+    for line in extra.lines() {
+        ldif.push('\n');
+        ldif.push_str(line);
+    }
+    ldif.push_str("\n\n");
+    ldif
+}
+
+#[test]
+fn limits_come_from_the_entry_defaults_and_the_users_attributes() {
+    let ldap = slapd::start();
+    let mut ldif = String::new();
+    // solo: employeeNumber 1 (its own max_sessions); duo: none (the entry's default, 2);
+    // away: roomNumber (its allowed networks) leaves out the loopback; broken: a session
+    // count that is no number.
+    ldif.push_str(&user_with("solo", "pw", "employeeNumber: 1"));
+    ldif.push_str(&user_with("duo", "pw", ""));
+    ldif.push_str(&user_with(
+        "away",
+        "pw",
+        "roomNumber: 192.0.2.0/24\nroomNumber: 10.0.0.0/8",
+    ));
+    ldif.push_str(&user_with("near", "pw", "roomNumber: 127.0.0.0/8"));
+    ldif.push_str(&user_with("broken", "pw", "employeeNumber: many"));
+    ldap.add(&ldif);
+    let dir = tempfile::tempdir().unwrap();
+    let homes = dir.path().join("homes");
+    for name in ["solo", "duo", "away", "near", "broken"] {
+        std::fs::create_dir_all(homes.join(name)).unwrap();
+    }
+    let config = dir.path().join("ftpgate.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[server]
+ban_after_failures = 0
+login_failure_delay_ms = 0
+
+[[auth]]
+type = "ldap"
+url = "{url}"
+bind_dn = "{SERVICE_DN}"
+bind_password = "{SERVICE_PASSWORD}"
+base_dn = "{BASE_DN}"
+home_template = "{homes}/{{user}}"
+cache_secs = 0
+max_sessions = 2
+max_sessions_attribute = "employeeNumber"
+allowed_networks_attribute = "roomNumber"
+"#,
+            url = ldap.url,
+            homes = homes.display(),
+        ),
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+    let (daemon, addr) = Daemon::start(
+        dir.path(),
+        &["--config", config, "--listen", "127.0.0.1:0"],
+        &[],
+    );
+
+    // solo's attribute: one session; a second is refused while the first lasts.
+    let first = Client::login(addr, "solo", "pw");
+    let second = login(addr, "solo", "pw");
+    assert!(second.starts_with("530"), "{second}");
+    drop(first);
+
+    // duo has no attribute: the entry's max_sessions = 2 holds.
+    let a = Client::login(addr, "duo", "pw");
+    let b = Client::login(addr, "duo", "pw");
+    let third = login(addr, "duo", "pw");
+    assert!(third.starts_with("530"), "{third}");
+    drop((a, b));
+
+    // Networks from a multi-valued attribute: away is kept out, near is let in.
+    let away = login(addr, "away", "pw");
+    assert!(away.starts_with("530"), "{away}");
+    assert!(login(addr, "near", "pw").starts_with("230"));
+
+    // A bad value is no unlimited user: the login is unavailable (421) and logged.
+    let broken = login(addr, "broken", "pw");
+    assert!(broken.starts_with("421"), "{broken}");
+    assert!(daemon.terminate().success());
+}

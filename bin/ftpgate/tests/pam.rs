@@ -2,7 +2,8 @@
 //! (useradd, chpasswd) and a PAM service file of its own (pam_unix for auth and account),
 //! then logs in through the daemon: the right password (and a file uploaded and read back),
 //! a wrong one (530, counted towards the ban), a locked and an expired account (530), an
-//! unknown user (the next `[[auth]]` entry decides), and the optional cache. Needs root (pam_unix reads /etc/shadow):
+//! unknown user (the next `[[auth]]` entry decides), the optional cache, and limits the entry
+//! gives every user (`max_sessions`, `disabled`). Needs root (pam_unix reads /etc/shadow):
 //! skipped otherwise, unless FTPGATE_REQUIRE_PAM is set (as scripts/test.sh does).
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
@@ -229,4 +230,55 @@ fn the_cache_remembers_logins_and_wrong_passwords_count_towards_the_ban() {
     std::io::BufRead::read_line(&mut std::io::BufReader::new(stream), &mut greeting).unwrap();
     assert!(greeting.starts_with("421"), "{greeting}");
     daemon.terminate();
+}
+
+#[test]
+fn the_entrys_limits_hold_for_every_pam_user() {
+    if !can_run() {
+        return;
+    }
+    let first = Account::make("First-pw-7");
+    let second = Account::make("Second-pw-8");
+    // Both accounts log in through the first one's service (the same pam_unix rules).
+    let dir = tempfile::tempdir().unwrap();
+    let path = config(
+        dir.path(),
+        &first.service,
+        "ban_after_failures = 0",
+        "max_sessions = 1",
+    );
+    let (daemon, addr) = Daemon::start(dir.path(), &["-c", path.to_str().unwrap()], &[]);
+
+    // max_sessions = 1 from the entry: a second session of the same account is refused
+    // while the first lasts; another account has its own count.
+    let held = Client::login(addr, &first.name, "First-pw-7");
+    let reply = Client::connect(addr).try_login(&first.name, "First-pw-7");
+    assert!(reply.starts_with("530"), "second session: {reply}");
+    let other = Client::login(addr, &second.name, "Second-pw-8");
+    // The [[users]] after the entry keep their own (no) limits.
+    let amy = Client::login(addr, "amy", "amypw");
+    drop((held, other, amy));
+    daemon.terminate();
+    let log = std::fs::read_to_string(dir.path().join("ftpgate.log")).unwrap();
+    assert!(
+        log.contains("the user has its most sessions already"),
+        "{log}"
+    );
+
+    // disabled = true on the entry: PAM accepts the password, the login is still refused.
+    let dir = tempfile::tempdir().unwrap();
+    let path = config(
+        dir.path(),
+        &first.service,
+        "ban_after_failures = 0",
+        "disabled = true",
+    );
+    let (daemon, addr) = Daemon::start(dir.path(), &["-c", path.to_str().unwrap()], &[]);
+    let reply = Client::connect(addr).try_login(&first.name, "First-pw-7");
+    assert!(reply.starts_with("530"), "disabled: {reply}");
+    let reply = Client::connect(addr).try_login("amy", "amypw");
+    assert!(reply.starts_with("230"), "{reply}");
+    daemon.terminate();
+    let log = std::fs::read_to_string(dir.path().join("ftpgate.log")).unwrap();
+    assert!(log.contains("the account is disabled"), "{log}");
 }

@@ -15,7 +15,15 @@
 //! - `200` with `{"home": "/srv/ftp/ann", "permissions": "elr", "quota_bytes": 1000000,
 //!   "quota_files": 500, "cache_secs": 60}` accepts (`home` is required; `permissions`
 //!   defaults to all, as for `[[users]]`; `quota_bytes`, `quota_files` (most files) and
-//!   `cache_secs` are optional);
+//!   `cache_secs` are optional), and so do the limits, all optional, as `[[users]]` has them:
+//!   `upload_rate` and `download_rate` (bytes per second, numbers above 0, per session and
+//!   across the user's sessions), `network_rates` (`[{"network": "10.0.0.0/8",
+//!   "upload_rate": ..., "download_rate": ...}]`, in place of those two for clients in the
+//!   network), `max_sessions` (above 0), `allowed_networks` and `denied_networks` (lists of
+//!   CIDRs or addresses), `expires_at` (RFC 3339, `"2027-01-31T00:00:00Z"`: no login from
+//!   then on) and `disabled` (`true`: no login). A limit the answer gets wrong — a rate of 0
+//!   or in text, a network that is not one, a time that is not RFC 3339 — makes the whole
+//!   answer unavailable (below), never a user without that limit;
 //! - `401` or `403` rejects: a wrong password ([`AuthError::InvalidCredentials`]);
 //! - `404`: the service does not know the user ([`AuthError::UnknownUser`]; in a chain the next
 //!   authenticator is asked);
@@ -32,11 +40,14 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use async_trait::async_trait;
 use base64::Engine as _;
-use ftpgate_core::{AuthError, Authenticator, LoginRequest, Permissions, User};
+use ftpgate_core::{
+    AuthError, Authenticator, LoginRequest, NetworkRate, Permissions, User, UserLimits,
+    parse_network,
+};
 use reqwest::StatusCode;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde::{Deserialize, Serialize};
@@ -170,9 +181,13 @@ impl HttpAuthenticator {
                 self.url
             )));
         }
+        let limits = accepted.limits().map_err(|e| {
+            AuthError::Unavailable(format!("{}: the answer's limits: {e}", self.url))
+        })?;
         let mut user = User::new(request.username(), accepted.home, permissions);
         user.quota_bytes = accepted.quota_bytes;
         user.quota_files = accepted.quota_files;
+        user.limits = limits;
         Ok((user, Duration::from_secs(accepted.cache_secs.unwrap_or(0))))
     }
 }
@@ -212,6 +227,72 @@ struct Accepted {
     quota_files: Option<u64>,
     #[serde(default)]
     cache_secs: Option<u64>,
+    #[serde(default)]
+    upload_rate: Option<u64>,
+    #[serde(default)]
+    download_rate: Option<u64>,
+    #[serde(default)]
+    network_rates: Vec<AcceptedNetworkRate>,
+    #[serde(default)]
+    max_sessions: Option<u32>,
+    #[serde(default)]
+    allowed_networks: Vec<String>,
+    #[serde(default)]
+    denied_networks: Vec<String>,
+    #[serde(default)]
+    expires_at: Option<String>,
+    #[serde(default)]
+    disabled: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AcceptedNetworkRate {
+    network: String,
+    #[serde(default)]
+    upload_rate: Option<u64>,
+    #[serde(default)]
+    download_rate: Option<u64>,
+}
+
+impl Accepted {
+    /// The user's limits, checked: a value that is not what its key should hold is an error,
+    /// never a limit left out.
+    fn limits(&self) -> Result<UserLimits, String> {
+        let networks = |key: &str, list: &[String]| {
+            list.iter()
+                .map(|n| parse_network(n).map_err(|e| format!("{key}: {e}")))
+                .collect::<Result<Vec<_>, _>>()
+        };
+        let limits = UserLimits {
+            upload_rate: self.upload_rate,
+            download_rate: self.download_rate,
+            network_rates: self
+                .network_rates
+                .iter()
+                .map(|r| {
+                    Ok(NetworkRate {
+                        network: parse_network(&r.network)
+                            .map_err(|e| format!("network_rates: {e}"))?,
+                        upload_rate: r.upload_rate,
+                        download_rate: r.download_rate,
+                    })
+                })
+                .collect::<Result<_, String>>()?,
+            max_sessions: self.max_sessions,
+            allowed_networks: networks("allowed_networks", &self.allowed_networks)?,
+            denied_networks: networks("denied_networks", &self.denied_networks)?,
+            expires_at: match &self.expires_at {
+                Some(text) => Some(SystemTime::from(text.parse::<jiff::Timestamp>().map_err(
+                    |e| format!("expires_at: {text:?} is not an RFC 3339 time: {e}"),
+                )?)),
+                None => None,
+            },
+            disabled: self.disabled,
+        };
+        limits.check()?;
+        Ok(limits)
+    }
 }
 
 fn unavailable(e: &dyn std::fmt::Display) -> AuthError {
@@ -310,6 +391,62 @@ mod tests {
         assert_eq!(lines[0], "-----BEGIN CERTIFICATE-----");
         assert_eq!(lines[1].len(), 64);
         assert_eq!(lines.last(), Some(&"-----END CERTIFICATE-----"));
+    }
+
+    fn accepted(json: &str) -> Accepted {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn the_answers_limits_become_the_users() {
+        let limits = accepted(
+            r#"{"home": "/h", "upload_rate": 1000, "download_rate": 2000, "max_sessions": 2,
+                "allowed_networks": ["10.0.0.0/8", "192.0.2.7"], "denied_networks": ["10.9.0.0/16"],
+                "network_rates": [{"network": "10.1.0.0/16", "download_rate": 50}],
+                "expires_at": "2027-01-31T00:00:00Z", "disabled": false}"#,
+        )
+        .limits()
+        .unwrap();
+        assert_eq!(
+            (limits.upload_rate, limits.download_rate),
+            (Some(1000), Some(2000))
+        );
+        assert_eq!(limits.max_sessions, Some(2));
+        assert_eq!(limits.allowed_networks.len(), 2);
+        assert_eq!(limits.network_rates[0].download_rate, Some(50));
+        let at = limits.expires_at.unwrap();
+        assert_eq!(
+            at.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs(),
+            1_801_353_600
+        );
+        assert_eq!(
+            accepted(r#"{"home": "/h"}"#).limits().unwrap(),
+            UserLimits::default()
+        );
+    }
+
+    #[test]
+    fn a_limit_that_is_wrong_is_an_error_never_no_limit() {
+        for bad in [
+            r#"{"home": "/h", "upload_rate": 0}"#,
+            r#"{"home": "/h", "max_sessions": 0}"#,
+            r#"{"home": "/h", "allowed_networks": ["10.0.0.0/33"]}"#,
+            r#"{"home": "/h", "denied_networks": ["everyone"]}"#,
+            r#"{"home": "/h", "network_rates": [{"network": "x", "upload_rate": 5}]}"#,
+            r#"{"home": "/h", "network_rates": [{"network": "10.0.0.0/8", "upload_rate": 0}]}"#,
+            r#"{"home": "/h", "expires_at": "2027-01-31"}"#,
+        ] {
+            assert!(accepted(bad).limits().is_err(), "{bad}");
+        }
+        for bad in [
+            r#"{"home": "/h", "upload_rate": "1M"}"#,
+            r#"{"home": "/h", "download_rate": -1}"#,
+            r#"{"home": "/h", "max_sessions": 1.5}"#,
+            r#"{"home": "/h", "disabled": "yes"}"#,
+            r#"{"home": "/h", "network_rates": [{"network": "10.0.0.0/8", "rate": 5}]}"#,
+        ] {
+            assert!(serde_json::from_str::<Accepted>(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -22,7 +22,11 @@
 //!    (`/srv/ftp/{user}`, `s3://bucket/{user}`), the permissions from the groups the entry is a
 //!    `member` of (a second search, see [`LdapSettings::group_filter`]) mapped through
 //!    `group_permissions` (several matching groups add up; none: the default permissions), and
-//!    a quota from an attribute if one is named.
+//!    a quota from an attribute if one is named, and limits ([`LdapSettings::limits`] for
+//!    every user, overridden by the attributes of [`LdapSettings::limit_attributes`]: upload
+//!    and download rate, most sessions, allowed networks; a value that is not what its
+//!    attribute should hold makes the login [`AuthError::Unavailable`], logged, never a user
+//!    without that limit).
 //!
 //! Anything that keeps the directory from answering — a refused connection, a TLS failure, a
 //! timeout, a refused service bind, a server busy or unavailable — is
@@ -37,12 +41,15 @@
 
 mod cache;
 mod conn;
+mod limits;
+
+pub use limits::LimitAttributes;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use ftpgate_core::{AuthError, Authenticator, LoginRequest, Permissions, User};
+use ftpgate_core::{AuthError, Authenticator, LoginRequest, Permissions, User, UserLimits};
 use ldap3::{Ldap, Scope, SearchEntry, SearchOptions, ldap_escape};
 use tracing::{debug, warn};
 
@@ -105,6 +112,11 @@ pub struct LdapSettings {
     pub default_permissions: Permissions,
     /// An attribute holding the user's quota in bytes.
     pub quota_attribute: Option<String>,
+    /// Every user's limits (bandwidth, sessions, networks, validity), unless an attribute of
+    /// [`limit_attributes`](LdapSettings::limit_attributes) says otherwise.
+    pub limits: UserLimits,
+    /// Attributes holding a user's own limits.
+    pub limit_attributes: LimitAttributes,
     /// Longest time to connect (TCP and TLS).
     pub connect_timeout: Duration,
     /// Longest time for one operation.
@@ -135,6 +147,8 @@ impl LdapSettings {
             group_filter: DEFAULT_GROUP_FILTER.to_string(),
             default_permissions: Permissions::ALL,
             quota_attribute: None,
+            limits: UserLimits::default(),
+            limit_attributes: LimitAttributes::default(),
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             timeout: DEFAULT_TIMEOUT,
             cache_ttl: DEFAULT_CACHE_TTL,
@@ -272,6 +286,7 @@ impl LdapAuthenticator {
         let mut attrs: Vec<&str> = vec![self.settings.name_attribute.as_str()];
         attrs.extend(self.settings.home_attribute.as_deref());
         attrs.extend(self.settings.quota_attribute.as_deref());
+        attrs.extend(self.settings.limit_attributes.names());
         let (mut entries, more) = self
             .search(&self.settings.base_dn, &filter, &attrs, 2)
             .await?;
@@ -310,6 +325,10 @@ impl LdapAuthenticator {
                 })?);
             }
         }
+        user.limits = self
+            .settings
+            .limit_attributes
+            .apply(&entry, &self.settings.limits)?;
         Ok(user)
     }
 

@@ -21,6 +21,10 @@
 //! - PAM itself failing (the service's configuration cannot be read, a module cannot reach its
 //!   backend, `PAM_AUTHINFO_UNAVAIL`) is [`AuthError::Unavailable`].
 //!
+//! An accepted user gets the authenticator's home, permissions, quota and limits
+//! ([`PamAuthenticator::with_limits`]: bandwidth, sessions, networks, validity), the same for
+//! every account; the engine enforces the limits as for any user.
+//!
 //! With a cache time (none by default), an accepted login is remembered that long under a keyed
 //! SHA-256 of the name and password (never the password itself), so a client opening several
 //! connections does not run PAM for each; a rejection is never cached. PAM cannot tell when an
@@ -95,6 +99,7 @@ pub struct PamAuthenticator {
     permissions: Permissions,
     quota_bytes: Option<u64>,
     quota_files: Option<u64>,
+    limits: ftpgate_core::UserLimits,
     min_uid: u32,
     timeout: Duration,
     slots: Arc<Semaphore>,
@@ -119,6 +124,7 @@ impl PamAuthenticator {
             permissions: Permissions::ALL,
             quota_bytes: None,
             quota_files: None,
+            limits: ftpgate_core::UserLimits::default(),
             min_uid: DEFAULT_MIN_UID,
             timeout: DEFAULT_TIMEOUT,
             slots: Arc::new(Semaphore::new(DEFAULT_CONCURRENCY)),
@@ -138,6 +144,12 @@ impl PamAuthenticator {
     /// What users may do (everywhere in their homes).
     pub fn with_permissions(mut self, permissions: Permissions) -> Self {
         self.permissions = permissions;
+        self
+    }
+
+    /// Each user's limits: bandwidth, sessions, networks, validity (none by default).
+    pub fn with_limits(mut self, limits: ftpgate_core::UserLimits) -> Self {
+        self.limits = limits;
         self
     }
 
@@ -191,6 +203,7 @@ impl PamAuthenticator {
         let mut user = User::new(name, home, self.permissions);
         user.quota_bytes = self.quota_bytes;
         user.quota_files = self.quota_files;
+        user.limits = self.limits.clone();
         user
     }
 

@@ -186,6 +186,35 @@ impl UserLimits {
         None
     }
 
+    /// Checks limits that came from outside (a configuration file, a directory, a login
+    /// service): a rate of 0 bytes per second or `max_sessions = 0` is a mistake, never a
+    /// limit (leave a rate out for none; use `disabled` to refuse every login).
+    pub fn check(&self) -> Result<(), String> {
+        let rates = [
+            ("upload_rate", self.upload_rate),
+            ("download_rate", self.download_rate),
+        ];
+        let network_rates = self.network_rates.iter().flat_map(|r| {
+            [
+                ("network_rates[].upload_rate", r.upload_rate),
+                ("network_rates[].download_rate", r.download_rate),
+            ]
+        });
+        for (name, rate) in rates.into_iter().chain(network_rates) {
+            if rate == Some(0) {
+                return Err(format!(
+                    "{name}: must be more than 0 bytes per second (leave it out for no limit)"
+                ));
+            }
+        }
+        if self.max_sessions == Some(0) {
+            return Err(
+                "max_sessions: must be at least 1 (use disabled to refuse every login)".into(),
+            );
+        }
+        Ok(())
+    }
+
     /// The (upload, download) rates for a client at `client`.
     pub fn rates_for(&self, client: std::net::IpAddr) -> (Option<u64>, Option<u64>) {
         match self
@@ -196,6 +225,19 @@ impl UserLimits {
             Some(rate) => (rate.upload_rate, rate.download_rate),
             None => (self.upload_rate, self.download_rate),
         }
+    }
+}
+
+/// A CIDR network (`10.0.0.0/8`, `2001:db8::/32`), or one address as a network of its own.
+pub fn parse_network(text: &str) -> Result<ipnet::IpNet, String> {
+    if let Ok(net) = text.parse::<ipnet::IpNet>() {
+        return Ok(net);
+    }
+    match text.parse::<std::net::IpAddr>() {
+        Ok(ip) => Ok(ipnet::IpNet::from(ip)),
+        Err(_) => Err(format!(
+            "{text:?} is not a network (10.0.0.0/8, 2001:db8::/32) or an address"
+        )),
     }
 }
 

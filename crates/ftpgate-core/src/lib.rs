@@ -18,7 +18,9 @@ pub use async_trait::async_trait;
 pub mod auth;
 pub mod storage;
 
-pub use auth::{AuthChain, AuthError, Authenticator, LoginRequest, NetworkRate, User, UserLimits};
+pub use auth::{
+    AuthChain, AuthError, Authenticator, LoginRequest, NetworkRate, User, UserLimits, parse_network,
+};
 pub use ftpgate_proto::{Password, PermissionMap, Permissions, VirtualPath};
 pub use rustls_pki_types::CertificateDer;
 pub use storage::{

@@ -136,7 +136,13 @@ impl ObjectStorage {
         let Some(upload) = uploads.pop() else {
             return Ok(None);
         };
-        let mut parts = client.uploaded_parts(key, &upload.upload_id).await?;
+        let mut parts = match client.uploaded_parts(key, &upload.upload_id).await {
+            Ok(parts) => parts,
+            // Completed or aborted since it was listed: some stores (Garage) list uploads from
+            // an index that lags behind the upload itself for a moment.
+            Err(e) if e.kind == StorageErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
         // Only parts 1..n without a gap count; a part still uploading when the transfer broke
         // may be missing.
         let whole = parts

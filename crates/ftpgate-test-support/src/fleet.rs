@@ -7,6 +7,10 @@
 //! port and both passive ranges) and connects to the nodes from 127.0.0.4, the one address
 //! the nodes trust to send PROXY headers.
 //!
+//! [`FleetOptions`] give the nodes their store and shared state (`node_extra`: `[storage]`,
+//! `[state]`), so the same bed runs the whole fleet of `docs/SCALE-OUT.md`: HAProxy in front,
+//! a Garage cluster behind, one Redis between the nodes.
+//!
 //! The API is synchronous (processes and files); everything is stopped and removed when the
 //! [`Fleet`] is dropped. The `ftpgate` binary is given by the caller (a test's
 //! `CARGO_BIN_EXE_ftpgate`); `haproxy` is looked for on `PATH` and in `/usr/sbin`.
@@ -79,6 +83,13 @@ pub struct FleetOptions {
     pub server_extra: String,
     /// Extra TOML for `[server.proxy_protocol]` of every node.
     pub proxy_extra: String,
+    /// Extra TOML of node A and node B, after their `[admin]` table and before `[[users]]`:
+    /// whole tables of their own, such as `[storage]` (each node may reach the store through
+    /// a different endpoint) and `[state]`.
+    pub node_extra: [String; 2],
+    /// The user's `home`; by default the fleet's local directory ([`Fleet::data`]). With
+    /// object storage, a key prefix in the bucket (such as `"fleet"`).
+    pub home: Option<String>,
 }
 
 impl Fleet {
@@ -121,6 +132,8 @@ trusted = ["{LB_SOURCE}"]
 [admin]
 listen = ["{addr}:{admin_port}"]
 
+{node_extra}
+
 [log]
 level = "info"
 
@@ -136,7 +149,11 @@ home = "{home}"
                     hi = passive.end(),
                     server_extra = options.server_extra,
                     proxy_extra = options.proxy_extra,
-                    home = data.display(),
+                    node_extra = options.node_extra[i],
+                    home = options
+                        .home
+                        .clone()
+                        .unwrap_or_else(|| data.display().to_string()),
                 ),
             )
             .expect("node config");

@@ -524,7 +524,7 @@ impl Watchdog {
 }
 
 /// `garage -c CONFIG`, with no `GARAGE_*` variables from the environment overriding it.
-fn base_command(binary: &Path, config: &Path) -> Command {
+pub(crate) fn base_command(binary: &Path, config: &Path) -> Command {
     let mut command = Command::new(binary);
     for (name, _) in std::env::vars_os() {
         if name.to_string_lossy().starts_with("GARAGE_") {
@@ -536,7 +536,7 @@ fn base_command(binary: &Path, config: &Path) -> Command {
 }
 
 /// The value after `label` on the line that starts with it (`Key ID:   GK…`).
-fn field(output: &str, label: &str) -> Option<String> {
+pub(crate) fn field(output: &str, label: &str) -> Option<String> {
     output
         .lines()
         .find_map(|line| line.trim().strip_prefix(label))

@@ -1,10 +1,17 @@
 //! Abuse limits as plain logic with time as an input: per-IP failed-login tracking (growing
 //! delay, temporary bans that grow when repeated) and a per-session command rate limit.
+//!
+//! With a [`SharedState`](crate::SharedState), failures are counted and bans kept in the
+//! shared store, so that a fleet of nodes counts an address's failures once; the process's own
+//! table mirrors what the store answered (the accept loop checks it without a request) and
+//! decides alone whenever the store does not answer.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use crate::state::SharedLink;
 
 /// Brute-force settings.
 #[derive(Debug, Clone)]
@@ -61,14 +68,123 @@ const MAX_BAN: Duration = Duration::from_secs(24 * 3600);
 pub(crate) struct LoginGuard {
     config: LoginGuardConfig,
     records: Mutex<HashMap<IpAddr, Record>>,
+    shared: Option<Arc<SharedLink>>,
 }
 
 impl LoginGuard {
-    pub(crate) fn new(config: LoginGuardConfig) -> Self {
+    pub(crate) fn new(config: LoginGuardConfig, shared: Option<Arc<SharedLink>>) -> Self {
         LoginGuard {
             config,
             records: Mutex::new(HashMap::new()),
+            shared,
         }
+    }
+
+    /// How long `ip` stays banned according to the shared store (`None` without one, or when
+    /// it does not answer); a ban found there is mirrored into this process's table.
+    pub(crate) async fn shared_ban(&self, ip: IpAddr) -> Option<Duration> {
+        let link = self.shared.as_ref()?;
+        let left = link
+            .call("ban check", link.state.banned_for(ip))
+            .await
+            .flatten()?;
+        let now = Instant::now();
+        self.update(ip, now, |r| {
+            r.banned_until = Some(r.banned_until.map_or(now + left, |u| u.max(now + left)));
+        });
+        Some(left)
+    }
+
+    /// Records a failed login from `ip`: in the shared store when there is one and it
+    /// answers, else in this process's table.
+    pub(crate) async fn failed_login(&self, ip: IpAddr, now: Instant) -> FailureDecision {
+        let Some(link) = &self.shared else {
+            return self.failure(ip, now);
+        };
+        let (window, ban_after) = (self.config.failure_window, self.config.ban_after_failures);
+        let Some(count) = link
+            .call(
+                "failed login",
+                link.state.record_failure(ip, window, ban_after),
+            )
+            .await
+        else {
+            return self.failure(ip, now);
+        };
+        let ban = count.ban.map(|nth| self.ban_length(nth));
+        if let Some(ban) = ban {
+            // A ban the store could not keep still holds on this node.
+            link.call("ban", link.state.ban(ip, ban)).await;
+        }
+        self.update(ip, now, |r| {
+            r.failures = count.failures;
+            r.last_failure = now;
+            if let (Some(nth), Some(ban)) = (count.ban, ban) {
+                r.bans = r.bans.max(nth);
+                r.banned_until = Some(now + ban);
+            }
+        });
+        FailureDecision {
+            delay: self.delay_for(count.failures.max(1)),
+            banned: ban.is_some(),
+        }
+    }
+
+    /// A successful login from `ip`: its failures are forgotten here and in the shared store.
+    pub(crate) async fn succeeded(&self, ip: IpAddr) {
+        self.success(ip);
+        if let Some(link) = &self.shared {
+            link.call("login", link.state.clear_failures(ip)).await;
+        }
+    }
+
+    /// The delay before answering the `failures`th failure in a row.
+    fn delay_for(&self, failures: u32) -> Duration {
+        self.config.failure_delay * (1u32 << failures.saturating_sub(1).min(3))
+    }
+
+    /// How long the `nth` ban of an address lasts: `ban_time`, times `ban_growth` for each
+    /// earlier ban, capped at a day.
+    fn ban_length(&self, nth: u32) -> Duration {
+        let factor = self
+            .config
+            .ban_growth
+            .max(1.0)
+            .powi(i32::try_from(nth.saturating_sub(1)).unwrap_or(i32::MAX));
+        self.config
+            .ban_time
+            .mul_f64(factor.min(MAX_BAN.as_secs_f64()))
+            .min(MAX_BAN)
+    }
+
+    /// Changes the record of `ip` (made if missing, within the table's bound).
+    fn update(&self, ip: IpAddr, now: Instant, change: impl FnOnce(&mut Record)) {
+        let Ok(mut records) = self.records.lock() else {
+            return;
+        };
+        if !self.make_room(&mut records, ip, now) {
+            return;
+        }
+        let record = records.entry(ip).or_insert(Record {
+            failures: 0,
+            last_failure: now,
+            bans: 0,
+            banned_until: None,
+        });
+        change(record);
+    }
+
+    /// Whether `ip` has or can have a record: beyond [`MAX_TRACKED`] addresses, stale records
+    /// are dropped first, then new addresses are not tracked.
+    fn make_room(&self, records: &mut HashMap<IpAddr, Record>, ip: IpAddr, now: Instant) -> bool {
+        if records.len() >= MAX_TRACKED && !records.contains_key(&ip) {
+            let window = self.config.failure_window;
+            records.retain(|_, r| {
+                r.banned_until.is_some_and(|u| u > now)
+                    || now.duration_since(r.last_failure) < window
+            });
+        }
+        records.len() < MAX_TRACKED || records.contains_key(&ip)
     }
 
     /// How long `ip` stays banned, if it is.
@@ -78,7 +194,6 @@ impl LoginGuard {
         (until > now).then(|| until - now)
     }
 
-    /// Records a failed login from `ip`.
     /// How many addresses are banned at `now` (for the `ftpgate_bans_active` gauge; a walk of
     /// the bounded table, at scrape time only).
     pub(crate) fn active_bans(&self, now: Instant) -> usize {
@@ -91,6 +206,7 @@ impl LoginGuard {
             .count()
     }
 
+    /// Records a failed login from `ip` in this process's table.
     pub(crate) fn failure(&self, ip: IpAddr, now: Instant) -> FailureDecision {
         let Ok(mut records) = self.records.lock() else {
             return FailureDecision {
@@ -98,18 +214,11 @@ impl LoginGuard {
                 banned: false,
             };
         };
-        if records.len() >= MAX_TRACKED && !records.contains_key(&ip) {
-            let window = self.config.failure_window;
-            records.retain(|_, r| {
-                r.banned_until.is_some_and(|u| u > now)
-                    || now.duration_since(r.last_failure) < window
-            });
-            if records.len() >= MAX_TRACKED {
-                return FailureDecision {
-                    delay: self.config.failure_delay * 8,
-                    banned: false,
-                };
-            }
+        if !self.make_room(&mut records, ip, now) {
+            return FailureDecision {
+                delay: self.config.failure_delay * 8,
+                banned: false,
+            };
         }
         let record = records.entry(ip).or_insert(Record {
             failures: 0,
@@ -122,20 +231,11 @@ impl LoginGuard {
         }
         record.failures += 1;
         record.last_failure = now;
-        let delay = self.config.failure_delay * (1u32 << (record.failures - 1).min(3));
+        let delay = self.delay_for(record.failures);
         if self.config.ban_after_failures > 0 && record.failures >= self.config.ban_after_failures {
             record.bans += 1;
             record.failures = 0;
-            let factor = self
-                .config
-                .ban_growth
-                .max(1.0)
-                .powi(i32::try_from(record.bans - 1).unwrap_or(i32::MAX));
-            let ban = self
-                .config
-                .ban_time
-                .mul_f64(factor.min(MAX_BAN.as_secs_f64()))
-                .min(MAX_BAN);
+            let ban = self.ban_length(record.bans);
             record.banned_until = Some(now + ban);
             return FailureDecision {
                 delay,
@@ -197,13 +297,16 @@ mod tests {
     use super::*;
 
     fn guard() -> LoginGuard {
-        LoginGuard::new(LoginGuardConfig {
-            failure_delay: Duration::from_millis(100),
-            ban_after_failures: 3,
-            failure_window: Duration::from_secs(60),
-            ban_time: Duration::from_secs(10),
-            ban_growth: 3.0,
-        })
+        LoginGuard::new(
+            LoginGuardConfig {
+                failure_delay: Duration::from_millis(100),
+                ban_after_failures: 3,
+                failure_window: Duration::from_secs(60),
+                ban_time: Duration::from_secs(10),
+                ban_growth: 3.0,
+            },
+            None,
+        )
     }
 
     const A: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, 1));
@@ -264,10 +367,13 @@ mod tests {
 
     #[test]
     fn bans_can_be_disabled() {
-        let g = LoginGuard::new(LoginGuardConfig {
-            ban_after_failures: 0,
-            ..LoginGuardConfig::default()
-        });
+        let g = LoginGuard::new(
+            LoginGuardConfig {
+                ban_after_failures: 0,
+                ..LoginGuardConfig::default()
+            },
+            None,
+        );
         let t = Instant::now();
         for _ in 0..100 {
             assert!(!g.failure(A, t).banned);

@@ -124,6 +124,13 @@
 //! users and storage: [`Server::with_virtual_host`] with a [`VirtualHost`]; clients that send
 //! no HOST get the server's own.
 //!
+//! # A fleet of nodes
+//!
+//! Several servers over one store can share failed-login counters, bans and quota usage:
+//! [`Server::with_shared_state`] with an implementation of [`SharedState`] (the `ftpgate`
+//! daemon's is Redis). Each request to it is bounded by a timeout; when it fails, the server
+//! decides with its own state, so logins never depend on the shared store.
+//!
 //! Each control connection is one task that owns its [`Session`](ftpgate_proto::Session) (the
 //! protocol state machine) and performs the effects it asks for; a transfer is a future that
 //! task polls next to its control connection, made from an immutable plan, whose output is the
@@ -149,6 +156,7 @@ mod proxy;
 mod server;
 mod session_context;
 mod sessions;
+mod state;
 mod threads;
 mod tls;
 mod transfer;
@@ -192,5 +200,6 @@ pub use prometheus_client;
 pub use proxy::{MAX_PROXY_HEADER_BYTES, MIN_PROXY_HEADER_BYTES, ProxyData, ProxyProtocol};
 pub use server::{BoundServer, ReloadHandle, Server};
 pub use sessions::{SessionId, SessionInfo, SessionsHandle, TransferInfo};
+pub use state::{FailureCount, QuotaUsage, SharedState, StateError};
 pub use tls::{SessionReuse, TlsConfig};
 pub use tokio_util::sync::CancellationToken;

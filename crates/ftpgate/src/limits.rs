@@ -1,6 +1,12 @@
 //! Upload size limits and per-user quotas: every piece of quota bookkeeping (the registry of
 //! users' quotas, what an upload may write, what a commit, a COMB or a delete changes, the
 //! space AVBL reports). Uploads are held to them while the bytes arrive.
+//!
+//! A user's usage (bytes and files) is measured from the storage once per process; with a
+//! [`SharedState`](crate::SharedState) it is kept in the shared store instead (seeded from a
+//! measurement when the store has none, read again before each upload and AVBL, and moved by
+//! every commit, COMB and delete), so that every node sharing the storage holds the user to the
+//! sum of all nodes' uploads. When the store does not answer, the process's own count is used.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -10,14 +16,45 @@ use ftpgate_core::{Storage, User};
 pub(crate) use ftpgate_proto::session::UploadLimit;
 use tracing::warn;
 
+use crate::state::{QuotaUsage, SharedLink};
+
 /// The quotas of a server's users, shared by all of a user's sessions.
 #[derive(Default)]
 pub(crate) struct Quotas {
     /// By host and user name.
     by_user: Mutex<HashMap<String, Arc<Quota>>>,
+    shared: Option<Arc<SharedLink>>,
+}
+
+/// What `quota`'s user's files take in `storage`, measured for the limits set (0 for the
+/// others, and when the storage cannot tell: logged).
+async fn measure(quota: &Quota, storage: &dyn Storage) -> QuotaUsage {
+    let user = quota.user.as_str();
+    let bytes = match quota.limit {
+        Some(_) => storage.used_bytes().await.unwrap_or_else(|e| {
+            warn!(user, error = %e, "cannot measure usage; counting the quota from zero");
+            0
+        }),
+        None => 0,
+    };
+    let files = match quota.file_limit {
+        Some(_) => storage.used_files().await.unwrap_or_else(|e| {
+            warn!(user, error = %e, "cannot count files; counting the quota from zero");
+            0
+        }),
+        None => 0,
+    };
+    QuotaUsage { bytes, files }
 }
 
 impl Quotas {
+    pub(crate) fn new(shared: Option<Arc<SharedLink>>) -> Quotas {
+        Quotas {
+            by_user: Mutex::default(),
+            shared,
+        }
+    }
+
     /// The quota of `user` (of virtual host `host`, `""` for the server's own users), measured
     /// from its storage the first time.
     pub(crate) async fn for_user(
@@ -31,36 +68,38 @@ impl Quotas {
         }
         let limits = (user.quota_bytes, user.quota_files);
         // Virtual hosts have users of their own: the same name on two hosts is two users.
-        let key = format!("{host}\0{}", user.name);
+        // (Host names hold no `/`.)
+        let key = format!("{host}/{}", user.name);
         // A reload may change the limits: then the usage is measured again.
-        if let Some(quota) = self.by_user.lock().ok()?.get(&key) {
-            if quota.limits() == limits {
-                return Some(quota.clone());
+        let cached = self
+            .by_user
+            .lock()
+            .ok()?
+            .get(&key)
+            .filter(|q| q.limits() == limits)
+            .cloned();
+        if let Some(quota) = cached {
+            quota.sync(storage).await;
+            return Some(quota);
+        }
+        let mut quota = Quota::new(user.quota_bytes, 0).with_files(user.quota_files, 0);
+        quota.user.clone_from(&user.name);
+        quota.shared = self.shared.clone().map(|link| (link, key.clone()));
+        if !quota.sync(storage).await {
+            let usage = measure(&quota, storage).await;
+            quota.used.store(usage.bytes, Ordering::Relaxed);
+            quota.files.store(usage.files, Ordering::Relaxed);
+        }
+        let mut quotas = self.by_user.lock().ok()?;
+        match quotas.get(&key) {
+            // Another session of the user got there first.
+            Some(first) if first.limits() == limits => Some(first.clone()),
+            _ => {
+                let quota = Arc::new(quota);
+                quotas.insert(key, quota.clone());
+                Some(quota)
             }
         }
-        let used = match user.quota_bytes {
-            Some(_) => storage.used_bytes().await.unwrap_or_else(|e| {
-                warn!(user = user.name.as_str(), error = %e, "cannot measure usage; counting the quota from zero");
-                0
-            }),
-            None => 0,
-        };
-        let files = match user.quota_files {
-            Some(_) => storage.used_files().await.unwrap_or_else(|e| {
-                warn!(user = user.name.as_str(), error = %e, "cannot count files; counting the quota from zero");
-                0
-            }),
-            None => 0,
-        };
-        let mut quotas = self.by_user.lock().ok()?;
-        let quota = quotas.entry(key).or_insert_with(|| {
-            Arc::new(Quota::new(user.quota_bytes, used).with_files(user.quota_files, files))
-        });
-        if quota.limits() != limits {
-            *quota =
-                Arc::new(Quota::new(user.quota_bytes, used).with_files(user.quota_files, files));
-        }
-        Some(quota.clone())
     }
 }
 
@@ -72,6 +111,12 @@ pub(crate) struct Quota {
     file_limit: Option<u64>,
     /// Files the user has, with places taken by uploads of new files still arriving.
     files: AtomicU64,
+    /// Of `files`, the places taken by uploads still arriving.
+    pending: AtomicU64,
+    /// The shared store and the user's key in it.
+    shared: Option<(Arc<SharedLink>, String)>,
+    /// The user's name, for messages.
+    user: String,
 }
 
 impl Quota {
@@ -82,6 +127,44 @@ impl Quota {
             used: AtomicU64::new(used),
             file_limit: None,
             files: AtomicU64::new(0),
+            pending: AtomicU64::new(0),
+            shared: None,
+            user: String::new(),
+        }
+    }
+
+    /// Takes the usage from the shared store, seeding it from a measurement of `storage` when
+    /// the store has none. Whether the store answered (else the counts stay as they were).
+    pub(crate) async fn sync(&self, storage: &dyn Storage) -> bool {
+        let Some((link, key)) = &self.shared else {
+            return false;
+        };
+        let usage = match link.call("quota read", link.state.quota_used(key)).await {
+            Some(Some(usage)) => usage,
+            Some(None) => {
+                let measured = measure(self, storage).await;
+                match link
+                    .call("quota seed", link.state.seed_quota(key, measured))
+                    .await
+                {
+                    Some(usage) => usage,
+                    None => return false,
+                }
+            }
+            None => return false,
+        };
+        self.used.store(usage.bytes, Ordering::Relaxed);
+        let pending = self.pending.load(Ordering::Relaxed);
+        self.files
+            .store(usage.files.saturating_add(pending), Ordering::Relaxed);
+        true
+    }
+
+    /// Tells the shared store, if any, that `bytes` and `files` changed by these amounts.
+    async fn tell(&self, bytes: i64, files: i64) {
+        if let (Some((link, key)), false) = (&self.shared, bytes == 0 && files == 0) {
+            link.call("quota update", link.state.add_quota(key, bytes, files))
+                .await;
         }
     }
 
@@ -110,9 +193,10 @@ impl Quota {
     }
 
     /// A file of `size` bytes was removed: its bytes and its place are free.
-    pub(crate) fn removed(&self, size: u64) {
-        self.resized(size, 0);
-        self.release_file();
+    pub(crate) async fn removed(&self, size: u64) {
+        self.resize_here(size, 0);
+        self.files_here(0, 1);
+        self.tell(-signed(size), -1).await;
     }
 
     /// The space AVBL reports: the smaller of the storage's free space (`free`) and what is
@@ -127,12 +211,27 @@ impl Quota {
     }
 
     /// A file grew from `old` to `new` bytes (or was removed: `new` = 0).
-    pub(crate) fn resized(&self, old: u64, new: u64) {
+    pub(crate) async fn resized(&self, old: u64, new: u64) {
+        self.resize_here(old, new);
+        self.tell(signed(new).saturating_sub(signed(old)), 0).await;
+    }
+
+    fn resize_here(&self, old: u64, new: u64) {
         let _ = self
             .used
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |used| {
                 Some(used.saturating_sub(old).saturating_add(new))
             });
+    }
+
+    fn files_here(&self, added: u64, removed: u64) {
+        if self.file_limit.is_some() || self.shared.is_some() {
+            let _ = self
+                .files
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |f| {
+                    Some(f.saturating_sub(removed).saturating_add(added))
+                });
+        }
     }
 
     /// Takes a place for a new file; `Err(limit)` when the user has as many files as allowed.
@@ -146,31 +245,49 @@ impl Quota {
                 (files < limit).then_some(files + 1)
             })
             .map(|_| ())
-            .map_err(|_| limit)
+            .map_err(|_| limit)?;
+        self.pending.fetch_add(1, Ordering::Relaxed);
+        Ok(())
     }
 
-    /// A place taken by [`reserve_file`](Self::reserve_file) is given back (the upload did not
-    /// complete), or a file went.
+    /// A place taken by [`reserve_file`](Self::reserve_file) is given back: the upload did not
+    /// complete.
     pub(crate) fn release_file(&self) {
         if self.file_limit.is_some() {
-            let _ = self
-                .files
-                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |f| {
-                    Some(f.saturating_sub(1))
-                });
+            self.files_here(0, 1);
+            self.unpend();
         }
+    }
+
+    /// The upload of a new file completed: its place (taken, with a limit on files) is the
+    /// file's now.
+    pub(crate) async fn file_added(&self) {
+        if self.file_limit.is_some() {
+            self.unpend();
+        } else {
+            self.files_here(1, 0);
+        }
+        self.tell(0, 1).await;
+    }
+
+    fn unpend(&self) {
+        let _ = self
+            .pending
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |p| {
+                Some(p.saturating_sub(1))
+            });
     }
 
     /// `removed` files went and `added` appeared (COMB).
-    pub(crate) fn files_changed(&self, added: u64, removed: u64) {
-        if self.file_limit.is_some() {
-            let _ = self
-                .files
-                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |f| {
-                    Some(f.saturating_sub(removed).saturating_add(added))
-                });
-        }
+    pub(crate) async fn files_changed(&self, added: u64, removed: u64) {
+        self.files_here(added, removed);
+        self.tell(0, signed(added).saturating_sub(signed(removed)))
+            .await;
     }
+}
+
+fn signed(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 /// The limits that apply to one upload.
@@ -186,9 +303,16 @@ pub(crate) struct UploadLimits {
 
 impl UploadLimits {
     /// An upload (or COMB) committed: files of `replaced` bytes in all became one of `size`.
-    pub(crate) fn committed(&self, replaced: u64, size: u64) {
+    pub(crate) async fn committed(&self, replaced: u64, size: u64) {
         if let Some(quota) = &self.quota {
-            quota.resized(replaced, size);
+            quota.resized(replaced, size).await;
+        }
+    }
+
+    /// The upload of a new file completed (see [`Quota::file_added`]).
+    pub(crate) async fn file_added(&self) {
+        if let Some(quota) = &self.quota {
+            quota.file_added().await;
         }
     }
 
@@ -293,17 +417,17 @@ mod tests {
         assert!(UploadLimits::default().is_unlimited());
     }
 
-    #[test]
-    fn resizing_moves_usage() {
+    #[tokio::test]
+    async fn resizing_moves_usage() {
         let q = Quota::new(Some(100), 10);
-        q.resized(0, 30);
+        q.resized(0, 30).await;
         assert_eq!(q.available(), 60);
-        q.resized(30, 0);
+        q.resized(30, 0).await;
         assert_eq!(q.available(), 90);
-        q.resized(500, 0);
+        q.resized(500, 0).await;
         assert_eq!(q.available(), 100);
-        q.resized(0, 40);
-        q.removed(15);
+        q.resized(0, 40).await;
+        q.removed(15).await;
         assert_eq!(q.available(), 75);
     }
 
@@ -318,16 +442,16 @@ mod tests {
         assert_eq!(files_only.available_of(Err(())), Err(()));
     }
 
-    #[test]
-    fn places_for_files_are_taken_given_back_and_freed() {
+    #[tokio::test]
+    async fn places_for_files_are_taken_given_back_and_freed() {
         let q = Quota::new(None, 0).with_files(Some(2), 1);
         assert_eq!(q.reserve_file(), Ok(()));
         assert_eq!(q.reserve_file(), Err(2), "two files already");
         q.release_file();
         assert_eq!(q.reserve_file(), Ok(()));
-        q.removed(0);
+        q.removed(0).await;
         assert_eq!(q.reserve_file(), Ok(()));
-        q.files_changed(1, 2);
+        q.files_changed(1, 2).await;
         assert_eq!(q.reserve_file(), Ok(()));
         assert_eq!(q.reserve_file(), Err(2));
         let bytes_only = Quota::new(Some(10), 0);
@@ -336,15 +460,15 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_commit_moves_usage_only_with_a_quota() {
+    #[tokio::test]
+    async fn a_commit_moves_usage_only_with_a_quota() {
         let quota = Arc::new(Quota::new(Some(100), 50));
         let limits = UploadLimits {
             quota: Some(quota.clone()),
             ..UploadLimits::default()
         };
-        limits.committed(20, 60);
+        limits.committed(20, 60).await;
         assert_eq!(quota.available(), 10);
-        UploadLimits::default().committed(20, 60);
+        UploadLimits::default().committed(20, 60).await;
     }
 }

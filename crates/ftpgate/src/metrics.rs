@@ -90,6 +90,7 @@ pub struct Metrics {
     pub(crate) passive_ports_exhausted: Counter,
     pub(crate) bans_active: Gauge,
     timeouts: [Counter; 3],
+    pub(crate) shared_state_failures: Counter,
 }
 
 impl Metrics {
@@ -260,6 +261,12 @@ impl Metrics {
                 .get_or_create(&labels(&[("reason", r)]))
                 .clone()
         });
+        let shared_state_failures = Counter::default();
+        registry.register(
+            "ftpgate_shared_state_failures",
+            "Requests to the fleet's shared state (Redis) that failed or timed out; the node decided alone",
+            shared_state_failures.clone(),
+        );
         std::sync::Arc::new(Metrics {
             connections,
             connections_active,
@@ -278,6 +285,7 @@ impl Metrics {
             passive_ports_exhausted,
             bans_active,
             timeouts,
+            shared_state_failures,
         })
     }
 

@@ -32,6 +32,7 @@ use crate::passive::PortSharing;
 use crate::proxy::{self, Origin, Proxied};
 use crate::session_context::SessionContext;
 use crate::sessions::{Registry, SessionsHandle};
+use crate::state::{SharedLink, SharedState};
 use crate::threads::SessionThreads;
 use crate::tls::ServerTls;
 use crate::transfer::TransferShared;
@@ -87,6 +88,8 @@ pub struct Server {
     events: Option<Arc<dyn EventHandler>>,
     metrics: Option<Arc<Metrics>>,
     hosts: HashMap<String, Arc<VirtualHost>>,
+    /// The fleet's shared store and the timeout of each request to it.
+    shared_state: Option<(Arc<dyn SharedState>, Duration)>,
 }
 
 impl Server {
@@ -103,6 +106,7 @@ impl Server {
             events: None,
             metrics: None,
             hosts: HashMap::new(),
+            shared_state: None,
         }
     }
 
@@ -125,6 +129,15 @@ impl Server {
     /// `prometheus-client` registry). Without it the engine counts nothing.
     pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
         self.metrics = Some(metrics);
+        self
+    }
+
+    /// Shares failed-login counters, bans and quota usage with the other nodes of a fleet
+    /// through `state`. Each request to it may take `timeout` at most; one that fails or takes
+    /// longer leaves the decision to this process's own state (logins keep working), and is
+    /// counted in `ftpgate_shared_state_failures`.
+    pub fn with_shared_state(mut self, state: Arc<dyn SharedState>, timeout: Duration) -> Self {
+        self.shared_state = Some((state, timeout));
         self
     }
 
@@ -152,7 +165,14 @@ impl Server {
                 .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
             listeners.push((socket.listen(1024)?, implicit));
         }
-        let login_guard = LoginGuard::new(self.config.login_guard.clone());
+        let shared_link = self.shared_state.map(|(state, timeout)| {
+            let failures = self
+                .metrics
+                .as_ref()
+                .map(|m| m.shared_state_failures.clone());
+            Arc::new(SharedLink::new(state, timeout, failures))
+        });
+        let login_guard = LoginGuard::new(self.config.login_guard.clone(), shared_link.clone());
         let tls = match &self.config.tls {
             Some(settings) => Some(Arc::new(
                 ServerTls::new(settings.clone()).map_err(io::Error::other)?,
@@ -197,7 +217,7 @@ impl Server {
             passive_addresses,
             login_guard,
             tls,
-            quotas: Quotas::default(),
+            quotas: Quotas::new(shared_link),
             policy: Default::default(),
             transfers,
             events,
@@ -455,7 +475,24 @@ fn admit(
     }
     let sessions = shared.sessions.clone();
     let session = move |stream| async move {
-        control::run(sessions, stream, origin, implicit_tls).await;
+        // A ban earned on another node of the fleet (asked here, off the accept loop).
+        if let Some(left) = sessions
+            .login_guard
+            .shared_ban(canonical(client.ip()))
+            .await
+        {
+            warn!(%client, seconds_left = left.as_secs(), "connection refused: address banned after failed logins");
+            if let Some(m) = &sessions.metrics {
+                m.rejected(Rejection::Banned);
+            }
+            refuse(
+                stream,
+                "Too many failed logins from your address; try again later",
+            )
+            .await;
+        } else {
+            control::run(sessions, stream, origin, implicit_tls).await;
+        }
         drop(slot);
         drop(permit);
     };

@@ -22,7 +22,8 @@ pub(crate) enum AuthSection {
     /// An LDAP directory: a search, then a bind as the entry found (boxed: it has many keys).
     Ldap(Box<LdapAuthSection>),
     /// The machine's accounts, through PAM.
-    Pam(PamAuthSection),
+    /// (Boxed, like `ldap`: it has many keys.)
+    Pam(Box<PamAuthSection>),
 }
 
 /// `[[auth]] type = "pam"` (parsed in every build; a build without the `pam` feature refuses
@@ -59,6 +60,9 @@ pub(crate) struct PamAuthSection {
     pub(crate) cache_secs: u64,
     #[serde(default)]
     pub(crate) fallthrough_when_unavailable: bool,
+    /// Every user's limits: the keys of `[[users]]`.
+    #[serde(flatten)]
+    pub(crate) limits: super::users::LimitsSection,
 }
 
 fn default_pam_service() -> String {
@@ -220,6 +224,7 @@ pub(crate) struct PamPlan {
     pub(crate) permissions: ftpgate_core::Permissions,
     pub(crate) quota_bytes: Option<u64>,
     pub(crate) quota_files: Option<u64>,
+    pub(crate) limits: ftpgate_core::UserLimits,
     pub(crate) min_uid: u32,
     pub(crate) timeout: Duration,
     pub(crate) concurrency: usize,
@@ -266,6 +271,7 @@ pub(crate) fn pam_plan(key: &str, section: &PamAuthSection) -> Result<PamPlan> {
         permissions,
         quota_bytes,
         quota_files: super::users::quota_files(&format!("{key}.quota_files"), section.quota_files)?,
+        limits: super::users::limits_of(key, &section.limits)?,
         min_uid: section.min_uid,
         timeout,
         concurrency: section.concurrency,
@@ -290,6 +296,7 @@ pub(crate) fn pam_authenticator(
         .map_err(e)?
         .with_permissions(plan.permissions)
         .with_quota(plan.quota_bytes, plan.quota_files)
+        .with_limits(plan.limits)
         .with_min_uid(plan.min_uid)
         .with_timeout(plan.timeout)
         .map_err(e)?
@@ -364,6 +371,15 @@ pub(crate) struct LdapAuthSection {
     /// An attribute holding the quota in bytes.
     #[serde(default)]
     pub(crate) quota_attribute: Option<String>,
+    /// Attributes holding a user's own limits, over the entry's defaults below.
+    #[serde(default)]
+    pub(crate) upload_rate_attribute: Option<String>,
+    #[serde(default)]
+    pub(crate) download_rate_attribute: Option<String>,
+    #[serde(default)]
+    pub(crate) max_sessions_attribute: Option<String>,
+    #[serde(default)]
+    pub(crate) allowed_networks_attribute: Option<String>,
     #[serde(default = "default_ldap_connect_timeout")]
     pub(crate) connect_timeout_secs: f64,
     #[serde(default = "default_ldap_timeout")]
@@ -376,6 +392,9 @@ pub(crate) struct LdapAuthSection {
     pub(crate) pool_size: usize,
     #[serde(default)]
     pub(crate) fallthrough_when_unavailable: bool,
+    /// Every user's limits: the keys of `[[users]]`.
+    #[serde(flatten)]
+    pub(crate) limits: super::users::LimitsSection,
 }
 
 fn default_ldap_filter() -> String {
@@ -457,6 +476,38 @@ pub(crate) fn ldap_authenticator(
     settings.default_permissions = Permissions::parse(&section.permissions)
         .map_err(|e| anyhow::anyhow!("{key}.permissions: {e}"))?;
     settings.quota_attribute = section.quota_attribute.clone();
+    settings.limits = super::users::limits_of(key, &section.limits)?;
+    let mut attributes = ftpgate_auth_ldap::LimitAttributes::default();
+    for (name, given, slot) in [
+        (
+            "upload_rate_attribute",
+            &section.upload_rate_attribute,
+            &mut attributes.upload_rate,
+        ),
+        (
+            "download_rate_attribute",
+            &section.download_rate_attribute,
+            &mut attributes.download_rate,
+        ),
+        (
+            "max_sessions_attribute",
+            &section.max_sessions_attribute,
+            &mut attributes.max_sessions,
+        ),
+        (
+            "allowed_networks_attribute",
+            &section.allowed_networks_attribute,
+            &mut attributes.allowed_networks,
+        ),
+    ] {
+        if let Some(attr) = given {
+            if attr.trim().is_empty() || attr.contains(|c: char| c.is_whitespace() || c == ',') {
+                bail!("{key}.{name}: {attr:?} is not an attribute name");
+            }
+        }
+        *slot = given.clone();
+    }
+    settings.limit_attributes = attributes;
     settings.connect_timeout =
         timeout_of(key, "connect_timeout_secs", section.connect_timeout_secs)?;
     settings.timeout = timeout_of(key, "timeout_secs", section.timeout_secs)?;

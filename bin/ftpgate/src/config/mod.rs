@@ -11,6 +11,7 @@ mod dal;
 mod hooks;
 mod log;
 mod server;
+mod state;
 mod storage;
 mod tls;
 mod users;
@@ -33,6 +34,7 @@ pub(crate) use log::{LogFormat, LogSection, Rotate, TransferLogFormat, file_part
 pub(crate) use server::{
     DEFAULT_DRAIN_SECS_WITH_ADMIN, FeaturesSection, ServerSection, parse_listen, parse_port_range,
 };
+pub(crate) use state::{StateSection, StateSettings};
 pub(crate) use storage::{DurabilitySetting, S3Section, SiteChmod, StorageKind, StorageSection};
 pub(crate) use tls::TlsSection;
 pub(crate) use users::{
@@ -70,6 +72,9 @@ pub(crate) struct ConfigFile {
     /// The operators' HTTP listener.
     #[serde(default)]
     pub(crate) admin: AdminSection,
+    /// State shared with the other nodes of a fleet (Redis).
+    #[serde(default)]
+    pub(crate) state: StateSection,
 }
 
 impl ConfigFile {

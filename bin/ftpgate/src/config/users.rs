@@ -54,30 +54,67 @@ pub(crate) struct UserSection {
     /// Make the home at start if it is missing (local storage); default `server.create_homes`.
     #[serde(default)]
     pub(crate) create_home: Option<bool>,
+    /// Bandwidth, sessions, networks and validity.
+    #[serde(flatten)]
+    pub(crate) limits: LimitsSection,
+}
+
+/// The per-user limit keys, the same in `[[users]]` and in the `[[auth]]` entries that give
+/// each of their users defaults (`ldap`, `pam`), checked by [`limits_of`] for all of them.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct LimitsSection {
     /// Upload bandwidth per second ("5M", or bytes), per session and across the user's sessions.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "keyed::upload_rate")]
     pub(crate) upload_rate: Option<Size>,
     /// Download bandwidth per second, per session and across the user's sessions.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "keyed::download_rate")]
     pub(crate) download_rate: Option<Size>,
     /// Rates for clients in particular networks, instead of the two above.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "keyed::network_rates")]
     pub(crate) network_rates: Vec<NetworkRateSection>,
     /// Most sessions logged in as this user at once.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "keyed::max_sessions")]
     pub(crate) max_sessions: Option<u32>,
     /// The user may log in only from these networks (CIDRs; empty: anywhere).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "keyed::allowed_networks")]
     pub(crate) allowed_networks: Vec<String>,
     /// The user may not log in from these networks.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "keyed::denied_networks")]
     pub(crate) denied_networks: Vec<String>,
     /// No login from this time on: `2027-01-31` (midnight UTC) or RFC 3339.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "keyed::expires_at")]
     pub(crate) expires_at: Option<String>,
     /// No login at all.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "keyed::disabled")]
     pub(crate) disabled: bool,
+}
+
+/// Deserializers of the limit keys that put the key's name before serde's error.
+mod keyed {
+    use serde::{Deserialize, Deserializer};
+
+    use super::{NetworkRateSection, Size};
+
+    macro_rules! keyed {
+        ($($name:ident: $ty:ty;)*) => {$(
+            pub(super) fn $name<'de, D: Deserializer<'de>>(d: D) -> Result<$ty, D::Error> {
+                <$ty>::deserialize(d).map_err(|e| {
+                    serde::de::Error::custom(format_args!("{}: {e}", stringify!($name)))
+                })
+            }
+        )*};
+    }
+
+    keyed! {
+        upload_rate: Option<Size>;
+        download_rate: Option<Size>;
+        network_rates: Vec<NetworkRateSection>;
+        max_sessions: Option<u32>;
+        allowed_networks: Vec<String>;
+        denied_networks: Vec<String>;
+        expires_at: Option<String>;
+        disabled: bool;
+    }
 }
 
 /// `[[users.network_rates]]`
@@ -147,7 +184,7 @@ pub(crate) fn user_entries_of(prefix: &str, users: &[UserSection]) -> Result<Vec
                 None => None,
             },
             quota_files: quota_files(&format!("{key}.quota_files"), user.quota_files)?,
-            limits: limits_of(&key, user)?,
+            limits: limits_of(&key, &user.limits)?,
         });
     }
     Ok(entries)
@@ -177,15 +214,8 @@ fn networks(key: &str, list: &[String]) -> Result<Vec<ipnet::IpNet>> {
         .collect()
 }
 
-/// A CIDR network, or one address as a network of its own.
 fn parse_network(text: &str) -> Result<ipnet::IpNet> {
-    if let Ok(net) = text.parse::<ipnet::IpNet>() {
-        return Ok(net);
-    }
-    match text.parse::<std::net::IpAddr>() {
-        Ok(ip) => Ok(ipnet::IpNet::from(ip)),
-        Err(_) => bail!("{text:?} is not a network (10.0.0.0/8, 2001:db8::/32) or an address"),
-    }
+    ftpgate_core::parse_network(text).map_err(|e| anyhow!(e))
 }
 
 /// `2027-01-31` (midnight UTC) or an RFC 3339 time.
@@ -203,8 +233,9 @@ fn parse_expiry(text: &str) -> Result<std::time::SystemTime> {
     Ok(std::time::SystemTime::from(timestamp))
 }
 
-/// A user's bandwidth, session, network and validity limits, checked.
-fn limits_of(key: &str, user: &UserSection) -> Result<ftpgate_core::UserLimits> {
+/// A user's bandwidth, session, network and validity limits, checked (`key` names the
+/// section in errors).
+pub(crate) fn limits_of(key: &str, user: &LimitsSection) -> Result<ftpgate_core::UserLimits> {
     let mut network_rates = Vec::new();
     for (i, section) in user.network_rates.iter().enumerate() {
         let key = format!("{key}.network_rates[{i}]");

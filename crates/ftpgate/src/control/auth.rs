@@ -33,7 +33,7 @@ impl Control {
         let ip = canonical(self.client.ip());
         Ok(match result {
             Ok(_) => {
-                self.ctx.login_guard.success(ip);
+                self.ctx.login_guard.succeeded(ip).await;
                 let step = self.session.handle_auth_result(result);
                 if let Some(user) = self.session.user_name() {
                     self.login_span = info_span!("login", user);
@@ -44,7 +44,11 @@ impl Control {
             // Neither a failure nor a success: the guard's count for the address stays.
             Err(LoginFailure::Unavailable) => self.session.handle_auth_result(result),
             Err(LoginFailure::Rejected) => {
-                let decision = self.ctx.login_guard.failure(ip, std::time::Instant::now());
+                let decision = self
+                    .ctx
+                    .login_guard
+                    .failed_login(ip, std::time::Instant::now())
+                    .await;
                 tokio::time::sleep(decision.delay).await;
                 let step = self.session.handle_auth_result(result);
                 if decision.banned {

@@ -33,7 +33,7 @@ impl Control {
                     .await
                     .map(|()| StorageOutcome::Done);
                 if let (Ok(_), Some(quota)) = (&result, &self.quota) {
-                    quota.removed(size);
+                    quota.removed(size).await;
                 }
                 result
             }
@@ -50,7 +50,7 @@ impl Control {
                     .map(|()| StorageOutcome::Done);
                 if let (Ok(_), Some(quota), Some(replaced)) = (&result, &self.quota, replaced) {
                     if from != to {
-                        quota.removed(replaced.size);
+                        quota.removed(replaced.size).await;
                     }
                 }
                 result
@@ -70,7 +70,10 @@ impl Control {
             StorageOp::Available(dir) => {
                 let free = storage.available_bytes(dir).await;
                 match &self.quota {
-                    Some(quota) => quota.available_of(free),
+                    Some(quota) => {
+                        quota.sync(storage.as_ref()).await;
+                        quota.available_of(free)
+                    }
                     None => free,
                 }
                 .map(StorageOutcome::Available)

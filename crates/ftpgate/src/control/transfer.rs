@@ -68,6 +68,16 @@ impl Control {
         } else {
             None
         };
+        if let (Some(quota), true) = (
+            &self.quota,
+            matches!(
+                plan.kind,
+                TransferKind::Store { .. } | TransferKind::StoreUnique { .. }
+            ),
+        ) {
+            // Other nodes may have written since: take the fleet's usage.
+            quota.sync(storage.as_ref()).await;
+        }
         let limits = UploadLimits {
             max_file_size: self.live.config.max_file_size,
             quota: self.quota.clone(),

@@ -119,9 +119,9 @@ pub(super) async fn combine(
             Err(e) => warn!(part = %part, error = %e, "cannot remove a combined part"),
         }
     }
-    ctx.limits.committed(old_target + freed, total);
+    ctx.limits.committed(old_target + freed, total).await;
     if let Some(quota) = &ctx.limits.quota {
-        quota.files_changed(u64::from(target_is_new), removed);
+        quota.files_changed(u64::from(target_is_new), removed).await;
     }
     Ok(TransferOutcome::Complete { bytes: total })
 }

@@ -58,8 +58,10 @@ pub(super) async fn store(
         Ok(upload) => receive_upload(plan, upload, ctx, existing, offset).await,
         Err(e) => Err(storage_failed(e)),
     };
-    if new_file && result.is_err() {
-        ctx.limits.release_file();
+    match (new_file, &result) {
+        (true, Ok(_)) => ctx.limits.file_added().await,
+        (true, Err(_)) => ctx.limits.release_file(),
+        (false, _) => {}
     }
     result
 }
@@ -78,8 +80,9 @@ pub(super) async fn store_unique(
         Ok(upload) => receive_upload(plan, upload, ctx, 0, 0).await,
         Err(e) => Err(storage_failed(e)),
     };
-    if result.is_err() {
-        ctx.limits.release_file();
+    match &result {
+        Ok(_) => ctx.limits.file_added().await,
+        Err(_) => ctx.limits.release_file(),
     }
     result
 }
@@ -115,7 +118,7 @@ async fn receive_upload(
     }
     match upload.commit().await {
         Ok(size) => {
-            ctx.limits.committed(existing, size);
+            ctx.limits.committed(existing, size).await;
             Ok(TransferOutcome::Complete {
                 bytes: ctx.progress.load(Ordering::Relaxed),
             })
