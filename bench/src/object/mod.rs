@@ -107,7 +107,13 @@ impl Bed {
                  [storage.s3]\nendpoint = \"{}\"\nregion = \"{}\"\nbucket = \"{}\"\n\
                  access_key = \"{}\"\nsecret_key = \"{}\"\npath_style = true\n\n\
                  [[users]]\nname = \"{USER}\"\npassword_hash = \"{}\"\nhome = \"s3://{}/{prefix}/\"\n",
-                g.endpoint, g.region, g.bucket, g.access_key, g.secret_key, self.password_hash, g.bucket
+                g.endpoint,
+                g.region,
+                g.bucket,
+                g.access_key,
+                g.secret_key,
+                self.password_hash,
+                g.bucket
             ),
         )?;
         Daemon::start(
