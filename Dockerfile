@@ -5,12 +5,8 @@
 # Every `ftpgate serve` flag can be set by its FTPGATE_* variable (see README, "Container").
 
 FROM rust:1-slim-bookworm AS build
-# PAM logins (the default `pam` feature) link libpam: its headers are needed to build. Without
-# them, build with `cargo build --no-default-features` (no [[auth]] type = "pam").
-# hadolint ignore=DL3008
-RUN apt-get update \
-    && apt-get install -y --no-install-recommends libpam0g-dev \
-    && rm -rf /var/lib/apt/lists/*
+# PAM logins (the default `pam` feature) link libpam; the image's runtime libpam0g is enough
+# (the build script links to libpam.so.0 when the -dev link is absent).
 WORKDIR /src
 COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
