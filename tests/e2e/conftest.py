@@ -25,6 +25,7 @@ Environment:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import pathlib
@@ -479,3 +480,33 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     if kind == "ftpgate":
         lines.append(f"ftpgate binary: {_ftpgate_bin()}")
     return lines
+
+
+@contextlib.contextmanager
+def serving_config(tmp_path: pathlib.Path, body: str):
+    """ftpgate serving a config file of its own: ``[server]`` with a free control port and
+    passive range, then ``body`` (more ``[server]`` keys, then any other tables). Yields
+    ``(port, log path)``; stops the server and prints the tail of its log afterwards."""
+    port = _free_control_port()
+    lo, hi = _free_passive_range(exclude=port)
+    config = tmp_path / "ftpgate.toml"
+    config.write_text(
+        f'[server]\nlisten = ["127.0.0.1:{port}"]\npassive_ports = "{lo}-{hi}"\n{body}',
+        encoding="utf-8",
+    )
+    log = tmp_path / "server.log"
+    proc = _spawn([str(_ftpgate_bin()), "serve", "--config", str(config)], tmp_path, log)
+    try:
+        _wait_until_ready(proc, port, log)
+        yield port, log
+    finally:
+        _stop(proc)
+        print(log.read_text(errors="replace")[-10000:])
+
+
+def hash_password(password: str) -> str:
+    """``ftpgate hash-password`` of ``password``, for a ``[[users]]`` entry."""
+    return subprocess.run(
+        [str(_ftpgate_bin()), "hash-password", "--password", password],
+        check=True, capture_output=True, text=True,
+    ).stdout.strip()

@@ -186,3 +186,47 @@ def assert_same_tree(expected: Mapping[str, str], actual: Mapping[str, str], wha
         f"{what}: {len(missing)} missing, {len(extra)} unexpected, {len(differ)} differ\n"
         f"missing: {missing[:20]}\nunexpected: {extra[:20]}\ndiffer: {differ[:20]}"
     )
+
+
+def curl(*args: str, timeout: int = 30) -> subprocess.CompletedProcess:
+    """curl, quiet but for errors, not failing the test by itself."""
+    require_tool("curl")
+    return run(["curl", "-sS", "--max-time", str(timeout), *args], check=False)
+
+
+def check_curl_login_chain(port: int, root: pathlib.Path, tmp_path: pathlib.Path) -> None:
+    """Through a login source that knows ann (password ann-secret), then ``[[users]]`` "local"
+    (local-pw): ann uploads and downloads, a wrong password is curl's "login denied" (67), and
+    a name the source does not know goes on to ``[[users]]``."""
+    upload = tmp_path / "up.bin"
+    upload.write_bytes(b"through the login source\n" * 1000)
+    done = curl("--user", "ann:ann-secret", "-T", str(upload), f"ftp://127.0.0.1:{port}/up.bin")
+    assert done.returncode == 0, done.stderr
+    assert (root / "ann" / "up.bin").read_bytes() == upload.read_bytes()
+    got = curl("--user", "ann:ann-secret", f"ftp://127.0.0.1:{port}/up.bin")
+    assert got.returncode == 0 and got.stdout == upload.read_bytes()
+    wrong = curl("--user", "ann:nope", f"ftp://127.0.0.1:{port}/")
+    assert wrong.returncode == 67, (wrong.returncode, wrong.stderr)
+    local = curl("--user", "local:local-pw", "-T", str(upload), f"ftp://127.0.0.1:{port}/l.bin")
+    assert local.returncode == 0, local.stderr
+    assert (root / "local" / "l.bin").is_file()
+
+
+def check_lftp_read_only(
+    port: int, root: pathlib.Path, tmp_path: pathlib.Path, user: str, password: str
+) -> None:
+    """``user`` has "elr": lftp lists and downloads ``readme.txt`` ("read me"), and its upload
+    is refused with 550, nothing stored."""
+    require_tool("lftp")
+    (tmp_path / "new.txt").write_text("x")
+    proc = run(
+        ["lftp", "-u", f"{user},{password}", "-p", str(port), "127.0.0.1", "-e",
+         "set cmd:fail-exit false; set net:max-retries 1; cls -1; get readme.txt -o "
+         f"{tmp_path / 'got.txt'}; put {tmp_path / 'new.txt'}; bye"],
+        check=False, cwd=tmp_path,
+    )
+    out, err = proc.stdout.decode(errors="replace"), proc.stderr.decode(errors="replace")
+    assert "readme.txt" in out, (out, err)
+    assert (tmp_path / "got.txt").read_bytes() == b"read me\n"
+    assert "550" in err, err
+    assert not (root / user / "new.txt").exists()

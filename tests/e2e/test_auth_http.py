@@ -19,14 +19,10 @@ import pytest
 
 from conftest import (
     REPO_ROOT,
-    _free_control_port,
-    _free_passive_range,
-    _ftpgate_bin,
-    _spawn,
-    _stop,
-    _wait_until_ready,
+    hash_password,
+    serving_config,
 )
-from e2e_support import require_tool, run
+from e2e_support import check_curl_login_chain, check_lftp_read_only
 
 SERVICE = REPO_ROOT / "contrib" / "auth-http-example.py"
 
@@ -72,19 +68,8 @@ def gate(tmp_path):
     (root / "viewer" / "readme.txt").write_bytes(b"read me\n")
     service = Service(_free_port(), root, tmp_path / "service.log")
     service.start()
-    binary = _ftpgate_bin()
-    local_hash = subprocess.run(
-        [str(binary), "hash-password", "--password", "local-pw"],
-        check=True, capture_output=True, text=True,
-    ).stdout.strip()
-    port = _free_control_port()
-    lo, hi = _free_passive_range(exclude=port)
-    config = tmp_path / "ftpgate.toml"
-    config.write_text(f"""
-[server]
-listen = ["127.0.0.1:{port}"]
-passive_ports = "{lo}-{hi}"
-ban_after_failures = 3
+    try:
+        with serving_config(tmp_path, f"""ban_after_failures = 3
 login_failure_delay_ms = 100
 
 [[auth]]
@@ -97,59 +82,22 @@ type = "file"
 
 [[users]]
 name = "local"
-password_hash = "{local_hash}"
+password_hash = "{hash_password('local-pw')}"
 home = "{root / 'local'}"
-""", encoding="utf-8")
-    log = tmp_path / "server.log"
-    proc = _spawn([str(binary), "serve", "--config", str(config)], tmp_path, log)
-    try:
-        _wait_until_ready(proc, port, log)
-        yield port, root, service
+""") as (port, _):
+            yield port, root, service
     finally:
-        _stop(proc)
         service.stop()
-        print(log.read_text(errors="replace")[-10000:])
-
-
-def curl(*args: str) -> subprocess.CompletedProcess:
-    require_tool("curl")
-    return run(["curl", "-sS", "--max-time", "20", *args], check=False)
 
 
 def test_curl_logs_in_through_the_service_and_transfers(gate, tmp_path):
     port, root, _ = gate
-    upload = tmp_path / "up.bin"
-    upload.write_bytes(b"through the login service\n" * 1000)
-    done = curl("--user", "ann:ann-secret", "-T", str(upload), f"ftp://127.0.0.1:{port}/up.bin")
-    assert done.returncode == 0, done.stderr
-    assert (root / "ann" / "up.bin").read_bytes() == upload.read_bytes()
-    got = curl("--user", "ann:ann-secret", f"ftp://127.0.0.1:{port}/up.bin")
-    assert got.returncode == 0 and got.stdout == upload.read_bytes()
-    # A wrong password: login denied (curl's code 67).
-    wrong = curl("--user", "ann:nope", f"ftp://127.0.0.1:{port}/")
-    assert wrong.returncode == 67, (wrong.returncode, wrong.stderr)
-    # A name the service does not know goes on to [[users]].
-    local = curl("--user", "local:local-pw", "-T", str(upload), f"ftp://127.0.0.1:{port}/l.bin")
-    assert local.returncode == 0, local.stderr
-    assert (root / "local" / "l.bin").is_file()
+    check_curl_login_chain(port, root, tmp_path)
 
 
 def test_lftp_gets_the_permissions_the_service_gives(gate, tmp_path):
-    require_tool("lftp")
     port, root, _ = gate
-    (tmp_path / "new.txt").write_text("x")
-    proc = run(
-        ["lftp", "-u", "viewer,look", "-p", str(port), "127.0.0.1", "-e",
-         "set cmd:fail-exit false; set net:max-retries 1; cls -1; get readme.txt -o "
-         f"{tmp_path / 'got.txt'}; put {tmp_path / 'new.txt'}; bye"],
-        check=False, cwd=tmp_path,
-    )
-    out, err = proc.stdout.decode(errors="replace"), proc.stderr.decode(errors="replace")
-    assert "readme.txt" in out, (out, err)
-    assert (tmp_path / "got.txt").read_bytes() == b"read me\n"
-    # "elr": the upload is refused with 550, nothing is stored.
-    assert "550" in err, err
-    assert not (root / "viewer" / "new.txt").exists()
+    check_lftp_read_only(port, root, tmp_path, "viewer", "look")
 
 
 def test_a_stopped_service_gets_421_and_never_a_ban(gate):

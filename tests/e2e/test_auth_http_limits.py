@@ -11,22 +11,13 @@ from __future__ import annotations
 
 import ftplib
 import json
-import socket
-import subprocess
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from conftest import (
-    _free_control_port,
-    _free_passive_range,
-    _ftpgate_bin,
-    _spawn,
-    _stop,
-    _wait_until_ready,
-)
+from conftest import serving_config
 from e2e_support import require_tool, run
 
 MIB = 1024 * 1024
@@ -87,30 +78,18 @@ def gate(tmp_path):
     for name in ("free", "slow"):
         (root / name / "two.bin").write_bytes(payload)
     service = _service(root)
-    port = _free_control_port()
-    lo, hi = _free_passive_range(exclude=port)
-    config = tmp_path / "ftpgate.toml"
-    config.write_text(f"""
-[server]
-listen = ["127.0.0.1:{port}"]
-passive_ports = "{lo}-{hi}"
-ban_after_failures = 0
+    try:
+        with serving_config(tmp_path, f"""ban_after_failures = 0
 login_failure_delay_ms = 0
 
 [[auth]]
 type = "http"
 url = "http://127.0.0.1:{service.server_address[1]}/login"
 timeout_secs = 5
-""", encoding="utf-8")
-    log = tmp_path / "server.log"
-    proc = _spawn([str(_ftpgate_bin()), "serve", "--config", str(config)], tmp_path, log)
-    try:
-        _wait_until_ready(proc, port, log)
-        yield port, payload, log
+""") as (port, log):
+            yield port, payload, log
     finally:
-        _stop(proc)
         service.shutdown()
-        print(log.read_text(errors="replace")[-10000:])
 
 
 def _connect(port):

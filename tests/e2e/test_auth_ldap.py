@@ -10,20 +10,15 @@ replies while slapd is stopped (421, never a ban, however many attempts) and sta
 from __future__ import annotations
 
 import ftplib
-import subprocess
 
 import pytest
 
 import slapd_support
 from conftest import (
-    _free_control_port,
-    _free_passive_range,
-    _ftpgate_bin,
-    _spawn,
-    _stop,
-    _wait_until_ready,
+    hash_password,
+    serving_config,
 )
-from e2e_support import require_tool, run
+from e2e_support import check_curl_login_chain, check_lftp_read_only, require_tool, run
 
 
 @pytest.fixture
@@ -42,19 +37,8 @@ def gate(tmp_path):
     for name in ("ann", "viewer", "late", "local", "we*rd)(name\\"):
         (root / name).mkdir(parents=True)
     (root / "viewer" / "readme.txt").write_bytes(b"read me\n")
-    binary = _ftpgate_bin()
-    local_hash = subprocess.run(
-        [str(binary), "hash-password", "--password", "local-pw"],
-        check=True, capture_output=True, text=True,
-    ).stdout.strip()
-    port = _free_control_port()
-    lo, hi = _free_passive_range(exclude=port)
-    config = tmp_path / "ftpgate.toml"
-    config.write_text(f"""
-[server]
-listen = ["127.0.0.1:{port}"]
-passive_ports = "{lo}-{hi}"
-ban_after_failures = 3
+    try:
+        with serving_config(tmp_path, f"""ban_after_failures = 3
 login_failure_delay_ms = 100
 
 [[auth]]
@@ -74,59 +58,22 @@ type = "file"
 
 [[users]]
 name = "local"
-password_hash = "{local_hash}"
+password_hash = "{hash_password('local-pw')}"
 home = "{root / 'local'}"
-""", encoding="utf-8")
-    log = tmp_path / "server.log"
-    proc = _spawn([str(binary), "serve", "--config", str(config)], tmp_path, log)
-    try:
-        _wait_until_ready(proc, port, log)
-        yield port, root, ldap
+""") as (port, _):
+            yield port, root, ldap
     finally:
-        _stop(proc)
         ldap.stop()
-        print(log.read_text(errors="replace")[-10000:])
-
-
-def curl(*args: str) -> subprocess.CompletedProcess:
-    require_tool("curl")
-    return run(["curl", "-sS", "--max-time", "20", *args], check=False)
 
 
 def test_curl_logs_in_through_ldap_and_transfers(gate, tmp_path):
     port, root, _ = gate
-    upload = tmp_path / "up.bin"
-    upload.write_bytes(b"through the directory\n" * 1000)
-    done = curl("--user", "ann:ann-secret", "-T", str(upload), f"ftp://127.0.0.1:{port}/up.bin")
-    assert done.returncode == 0, done.stderr
-    assert (root / "ann" / "up.bin").read_bytes() == upload.read_bytes()
-    got = curl("--user", "ann:ann-secret", f"ftp://127.0.0.1:{port}/up.bin")
-    assert got.returncode == 0 and got.stdout == upload.read_bytes()
-    # A wrong password: login denied (curl's code 67).
-    wrong = curl("--user", "ann:nope", f"ftp://127.0.0.1:{port}/")
-    assert wrong.returncode == 67, (wrong.returncode, wrong.stderr)
-    # A name the directory does not know goes on to [[users]].
-    local = curl("--user", "local:local-pw", "-T", str(upload), f"ftp://127.0.0.1:{port}/l.bin")
-    assert local.returncode == 0, local.stderr
-    assert (root / "local" / "l.bin").is_file()
+    check_curl_login_chain(port, root, tmp_path)
 
 
 def test_lftp_gets_the_read_only_groups_permissions(gate, tmp_path):
-    require_tool("lftp")
     port, root, _ = gate
-    (tmp_path / "new.txt").write_text("x")
-    proc = run(
-        ["lftp", "-u", "viewer,viewer-secret", "-p", str(port), "127.0.0.1", "-e",
-         "set cmd:fail-exit false; set net:max-retries 1; cls -1; get readme.txt -o "
-         f"{tmp_path / 'got.txt'}; put {tmp_path / 'new.txt'}; bye"],
-        check=False, cwd=tmp_path,
-    )
-    out, err = proc.stdout.decode(errors="replace"), proc.stderr.decode(errors="replace")
-    assert "readme.txt" in out, (out, err)
-    assert (tmp_path / "got.txt").read_bytes() == b"read me\n"
-    # ftp-ro is "elr": the upload is refused with 550, nothing is stored.
-    assert "550" in err, err
-    assert not (root / "viewer" / "new.txt").exists()
+    check_lftp_read_only(port, root, tmp_path, "viewer", "viewer-secret")
 
 
 def test_names_with_filter_metacharacters(gate):

@@ -15,15 +15,8 @@ import uuid
 
 import pytest
 
-from conftest import (
-    _free_control_port,
-    _free_passive_range,
-    _ftpgate_bin,
-    _spawn,
-    _stop,
-    _wait_until_ready,
-)
-from e2e_support import require_tool, run
+from conftest import serving_config
+from e2e_support import curl, require_tool, run
 
 PASSWORD = "Pam-e2e-pw-1"
 
@@ -51,31 +44,12 @@ def account():
 @pytest.fixture
 def gate(tmp_path, account):
     name, home, service = account
-    port = _free_control_port()
-    lo, hi = _free_passive_range(exclude=port)
-    config = tmp_path / "ftpgate.toml"
-    config.write_text(f"""
-[server]
-listen = ["127.0.0.1:{port}"]
-passive_ports = "{lo}-{hi}"
-
+    with serving_config(tmp_path, f"""
 [[auth]]
 type = "pam"
 service = "{service}"
-""", encoding="utf-8")
-    log = tmp_path / "server.log"
-    proc = _spawn([str(_ftpgate_bin()), "serve", "--config", str(config)], tmp_path, log)
-    try:
-        _wait_until_ready(proc, port, log)
+""") as (port, _):
         yield port, name, home
-    finally:
-        _stop(proc)
-        print(log.read_text(errors="replace")[-10000:])
-
-
-def curl(*args: str) -> subprocess.CompletedProcess:
-    require_tool("curl")
-    return run(["curl", "-sS", "--max-time", "30", *args], check=False)
 
 
 def test_curl_logs_in_with_the_account_password_and_transfers(gate, tmp_path):
