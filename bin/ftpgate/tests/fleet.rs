@@ -5,13 +5,16 @@
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
+mod support;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use ftpgate_test_support::fleet::{self, Fleet, FleetOptions, LB_SOURCE, PASSWORD, USER};
+use support::{connect_from, python_client};
 
 const BIN: &str = env!("CARGO_BIN_EXE_ftpgate");
 /// The client's address in these tests: neither the load balancer's nor a node's.
@@ -19,22 +22,6 @@ const CLIENT: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 5);
 
 fn start(options: &FleetOptions) -> Fleet {
     Fleet::start(Path::new(BIN), options)
-}
-
-fn python_client() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fleet_clients/ftplib_client.py")
-}
-
-/// A TCP connection from `source` (any port) to `to`.
-fn connect_from(source: Ipv4Addr, to: SocketAddr) -> TcpStream {
-    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-    socket.bind(&SocketAddr::from((source, 0)).into()).unwrap();
-    socket.connect(&to.into()).unwrap();
-    let stream: TcpStream = socket.into();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    stream
 }
 
 /// Everything the server sends until it closes the connection (or 10 s pass).

@@ -69,12 +69,6 @@ fn counter(page: &str, name: &str) -> f64 {
         .unwrap_or_else(|| panic!("no {name} in\n{page}"))
 }
 
-fn pattern(len: usize, seed: u32) -> Vec<u8> {
-    (0..len as u32)
-        .map(|i| (i.wrapping_mul(2_654_435_761).wrapping_add(seed) >> 13) as u8)
-        .collect()
-}
-
 /// `[state]` and a login guard that bans after three failures.
 fn guard_and_state(redis_url: &str) -> String {
     format!(

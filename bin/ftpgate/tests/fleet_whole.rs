@@ -12,15 +12,18 @@
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
+mod support;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use ftpgate_test_support::fleet::{self, Fleet, FleetOptions, PASSWORD, USER};
 use ftpgate_test_support::garage_cluster::{self, GarageCluster};
 use ftpgate_test_support::redis;
+use support::{connect_from, pattern, python_client};
 
 const BIN: &str = env!("CARGO_BIN_EXE_ftpgate");
 /// The transferring client's address: neither the load balancer's nor a node's.
@@ -29,10 +32,6 @@ const CLIENT: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 5);
 const ATTACKER: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 6);
 /// Failed logins that earn a ban.
 const BAN_AFTER: usize = 4;
-
-fn python_client() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fleet_clients/ftplib_client.py")
-}
 
 /// `[storage]` over the cluster through Garage node `garage_node`, and `[state]` in Redis.
 fn storage_and_state(cluster: &GarageCluster, garage_node: usize, redis_url: &str) -> String {
@@ -47,18 +46,6 @@ fn storage_and_state(cluster: &GarageCluster, garage_node: usize, redis_url: &st
         cluster.access_key,
         cluster.secret_key,
     )
-}
-
-/// A TCP connection from `source` (any port) to `to`.
-fn connect_from(source: Ipv4Addr, to: SocketAddr) -> TcpStream {
-    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-    socket.bind(&SocketAddr::from((source, 0)).into()).unwrap();
-    socket.connect(&to.into()).unwrap();
-    let stream: TcpStream = socket.into();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(20)))
-        .unwrap();
-    stream
 }
 
 /// A control connection spoken by hand.
@@ -114,12 +101,6 @@ fn sha256_hex(bytes: &[u8]) -> String {
     sha2::Sha256::digest(bytes)
         .iter()
         .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
-fn pattern(len: usize, seed: u32) -> Vec<u8> {
-    (0..len as u32)
-        .map(|i| (i.wrapping_mul(2_654_435_761).wrapping_add(seed) >> 13) as u8)
         .collect()
 }
 
