@@ -458,22 +458,9 @@ admin_token = "{admin_token}"
             .map(|a| a.to_string_lossy().into_owned())
             .collect::<Vec<_>>()
             .join(" ");
-        let output = self
-            .command()
-            .args(&args)
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|e| format!("cannot run `garage {shown}`: {e}"))?;
-        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-        if output.status.success() {
-            Ok(stdout)
-        } else {
-            Err(format!(
-                "`garage {shown}` failed ({}):\n{stdout}{}",
-                output.status,
-                String::from_utf8_lossy(&output.stderr)
-            ))
-        }
+        let mut command = self.command();
+        command.args(&args);
+        cli_output(command, &shown)
     }
 
     /// What the server has logged so far.
@@ -542,6 +529,25 @@ pub(crate) fn field(output: &str, label: &str) -> Option<String> {
         .find_map(|line| line.trim().strip_prefix(label))
         .map(|value| value.trim().to_string())
         .filter(|value| !value.is_empty())
+}
+
+/// Runs a `garage` command (`shown` names it in errors): its standard output, or an error with
+/// both outputs if it fails.
+pub(crate) fn cli_output(mut command: Command, shown: &str) -> Result<String, String> {
+    let output = command
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run `garage {shown}`: {e}"))?;
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    if output.status.success() {
+        Ok(stdout)
+    } else {
+        Err(format!(
+            "`garage {shown}` failed ({}):\n{stdout}{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        ))
+    }
 }
 
 #[cfg(test)]

@@ -290,23 +290,9 @@ impl GarageCluster {
 
     /// As [`cli`](Self::cli), returning the failure.
     pub fn try_cli<const N: usize>(&self, i: usize, args: [&str; N]) -> Result<String, String> {
-        let output = base_command(&self.binary, &self.nodes[i].config)
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|e| format!("cannot run garage: {e}"))?;
-        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-        if output.status.success() {
-            Ok(stdout)
-        } else {
-            Err(format!(
-                "`garage {}` on node {} failed ({}):\n{stdout}{}",
-                args.join(" "),
-                i + 1,
-                output.status,
-                String::from_utf8_lossy(&output.stderr)
-            ))
-        }
+        let mut command = base_command(&self.binary, &self.nodes[i].config);
+        command.args(args);
+        crate::garage::cli_output(command, &format!("{} (node {})", args.join(" "), i + 1))
     }
 
     /// Every node's log, headed by its name.
