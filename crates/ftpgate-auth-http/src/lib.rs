@@ -38,26 +38,21 @@
 
 #![deny(missing_docs)]
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use base64::Engine as _;
 use ftpgate_core::{
-    AuthError, Authenticator, LoginRequest, NetworkRate, Permissions, User, UserLimits,
+    AuthError, Authenticator, LoginCache, LoginRequest, NetworkRate, Permissions, User, UserLimits,
     parse_network,
 };
 use reqwest::StatusCode;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 /// How long the service may take to answer by default.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Most accepted logins remembered at once.
-const CACHE_ENTRIES: usize = 10_000;
 
 /// Largest answer read from the service.
 const MAX_BODY: usize = 64 * 1024;
@@ -83,7 +78,7 @@ pub struct HttpAuthenticator {
     client: reqwest::Client,
     url: reqwest::Url,
     headers: HeaderMap,
-    cache: Arc<LoginCache>,
+    cache: Arc<LoginCache<User>>,
 }
 
 impl HttpAuthenticator {
@@ -195,7 +190,11 @@ impl HttpAuthenticator {
 #[async_trait]
 impl Authenticator for HttpAuthenticator {
     async fn authenticate(&self, request: &LoginRequest<'_>) -> Result<User, AuthError> {
-        let key = self.cache.key(request);
+        let key = self.cache.key(&[
+            request.username(),
+            request.password().expose(),
+            request.host().unwrap_or(""),
+        ]);
         if let Some(user) = self.cache.get(&key) {
             return Ok(user);
         }
@@ -321,63 +320,6 @@ fn tls_config() -> Result<rustls::ClientConfig, ConfigError> {
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(verifier))
         .with_no_client_auth())
-}
-
-/// Accepted logins, by a keyed digest of name, password and virtual host, until they expire.
-#[derive(Debug)]
-struct LoginCache {
-    key: [u8; 32],
-    entries: Mutex<HashMap<[u8; 32], (User, Instant)>>,
-}
-
-impl LoginCache {
-    fn new() -> Self {
-        let mut key = [0u8; 32];
-        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut key);
-        LoginCache {
-            key,
-            entries: Mutex::new(HashMap::new()),
-        }
-    }
-
-    fn key(&self, request: &LoginRequest<'_>) -> [u8; 32] {
-        let mut digest = Sha256::new();
-        digest.update(self.key);
-        for part in [
-            request.username(),
-            request.password().expose(),
-            request.host().unwrap_or(""),
-        ] {
-            digest.update((part.len() as u64).to_le_bytes());
-            digest.update(part.as_bytes());
-        }
-        digest.finalize().into()
-    }
-
-    fn get(&self, key: &[u8; 32]) -> Option<User> {
-        let entries = self.entries.lock().ok()?;
-        entries
-            .get(key)
-            .filter(|(_, expiry)| *expiry > Instant::now())
-            .map(|(user, _)| user.clone())
-    }
-
-    fn put(&self, key: [u8; 32], user: &User, ttl: Duration) {
-        if ttl.is_zero() {
-            return;
-        }
-        let Ok(mut entries) = self.entries.lock() else {
-            return;
-        };
-        let now = Instant::now();
-        if entries.len() >= CACHE_ENTRIES {
-            entries.retain(|_, (_, expiry)| *expiry > now);
-            if entries.len() >= CACHE_ENTRIES {
-                return;
-            }
-        }
-        entries.insert(key, (user.clone(), now + ttl));
-    }
 }
 
 #[cfg(test)]

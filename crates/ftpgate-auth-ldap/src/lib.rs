@@ -39,7 +39,6 @@
 
 #![deny(missing_docs)]
 
-mod cache;
 mod conn;
 mod limits;
 
@@ -53,8 +52,8 @@ use ftpgate_core::{AuthError, Authenticator, LoginRequest, Permissions, User, Us
 use ldap3::{Ldap, Scope, SearchEntry, SearchOptions, ldap_escape};
 use tracing::{debug, warn};
 
-use crate::cache::LoginCache;
 use crate::conn::{Connector, Pool};
+use ftpgate_core::LoginCache;
 
 /// The filter used when none is configured.
 pub const DEFAULT_FILTER: &str = "(uid={user})";
@@ -213,7 +212,7 @@ pub struct LdapAuthenticator {
     groups: Vec<(String, Permissions)>,
     connector: Connector,
     pool: Pool,
-    cache: LoginCache,
+    cache: LoginCache<User>,
 }
 
 impl std::fmt::Debug for LdapAuthenticator {
@@ -273,7 +272,7 @@ impl LdapAuthenticator {
                 connect_timeout: settings.connect_timeout,
             },
             pool: Pool::new(settings.pool_size),
-            cache: LoginCache::new(settings.cache_ttl),
+            cache: LoginCache::new(),
             groups,
             settings,
         }))
@@ -534,7 +533,11 @@ impl LdapAuthenticator {
 #[async_trait]
 impl Authenticator for LdapAuthenticator {
     async fn authenticate(&self, request: &LoginRequest<'_>) -> Result<User, AuthError> {
-        let key = self.cache.key(request);
+        let key = self.cache.key(&[
+            request.username(),
+            request.password().expose(),
+            request.host().unwrap_or(""),
+        ]);
         if let Some(user) = self.cache.get(&key) {
             return Ok(user);
         }
@@ -546,7 +549,7 @@ impl Authenticator for LdapAuthenticator {
             .map_err(|_| {
                 AuthError::Unavailable(format!("{}: no answer within {limit:?}", self.settings.url))
             })??;
-        self.cache.put(key, &user);
+        self.cache.put(key, &user, self.settings.cache_ttl);
         Ok(user)
     }
 }

@@ -39,15 +39,13 @@
 
 #![deny(missing_docs)]
 
-use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
-use ftpgate_core::{AuthError, Authenticator, LoginRequest, Permissions, User};
+use ftpgate_core::{AuthError, Authenticator, LoginCache, LoginRequest, Permissions, User};
 use nonstick::{AuthnFlags, ConversationAdapter, ErrorCode, Transaction, TransactionBuilder};
-use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 use tracing::{debug, info};
 
@@ -62,9 +60,6 @@ pub const DEFAULT_CONCURRENCY: usize = 8;
 pub const DEFAULT_CACHE_TTL: Duration = Duration::ZERO;
 /// Accounts with a lower uid are not served by default (root and system accounts).
 pub const DEFAULT_MIN_UID: u32 = 1000;
-
-/// Most accepted logins remembered at once.
-const CACHE_ENTRIES: usize = 10_000;
 
 /// A setting the authenticator cannot work with.
 #[derive(Debug, thiserror::Error)]
@@ -103,7 +98,8 @@ pub struct PamAuthenticator {
     min_uid: u32,
     timeout: Duration,
     slots: Arc<Semaphore>,
-    cache: LoginCache,
+    cache: LoginCache<String>,
+    cache_ttl: Duration,
 }
 
 impl PamAuthenticator {
@@ -128,7 +124,8 @@ impl PamAuthenticator {
             min_uid: DEFAULT_MIN_UID,
             timeout: DEFAULT_TIMEOUT,
             slots: Arc::new(Semaphore::new(DEFAULT_CONCURRENCY)),
-            cache: LoginCache::new(DEFAULT_CACHE_TTL),
+            cache: LoginCache::new(),
+            cache_ttl: DEFAULT_CACHE_TTL,
         })
     }
 
@@ -186,7 +183,7 @@ impl PamAuthenticator {
 
     /// How long an accepted login is remembered (zero turns the cache off).
     pub fn with_cache_ttl(mut self, ttl: Duration) -> Self {
-        self.cache = LoginCache::new(ttl);
+        self.cache_ttl = ttl;
         self
     }
 
@@ -246,13 +243,13 @@ impl Authenticator for PamAuthenticator {
         if name.is_empty() || name.len() > 256 || name.contains('\0') {
             return Err(AuthError::UnknownUser);
         }
-        let key = self.cache.key(name, password);
+        let key = self.cache.key(&[name, password]);
         if let Some(home) = self.cache.get(&key) {
             return Ok(self.user(name, home));
         }
         match self.check(name, password).await {
             Verdict::Accepted { home } => {
-                self.cache.put(key, &home);
+                self.cache.put(key, &home, self.cache_ttl);
                 Ok(self.user(name, home))
             }
             Verdict::Unknown => Err(AuthError::UnknownUser),
@@ -362,62 +359,6 @@ impl ConversationAdapter for Answers {
 
     fn info_msg(&self, message: impl AsRef<OsStr>) {
         debug!(message = %message.as_ref().to_string_lossy(), "PAM message");
-    }
-}
-
-/// Accepted logins (the account's home), by a keyed digest of name and password, until they
-/// expire.
-#[derive(Debug)]
-struct LoginCache {
-    key: [u8; 32],
-    ttl: Duration,
-    entries: Mutex<HashMap<[u8; 32], (String, Instant)>>,
-}
-
-impl LoginCache {
-    fn new(ttl: Duration) -> Self {
-        let mut key = [0u8; 32];
-        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut key);
-        LoginCache {
-            key,
-            ttl,
-            entries: Mutex::new(HashMap::new()),
-        }
-    }
-
-    fn key(&self, name: &str, password: &str) -> [u8; 32] {
-        let mut digest = Sha256::new();
-        digest.update(self.key);
-        for part in [name, password] {
-            digest.update((part.len() as u64).to_le_bytes());
-            digest.update(part.as_bytes());
-        }
-        digest.finalize().into()
-    }
-
-    fn get(&self, key: &[u8; 32]) -> Option<String> {
-        let entries = self.entries.lock().ok()?;
-        entries
-            .get(key)
-            .filter(|(_, expiry)| *expiry > Instant::now())
-            .map(|(home, _)| home.clone())
-    }
-
-    fn put(&self, key: [u8; 32], home: &str) {
-        if self.ttl.is_zero() {
-            return;
-        }
-        let Ok(mut entries) = self.entries.lock() else {
-            return;
-        };
-        let now = Instant::now();
-        if entries.len() >= CACHE_ENTRIES {
-            entries.retain(|_, (_, expiry)| *expiry > now);
-            if entries.len() >= CACHE_ENTRIES {
-                return;
-            }
-        }
-        entries.insert(key, (home.to_string(), now + self.ttl));
     }
 }
 

@@ -14,8 +14,10 @@
 /// [`Authenticator`] implementations (the `async-trait` crate), so a backend needs no extra
 /// dependency for it.
 pub use async_trait::async_trait;
+pub use login_cache::LoginCache;
 
 pub mod auth;
+mod login_cache;
 pub mod storage;
 
 pub use auth::{
