@@ -27,6 +27,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use ftpgate_test_support::garage;
 
+use crate::procfs;
+
 pub(crate) use client::Ftp;
 
 /// The user every scenario logs in as.
@@ -203,37 +205,12 @@ impl Daemon {
 
     /// Peak resident memory (VmHWM) in MiB.
     pub(crate) fn peak_rss_mib(&self) -> f64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .unwrap_or_default();
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
-            .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
-            .map_or(0.0, |kib| kib / 1024.0)
+        procfs::peak_rss_kib(self.child.id()) as f64 / 1024.0
     }
 
     /// CPU time (user + system) the daemon has used so far.
     pub(crate) fn cpu(&self) -> Duration {
-        let stat =
-            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
-        // Fields after the command name (which may hold spaces) start after the last ')'.
-        let fields: Vec<&str> = stat
-            .rsplit_once(')')
-            .map_or(Vec::new(), |(_, rest)| rest.split_whitespace().collect());
-        let ticks = |i: usize| {
-            fields
-                .get(i)
-                .and_then(|v| v.parse::<u64>().ok())
-                .unwrap_or(0)
-        };
-        // utime and stime are fields 14 and 15 of the whole line: 11 and 12 after the name.
-        let total = ticks(11) + ticks(12);
-        let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
-            .ok()
-            .flatten()
-            .unwrap_or(100)
-            .max(1) as u64;
-        Duration::from_millis(total * 1000 / hz)
+        Duration::from_secs_f64(procfs::cpu_seconds(self.child.id()))
     }
 }
 
@@ -329,20 +306,9 @@ pub(crate) fn run(options: &Options) -> Result<()> {
 
 /// Garage's own CPU time so far (to show when the store, not ftpgate, is the limit).
 fn garage_cpu_time(g: &garage::Garage) -> Duration {
-    let Some(pid) = g.pid() else {
-        return Duration::ZERO;
-    };
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map_or(Vec::new(), |(_, rest)| rest.split_whitespace().collect());
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    Duration::from_millis((ticks(11) + ticks(12)) * 10)
+    g.pid().map_or(Duration::ZERO, |pid| {
+        Duration::from_secs_f64(procfs::cpu_seconds(pid))
+    })
 }
 
 struct Report {
