@@ -123,6 +123,10 @@ struct PeersArgs {
     /// The ftpgate binary (build it with `cargo build --release -p ftpgate-daemon`).
     #[arg(long, default_value = "target/release/ftpgate")]
     ftpgate: PathBuf,
+    /// A second ftpgate binary, measured as the server `ftpgate-baseline` alternating with the
+    /// others (added to the servers when given): an A/B of a change against the binary before.
+    #[arg(long)]
+    baseline: Option<PathBuf>,
     /// The peers script.
     #[arg(long, default_value = "bench/peers.sh")]
     peers_sh: PathBuf,
@@ -215,6 +219,11 @@ async fn peers_comparison(args: PeersArgs) -> Result<()> {
     let data = std::path::absolute(&args.data)?;
     let env = Env {
         ftpgate: std::path::absolute(&args.ftpgate)?,
+        baseline: args
+            .baseline
+            .as_deref()
+            .map(std::path::absolute)
+            .transpose()?,
         peers_sh: std::path::absolute(&args.peers_sh)?,
         root: data.join("root"),
         data,
@@ -223,11 +232,14 @@ async fn peers_comparison(args: PeersArgs) -> Result<()> {
         user: "ftpbench".into(),
         password: "bench-Pw-2718".into(),
     };
-    let names: Vec<String> = if args.servers.is_empty() {
+    let mut names: Vec<String> = if args.servers.is_empty() {
         peers::ALL.iter().map(|s| s.to_string()).collect()
     } else {
         args.servers.clone()
     };
+    if env.baseline.is_some() && !names.iter().any(|n| n == peers::BASELINE) {
+        names.insert(1, peers::BASELINE.to_string());
+    }
     let servers = Server::named(&names)?;
     let cases = Case::selected(&args.only, &settings);
     let limits = args.only.is_empty() || args.only.iter().any(|o| o.eq_ignore_ascii_case("L"));

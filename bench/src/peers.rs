@@ -19,10 +19,16 @@ use crate::procfs;
 /// Every server the bench knows, ftpgate first.
 pub(crate) const ALL: [&str; 5] = ["ftpgate", "vsftpd", "pure-ftpd", "proftpd", "pyftpdlib"];
 
+/// A second ftpgate binary (`--baseline`), measured as one more server in the same run: an
+/// alternating A/B of a change against the binary before it.
+pub(crate) const BASELINE: &str = "ftpgate-baseline";
+
 /// Where things are, shared by every server.
 pub(crate) struct Env {
     /// The ftpgate binary.
     pub(crate) ftpgate: PathBuf,
+    /// The baseline ftpgate binary, if any (server [`BASELINE`]).
+    pub(crate) baseline: Option<PathBuf>,
     /// `bench/peers.sh`.
     pub(crate) peers_sh: PathBuf,
     /// The bench's data directory (served tree, logs, configs).
@@ -35,6 +41,17 @@ pub(crate) struct Env {
     /// The one user and password every server accepts.
     pub(crate) user: String,
     pub(crate) password: String,
+}
+
+impl Env {
+    /// The binary of server `name` if it is an ftpgate (the one measured, or the baseline).
+    fn ftpgate_binary(&self, name: &str) -> Option<&Path> {
+        match name {
+            "ftpgate" => Some(&self.ftpgate),
+            BASELINE => self.baseline.as_deref(),
+            _ => None,
+        }
+    }
 }
 
 /// One server under test: its name, control port and passive range.
@@ -54,6 +71,7 @@ impl Server {
             .map(|name| {
                 let index = ALL
                     .iter()
+                    .chain([&BASELINE])
                     .position(|n| n == name)
                     .with_context(|| format!("unknown server {name:?} (known: {ALL:?})"))?;
                 let index = index as u16;
@@ -128,10 +146,10 @@ impl Server {
     fn command(&self, env: &Env) -> Result<Command> {
         let port = self.port.to_string();
         let (lo, hi) = (self.passive.0.to_string(), self.passive.1.to_string());
-        if self.name == "ftpgate" {
+        if let Some(binary) = env.ftpgate_binary(&self.name) {
             let config = env.data.join("ftpgate.toml");
             std::fs::write(&config, FTPGATE_CONFIG)?;
-            let mut command = Command::new(&env.ftpgate);
+            let mut command = Command::new(binary);
             command
                 .arg("serve")
                 .arg("--config")
@@ -253,8 +271,8 @@ impl Drop for Running {
 
 /// The server's version, as `peers.sh version` reports it (ftpgate: its `--version`).
 pub(crate) fn version(env: &Env, name: &str) -> String {
-    let output = if name == "ftpgate" {
-        Command::new(&env.ftpgate).arg("--version").output()
+    let output = if let Some(binary) = env.ftpgate_binary(name) {
+        Command::new(binary).arg("--version").output()
     } else {
         Command::new("bash")
             .arg(&env.peers_sh)

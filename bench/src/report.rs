@@ -107,10 +107,12 @@ pub(crate) fn hash_notes(servers: &[ServerStatus]) -> Vec<(String, String)> {
         .iter()
         .map(|s| {
             let note = match s.name.as_str() {
-                "ftpgate" => "argon2id (m=19 MiB, t=2, p=1), hashed at start; a verified login is \
+                "ftpgate" | crate::peers::BASELINE => {
+                    "argon2id (m=19 MiB, t=2, p=1), hashed at start; a verified login is \
                      cached for 5 minutes, so only the first login of a run pays for the hash \
                      (login-storm first_login_ms is that cold login)"
-                    .to_string(),
+                        .to_string()
+                }
                 "vsftpd" => format!("system account via PAM (pam_unix): {system}, no cache"),
                 "pure-ftpd" => format!("system account via crypt(3) (-l unix): {system}, no cache"),
                 "proftpd" => format!(

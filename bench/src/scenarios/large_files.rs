@@ -35,6 +35,54 @@ pub(super) async fn large_retr(
     })
 }
 
+/// large-retr with curl: `curl -o /dev/null` of the big file. The rate is curl's own
+/// transfer time (from the RETR's first byte being asked for to the last byte), so its start-up
+/// and login are left out, as they are for the bench's client.
+pub(super) async fn large_retr_curl(
+    addr: SocketAddr,
+    user: &str,
+    password: &str,
+    s: &Settings,
+) -> Result<Sample> {
+    let url = format!("ftp://{addr}/big.bin");
+    let mut curl = std::process::Command::new("curl");
+    curl.args(["--silent", "--show-error", "--output", "/dev/null"])
+        .args(["--user", &format!("{user}:{password}")])
+        .args([
+            "--write-out",
+            "%{size_download} %{time_pretransfer} %{time_total}",
+        ])
+        .arg(&url);
+    // The case's time limit is curl's too.
+    curl.args(["--max-time", &s.timeout.as_secs().to_string()]);
+    let out = tokio::task::spawn_blocking(move || curl.output()).await??;
+    if !out.status.success() {
+        bail!(
+            "curl failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let fields: Vec<f64> = text
+        .split_whitespace()
+        .map(str::parse)
+        .collect::<Result<_, _>>()?;
+    let [size, pretransfer, total] = fields[..] else {
+        bail!("unexpected curl --write-out: {text}");
+    };
+    if size as u64 != s.big_bytes() {
+        bail!("curl received {size} bytes, expected {}", s.big_bytes());
+    }
+    Ok(Sample {
+        value: mb_s(
+            s.big_bytes(),
+            Duration::from_secs_f64((total - pretransfer).max(1e-6)),
+        ),
+        ..Sample::default()
+    })
+}
+
 /// large-stor: STOR of a file as big, one session; the stored size is checked.
 pub(super) async fn large_stor(
     env: &Env,

@@ -28,7 +28,7 @@ mod listing;
 mod sessions;
 mod small_files;
 
-use large_files::{large_retr, large_stor};
+use large_files::{large_retr, large_retr_curl, large_stor};
 pub(crate) use limits::LOOPBACK;
 use limits::{iperf3, machine_limits, read_file};
 use listing::large_listing;
@@ -121,6 +121,9 @@ impl Settings {
 pub(crate) enum Case {
     /// large-retr: RETR of the big file.
     Retr { tls: bool },
+    /// large-retr with curl: the same RETR by the curl program, whose receive pattern (16 KiB
+    /// reads) is what most users have.
+    RetrCurl,
     /// large-stor: STOR of a file as big.
     Stor { tls: bool },
     /// small-files: many small STORs then RETRs on one session.
@@ -151,7 +154,11 @@ impl Case {
         };
         let mut cases = Vec::new();
         if on("large-retr") {
-            cases.extend([Case::Retr { tls: false }, Case::Retr { tls: true }]);
+            cases.extend([
+                Case::Retr { tls: false },
+                Case::RetrCurl,
+                Case::Retr { tls: true },
+            ]);
         }
         if on("large-stor") {
             cases.extend([Case::Stor { tls: false }, Case::Stor { tls: true }]);
@@ -182,7 +189,9 @@ impl Case {
     /// large-stor take 2n+1 runs where the other cases take n.
     pub(crate) fn rounds(&self, settings: &Settings) -> usize {
         match self {
-            Case::Retr { .. } | Case::Stor { .. } => settings.big_transfer_rounds(),
+            Case::Retr { .. } | Case::RetrCurl | Case::Stor { .. } => {
+                settings.big_transfer_rounds()
+            }
             _ => settings.rounds,
         }
     }
@@ -192,6 +201,7 @@ impl Case {
         match self {
             Case::Retr { tls: false } => "large-retr".into(),
             Case::Retr { tls: true } => "large-retr TLS".into(),
+            Case::RetrCurl => "large-retr curl".into(),
             Case::Stor { tls: false } => "large-stor".into(),
             Case::Stor { tls: true } => "large-stor TLS".into(),
             Case::Small => "small-files".into(),
@@ -206,6 +216,7 @@ impl Case {
     pub(crate) fn title(&self, s: &Settings) -> String {
         match self {
             Case::Retr { tls } => format!("RETR {} MiB, one session{}", s.big_mib, prot(*tls)),
+            Case::RetrCurl => format!("RETR {} MiB by curl to /dev/null", s.big_mib),
             Case::Stor { tls } => format!("STOR {} MiB, one session{}", s.big_mib, prot(*tls)),
             Case::Small => format!(
                 "{} x {} KiB STOR then RETR, one session",
@@ -227,7 +238,7 @@ impl Case {
     /// The unit of the headline value.
     pub(crate) fn unit(&self) -> &'static str {
         match self {
-            Case::Retr { .. } | Case::Stor { .. } => "MB/s",
+            Case::Retr { .. } | Case::RetrCurl | Case::Stor { .. } => "MB/s",
             Case::Small | Case::Concurrent { .. } => "ops/s",
             Case::Logins => "logins/s",
             Case::Idle => "KiB PSS/session",
@@ -249,7 +260,11 @@ impl Case {
     fn one_session(&self) -> bool {
         matches!(
             self,
-            Case::Retr { .. } | Case::Stor { .. } | Case::Small | Case::List { .. }
+            Case::Retr { .. }
+                | Case::RetrCurl
+                | Case::Stor { .. }
+                | Case::Small
+                | Case::List { .. }
         )
     }
 }
@@ -508,7 +523,7 @@ async fn measure(
     tls: &Arc<Tls>,
 ) -> Result<Sample> {
     clear_uploads(env)?;
-    if let Case::Retr { .. } = case {
+    if let Case::Retr { .. } | Case::RetrCurl = case {
         // large-retr reads from the page cache: a STOR case or another program may have pushed the
         // file out, and then the first server measured would pay for the disk.
         read_file(&env.root.join("big.bin"))?;
@@ -620,6 +635,7 @@ async fn run_case(
     let (user, password) = (env.user.as_str(), env.password.as_str());
     match case {
         Case::Retr { .. } => large_retr(addr, tls, user, password, s).await,
+        Case::RetrCurl => large_retr_curl(addr, user, password, s).await,
         Case::Stor { .. } => large_stor(env, addr, tls, user, password, s).await,
         Case::Small => small_files(addr, user, password, s).await,
         Case::Concurrent { sessions } => concurrent(addr, user, password, s, *sessions).await,
@@ -686,7 +702,7 @@ mod tests {
             assert_eq!(ids(&[old]), ids(&[new]), "{old}");
         }
         // Every case, in the order of the table.
-        assert_eq!(ids(&[]).len(), 2 + 2 + 1 + 2 + 1 + 1 + 2);
+        assert_eq!(ids(&[]).len(), 3 + 2 + 1 + 2 + 1 + 1 + 2);
         assert!(ids(&["S8"]).is_empty());
     }
 }
