@@ -5,9 +5,10 @@
 //! symlinks, dangling links and a directory swapped for a link mid-way all fail instead of
 //! escaping.
 //!
-//! Uploads that replace a file are written to a hidden temporary file in the same directory and
-//! renamed into place when the transfer completes, so a failed or aborted upload never leaves a
-//! truncated file under the real name. APPE and REST+STOR from the end of a file (a resumed
+//! A new file is written without a name (O_TMPFILE) and linked into place when the transfer
+//! completes; uploads that replace a file are written to a hidden temporary file in the same
+//! directory and renamed into place. So a failed or aborted upload never leaves a truncated
+//! file under the real name. APPE and REST+STOR from the end of a file (a resumed
 //! upload) add to the existing file in place, and one that does not complete cuts the file back
 //! to its old length (or removes it, if APPE made it); REST+STOR from inside a file writes a
 //! copy of the first REST bytes plus what arrives, renamed into place on commit. So a refused or

@@ -1,6 +1,9 @@
-//! Uploads to local disk: a temporary file renamed into place on commit.
+//! Uploads to local disk: a file without a name linked into place on commit (a new file), or a
+//! temporary file renamed into place (one that replaces a file).
 
 use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::fd::AsRawFd;
+use std::sync::OnceLock;
 
 use async_trait::async_trait;
 use cap_std::fs::{Dir, OpenOptions};
@@ -20,6 +23,12 @@ fn temp_name() -> String {
 /// Where the bytes go until commit.
 #[derive(Debug)]
 enum Target {
+    /// A file without a name (O_TMPFILE) in the directory, linked to the final name on commit:
+    /// for a new file (no name there when the upload began). It makes one directory entry where
+    /// a named temporary makes three (create, then rename: remove and add), so a small upload
+    /// costs a quarter less; an upload that does not complete leaves nothing to remove, even
+    /// after a crash (the kernel frees the file).
+    Unnamed,
     /// A temporary file, renamed to the final name on commit. `reserved` marks a final name
     /// created empty by STOU to claim it, to be removed on abort.
     Temp { temp: String, reserved: bool },
@@ -74,6 +83,55 @@ pub(crate) struct FsUpload {
     strict: bool,
 }
 
+/// Whether files without a name can be given one: linking one takes its `/proc/self/fd` path
+/// (`AT_EMPTY_PATH` would need CAP_DAC_READ_SEARCH). Checked once.
+fn can_link_unnamed() -> bool {
+    static PROC_FD: OnceLock<bool> = OnceLock::new();
+    *PROC_FD.get_or_init(|| std::path::Path::new("/proc/self/fd").is_dir())
+}
+
+/// Opens a file without a name in `dir`, or fails where the file system or kernel has no
+/// O_TMPFILE (the caller then uses a named temporary).
+fn create_unnamed(dir: &Dir) -> io::Result<std::fs::File> {
+    use rustix::fs::{Mode, OFlags};
+    if !can_link_unnamed() {
+        return Err(io::ErrorKind::Unsupported.into());
+    }
+    let flags = OFlags::WRONLY | OFlags::TMPFILE | OFlags::CLOEXEC;
+    let fd = rustix::fs::openat(dir, ".", flags, Mode::from_raw_mode(0o666))?;
+    Ok(std::fs::File::from(fd))
+}
+
+/// Gives the unnamed `file` the name `name` in `dir`. A file that took the name since the upload
+/// began is replaced, atomically, as with a named temporary: the file is linked under a
+/// temporary name and renamed over it.
+fn link_unnamed(file: &std::fs::File, dir: &Dir, name: &str) -> io::Result<()> {
+    use rustix::fs::{AtFlags, CWD, linkat};
+    use rustix::io::Errno;
+    let own = format!("/proc/self/fd/{}", file.as_raw_fd());
+    match linkat(CWD, &own, dir, name, AtFlags::SYMLINK_FOLLOW) {
+        Ok(()) => return Ok(()),
+        Err(Errno::EXIST) => {}
+        Err(e) => return Err(e.into()),
+    }
+    for _ in 0..16 {
+        let temp = temp_name();
+        match linkat(CWD, &own, dir, &temp, AtFlags::SYMLINK_FOLLOW) {
+            Ok(()) => {
+                return dir.rename(&temp, dir, name).inspect_err(|_| {
+                    let _ = dir.remove_file(&temp);
+                });
+            }
+            Err(Errno::EXIST) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(io::Error::new(
+        io::ErrorKind::AlreadyExists,
+        "no free temporary name",
+    ))
+}
+
 fn create_temp(dir: &Dir) -> io::Result<(String, std::fs::File)> {
     for _ in 0..16 {
         let temp = temp_name();
@@ -104,7 +162,12 @@ impl FsUpload {
             Ok(_) => true,
             Err(_) => false,
         };
+        let unnamed = match start {
+            WriteStart::Truncate if !existed && !keep_partial => create_unnamed(&dir).ok(),
+            _ => None,
+        };
         let (file, target) = match start {
+            WriteStart::Truncate if let Some(file) = unnamed => (file, Target::Unnamed),
             WriteStart::Truncate => {
                 let (temp, file) = create_temp(&dir)?;
                 (
@@ -227,6 +290,8 @@ impl FsUpload {
                     let _ = dir.remove_file(name);
                 }
             }
+            // Closing the file frees it.
+            Target::Unnamed => {}
             // Kept partial uploads keep every byte that arrived, to be resumed.
             Target::InPlace { .. } if keep_partial => {}
             Target::InPlace {
@@ -314,6 +379,7 @@ impl Upload for FsUpload {
                 Target::Temp { temp, .. } => dir.rename(temp, &dir, &name).inspect_err(|_| {
                     FsUpload::discard(&dir, &name, &target, keep_partial);
                 })?,
+                Target::Unnamed => link_unnamed(&file, &dir, &name)?,
                 Target::InPlace { .. } | Target::Settled => {}
             }
             if strict {

@@ -36,3 +36,55 @@ async fn upload_over_a_symlink_to_a_directory_replaces_the_link() {
         0
     );
 }
+
+/// The names in the root, sorted.
+fn names(dir: &TempDir) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// A new file is written without a name (O_TMPFILE) and linked into place on commit: nothing
+/// is in the directory while it is written, nothing after an abort, the file after a commit.
+#[tokio::test]
+async fn a_new_file_has_no_entry_until_its_upload_commits() {
+    use ftpgate_core::{VirtualPath, WriteStart};
+    let (storage, dir) = fresh_root().await;
+    let path = VirtualPath::parse_absolute("/new").unwrap();
+
+    let mut upload = storage.write(&path, WriteStart::Truncate).await.unwrap();
+    upload.write(b"partial").await.unwrap();
+    upload.abort().await;
+    assert!(names(&dir).is_empty(), "{:?}", names(&dir));
+
+    let mut upload = storage.write(&path, WriteStart::Truncate).await.unwrap();
+    upload.write(&vec![7u8; 600 * 1024]).await.unwrap();
+    assert!(names(&dir).is_empty(), "{:?}", names(&dir));
+    assert_eq!(upload.commit().await.unwrap(), 600 * 1024);
+    assert_eq!(names(&dir), ["new"]);
+    assert_eq!(
+        std::fs::read(dir.path().join("new")).unwrap().len(),
+        600 * 1024
+    );
+}
+
+/// A name another writer takes while a new file's upload runs is replaced by the upload when it
+/// commits, whole, as an upload over an existing file replaces it; no temporary name is left.
+#[tokio::test]
+async fn a_name_taken_during_a_new_files_upload_is_replaced_on_commit() {
+    use ftpgate_core::{VirtualPath, WriteStart};
+    let (storage, dir) = fresh_root().await;
+    let path = VirtualPath::parse_absolute("/taken").unwrap();
+    let mut upload = storage.write(&path, WriteStart::Truncate).await.unwrap();
+    upload.write(b"from the upload").await.unwrap();
+    std::fs::write(dir.path().join("taken"), b"from elsewhere").unwrap();
+    assert_eq!(upload.commit().await.unwrap(), 15);
+    assert_eq!(
+        std::fs::read(dir.path().join("taken")).unwrap(),
+        b"from the upload"
+    );
+    assert_eq!(names(&dir), ["taken"]);
+}

@@ -31,7 +31,7 @@ use std::time::Duration;
 
 use ftpgate_proto::hostport::{canonical, same_host};
 use rand::Rng;
-use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, oneshot};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
@@ -53,8 +53,9 @@ pub(crate) struct Passive {
 }
 
 enum Endpoint {
-    /// A listener of its own.
-    Own(TcpListener),
+    /// A listener of its own, not registered with the poller until a transfer has to wait for
+    /// its connection.
+    Own(std::net::TcpListener),
     /// A place in the queue of a shared listener.
     Shared(SharedWait),
 }
@@ -119,17 +120,22 @@ impl Passive {
     }
 }
 
-fn bind_listener(ip: IpAddr, port: u16) -> io::Result<TcpListener> {
-    let socket = if ip.is_ipv4() {
-        TcpSocket::new_v4()?
-    } else {
-        TcpSocket::new_v6()?
+/// Binds a listener that is not yet registered with the runtime's poller (non-blocking, ready to
+/// become a [`TcpListener`]).
+fn bind_listener(ip: IpAddr, port: u16) -> io::Result<std::net::TcpListener> {
+    use rustix::net::{AddressFamily, SocketFlags, SocketType};
+    let family = match ip {
+        IpAddr::V4(_) => AddressFamily::INET,
+        IpAddr::V6(_) => AddressFamily::INET6,
     };
+    let flags = SocketFlags::NONBLOCK | SocketFlags::CLOEXEC;
+    let socket = rustix::net::socket_with(family, SocketType::STREAM, flags, None)?;
     // A port of a small range is reused at once, while its last data connection may still be in
     // TIME_WAIT. (On Linux this never lets two listeners share a port; that is SO_REUSEPORT.)
-    socket.set_reuseaddr(true)?;
-    socket.bind(SocketAddr::new(ip, port))?;
-    socket.listen(BACKLOG)
+    rustix::net::sockopt::set_socket_reuseaddr(&socket, true)?;
+    rustix::net::bind(&socket, &SocketAddr::new(ip, port))?;
+    rustix::net::listen(&socket, BACKLOG as i32)?;
+    Ok(std::net::TcpListener::from(socket))
 }
 
 /// The ports of the range, starting at a random one.
@@ -143,7 +149,7 @@ fn ports_from_random_start(range: &std::ops::RangeInclusive<u16>) -> impl Iterat
 
 /// Binds a listener of the session's own on the control connection's local address, on a
 /// random free port of the configured range (or any port if no range is set).
-fn open_own(config: &ServerConfig, local_ip: IpAddr) -> io::Result<TcpListener> {
+fn open_own(config: &ServerConfig, local_ip: IpAddr) -> io::Result<std::net::TcpListener> {
     let Some(range) = &config.passive_ports else {
         return bind_listener(local_ip, 0);
     };
@@ -169,12 +175,31 @@ fn open_own(config: &ServerConfig, local_ip: IpAddr) -> io::Result<TcpListener> 
 /// the session). A header is read within its timeout while the listener waits, so a slow one
 /// delays only this session's data connection.
 async fn accept_from(
-    listener: &TcpListener,
+    listener: &std::net::TcpListener,
     client_ip: IpAddr,
     proxy: Option<&ProxyProtocol>,
 ) -> io::Result<TcpStream> {
+    // The client has usually connected by the time its transfer command arrives: the connection
+    // is taken at once, and the listener never joins the poller, so the client's connect does
+    // not wake the session's thread only for it to find nothing to do (the wake-up and the
+    // poller registration cost a small transfer a tenth of its time on loopback).
+    let mut waiting: Option<TcpListener> = None;
     loop {
-        let (mut stream, from) = listener.accept().await?;
+        let (mut stream, from) = match &waiting {
+            Some(registered) => registered.accept().await?,
+            None => match listener.accept() {
+                Ok((stream, from)) => {
+                    stream.set_nonblocking(true)?;
+                    (TcpStream::from_std(stream)?, from)
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    waiting = Some(TcpListener::from_std(listener.try_clone()?)?);
+                    continue;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            },
+        };
         match proxy.filter(|p| p.trusts(from.ip())) {
             None if same_host(from.ip(), client_ip) => return Ok(stream),
             None => {
@@ -272,11 +297,12 @@ impl PortSharing {
                 let shared = match registry.ports.entry(addr) {
                     Entry::Occupied(entry) => entry.into_mut(),
                     Entry::Vacant(entry) => {
-                        let listener = match bind_listener(local_ip, port) {
-                            Ok(listener) => listener,
-                            Err(e) if e.kind() == io::ErrorKind::AddrInUse => continue,
-                            Err(e) => return Err(e),
-                        };
+                        let listener =
+                            match bind_listener(local_ip, port).and_then(TcpListener::from_std) {
+                                Ok(listener) => listener,
+                                Err(e) if e.kind() == io::ErrorKind::AddrInUse => continue,
+                                Err(e) => return Err(e),
+                            };
                         let idle = Arc::new(Notify::new());
                         debug!(%addr, "shared passive port opened");
                         tokio::spawn(accept_loop(
@@ -467,6 +493,7 @@ impl Drop for Registration {
 mod tests {
     use super::*;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpSocket;
 
     fn free_port() -> u16 {
         std::net::TcpListener::bind("127.0.0.1:0")
