@@ -40,8 +40,11 @@ async fn upload_over_a_symlink_to_a_directory_replaces_the_link() {
 /// The names in the root, sorted.
 fn names(dir: &TempDir) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir.path())
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .expect("the root can be listed")
+        .map(|e| {
+            let entry = e.expect("an entry of the root");
+            entry.file_name().to_string_lossy().into_owned()
+        })
         .collect();
     names.sort();
     names
