@@ -108,7 +108,7 @@ pub(crate) fn hash_notes(servers: &[ServerStatus]) -> Vec<(String, String)> {
         .map(|s| {
             let note = match s.name.as_str() {
                 "ftpgate" | crate::peers::BASELINE => {
-                    "argon2id (m=19 MiB, t=2, p=1), hashed at start; a verified login is \
+                    "argon2id (m=7 MiB, t=5, p=1; m=19 MiB, t=2 before 2026-12-06), hashed at start; a verified login is \
                      cached for 5 minutes, so only the first login of a run pays for the hash \
                      (login-storm first_login_ms is that cold login)"
                         .to_string()
