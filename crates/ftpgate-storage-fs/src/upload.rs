@@ -4,6 +4,7 @@
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::fd::AsRawFd;
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
 use cap_std::fs::{Dir, OpenOptions};
@@ -83,12 +84,15 @@ pub(crate) struct FsUpload {
     strict: bool,
 }
 
-/// Whether files without a name can be given one: linking one takes its `/proc/self/fd` path
-/// (`AT_EMPTY_PATH` would need CAP_DAC_READ_SEARCH). Checked once.
+/// Whether files without a name can be given one: `/proc/self/fd` is there for kernels that
+/// refuse `linkat(AT_EMPTY_PATH)` to an unprivileged process (before Linux 6.10). Checked once.
 fn can_link_unnamed() -> bool {
     static PROC_FD: OnceLock<bool> = OnceLock::new();
     *PROC_FD.get_or_init(|| std::path::Path::new("/proc/self/fd").is_dir())
 }
+
+/// Set once the kernel refused `linkat(AT_EMPTY_PATH)`: links then go through `/proc/self/fd`.
+static EMPTY_PATH_REFUSED: AtomicBool = AtomicBool::new(false);
 
 /// Opens a file without a name in `dir`, or fails where the file system or kernel has no
 /// O_TMPFILE (the caller then uses a named temporary).
@@ -102,21 +106,36 @@ fn create_unnamed(dir: &Dir) -> io::Result<std::fs::File> {
     Ok(std::fs::File::from(fd))
 }
 
+/// Links `file` as `name` in `dir`: by the descriptor itself (`AT_EMPTY_PATH`, allowed to any
+/// process for a file it opened since Linux 6.10), else by its `/proc/self/fd` path.
+fn link_as(file: &std::fs::File, dir: &Dir, name: &str) -> rustix::io::Result<()> {
+    use rustix::fs::{AtFlags, CWD, linkat};
+    use rustix::io::Errno;
+    if !EMPTY_PATH_REFUSED.load(Ordering::Relaxed) {
+        match linkat(file, "", dir, name, AtFlags::EMPTY_PATH) {
+            Err(Errno::NOENT | Errno::PERM | Errno::INVAL) => {
+                EMPTY_PATH_REFUSED.store(true, Ordering::Relaxed);
+            }
+            done => return done,
+        }
+    }
+    let own = format!("/proc/self/fd/{}", file.as_raw_fd());
+    linkat(CWD, own.as_str(), dir, name, AtFlags::SYMLINK_FOLLOW)
+}
+
 /// Gives the unnamed `file` the name `name` in `dir`. A file that took the name since the upload
 /// began is replaced, atomically, as with a named temporary: the file is linked under a
 /// temporary name and renamed over it.
 fn link_unnamed(file: &std::fs::File, dir: &Dir, name: &str) -> io::Result<()> {
-    use rustix::fs::{AtFlags, CWD, linkat};
     use rustix::io::Errno;
-    let own = format!("/proc/self/fd/{}", file.as_raw_fd());
-    match linkat(CWD, &own, dir, name, AtFlags::SYMLINK_FOLLOW) {
+    match link_as(file, dir, name) {
         Ok(()) => return Ok(()),
         Err(Errno::EXIST) => {}
         Err(e) => return Err(e.into()),
     }
     for _ in 0..16 {
         let temp = temp_name();
-        match linkat(CWD, &own, dir, &temp, AtFlags::SYMLINK_FOLLOW) {
+        match link_as(file, dir, &temp) {
             Ok(()) => {
                 return dir.rename(&temp, dir, name).inspect_err(|_| {
                     let _ = dir.remove_file(&temp);
