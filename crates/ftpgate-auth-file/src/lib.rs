@@ -251,11 +251,8 @@ pub const HASH_MEMORY_KIB: u32 = 7 * 1024;
 pub const HASH_PASSES: u32 = 5;
 
 fn hash_params() -> argon2::Params {
-    match argon2::Params::new(HASH_MEMORY_KIB, HASH_PASSES, 1, None) {
-        Ok(params) => params,
-        // Constants within argon2's bounds; unreachable.
-        Err(_) => argon2::Params::default(),
-    }
+    // Constants within argon2's bounds: the default is unreachable.
+    argon2::Params::new(HASH_MEMORY_KIB, HASH_PASSES, 1, None).unwrap_or_default()
 }
 
 /// Hashes a password with argon2id (7 MiB, 5 passes, see [`HASH_MEMORY_KIB`]) and a random
