@@ -14,6 +14,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use ftpgate_test_support::fleet::{self, Fleet, FleetOptions, LB_SOURCE, PASSWORD, USER};
+use support::through_lb::{ftplib_sessions, lftp_get};
 use support::{connect_from, python_client};
 
 const BIN: &str = env!("CARGO_BIN_EXE_ftpgate");
@@ -99,54 +100,13 @@ fn real_clients_through_the_load_balancer() {
     // lftp, plain and TLS, from the client's address.
     for (i, tls) in [false, true].into_iter().enumerate() {
         let out = work.join(format!("lftp-{i}.bin"));
-        let script = format!(
-            "set net:socket-bind-ipv4 {CLIENT}; set ftp:ssl-allow {tls}; set ftp:ssl-force {tls}; \
-             set ftp:ssl-protect-data {tls}; set ssl:verify-certificate no; \
-             set net:max-retries 1; set net:timeout 20; \
-             open -u {USER},{PASSWORD} -p {port} {host}; get big.bin -o {out}; bye",
-            port = fleet.lb.port(),
-            host = fleet.lb.ip(),
-            out = out.display(),
-        );
-        let result = Command::new("lftp").args(["-c", &script]).output().unwrap();
-        assert!(
-            result.status.success(),
-            "lftp tls={tls}: {}",
-            String::from_utf8_lossy(&result.stderr)
-        );
+        lftp_get(&fleet, CLIENT, "big.bin", &out, tls);
         assert_eq!(std::fs::read(&out).unwrap(), payload, "lftp tls={tls}");
     }
 
     // ftplib: every combination of TLS and PASV/EPSV, several sessions each, so both nodes
     // serve some; the data connection of each goes to the node of its control connection.
-    let mut nodes_seen = [0usize; 2];
-    for round in 0..3 {
-        for mode in ["plain", "tls"] {
-            for passive in ["pasv", "epsv"] {
-                let name = format!("py-{round}-{mode}-{passive}.bin");
-                let out = Command::new("python3")
-                    .arg(python_client())
-                    .args(["session", &fleet.lb.ip().to_string()])
-                    .arg(fleet.lb.port().to_string())
-                    .args([USER, PASSWORD, &CLIENT.to_string(), mode, passive, &name])
-                    .output()
-                    .unwrap();
-                let stdout = String::from_utf8_lossy(&out.stdout);
-                assert!(
-                    out.status.success(),
-                    "ftplib {mode} {passive}: {stdout} {}",
-                    String::from_utf8_lossy(&out.stderr)
-                );
-                let port: u16 = stdout.trim().strip_prefix("ok ").unwrap().parse().unwrap();
-                let node = fleet
-                    .nodes
-                    .iter()
-                    .position(|n| n.passive.contains(&port))
-                    .expect("a port of one node's range");
-                nodes_seen[node] += 1;
-            }
-        }
-    }
+    let nodes_seen = ftplib_sessions(&fleet, CLIENT, 3);
     assert!(
         nodes_seen[0] > 0 && nodes_seen[1] > 0,
         "both nodes serve sessions: {nodes_seen:?}"

@@ -338,15 +338,7 @@ fn an_upload_cut_on_one_node_is_resumed_on_the_other() {
     data.write_all(&bytes[..11 * 1024 * 1024]).unwrap();
     // Node B sees the two whole 5 MiB parts once node A has stored them.
     let mut watcher = Client::login(on_b, "ann", "right");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let size = watcher.ask("SIZE big.bin");
-        if size.trim() == "213 10485760" {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the parts never showed: {size}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_for_reply(|c| watcher.ask(c), "SIZE big.bin", "213 10485760");
     a.child.kill().unwrap();
     a.child.wait().unwrap();
     drop(data);

@@ -18,12 +18,13 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use ftpgate_test_support::fleet::{self, Fleet, FleetOptions, PASSWORD, USER};
 use ftpgate_test_support::garage_cluster::{self, GarageCluster};
 use ftpgate_test_support::redis;
-use support::{connect_from, pattern, python_client};
+use support::through_lb::{ftplib_sessions, lftp_get, node_of_port};
+use support::{connect_from, pattern, wait_for_reply};
 
 const BIN: &str = env!("CARGO_BIN_EXE_ftpgate");
 /// The transferring client's address: neither the load balancer's nor a node's.
@@ -126,15 +127,6 @@ fn curl(fleet: &Fleet, extra: &[&str], url_path: &str) {
     );
 }
 
-/// Which node's passive range `port` is in.
-fn node_of_port(fleet: &Fleet, port: u16) -> usize {
-    fleet
-        .nodes
-        .iter()
-        .position(|n| n.passive.contains(&port))
-        .unwrap_or_else(|| panic!("port {port} is in no node's range"))
-}
-
 /// curl and ftplib through the load balancer, over the S3 store.
 fn real_clients(fleet: &Fleet) {
     let work = fleet.dir().join("client");
@@ -166,47 +158,11 @@ fn real_clients(fleet: &Fleet) {
     // lftp, plain and TLS: a download of what curl uploaded.
     for tls in [false, true] {
         let out = work.join(format!("lftp-{tls}.bin"));
-        let script = format!(
-            "set net:socket-bind-ipv4 {CLIENT}; set ftp:ssl-allow {tls}; set ftp:ssl-force {tls}; \
-             set ftp:ssl-protect-data {tls}; set ssl:verify-certificate no; \
-             set net:max-retries 1; set net:timeout 20; \
-             open -u {USER},{PASSWORD} -p {port} {host}; get curl-0.bin -o {out}; bye",
-            port = fleet.lb.port(),
-            host = fleet.lb.ip(),
-            out = out.display(),
-        );
-        let result = Command::new("lftp").args(["-c", &script]).output().unwrap();
-        assert!(
-            result.status.success(),
-            "lftp tls={tls}: {}",
-            String::from_utf8_lossy(&result.stderr)
-        );
+        lftp_get(fleet, CLIENT, "curl-0.bin", &out, tls);
         assert_eq!(std::fs::read(&out).unwrap(), payload, "lftp tls={tls}");
     }
     // ftplib: STOR then RETR, plain and TLS, PASV and EPSV, twice: sessions on both nodes.
-    let mut nodes_seen = [0usize; 2];
-    for round in 0..2 {
-        for mode in ["plain", "tls"] {
-            for passive in ["pasv", "epsv"] {
-                let name = format!("py-{round}-{mode}-{passive}.bin");
-                let out = Command::new("python3")
-                    .arg(python_client())
-                    .args(["session", &fleet.lb.ip().to_string()])
-                    .arg(fleet.lb.port().to_string())
-                    .args([USER, PASSWORD, &CLIENT.to_string(), mode, passive, &name])
-                    .output()
-                    .unwrap();
-                let stdout = String::from_utf8_lossy(&out.stdout);
-                assert!(
-                    out.status.success(),
-                    "ftplib {mode} {passive}: {stdout} {}",
-                    String::from_utf8_lossy(&out.stderr)
-                );
-                let port: u16 = stdout.trim().strip_prefix("ok ").unwrap().parse().unwrap();
-                nodes_seen[node_of_port(fleet, port)] += 1;
-            }
-        }
-    }
+    let nodes_seen = ftplib_sessions(fleet, CLIENT, 2);
     assert!(
         nodes_seen[0] > 0 && nodes_seen[1] > 0,
         "both nodes serve sessions: {nodes_seen:?}"
@@ -318,15 +274,7 @@ fn resume_after_node_loss(fleet: &mut Fleet) {
     data.write_all(&bytes[..11 * 1024 * 1024]).unwrap();
     // The surviving node sees the two whole 5 MiB parts once the dying one stored them.
     let mut watcher = Control::login(CLIENT, fleet.nodes[surviving].ftp_addr());
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let size = watcher.ask("SIZE big.bin");
-        if size.trim() == "213 10485760" {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the parts never showed: {size}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_for_reply(|c| watcher.ask(c), "SIZE big.bin", "213 10485760");
     watcher.ask("QUIT");
     fleet.nodes[dying].kill();
     drop(data);

@@ -2,6 +2,8 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod through_lb;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::PathBuf;
@@ -294,4 +296,20 @@ pub fn pattern(len: usize, seed: u32) -> Vec<u8> {
     (0..len as u32)
         .map(|i| (i.wrapping_mul(2_654_435_761).wrapping_add(seed) >> 13) as u8)
         .collect()
+}
+
+/// Asks `command` (through `ask`) every 100 ms until the reply is `expected`, for at most 30 s.
+pub fn wait_for_reply(mut ask: impl FnMut(&str) -> String, command: &str, expected: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let reply = ask(command);
+        if reply.trim() == expected {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{command} never answered {expected:?}: {reply}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
