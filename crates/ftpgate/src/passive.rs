@@ -187,11 +187,8 @@ async fn accept_from(
     loop {
         let (mut stream, from) = match &waiting {
             Some(registered) => registered.accept().await?,
-            None => match listener.accept() {
-                Ok((stream, from)) => {
-                    stream.set_nonblocking(true)?;
-                    (TcpStream::from_std(stream)?, from)
-                }
+            None => match accept_nonblocking(listener) {
+                Ok((stream, from)) => (TcpStream::from_std(stream)?, from),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     waiting = Some(TcpListener::from_std(listener.try_clone()?)?);
                     continue;
@@ -222,6 +219,20 @@ async fn accept_from(
             },
         }
     }
+}
+
+/// Accepts a waiting connection, already non-blocking (accept4 with SOCK_NONBLOCK: no second
+/// call to make it so).
+fn accept_nonblocking(
+    listener: &std::net::TcpListener,
+) -> io::Result<(std::net::TcpStream, SocketAddr)> {
+    use rustix::net::SocketFlags;
+    let (fd, from) =
+        rustix::net::acceptfrom_with(listener, SocketFlags::NONBLOCK | SocketFlags::CLOEXEC)?;
+    let from = from
+        .and_then(|from| SocketAddr::try_from(from).ok())
+        .ok_or_else(|| io::Error::other("an accepted connection without an IP address"))?;
+    Ok((std::net::TcpStream::from(fd), from))
 }
 
 /// The shared passive listeners, by local address and port.

@@ -404,6 +404,37 @@ fn stalled_transfers_end_after_the_data_timeout() {
 }
 
 #[test]
+fn a_slow_transfer_that_keeps_moving_outlives_the_data_timeout() {
+    let mut options = Options::default();
+    options.config.data_timeout = Duration::from_millis(500);
+    let server = TestServer::start_with(options);
+    let mut raw = server.raw_logged_in();
+    raw.cmd("TYPE I");
+    let addr = raw.epsv();
+    let mut data = TcpStream::connect(addr).unwrap();
+    assert_eq!(raw.code("STOR slow"), 150);
+    // Eight pieces 200 ms apart: 1.6 s in all, three times the data timeout, which counts
+    // from the last piece.
+    for _ in 0..8 {
+        data.write_all(b"piece ").unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    drop(data);
+    assert_eq!(raw.reply().0, 226);
+    assert_eq!(
+        std::fs::read(server.path("slow")).unwrap(),
+        b"piece ".repeat(8)
+    );
+    // The next transfer, in the same session, still has its own full timeout.
+    let addr = raw.epsv();
+    let mut data = TcpStream::connect(addr).unwrap();
+    assert_eq!(raw.code("STOR stalls"), 150);
+    data.write_all(b"then nothing").unwrap();
+    assert_eq!(raw.reply().0, 426);
+    assert!(!server.path("stalls").exists());
+}
+
+#[test]
 fn wildcards_stay_in_one_directory_and_literal_names_win() {
     let server = TestServer::start();
     write_file(&server.path("a.txt"), b"a");

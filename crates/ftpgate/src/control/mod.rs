@@ -51,6 +51,7 @@ use crate::proxy::{self, Origin};
 use crate::session_context::SessionContext;
 use crate::sessions::SessionEntry;
 use crate::tls::{SessionTls, Stream};
+use crate::transfer::StallTimer;
 
 use log::loggable;
 
@@ -98,6 +99,8 @@ struct Control {
     /// The passive endpoint of the next transfer (a listener, or a place in a shared port's
     /// queue); dropped as soon as the session no longer expects a passive connection.
     passive: Option<Passive>,
+    /// The data timeout's timer, made with the first transfer and kept for the next ones.
+    stall: Option<StallTimer>,
     transfer: Option<RunningTransfer>,
     login_started: Instant,
     last_activity: Instant,
@@ -226,6 +229,7 @@ pub(crate) async fn run(
             check_forged_header,
             storage: None,
             passive: None,
+            stall: None,
             transfer: None,
             login_started: now,
             last_activity: now,

@@ -21,7 +21,7 @@ use super::{Control, RunningTransfer};
 use crate::limits::UploadLimits;
 use crate::passive::Passive;
 use crate::sessions::LiveTransfer;
-use crate::transfer::TransferContext;
+use crate::transfer::{StallTimer, TransferContext};
 
 impl Control {
     /// PASV/EPSV: a passive endpoint for the next transfer.
@@ -94,6 +94,7 @@ impl Control {
             local_ip: self.local.ip(),
             active_source_port: self.ctx.active_source_port(self.local.port()),
             data_timeout: self.live.config.data_timeout,
+            stall: self.stall.get_or_insert_with(StallTimer::new).clone(),
             user: self.session.user_name().unwrap_or("").to_string(),
             cancel: cancel.clone(),
             progress: progress.clone(),

@@ -19,6 +19,8 @@ mod outcome;
 mod receive;
 mod send;
 
+pub(crate) use outcome::StallTimer;
+
 use std::io;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -69,6 +71,8 @@ pub(crate) struct TransferContext {
     /// The local port of active connections (`None`: ephemeral).
     pub(crate) active_source_port: Option<u16>,
     pub(crate) data_timeout: Duration,
+    /// The session's timer for the data timeout.
+    pub(crate) stall: StallTimer,
     pub(crate) user: String,
     /// Cancelled by ABOR, the end of the control connection, or the end of the shutdown grace.
     pub(crate) cancel: CancellationToken,

@@ -3,10 +3,16 @@
 //! (ABOR, connection loss, shutdown).
 
 use std::fmt::Display;
+use std::future::poll_fn;
 use std::io;
+use std::pin::{Pin, pin};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
+use std::time::Duration;
 
 use ftpgate_core::{StorageError, StorageErrorKind, error_kind_of};
 use ftpgate_proto::session::TransferOutcome;
+use tokio::time::{Instant, Sleep};
 use tracing::warn;
 
 use super::TransferContext;
@@ -80,27 +86,66 @@ pub(super) fn storage_failed(e: impl StepError) -> TransferOutcome {
     outcome(Side::Storage, Ended::Failed(e))
 }
 
-/// Runs one I/O step on `side`, giving up if the transfer is cancelled or the step stalls.
+/// Runs one I/O step on `side`, giving up if the transfer is cancelled or the step stalls (no
+/// result within the data timeout). A step that is ready at once touches no timer.
 pub(super) async fn guarded<T, E: StepError>(
     ctx: &TransferContext,
     side: Side,
     step: impl Future<Output = Result<T, E>>,
 ) -> Result<T, TransferOutcome> {
-    let ended = tokio::select! {
-        biased;
-        _ = ctx.cancel.cancelled() => Ended::Cancelled,
-        result = tokio::time::timeout(ctx.data_timeout, step) => match result {
-            Ok(Ok(value)) => return Ok(value),
-            Ok(Err(e)) => Ended::Failed(e),
-            Err(_) => {
-                if let Some(metrics) = &ctx.server.metrics {
-                    metrics.timeout(crate::metrics::Timeout::Data);
-                }
-                Ended::Stalled
-            }
-        },
+    let mut step = pin!(step);
+    let mut cancelled = pin!(ctx.cancel.cancelled());
+    let mut armed = false;
+    let ended = poll_fn(|cx| {
+        if cancelled.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(Err(Ended::Cancelled));
+        }
+        match step.as_mut().poll(cx) {
+            Poll::Ready(Ok(value)) => return Poll::Ready(Ok(value)),
+            Poll::Ready(Err(e)) => return Poll::Ready(Err(Ended::Failed(e))),
+            Poll::Pending => {}
+        }
+        match ctx.stall.poll_stalled(cx, &mut armed, ctx.data_timeout) {
+            true => Poll::Ready(Err(Ended::Stalled)),
+            false => Poll::Pending,
+        }
+    })
+    .await;
+    let ended = match ended {
+        Ok(value) => return Ok(value),
+        Err(ended) => ended,
     };
+    if let (Ended::Stalled, Some(metrics)) = (&ended, &ctx.server.metrics) {
+        metrics.timeout(crate::metrics::Timeout::Data);
+    }
     Err(outcome(side, ended))
+}
+
+/// The data timeout's timer: one per session, which its transfers' steps use in turn. A step
+/// that has to wait moves the deadline to now plus the data timeout; moving an armed timer's
+/// deadline later is one atomic store. A new timer for each waiting step took the timer
+/// wheel's lock twice and, being the earliest timer, woke the runtime's driver through its
+/// eventfd once per transfer.
+#[derive(Clone)]
+pub(crate) struct StallTimer(Arc<Mutex<Pin<Box<Sleep>>>>);
+
+impl StallTimer {
+    pub(crate) fn new() -> StallTimer {
+        StallTimer(Arc::new(Mutex::new(Box::pin(tokio::time::sleep(
+            Duration::ZERO,
+        )))))
+    }
+
+    /// Whether the waiting step has stalled; `armed` is false on its first wait, which starts
+    /// its data timeout. (Steps never wait at once: a transfer is one sequence of them.)
+    fn poll_stalled(&self, cx: &mut Context<'_>, armed: &mut bool, timeout: Duration) -> bool {
+        let mut sleep = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if !*armed {
+            sleep.as_mut().reset(Instant::now() + timeout);
+            *armed = true;
+        }
+        sleep.as_mut().poll(cx).is_ready()
+    }
 }
 
 /// Waits for `step` unless the transfer is cancelled (no stall timeout: waiting for a permit

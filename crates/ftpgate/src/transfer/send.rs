@@ -274,29 +274,26 @@ async fn send_with_sendfile(
     ctx: &TransferContext,
 ) -> Result<TransferOutcome, TransferOutcome> {
     let (mut offset, end) = (range.start, range.end);
-    // Small files usually fit in the socket buffer: sent at once from this task.
-    if guarded(ctx, Side::Data, tcp.writable()).await.is_ok() {
-        loop {
-            let sent = if offset < end {
-                let count = chunk(offset, end);
-                tcp.try_io(tokio::io::Interest::WRITABLE, || {
-                    rustix::fs::sendfile(&tcp, &file, Some(&mut offset), count)
-                        .map_err(io::Error::from)
-                })
-            } else {
-                Ok(0)
-            };
-            match sent {
-                Ok(0) => return close_data(Stream::Plain(tcp), ctx).await,
-                Ok(n) => {
-                    ctx.progress.fetch_add(n as u64, Ordering::Relaxed);
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) => {
-                    warn!(error = %e, "sendfile failed");
-                    return Err(outcome(Side::Data, Ended::Failed(e)));
-                }
+    // The control task sends 150 first: the client reads it while the bytes go out.
+    yield_once().await;
+    // Small files usually fit in the socket buffer: sent at once from this task. A connection
+    // just made can take bytes, so the first call is made without waiting for the poller to
+    // say so (one poll round less per download).
+    loop {
+        if offset >= end {
+            return close_data(Stream::Plain(tcp), ctx).await;
+        }
+        let count = chunk(offset, end);
+        match rustix::fs::sendfile(&tcp, &file, Some(&mut offset), count) {
+            Ok(0) => return close_data(Stream::Plain(tcp), ctx).await,
+            Ok(n) => {
+                ctx.progress.fetch_add(n as u64, Ordering::Relaxed);
+            }
+            Err(rustix::io::Errno::INTR) => {}
+            Err(rustix::io::Errno::AGAIN) => break,
+            Err(e) => {
+                warn!(error = %e, "sendfile failed");
+                return Err(outcome(Side::Data, Ended::Failed(io::Error::from(e))));
             }
         }
     }
@@ -374,6 +371,20 @@ async fn send_with_sendfile(
             Err(TransferOutcome::ConnectionLost)
         }
     }
+}
+
+/// Lets the task's other work run once (the control task polls the transfer next to its
+/// control connection).
+async fn yield_once() {
+    let mut yielded = false;
+    std::future::poll_fn(|cx| {
+        if std::mem::replace(&mut yielded, true) {
+            return std::task::Poll::Ready(());
+        }
+        cx.waker().wake_by_ref();
+        std::task::Poll::Pending
+    })
+    .await;
 }
 
 /// Bytes one sendfile call is asked for: at most 64 MiB, and not past `end`.
