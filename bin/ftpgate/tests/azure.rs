@@ -103,26 +103,10 @@ secret_key = "{secret}"
         ),
     )
     .unwrap();
-    let check = std::process::Command::new(BIN)
-        .args(["check-config", config.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(
-        check.status.success(),
-        "{}",
-        String::from_utf8_lossy(&check.stderr)
-    );
-    let (daemon, addr) = Daemon::start(
+    let (daemon, addr) = Daemon::start_checked(
         dir.path(),
-        &[
-            "--config",
-            config.to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
-            "--admin-listen",
-            "127.0.0.1:0",
-        ],
-        &[],
+        config.to_str().unwrap(),
+        &["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"],
     );
     // Several 1 MiB blocks: the upload streams as blocks and commits on 226.
     let big: Vec<u8> = (0..3_500_000u32).map(|i| (i % 253) as u8).collect();

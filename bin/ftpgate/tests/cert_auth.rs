@@ -121,17 +121,7 @@ home_template = "{homes}/{{user}}"
         homes = d.join("homes").display(),
     );
     std::fs::write(d.join("ftpgate.toml"), config).unwrap();
-    let check = Command::new(BIN)
-        .args(["check-config", "ftpgate.toml"])
-        .current_dir(d)
-        .output()
-        .unwrap();
-    assert!(
-        check.status.success(),
-        "{}",
-        String::from_utf8_lossy(&check.stderr)
-    );
-    let (_daemon, addr) = Daemon::start(d, &["--config", "ftpgate.toml"], &[]);
+    let (_daemon, addr) = Daemon::start_checked(d, "ftpgate.toml", &[]);
 
     // The common name is the user: no password needed.
     let (code, out) = curl(d, addr, "alice:", Some("alice"));

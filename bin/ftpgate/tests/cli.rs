@@ -434,24 +434,10 @@ home = "{b}"
         ),
     )
     .unwrap();
-    let check = std::process::Command::new(BIN)
-        .args(["check-config", config.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(
-        check.status.success(),
-        "{}",
-        String::from_utf8_lossy(&check.stderr)
-    );
-    let (daemon, addr) = Daemon::start(
+    let (daemon, addr) = Daemon::start_checked(
         dir.path(),
-        &[
-            "--config",
-            config.to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
-        ],
-        &[],
+        config.to_str().unwrap(),
+        &["--listen", "127.0.0.1:0"],
     );
     let stream = std::net::TcpStream::connect(addr).unwrap();
     let mut reader = BufReader::new(stream.try_clone().unwrap());

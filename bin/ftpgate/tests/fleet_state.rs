@@ -29,16 +29,7 @@ fn node(dir: &Path, name: &str, ip: Ipv4Addr, body: &str) -> (Daemon, SocketAddr
     std::fs::create_dir_all(&dir).unwrap();
     let config = dir.join("ftpgate.toml");
     std::fs::write(&config, format!("[server]\nlisten = [\"{ip}:0\"]\n{body}")).unwrap();
-    let check = Command::new(BIN)
-        .args(["check-config", config.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(
-        check.status.success(),
-        "{}",
-        String::from_utf8_lossy(&check.stderr)
-    );
-    Daemon::start(&dir, &["--config", config.to_str().unwrap()], &[])
+    Daemon::start_checked(&dir, config.to_str().unwrap(), &[])
 }
 
 fn free_port() -> u16 {

@@ -77,20 +77,7 @@ fn ldap_users_log_in_with_their_groups_permissions() {
     let ldap = directory();
     let dir = tempfile::tempdir().unwrap();
     let config = config(dir.path(), &ldap);
-    let check = std::process::Command::new(BIN)
-        .args(["check-config", &config])
-        .output()
-        .unwrap();
-    assert!(
-        check.status.success(),
-        "{}",
-        String::from_utf8_lossy(&check.stderr)
-    );
-    let (daemon, addr) = Daemon::start(
-        dir.path(),
-        &["--config", &config, "--listen", "127.0.0.1:0"],
-        &[],
-    );
+    let (daemon, addr) = Daemon::start_checked(dir.path(), &config, &["--listen", "127.0.0.1:0"]);
 
     // ann (ftp-rw): uploads and reads back, into her home from the template.
     let back = round_trip(addr, "ann", "ann-pw", "up.bin", b"through LDAP");

@@ -117,24 +117,10 @@ home = "dana"
         ),
     )
     .unwrap();
-    let check = std::process::Command::new(BIN)
-        .args(["check-config", config.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(
-        check.status.success(),
-        "{}",
-        String::from_utf8_lossy(&check.stderr)
-    );
-    let (daemon, addr) = Daemon::start(
+    let (daemon, addr) = Daemon::start_checked(
         dir.path(),
-        &[
-            "--config",
-            config.to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
-        ],
-        &[],
+        config.to_str().unwrap(),
+        &["--listen", "127.0.0.1:0"],
     );
     assert_eq!(
         round_trip(addr, "dana", "s3pass", "note.txt", b"in the bucket"),

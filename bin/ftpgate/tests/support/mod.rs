@@ -73,6 +73,28 @@ impl Daemon {
         (Daemon { child, lines }, addr)
     }
 
+    /// Has `ftpgate check-config CONFIG` accept the file (run in `dir`), then starts `ftpgate
+    /// serve --config CONFIG ARGS` there: `serve` and `check-config` read a config alike.
+    pub fn start_checked(
+        dir: &std::path::Path,
+        config: &str,
+        args: &[&str],
+    ) -> (Daemon, SocketAddr) {
+        let check = Command::new(BIN)
+            .args(["check-config", config])
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        assert!(
+            check.status.success(),
+            "{}",
+            String::from_utf8_lossy(&check.stderr)
+        );
+        let mut all = vec!["--config", config];
+        all.extend_from_slice(args);
+        Daemon::start(dir, &all, &[])
+    }
+
     pub fn terminate(mut self) -> std::process::ExitStatus {
         let status = Command::new("kill")
             .arg("-TERM")
