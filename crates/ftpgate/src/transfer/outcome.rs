@@ -125,7 +125,8 @@ pub(super) async fn guarded<T, E: StepError>(
 /// that has to wait moves the deadline to now plus the data timeout; moving an armed timer's
 /// deadline later is one atomic store. A new timer for each waiting step took the timer
 /// wheel's lock twice and, being the earliest timer, woke the runtime's driver through its
-/// eventfd once per transfer.
+/// eventfd once per transfer. Between transfers the timer is left as it is: it fires once, a
+/// data timeout after the last step that waited, and the session ignores that wake-up.
 #[derive(Clone)]
 pub(crate) struct StallTimer(Arc<Mutex<Pin<Box<Sleep>>>>);
 

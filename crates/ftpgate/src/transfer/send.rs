@@ -374,7 +374,9 @@ async fn send_with_sendfile(
 }
 
 /// Lets the task's other work run once (the control task polls the transfer next to its
-/// control connection).
+/// control connection). Not `tokio::task::yield_now`: that one defers the wake until the
+/// runtime has polled its driver, one more `epoll_wait` per download; a plain self-wake
+/// reschedules the task at once.
 async fn yield_once() {
     let mut yielded = false;
     std::future::poll_fn(|cx| {
