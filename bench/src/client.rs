@@ -178,7 +178,13 @@ impl Ftp {
         let mut bytes = Vec::with_capacity(line.len() + 2);
         bytes.extend_from_slice(line.as_bytes());
         bytes.extend_from_slice(b"\r\n");
-        self.control.get_mut().write_all(&bytes).await?;
+        let control = self.control.get_mut();
+        control.write_all(&bytes).await?;
+        // tokio-rustls keeps an encrypted record when the socket write returns Pending (tokio's
+        // cooperative budget running out counts); only a flush sends it. Without it a command
+        // after a long TLS download could stay in the buffer while the client waits for its
+        // reply (seen once: a QUIT after 226, the case timing out after 600 s).
+        control.flush().await?;
         self.reply().await
     }
 

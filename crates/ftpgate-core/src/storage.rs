@@ -83,6 +83,16 @@ pub type ReadStream = Box<dyn AsyncRead + Send + Unpin>;
 /// [`Upload::commit`]; dropping an upload without committing it aborts it.
 #[async_trait]
 pub trait Upload: Send {
+    /// Called once the client has been told to send (the 150 reply is on its way), before the
+    /// first bytes are read: work a backend can do while they travel (creating the file), not
+    /// needed to accept or refuse the upload. Whatever can refuse it belongs in
+    /// [`Storage::write`], so that the refusal comes before 150. The default does nothing; a
+    /// backend that does something here must also do it when [`Upload::write`] or
+    /// [`Upload::commit`] comes first.
+    async fn started(&mut self) -> Result<(), StorageError> {
+        Ok(())
+    }
+
     /// Appends bytes. A backend may hold them (up to a bounded buffer) until enough arrive,
     /// and should make the caller wait rather than buffer without limit.
     async fn write(&mut self, data: &[u8]) -> Result<(), StorageError>;

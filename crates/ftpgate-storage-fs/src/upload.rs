@@ -30,6 +30,11 @@ enum Target {
     /// costs a quarter less; an upload that does not complete leaves nothing to remove, even
     /// after a crash (the kernel frees the file).
     Unnamed,
+    /// A new file not made yet: made once the client is sending (`FsUpload::create`), as
+    /// `Unnamed`, or `Temp` where the file system has no O_TMPFILE. Making it is the costliest
+    /// step of a small upload (the file system records the unnamed file so that a crash frees
+    /// it); done before 150 it delayed the client, done after it overlaps the client's sending.
+    Deferred,
     /// A temporary file, renamed to the final name on commit. `reserved` marks a final name
     /// created empty by STOU to claim it, to be removed on abort.
     Temp { temp: String, reserved: bool },
@@ -151,6 +156,23 @@ fn link_unnamed(file: &std::fs::File, dir: &Dir, name: &str) -> io::Result<()> {
     ))
 }
 
+/// Refuses, before the client is told to send, a new file in a directory this process may not
+/// write to (permissions, a read-only mount): the file itself is made later (`Deferred`). Any
+/// other answer (a kernel without `faccessat2`) leaves the refusal to the create.
+fn may_create_in(dir: &Dir) -> io::Result<()> {
+    use rustix::fs::{Access, AtFlags, accessat};
+    use rustix::io::Errno;
+    match accessat(
+        dir,
+        ".",
+        Access::WRITE_OK | Access::EXEC_OK,
+        AtFlags::EACCESS,
+    ) {
+        Err(e @ (Errno::ACCESS | Errno::ROFS)) => Err(e.into()),
+        _ => Ok(()),
+    }
+}
+
 fn create_temp(dir: &Dir) -> io::Result<(String, std::fs::File)> {
     for _ in 0..16 {
         let temp = temp_name();
@@ -181,16 +203,15 @@ impl FsUpload {
             Ok(_) => true,
             Err(_) => false,
         };
-        let unnamed = match start {
-            WriteStart::Truncate if !existed && !keep_partial => create_unnamed(&dir).ok(),
-            _ => None,
-        };
         let (file, target) = match start {
-            WriteStart::Truncate if let Some(file) = unnamed => (file, Target::Unnamed),
+            WriteStart::Truncate if !existed && !keep_partial => {
+                may_create_in(&dir)?;
+                (None, Target::Deferred)
+            }
             WriteStart::Truncate => {
                 let (temp, file) = create_temp(&dir)?;
                 (
-                    file,
+                    Some(file),
                     Target::Temp {
                         temp,
                         reserved: false,
@@ -205,7 +226,7 @@ impl FsUpload {
                 } else {
                     Previous::Absent
                 };
-                (file, Target::InPlace { previous })
+                (Some(file), Target::InPlace { previous })
             }
             WriteStart::At(offset) => {
                 let file = dir.open_with(&name, OpenOptions::new().write(true).read(true))?;
@@ -219,7 +240,7 @@ impl FsUpload {
                     // Resuming at the end (the usual REST): bytes are added, as with APPE.
                     file.seek(SeekFrom::Start(offset))?;
                     let previous = Previous::Length(length);
-                    (file, Target::InPlace { previous })
+                    (Some(file), Target::InPlace { previous })
                 } else {
                     // Rewriting from inside the file: the new file is the first `offset` bytes
                     // (copied in the kernel, shared extents where the file system can) and
@@ -241,7 +262,7 @@ impl FsUpload {
                         temp,
                         reserved: false,
                     };
-                    (copy, target)
+                    (Some(copy), target)
                 }
             }
         };
@@ -249,7 +270,7 @@ impl FsUpload {
     }
 
     fn new(
-        file: std::fs::File,
+        file: Option<std::fs::File>,
         dir: Dir,
         name: String,
         target: Target,
@@ -257,7 +278,7 @@ impl FsUpload {
         strict: bool,
     ) -> FsUpload {
         FsUpload {
-            file: Some(file),
+            file,
             pending: Vec::new(),
             spare: Vec::new(),
             in_flight: None,
@@ -284,7 +305,7 @@ impl FsUpload {
                         temp,
                         reserved: true,
                     };
-                    return Ok(FsUpload::new(file, dir, name, target, false, strict));
+                    return Ok(FsUpload::new(Some(file), dir, name, target, false, strict));
                 }
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
                 Err(e) => return Err(e),
@@ -309,8 +330,8 @@ impl FsUpload {
                     let _ = dir.remove_file(name);
                 }
             }
-            // Closing the file frees it.
-            Target::Unnamed => {}
+            // Closing the file frees it; or there is none yet.
+            Target::Unnamed | Target::Deferred => {}
             // Kept partial uploads keep every byte that arrived, to be resumed.
             Target::InPlace { .. } if keep_partial => {}
             Target::InPlace {
@@ -329,6 +350,27 @@ impl FsUpload {
         }
     }
 
+    /// Makes the file of a `Deferred` upload; nothing for the others.
+    fn create(&mut self) -> io::Result<()> {
+        if !matches!(self.target, Target::Deferred) {
+            return Ok(());
+        }
+        let Some(dir) = &self.dir else {
+            return Err(finished());
+        };
+        let (file, target) = match create_unnamed(dir) {
+            Ok(file) => (file, Target::Unnamed),
+            Err(_) => {
+                let (temp, file) = create_temp(dir)?;
+                let reserved = false;
+                (file, Target::Temp { temp, reserved })
+            }
+        };
+        self.file = Some(file);
+        self.target = target;
+        Ok(())
+    }
+
     /// Waits for the write in flight, if any, and takes the file back.
     async fn finish_write(&mut self) -> io::Result<()> {
         let Some(write) = self.in_flight.take() else {
@@ -343,6 +385,7 @@ impl FsUpload {
 
     /// Starts writing the pending bytes on the blocking pool (after the previous write).
     async fn write_pending(&mut self) -> io::Result<()> {
+        self.create()?;
         self.finish_write().await?;
         let Some(mut file) = self.file.take() else {
             return Err(finished());
@@ -363,6 +406,10 @@ fn finished() -> io::Error {
 
 #[async_trait]
 impl Upload for FsUpload {
+    async fn started(&mut self) -> Result<(), StorageError> {
+        self.create().map_err(io_error)
+    }
+
     async fn write(&mut self, data: &[u8]) -> Result<(), StorageError> {
         self.pending.extend_from_slice(data);
         if self.pending.len() >= WRITE_AT {
@@ -372,6 +419,7 @@ impl Upload for FsUpload {
     }
 
     async fn commit(mut self: Box<Self>) -> Result<u64, StorageError> {
+        self.create().map_err(io_error)?;
         self.finish_write().await.map_err(io_error)?;
         let (Some(mut file), Some(dir)) = (self.file.take(), self.dir.take()) else {
             return Err(io_error(finished()));
@@ -399,7 +447,7 @@ impl Upload for FsUpload {
                     FsUpload::discard(&dir, &name, &target, keep_partial);
                 })?,
                 Target::Unnamed => link_unnamed(&file, &dir, &name)?,
-                Target::InPlace { .. } | Target::Settled => {}
+                Target::InPlace { .. } | Target::Deferred | Target::Settled => {}
             }
             if strict {
                 // The rename itself is durable only once the directory is.
@@ -443,6 +491,7 @@ impl Upload for FsUpload {
     }
 
     async fn local_file(&mut self) -> Result<Option<std::fs::File>, StorageError> {
+        self.create().map_err(io_error)?;
         if !self.pending.is_empty() {
             self.write_pending().await.map_err(io_error)?;
         }

@@ -91,3 +91,27 @@ async fn a_name_taken_during_a_new_files_upload_is_replaced_on_commit() {
     );
     assert_eq!(names(&dir), ["taken"]);
 }
+
+/// A new file is made once its upload has started (the client told to send), not when the
+/// upload is accepted: a directory removed in between fails the start and leaves nothing. An
+/// upload that is never told it started (written and committed at once) makes it all the same.
+#[tokio::test]
+async fn a_new_file_is_made_when_its_upload_starts() {
+    use ftpgate_core::{VirtualPath, WriteStart};
+    let (storage, dir) = fresh_root().await;
+    std::fs::create_dir(dir.path().join("gone")).unwrap();
+    let path = VirtualPath::parse_absolute("/gone/new").unwrap();
+    let mut upload = storage.write(&path, WriteStart::Truncate).await.unwrap();
+    std::fs::remove_dir(dir.path().join("gone")).unwrap();
+    assert!(upload.started().await.is_err(), "no file in a removed directory");
+    upload.abort().await;
+    assert!(names(&dir).is_empty(), "{:?}", names(&dir));
+
+    let path = VirtualPath::parse_absolute("/new").unwrap();
+    let mut upload = storage.write(&path, WriteStart::Truncate).await.unwrap();
+    upload.started().await.unwrap();
+    assert!(names(&dir).is_empty(), "{:?}", names(&dir));
+    upload.write(b"started").await.unwrap();
+    assert_eq!(upload.commit().await.unwrap(), 7);
+    assert_eq!(std::fs::read(dir.path().join("new")).unwrap(), b"started");
+}

@@ -215,3 +215,19 @@ async fn read_into(reader: &mut (impl AsyncRead + Unpin), buf: &mut Vec<u8>) -> 
     buf.clear();
     reader.read_buf(buf).await
 }
+
+/// Lets the task's other work run once (the control task polls the transfer next to its
+/// control connection). Not `tokio::task::yield_now`: that one defers the wake until the
+/// runtime has polled its driver, one more `epoll_wait` per transfer; a plain self-wake
+/// reschedules the task at once.
+pub(super) async fn yield_once() {
+    let mut yielded = false;
+    std::future::poll_fn(|cx| {
+        if std::mem::replace(&mut yielded, true) {
+            return std::task::Poll::Ready(());
+        }
+        cx.waker().wake_by_ref();
+        std::task::Poll::Pending
+    })
+    .await;
+}

@@ -16,7 +16,7 @@ use tracing::{debug, warn};
 
 use super::connect::data_connection;
 use super::outcome::{Ended, Side, guarded, outcome, storage_failed};
-use super::{TRANSFER_BUFFER, TransferContext, paced, read_into};
+use super::{TRANSFER_BUFFER, TransferContext, paced, read_into, yield_once};
 use crate::limits::{Allowance, UploadLimit};
 use crate::policy::Throttle;
 use crate::tls::Stream;
@@ -109,7 +109,15 @@ async fn receive_upload(
         unique_name,
     };
     let received = match data_connection(plan, ctx, start).await {
-        Ok(data) => receive(plan, data, upload.as_mut(), ctx, existing, offset).await,
+        Ok(data) => {
+            // The control task sends 150 first; the store then gets ready while the client,
+            // told to send, does.
+            yield_once().await;
+            match upload.started().await {
+                Ok(()) => receive(plan, data, upload.as_mut(), ctx, existing, offset).await,
+                Err(e) => Err(storage_failed(e)),
+            }
+        }
         Err(outcome) => Err(outcome),
     };
     if let Err(outcome) = received {

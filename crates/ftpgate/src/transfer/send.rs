@@ -18,7 +18,7 @@ use tracing::warn;
 
 use super::connect::data_connection;
 use super::outcome::{Ended, Side, guarded, outcome, storage_failed};
-use super::{TRANSFER_BUFFER, TransferContext, paced, read_into};
+use super::{TRANSFER_BUFFER, TransferContext, paced, read_into, yield_once};
 use crate::listing::Lister;
 use crate::policy::Throttle;
 use crate::tls::Stream;
@@ -259,6 +259,33 @@ async fn close_data(
     })
 }
 
+/// Unsent bytes the kernel queues on a sendfile connection before the sending thread waits.
+const UNSENT_LIMIT: u32 = 16 * 1024;
+
+/// Downloads larger than this get the short queue of [`send_from_this_thread`]; smaller ones
+/// usually fit in the socket buffer at once and are left as they are.
+const SHORT_QUEUE_ABOVE: u64 = 1024 * 1024;
+
+/// Sets a sendfile connection up so that segments leave from the thread calling sendfile:
+/// full segments only (TCP_CORK; the FIN after the last byte sends the tail), and at most
+/// [`UNSENT_LIMIT`] bytes queued beyond what the window lets out (TCP_NOTSENT_LOWAT).
+///
+/// Without the limit the queue holds megabytes, and each acknowledgement from the client sends
+/// more of it from whatever context processed the acknowledgement. Over loopback that is the
+/// client's own system call, so the client's CPU did the sending, the looping back and its own
+/// receiving: it was busy throughout while the server's was half idle (1 GiB downloads,
+/// `/proc/stat` per CPU, client pinned). With the limit the queue is short, sendfile itself
+/// pushes each segment, and both CPUs share the work: curl 1,765 → 3,148 MB/s, a client reading
+/// 1 MiB at a time 1,939 → 5,167 MB/s, server CPU 0.56 → 0.17 s per GiB. The limit must stay
+/// below one segment (64 KiB over loopback): 64 or 128 KiB gained nothing. Either option alone
+/// helps one kind of client and costs the other. Set before the first call: set only once
+/// sendfile blocks, after a first call filled the buffer, curl gained half as much. Both only
+/// tune: a kernel that refuses them still sends the file.
+fn send_from_this_thread(tcp: &TcpStream) {
+    let _ = rustix::net::sockopt::set_tcp_cork(tcp, true);
+    let _ = socket2::SockRef::from(tcp).set_tcp_notsent_lowat(UNSENT_LIMIT);
+}
+
 /// Sends bytes `range` of `file` with sendfile(2): the kernel moves the bytes from the page
 /// cache to the socket without copying them through the process. The range ends at the size
 /// the 150 reply announced, so a file that grows meanwhile is sent as announced, and no call is
@@ -276,6 +303,9 @@ async fn send_with_sendfile(
     let (mut offset, end) = (range.start, range.end);
     // The control task sends 150 first: the client reads it while the bytes go out.
     yield_once().await;
+    if end - offset > SHORT_QUEUE_ABOVE {
+        send_from_this_thread(&tcp);
+    }
     // Small files usually fit in the socket buffer: sent at once from this task. A connection
     // just made can take bytes, so the first call is made without waiting for the poller to
     // say so (one poll round less per download).
@@ -311,11 +341,6 @@ async fn send_with_sendfile(
         }
     };
     let (cancel, progress) = (ctx.cancel.clone(), ctx.progress.clone());
-    // No TCP_CORK here: with it, the kernel holds back a segment smaller than the MSS (64 KiB on
-    // loopback) until it fills, so a client reading 8 or 16 KiB at a time (Python's ftplib,
-    // curl), which opens the window in small steps, waits for it: curl 1,032 MB/s corked against
-    // 1,686 uncorked, ftplib 1,110 against 1,390. A client reading 1 MiB at a time gains about a
-    // tenth from the cork; most clients read in small steps.
     let mut sending = tokio::task::spawn_blocking(move || {
         let failed = |e: io::Error| {
             let ended = match cancel.is_cancelled() {
@@ -371,22 +396,6 @@ async fn send_with_sendfile(
             Err(TransferOutcome::ConnectionLost)
         }
     }
-}
-
-/// Lets the task's other work run once (the control task polls the transfer next to its
-/// control connection). Not `tokio::task::yield_now`: that one defers the wake until the
-/// runtime has polled its driver, one more `epoll_wait` per download; a plain self-wake
-/// reschedules the task at once.
-async fn yield_once() {
-    let mut yielded = false;
-    std::future::poll_fn(|cx| {
-        if std::mem::replace(&mut yielded, true) {
-            return std::task::Poll::Ready(());
-        }
-        cx.waker().wake_by_ref();
-        std::task::Poll::Pending
-    })
-    .await;
 }
 
 /// Bytes one sendfile call is asked for: at most 64 MiB, and not past `end`.
