@@ -275,8 +275,8 @@ const SHORT_QUEUE_ABOVE: u64 = 1024 * 1024;
 /// client's own system call, so the client's CPU did the sending, the looping back and its own
 /// receiving: it was busy throughout while the server's was half idle (1 GiB downloads,
 /// `/proc/stat` per CPU, client pinned). With the limit the queue is short, sendfile itself
-/// pushes each segment, and both CPUs share the work: curl 1,765 → 3,148 MB/s, a client reading
-/// 1 MiB at a time 1,939 → 5,167 MB/s, server CPU 0.56 → 0.17 s per GiB. The limit must stay
+/// pushes each segment, and both CPUs share the work: curl 1,823 → 3,108 MB/s, a client reading
+/// 1 MiB at a time 1,855 → 5,188 MB/s (medians of 11 alternating rounds). The limit must stay
 /// below one segment (64 KiB over loopback): 64 or 128 KiB gained nothing. Either option alone
 /// helps one kind of client and costs the other. Set before the first call: set only once
 /// sendfile blocks, after a first call filled the buffer, curl gained half as much. Both only
