@@ -103,7 +103,10 @@ async fn a_new_file_is_made_when_its_upload_starts() {
     let path = VirtualPath::parse_absolute("/gone/new").unwrap();
     let mut upload = storage.write(&path, WriteStart::Truncate).await.unwrap();
     std::fs::remove_dir(dir.path().join("gone")).unwrap();
-    assert!(upload.started().await.is_err(), "no file in a removed directory");
+    assert!(
+        upload.started().await.is_err(),
+        "no file in a removed directory"
+    );
     upload.abort().await;
     assert!(names(&dir).is_empty(), "{:?}", names(&dir));
 
