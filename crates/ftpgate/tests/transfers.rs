@@ -10,6 +10,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::Duration;
 
 use common::*;
+use ftpgate_storage_fs::Durability;
 use suppaftp::types::Mode;
 
 #[test]
@@ -280,6 +281,39 @@ fn replace_keep(server: &TestServer) -> (Raw, TcpStream) {
     let data = TcpStream::connect(addr).unwrap();
     assert_eq!(raw.code("STOR keep"), 150);
     (raw, data)
+}
+
+/// The server closes an upload's data connection only once the file is in place, as the C
+/// servers do: a client that sees the close finds the file, and 226 right behind it. With
+/// strict durability the commit waits for fsync, so a close before it would be seen first.
+#[test]
+fn an_upload_is_in_place_when_its_data_connection_closes() {
+    for durability in [Durability::Normal, Durability::Strict] {
+        let server = TestServer::start_with(Options {
+            durability,
+            ..Options::default()
+        });
+        upload_twice_and_look_at_the_close(&server);
+    }
+}
+
+/// A new file, then the same name again (replaced): each is there once the data connection
+/// has closed, before 226 is read.
+fn upload_twice_and_look_at_the_close(server: &TestServer) {
+    let mut raw = server.raw_logged_in();
+    raw.cmd("TYPE I");
+    let bytes = random_bytes(4096, 7);
+    for name in ["new", "new"] {
+        let addr = raw.epsv();
+        let mut data = TcpStream::connect(addr).unwrap();
+        assert_eq!(raw.code(&format!("STOR {name}")), 150);
+        data.write_all(&bytes).unwrap();
+        data.shutdown(std::net::Shutdown::Write).unwrap();
+        let mut rest = Vec::new();
+        data.read_to_end(&mut rest).unwrap();
+        assert_eq!(std::fs::read(server.path(name)).unwrap(), bytes);
+        assert_eq!(raw.reply().0, 226);
+    }
 }
 
 #[test]

@@ -120,11 +120,23 @@ async fn receive_upload(
         }
         Err(outcome) => Err(outcome),
     };
-    if let Err(outcome) = received {
-        upload.abort().await;
-        return Err(outcome);
+    let open = match received {
+        Ok(open) => open,
+        Err(outcome) => {
+            upload.abort().await;
+            return Err(outcome);
+        }
+    };
+    let committed = upload.commit().await;
+    // The FIN after the commit, as the C servers do: the client that wakes for it finds 226
+    // right behind, instead of waiting again while the file is linked into place.
+    if let Some(data) = open
+        && let Err(outcome) = guarded(ctx, Side::Data, close(data)).await
+    {
+        // A failed close after every byte arrived does not lose the upload.
+        debug!(?outcome, "closing the data connection after an upload");
     }
-    match upload.commit().await {
+    match committed {
         Ok(size) => {
             ctx.limits.committed(existing, size).await;
             Ok(TransferOutcome::Complete {
@@ -138,7 +150,8 @@ async fn receive_upload(
     }
 }
 
-/// Moves every byte of the data connection into `upload` (not committed yet).
+/// Moves every byte of the data connection into `upload` (not committed yet). Returns the
+/// connection if it is still to be closed.
 async fn receive(
     plan: &TransferPlan,
     data: Stream,
@@ -146,7 +159,7 @@ async fn receive(
     ctx: &TransferContext,
     existing: u64,
     offset: u64,
-) -> Result<(), TransferOutcome> {
+) -> Result<Option<Stream>, TransferOutcome> {
     let mut receiver = Receiver {
         inflater: plan
             .compressed
@@ -171,29 +184,32 @@ async fn receive(
             .map_or(TRANSFER_BUFFER, Throttle::chunk),
     );
     let stop_after = direct.then_some(TRANSFER_BUFFER as u64);
-    let Received::More(data) =
-        receive_to(data, &mut buf, &mut receiver, upload, ctx, stop_after).await?
-    else {
-        return Ok(());
+    let data = match receive_to(data, &mut buf, &mut receiver, upload, ctx, stop_after).await? {
+        Received::All(data) => return Ok(Some(data)),
+        Received::More(data) => data,
     };
     // Only a plain connection stops early: the rest goes into the local file if there is
     // one, else on through `Upload::write`.
     match (upload.local_file().await, data) {
         (Ok(Some(file)), Stream::Plain(tcp)) => {
             let writer = &receiver.writer;
-            receive_directly(tcp, file, writer.room(), writer.allowance.limit, ctx).await
+            receive_directly(tcp, file, writer.room(), writer.allowance.limit, ctx)
+                .await
+                .map(|()| None)
         }
-        (Ok(_), data) => receive_to(data, &mut buf, &mut receiver, upload, ctx, None)
-            .await
-            .map(|_| ()),
+        (Ok(_), data) => {
+            match receive_to(data, &mut buf, &mut receiver, upload, ctx, None).await? {
+                Received::All(data) | Received::More(data) => Ok(Some(data)),
+            }
+        }
         (Err(e), _) => Err(storage_failed(e)),
     }
 }
 
 /// How far [`receive_to`] got.
 enum Received {
-    /// Every byte, and the data connection is closed.
-    All,
+    /// Every byte; the data connection is still to be closed.
+    All(Stream),
     /// The asked-for number of bytes; the rest is still to come on this connection.
     More(Stream),
 }
@@ -348,11 +364,12 @@ async fn receive_to(
         received += n as u64;
         ctx.progress.fetch_add(n as u64, Ordering::Relaxed);
     }
-    // A failed close after every byte arrived does not lose the upload.
-    if let Err(outcome) = guarded(ctx, Side::Data, data.shutdown()).await {
-        debug!(?outcome, "closing the data connection after an upload");
-    }
-    Ok(Received::All)
+    Ok(Received::All(data))
+}
+
+/// Closes an upload's data connection (the TLS close_notify, then FIN).
+async fn close(mut data: Stream) -> std::io::Result<()> {
+    data.shutdown().await
 }
 
 /// Receives the rest of a plain upload on the blocking pool: read(2) from the socket into a
