@@ -130,8 +130,8 @@ async fn receive_upload(
     let committed = upload.commit().await;
     // The FIN after the commit, as the C servers do: the client that wakes for it finds 226
     // right behind, instead of waiting again while the file is linked into place.
-    if let Some(data) = open
-        && let Err(outcome) = guarded(ctx, Side::Data, close(data)).await
+    if let Some(mut data) = open
+        && let Err(outcome) = guarded(ctx, Side::Data, data.shutdown()).await
     {
         // A failed close after every byte arrived does not lose the upload.
         debug!(?outcome, "closing the data connection after an upload");
@@ -365,11 +365,6 @@ async fn receive_to(
         ctx.progress.fetch_add(n as u64, Ordering::Relaxed);
     }
     Ok(Received::All(data))
-}
-
-/// Closes an upload's data connection (the TLS close_notify, then FIN).
-async fn close(mut data: Stream) -> std::io::Result<()> {
-    data.shutdown().await
 }
 
 /// Receives the rest of a plain upload on the blocking pool: read(2) from the socket into a
